@@ -1,0 +1,702 @@
+/*
+ * libtern — an embeddable push-delivery engine.
+ *
+ * This is the only header a host needs.  The library is sans-I/O: it never
+ * opens a socket, starts a thread, reads a clock or touches a disk.  The host
+ * passes bytes and the current time in, pulls bytes and events out.
+ *
+ * Thread rule for the whole header: a tern_hub and every object that belongs
+ * to it (sessions, connections) may be used by one thread at a time.  Distinct
+ * hubs are independent.  Functions with no hub argument (tern_strerror,
+ * tern_version, tern_settings_default, ...) may be called from any thread.
+ *
+ * The overview is tern(3); the wire format is tern-protocol(7).
+ */
+#ifndef TERN_H
+#define TERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * TERN_EXTERN marks every public declaration.  Building the shared library
+ * defines BUILDING_TERN so that only these symbols are exported; static users
+ * may define TERN_STATICLIB.
+ */
+#if defined(TERN_STATICLIB)
+#  define TERN_EXTERN
+#elif defined(_WIN32)
+#  ifdef BUILDING_TERN
+#    define TERN_EXTERN __declspec(dllexport)
+#  else
+#    define TERN_EXTERN __declspec(dllimport)
+#  endif
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#  define TERN_EXTERN __attribute__((visibility("default")))
+#else
+#  define TERN_EXTERN
+#endif
+
+/* ---- version ------------------------------------------------------------ */
+
+/* TERN_VERSION is the version of this header as a string. */
+#define TERN_VERSION "0.1.0"
+/* TERN_VERSION_NUM is the same as 0xMMmmpp: major, minor, patch. */
+#define TERN_VERSION_NUM 0x000100
+
+/*
+ * tern_version returns the version of the linked library as a static
+ * NUL-terminated string such as "0.1.0".  Compare it with TERN_VERSION to
+ * detect a header/library mismatch.
+ */
+TERN_EXTERN const char *tern_version(void);
+
+/* ---- time and sizes ----------------------------------------------------- */
+
+/*
+ * tern_tstamp is a point in time in nanoseconds from any monotonic origin the
+ * host chooses.  It must never go backwards between calls on one hub.
+ */
+typedef uint64_t tern_tstamp;
+/* tern_duration is a span of time in nanoseconds. */
+typedef uint64_t tern_duration;
+/* TERN_TSTAMP_NONE means "no deadline". */
+#define TERN_TSTAMP_NONE UINT64_MAX
+/* TERN_MILLISECONDS is one millisecond as a tern_duration. */
+#define TERN_MILLISECONDS ((tern_duration)1000000ULL)
+/* TERN_SECONDS is one second as a tern_duration. */
+#define TERN_SECONDS ((tern_duration)1000000000ULL)
+/* tern_ssize is a byte count or, when negative, a tern_error code. */
+typedef ptrdiff_t tern_ssize;
+
+/* ---- errors ------------------------------------------------------------- */
+
+/*
+ * tern_error lists every error a function returns.  Success is 0; errors are
+ * negative.  The codes are stable across versions.
+ */
+typedef enum tern_error {
+  /* An argument is NULL where it may not be, out of range, or malformed. */
+  TERN_ERR_INVALID = -501,
+  /* The allocator failed.  The call changed nothing. */
+  TERN_ERR_NOMEM = -502,
+  /* A key, id, payload, attribute or frame is longer than its limit. */
+  TERN_ERR_TOO_LARGE = -503,
+  /* A message with this id was already published to this session within the
+     dedup window.  No second copy was queued. */
+  TERN_ERR_DUPLICATE = -504,
+  /* The session's queue is full and its overflow rule refused or rejected
+     the message (see tern_publish_result.outcome). */
+  TERN_ERR_FULL = -505,
+  /* The named object does not exist. */
+  TERN_ERR_NOT_FOUND = -506,
+  /* The peer broke the protocol (a malformed or unexpected frame).  The
+     connection is closed. */
+  TERN_ERR_PROTO = -507,
+  /* The connection is closed; nothing more can be read or written. */
+  TERN_ERR_CLOSED = -508,
+  /* A store reported a failure (reserved for the store interface). */
+  TERN_ERR_STORE = -509,
+  /* A count limit was reached: max_sessions, or max_conns of a session. */
+  TERN_ERR_LIMIT = -510,
+  /* The call is not valid in the object's current state. */
+  TERN_ERR_STATE = -511
+} tern_error;
+
+/*
+ * tern_strerror returns a static, NUL-terminated English description of
+ * |code|.  Unknown codes get "unknown error"; 0 gets "success".
+ */
+TERN_EXTERN const char *tern_strerror(int code);
+
+/*
+ * tern_err_is_fatal returns nonzero when |code| means the object that
+ * returned it can no longer be used (a connection after TERN_ERR_PROTO or
+ * TERN_ERR_CLOSED), 0 otherwise.  A hub never becomes unusable.
+ */
+TERN_EXTERN int tern_err_is_fatal(int code);
+
+/* ---- memory ------------------------------------------------------------- */
+
+/*
+ * tern_mem lets a host route every allocation of a hub through its own
+ * allocator.  Either all four function pointers are set or the pointer to
+ * the struct is NULL (libc's malloc family).  Each function gets |user_data|
+ * last.  A failing function returns NULL; the library then returns
+ * TERN_ERR_NOMEM and leaves its state as it was before the call.
+ * The struct is copied by tern_hub_new.
+ */
+typedef struct tern_mem {
+  /* user_data is passed unchanged to every function below. */
+  void *user_data;
+  /* malloc allocates |size| bytes. */
+  void *(*malloc)(size_t size, void *user_data);
+  /* free releases memory from this allocator; |ptr| may be NULL. */
+  void (*free)(void *ptr, void *user_data);
+  /* calloc allocates |nmemb| * |size| zeroed bytes. */
+  void *(*calloc)(size_t nmemb, size_t size, void *user_data);
+  /* realloc resizes a block; on failure the old block stays valid. */
+  void *(*realloc)(void *ptr, size_t size, void *user_data);
+} tern_mem;
+
+/* ---- settings ----------------------------------------------------------- */
+
+/* TERN_SETTINGS_VERSION is the layout of tern_settings in this header. */
+#define TERN_SETTINGS_VERSION 1
+
+/*
+ * tern_priority is a message's priority.  On the wire, a connection always
+ * sends HIGH before NORMAL before LOW; within one priority, publish order.
+ */
+typedef enum tern_priority {
+  TERN_PRIO_LOW = 0,
+  TERN_PRIO_NORMAL = 1,
+  TERN_PRIO_HIGH = 2
+} tern_priority;
+
+/*
+ * tern_overflow is what happens when a publish would push a session past
+ * max_pending messages or max_pending_bytes.  The rule is chosen by the
+ * priority of the message being published (tern_settings.overflow).
+ */
+typedef enum tern_overflow {
+  /* Evict the oldest pending messages of the lowest priority not above the
+     new message's until it fits (each counted as dropped for the session);
+     when nothing of a priority not above the new one is left, refuse. */
+  TERN_OVERFLOW_EVICT = 0,
+  /* Refuse the new message: it is counted as dropped for the session, and
+     the publish returns TERN_ERR_FULL with outcome TERN_PUBLISH_REFUSED. */
+  TERN_OVERFLOW_REFUSE = 1,
+  /* Reject the publish with a retry hint: TERN_ERR_FULL with outcome
+     TERN_PUBLISH_REJECTED and retry_after set.  The receiver is not told:
+     the producer keeps responsibility for the message. */
+  TERN_OVERFLOW_REJECT = 2
+} tern_overflow;
+
+/*
+ * tern_settings configures a hub.  Fill it with tern_settings_default, then
+ * change what you need; fields are only ever appended, and |version| tells
+ * the library which fields the caller knows.  Durations of 0 mean "off"
+ * where noted.  tern_hub_new copies the struct.
+ */
+typedef struct tern_settings {
+  /* version is set to TERN_SETTINGS_VERSION by tern_settings_default. */
+  uint32_t version;
+  /* max_payload is the largest payload accepted, in bytes.  1 MiB. */
+  size_t max_payload;
+  /* max_sessions bounds the number of sessions; 0 is unlimited (default). */
+  uint32_t max_sessions;
+  /* max_conns bounds the connections attached to one session.  10. */
+  uint32_t max_conns;
+  /* inflight_window is how many messages one connection may have sent but
+     not acked.  256. */
+  uint32_t inflight_window;
+  /* max_pending bounds the messages a session holds (pending and in
+     flight).  10000. */
+  uint32_t max_pending;
+  /* max_pending_bytes bounds the payload bytes a session holds.  64 MiB. */
+  size_t max_pending_bytes;
+  /* overflow is the overflow rule per priority of the incoming message,
+     indexed by tern_priority.  All TERN_OVERFLOW_EVICT. */
+  uint8_t overflow[3];
+  /* retry_after is the hint returned with TERN_OVERFLOW_REJECT.  1 s. */
+  tern_duration retry_after;
+  /* default_ttl applies to messages published with ttl 0.  0 means such
+     messages never expire (default). */
+  tern_duration default_ttl;
+  /* heartbeat_interval: a connection that sent nothing for this long sends
+     a PING.  4 s.  A client may ask for another value in HELLO; the hub
+     clamps it to [1 s, max_heartbeat]. */
+  tern_duration heartbeat_interval;
+  /* liveness_timeout: nothing heard from the peer for this long declares
+     the connection dead (TERN_EV_CONN_DEAD).  7 s.  With a negotiated
+     heartbeat H it becomes H + (liveness_timeout - heartbeat_interval). */
+  tern_duration liveness_timeout;
+  /* max_heartbeat caps the heartbeat interval a client may ask for.  5 min. */
+  tern_duration max_heartbeat;
+  /* session_ttl: a session without connections is deleted, with whatever it
+     still holds, after this long.  24 h. */
+  tern_duration session_ttl;
+  /* dedup_window: a message id published twice to one session within this
+     span is refused with TERN_ERR_DUPLICATE.  2 min; 0 turns dedup off. */
+  tern_duration dedup_window;
+  /* ack_timeout: a message in flight on a live connection that is not
+     acked within this span is sent again.  0 (default) re-sends only after
+     the connection is lost. */
+  tern_duration ack_timeout;
+  /* max_deliver: with ack_timeout, a message sent this many times without
+     an ack is discarded with a TERN_EV_DEAD event.  5; 0 is unlimited. */
+  uint32_t max_deliver;
+  /* max_events bounds the event queue; events past it are counted in
+     tern_stats.events_lost and discarded.  65536. */
+  uint32_t max_events;
+  /* seed feeds the hub's random generator (message ids, epoch, jitter).
+     Give each hub process a fresh random seed so that epochs differ across
+     restarts; the same seed replays the same run.  0 mixes in the hub's
+     address, which is weaker. */
+  uint64_t seed;
+  /* trace: nonzero emits lifecycle events (accepted, sent, acked, expired,
+     collapsed, evicted) for every message; 0 only for messages published
+     with TERN_MSG_TRACE.  0. */
+  uint32_t trace;
+  /* hello_accept: nonzero makes every HELLO wait for tern_conn_accept or
+     tern_conn_reject after its TERN_EV_CONN_HELLO event (authentication by
+     the host).  0 accepts at once. */
+  uint32_t hello_accept;
+} tern_settings;
+
+/*
+ * tern_settings_default fills |s| with the defaults listed above and sets
+ * s->version.  |s| must not be NULL.
+ */
+TERN_EXTERN void tern_settings_default(tern_settings *s);
+
+/* ---- limits ------------------------------------------------------------- */
+
+/* TERN_MAX_ID is the longest message id, in bytes. */
+#define TERN_MAX_ID 64
+/* TERN_MAX_COLLAPSE_KEY is the longest collapse key, in bytes. */
+#define TERN_MAX_COLLAPSE_KEY 64
+/* TERN_MAX_SESSION_KEY is the longest session key, in bytes. */
+#define TERN_MAX_SESSION_KEY 128
+/* TERN_MAX_TOKEN is the longest HELLO token, in bytes. */
+#define TERN_MAX_TOKEN 1024
+/* TERN_MAX_ATTRS is the most attributes a message carries. */
+#define TERN_MAX_ATTRS 8
+/* TERN_MAX_ATTR_KEY is the longest attribute key, in bytes. */
+#define TERN_MAX_ATTR_KEY 64
+/* TERN_MAX_ATTR_VALUE is the longest attribute value, in bytes. */
+#define TERN_MAX_ATTR_VALUE 256
+/* TERN_MAX_CONTENT_TYPE is the longest content type, in bytes. */
+#define TERN_MAX_CONTENT_TYPE 128
+
+/* ---- hub ---------------------------------------------------------------- */
+
+/* tern_hub owns sessions, messages, connections, timers and events. */
+typedef struct tern_hub tern_hub;
+/* tern_session is one recipient endpoint, found by its key. */
+typedef struct tern_session tern_session;
+/* tern_conn is one transport stream, bound to a session by its HELLO. */
+typedef struct tern_conn tern_conn;
+
+/*
+ * tern_hub_new creates a hub with settings |s| (NULL: defaults) and
+ * allocator |mem| (NULL: libc) and stores it in |*phub|.  Both structs are
+ * copied.  The hub's epoch is drawn from the seed.
+ *
+ * Returns 0, TERN_ERR_INVALID (phub NULL, s->version unknown or 0, a limit
+ * of 0 where one is required, liveness_timeout not above
+ * heartbeat_interval, an incomplete tern_mem) or TERN_ERR_NOMEM.
+ */
+TERN_EXTERN int tern_hub_new(tern_hub **phub, const tern_settings *s,
+                             const tern_mem *mem);
+
+/*
+ * tern_hub_del frees the hub, every session and message it holds, and every
+ * connection that the host has not yet deleted.  Pointers to any of them
+ * become invalid.  NULL does nothing.
+ */
+TERN_EXTERN void tern_hub_del(tern_hub *hub);
+
+/*
+ * tern_hub_get_epoch returns the hub's epoch: a random 64-bit value that
+ * changes whenever the hub starts without its previous state.  Receivers
+ * that see a new epoch drop their seq and dedup state.
+ */
+TERN_EXTERN uint64_t tern_hub_get_epoch(const tern_hub *hub);
+
+/*
+ * tern_hub_get_expiry returns the earliest deadline at which the hub needs
+ * tern_hub_handle_expiry (heartbeats, liveness, TTLs, session expiry, ack
+ * timeouts, dedup window), or TERN_TSTAMP_NONE.  Deadlines may be early:
+ * handling one that is not yet due only re-arms it.
+ */
+TERN_EXTERN tern_tstamp tern_hub_get_expiry(const tern_hub *hub);
+
+/*
+ * tern_hub_handle_expiry runs every deadline at or before |now|: expires
+ * messages and sessions, declares silent connections dead, schedules PINGs
+ * and redeliveries.  Results come out as events and as bytes for
+ * tern_conn_write.
+ *
+ * Returns 0 or TERN_ERR_INVALID (hub NULL).
+ */
+TERN_EXTERN int tern_hub_handle_expiry(tern_hub *hub, tern_tstamp now);
+
+/*
+ * tern_hub_next_ready returns a connection that has become writable (it has
+ * messages or control frames to send) since it was last returned, or NULL.
+ * A host that does not want to poll every connection with
+ * tern_conn_want_write calls this until NULL after each batch of calls.
+ * A connection is returned once until tern_conn_write empties it again.
+ */
+TERN_EXTERN tern_conn *tern_hub_next_ready(tern_hub *hub);
+
+/*
+ * tern_hub_goaway_all queues a GOAWAY with |reason| (tern_goaway_reason) on
+ * every open connection, for a restart or shutdown.  Each carries a retry
+ * hint drawn uniformly from [0, |max_retry|]; sessions with HIGH messages
+ * pending get hints from the first quarter, so they come back first.
+ * Each connection's in-flight messages return to its session.
+ *
+ * Returns the number of connections told, or TERN_ERR_INVALID.
+ */
+TERN_EXTERN int tern_hub_goaway_all(tern_hub *hub, uint32_t reason,
+                                    tern_duration max_retry, tern_tstamp now);
+
+/*
+ * tern_stats holds the hub's counters since tern_hub_new, and gauges of what
+ * it holds now.  Fields are only ever appended.
+ */
+typedef struct tern_stats {
+  uint64_t published;   /* messages accepted by tern_hub_publish            */
+  uint64_t duplicates;  /* publishes refused with TERN_ERR_DUPLICATE        */
+  uint64_t collapsed;   /* pending messages replaced by a newer one         */
+  uint64_t evicted;     /* pending messages evicted by an overflow rule     */
+  uint64_t refused;     /* publishes refused by TERN_OVERFLOW_REFUSE/EVICT  */
+  uint64_t rejected;    /* publishes rejected by TERN_OVERFLOW_REJECT       */
+  uint64_t expired;     /* messages discarded at their expiry               */
+  uint64_t dead;        /* messages discarded after max_deliver sends       */
+  uint64_t sent;        /* MSG frames written (re-sends included)           */
+  uint64_t resent;      /* of which re-sends                                */
+  uint64_t acked;       /* messages acknowledged                            */
+  uint64_t dropped_notices; /* DROPPED frames written                       */
+  uint64_t sessions_created;
+  uint64_t sessions_expired;
+  uint64_t conns_opened;    /* connections that completed HELLO             */
+  uint64_t conns_dead;      /* connections declared dead by liveness        */
+  uint64_t proto_errors;    /* connections closed for a protocol error      */
+  uint64_t events_lost;     /* events discarded past max_events             */
+  uint64_t bytes_in;
+  uint64_t bytes_out;
+  /* gauges */
+  uint64_t sessions;
+  uint64_t conns;
+  uint64_t messages;        /* messages held (pending and in flight)        */
+  uint64_t message_bytes;   /* payload bytes held                           */
+  uint64_t inflight;
+} tern_stats;
+
+/*
+ * tern_hub_get_stats copies the first |size| bytes of the hub's statistics
+ * into |st| (pass sizeof(tern_stats); an older caller passes a smaller size).
+ */
+TERN_EXTERN void tern_hub_get_stats(const tern_hub *hub, tern_stats *st,
+                                    size_t size);
+
+/* ---- publishing --------------------------------------------------------- */
+
+/* tern_attr is one key=value attribute of a message (NUL-terminated). */
+typedef struct tern_attr {
+  const char *key;
+  const char *value;
+} tern_attr;
+
+/* TERN_MSG_TRACE asks for lifecycle events for this one message. */
+#define TERN_MSG_TRACE 0x1u
+
+/*
+ * tern_msg_desc describes a message to publish.  Zero-initialise it, then
+ * set what you need; everything it points to is copied by the publish call.
+ */
+typedef struct tern_msg_desc {
+  /* id (up to TERN_MAX_ID bytes) is the dedup key; NULL or idlen 0 asks
+     the hub to generate a unique one. */
+  const uint8_t *id;
+  size_t idlen;
+  /* collapse_key (up to TERN_MAX_COLLAPSE_KEY bytes), optional: a newer
+     message with the same key replaces an older one not yet sent. */
+  const uint8_t *collapse_key;
+  size_t collapse_keylen;
+  /* priority is a tern_priority. */
+  int priority;
+  /* ttl is the lifetime from |now|; 0 uses settings.default_ttl. */
+  tern_duration ttl;
+  /* payload is binary-safe, up to settings.max_payload bytes. */
+  const uint8_t *payload;
+  size_t payloadlen;
+  /* content_type (NUL-terminated, up to TERN_MAX_CONTENT_TYPE), optional. */
+  const char *content_type;
+  /* attrs, up to TERN_MAX_ATTRS of them. */
+  const tern_attr *attrs;
+  size_t nattrs;
+  /* flags is a set of TERN_MSG_* bits. */
+  uint32_t flags;
+} tern_msg_desc;
+
+/* Publish outcomes (tern_publish_result.outcome), a set of bits. */
+/* The message was queued. */
+#define TERN_PUBLISH_QUEUED 0x1u
+/* It replaced an older pending message with the same collapse key. */
+#define TERN_PUBLISH_REPLACED 0x2u
+/* Older messages were evicted to make room (see nevicted). */
+#define TERN_PUBLISH_EVICTED 0x4u
+/* The queue was full and the message was refused (counted as dropped). */
+#define TERN_PUBLISH_REFUSED 0x8u
+/* The queue was full and the publish was rejected; retry after. */
+#define TERN_PUBLISH_REJECTED 0x10u
+
+/*
+ * tern_publish_result tells the producer what happened to a publish.
+ */
+typedef struct tern_publish_result {
+  /* id is the message id used, given or generated. */
+  uint8_t id[TERN_MAX_ID];
+  size_t idlen;
+  /* outcome is a set of TERN_PUBLISH_* bits. */
+  uint32_t outcome;
+  /* nevicted counts the messages evicted by this publish. */
+  uint32_t nevicted;
+  /* retry_after is set with TERN_PUBLISH_REJECTED. */
+  tern_duration retry_after;
+} tern_publish_result;
+
+/*
+ * tern_hub_publish queues one message for the session with key |key|
+ * (1..TERN_MAX_SESSION_KEY bytes), creating the session when it does not
+ * exist yet.  The message is stored once; |desc| and everything it points
+ * to are copied.  |result| may be NULL; when given it is filled on success
+ * and on TERN_ERR_FULL and TERN_ERR_DUPLICATE (id only).
+ *
+ * Returns 0, TERN_ERR_INVALID (NULL arguments, empty key, priority out of
+ * range, attrs with NULL strings), TERN_ERR_TOO_LARGE (a field over its
+ * limit), TERN_ERR_DUPLICATE, TERN_ERR_FULL (the overflow rule refused or
+ * rejected it: see result->outcome), TERN_ERR_LIMIT (max_sessions) or
+ * TERN_ERR_NOMEM.  On any error nothing changed, except that a refused
+ * message is counted as dropped for the session.
+ */
+TERN_EXTERN int tern_hub_publish(tern_hub *hub, const uint8_t *key,
+                                 size_t keylen, const tern_msg_desc *desc,
+                                 tern_tstamp now, tern_publish_result *result);
+
+/* ---- sessions ----------------------------------------------------------- */
+
+/*
+ * tern_hub_find_session returns the session with key |key|, or NULL.  The
+ * pointer stays valid until the session expires (TERN_EV_SESSION_EXPIRED,
+ * which only happens inside tern_hub_handle_expiry) or the hub is deleted.
+ */
+TERN_EXTERN tern_session *tern_hub_find_session(tern_hub *hub,
+                                                const uint8_t *key,
+                                                size_t keylen);
+
+/*
+ * tern_session_info describes a session now.  Fields are only appended.
+ */
+typedef struct tern_session_info {
+  const uint8_t *key;     /* borrowed, valid as long as the session        */
+  size_t keylen;
+  uint32_t pending;       /* messages waiting to be sent                    */
+  uint32_t inflight;      /* messages sent, not acked                       */
+  uint64_t pending_bytes; /* payload bytes held                             */
+  uint32_t nconns;        /* attached connections                           */
+  uint64_t next_seq;      /* the seq the next MSG frame will carry          */
+  uint64_t dropped;       /* messages lost before an ack, since creation    */
+} tern_session_info;
+
+/*
+ * tern_session_get_info copies the first |size| bytes of the session's
+ * description into |info| (pass sizeof(tern_session_info)).
+ */
+TERN_EXTERN void tern_session_get_info(const tern_session *session,
+                                       tern_session_info *info, size_t size);
+
+/* ---- connections -------------------------------------------------------- */
+
+/*
+ * tern_goaway_reason says why a connection was closed; it travels in the
+ * GOAWAY frame and in TERN_EV_CONN_CLOSED events.
+ */
+typedef enum tern_goaway_reason {
+  TERN_GOAWAY_RESTART = 0,   /* the server restarts or shuts down          */
+  TERN_GOAWAY_PROTO = 1,     /* the peer broke the protocol                */
+  TERN_GOAWAY_TOO_LARGE = 2, /* a frame or field exceeded a limit          */
+  TERN_GOAWAY_TIMEOUT = 3,   /* HELLO never came, or the peer went silent  */
+  TERN_GOAWAY_REJECTED = 4,  /* the host rejected the HELLO                */
+  TERN_GOAWAY_LIMIT = 5,     /* too many connections or sessions           */
+  TERN_GOAWAY_INTERNAL = 6,  /* the server ran out of memory               */
+  TERN_GOAWAY_CLIENT = 7,    /* the client said goodbye                    */
+  TERN_GOAWAY_REPLACED = 8   /* the host closed it (tern_conn_goaway)      */
+} tern_goaway_reason;
+
+/*
+ * tern_conn_new creates a connection speaking the binary framing of
+ * tern-protocol(7), not yet bound to a session: its first frame from the
+ * peer must be HELLO, within liveness_timeout of |now|.  The host owns the
+ * connection and deletes it with tern_conn_del.
+ *
+ * Returns 0, TERN_ERR_INVALID or TERN_ERR_NOMEM.
+ */
+TERN_EXTERN int tern_conn_new(tern_conn **pconn, tern_hub *hub,
+                              tern_tstamp now);
+
+/*
+ * tern_conn_del detaches the connection from its session (its in-flight
+ * messages go back to the session's queue, keeping their priority, to be
+ * sent again on this or another connection) and frees it.  NULL does
+ * nothing.  Must not be called after tern_hub_del of its hub.
+ */
+TERN_EXTERN void tern_conn_del(tern_conn *conn);
+
+/*
+ * tern_conn_read hands the hub |len| bytes received from the peer.  Complete
+ * frames are processed at once; an incomplete tail is kept for the next call.
+ *
+ * Returns |len| (all bytes are always consumed) or a negative code:
+ * TERN_ERR_PROTO or TERN_ERR_TOO_LARGE (malformed or oversized frame: a
+ * GOAWAY is queued, the connection is closed, frames before the bad one took
+ * effect, nothing of the bad one did), TERN_ERR_LIMIT (HELLO to a session
+ * already at max_conns, or max_sessions reached; closed likewise),
+ * TERN_ERR_NOMEM (closed likewise), TERN_ERR_CLOSED (already closed),
+ * TERN_ERR_INVALID (NULL arguments with len > 0).
+ */
+TERN_EXTERN tern_ssize tern_conn_read(tern_conn *conn, const uint8_t *in,
+                                      size_t len, tern_tstamp now);
+
+/*
+ * tern_conn_write fills |out| with up to |cap| bytes to send to the peer:
+ * control frames first (WELCOME, PONG, PING, DROPPED, GOAWAY), then messages
+ * highest priority first, as long as the in-flight window allows.  A message
+ * counts as sent, and gets its seq, when its frame starts in |out|; a frame
+ * larger than |cap| is continued by the next calls, before anything else.
+ *
+ * Returns the number of bytes written (0: nothing to send now),
+ * TERN_ERR_CLOSED once the connection is closed and everything queued for it
+ * was written, or TERN_ERR_INVALID.
+ */
+TERN_EXTERN tern_ssize tern_conn_write(tern_conn *conn, uint8_t *out,
+                                       size_t cap, tern_tstamp now);
+
+/*
+ * tern_conn_want_write returns nonzero when tern_conn_write has something to
+ * write now.
+ */
+TERN_EXTERN int tern_conn_want_write(const tern_conn *conn);
+
+/*
+ * tern_conn_is_closed returns nonzero once the connection is closed (GOAWAY
+ * sent or received, protocol error, liveness timeout).  The host writes out
+ * what tern_conn_write still gives, then closes its socket and calls
+ * tern_conn_del.
+ */
+TERN_EXTERN int tern_conn_is_closed(const tern_conn *conn);
+
+/*
+ * tern_conn_accept completes a HELLO that waits for the host
+ * (settings.hello_accept): the connection binds to its session and a
+ * WELCOME is queued.
+ *
+ * Returns 0, TERN_ERR_STATE (no HELLO waiting), TERN_ERR_LIMIT (the session
+ * reached max_conns, or max_sessions: the connection is closed),
+ * TERN_ERR_NOMEM (nothing changed) or TERN_ERR_INVALID.
+ */
+TERN_EXTERN int tern_conn_accept(tern_conn *conn, tern_tstamp now);
+
+/*
+ * tern_conn_goaway queues a GOAWAY with |reason| and |retry_after| and
+ * closes the connection; its in-flight messages return to the session.
+ * To refuse a HELLO that waits (settings.hello_accept), call it with
+ * TERN_GOAWAY_REJECTED.
+ *
+ * Returns 0, TERN_ERR_CLOSED (already closed) or TERN_ERR_INVALID.
+ */
+TERN_EXTERN int tern_conn_goaway(tern_conn *conn, uint32_t reason,
+                                 tern_duration retry_after, tern_tstamp now);
+
+/*
+ * tern_conn_set_user_data attaches an opaque pointer to the connection (its
+ * socket, say); tern_conn_get_user_data returns it (NULL at first).
+ */
+TERN_EXTERN void tern_conn_set_user_data(tern_conn *conn, void *user_data);
+TERN_EXTERN void *tern_conn_get_user_data(const tern_conn *conn);
+
+/*
+ * tern_conn_get_session returns the session the connection is bound to, or
+ * NULL before its HELLO is accepted and after it is closed.
+ */
+TERN_EXTERN tern_session *tern_conn_get_session(const tern_conn *conn);
+
+/*
+ * tern_conn_info describes a connection now.  Fields are only appended.
+ */
+typedef struct tern_conn_info {
+  int closed;                       /* tern_conn_is_closed                  */
+  uint32_t inflight;                /* messages sent on it, not acked       */
+  tern_duration rtt;                /* last PING/PONG round trip, 0 unknown */
+  tern_duration heartbeat_interval; /* negotiated                           */
+  tern_duration liveness_timeout;   /* negotiated                           */
+  int error;                        /* why it closed: a tern_error or 0     */
+} tern_conn_info;
+
+/*
+ * tern_conn_get_info copies the first |size| bytes of the connection's
+ * description into |info| (pass sizeof(tern_conn_info)).
+ */
+TERN_EXTERN void tern_conn_get_info(const tern_conn *conn, tern_conn_info *info,
+                                    size_t size);
+
+/* ---- events ------------------------------------------------------------- */
+
+/*
+ * tern_event_type names an event.  Lifecycle events (ACCEPTED .. EVICTED)
+ * come only when tracing is on for the hub or the message; the others
+ * always come.
+ */
+typedef enum tern_event_type {
+  TERN_EV_ACCEPTED = 1,        /* a message was queued                        */
+  TERN_EV_SENT = 2,            /* sent with |seq| on |conn|                   */
+  TERN_EV_ACKED = 3,           /* acknowledged (|seq| is its last seq)        */
+  TERN_EV_EXPIRED = 4,         /* discarded at its expiry                     */
+  TERN_EV_COLLAPSED = 5,       /* replaced by the message |aux| (its id)      */
+  TERN_EV_EVICTED = 6,         /* evicted or refused by an overflow rule      */
+  TERN_EV_DEAD = 7,            /* discarded after max_deliver sends           */
+  TERN_EV_CONN_HELLO = 8,      /* a HELLO for |session_key|, token in |aux|   */
+  TERN_EV_CONN_DEAD = 9,       /* |conn| was silent past its liveness timeout */
+  TERN_EV_CONN_CLOSED = 10,    /* |conn| closed, |reason| a tern_goaway_reason */
+  TERN_EV_SESSION_EXPIRED = 11 /* a session expired; |count| messages lost    */
+} tern_event_type;
+
+/*
+ * tern_event is one event.  Every pointer in it is owned by the hub and
+ * valid until the next call of tern_hub_next_event or any call that changes
+ * the hub.
+ */
+typedef struct tern_event {
+  int type;                    /* a tern_event_type                           */
+  int reason;                  /* tern_goaway_reason or tern_drop_reason      */
+  tern_conn *conn;             /* the connection concerned, or NULL           */
+  const uint8_t *session_key;
+  size_t session_keylen;
+  const uint8_t *msg_id;       /* message events: the message's id           */
+  size_t msg_idlen;
+  const uint8_t *aux;          /* COLLAPSED: the newer id; CONN_HELLO: token  */
+  size_t auxlen;
+  uint64_t seq;                /* SENT, ACKED                                 */
+  uint64_t count;              /* SESSION_EXPIRED: messages it still held     */
+} tern_event;
+
+/*
+ * tern_hub_next_event moves the oldest queued event into |ev|.
+ * Returns 1 when it did, 0 when the queue is empty, TERN_ERR_INVALID.
+ */
+TERN_EXTERN int tern_hub_next_event(tern_hub *hub, tern_event *ev);
+
+/*
+ * tern_drop_reason is the reason carried by DROPPED frames: why the
+ * session lost messages it never acknowledged.
+ */
+typedef enum tern_drop_reason {
+  TERN_DROP_EXPIRED = 1,  /* their TTL passed                           */
+  TERN_DROP_OVERFLOW = 2, /* evicted or refused by a full queue         */
+  TERN_DROP_DEAD = 3      /* sent max_deliver times without an ack      */
+} tern_drop_reason;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TERN_H */

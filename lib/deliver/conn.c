@@ -1,0 +1,754 @@
+/*
+ * Connections speaking the binary framing: reading frames (HELLO, ACK, PING,
+ * PONG, GOAWAY), writing them (WELCOME, PONG, PING, DROPPED, MSG, GOAWAY)
+ * into the host's buffer, and the per-connection deadline that covers the
+ * handshake, heartbeat, liveness and ack timeout.
+ *
+ * One timer per connection: its heap deadline may be earlier than the true
+ * next deadline (activity only pushes deadlines later), and conn_on_timer
+ * re-arms it with the real one.  This keeps the heap out of the hot path.
+ */
+#include <string.h>
+
+#include "base/mem.h"
+#include "deliver/hub.h"
+
+#define MS(d) ((tern_duration)(d) * TERN_MILLISECONDS)
+
+static int aux_get(tern_hub *hub, conn *c) {
+  if (!c->aux) {
+    c->aux = mem_malloc(&hub->mem, sizeof(conn_aux));
+    if (!c->aux) {
+      return TERN_ERR_NOMEM;
+    }
+    c->aux->rlen = 0;
+    c->aux->wmsg = NULL;
+    c->aux->hello_waiting = 0;
+  }
+  return 0;
+}
+
+/* Frees the aux block once nothing in it is in use. */
+static void aux_trim(tern_hub *hub, conn *c) {
+  conn_aux *a = c->aux;
+  if (a && a->rlen == 0 && !a->wmsg && !a->hello_waiting) {
+    mem_free(&hub->mem, a);
+    c->aux = NULL;
+  }
+}
+
+static tern_tstamp deadline_of(const tern_hub *hub, const conn *c) {
+  if (c->state >= CONN_CLOSING) {
+    return TERN_TSTAMP_NONE;
+  }
+  tern_tstamp d = c->last_rx + MS(c->liveness_ms);
+  if (c->state != CONN_OPEN) {
+    return d;
+  }
+  if (!(c->ctl & CTL_PING)) {
+    tern_tstamp hb = c->last_tx + MS(c->heartbeat_ms);
+    d = hb < d ? hb : d;
+  }
+  if (hub->set.ack_timeout && c->inflight) {
+    tern_tstamp at = c->inflight->sent_at + hub->set.ack_timeout;
+    d = at < d ? at : d;
+  }
+  return d;
+}
+
+static void rearm(tern_hub *hub, conn *c) {
+  tern_tstamp d = deadline_of(hub, c);
+  if (d == TERN_TSTAMP_NONE) {
+    heap_disarm(&hub->timers, &c->timer);
+  } else {
+    heap_arm(&hub->timers, &c->timer, d);
+  }
+}
+
+int tern_conn_new(tern_conn **pconn, tern_hub *hub, tern_tstamp now) {
+  if (!pconn || !hub) {
+    return TERN_ERR_INVALID;
+  }
+  conn *c = mem_calloc(&hub->mem, 1, sizeof(conn));
+  if (!c) {
+    return TERN_ERR_NOMEM;
+  }
+  if (hub_reserve_timer(hub) != 0) {
+    mem_free(&hub->mem, c);
+    return TERN_ERR_NOMEM;
+  }
+  c->hub = hub;
+  c->state = CONN_HANDSHAKE;
+  c->last_rx = c->last_tx = now;
+  c->liveness_ms = (uint32_t)(hub->set.liveness_timeout / TERN_MILLISECONDS);
+  c->heartbeat_ms =
+      (uint32_t)(hub->set.heartbeat_interval / TERN_MILLISECONDS);
+  c->timer.kind = TIMER_CONN;
+  c->all_next = hub->conns;
+  if (hub->conns) {
+    hub->conns->all_prev = c;
+  }
+  hub->conns = c;
+  rearm(hub, c);
+  ++hub->nconns;
+  ++hub->stats.conns;
+  *pconn = (tern_conn *)c;
+  return 0;
+}
+
+void tern_conn_del(tern_conn *tc) {
+  conn *c = (conn *)tc;
+  if (!c) {
+    return;
+  }
+  tern_hub *hub = c->hub;
+  if (c->session) {
+    session_detach(hub, c->session, c, c->last_rx);
+  }
+  hub_unready(hub, c);
+  heap_disarm(&hub->timers, &c->timer);
+  hub_release_timer(hub);
+  if (c->aux) {
+    if (c->aux->wmsg) {
+      msg_unref(hub, c->aux->wmsg);
+    }
+    mem_free(&hub->mem, c->aux);
+  }
+  event_forget_conn(hub, tc);
+  if (c->all_prev) {
+    c->all_prev->all_next = c->all_next;
+  } else {
+    hub->conns = c->all_next;
+  }
+  if (c->all_next) {
+    c->all_next->all_prev = c->all_prev;
+  }
+  --hub->nconns;
+  --hub->stats.conns;
+  mem_free(&hub->mem, c);
+}
+
+void conn_close(conn *c, int reason, uint32_t retry_ms, int error, int quiet,
+                tern_tstamp now) {
+  tern_hub *hub = c->hub;
+  if (c->state >= CONN_CLOSING) {
+    return;
+  }
+  if (c->session) {
+    session_detach(hub, c->session, c, now);
+  }
+  if (c->aux) {
+    c->aux->rlen = 0;
+    c->aux->hello_waiting = 0;
+    aux_trim(hub, c);
+  }
+  c->error = error;
+  c->goaway_reason = (uint8_t)reason;
+  c->goaway_retry_ms = retry_ms;
+  c->ctl = quiet ? 0 : CTL_GOAWAY;
+  c->state = (c->ctl || (c->aux && c->aux->wmsg)) ? CONN_CLOSING : CONN_CLOSED;
+  heap_disarm(&hub->timers, &c->timer);
+  if (c->state == CONN_CLOSING) {
+    hub_mark_ready(hub, c);
+  } else {
+    hub_unready(hub, c);
+  }
+}
+
+void conn_ack(tern_hub *hub, conn *c, uint64_t seq) {
+  while (c->inflight && c->inflight->seq <= seq) {
+    ++hub->stats.acked;
+    session_discard(hub, c->inflight, 0, TERN_EV_ACKED);
+  }
+}
+
+/* ---- binding to a session ----------------------------------------------- */
+
+static int bind(conn *c, const uint8_t *key, size_t keylen, uint64_t last_seq,
+                uint64_t epoch, uint64_t heartbeat_ms, tern_tstamp now) {
+  tern_hub *hub = c->hub;
+  uint64_t hash = session_hash(hub, key, keylen);
+  session *s = session_find(hub, key, keylen, hash);
+  int created = 0;
+  if (!s) {
+    int rv = session_new(hub, &s, key, keylen, hash, now);
+    if (rv != 0) {
+      return rv;
+    }
+    created = 1;
+  } else if (epoch == hub->epoch && last_seq) {
+    session_resume(hub, s, last_seq, now);
+  }
+  if (s->nconns >= hub->set.max_conns) {
+    if (created) {
+      session_destroy(hub, s);
+    }
+    return TERN_ERR_LIMIT;
+  }
+  session_attach(hub, s, c);
+  uint64_t base_hb = hub->set.heartbeat_interval / TERN_MILLISECONDS;
+  uint64_t max_hb = hub->set.max_heartbeat / TERN_MILLISECONDS;
+  uint64_t hb = heartbeat_ms ? heartbeat_ms : base_hb;
+  hb = hb < 1000 ? 1000 : hb > max_hb ? max_hb : hb;
+  uint64_t margin =
+      (hub->set.liveness_timeout - hub->set.heartbeat_interval) /
+      TERN_MILLISECONDS;
+  c->heartbeat_ms = (uint32_t)hb;
+  c->liveness_ms = (uint32_t)(hb + margin);
+  c->state = CONN_OPEN;
+  c->ctl |= CTL_WELCOME;
+  c->welcome_flags = (uint8_t)((epoch == hub->epoch && last_seq
+                                    ? WIRE_WELCOME_RESUMED
+                                    : 0) |
+                               (created ? 0 : WIRE_WELCOME_EXISTED));
+  c->last_rx = c->last_tx = now;
+  rearm(hub, c);
+  ++hub->stats.conns_opened;
+  hub_mark_ready(hub, c);
+  return 0;
+}
+
+static int close_reason(int err) {
+  switch (err) {
+  case TERN_ERR_TOO_LARGE:
+    return TERN_GOAWAY_TOO_LARGE;
+  case TERN_ERR_LIMIT:
+    return TERN_GOAWAY_LIMIT;
+  case TERN_ERR_NOMEM:
+    return TERN_GOAWAY_INTERNAL;
+  default:
+    return TERN_GOAWAY_PROTO;
+  }
+}
+
+static int on_hello(conn *c, const wire_hello *h, tern_tstamp now) {
+  tern_hub *hub = c->hub;
+  if (c->state != CONN_HANDSHAKE) {
+    return TERN_ERR_PROTO;
+  }
+  event_push(hub, TERN_EV_CONN_HELLO, 0, (tern_conn *)c, h->key, h->keylen,
+             NULL, 0, h->token, h->tokenlen, h->last_seq, 0);
+  if (!hub->set.hello_accept) {
+    return bind(c, h->key, h->keylen, h->last_seq, h->epoch, h->heartbeat_ms,
+                now);
+  }
+  int rv = aux_get(hub, c);
+  if (rv != 0) {
+    return rv;
+  }
+  conn_aux *a = c->aux;
+  a->hello_waiting = 1;
+  a->hello_last_seq = h->last_seq;
+  a->hello_epoch = h->epoch;
+  a->hello_heartbeat_ms = h->heartbeat_ms;
+  a->hello_keylen = (uint8_t)h->keylen;
+  memcpy(a->hello_key, h->key, h->keylen);
+  c->state = CONN_WAIT_ACCEPT;
+  return 0;
+}
+
+/* Handles one decoded frame.  Returns 0, 1 (stop reading), or an error. */
+static int on_frame(conn *c, const wire_frame *f, tern_tstamp now) {
+  tern_hub *hub = c->hub;
+  switch (f->type) {
+  case WIRE_ACK:
+    if (c->state != CONN_OPEN || f->u.ack_seq >= c->session->next_seq) {
+      return TERN_ERR_PROTO;
+    }
+    if (c->inflight && c->inflight->seq <= f->u.ack_seq) {
+      conn_ack(hub, c, f->u.ack_seq);
+      if (c->session && c->session->npending) {
+        hub_mark_ready(hub, c);
+      }
+    }
+    return 0;
+  case WIRE_HELLO:
+    return on_hello(c, &f->u.hello, now);
+  case WIRE_PING:
+    if (c->state == CONN_HANDSHAKE) {
+      return TERN_ERR_PROTO;
+    }
+    c->pong_value = f->u.ping;
+    c->ctl |= CTL_PONG;
+    hub_mark_ready(hub, c);
+    return 0;
+  case WIRE_PONG:
+    if (c->state == CONN_HANDSHAKE) {
+      return TERN_ERR_PROTO;
+    }
+    /* Our PINGs carry the time they were sent. */
+    if (f->u.ping <= now) {
+      uint64_t us = (now - f->u.ping) / 1000;
+      c->rtt_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    }
+    return 0;
+  case WIRE_GOAWAY:
+    event_push(hub, TERN_EV_CONN_CLOSED, TERN_GOAWAY_CLIENT, (tern_conn *)c,
+               c->session ? c->session->key : NULL,
+               c->session ? c->session->keylen : 0, NULL, 0, NULL, 0, 0, 0);
+    conn_close(c, TERN_GOAWAY_CLIENT, 0, 0, 1, now);
+    return 1;
+  default:
+    return TERN_ERR_PROTO;
+  }
+}
+
+/* Decodes and handles the frames in [p, p+len).  Returns bytes used, or an
+   error.  Stops early (returning len) once the connection closes. */
+static tern_ssize on_bytes(conn *c, const uint8_t *p, size_t len,
+                           tern_tstamp now) {
+  size_t used = 0;
+  while (used < len) {
+    wire_frame f;
+    tern_ssize n = wire_frame_decode(&f, p + used, len - used,
+                                     WIRE_CLIENT_BODY_MAX);
+    if (n <= 0) {
+      return n < 0 ? n : (tern_ssize)used;
+    }
+    int rv = on_frame(c, &f, now);
+    if (rv < 0) {
+      return rv;
+    }
+    used += (size_t)n;
+    if (rv > 0 || c->state >= CONN_CLOSING) {
+      return (tern_ssize)len;
+    }
+  }
+  return (tern_ssize)used;
+}
+
+tern_ssize tern_conn_read(tern_conn *tc, const uint8_t *in, size_t len,
+                          tern_tstamp now) {
+  conn *c = (conn *)tc;
+  if (!c || (!in && len)) {
+    return TERN_ERR_INVALID;
+  }
+  if (c->state >= CONN_CLOSING) {
+    return TERN_ERR_CLOSED;
+  }
+  tern_hub *hub = c->hub;
+  hub->stats.bytes_in += len;
+  if (c->state == CONN_OPEN) {
+    c->last_rx = now; /* the handshake deadline does not move */
+  }
+  size_t left = len;
+  tern_ssize rv = 0;
+  while (left > 0 && c->state < CONN_CLOSING) {
+    if (c->aux && c->aux->rlen) {
+      /* Complete the buffered frame; the buffer holds a whole one. */
+      conn_aux *a = c->aux;
+      size_t room = sizeof(a->rbuf) - a->rlen;
+      size_t n = left < room ? left : room;
+      memcpy(a->rbuf + a->rlen, in, n);
+      a->rlen += n;
+      in += n;
+      left -= n;
+      rv = on_bytes(c, a->rbuf, a->rlen, now);
+      if (rv < 0 || c->state >= CONN_CLOSING) {
+        break;
+      }
+      memmove(a->rbuf, a->rbuf + rv, a->rlen - (size_t)rv);
+      a->rlen -= (size_t)rv;
+      continue;
+    }
+    rv = on_bytes(c, in, left, now);
+    if (rv < 0) {
+      break;
+    }
+    in += rv;
+    left -= (size_t)rv;
+    if (left > 0 && c->state < CONN_CLOSING) {
+      /* An incomplete frame: keep it (the decoder already refused any
+         frame longer than the buffer). */
+      rv = aux_get(hub, c);
+      if (rv < 0) {
+        break;
+      }
+      memcpy(c->aux->rbuf, in, left);
+      c->aux->rlen = left;
+      left = 0;
+    }
+    rv = 0;
+  }
+  if (rv < 0) {
+    if (rv == TERN_ERR_PROTO || rv == TERN_ERR_TOO_LARGE) {
+      ++hub->stats.proto_errors;
+    }
+    conn_close(c, close_reason((int)rv), 0, (int)rv, 0, now);
+    return rv;
+  }
+  if (c->aux) {
+    aux_trim(hub, c);
+  }
+  return (tern_ssize)len;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+typedef struct out {
+  uint8_t *p, *end;
+} out;
+
+static int put_frame(out *o, const wire_frame *f) {
+  size_t n = wire_frame_encode(o->p, (size_t)(o->end - o->p), f);
+  o->p += n;
+  return n > 0;
+}
+
+/* Continues a frame that did not fit last time.  1 when it is complete. */
+static int put_partial(tern_hub *hub, conn *c, out *o) {
+  conn_aux *a = c->aux;
+  size_t total = a->wheadlen + a->wmsg->taillen;
+  while (a->woff < total && o->p < o->end) {
+    size_t room = (size_t)(o->end - o->p);
+    size_t n;
+    if (a->woff < a->wheadlen) {
+      n = a->wheadlen - a->woff;
+      n = n < room ? n : room;
+      memcpy(o->p, a->whead + a->woff, n);
+    } else {
+      size_t off = a->woff - a->wheadlen;
+      n = a->wmsg->taillen - off;
+      n = n < room ? n : room;
+      memcpy(o->p, a->wmsg->tail + off, n);
+    }
+    o->p += n;
+    a->woff += n;
+  }
+  if (a->woff < total) {
+    return 0;
+  }
+  msg_unref(hub, a->wmsg);
+  a->wmsg = NULL;
+  aux_trim(hub, c);
+  return 1;
+}
+
+static int put_control(tern_hub *hub, conn *c, out *o, tern_tstamp now) {
+  wire_frame f;
+  if (c->ctl & CTL_WELCOME) {
+    f.type = WIRE_WELCOME;
+    f.u.welcome.version = WIRE_VERSION;
+    f.u.welcome.epoch = hub->epoch;
+    f.u.welcome.flags = c->welcome_flags;
+    f.u.welcome.heartbeat_ms = c->heartbeat_ms;
+    f.u.welcome.liveness_ms = c->liveness_ms;
+    f.u.welcome.window = hub->set.inflight_window;
+    f.u.welcome.retry_ms = 0;
+    if (!put_frame(o, &f)) {
+      return 0;
+    }
+    c->ctl &= (uint8_t)~CTL_WELCOME;
+  }
+  if (c->ctl & CTL_PONG) {
+    f.type = WIRE_PONG;
+    f.u.ping = c->pong_value;
+    if (!put_frame(o, &f)) {
+      return 0;
+    }
+    c->ctl &= (uint8_t)~CTL_PONG;
+  }
+  if (c->ctl & CTL_PING) {
+    f.type = WIRE_PING;
+    f.u.ping = now;
+    if (!put_frame(o, &f)) {
+      return 0;
+    }
+    c->ctl &= (uint8_t)~CTL_PING;
+  }
+  return 1;
+}
+
+static int put_dropped(tern_hub *hub, session *s, out *o) {
+  for (int r = 0; r < 3; ++r) {
+    if (s->dropped[r]) {
+      wire_frame f;
+      f.type = WIRE_DROPPED;
+      f.u.dropped.count = s->dropped[r];
+      f.u.dropped.reason = (uint64_t)(r + 1);
+      if (!put_frame(o, &f)) {
+        return 0;
+      }
+      s->dropped[r] = 0;
+      ++hub->stats.dropped_notices;
+    }
+  }
+  return 1;
+}
+
+static msg *peek_pending(const session *s) {
+  for (int p = TERN_PRIO_HIGH; p >= TERN_PRIO_LOW; --p) {
+    if (s->queue[p]) {
+      return s->queue[p];
+    }
+  }
+  return NULL;
+}
+
+/* Writes messages while the window and the buffer allow.  Returns 0 or
+   TERN_ERR_NOMEM (a partial frame needed the aux block). */
+static int put_messages(tern_hub *hub, conn *c, out *o, uint8_t *start,
+                        tern_tstamp now) {
+  session *s = c->session;
+  while (c->ninflight < hub->set.inflight_window) {
+    if (!put_dropped(hub, s, o)) {
+      return 0;
+    }
+    msg *m = peek_pending(s);
+    if (!m) {
+      return 0;
+    }
+    tern_tstamp exp = m->expiry.deadline;
+    if (exp <= now) {
+      /* Due but not yet handled: never send an expired message. */
+      ++hub->stats.expired;
+      session_discard(hub, m, TERN_DROP_EXPIRED, TERN_EV_EXPIRED);
+      continue;
+    }
+    uint64_t ttl_ms = 0;
+    if (exp != TERN_TSTAMP_NONE) {
+      ttl_ms = (exp - now + TERN_MILLISECONDS - 1) / TERN_MILLISECONDS;
+    }
+    uint8_t head[WIRE_MSG_HEAD_MAX];
+    size_t headlen = wire_msg_head_encode(head, s->next_seq, ttl_ms,
+                                          m->taillen);
+    size_t total = headlen + m->taillen;
+    size_t room = (size_t)(o->end - o->p);
+    if (total <= room) {
+      memcpy(o->p, head, headlen);
+      memcpy(o->p + headlen, m->tail, m->taillen);
+      o->p += total;
+    } else if (o->p == start && room > 0) {
+      if (aux_get(hub, c) != 0) {
+        return TERN_ERR_NOMEM;
+      }
+      conn_aux *a = c->aux;
+      memcpy(a->whead, head, headlen);
+      a->wheadlen = (uint8_t)headlen;
+      a->woff = 0;
+      a->wmsg = m;
+      ++m->refs;
+      put_partial(hub, c, o);
+    } else {
+      return 0;
+    }
+    mlist_remove(&s->queue[m->priority], m);
+    --s->npending;
+    m->seq = s->next_seq++;
+    m->stream = c->stream;
+    m->conn = c;
+    m->sent_at = now;
+    if (m->deliveries++) {
+      ++hub->stats.resent;
+    }
+    int was_empty = c->inflight == NULL;
+    mlist_push(&c->inflight, m);
+    ++c->ninflight;
+    ++hub->stats.inflight;
+    ++hub->stats.sent;
+    if (msg_traced(hub, m)) {
+      event_msg(hub, TERN_EV_SENT, 0, m, (tern_conn *)c, NULL, 0);
+    }
+    if (was_empty && hub->set.ack_timeout &&
+        now + hub->set.ack_timeout < c->timer.deadline) {
+      heap_arm(&hub->timers, &c->timer, now + hub->set.ack_timeout);
+    }
+    if (c->aux && c->aux->wmsg) {
+      return 0; /* the rest of this frame goes first next time */
+    }
+  }
+  return 0;
+}
+
+int tern_conn_want_write(const tern_conn *tc) {
+  const conn *c = (const conn *)tc;
+  if (!c || c->state == CONN_CLOSED) {
+    return 0;
+  }
+  if ((c->aux && c->aux->wmsg) || c->ctl) {
+    return 1;
+  }
+  const session *s = c->session;
+  if (c->state != CONN_OPEN || !s) {
+    return 0;
+  }
+  return s->dropped[0] || s->dropped[1] || s->dropped[2] ||
+         (s->npending && c->ninflight < c->hub->set.inflight_window);
+}
+
+tern_ssize tern_conn_write(tern_conn *tc, uint8_t *buf, size_t cap,
+                           tern_tstamp now) {
+  conn *c = (conn *)tc;
+  if (!c || (!buf && cap)) {
+    return TERN_ERR_INVALID;
+  }
+  if (c->state == CONN_CLOSED) {
+    return TERN_ERR_CLOSED;
+  }
+  tern_hub *hub = c->hub;
+  out o = {buf, buf + cap};
+  int rv = 0;
+  if (c->aux && c->aux->wmsg && !put_partial(hub, c, &o)) {
+    goto done;
+  }
+  if (c->state == CONN_CLOSING) {
+    if (c->ctl & CTL_GOAWAY) {
+      wire_frame f;
+      f.type = WIRE_GOAWAY;
+      f.u.goaway.reason = c->goaway_reason;
+      f.u.goaway.retry_ms = c->goaway_retry_ms;
+      const char *text = c->error ? tern_strerror(c->error) : "";
+      f.u.goaway.text = (const uint8_t *)text;
+      f.u.goaway.textlen = strlen(text);
+      if (!put_frame(&o, &f)) {
+        goto done;
+      }
+      c->ctl = 0;
+    }
+    c->state = CONN_CLOSED;
+    goto done;
+  }
+  if (!put_control(hub, c, &o, now)) {
+    goto done;
+  }
+  if (c->state == CONN_OPEN) {
+    rv = put_messages(hub, c, &o, buf, now);
+  }
+done:
+  if (o.p != buf) {
+    size_t n = (size_t)(o.p - buf);
+    c->last_tx = now;
+    hub->stats.bytes_out += n;
+  }
+  if (c->ready && !tern_conn_want_write(tc)) {
+    hub_unready(hub, c);
+  }
+  if (rv < 0 && o.p == buf) {
+    return rv;
+  }
+  return o.p - buf;
+}
+
+/* ---- timers ------------------------------------------------------------- */
+
+static void ack_timeouts(tern_hub *hub, conn *c, tern_tstamp now) {
+  int moved = 0;
+  while (c->inflight && c->inflight->sent_at + hub->set.ack_timeout <= now) {
+    msg *m = c->inflight;
+    if (hub->set.max_deliver && m->deliveries >= hub->set.max_deliver) {
+      ++hub->stats.dead;
+      session_discard(hub, m, TERN_DROP_DEAD, TERN_EV_DEAD);
+    } else {
+      mlist_remove(&c->inflight, m);
+      --c->ninflight;
+      --hub->stats.inflight;
+      session_return(hub, c->session, m);
+    }
+    moved = 1;
+  }
+  if (moved) {
+    hub_mark_ready(hub, c);
+  }
+}
+
+void conn_on_timer(tern_hub *hub, conn *c, tern_tstamp now) {
+  if (now >= c->last_rx + MS(c->liveness_ms)) {
+    int open = c->state == CONN_OPEN;
+    const session *s = c->session;
+    event_push(hub, open ? TERN_EV_CONN_DEAD : TERN_EV_CONN_CLOSED,
+               TERN_GOAWAY_TIMEOUT, (tern_conn *)c, s ? s->key : NULL,
+               s ? s->keylen : 0, NULL, 0, NULL, 0, 0, 0);
+    if (open) {
+      ++hub->stats.conns_dead;
+    }
+    conn_close(c, TERN_GOAWAY_TIMEOUT, 0, 0, 0, now);
+    return;
+  }
+  if (c->state == CONN_OPEN) {
+    if (!(c->ctl & CTL_PING) && now >= c->last_tx + MS(c->heartbeat_ms)) {
+      c->ctl |= CTL_PING;
+      hub_mark_ready(hub, c);
+    }
+    if (hub->set.ack_timeout) {
+      ack_timeouts(hub, c, now);
+    }
+  }
+  rearm(hub, c);
+}
+
+/* ---- host calls --------------------------------------------------------- */
+
+int tern_conn_is_closed(const tern_conn *tc) {
+  const conn *c = (const conn *)tc;
+  return c ? c->state >= CONN_CLOSING : 1;
+}
+
+int tern_conn_accept(tern_conn *tc, tern_tstamp now) {
+  conn *c = (conn *)tc;
+  if (!c) {
+    return TERN_ERR_INVALID;
+  }
+  if (c->state != CONN_WAIT_ACCEPT) {
+    return TERN_ERR_STATE;
+  }
+  conn_aux *a = c->aux;
+  int rv = bind(c, a->hello_key, a->hello_keylen, a->hello_last_seq,
+                a->hello_epoch, a->hello_heartbeat_ms, now);
+  if (rv == TERN_ERR_NOMEM) {
+    return rv;
+  }
+  a->hello_waiting = 0;
+  if (rv != 0) {
+    conn_close(c, close_reason(rv), 0, rv, 0, now);
+    return rv;
+  }
+  aux_trim(c->hub, c);
+  return 0;
+}
+
+int tern_conn_goaway(tern_conn *tc, uint32_t reason, tern_duration retry_after,
+                     tern_tstamp now) {
+  conn *c = (conn *)tc;
+  if (!c || reason > 0xff) {
+    return TERN_ERR_INVALID;
+  }
+  if (c->state >= CONN_CLOSING) {
+    return TERN_ERR_CLOSED;
+  }
+  uint64_t ms = retry_after / TERN_MILLISECONDS;
+  conn_close(c, (int)reason, ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms, 0, 0,
+             now);
+  return 0;
+}
+
+void tern_conn_set_user_data(tern_conn *tc, void *user_data) {
+  if (tc) {
+    ((conn *)tc)->user_data = user_data;
+  }
+}
+
+void *tern_conn_get_user_data(const tern_conn *tc) {
+  return tc ? ((const conn *)tc)->user_data : NULL;
+}
+
+tern_session *tern_conn_get_session(const tern_conn *tc) {
+  return tc ? (tern_session *)((const conn *)tc)->session : NULL;
+}
+
+void tern_conn_get_info(const tern_conn *tc, tern_conn_info *info,
+                        size_t size) {
+  const conn *c = (const conn *)tc;
+  tern_conn_info i;
+  memset(&i, 0, sizeof(i));
+  if (c) {
+    i.closed = c->state >= CONN_CLOSING;
+    i.inflight = c->ninflight;
+    i.rtt = (tern_duration)c->rtt_us * 1000;
+    i.heartbeat_interval = MS(c->heartbeat_ms);
+    i.liveness_timeout = MS(c->liveness_ms);
+    i.error = c->error;
+  }
+  if (info) {
+    memcpy(info, &i, size < sizeof(i) ? size : sizeof(i));
+  }
+}

@@ -1,0 +1,126 @@
+/*
+ * The hub's event queue.  Records are fixed-size; the strings they carry
+ * (session key, message id, token or newer id) are copied into one arena,
+ * so an event stays readable after its message or session is gone.  Both
+ * arrays are reset whenever the queue runs empty, which a host draining
+ * events every loop makes the common case.  Past max_events, or when
+ * growing fails, an event is counted in stats.events_lost and dropped.
+ */
+#include <string.h>
+
+#include "base/mem.h"
+#include "deliver/hub.h"
+
+static int grow(tern_hub *hub, size_t strings) {
+  if (hub->ev_len == hub->ev_cap) {
+    size_t cap = hub->ev_cap ? hub->ev_cap * 2 : 64;
+    evrec *ev = mem_realloc(&hub->mem, hub->ev, cap * sizeof(*ev));
+    if (!ev) {
+      return -1;
+    }
+    hub->ev = ev;
+    hub->ev_cap = cap;
+  }
+  if (hub->arena_len + strings > hub->arena_cap) {
+    size_t cap = hub->arena_cap ? hub->arena_cap : 4096;
+    while (cap < hub->arena_len + strings) {
+      cap *= 2;
+    }
+    uint8_t *a = mem_realloc(&hub->mem, hub->arena, cap);
+    if (!a) {
+      return -1;
+    }
+    hub->arena = a;
+    hub->arena_cap = cap;
+  }
+  return 0;
+}
+
+static uint32_t save(tern_hub *hub, const uint8_t *p, size_t len) {
+  uint32_t off = (uint32_t)hub->arena_len;
+  if (len) {
+    memcpy(hub->arena + off, p, len);
+  }
+  hub->arena_len += len;
+  return off;
+}
+
+void event_push(tern_hub *hub, int type, int reason, tern_conn *c,
+                const uint8_t *key, size_t keylen, const uint8_t *id,
+                size_t idlen,
+                const uint8_t *aux, size_t auxlen, uint64_t seq,
+                uint64_t count) {
+  if (hub->ev_head == hub->ev_len) {
+    hub->ev_head = hub->ev_len = 0;
+    hub->arena_len = 0;
+  }
+  if (hub->ev_len - hub->ev_head >= hub->set.max_events ||
+      grow(hub, keylen + idlen + auxlen) != 0) {
+    ++hub->stats.events_lost;
+    return;
+  }
+  evrec *e = &hub->ev[hub->ev_len++];
+  e->type = (uint8_t)type;
+  e->reason = (uint8_t)reason;
+  e->conn = c;
+  e->seq = seq;
+  e->count = count;
+  e->keylen = (uint8_t)keylen;
+  e->key_off = save(hub, key, keylen);
+  e->idlen = (uint8_t)idlen;
+  e->id_off = save(hub, id, idlen);
+  e->auxlen = (uint16_t)auxlen;
+  e->aux_off = save(hub, aux, auxlen);
+}
+
+void event_msg(tern_hub *hub, int type, int reason, const msg *m,
+               tern_conn *c, const uint8_t *aux, size_t auxlen) {
+  event_push(hub, type, reason, c, m->session->key, m->session->keylen,
+             msg_id(m), m->idlen, aux, auxlen, m->seq, 0);
+}
+
+void event_forget_conn(tern_hub *hub, tern_conn *c) {
+  for (size_t i = hub->ev_head; i < hub->ev_len; ++i) {
+    if (hub->ev[i].conn == c) {
+      hub->ev[i].conn = NULL;
+    }
+  }
+}
+
+void event_free(tern_hub *hub) {
+  mem_free(&hub->mem, hub->ev);
+  mem_free(&hub->mem, hub->arena);
+  hub->ev = NULL;
+  hub->arena = NULL;
+}
+
+int tern_hub_next_event(tern_hub *hub, tern_event *ev) {
+  if (!hub || !ev) {
+    return TERN_ERR_INVALID;
+  }
+  if (hub->ev_head == hub->ev_len) {
+    hub->ev_head = hub->ev_len = 0;
+    hub->arena_len = 0;
+    return 0;
+  }
+  const evrec *e = &hub->ev[hub->ev_head++];
+  memset(ev, 0, sizeof(*ev));
+  ev->type = e->type;
+  ev->reason = e->reason;
+  ev->conn = e->conn;
+  ev->seq = e->seq;
+  ev->count = e->count;
+  if (e->keylen) {
+    ev->session_key = hub->arena + e->key_off;
+    ev->session_keylen = e->keylen;
+  }
+  if (e->idlen) {
+    ev->msg_id = hub->arena + e->id_off;
+    ev->msg_idlen = e->idlen;
+  }
+  if (e->auxlen) {
+    ev->aux = hub->arena + e->aux_off;
+    ev->auxlen = e->auxlen;
+  }
+  return 1;
+}

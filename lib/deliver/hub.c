@@ -1,0 +1,296 @@
+/*
+ * The hub: settings, creation and teardown, the deadline loop
+ * (get_expiry/handle_expiry), the ready list of writable connections,
+ * restart GOAWAYs and statistics.
+ */
+#include <string.h>
+
+#include "base/mem.h"
+#include "deliver/hub.h"
+
+void tern_settings_default(tern_settings *s) {
+  memset(s, 0, sizeof(*s));
+  s->version = TERN_SETTINGS_VERSION;
+  s->max_payload = 1024 * 1024;
+  s->max_sessions = 0;
+  s->max_conns = 10;
+  s->inflight_window = 256;
+  s->max_pending = 10000;
+  s->max_pending_bytes = 64u * 1024 * 1024;
+  s->overflow[0] = s->overflow[1] = s->overflow[2] = TERN_OVERFLOW_EVICT;
+  s->retry_after = 1 * TERN_SECONDS;
+  s->default_ttl = 0;
+  s->heartbeat_interval = 4 * TERN_SECONDS;
+  s->liveness_timeout = 7 * TERN_SECONDS;
+  s->max_heartbeat = 300 * TERN_SECONDS;
+  s->session_ttl = 24 * 3600 * TERN_SECONDS;
+  s->dedup_window = 120 * TERN_SECONDS;
+  s->ack_timeout = 0;
+  s->max_deliver = 5;
+  s->max_events = 65536;
+  s->seed = 0;
+  s->trace = 0;
+  s->hello_accept = 0;
+}
+
+static int check_settings(const tern_settings *s) {
+  if (s->version == 0 || s->version > TERN_SETTINGS_VERSION) {
+    return TERN_ERR_INVALID;
+  }
+  if (s->max_payload == 0 || s->max_payload > UINT32_MAX / 2 ||
+      s->max_conns == 0 || s->max_conns > UINT16_MAX ||
+      s->inflight_window == 0 || s->max_pending == 0 ||
+      s->max_pending_bytes == 0 || s->max_events == 0) {
+    return TERN_ERR_INVALID;
+  }
+  for (int i = 0; i < 3; ++i) {
+    if (s->overflow[i] > TERN_OVERFLOW_REJECT) {
+      return TERN_ERR_INVALID;
+    }
+  }
+  if (s->heartbeat_interval < TERN_SECONDS ||
+      s->liveness_timeout <= s->heartbeat_interval ||
+      s->max_heartbeat < s->heartbeat_interval ||
+      s->liveness_timeout / TERN_MILLISECONDS > UINT32_MAX / 4 ||
+      s->max_heartbeat / TERN_MILLISECONDS > UINT32_MAX / 4 ||
+      s->session_ttl == 0) {
+    return TERN_ERR_INVALID;
+  }
+  return 0;
+}
+
+int tern_hub_new(tern_hub **phub, const tern_settings *s, const tern_mem *mem) {
+  tern_settings defaults;
+  if (!phub) {
+    return TERN_ERR_INVALID;
+  }
+  if (!s) {
+    tern_settings_default(&defaults);
+    s = &defaults;
+  }
+  if (check_settings(s) != 0) {
+    return TERN_ERR_INVALID;
+  }
+  if (mem && (!mem->malloc || !mem->free || !mem->calloc || !mem->realloc)) {
+    return TERN_ERR_INVALID;
+  }
+  if (!mem) {
+    mem = mem_default();
+  }
+  tern_hub *hub = mem_calloc(mem, 1, sizeof(*hub));
+  if (!hub) {
+    return TERN_ERR_NOMEM;
+  }
+  hub->mem = *mem;
+  hub->set = *s;
+  if (hmap_init(&hub->sessions, mem, 1024) != 0 ||
+      hmap_init(&hub->collapse_index, mem, 64) != 0 ||
+      hmap_init(&hub->dedup_index, mem, 64) != 0 ||
+      heap_reserve(&hub->timers, mem, 64) != 0) {
+    tern_hub_del(hub);
+    return TERN_ERR_NOMEM;
+  }
+  uint64_t seed = s->seed ? s->seed : (uint64_t)(uintptr_t)hub;
+  rng_seed(&hub->rand, seed);
+  hub->hash_key[0] = rng_next(&hub->rand);
+  hub->hash_key[1] = rng_next(&hub->rand);
+  do {
+    hub->epoch = rng_next(&hub->rand);
+  } while (hub->epoch == 0);
+  static const char hex[] = "0123456789abcdef";
+  for (int i = 0; i < 16; ++i) {
+    hub->idprefix[i] = hex[(hub->epoch >> (60 - 4 * i)) & 0xf];
+  }
+  *phub = hub;
+  return 0;
+}
+
+void tern_hub_del(tern_hub *hub) {
+  if (!hub) {
+    return;
+  }
+  /* Connections the host did not delete go first (they hold references
+     to partial frames), then sessions with their messages. */
+  while (hub->conns) {
+    conn *c = hub->conns;
+    hub->conns = c->all_next;
+    if (c->aux) {
+      if (c->aux->wmsg) {
+        msg_unref(hub, c->aux->wmsg);
+      }
+      mem_free(&hub->mem, c->aux);
+    }
+    if (c->session) {
+      /* in-flight messages go back so the session frees them */
+      session_detach(hub, c->session, c, 0);
+    }
+    mem_free(&hub->mem, c);
+  }
+  if (hub->sessions.buckets) {
+    for (size_t i = 0; i <= hub->sessions.mask; ++i) {
+      while (hub->sessions.buckets[i]) {
+        session_destroy(hub, (session *)hub->sessions.buckets[i]);
+      }
+    }
+  }
+  while (hub->dedup_head) {
+    dedup *e = hub->dedup_head;
+    hub->dedup_head = e->fifo_next;
+    mem_free(&hub->mem, e);
+  }
+  hmap_free(&hub->sessions, &hub->mem);
+  hmap_free(&hub->collapse_index, &hub->mem);
+  hmap_free(&hub->dedup_index, &hub->mem);
+  heap_free(&hub->timers, &hub->mem);
+  msg_pool_free(hub);
+  event_free(hub);
+  tern_mem mem = hub->mem;
+  mem_free(&mem, hub);
+}
+
+uint64_t tern_hub_get_epoch(const tern_hub *hub) { return hub ? hub->epoch : 0; }
+
+int hub_reserve_timer(tern_hub *hub) {
+  if (heap_reserve(&hub->timers, &hub->mem, hub->timer_objects + 1) != 0) {
+    return TERN_ERR_NOMEM;
+  }
+  ++hub->timer_objects;
+  return 0;
+}
+
+void hub_release_timer(tern_hub *hub) { --hub->timer_objects; }
+
+tern_tstamp tern_hub_get_expiry(const tern_hub *hub) {
+  if (!hub) {
+    return TERN_TSTAMP_NONE;
+  }
+  tern_tstamp t = TERN_TSTAMP_NONE;
+  const timer *top = heap_top(&hub->timers);
+  if (top) {
+    t = top->deadline;
+  }
+  if (hub->dedup_head && hub->dedup_head->expires < t) {
+    t = hub->dedup_head->expires;
+  }
+  return t;
+}
+
+int tern_hub_handle_expiry(tern_hub *hub, tern_tstamp now) {
+  if (!hub) {
+    return TERN_ERR_INVALID;
+  }
+  timer *t;
+  while ((t = heap_top(&hub->timers)) && t->deadline <= now) {
+    switch (t->kind) {
+    case TIMER_MSG: {
+      msg *m = (msg *)((char *)t - offsetof(msg, expiry));
+      ++hub->stats.expired;
+      session_discard(hub, m, TERN_DROP_EXPIRED, TERN_EV_EXPIRED);
+      break;
+    }
+    case TIMER_SESSION:
+      session_expire(hub, (session *)((char *)t - offsetof(session, ttl)));
+      break;
+    default: {
+      conn *c = (conn *)((char *)t - offsetof(conn, timer));
+      heap_disarm(&hub->timers, t);
+      conn_on_timer(hub, c, now);
+      break;
+    }
+    }
+  }
+  dedup_expire(hub, now);
+  return 0;
+}
+
+/* ---- ready list --------------------------------------------------------- */
+
+void hub_mark_ready(tern_hub *hub, conn *c) {
+  if (c->ready) {
+    return;
+  }
+  c->ready = 1;
+  c->ready_next = NULL;
+  c->ready_prev = hub->ready_tail;
+  if (hub->ready_tail) {
+    hub->ready_tail->ready_next = c;
+  } else {
+    hub->ready_head = c;
+  }
+  hub->ready_tail = c;
+}
+
+void hub_unready(tern_hub *hub, conn *c) {
+  if (!c->ready) {
+    return;
+  }
+  if (c->ready_prev) {
+    c->ready_prev->ready_next = c->ready_next;
+  } else {
+    hub->ready_head = c->ready_next;
+  }
+  if (c->ready_next) {
+    c->ready_next->ready_prev = c->ready_prev;
+  } else {
+    hub->ready_tail = c->ready_prev;
+  }
+  c->ready = 0;
+  c->ready_prev = c->ready_next = NULL;
+}
+
+tern_conn *tern_hub_next_ready(tern_hub *hub) {
+  if (!hub) {
+    return NULL;
+  }
+  while (hub->ready_head) {
+    conn *c = hub->ready_head;
+    hub_unready(hub, c);
+    if (tern_conn_want_write((tern_conn *)c)) {
+      return (tern_conn *)c;
+    }
+  }
+  return NULL;
+}
+
+/* ---- restart ------------------------------------------------------------ */
+
+int tern_hub_goaway_all(tern_hub *hub, uint32_t reason,
+                        tern_duration max_retry, tern_tstamp now) {
+  if (!hub || reason > 0xff) {
+    return TERN_ERR_INVALID;
+  }
+  uint64_t max_ms = max_retry / TERN_MILLISECONDS;
+  if (max_ms > UINT32_MAX) {
+    max_ms = UINT32_MAX;
+  }
+  int told = 0;
+  for (conn *c = hub->conns; c; c = c->all_next) {
+    if (c->state != CONN_OPEN) {
+      continue;
+    }
+    /* Sessions with urgent backlog are told to come back first. */
+    uint64_t bound = c->session->queue[TERN_PRIO_HIGH] ? max_ms / 4 : max_ms;
+    uint32_t retry = (uint32_t)rng_below(&hub->rand, bound + 1);
+    conn_close(c, (int)reason, retry, 0, 0, now);
+    ++told;
+  }
+  return told;
+}
+
+/* ---- stats and publish -------------------------------------------------- */
+
+void tern_hub_get_stats(const tern_hub *hub, tern_stats *st, size_t size) {
+  if (!hub || !st) {
+    return;
+  }
+  memcpy(st, &hub->stats, size < sizeof(hub->stats) ? size : sizeof(hub->stats));
+}
+
+int tern_hub_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
+                     const tern_msg_desc *desc, tern_tstamp now,
+                     tern_publish_result *result) {
+  if (!hub || !desc) {
+    return TERN_ERR_INVALID;
+  }
+  return session_publish(hub, key, keylen, desc, now, result);
+}

@@ -1,0 +1,278 @@
+/*
+ * The delivery engine's internal types: hub, session, connection, message,
+ * and the functions the files of lib/deliver call across each other.
+ *
+ * Ownership in one paragraph: the hub owns sessions (hash map by key) and
+ * dedup entries; a session owns its messages, which sit either in one of its
+ * three pending queues or on the in-flight list of one of its connections;
+ * connections are owned by the host (tern_conn_new/tern_conn_del) and
+ * attached to at most one session.  Every object that can have a deadline
+ * embeds one timer in the hub's heap.
+ */
+#ifndef TERN_DELIVER_HUB_H
+#define TERN_DELIVER_HUB_H
+
+#include <stdint.h>
+
+#include "base/hashmap.h"
+#include "base/heap.h"
+#include "base/rand.h"
+#include "tern.h"
+#include "wire/frame.h"
+
+typedef struct session session;
+typedef struct conn conn;
+typedef struct msg msg;
+
+/* timer.kind */
+enum { TIMER_MSG = 1, TIMER_SESSION = 2, TIMER_CONN = 3 };
+
+/* msg.flags */
+enum {
+  MSG_TRACE = 0x1,      /* emit lifecycle events                          */
+  MSG_SUPERSEDED = 0x2, /* a newer message with its collapse key exists   */
+  MSG_GONE = 0x4        /* left its session; only a partial write holds it */
+};
+
+/*
+ * A message, stored once.  The wire tail (flags, id, collapse key, content
+ * type, attrs, payload) is encoded at publish time, so a send only writes
+ * the frame head and copies the tail.
+ */
+struct msg {
+  msg *prev, *next;     /* circular list: a pending queue or an in-flight list */
+  session *session;     /* NULL once MSG_GONE                               */
+  conn *conn;           /* in flight on; NULL while pending                 */
+  timer expiry;         /* deadline = expiry; unarmed when it never expires */
+  hnode collapse;       /* hub->collapse_index, when it has a collapse key  */
+  uint64_t serial;      /* publish order, hub-wide                          */
+  uint64_t seq;         /* seq of its last send; 0 never sent               */
+  tern_tstamp sent_at;  /* time of its last send (ack timeout)              */
+  uint32_t stream;      /* session-local id of the connection last sent on  */
+  uint32_t taillen;
+  uint32_t payloadlen;
+  uint32_t refs;        /* 1 for the session + 1 per partial write          */
+  uint16_t deliveries;  /* sends so far                                     */
+  uint8_t priority;
+  uint8_t flags;
+  uint8_t idlen, id_off;     /* id bytes at tail + id_off                   */
+  uint8_t cklen, ck_off;     /* collapse key bytes at tail + ck_off         */
+  uint8_t pooled;            /* allocated from the hub's message pool       */
+  uint8_t tail[];
+};
+
+/*
+ * A session.  Kept small: a million idle sessions with one connection each
+ * must fit in 384 bytes apiece (bench/core measures it).
+ */
+struct session {
+  hnode link;              /* hub->sessions, hash of the key                */
+  msg *queue[3];           /* pending, one circular list per priority,
+                              sorted by serial                              */
+  conn *conns;             /* attached connections, singly linked           */
+  timer ttl;               /* expiry while no connection is attached        */
+  uint64_t uid;            /* never reused: keys dedup and collapse entries */
+  uint64_t next_seq;
+  uint64_t bytes;          /* payload bytes held                            */
+  uint64_t dropped_total;
+  uint32_t nmsgs;          /* held: pending + in flight                     */
+  uint32_t npending;
+  uint32_t dropped[3];     /* not yet told, by tern_drop_reason - 1         */
+  uint32_t stream_serial;  /* last stream id given to a connection          */
+  uint16_t nconns;
+  uint8_t keylen;
+  uint8_t key[];
+};
+
+/* conn.state */
+enum {
+  CONN_HANDSHAKE = 0, /* waiting for HELLO                                  */
+  CONN_WAIT_ACCEPT,   /* HELLO seen, the host decides                        */
+  CONN_OPEN,
+  CONN_CLOSING,       /* GOAWAY or a partial frame still to write            */
+  CONN_CLOSED
+};
+
+/* conn.ctl: control frames to write */
+enum {
+  CTL_WELCOME = 0x1,
+  CTL_PONG = 0x2,
+  CTL_PING = 0x4,
+  CTL_GOAWAY = 0x8
+};
+
+/*
+ * State a connection needs only sometimes: a partial incoming frame, a
+ * partial outgoing frame, a HELLO waiting for the host.  Allocated on
+ * demand and freed when empty, so idle connections stay small.
+ */
+typedef struct conn_aux {
+  /* incoming frame tail */
+  size_t rlen;
+  uint8_t rbuf[WIRE_HEADER_MAX + WIRE_CLIENT_BODY_MAX];
+  /* outgoing frame in progress: head bytes then the message tail */
+  msg *wmsg;
+  size_t woff;  /* bytes of head+tail already written */
+  uint8_t whead[WIRE_MSG_HEAD_MAX];
+  uint8_t wheadlen;
+  /* HELLO waiting for tern_conn_accept */
+  int hello_waiting;
+  uint64_t hello_last_seq, hello_epoch, hello_heartbeat_ms;
+  uint8_t hello_keylen;
+  uint8_t hello_key[TERN_MAX_SESSION_KEY];
+} conn_aux;
+
+struct conn {
+  tern_hub *hub;
+  session *session;
+  conn *session_next;      /* session->conns                                */
+  conn *ready_prev, *ready_next; /* hub ready list                          */
+  conn *all_prev, *all_next;     /* hub->conns: every connection            */
+  msg *inflight;           /* circular list in seq order                    */
+  conn_aux *aux;
+  void *user_data;
+  timer timer;             /* handshake, heartbeat, liveness, ack timeout   */
+  tern_tstamp last_rx, last_tx;
+  uint64_t pong_value;     /* PING value to echo                            */
+  uint32_t rtt_us;         /* last PING/PONG round trip, microseconds       */
+  uint32_t ninflight;
+  uint32_t stream;         /* session-local id                              */
+  uint32_t heartbeat_ms, liveness_ms;
+  uint32_t goaway_retry_ms;
+  int error;
+  uint8_t state;
+  uint8_t ctl;
+  uint8_t goaway_reason;
+  uint8_t welcome_flags;   /* WIRE_WELCOME_* for the queued WELCOME        */
+  uint8_t ready;           /* on the hub ready list                         */
+};
+
+/* One dedup entry: (session uid, id) seen at a time. */
+typedef struct dedup {
+  hnode link;
+  struct dedup *fifo_next;
+  uint64_t uid;
+  tern_tstamp expires;
+  uint8_t idlen;
+  uint8_t id[];
+} dedup;
+
+/* A queued event; strings live in the hub's event arena. */
+typedef struct evrec {
+  tern_conn *conn;
+  uint64_t seq, count;
+  uint32_t key_off, id_off, aux_off;
+  uint16_t auxlen;
+  uint8_t type, reason, keylen, idlen;
+} evrec;
+
+#define MSG_POOL_BLOCK 320 /* messages up to this size come from the pool */
+#define MSG_POOL_MAX 4096  /* blocks kept on the free list at most        */
+
+struct tern_hub {
+  tern_settings set;
+  tern_mem mem;
+  rng rand;
+  uint64_t hash_key[2];
+  uint64_t epoch;
+  uint64_t next_serial;
+  uint64_t next_uid;
+  uint64_t id_counter;     /* generated message ids                         */
+  heap timers;
+  size_t timer_objects;    /* objects that may be armed: heap capacity      */
+  hmap sessions;
+  hmap collapse_index;     /* (uid, collapse key) -> newest message         */
+  hmap dedup_index;
+  dedup *dedup_head, *dedup_tail; /* in expiry order                        */
+  conn *ready_head, *ready_tail;
+  conn *conns;             /* every connection not yet deleted              */
+  void *pool;              /* free message blocks, linked through first word */
+  uint32_t pool_len;
+  uint32_t nconns;
+  /* events */
+  evrec *ev;
+  size_t ev_head, ev_len, ev_cap;
+  uint8_t *arena;
+  size_t arena_len, arena_cap;
+  char idprefix[16];       /* generated ids: hex of the epoch ...           */
+  tern_stats stats;
+};
+
+/* ---- hub.c --------------------------------------------------------------- */
+int hub_reserve_timer(tern_hub *hub);     /* one more object may be armed */
+void hub_release_timer(tern_hub *hub);
+void hub_mark_ready(tern_hub *hub, conn *c);
+void hub_unready(tern_hub *hub, conn *c);
+
+/* ---- msg.c --------------------------------------------------------------- */
+/* msg_new builds a message from a validated descriptor (no side effects). */
+int msg_new(tern_hub *hub, msg **pm, const tern_msg_desc *d,
+            const uint8_t *id, size_t idlen, tern_tstamp expiry);
+/* msg_unref drops one reference and frees the message at zero. */
+void msg_unref(tern_hub *hub, msg *m);
+void msg_pool_free(tern_hub *hub);
+static inline const uint8_t *msg_id(const msg *m) { return m->tail + m->id_off; }
+static inline const uint8_t *msg_ck(const msg *m) { return m->tail + m->ck_off; }
+static inline int msg_traced(const tern_hub *hub, const msg *m) {
+  return hub->set.trace || (m->flags & MSG_TRACE);
+}
+/* list helpers for circular message lists */
+void mlist_push(msg **head, msg *m);
+void mlist_remove(msg **head, msg *m);
+/* mlist_insert_sorted puts m by serial order (returning messages). */
+void mlist_insert_sorted(msg **head, msg *m);
+
+/* ---- session.c ----------------------------------------------------------- */
+session *session_find(tern_hub *hub, const uint8_t *key, size_t keylen,
+                      uint64_t hash);
+uint64_t session_hash(const tern_hub *hub, const uint8_t *key, size_t keylen);
+int session_new(tern_hub *hub, session **ps, const uint8_t *key,
+                size_t keylen, uint64_t hash, tern_tstamp now);
+/* session_destroy frees the session and everything it holds; no events. */
+void session_destroy(tern_hub *hub, session *s);
+/* session_expire is the session TTL deadline. */
+void session_expire(tern_hub *hub, session *s);
+/* session_enqueue appends a new message to its pending queue. */
+void session_enqueue(session *s, msg *m);
+/* session_pop_pending removes and returns the next message to send. */
+msg *session_pop_pending(session *s);
+/* session_return puts an in-flight message back (connection lost). */
+void session_return(tern_hub *hub, session *s, msg *m);
+/* session_discard removes a message for |reason| (tern_drop_reason, or 0
+   for collapsed/acked) and releases it.  |ev| is the trace event type. */
+void session_discard(tern_hub *hub, msg *m, int reason, int ev);
+/* session_has_output: something for a connection to write. */
+int session_has_output(const session *s);
+void session_notify(tern_hub *hub, session *s); /* mark its conns ready */
+void session_attach(tern_hub *hub, session *s, conn *c);
+void session_detach(tern_hub *hub, session *s, conn *c, tern_tstamp now);
+/* session_resume applies a HELLO's last_seq; may close a stale conn. */
+void session_resume(tern_hub *hub, session *s, uint64_t last_seq,
+                    tern_tstamp now);
+int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
+                    const tern_msg_desc *d, tern_tstamp now,
+                    tern_publish_result *res);
+void dedup_expire(tern_hub *hub, tern_tstamp now);
+void collapse_unindex(tern_hub *hub, msg *m);
+
+/* ---- conn.c -------------------------------------------------------------- */
+void conn_on_timer(tern_hub *hub, conn *c, tern_tstamp now);
+/* conn_close: queue GOAWAY (unless |quiet|), detach, state CLOSING. */
+void conn_close(conn *c, int reason, uint32_t retry_ms, int error, int quiet,
+                tern_tstamp now);
+/* conn_ack frees in-flight messages with seq <= |seq| and stream |stream|. */
+void conn_ack(tern_hub *hub, conn *c, uint64_t seq);
+
+/* ---- event.c ------------------------------------------------------------- */
+void event_push(tern_hub *hub, int type, int reason, tern_conn *c,
+                const uint8_t *key, size_t keylen, const uint8_t *id,
+                size_t idlen,
+                const uint8_t *aux, size_t auxlen, uint64_t seq,
+                uint64_t count);
+/* event_msg is event_push for a message's lifecycle event. */
+void event_msg(tern_hub *hub, int type, int reason, const msg *m,
+               tern_conn *c, const uint8_t *aux, size_t auxlen);
+void event_forget_conn(tern_hub *hub, tern_conn *c);
+void event_free(tern_hub *hub);
+
+#endif

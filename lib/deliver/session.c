@@ -1,0 +1,630 @@
+/*
+ * Sessions: lookup by key, the pending queues (priority, collapse, dedup,
+ * overflow rules), what happens to a message when it leaves (acked, expired,
+ * collapsed, evicted, dead), attaching connections and resuming a stream.
+ */
+#include <string.h>
+
+#include "base/mem.h"
+#include "deliver/hub.h"
+
+/* ---- lookup ------------------------------------------------------------- */
+
+uint64_t session_hash(const tern_hub *hub, const uint8_t *key, size_t keylen) {
+  return hash_bytes(hub->hash_key, 0, key, keylen);
+}
+
+session *session_find(tern_hub *hub, const uint8_t *key, size_t keylen,
+                      uint64_t hash) {
+  for (hnode *n = hmap_bucket(&hub->sessions, hash); n; n = n->next) {
+    session *s = (session *)n;
+    if (n->hash == hash && s->keylen == keylen &&
+        memcmp(s->key, key, keylen) == 0) {
+      return s;
+    }
+  }
+  return NULL;
+}
+
+tern_session *tern_hub_find_session(tern_hub *hub, const uint8_t *key,
+                                    size_t keylen) {
+  if (!hub || !key || keylen == 0 || keylen > TERN_MAX_SESSION_KEY) {
+    return NULL;
+  }
+  return (tern_session *)session_find(hub, key, keylen,
+                                      session_hash(hub, key, keylen));
+}
+
+void tern_session_get_info(const tern_session *ts, tern_session_info *info,
+                           size_t size) {
+  const session *s = (const session *)ts;
+  tern_session_info i;
+  memset(&i, 0, sizeof(i));
+  if (s) {
+    i.key = s->key;
+    i.keylen = s->keylen;
+    i.pending = s->npending;
+    i.inflight = s->nmsgs - s->npending;
+    i.pending_bytes = s->bytes;
+    i.nconns = s->nconns;
+    i.next_seq = s->next_seq;
+    i.dropped = s->dropped_total;
+  }
+  if (info) {
+    memcpy(info, &i, size < sizeof(i) ? size : sizeof(i));
+  }
+}
+
+int session_new(tern_hub *hub, session **ps, const uint8_t *key,
+                size_t keylen, uint64_t hash, tern_tstamp now) {
+  if (hub->set.max_sessions && hub->sessions.len >= hub->set.max_sessions) {
+    return TERN_ERR_LIMIT;
+  }
+  session *s = mem_malloc(&hub->mem, sizeof(session) + keylen);
+  if (!s) {
+    return TERN_ERR_NOMEM;
+  }
+  if (hub_reserve_timer(hub) != 0) {
+    mem_free(&hub->mem, s);
+    return TERN_ERR_NOMEM;
+  }
+  memset(s, 0, sizeof(*s));
+  s->link.hash = hash;
+  s->uid = ++hub->next_uid;
+  s->next_seq = 1;
+  s->keylen = (uint8_t)keylen;
+  memcpy(s->key, key, keylen);
+  s->ttl.kind = TIMER_SESSION;
+  hmap_insert(&hub->sessions, &hub->mem, &s->link);
+  heap_arm(&hub->timers, &s->ttl, now + hub->set.session_ttl);
+  ++hub->stats.sessions_created;
+  ++hub->stats.sessions;
+  *ps = s;
+  return 0;
+}
+
+/* ---- leaving ------------------------------------------------------------ */
+
+/* Unlinks |m| from wherever it is in its session, without freeing it. */
+static void unlink_msg(tern_hub *hub, msg *m) {
+  session *s = m->session;
+  if (m->conn) {
+    mlist_remove(&m->conn->inflight, m);
+    --m->conn->ninflight;
+    --hub->stats.inflight;
+    m->conn = NULL;
+  } else {
+    mlist_remove(&s->queue[m->priority], m);
+    --s->npending;
+  }
+  heap_disarm(&hub->timers, &m->expiry);
+  hub_release_timer(hub);
+  collapse_unindex(hub, m);
+  --s->nmsgs;
+  s->bytes -= m->payloadlen;
+  --hub->stats.messages;
+  hub->stats.message_bytes -= m->payloadlen;
+  m->session = NULL;
+  m->flags |= MSG_GONE;
+}
+
+void session_discard(tern_hub *hub, msg *m, int reason, int ev) {
+  session *s = m->session;
+  if (ev && (ev == TERN_EV_DEAD || msg_traced(hub, m))) {
+    event_msg(hub, ev, reason, m, NULL, NULL, 0);
+  }
+  if (reason) {
+    ++s->dropped[reason - 1];
+    ++s->dropped_total;
+  }
+  unlink_msg(hub, m);
+  msg_unref(hub, m);
+  if (reason) {
+    session_notify(hub, s);
+  }
+}
+
+void collapse_unindex(tern_hub *hub, msg *m) {
+  if (m->cklen == 0) {
+    return;
+  }
+  /* Only the newest message with a key is indexed; older ones point
+     nowhere (collapse.next is the map's chain, so test membership by
+     walking its bucket). */
+  for (hnode *n = hmap_bucket(&hub->collapse_index, m->collapse.hash); n;
+       n = n->next) {
+    if (n == &m->collapse) {
+      hmap_remove(&hub->collapse_index, n);
+      return;
+    }
+  }
+}
+
+static msg *collapse_find(tern_hub *hub, const session *s, const uint8_t *ck,
+                          size_t cklen, uint64_t hash) {
+  for (hnode *n = hmap_bucket(&hub->collapse_index, hash); n; n = n->next) {
+    msg *m = (msg *)((char *)n - offsetof(msg, collapse));
+    if (n->hash == hash && m->session == s && m->cklen == cklen &&
+        memcmp(msg_ck(m), ck, cklen) == 0) {
+      return m;
+    }
+  }
+  return NULL;
+}
+
+/* ---- dedup -------------------------------------------------------------- */
+
+static dedup *dedup_find(tern_hub *hub, uint64_t uid, const uint8_t *id,
+                         size_t idlen, uint64_t hash) {
+  for (hnode *n = hmap_bucket(&hub->dedup_index, hash); n; n = n->next) {
+    dedup *e = (dedup *)n;
+    if (n->hash == hash && e->uid == uid && e->idlen == idlen &&
+        memcmp(e->id, id, idlen) == 0) {
+      return e;
+    }
+  }
+  return NULL;
+}
+
+void dedup_expire(tern_hub *hub, tern_tstamp now) {
+  while (hub->dedup_head && hub->dedup_head->expires <= now) {
+    dedup *e = hub->dedup_head;
+    hub->dedup_head = e->fifo_next;
+    if (!hub->dedup_head) {
+      hub->dedup_tail = NULL;
+    }
+    hmap_remove(&hub->dedup_index, &e->link);
+    mem_free(&hub->mem, e);
+  }
+}
+
+/* ---- queues ------------------------------------------------------------- */
+
+void session_enqueue(session *s, msg *m) {
+  m->session = s;
+  mlist_push(&s->queue[m->priority], m);
+  ++s->npending;
+  ++s->nmsgs;
+  s->bytes += m->payloadlen;
+}
+
+msg *session_pop_pending(session *s) {
+  for (int p = TERN_PRIO_HIGH; p >= TERN_PRIO_LOW; --p) {
+    msg *m = s->queue[p];
+    if (m) {
+      mlist_remove(&s->queue[p], m);
+      --s->npending;
+      return m;
+    }
+  }
+  return NULL;
+}
+
+void session_return(tern_hub *hub, session *s, msg *m) {
+  if (m->flags & MSG_SUPERSEDED) {
+    /* A newer message with the same key was published while this one was
+       in flight: sending this one again could reach the app after it. */
+    ++hub->stats.collapsed;
+    ++s->npending; /* session_discard undoes a pending message */
+    m->conn = NULL;
+    mlist_push(&s->queue[m->priority], m);
+    session_discard(hub, m, 0, TERN_EV_COLLAPSED);
+    return;
+  }
+  m->conn = NULL;
+  mlist_insert_sorted(&s->queue[m->priority], m);
+  ++s->npending;
+}
+
+int session_has_output(const session *s) {
+  return s->npending || s->dropped[0] || s->dropped[1] || s->dropped[2];
+}
+
+void session_notify(tern_hub *hub, session *s) {
+  for (conn *c = s->conns; c; c = c->session_next) {
+    hub_mark_ready(hub, c);
+  }
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+void session_attach(tern_hub *hub, session *s, conn *c) {
+  c->session = s;
+  c->stream = ++s->stream_serial;
+  c->session_next = s->conns;
+  s->conns = c;
+  ++s->nconns;
+  heap_disarm(&hub->timers, &s->ttl);
+}
+
+void session_detach(tern_hub *hub, session *s, conn *c, tern_tstamp now) {
+  conn **pp = &s->conns;
+  while (*pp != c) {
+    pp = &(*pp)->session_next;
+  }
+  *pp = c->session_next;
+  c->session_next = NULL;
+  c->session = NULL;
+  --s->nconns;
+  while (c->inflight) {
+    msg *m = c->inflight;
+    mlist_remove(&c->inflight, m);
+    --c->ninflight;
+    --hub->stats.inflight;
+    session_return(hub, s, m);
+  }
+  if (s->nconns == 0) {
+    heap_arm(&hub->timers, &s->ttl, now + hub->set.session_ttl);
+  }
+  if (s->npending) {
+    session_notify(hub, s);
+  }
+}
+
+/* Finds the stream that sent |seq|: among in-flight and returned messages. */
+static int find_stream(session *s, uint64_t seq, uint32_t *stream) {
+  for (conn *c = s->conns; c; c = c->session_next) {
+    msg *m = c->inflight;
+    if (m && m->seq <= seq && m->prev->seq >= seq) {
+      do {
+        if (m->seq == seq) {
+          *stream = c->stream;
+          return 1;
+        }
+        m = m->next;
+      } while (m != c->inflight);
+    }
+  }
+  for (int p = 0; p < 3; ++p) {
+    msg *m = s->queue[p];
+    if (!m) {
+      continue;
+    }
+    do {
+      if (m->seq == seq) {
+        *stream = m->stream;
+        return 1;
+      }
+      m = m->next;
+    } while (m != s->queue[p]);
+  }
+  return 0;
+}
+
+void session_resume(tern_hub *hub, session *s, uint64_t last_seq,
+                    tern_tstamp now) {
+  uint32_t stream;
+  if (last_seq == 0 || last_seq >= s->next_seq ||
+      !find_stream(s, last_seq, &stream)) {
+    /* Not found: that stream acked last_seq already, so everything of it
+       up to last_seq is gone; nothing to do. */
+    return;
+  }
+  /* The receiver's previous connection, if still attached, is stale: ack
+     what it received and close it so the rest is sent again at once. */
+  for (conn *c = s->conns; c; c = c->session_next) {
+    if (c->stream == stream) {
+      conn_ack(hub, c, last_seq);
+      conn_close(c, TERN_GOAWAY_REPLACED, 0, 0, 0, now);
+      break;
+    }
+  }
+  for (int p = 0; p < 3; ++p) {
+    msg *m = s->queue[p];
+    while (m) {
+      msg *next = m->next == s->queue[p] ? NULL : m->next;
+      if (m->seq && m->seq <= last_seq && m->stream == stream) {
+        ++hub->stats.acked;
+        session_discard(hub, m, 0, TERN_EV_ACKED);
+      }
+      m = next;
+    }
+  }
+}
+
+/* ---- expiry ------------------------------------------------------------- */
+
+void session_destroy(tern_hub *hub, session *s) {
+  for (int p = 0; p < 3; ++p) {
+    while (s->queue[p]) {
+      msg *m = s->queue[p];
+      unlink_msg(hub, m);
+      msg_unref(hub, m);
+    }
+  }
+  heap_disarm(&hub->timers, &s->ttl);
+  hub_release_timer(hub);
+  hmap_remove(&hub->sessions, &s->link);
+  --hub->stats.sessions;
+  mem_free(&hub->mem, s);
+}
+
+void session_expire(tern_hub *hub, session *s) {
+  event_push(hub, TERN_EV_SESSION_EXPIRED, 0, NULL, s->key, s->keylen, NULL,
+             0, NULL, 0, 0, s->nmsgs);
+  ++hub->stats.sessions_expired;
+  session_destroy(hub, s);
+}
+
+/* ---- publish ------------------------------------------------------------ */
+
+static int check_desc(const tern_hub *hub, const tern_msg_desc *d) {
+  if (d->priority < TERN_PRIO_LOW || d->priority > TERN_PRIO_HIGH ||
+      (d->payloadlen && !d->payload) || (d->idlen && !d->id) ||
+      (d->collapse_keylen && !d->collapse_key) || (d->nattrs && !d->attrs)) {
+    return TERN_ERR_INVALID;
+  }
+  if (d->idlen > TERN_MAX_ID || d->collapse_keylen > TERN_MAX_COLLAPSE_KEY ||
+      d->payloadlen > hub->set.max_payload ||
+      d->payloadlen > hub->set.max_pending_bytes ||
+      d->nattrs > TERN_MAX_ATTRS) {
+    return TERN_ERR_TOO_LARGE;
+  }
+  if (d->content_type &&
+      strnlen(d->content_type, TERN_MAX_CONTENT_TYPE + 1) >
+          TERN_MAX_CONTENT_TYPE) {
+    return TERN_ERR_TOO_LARGE;
+  }
+  for (size_t i = 0; i < d->nattrs; ++i) {
+    const tern_attr *a = &d->attrs[i];
+    if (!a->key || !a->value || !a->key[0]) {
+      return TERN_ERR_INVALID;
+    }
+    if (strnlen(a->key, TERN_MAX_ATTR_KEY + 1) > TERN_MAX_ATTR_KEY ||
+        strnlen(a->value, TERN_MAX_ATTR_VALUE + 1) > TERN_MAX_ATTR_VALUE) {
+      return TERN_ERR_TOO_LARGE;
+    }
+  }
+  return 0;
+}
+
+/* A generated id: 16 hex digits of the epoch, 16 of a counter. */
+static size_t make_id(tern_hub *hub, uint8_t *out) {
+  static const char hex[] = "0123456789abcdef";
+  uint64_t v = ++hub->id_counter;
+  memcpy(out, hub->idprefix, 16);
+  for (int i = 31; i >= 16; --i) {
+    out[i] = (uint8_t)hex[v & 0xf];
+    v >>= 4;
+  }
+  return 32;
+}
+
+/*
+ * Plans room for a message of |bytes| at priority |prio| under the overflow
+ * rules.  Returns how many messages must be evicted (>= 0), or -1 when the
+ * message must be refused.  |replaced| is a pending message the publish
+ * collapses, whose room counts as free.
+ */
+static int plan_room(const tern_hub *hub, const session *s, int prio,
+                     size_t bytes, const msg *replaced) {
+  uint64_t need_msgs = (uint64_t)s->nmsgs + 1;
+  uint64_t need_bytes = s->bytes + bytes;
+  if (replaced) {
+    --need_msgs;
+    need_bytes -= replaced->payloadlen;
+  }
+  if (need_msgs <= hub->set.max_pending &&
+      need_bytes <= hub->set.max_pending_bytes) {
+    return 0;
+  }
+  if (hub->set.overflow[prio] != TERN_OVERFLOW_EVICT) {
+    return -1;
+  }
+  int n = 0;
+  for (int p = TERN_PRIO_LOW; p <= prio; ++p) {
+    msg *m = s->queue[p];
+    if (!m) {
+      continue;
+    }
+    do {
+      if (m != replaced) {
+        --need_msgs;
+        need_bytes -= m->payloadlen;
+        ++n;
+        if (need_msgs <= hub->set.max_pending &&
+            need_bytes <= hub->set.max_pending_bytes) {
+          return n;
+        }
+      }
+      m = m->next;
+    } while (m != s->queue[p]);
+  }
+  return -1;
+}
+
+static void evict(tern_hub *hub, session *s, int n, const msg *keep) {
+  for (int p = TERN_PRIO_LOW; n > 0 && p <= TERN_PRIO_HIGH; ++p) {
+    while (n > 0 && s->queue[p]) {
+      msg *m = s->queue[p];
+      if (m == keep) {
+        m = m->next;
+        if (m == keep) {
+          break;
+        }
+      }
+      ++hub->stats.evicted;
+      session_discard(hub, m, TERN_DROP_OVERFLOW, TERN_EV_EVICTED);
+      --n;
+    }
+  }
+}
+
+static void fill_result(tern_publish_result *res, const uint8_t *id,
+                        size_t idlen) {
+  memset(res, 0, sizeof(*res));
+  memcpy(res->id, id, idlen);
+  res->idlen = idlen;
+}
+
+int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
+                    const tern_msg_desc *d, tern_tstamp now,
+                    tern_publish_result *res) {
+  tern_publish_result dummy;
+  if (!res) {
+    res = &dummy;
+  }
+  if (!key || keylen == 0) {
+    return TERN_ERR_INVALID;
+  }
+  if (keylen > TERN_MAX_SESSION_KEY) {
+    return TERN_ERR_TOO_LARGE;
+  }
+  int rv = check_desc(hub, d);
+  if (rv != 0) {
+    return rv;
+  }
+  uint8_t genid[32];
+  const uint8_t *id = d->id;
+  size_t idlen = d->idlen;
+  int given_id = idlen > 0;
+  if (!given_id) {
+    idlen = make_id(hub, genid);
+    id = genid;
+  }
+  uint64_t hash = session_hash(hub, key, keylen);
+  session *s = session_find(hub, key, keylen, hash);
+  uint64_t dhash = 0;
+  if (given_id && hub->set.dedup_window && s) {
+    dhash = hash_bytes(hub->hash_key, s->uid, id, idlen);
+    if (dedup_find(hub, s->uid, id, idlen, dhash)) {
+      fill_result(res, id, idlen);
+      ++hub->stats.duplicates;
+      return TERN_ERR_DUPLICATE;
+    }
+  }
+  /* Decide before changing anything: collapse, then room. */
+  msg *replaced = NULL;
+  uint64_t ckhash = 0;
+  if (d->collapse_keylen) {
+    if (s) {
+      ckhash = hash_bytes(hub->hash_key, s->uid, d->collapse_key,
+                          d->collapse_keylen);
+      replaced = collapse_find(hub, s, d->collapse_key, d->collapse_keylen,
+                               ckhash);
+    }
+  }
+  msg *pending_replaced = replaced && !replaced->conn ? replaced : NULL;
+  int nevict = 0;
+  if (s) {
+    nevict = plan_room(hub, s, d->priority, d->payloadlen, pending_replaced);
+    if (nevict < 0) {
+      fill_result(res, id, idlen);
+      if (hub->set.overflow[d->priority] == TERN_OVERFLOW_REJECT) {
+        res->outcome = TERN_PUBLISH_REJECTED;
+        res->retry_after = hub->set.retry_after;
+        ++hub->stats.rejected;
+        return TERN_ERR_FULL;
+      }
+      res->outcome = TERN_PUBLISH_REFUSED;
+      ++hub->stats.refused;
+      ++s->dropped[TERN_DROP_OVERFLOW - 1];
+      ++s->dropped_total;
+      if (hub->set.trace || (d->flags & TERN_MSG_TRACE)) {
+        event_push(hub, TERN_EV_EVICTED, TERN_DROP_OVERFLOW, NULL, s->key,
+                   s->keylen, id, idlen, NULL, 0, 0, 0);
+      }
+      session_notify(hub, s);
+      return TERN_ERR_FULL;
+    }
+  }
+  /* Allocate everything that can fail. */
+  int created = 0;
+  if (!s) {
+    rv = session_new(hub, &s, key, keylen, hash, now);
+    if (rv != 0) {
+      return rv;
+    }
+    created = 1;
+    if (given_id) {
+      dhash = hash_bytes(hub->hash_key, s->uid, id, idlen);
+    }
+    if (d->collapse_keylen) {
+      ckhash = hash_bytes(hub->hash_key, s->uid, d->collapse_key,
+                          d->collapse_keylen);
+    }
+  }
+  tern_tstamp expiry = TERN_TSTAMP_NONE;
+  tern_duration ttl = d->ttl ? d->ttl : hub->set.default_ttl;
+  if (ttl) {
+    expiry = ttl > TERN_TSTAMP_NONE - 1 - now ? TERN_TSTAMP_NONE - 1 : now + ttl;
+  }
+  msg *m;
+  rv = msg_new(hub, &m, d, id, idlen, expiry);
+  if (rv == 0) {
+    rv = hub_reserve_timer(hub);
+    if (rv != 0) {
+      msg_unref(hub, m);
+    }
+  }
+  dedup *de = NULL;
+  if (rv == 0 && given_id && hub->set.dedup_window) {
+    de = mem_malloc(&hub->mem, sizeof(dedup) + idlen);
+    if (!de) {
+      hub_release_timer(hub);
+      msg_unref(hub, m);
+      rv = TERN_ERR_NOMEM;
+    }
+  }
+  if (rv != 0) {
+    if (created) {
+      session_destroy(hub, s);
+      --hub->stats.sessions_created;
+      --hub->next_uid;
+    }
+    return rv;
+  }
+  /* Commit. */
+  fill_result(res, id, idlen);
+  res->outcome = TERN_PUBLISH_QUEUED;
+  m->serial = ++hub->next_serial;
+  session_enqueue(s, m);
+  ++hub->stats.published;
+  ++hub->stats.messages;
+  hub->stats.message_bytes += m->payloadlen;
+  if (msg_traced(hub, m)) {
+    event_msg(hub, TERN_EV_ACCEPTED, 0, m, NULL, NULL, 0);
+  }
+  if (expiry != TERN_TSTAMP_NONE) {
+    heap_arm(&hub->timers, &m->expiry, expiry);
+  }
+  if (de) {
+    de->link.hash = dhash;
+    de->uid = s->uid;
+    de->expires = now + hub->set.dedup_window;
+    de->idlen = (uint8_t)idlen;
+    de->fifo_next = NULL;
+    memcpy(de->id, id, idlen);
+    hmap_insert(&hub->dedup_index, &hub->mem, &de->link);
+    if (hub->dedup_tail) {
+      hub->dedup_tail->fifo_next = de;
+    } else {
+      hub->dedup_head = de;
+    }
+    hub->dedup_tail = de;
+  }
+  if (replaced) {
+    collapse_unindex(hub, replaced);
+    if (pending_replaced) {
+      ++hub->stats.collapsed;
+      res->outcome |= TERN_PUBLISH_REPLACED;
+      if (msg_traced(hub, replaced)) {
+        event_msg(hub, TERN_EV_COLLAPSED, 0, replaced, NULL, id, idlen);
+      }
+      session_discard(hub, replaced, 0, 0);
+    } else {
+      replaced->flags |= MSG_SUPERSEDED;
+    }
+  }
+  if (m->cklen) {
+    m->collapse.hash = ckhash;
+    hmap_insert(&hub->collapse_index, &hub->mem, &m->collapse);
+  }
+  if (nevict > 0) {
+    evict(hub, s, nevict, m);
+    res->outcome |= TERN_PUBLISH_EVICTED;
+    res->nevicted = (uint32_t)nevict;
+  }
+  session_notify(hub, s);
+  return 0;
+}

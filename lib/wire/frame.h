@@ -1,0 +1,178 @@
+/*
+ * The binary framing of tern-protocol(7): pure codecs, bytes in and structs
+ * out, and back.  No state beyond the call, no allocation.  Used by the hub
+ * (lib/deliver) and by the receiver state machine (lib/client).
+ *
+ * A frame is: type (1 byte), body length (varint), body.  Varints are the
+ * QUIC encoding: the two high bits of the first byte give the length (1, 2,
+ * 4 or 8 bytes), the rest is the value, big-endian; a value must use the
+ * shortest encoding.  Fixed 64-bit fields are big-endian.
+ */
+#ifndef TERN_WIRE_FRAME_H
+#define TERN_WIRE_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tern.h"
+
+/* Frame types. */
+enum {
+  WIRE_HELLO = 0x01,
+  WIRE_WELCOME = 0x02,
+  WIRE_MSG = 0x03,
+  WIRE_ACK = 0x04,
+  WIRE_PING = 0x05,
+  WIRE_PONG = 0x06,
+  WIRE_DROPPED = 0x07,
+  WIRE_GOAWAY = 0x08
+};
+
+/* The protocol version spoken by this library (HELLO and WELCOME). */
+#define WIRE_VERSION 1
+/* The largest value a varint holds. */
+#define WIRE_VARINT_MAX ((UINT64_C(1) << 62) - 1)
+/* The largest frame header: type byte and an 8-byte varint. */
+#define WIRE_HEADER_MAX 9
+/* The largest body a client may send (HELLO is the largest such frame). */
+#define WIRE_CLIENT_BODY_MAX 2048
+/* The longest GOAWAY text. */
+#define WIRE_MAX_GOAWAY_TEXT 256
+
+/* MSG flags (the flags varint of a MSG body). */
+#define WIRE_MSG_PRIO_MASK 0x3u          /* bits 0-1: tern_priority        */
+#define WIRE_MSG_HAS_COLLAPSE_KEY 0x4u
+#define WIRE_MSG_HAS_CONTENT_TYPE 0x8u
+#define WIRE_MSG_FLAGS_KNOWN 0xfu
+
+/* WELCOME flags. */
+#define WIRE_WELCOME_RESUMED 0x1u  /* last_seq was applied (epoch matched)  */
+#define WIRE_WELCOME_EXISTED 0x2u  /* the session existed before the HELLO  */
+
+typedef struct wire_hello {
+  uint64_t version;
+  uint64_t last_seq;
+  uint64_t epoch;          /* fixed 8 bytes; 0: the client knows no epoch */
+  uint64_t heartbeat_ms;   /* asked-for heartbeat; 0: server default       */
+  const uint8_t *key;      /* 1..TERN_MAX_SESSION_KEY bytes                */
+  size_t keylen;
+  const uint8_t *token;    /* 0..TERN_MAX_TOKEN bytes                      */
+  size_t tokenlen;
+} wire_hello;
+
+typedef struct wire_welcome {
+  uint64_t version;
+  uint64_t epoch;          /* fixed 8 bytes                                */
+  uint64_t flags;          /* WIRE_WELCOME_*                               */
+  uint64_t heartbeat_ms;
+  uint64_t liveness_ms;
+  uint64_t window;         /* in-flight window                             */
+  uint64_t retry_ms;       /* reconnect hint for the next time; 0: none    */
+} wire_welcome;
+
+typedef struct wire_attr {
+  const uint8_t *key;      /* 1..TERN_MAX_ATTR_KEY bytes                   */
+  size_t keylen;
+  const uint8_t *value;    /* 0..TERN_MAX_ATTR_VALUE bytes                 */
+  size_t valuelen;
+} wire_attr;
+
+/*
+ * A MSG body is seq, ttl_ms, then the "tail": everything that does not
+ * change between sends of one message, so the hub encodes it once at
+ * publish time (wire_msg_tail_encode).
+ */
+typedef struct wire_msg {
+  uint64_t seq;
+  uint64_t ttl_ms;         /* remaining lifetime; 0: never expires         */
+  int priority;            /* tern_priority                                */
+  const uint8_t *id;       /* 1..TERN_MAX_ID bytes                         */
+  size_t idlen;
+  const uint8_t *collapse_key; /* 0..TERN_MAX_COLLAPSE_KEY bytes (0: none) */
+  size_t collapse_keylen;
+  const uint8_t *content_type; /* 0..TERN_MAX_CONTENT_TYPE bytes (0: none) */
+  size_t content_typelen;
+  size_t nattrs;           /* 0..TERN_MAX_ATTRS                            */
+  wire_attr attrs[TERN_MAX_ATTRS];
+  const uint8_t *payload;  /* the rest of the body                         */
+  size_t payloadlen;
+} wire_msg;
+
+typedef struct wire_goaway {
+  uint64_t reason;         /* tern_goaway_reason                           */
+  uint64_t retry_ms;
+  const uint8_t *text;     /* 0..WIRE_MAX_GOAWAY_TEXT bytes                */
+  size_t textlen;
+} wire_goaway;
+
+typedef struct wire_frame {
+  uint8_t type;
+  union {
+    wire_hello hello;
+    wire_welcome welcome;
+    wire_msg msg;
+    uint64_t ack_seq;              /* ACK                                  */
+    uint64_t ping;                 /* PING and PONG: fixed 8 bytes         */
+    struct {
+      uint64_t count;
+      uint64_t reason;             /* tern_drop_reason                     */
+    } dropped;
+    wire_goaway goaway;
+  } u;
+} wire_frame;
+
+/* ---- varints ----------------------------------------------------------- */
+
+/* wire_varint_len returns the bytes |v| (<= WIRE_VARINT_MAX) takes. */
+size_t wire_varint_len(uint64_t v);
+/* wire_put_varint writes |v| at |p| and returns the byte after it. */
+uint8_t *wire_put_varint(uint8_t *p, uint64_t v);
+/*
+ * wire_get_varint reads a varint from [p, end).  Returns the bytes it took,
+ * 0 if [p, end) is too short, or TERN_ERR_PROTO for a non-shortest encoding.
+ */
+tern_ssize wire_get_varint(uint64_t *v, const uint8_t *p, const uint8_t *end);
+
+/* ---- frames ------------------------------------------------------------ */
+
+/*
+ * wire_frame_decode decodes the frame at the start of [buf, buf+len).
+ * Bodies longer than |max_body| are refused before they are read.
+ *
+ * Returns the frame's total size when a whole frame was decoded into |f|
+ * (pointers in |f| point into |buf|), 0 when more bytes are needed, or:
+ * TERN_ERR_TOO_LARGE (body longer than max_body, or a field over its
+ * limit), TERN_ERR_PROTO (unknown type, bad varint, a length that runs past
+ * the body, bytes left over in the body, a value out of range).
+ */
+tern_ssize wire_frame_decode(wire_frame *f, const uint8_t *buf, size_t len,
+                             size_t max_body);
+
+/*
+ * wire_frame_size returns the encoded size of |f| (header included).
+ * wire_frame_encode writes |f| to |out| when it fits in |cap| and returns
+ * its size; otherwise it writes nothing and returns 0.  |f| must hold valid
+ * values (within the limits the decoder checks).
+ */
+size_t wire_frame_size(const wire_frame *f);
+size_t wire_frame_encode(uint8_t *out, size_t cap, const wire_frame *f);
+
+/*
+ * wire_msg_tail_size / wire_msg_tail_encode give and write the tail of a
+ * MSG body (flags, id, collapse key, content type, attrs, payload) from the
+ * fields of |m| other than seq and ttl_ms.  encode returns bytes written and
+ * needs tail_size bytes of room.
+ */
+size_t wire_msg_tail_size(const wire_msg *m);
+size_t wire_msg_tail_encode(uint8_t *out, const wire_msg *m);
+
+/*
+ * wire_msg_head_encode writes the frame header and the varying start of a
+ * MSG body (type, length, seq, ttl_ms) for a tail of |taillen| bytes into
+ * |out| (room for WIRE_MSG_HEAD_MAX bytes) and returns its size.
+ */
+#define WIRE_MSG_HEAD_MAX (WIRE_HEADER_MAX + 8 + 8)
+size_t wire_msg_head_encode(uint8_t *out, uint64_t seq, uint64_t ttl_ms,
+                            size_t taillen);
+
+#endif /* TERN_WIRE_FRAME_H */
