@@ -491,7 +491,8 @@ static int put_messages(tern_hub *hub, conn *c, out *o, uint8_t *start,
                         tern_tstamp now) {
   session *s = c->session;
   while (c->ninflight < hub->set.inflight_window) {
-    if (!put_dropped(hub, s, o)) {
+    if ((s->dropped[0] | s->dropped[1] | s->dropped[2]) &&
+        !put_dropped(hub, s, o)) {
       return 0;
     }
     msg *m = peek_pending(s);

@@ -99,7 +99,8 @@ int tern_hub_new(tern_hub **phub, const tern_settings *s, const tern_mem *mem) {
   } while (hub->epoch == 0);
   static const char hex[] = "0123456789abcdef";
   for (int i = 0; i < 16; ++i) {
-    hub->idprefix[i] = hex[(hub->epoch >> (60 - 4 * i)) & 0xf];
+    hub->genid[i] = (uint8_t)hex[(hub->epoch >> (60 - 4 * i)) & 0xf];
+    hub->genid[16 + i] = '0';
   }
   *phub = hub;
   return 0;
@@ -150,15 +151,13 @@ void tern_hub_del(tern_hub *hub) {
 
 uint64_t tern_hub_get_epoch(const tern_hub *hub) { return hub ? hub->epoch : 0; }
 
-int hub_reserve_timer(tern_hub *hub) {
+int hub_grow_timers(tern_hub *hub) {
   if (heap_reserve(&hub->timers, &hub->mem, hub->timer_objects + 1) != 0) {
     return TERN_ERR_NOMEM;
   }
   ++hub->timer_objects;
   return 0;
 }
-
-void hub_release_timer(tern_hub *hub) { --hub->timer_objects; }
 
 tern_tstamp tern_hub_get_expiry(const tern_hub *hub) {
   if (!hub) {

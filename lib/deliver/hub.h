@@ -177,7 +177,6 @@ struct tern_hub {
   uint64_t epoch;
   uint64_t next_serial;
   uint64_t next_uid;
-  uint64_t id_counter;     /* generated message ids                         */
   heap timers;
   size_t timer_objects;    /* objects that may be armed: heap capacity      */
   hmap sessions;
@@ -186,6 +185,7 @@ struct tern_hub {
   dedup *dedup_head, *dedup_tail; /* in expiry order                        */
   conn *ready_head, *ready_tail;
   conn *conns;             /* every connection not yet deleted              */
+  session *last_session;   /* the last one published to: bursts skip hashing */
   void *pool;              /* free message blocks, linked through first word */
   uint32_t pool_len;
   uint32_t nconns;
@@ -194,13 +194,21 @@ struct tern_hub {
   size_t ev_head, ev_len, ev_cap;
   uint8_t *arena;
   size_t arena_len, arena_cap;
-  char idprefix[16];       /* generated ids: hex of the epoch ...           */
+  uint8_t genid[32];       /* last generated id: hex epoch, hex counter      */
   tern_stats stats;
 };
 
 /* ---- hub.c --------------------------------------------------------------- */
-int hub_reserve_timer(tern_hub *hub);     /* one more object may be armed */
-void hub_release_timer(tern_hub *hub);
+int hub_grow_timers(tern_hub *hub);
+/* hub_reserve_timer: one more object may be armed.  0 or TERN_ERR_NOMEM. */
+static inline int hub_reserve_timer(tern_hub *hub) {
+  if (hub->timer_objects < hub->timers.cap) {
+    ++hub->timer_objects;
+    return 0;
+  }
+  return hub_grow_timers(hub);
+}
+static inline void hub_release_timer(tern_hub *hub) { --hub->timer_objects; }
 void hub_mark_ready(tern_hub *hub, conn *c);
 void hub_unready(tern_hub *hub, conn *c);
 

@@ -10,7 +10,12 @@
 
 static void fill_wire(wire_msg *w, const tern_msg_desc *d, const uint8_t *id,
                       size_t idlen) {
-  memset(w, 0, sizeof(*w));
+  /* Field by field: wire_msg holds room for every attribute, and clearing
+     it all is a measurable share of a publish. */
+  w->seq = 0;
+  w->ttl_ms = 0;
+  w->content_type = NULL;
+  w->content_typelen = 0;
   w->priority = d->priority;
   w->id = id;
   w->idlen = idlen;

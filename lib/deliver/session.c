@@ -335,6 +335,9 @@ void session_destroy(tern_hub *hub, session *s) {
   heap_disarm(&hub->timers, &s->ttl);
   hub_release_timer(hub);
   hmap_remove(&hub->sessions, &s->link);
+  if (hub->last_session == s) {
+    hub->last_session = NULL;
+  }
   --hub->stats.sessions;
   mem_free(&hub->mem, s);
 }
@@ -378,16 +381,17 @@ static int check_desc(const tern_hub *hub, const tern_msg_desc *d) {
   return 0;
 }
 
-/* A generated id: 16 hex digits of the epoch, 16 of a counter. */
-static size_t make_id(tern_hub *hub, uint8_t *out) {
-  static const char hex[] = "0123456789abcdef";
-  uint64_t v = ++hub->id_counter;
-  memcpy(out, hub->idprefix, 16);
-  for (int i = 31; i >= 16; --i) {
-    out[i] = (uint8_t)hex[v & 0xf];
-    v >>= 4;
+/* The next generated id: 16 hex digits of the epoch and a 16-digit hex
+   counter, incremented in place (a carry is rare, so this is a few
+   instructions). */
+static const uint8_t *next_id(tern_hub *hub) {
+  uint8_t *d = hub->genid;
+  int i = 31;
+  while (i > 16 && d[i] == 'f') {
+    d[i--] = '0';
   }
-  return 32;
+  d[i] = d[i] == '9' ? 'a' : d[i] == 'f' ? '0' : (uint8_t)(d[i] + 1);
+  return d;
 }
 
 /*
@@ -452,6 +456,9 @@ static void evict(tern_hub *hub, session *s, int n, const msg *keep) {
 
 static void fill_result(tern_publish_result *res, const uint8_t *id,
                         size_t idlen) {
+  if (!res) {
+    return;
+  }
   memset(res, 0, sizeof(*res));
   memcpy(res->id, id, idlen);
   res->idlen = idlen;
@@ -460,10 +467,6 @@ static void fill_result(tern_publish_result *res, const uint8_t *id,
 int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
                     const tern_msg_desc *d, tern_tstamp now,
                     tern_publish_result *res) {
-  tern_publish_result dummy;
-  if (!res) {
-    res = &dummy;
-  }
   if (!key || keylen == 0) {
     return TERN_ERR_INVALID;
   }
@@ -474,16 +477,19 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
   if (rv != 0) {
     return rv;
   }
-  uint8_t genid[32];
   const uint8_t *id = d->id;
   size_t idlen = d->idlen;
   int given_id = idlen > 0;
   if (!given_id) {
-    idlen = make_id(hub, genid);
-    id = genid;
+    id = next_id(hub);
+    idlen = sizeof(hub->genid);
   }
-  uint64_t hash = session_hash(hub, key, keylen);
-  session *s = session_find(hub, key, keylen, hash);
+  session *s = hub->last_session;
+  uint64_t hash = 0;
+  if (!s || s->keylen != keylen || memcmp(s->key, key, keylen) != 0) {
+    hash = session_hash(hub, key, keylen);
+    s = session_find(hub, key, keylen, hash);
+  }
   uint64_t dhash = 0;
   if (given_id && hub->set.dedup_window && s) {
     dhash = hash_bytes(hub->hash_key, s->uid, id, idlen);
@@ -511,12 +517,16 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
     if (nevict < 0) {
       fill_result(res, id, idlen);
       if (hub->set.overflow[d->priority] == TERN_OVERFLOW_REJECT) {
-        res->outcome = TERN_PUBLISH_REJECTED;
-        res->retry_after = hub->set.retry_after;
+        if (res) {
+          res->outcome = TERN_PUBLISH_REJECTED;
+          res->retry_after = hub->set.retry_after;
+        }
         ++hub->stats.rejected;
         return TERN_ERR_FULL;
       }
-      res->outcome = TERN_PUBLISH_REFUSED;
+      if (res) {
+        res->outcome = TERN_PUBLISH_REFUSED;
+      }
       ++hub->stats.refused;
       ++s->dropped[TERN_DROP_OVERFLOW - 1];
       ++s->dropped_total;
@@ -575,8 +585,8 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
     return rv;
   }
   /* Commit. */
-  fill_result(res, id, idlen);
-  res->outcome = TERN_PUBLISH_QUEUED;
+  uint32_t outcome = TERN_PUBLISH_QUEUED;
+  hub->last_session = s;
   m->serial = ++hub->next_serial;
   session_enqueue(s, m);
   ++hub->stats.published;
@@ -607,7 +617,7 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
     collapse_unindex(hub, replaced);
     if (pending_replaced) {
       ++hub->stats.collapsed;
-      res->outcome |= TERN_PUBLISH_REPLACED;
+      outcome |= TERN_PUBLISH_REPLACED;
       if (msg_traced(hub, replaced)) {
         event_msg(hub, TERN_EV_COLLAPSED, 0, replaced, NULL, id, idlen);
       }
@@ -622,7 +632,11 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
   }
   if (nevict > 0) {
     evict(hub, s, nevict, m);
-    res->outcome |= TERN_PUBLISH_EVICTED;
+    outcome |= TERN_PUBLISH_EVICTED;
+  }
+  if (res) {
+    fill_result(res, id, idlen);
+    res->outcome = outcome;
     res->nevicted = (uint32_t)nevict;
   }
   session_notify(hub, s);

@@ -1,0 +1,307 @@
+/*
+ * bench/core — throughput and memory of the delivery core, no sockets.
+ *
+ *   core single  [messages]   publish -> tern_conn_write -> ACK -> free on
+ *                             one session, 64-byte payloads
+ *   core spread  [messages]   the same over 100,000 sessions, driven the way
+ *                             a host loop does (tern_hub_next_ready)
+ *   core idle    [sessions]   RSS per idle session with one connection
+ *   core count   N            N messages of `single` and nothing else, for
+ *                             bench/callgrind.sh (instructions per message)
+ *   core all                  single, spread, idle (what the README quotes)
+ *
+ * Throughput modes run 5 times and print every run and the median.  The
+ * client side is played cheaply (the receiver's costs are not the hub's):
+ * ACK frames are pre-encoded and the written bytes are not parsed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tern.h"
+#include "wire/frame.h"
+
+#define PAYLOAD 64
+#define RUNS 5
+
+static tern_tstamp clock_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (tern_tstamp)ts.tv_sec * 1000000000u + (tern_tstamp)ts.tv_nsec;
+}
+
+static void die(const char *what, int rv) {
+  fprintf(stderr, "core: %s: %s\n", what, tern_strerror(rv));
+  exit(1);
+}
+
+static size_t encode(uint8_t *out, const wire_frame *f) {
+  return wire_frame_encode(out, 64 + TERN_MAX_SESSION_KEY, f);
+}
+
+/* Opens a connection bound to |key| and flushes its WELCOME. */
+static tern_conn *connect(tern_hub *hub, const char *key, tern_tstamp now) {
+  tern_conn *c;
+  int rv = tern_conn_new(&c, hub, now);
+  if (rv != 0) {
+    die("tern_conn_new", rv);
+  }
+  uint8_t buf[256];
+  wire_frame f;
+  memset(&f, 0, sizeof(f));
+  f.type = WIRE_HELLO;
+  f.u.hello.version = WIRE_VERSION;
+  f.u.hello.key = (const uint8_t *)key;
+  f.u.hello.keylen = strlen(key);
+  size_t n = encode(buf, &f);
+  tern_ssize r = tern_conn_read(c, buf, n, now);
+  if (r < 0) {
+    die("HELLO", (int)r);
+  }
+  r = tern_conn_write(c, buf, sizeof(buf), now);
+  if (r <= 0) {
+    die("WELCOME", (int)r);
+  }
+  return c;
+}
+
+/* The receiver's ACK, encoded by hand: the client's cost is not the hub's. */
+static void ack(tern_conn *c, uint64_t seq, tern_tstamp now) {
+  uint8_t buf[16];
+  size_t n;
+  buf[0] = WIRE_ACK;
+  if (seq < 64) {
+    buf[1] = 1;
+    buf[2] = (uint8_t)seq;
+    n = 3;
+  } else if (seq < 16384) {
+    buf[1] = 2;
+    buf[2] = (uint8_t)(0x40 | (seq >> 8));
+    buf[3] = (uint8_t)seq;
+    n = 4;
+  } else {
+    buf[1] = 4;
+    buf[2] = (uint8_t)(0x80 | (seq >> 24));
+    buf[3] = (uint8_t)(seq >> 16);
+    buf[4] = (uint8_t)(seq >> 8);
+    buf[5] = (uint8_t)seq;
+    n = 6;
+  }
+  tern_ssize r = tern_conn_read(c, buf, n, now);
+  if (r < 0) {
+    die("ACK", (int)r);
+  }
+}
+
+static tern_hub *new_hub(void) {
+  tern_settings s;
+  tern_settings_default(&s);
+  s.seed = 1;
+  tern_hub *hub;
+  int rv = tern_hub_new(&hub, &s, NULL);
+  if (rv != 0) {
+    die("tern_hub_new", rv);
+  }
+  return hub;
+}
+
+static void session_key(char *out, size_t i) {
+  snprintf(out, 17, "user-%011lu", (unsigned long)(i % 100000000000u));
+}
+
+/* One session: returns messages per second. */
+static double run_single(uint64_t count) {
+  tern_hub *hub = new_hub();
+  uint8_t payload[PAYLOAD];
+  memset(payload, 'x', sizeof(payload));
+  tern_msg_desc d;
+  memset(&d, 0, sizeof(d));
+  d.payload = payload;
+  d.payloadlen = sizeof(payload);
+  d.priority = TERN_PRIO_NORMAL;
+  d.ttl = 60 * TERN_SECONDS;
+  char key[17];
+  session_key(key, 1);
+  tern_tstamp now = 1;
+  tern_conn *c = connect(hub, key, now);
+  uint8_t out[4096];
+  tern_tstamp t0 = clock_ns();
+  for (uint64_t i = 1; i <= count; ++i) {
+    int rv = tern_hub_publish(hub, (const uint8_t *)key, 16, &d, now, NULL);
+    if (rv != 0) {
+      die("publish", rv);
+    }
+    tern_ssize n = tern_conn_write(c, out, sizeof(out), now);
+    if (n <= 0) {
+      die("write", (int)n);
+    }
+    ack(c, i, now);
+  }
+  tern_tstamp t1 = clock_ns();
+  tern_stats st;
+  tern_hub_get_stats(hub, &st, sizeof(st));
+  if (st.acked != count || st.messages != 0) {
+    fprintf(stderr, "core: single: acked %llu of %llu\n",
+            (unsigned long long)st.acked, (unsigned long long)count);
+    exit(1);
+  }
+  tern_conn_del(c);
+  tern_hub_del(hub);
+  return (double)count * 1e9 / (double)(t1 - t0);
+}
+
+/* 100,000 sessions, host-loop style: publish a batch to random sessions,
+   then write every ready connection and ack what it got. */
+static double run_spread(uint64_t count, size_t nsessions) {
+  tern_hub *hub = new_hub();
+  char (*keys)[17] = malloc(nsessions * sizeof(*keys));
+  tern_conn **conns = malloc(nsessions * sizeof(*conns));
+  uint64_t *seq = calloc(nsessions, sizeof(*seq));
+  if (!keys || !conns || !seq) {
+    die("malloc", TERN_ERR_NOMEM);
+  }
+  tern_tstamp now = 1;
+  for (size_t i = 0; i < nsessions; ++i) {
+    session_key(keys[i], i);
+    conns[i] = connect(hub, keys[i], now);
+    tern_conn_set_user_data(conns[i], &seq[i]);
+  }
+  uint8_t payload[PAYLOAD];
+  memset(payload, 'y', sizeof(payload));
+  tern_msg_desc d;
+  memset(&d, 0, sizeof(d));
+  d.payload = payload;
+  d.payloadlen = sizeof(payload);
+  d.priority = TERN_PRIO_NORMAL;
+  d.ttl = 60 * TERN_SECONDS;
+  uint8_t out[16384];
+  uint64_t x = 88172645463325252u; /* xorshift: which session next */
+  const uint64_t batch = 1024;
+  tern_tstamp t0 = clock_ns();
+  for (uint64_t done = 0; done < count; done += batch) {
+    for (uint64_t j = 0; j < batch; ++j) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      size_t i = (size_t)(x % nsessions);
+      int rv = tern_hub_publish(hub, (const uint8_t *)keys[i], 16, &d, now,
+                                NULL);
+      if (rv != 0) {
+        die("publish", rv);
+      }
+    }
+    tern_conn *c;
+    while ((c = tern_hub_next_ready(hub)) != NULL) {
+      uint64_t *s = tern_conn_get_user_data(c);
+      tern_ssize n = tern_conn_write(c, out, sizeof(out), now);
+      if (n <= 0) {
+        die("write", (int)n);
+      }
+      tern_session_info info;
+      tern_session_get_info(tern_conn_get_session(c), &info, sizeof(info));
+      *s = info.next_seq - 1;
+      ack(c, *s, now);
+    }
+  }
+  tern_tstamp t1 = clock_ns();
+  tern_stats st;
+  tern_hub_get_stats(hub, &st, sizeof(st));
+  uint64_t total = (count + batch - 1) / batch * batch;
+  if (st.acked != total || st.messages != 0) {
+    fprintf(stderr, "core: spread: acked %llu of %llu\n",
+            (unsigned long long)st.acked, (unsigned long long)total);
+    exit(1);
+  }
+  for (size_t i = 0; i < nsessions; ++i) {
+    tern_conn_del(conns[i]);
+  }
+  tern_hub_del(hub);
+  free(keys);
+  free(conns);
+  free(seq);
+  return (double)total * 1e9 / (double)(t1 - t0);
+}
+
+static long rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  long pages = 0, resident = 0;
+  if (!f) {
+    return -1;
+  }
+  if (fscanf(f, "%ld %ld", &pages, &resident) != 2) {
+    resident = -1;
+  }
+  fclose(f);
+  return resident * 4096;
+}
+
+/* RSS per idle session with one connection. */
+static void run_idle(size_t nsessions) {
+  tern_conn **conns = malloc(nsessions * sizeof(*conns));
+  if (!conns) {
+    die("malloc", TERN_ERR_NOMEM);
+  }
+  long before = rss_bytes();
+  tern_hub *hub = new_hub();
+  char key[17];
+  for (size_t i = 0; i < nsessions; ++i) {
+    session_key(key, i);
+    conns[i] = connect(hub, key, 1);
+  }
+  long after = rss_bytes();
+  tern_stats st;
+  tern_hub_get_stats(hub, &st, sizeof(st));
+  printf("idle: %zu sessions, %llu connections, 16-byte keys: RSS +%ld bytes"
+         " = %.1f bytes per session (target <= 384)\n",
+         nsessions, (unsigned long long)st.conns, after - before,
+         (double)(after - before) / (double)nsessions);
+  for (size_t i = 0; i < nsessions; ++i) {
+    tern_conn_del(conns[i]);
+  }
+  tern_hub_del(hub);
+  free(conns);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static void report(const char *name, double runs[RUNS], double target) {
+  printf("%s:", name);
+  for (int i = 0; i < RUNS; ++i) {
+    printf(" %.2fM", runs[i] / 1e6);
+  }
+  qsort(runs, RUNS, sizeof(double), cmp_double);
+  double median = runs[RUNS / 2];
+  printf(" -> median %.2fM msg/s, %.0f ns/msg (target >= %.0fM msg/s)\n",
+         median / 1e6, 1e9 / median, target / 1e6);
+}
+
+int main(int argc, char **argv) {
+  const char *mode = argc > 1 ? argv[1] : "all";
+  uint64_t arg = argc > 2 ? strtoull(argv[2], NULL, 10) : 0;
+  double runs[RUNS];
+  if (strcmp(mode, "count") == 0) {
+    run_single(arg ? arg : 100000);
+    return 0;
+  }
+  int all = strcmp(mode, "all") == 0;
+  if (all || strcmp(mode, "single") == 0) {
+    for (int i = 0; i < RUNS; ++i) {
+      runs[i] = run_single(arg ? arg : 3000000);
+    }
+    report("single session, 64 B", runs, 5e6);
+  }
+  if (all || strcmp(mode, "spread") == 0) {
+    for (int i = 0; i < RUNS; ++i) {
+      runs[i] = run_spread(arg ? arg : 2000000, 100000);
+    }
+    report("100,000 sessions, 64 B", runs, 2e6);
+  }
+  if (all || strcmp(mode, "idle") == 0) {
+    run_idle(arg ? (size_t)arg : 1000000);
+  }
+  return 0;
+}
