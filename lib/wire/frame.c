@@ -2,7 +2,8 @@
  * The binary framing of tern-protocol(7): QUIC-style varints and the eight
  * frame types, decoded from and encoded to caller buffers.  No allocation,
  * no state beyond the call.  The decoder runs on every byte a client sends,
- * so its common path (one-byte lengths, small frames) stays inline.
+ * so ACK, PING and PONG are decoded inline, without a call or a stack
+ * frame; the other frame types have decoders of their own.
  */
 #include "wire/frame.h"
 
@@ -181,11 +182,21 @@ static inline int rd_bytes(reader *r, const uint8_t **data, size_t *len,
 /* ---- frame decoders ---------------------------------------------------- */
 
 /*
- * Each decoder reads a whole body into locals and copies them to |f| only
- * when every field was valid, so |f| is untouched on failure.
+ * Each decoder below reads a whole body into locals and copies them to |f|
+ * only when every field was valid, so |f| is untouched on failure.  It
+ * returns |size|, the frame's total size, or an error.  They stay out of
+ * line and are tail-called, so that wire_frame_decode needs no stack frame
+ * of its own for the ACK, PING and PONG that make up most of what a hub
+ * reads.
  */
+#if defined(__GNUC__)
+#define COLD_PATH __attribute__((noinline))
+#else
+#define COLD_PATH
+#endif
 
-static int dec_hello(wire_frame *f, reader *r) {
+COLD_PATH static tern_ssize dec_hello(wire_frame *f, reader *r,
+                                      tern_ssize size) {
   wire_hello h;
   int rc;
   if ((rc = rd_varint(r, &h.version)) != 0) {
@@ -204,11 +215,13 @@ static int dec_hello(wire_frame *f, reader *r) {
   if (r->p != r->end) {
     return TERN_ERR_PROTO;
   }
+  f->type = WIRE_HELLO;
   f->u.hello = h;
-  return 0;
+  return size;
 }
 
-static int dec_welcome(wire_frame *f, reader *r) {
+COLD_PATH static tern_ssize dec_welcome(wire_frame *f, reader *r,
+                                        tern_ssize size) {
   wire_welcome w;
   int rc;
   if ((rc = rd_varint(r, &w.version)) != 0) {
@@ -228,11 +241,13 @@ static int dec_welcome(wire_frame *f, reader *r) {
   if (r->p != r->end) {
     return TERN_ERR_PROTO;
   }
+  f->type = WIRE_WELCOME;
   f->u.welcome = w;
-  return 0;
+  return size;
 }
 
-static int dec_msg(wire_frame *f, reader *r) {
+COLD_PATH static tern_ssize dec_msg(wire_frame *f, reader *r,
+                                    tern_ssize size) {
   wire_msg m;
   uint64_t flags, nattrs;
   size_t i;
@@ -283,6 +298,7 @@ static int dec_msg(wire_frame *f, reader *r) {
   m.payloadlen = (size_t)(r->end - r->p);
   /* Only the attrs that were read are copied: the rest of m.attrs is
      uninitialised. */
+  f->type = WIRE_MSG;
   f->u.msg.seq = m.seq;
   f->u.msg.ttl_ms = m.ttl_ms;
   f->u.msg.priority = m.priority;
@@ -298,10 +314,27 @@ static int dec_msg(wire_frame *f, reader *r) {
   }
   f->u.msg.payload = m.payload;
   f->u.msg.payloadlen = m.payloadlen;
-  return 0;
+  return size;
 }
 
-static int dec_goaway(wire_frame *f, reader *r) {
+COLD_PATH static tern_ssize dec_dropped(wire_frame *f, reader *r,
+                                        tern_ssize size) {
+  uint64_t count, reason;
+  int rc;
+  if ((rc = rd_varint(r, &count)) != 0 || (rc = rd_varint(r, &reason)) != 0) {
+    return rc;
+  }
+  if (r->p != r->end) {
+    return TERN_ERR_PROTO;
+  }
+  f->type = WIRE_DROPPED;
+  f->u.dropped.count = count;
+  f->u.dropped.reason = reason;
+  return size;
+}
+
+COLD_PATH static tern_ssize dec_goaway(wire_frame *f, reader *r,
+                                       tern_ssize size) {
   wire_goaway g;
   int rc;
   if ((rc = rd_varint(r, &g.reason)) != 0 ||
@@ -312,17 +345,19 @@ static int dec_goaway(wire_frame *f, reader *r) {
   if (r->p != r->end) {
     return TERN_ERR_PROTO;
   }
+  f->type = WIRE_GOAWAY;
   f->u.goaway = g;
-  return 0;
+  return size;
 }
 
 tern_ssize wire_frame_decode(wire_frame *f, const uint8_t *buf, size_t len,
                              size_t max_body) {
-  uint64_t bodylen, a, b;
+  uint64_t bodylen, v;
   size_t hdr;
+  tern_ssize size;
   unsigned type;
+  const uint8_t *body;
   reader r;
-  int rc = 0;
 
   if (len == 0) {
     return 0;
@@ -347,54 +382,44 @@ tern_ssize wire_frame_decode(wire_frame *f, const uint8_t *buf, size_t len,
   if (bodylen > len - hdr) {
     return 0;
   }
-  r.p = buf + hdr;
-  r.end = r.p + bodylen;
+  body = buf + hdr;
+  size = (tern_ssize)(hdr + bodylen);
 
   switch (type) {
   case WIRE_ACK:
-    if ((rc = rd_varint(&r, &a)) != 0) {
-      return rc;
-    }
-    if (r.p != r.end) {
+    /* The body is one varint, exactly. */
+    if (bodylen == 0 || varint_at(&v, body, (size_t)bodylen) !=
+                            (tern_ssize)bodylen) {
       return TERN_ERR_PROTO;
     }
-    f->u.ack_seq = a;
-    break;
+    f->type = WIRE_ACK;
+    f->u.ack_seq = v;
+    return size;
   case WIRE_PING:
   case WIRE_PONG:
     if (bodylen != 8) {
       return TERN_ERR_PROTO;
     }
-    f->u.ping = get_be64(r.p);
+    f->type = (uint8_t)type;
+    f->u.ping = get_be64(body);
+    return size;
+  default:
     break;
+  }
+  r.p = body;
+  r.end = body + bodylen;
+  switch (type) {
   case WIRE_MSG:
-    rc = dec_msg(f, &r);
-    break;
+    return dec_msg(f, &r, size);
   case WIRE_HELLO:
-    rc = dec_hello(f, &r);
-    break;
+    return dec_hello(f, &r, size);
   case WIRE_WELCOME:
-    rc = dec_welcome(f, &r);
-    break;
+    return dec_welcome(f, &r, size);
   case WIRE_DROPPED:
-    if ((rc = rd_varint(&r, &a)) != 0 || (rc = rd_varint(&r, &b)) != 0) {
-      return rc;
-    }
-    if (r.p != r.end) {
-      return TERN_ERR_PROTO;
-    }
-    f->u.dropped.count = a;
-    f->u.dropped.reason = b;
-    break;
-  default: /* WIRE_GOAWAY */
-    rc = dec_goaway(f, &r);
-    break;
+    return dec_dropped(f, &r, size);
+  default:
+    return dec_goaway(f, &r, size);
   }
-  if (rc != 0) {
-    return rc;
-  }
-  f->type = (uint8_t)type;
-  return (tern_ssize)(hdr + bodylen);
 }
 
 /* ---- encoders ---------------------------------------------------------- */

@@ -69,6 +69,7 @@ static int within(const uint8_t *p, size_t n, const uint8_t *lo,
 static void check_fields(const wire_frame *f, const uint8_t *lo,
                          const uint8_t *hi) {
   size_t i;
+  REQUIRE(f->type >= WIRE_HELLO && f->type <= WIRE_GOAWAY);
   switch (f->type) {
   case WIRE_HELLO:
     REQUIRE(f->u.hello.version == WIRE_VERSION);
@@ -105,13 +106,8 @@ static void check_fields(const wire_frame *f, const uint8_t *lo,
     REQUIRE(f->u.goaway.textlen <= WIRE_MAX_GOAWAY_TEXT);
     REQUIRE(within(f->u.goaway.text, f->u.goaway.textlen, lo, hi));
     break;
-  case WIRE_ACK:
-  case WIRE_PING:
-  case WIRE_PONG:
-  case WIRE_DROPPED:
-    break;
   default:
-    REQUIRE(!"decoded an unknown frame type");
+    break;
   }
 }
 
@@ -195,13 +191,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
      against the end of an allocation. */
   buf = copy_of(data, size);
   while (off < size) {
-    wire_frame f, before;
+    wire_frame f, before, g;
     tern_ssize r, small;
     memset(&f, 0xa5, sizeof f);
     memcpy(&before, &f, sizeof f);
     r = wire_frame_decode(&f, buf + off, size - off, FUZZ_MAX_BODY);
     /* A client-side limit only adds TOO_LARGE for bodies over it. */
-    small = decode_copy(buf + off, size - off, WIRE_CLIENT_BODY_MAX);
+    small = wire_frame_decode(&g, buf + off, size - off, WIRE_CLIENT_BODY_MAX);
     REQUIRE(small == r || small == TERN_ERR_TOO_LARGE);
     if (r <= 0) {
       REQUIRE(r == 0 || r == TERN_ERR_PROTO || r == TERN_ERR_TOO_LARGE);
