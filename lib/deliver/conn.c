@@ -248,20 +248,24 @@ static int on_hello(conn *c, const wire_hello *h, tern_tstamp now) {
 }
 
 /* Handles one decoded frame.  Returns 0, 1 (stop reading), or an error. */
+static int on_ack(conn *c, uint64_t seq) {
+  if (c->state != CONN_OPEN || seq >= c->session->next_seq) {
+    return TERN_ERR_PROTO;
+  }
+  if (c->inflight && c->inflight->seq <= seq) {
+    conn_ack(c->hub, c, seq);
+    if (c->session->npending) {
+      hub_mark_ready(c->hub, c);
+    }
+  }
+  return 0;
+}
+
 static int on_frame(conn *c, const wire_frame *f, tern_tstamp now) {
   tern_hub *hub = c->hub;
   switch (f->type) {
   case WIRE_ACK:
-    if (c->state != CONN_OPEN || f->u.ack_seq >= c->session->next_seq) {
-      return TERN_ERR_PROTO;
-    }
-    if (c->inflight && c->inflight->seq <= f->u.ack_seq) {
-      conn_ack(hub, c, f->u.ack_seq);
-      if (c->session && c->session->npending) {
-        hub_mark_ready(hub, c);
-      }
-    }
-    return 0;
+    return on_ack(c, f->u.ack_seq);
   case WIRE_HELLO:
     return on_hello(c, &f->u.hello, now);
   case WIRE_PING:
@@ -299,9 +303,18 @@ static tern_ssize on_bytes(conn *c, const uint8_t *p, size_t len,
                            tern_tstamp now) {
   size_t used = 0;
   while (used < len) {
+    uint64_t seq;
+    tern_ssize n = wire_ack_peek(&seq, p + used, len - used);
+    if (n > 0) {
+      int rv = on_ack(c, seq);
+      if (rv < 0) {
+        return rv;
+      }
+      used += (size_t)n;
+      continue;
+    }
     wire_frame f;
-    tern_ssize n = wire_frame_decode(&f, p + used, len - used,
-                                     WIRE_CLIENT_BODY_MAX);
+    n = wire_frame_decode(&f, p + used, len - used, WIRE_CLIENT_BODY_MAX);
     if (n <= 0) {
       return n < 0 ? n : (tern_ssize)used;
     }

@@ -154,12 +154,14 @@ static msg *collapse_find(tern_hub *hub, const session *s, const uint8_t *ck,
 
 /* ---- dedup -------------------------------------------------------------- */
 
+/* Entries past their window may linger until dedup_expire runs; they no
+   longer count. */
 static dedup *dedup_find(tern_hub *hub, uint64_t uid, const uint8_t *id,
-                         size_t idlen, uint64_t hash) {
+                         size_t idlen, uint64_t hash, tern_tstamp now) {
   for (hnode *n = hmap_bucket(&hub->dedup_index, hash); n; n = n->next) {
     dedup *e = (dedup *)n;
     if (n->hash == hash && e->uid == uid && e->idlen == idlen &&
-        memcmp(e->id, id, idlen) == 0) {
+        e->expires > now && memcmp(e->id, id, idlen) == 0) {
       return e;
     }
   }
@@ -208,7 +210,14 @@ void session_return(tern_hub *hub, session *s, msg *m) {
     ++s->npending; /* session_discard undoes a pending message */
     m->conn = NULL;
     mlist_push(&s->queue[m->priority], m);
-    session_discard(hub, m, 0, TERN_EV_COLLAPSED);
+    if (msg_traced(hub, m)) {
+      /* The newest with the key, unless it is gone already. */
+      const msg *newer =
+          collapse_find(hub, s, msg_ck(m), m->cklen, m->collapse.hash);
+      event_msg(hub, TERN_EV_COLLAPSED, 0, m, NULL,
+                newer ? msg_id(newer) : NULL, newer ? newer->idlen : 0);
+    }
+    session_discard(hub, m, 0, 0);
     return;
   }
   m->conn = NULL;
@@ -261,32 +270,58 @@ void session_detach(tern_hub *hub, session *s, conn *c, tern_tstamp now) {
   }
 }
 
-/* Finds the stream that sent |seq|: among in-flight and returned messages. */
-static int find_stream(session *s, uint64_t seq, uint32_t *stream) {
-  for (conn *c = s->conns; c; c = c->session_next) {
-    msg *m = c->inflight;
-    if (m && m->seq <= seq && m->prev->seq >= seq) {
+/*
+ * Finds the stream (the receiver's earlier connection) that a HELLO's
+ * last_seq refers to.  The message sent with that seq names it when it is
+ * still held (in flight or returned).  When it is gone (acked, expired,
+ * evicted), the unacked messages with seq <= last_seq still name it if they
+ * all come from one stream; if several streams sent them, acking any could
+ * drop another receiver's message, so nothing is acked (a re-send is safe,
+ * a loss is not).
+ */
+static void note(uint64_t seq, uint64_t last_seq, uint32_t stream,
+                 uint32_t *exact, uint32_t *only, int *streams) {
+  if (seq == 0 || seq > last_seq) {
+    return;
+  }
+  if (seq == last_seq) {
+    *exact = stream;
+  }
+  if (*streams == 0 || (*streams == 1 && *only != stream)) {
+    *only = stream;
+    ++*streams;
+  }
+}
+
+static int find_stream(const session *s, uint64_t last_seq, uint32_t *stream) {
+  uint32_t exact = 0, only = 0;
+  int streams = 0;
+  for (const conn *c = s->conns; c; c = c->session_next) {
+    const msg *m = c->inflight;
+    if (m && m->seq <= last_seq) {
       do {
-        if (m->seq == seq) {
-          *stream = c->stream;
-          return 1;
-        }
+        note(m->seq, last_seq, c->stream, &exact, &only, &streams);
         m = m->next;
       } while (m != c->inflight);
     }
   }
   for (int p = 0; p < 3; ++p) {
-    msg *m = s->queue[p];
+    const msg *m = s->queue[p];
     if (!m) {
       continue;
     }
     do {
-      if (m->seq == seq) {
-        *stream = m->stream;
-        return 1;
-      }
+      note(m->seq, last_seq, m->stream, &exact, &only, &streams);
       m = m->next;
     } while (m != s->queue[p]);
+  }
+  if (exact) {
+    *stream = exact;
+    return 1;
+  }
+  if (streams == 1) {
+    *stream = only;
+    return 1;
   }
   return 0;
 }
@@ -296,8 +331,8 @@ void session_resume(tern_hub *hub, session *s, uint64_t last_seq,
   uint32_t stream;
   if (last_seq == 0 || last_seq >= s->next_seq ||
       !find_stream(s, last_seq, &stream)) {
-    /* Not found: that stream acked last_seq already, so everything of it
-       up to last_seq is gone; nothing to do. */
+    /* Nothing of the receiver's earlier stream up to last_seq is held, or
+       it cannot be told apart from another receiver's. */
     return;
   }
   /* The receiver's previous connection, if still attached, is stale: ack
@@ -493,7 +528,7 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
   uint64_t dhash = 0;
   if (given_id && hub->set.dedup_window && s) {
     dhash = hash_bytes(hub->hash_key, s->uid, id, idlen);
-    if (dedup_find(hub, s->uid, id, idlen, dhash)) {
+    if (dedup_find(hub, s->uid, id, idlen, dhash, now)) {
       fill_result(res, id, idlen);
       ++hub->stats.duplicates;
       return TERN_ERR_DUPLICATE;

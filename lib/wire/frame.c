@@ -36,35 +36,6 @@ static inline uint8_t *put_be64(uint8_t *p, uint64_t v) {
   return put_be32(put_be32(p, v >> 32), v);
 }
 
-size_t wire_varint_len(uint64_t v) {
-  if (v <= VARINT_1_MAX) {
-    return 1;
-  }
-  if (v <= VARINT_2_MAX) {
-    return 2;
-  }
-  if (v <= VARINT_4_MAX) {
-    return 4;
-  }
-  return 8;
-}
-
-uint8_t *wire_put_varint(uint8_t *p, uint64_t v) {
-  if (v <= VARINT_1_MAX) {
-    p[0] = (uint8_t)v;
-    return p + 1;
-  }
-  if (v <= VARINT_2_MAX) {
-    p[0] = (uint8_t)(0x40 | v >> 8);
-    p[1] = (uint8_t)v;
-    return p + 2;
-  }
-  if (v <= VARINT_4_MAX) {
-    return put_be32(p, v | UINT64_C(0x80000000));
-  }
-  return put_be64(p, (v & WIRE_VARINT_MAX) | UINT64_C(0xc000000000000000));
-}
-
 /*
  * varint_at is the one varint reader: bytes taken, 0 when |avail| bytes do
  * not hold the whole varint, TERN_ERR_PROTO when a shorter encoding of the
@@ -482,16 +453,6 @@ size_t wire_msg_tail_encode(uint8_t *out, const wire_msg *m) {
   return (size_t)(p - out);
 }
 
-size_t wire_msg_head_encode(uint8_t *out, uint64_t seq, uint64_t ttl_ms,
-                            size_t taillen) {
-  uint8_t *p = out;
-  *p++ = WIRE_MSG;
-  p = wire_put_varint(p, wire_varint_len(seq) + wire_varint_len(ttl_ms) +
-                             taillen);
-  p = wire_put_varint(p, seq);
-  p = wire_put_varint(p, ttl_ms);
-  return (size_t)(p - out);
-}
 
 /* body_size returns the body length of |f|, or 0 for an unknown type (every
    known type has a body of at least one byte). */

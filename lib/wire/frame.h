@@ -123,10 +123,38 @@ typedef struct wire_frame {
 
 /* ---- varints ----------------------------------------------------------- */
 
-/* wire_varint_len returns the bytes |v| (<= WIRE_VARINT_MAX) takes. */
-size_t wire_varint_len(uint64_t v);
+/* wire_varint_len returns the bytes |v| (<= WIRE_VARINT_MAX) takes.  Inline:
+   every MSG frame the hub writes encodes several varints. */
+static inline size_t wire_varint_len(uint64_t v) {
+  return v < 0x40 ? 1 : v < 0x4000 ? 2 : v < 0x40000000 ? 4 : 8;
+}
+
 /* wire_put_varint writes |v| at |p| and returns the byte after it. */
-uint8_t *wire_put_varint(uint8_t *p, uint64_t v);
+static inline uint8_t *wire_put_varint(uint8_t *p, uint64_t v) {
+  if (v < 0x40) {
+    p[0] = (uint8_t)v;
+    return p + 1;
+  }
+  if (v < 0x4000) {
+    p[0] = (uint8_t)(0x40 | v >> 8);
+    p[1] = (uint8_t)v;
+    return p + 2;
+  }
+  if (v < 0x40000000) {
+    p[0] = (uint8_t)(0x80 | v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+    return p + 4;
+  }
+  for (int i = 7; i > 0; --i) {
+    p[i] = (uint8_t)v;
+    v >>= 8;
+  }
+  p[0] = (uint8_t)(0xc0 | (v & 0x3f));
+  return p + 8;
+}
+
 /*
  * wire_get_varint reads a varint from [p, end).  Returns the bytes it took,
  * 0 if [p, end) is too short, or TERN_ERR_PROTO for a non-shortest encoding.
@@ -147,6 +175,51 @@ tern_ssize wire_get_varint(uint64_t *v, const uint8_t *p, const uint8_t *end);
  */
 tern_ssize wire_frame_decode(wire_frame *f, const uint8_t *buf, size_t len,
                              size_t max_body);
+
+/*
+ * wire_ack_peek is the receiving hot path: when [p, p+len) starts with a
+ * complete, well-formed ACK whose seq takes 1, 2 or 4 bytes, it stores the
+ * seq and returns the frame's size; otherwise it returns 0 and the caller
+ * uses wire_frame_decode, which also reports every error.
+ */
+static inline tern_ssize wire_ack_peek(uint64_t *seq, const uint8_t *p,
+                                       size_t len) {
+  if (len < 3 || p[0] != WIRE_ACK) {
+    return 0;
+  }
+  uint64_t v;
+  switch (p[1]) {
+  case 1:
+    if (p[2] >= 0x40) {
+      return 0;
+    }
+    *seq = p[2];
+    return 3;
+  case 2:
+    if (len < 4 || (p[2] >> 6) != 1) {
+      return 0;
+    }
+    v = (uint64_t)(p[2] & 0x3f) << 8 | p[3];
+    if (v < 0x40) {
+      return 0;
+    }
+    *seq = v;
+    return 4;
+  case 4:
+    if (len < 6 || (p[2] >> 6) != 2) {
+      return 0;
+    }
+    v = (uint64_t)(p[2] & 0x3f) << 24 | (uint64_t)p[3] << 16 |
+        (uint64_t)p[4] << 8 | p[5];
+    if (v < 0x4000) {
+      return 0;
+    }
+    *seq = v;
+    return 6;
+  default:
+    return 0;
+  }
+}
 
 /*
  * wire_frame_size returns the encoded size of |f| (header included).
@@ -172,7 +245,15 @@ size_t wire_msg_tail_encode(uint8_t *out, const wire_msg *m);
  * |out| (room for WIRE_MSG_HEAD_MAX bytes) and returns its size.
  */
 #define WIRE_MSG_HEAD_MAX (WIRE_HEADER_MAX + 8 + 8)
-size_t wire_msg_head_encode(uint8_t *out, uint64_t seq, uint64_t ttl_ms,
-                            size_t taillen);
+static inline size_t wire_msg_head_encode(uint8_t *out, uint64_t seq,
+                                          uint64_t ttl_ms, size_t taillen) {
+  uint8_t *p = out;
+  *p++ = WIRE_MSG;
+  p = wire_put_varint(p, wire_varint_len(seq) + wire_varint_len(ttl_ms) +
+                             taillen);
+  p = wire_put_varint(p, seq);
+  p = wire_put_varint(p, ttl_ms);
+  return (size_t)(p - out);
+}
 
 #endif /* TERN_WIRE_FRAME_H */
