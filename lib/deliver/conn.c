@@ -23,6 +23,7 @@ static int aux_get(tern_hub *hub, conn *c) {
     }
     c->aux->rlen = 0;
     c->aux->wmsg = NULL;
+    c->aux->wctllen = c->aux->wctloff = 0;
     c->aux->hello_waiting = 0;
   }
   return 0;
@@ -31,7 +32,7 @@ static int aux_get(tern_hub *hub, conn *c) {
 /* Frees the aux block once nothing in it is in use. */
 static void aux_trim(tern_hub *hub, conn *c) {
   conn_aux *a = c->aux;
-  if (a && a->rlen == 0 && !a->wmsg && !a->hello_waiting) {
+  if (a && a->rlen == 0 && !a->wmsg && !a->wctllen && !a->hello_waiting) {
     mem_free(&hub->mem, a);
     c->aux = NULL;
   }
@@ -146,7 +147,9 @@ void conn_close(conn *c, int reason, uint32_t retry_ms, int error, int quiet,
   c->goaway_reason = (uint8_t)reason;
   c->goaway_retry_ms = retry_ms;
   c->ctl = quiet ? 0 : CTL_GOAWAY;
-  c->state = (c->ctl || (c->aux && c->aux->wmsg)) ? CONN_CLOSING : CONN_CLOSED;
+  c->state = (c->ctl || (c->aux && (c->aux->wmsg || c->aux->wctllen)))
+                 ? CONN_CLOSING
+                 : CONN_CLOSED;
   heap_disarm(&hub->timers, &c->timer);
   if (c->state == CONN_CLOSING) {
     hub_mark_ready(hub, c);
@@ -280,10 +283,12 @@ static int on_frame(conn *c, const wire_frame *f, tern_tstamp now) {
     if (c->state == CONN_HANDSHAKE) {
       return TERN_ERR_PROTO;
     }
-    /* Our PINGs carry the time they were sent. */
-    if (f->u.ping <= now) {
+    /* Our PINGs carry the time they were sent; a PONG that answers no
+       PING of ours is ignored. */
+    if (c->ping_sent && f->u.ping == c->ping_sent && f->u.ping <= now) {
       uint64_t us = (now - f->u.ping) / 1000;
       c->rtt_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+      c->ping_sent = 0;
     }
     return 0;
   case WIRE_GOAWAY:
@@ -400,12 +405,54 @@ tern_ssize tern_conn_read(tern_conn *tc, const uint8_t *in, size_t len,
 
 typedef struct out {
   uint8_t *p, *end;
+  uint8_t *start; /* the host's buffer */
+  int nomem;      /* a partial frame could not get the aux block */
 } out;
 
-static int put_frame(out *o, const wire_frame *f) {
-  size_t n = wire_frame_encode(o->p, (size_t)(o->end - o->p), f);
+/* Continues a control frame that did not fit last time.  1 when done. */
+static int put_ctl_rest(tern_hub *hub, conn *c, out *o) {
+  conn_aux *a = c->aux;
+  size_t n = (size_t)(a->wctllen - a->wctloff);
+  size_t room = (size_t)(o->end - o->p);
+  n = n < room ? n : room;
+  memcpy(o->p, a->wctl + a->wctloff, n);
   o->p += n;
-  return n > 0;
+  a->wctloff = (uint16_t)(a->wctloff + n);
+  if (a->wctloff < a->wctllen) {
+    return 0;
+  }
+  a->wctllen = a->wctloff = 0;
+  aux_trim(hub, c);
+  return 1;
+}
+
+/*
+ * Writes |f|.  A frame larger than the whole buffer is written in part and
+ * continued by the next writes, before anything else.  1 when the frame
+ * was written or started, 0 when it must wait for the next write.
+ */
+static int put_frame(tern_hub *hub, conn *c, out *o, const wire_frame *f) {
+  size_t n = wire_frame_encode(o->p, (size_t)(o->end - o->p), f);
+  if (n > 0) {
+    o->p += n;
+    return 1;
+  }
+  if (o->p != o->start || o->p == o->end) {
+    return 0;
+  }
+  if (aux_get(hub, c) != 0) {
+    o->nomem = 1;
+    return 0;
+  }
+  conn_aux *a = c->aux;
+  a->wctllen = (uint16_t)wire_frame_encode(a->wctl, sizeof(a->wctl), f);
+  a->wctloff = 0;
+  if (a->wctllen == 0) {
+    aux_trim(hub, c);
+    return 0;
+  }
+  put_ctl_rest(hub, c, o);
+  return 1;
 }
 
 /* Continues a frame that did not fit last time.  1 when it is complete. */
@@ -448,7 +495,7 @@ static int put_control(tern_hub *hub, conn *c, out *o, tern_tstamp now) {
     f.u.welcome.liveness_ms = c->liveness_ms;
     f.u.welcome.window = hub->set.inflight_window;
     f.u.welcome.retry_ms = 0;
-    if (!put_frame(o, &f)) {
+    if (!put_frame(hub, c, o, &f)) {
       return 0;
     }
     c->ctl &= (uint8_t)~CTL_WELCOME;
@@ -456,7 +503,7 @@ static int put_control(tern_hub *hub, conn *c, out *o, tern_tstamp now) {
   if (c->ctl & CTL_PONG) {
     f.type = WIRE_PONG;
     f.u.ping = c->pong_value;
-    if (!put_frame(o, &f)) {
+    if (!put_frame(hub, c, o, &f)) {
       return 0;
     }
     c->ctl &= (uint8_t)~CTL_PONG;
@@ -464,22 +511,30 @@ static int put_control(tern_hub *hub, conn *c, out *o, tern_tstamp now) {
   if (c->ctl & CTL_PING) {
     f.type = WIRE_PING;
     f.u.ping = now;
-    if (!put_frame(o, &f)) {
+    if (!put_frame(hub, c, o, &f)) {
       return 0;
     }
     c->ctl &= (uint8_t)~CTL_PING;
+    c->ping_sent = now;
+    /* The timer was armed without a heartbeat while this PING waited; the
+       next one is due a heartbeat from now. */
+    tern_tstamp hb = now + MS(c->heartbeat_ms);
+    if (hb < c->timer.deadline) {
+      heap_arm(&hub->timers, &c->timer, hb);
+    }
   }
   return 1;
 }
 
-static int put_dropped(tern_hub *hub, session *s, out *o) {
+static int put_dropped(tern_hub *hub, conn *c, out *o) {
+  session *s = c->session;
   for (int r = 0; r < 3; ++r) {
     if (s->dropped[r]) {
       wire_frame f;
       f.type = WIRE_DROPPED;
       f.u.dropped.count = s->dropped[r];
       f.u.dropped.reason = (uint64_t)(r + 1);
-      if (!put_frame(o, &f)) {
+      if (!put_frame(hub, c, o, &f)) {
         return 0;
       }
       s->dropped[r] = 0;
@@ -503,9 +558,14 @@ static msg *peek_pending(const session *s) {
 static int put_messages(tern_hub *hub, conn *c, out *o, uint8_t *start,
                         tern_tstamp now) {
   session *s = c->session;
+  /* DROPPED is a control frame: it does not wait for the window. */
+  if ((s->dropped[0] | s->dropped[1] | s->dropped[2]) &&
+      !put_dropped(hub, c, o)) {
+    return 0;
+  }
   while (c->ninflight < hub->set.inflight_window) {
     if ((s->dropped[0] | s->dropped[1] | s->dropped[2]) &&
-        !put_dropped(hub, s, o)) {
+        !put_dropped(hub, c, o)) {
       return 0;
     }
     msg *m = peek_pending(s);
@@ -579,7 +639,7 @@ int tern_conn_want_write(const tern_conn *tc) {
   if (!c || c->state == CONN_CLOSED) {
     return 0;
   }
-  if ((c->aux && c->aux->wmsg) || c->ctl) {
+  if ((c->aux && (c->aux->wmsg || c->aux->wctllen)) || c->ctl) {
     return 1;
   }
   const session *s = c->session;
@@ -600,9 +660,12 @@ tern_ssize tern_conn_write(tern_conn *tc, uint8_t *buf, size_t cap,
     return TERN_ERR_CLOSED;
   }
   tern_hub *hub = c->hub;
-  out o = {buf, buf + cap};
+  out o = {buf, buf + cap, buf, 0};
   int rv = 0;
   if (c->aux && c->aux->wmsg && !put_partial(hub, c, &o)) {
+    goto done;
+  }
+  if (c->aux && c->aux->wctllen && !put_ctl_rest(hub, c, &o)) {
     goto done;
   }
   if (c->state == CONN_CLOSING) {
@@ -614,12 +677,14 @@ tern_ssize tern_conn_write(tern_conn *tc, uint8_t *buf, size_t cap,
       const char *text = c->error ? tern_strerror(c->error) : "";
       f.u.goaway.text = (const uint8_t *)text;
       f.u.goaway.textlen = strlen(text);
-      if (!put_frame(&o, &f)) {
+      if (!put_frame(hub, c, &o, &f)) {
         goto done;
       }
       c->ctl = 0;
     }
-    c->state = CONN_CLOSED;
+    if (!(c->aux && c->aux->wctllen)) {
+      c->state = CONN_CLOSED;
+    }
     goto done;
   }
   if (!put_control(hub, c, &o, now)) {
@@ -636,6 +701,9 @@ done:
   }
   if (c->ready && !tern_conn_want_write(tc)) {
     hub_unready(hub, c);
+  }
+  if (o.nomem) {
+    rv = TERN_ERR_NOMEM;
   }
   if (rv < 0 && o.p == buf) {
     return rv;

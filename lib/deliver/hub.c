@@ -125,6 +125,9 @@ void tern_hub_del(tern_hub *hub) {
       /* in-flight messages go back so the session frees them */
       session_detach(hub, c->session, c, 0);
     }
+    /* Its timer leaves the heap before it is freed: later arming (the
+       session TTL above) compares against every armed timer. */
+    heap_disarm(&hub->timers, &c->timer);
     mem_free(&hub->mem, c);
   }
   if (hub->sessions.buckets) {

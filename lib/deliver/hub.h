@@ -115,6 +115,9 @@ typedef struct conn_aux {
   size_t woff;  /* bytes of head+tail already written */
   uint8_t whead[WIRE_MSG_HEAD_MAX];
   uint8_t wheadlen;
+  /* outgoing control frame in progress (it did not fit the host's buffer) */
+  uint16_t wctllen, wctloff;
+  uint8_t wctl[WIRE_HEADER_MAX + 2 * 8 + 2 + WIRE_MAX_GOAWAY_TEXT];
   /* HELLO waiting for tern_conn_accept */
   int hello_waiting;
   uint64_t hello_last_seq, hello_epoch, hello_heartbeat_ms;
@@ -134,6 +137,7 @@ struct conn {
   timer timer;             /* handshake, heartbeat, liveness, ack timeout   */
   tern_tstamp last_rx, last_tx;
   uint64_t pong_value;     /* PING value to echo                            */
+  tern_tstamp ping_sent;   /* value of our unanswered PING; 0 none          */
   uint32_t rtt_us;         /* last PING/PONG round trip, microseconds       */
   uint32_t ninflight;
   uint32_t stream;         /* session-local id                              */
