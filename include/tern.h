@@ -6,9 +6,11 @@
  * passes bytes and the current time in, pulls bytes and events out.
  *
  * Thread rule for the whole header: a tern_hub and every object that belongs
- * to it (sessions, connections) may be used by one thread at a time.  Distinct
- * hubs are independent.  Functions with no hub argument (tern_strerror,
- * tern_version, tern_settings_default, ...) may be called from any thread.
+ * to it (sessions, connections) may be used by one thread at a time; so may
+ * each tern_client.  Distinct hubs and clients are independent.  The
+ * functions that take no object (tern_strerror, tern_version,
+ * tern_settings_default, tern_client_settings_default) may be called from
+ * any thread.
  *
  * The overview is tern(3); the wire format is tern-protocol(7).
  */
@@ -92,7 +94,8 @@ typedef enum tern_error {
   /* The session's queue is full and its overflow rule refused or rejected
      the message (see tern_publish_result.outcome). */
   TERN_ERR_FULL = -505,
-  /* The named object does not exist. */
+  /* The named object does not exist (reserved: no function returns it
+     yet). */
   TERN_ERR_NOT_FOUND = -506,
   /* The peer broke the protocol (a malformed or unexpected frame).  The
      connection is closed. */
@@ -114,9 +117,11 @@ typedef enum tern_error {
 TERN_EXTERN const char *tern_strerror(int code);
 
 /*
- * tern_err_is_fatal returns nonzero when |code| means the object that
- * returned it can no longer be used (a connection after TERN_ERR_PROTO or
- * TERN_ERR_CLOSED), 0 otherwise.  A hub never becomes unusable.
+ * tern_err_is_fatal returns nonzero when |code| always means the
+ * connection that returned it is finished (TERN_ERR_PROTO, TERN_ERR_CLOSED),
+ * 0 otherwise.  tern_conn_read closes its connection on a few more codes
+ * (see there); tern_conn_is_closed is the exact test.  A hub never becomes
+ * unusable.
  */
 TERN_EXTERN int tern_err_is_fatal(int code);
 
@@ -127,7 +132,8 @@ TERN_EXTERN int tern_err_is_fatal(int code);
  * allocator.  Either all four function pointers are set or the pointer to
  * the struct is NULL (libc's malloc family).  Each function gets |user_data|
  * last.  A failing function returns NULL; the library then returns
- * TERN_ERR_NOMEM and leaves its state as it was before the call.
+ * TERN_ERR_NOMEM and leaves its state as it was before the call (one
+ * exception: tern_conn_read closes the connection it could not serve).
  * The struct is copied by tern_hub_new.
  */
 typedef struct tern_mem {
@@ -228,8 +234,9 @@ typedef struct tern_settings {
      acked within this span is sent again.  0 (default) re-sends only after
      the connection is lost. */
   tern_duration ack_timeout;
-  /* max_deliver: with ack_timeout, a message sent this many times without
-     an ack is discarded with a TERN_EV_DEAD event.  5; 0 is unlimited. */
+  /* max_deliver: with ack_timeout, a message whose ack timeout passes after
+     its max_deliver-th send (re-sends after a lost connection count too) is
+     discarded with a TERN_EV_DEAD event.  5; 0 is unlimited. */
   uint32_t max_deliver;
   /* max_events bounds the event queue; events past it are counted in
      tern_stats.events_lost and discarded.  65536. */
@@ -243,9 +250,10 @@ typedef struct tern_settings {
      collapsed, evicted) for every message; 0 only for messages published
      with TERN_MSG_TRACE.  0. */
   uint32_t trace;
-  /* hello_accept: nonzero makes every HELLO wait for tern_conn_accept or
-     tern_conn_reject after its TERN_EV_CONN_HELLO event (authentication by
-     the host).  0 accepts at once. */
+  /* hello_accept: nonzero makes every HELLO wait, after its
+     TERN_EV_CONN_HELLO event, for tern_conn_accept or for tern_conn_goaway
+     with TERN_GOAWAY_REJECTED (authentication by the host).  0 accepts at
+     once. */
   uint32_t hello_accept;
 } tern_settings;
 
@@ -459,8 +467,10 @@ typedef struct tern_publish_result {
  * tern_hub_publish queues one message for the session with key |key|
  * (1..TERN_MAX_SESSION_KEY bytes), creating the session when it does not
  * exist yet.  The message is stored once; |desc| and everything it points
- * to are copied.  |result| may be NULL; when given it is filled on success
- * and on TERN_ERR_FULL and TERN_ERR_DUPLICATE (id only).
+ * to are copied.  |result| may be NULL.  When given it is filled on success;
+ * on TERN_ERR_FULL too (outcome says which rule applied); on
+ * TERN_ERR_DUPLICATE only its id and idlen are set; on other errors it is
+ * left untouched.
  *
  * Returns 0, TERN_ERR_INVALID (NULL arguments, empty key, priority out of
  * range, attrs with NULL strings), TERN_ERR_TOO_LARGE (a field over its
@@ -520,7 +530,9 @@ typedef enum tern_goaway_reason {
   TERN_GOAWAY_LIMIT = 5,     /* too many connections or sessions           */
   TERN_GOAWAY_INTERNAL = 6,  /* the server ran out of memory               */
   TERN_GOAWAY_CLIENT = 7,    /* the client said goodbye                    */
-  TERN_GOAWAY_REPLACED = 8   /* the host closed it (tern_conn_goaway)      */
+  TERN_GOAWAY_REPLACED = 8   /* the host closed it (tern_conn_goaway), or a
+                                newer connection of the same receiver
+                                resumed its stream                          */
 } tern_goaway_reason;
 
 /*
@@ -537,8 +549,11 @@ TERN_EXTERN int tern_conn_new(tern_conn **pconn, tern_hub *hub,
 /*
  * tern_conn_del detaches the connection from its session (its in-flight
  * messages go back to the session's queue, keeping their priority, to be
- * sent again on this or another connection) and frees it.  NULL does
- * nothing.  Must not be called after tern_hub_del of its hub.
+ * sent again on another connection or after a resume) and frees it.  A
+ * session left without connections starts its session_ttl from the last
+ * bytes this connection received.  Queued events that name the connection
+ * report conn NULL from then on.  NULL does nothing.  Must not be called
+ * after tern_hub_del of its hub.
  */
 TERN_EXTERN void tern_conn_del(tern_conn *conn);
 
@@ -566,7 +581,9 @@ TERN_EXTERN tern_ssize tern_conn_read(tern_conn *conn, const uint8_t *in,
  *
  * Returns the number of bytes written (0: nothing to send now),
  * TERN_ERR_CLOSED once the connection is closed and everything queued for it
- * was written, or TERN_ERR_INVALID.
+ * was written, TERN_ERR_NOMEM (a frame larger than |cap| needed a buffer to
+ * continue from; nothing was written, call again later) or
+ * TERN_ERR_INVALID.
  */
 TERN_EXTERN tern_ssize tern_conn_write(tern_conn *conn, uint8_t *out,
                                        size_t cap, tern_tstamp now);
@@ -644,7 +661,11 @@ TERN_EXTERN void tern_conn_get_info(const tern_conn *conn, tern_conn_info *info,
 /*
  * tern_event_type names an event.  Lifecycle events (ACCEPTED .. EVICTED)
  * come only when tracing is on for the hub or the message; the others
- * always come.
+ * always come.  |reason| is a tern_drop_reason for EXPIRED, EVICTED and DEAD,
+ * a tern_goaway_reason for CONN_DEAD and CONN_CLOSED, 0 otherwise.
+ * CONN_CLOSED comes when the peer or a timeout closed a connection (a
+ * client GOAWAY, no HELLO in time); closes the host caused, or that
+ * tern_conn_read reported through its return value, need no event.
  */
 typedef enum tern_event_type {
   TERN_EV_ACCEPTED = 1,        /* a message was queued                        */
@@ -654,7 +675,8 @@ typedef enum tern_event_type {
   TERN_EV_COLLAPSED = 5,       /* replaced by the message |aux| (its id)      */
   TERN_EV_EVICTED = 6,         /* evicted or refused by an overflow rule      */
   TERN_EV_DEAD = 7,            /* discarded after max_deliver sends           */
-  TERN_EV_CONN_HELLO = 8,      /* a HELLO for |session_key|, token in |aux|   */
+  TERN_EV_CONN_HELLO = 8,      /* a HELLO for |session_key|, token in |aux|,
+                                  its last_seq in |seq|                       */
   TERN_EV_CONN_DEAD = 9,       /* |conn| was silent past its liveness timeout */
   TERN_EV_CONN_CLOSED = 10,    /* |conn| closed, |reason| a tern_goaway_reason */
   TERN_EV_SESSION_EXPIRED = 11 /* a session expired; |count| messages lost    */
@@ -663,7 +685,8 @@ typedef enum tern_event_type {
 /*
  * tern_event is one event.  Every pointer in it is owned by the hub and
  * valid until the next call of tern_hub_next_event or any call that changes
- * the hub.
+ * the hub.  |conn| is NULL when the event names no connection or when the
+ * host has deleted it since.
  */
 typedef struct tern_event {
   int type;                    /* a tern_event_type                           */
@@ -694,6 +717,205 @@ typedef enum tern_drop_reason {
   TERN_DROP_OVERFLOW = 2, /* evicted or refused by a full queue         */
   TERN_DROP_DEAD = 3      /* sent max_deliver times without an ack      */
 } tern_drop_reason;
+
+/* ==== the receiver: tern_client ========================================== */
+
+/*
+ * tern_client is the other end of the wire, sans-I/O like the hub: it
+ * speaks tern-protocol(7) for an app, SDK or test, and owns what receivers
+ * get wrong by hand: HELLO with the last seq, dedup by message id, batched
+ * acks, liveness, reconnect backoff with jitter, gaps and epoch changes.
+ * The host owns the transport: it opens one when the client asks
+ * (TERN_CLIENT_EV_CONNECT), calls tern_client_connect once it is up,
+ * moves bytes with tern_client_read/tern_client_write, and reports a broken
+ * transport with tern_client_conn_lost.  See tern_client_new(3).
+ */
+typedef struct tern_client tern_client;
+
+/* TERN_CLIENT_SETTINGS_VERSION is the layout of tern_client_settings. */
+#define TERN_CLIENT_SETTINGS_VERSION 1
+
+/*
+ * tern_client_settings configures a client.  Fill it with
+ * tern_client_settings_default, then change what you need; fields are only
+ * ever appended.  tern_client_new copies it.
+ */
+typedef struct tern_client_settings {
+  /* version is set by tern_client_settings_default. */
+  uint32_t version;
+  /* heartbeat_interval is asked for in HELLO; 0 takes the server's. 0. */
+  tern_duration heartbeat_interval;
+  /* liveness_timeout: no bytes from the server for this long declares the
+     connection dead.  7 s, or the server's value from WELCOME. */
+  tern_duration liveness_timeout;
+  /* ack_every: an ACK goes out after this many delivered messages.  10. */
+  uint32_t ack_every;
+  /* ack_delay: ... or when the oldest unacked one is this old.  1 s. */
+  tern_duration ack_delay;
+  /* manual_ack: nonzero acks only what the app passes to tern_client_ack,
+     so that at-least-once holds through app crashes.  0. */
+  uint32_t manual_ack;
+  /* dedup_max and dedup_window bound the ids remembered for dedup.
+     10000 ids, 10 min. */
+  uint32_t dedup_max;
+  tern_duration dedup_window;
+  /* Reconnect backoff: full jitter, exponential from backoff_base up to
+     backoff_cap, at most max_attempts in a row, then GIVE_UP.
+     1 s, 15 s, 6. */
+  tern_duration backoff_base;
+  tern_duration backoff_cap;
+  uint32_t max_attempts;
+  /* adaptive_heartbeat: nonzero probes longer keepalive intervals while
+     the path survives them, steps back and locks after a failure, never
+     above heartbeat_cap.  0; 5 min. */
+  uint32_t adaptive_heartbeat;
+  tern_duration heartbeat_cap;
+  /* seed feeds the jitter; the same seed replays the same run. */
+  uint64_t seed;
+} tern_client_settings;
+
+/* tern_client_settings_default fills |s| with the defaults above. */
+TERN_EXTERN void tern_client_settings_default(tern_client_settings *s);
+
+/*
+ * tern_client_new creates a client for session |key| (1..TERN_MAX_SESSION_KEY
+ * bytes) with |token| (0..TERN_MAX_TOKEN bytes, may be NULL when 0), both
+ * copied; |s| NULL takes defaults, |mem| NULL libc.  The new client asks
+ * for a transport at once (TERN_CLIENT_EV_CONNECT).
+ * Returns 0, TERN_ERR_INVALID, TERN_ERR_TOO_LARGE or TERN_ERR_NOMEM.
+ */
+TERN_EXTERN int tern_client_new(tern_client **pclient, const uint8_t *key,
+                                size_t keylen, const uint8_t *token,
+                                size_t tokenlen,
+                                const tern_client_settings *s,
+                                const tern_mem *mem, tern_tstamp now);
+
+/* tern_client_del frees the client.  NULL does nothing. */
+TERN_EXTERN void tern_client_del(tern_client *client);
+
+/*
+ * tern_client_connect tells the client that the transport it asked for is
+ * up: it queues HELLO (last seq, epoch).  Returns 0, TERN_ERR_STATE (it did
+ * not ask for one) or TERN_ERR_INVALID.
+ */
+TERN_EXTERN int tern_client_connect(tern_client *client, tern_tstamp now);
+
+/*
+ * tern_client_conn_lost tells the client that the transport broke (or that
+ * the host closed it after TERN_CLIENT_EV_DISCONNECTED).  Unacked state is
+ * kept for the resume; a reconnect is scheduled by the backoff.
+ * Returns 0 or TERN_ERR_INVALID.
+ */
+TERN_EXTERN int tern_client_conn_lost(tern_client *client, tern_tstamp now);
+
+/*
+ * tern_client_read hands the client bytes from the server.  Returns |len|
+ * or TERN_ERR_PROTO / TERN_ERR_TOO_LARGE (malformed frame: the connection
+ * is declared lost, the host closes the transport), TERN_ERR_STATE (no
+ * transport), TERN_ERR_INVALID.
+ */
+TERN_EXTERN tern_ssize tern_client_read(tern_client *client, const uint8_t *in,
+                                        size_t len, tern_tstamp now);
+
+/*
+ * tern_client_write fills |out| with up to |cap| bytes for the server
+ * (HELLO, ACK, PING, PONG, GOAWAY).  Returns bytes written (0: nothing now)
+ * or TERN_ERR_STATE (no transport), TERN_ERR_INVALID.
+ */
+TERN_EXTERN tern_ssize tern_client_write(tern_client *client, uint8_t *out,
+                                         size_t cap, tern_tstamp now);
+
+/* tern_client_want_write: nonzero when tern_client_write has bytes now. */
+TERN_EXTERN int tern_client_want_write(const tern_client *client);
+
+/*
+ * tern_client_ack acknowledges every delivered message up to |seq| (manual
+ * mode; in automatic mode it only speeds the next ACK).  Returns 0,
+ * TERN_ERR_INVALID (seq never delivered).
+ */
+TERN_EXTERN int tern_client_ack(tern_client *client, uint64_t seq,
+                                tern_tstamp now);
+
+/*
+ * tern_client_close says goodbye: a GOAWAY goes out and no reconnect
+ * follows.  Returns 0 or TERN_ERR_INVALID.
+ */
+TERN_EXTERN int tern_client_close(tern_client *client, tern_tstamp now);
+
+/* tern_client_get_expiry / tern_client_handle_expiry: the client's deadlines
+   (liveness, ack delay, keepalive, reconnect), as for the hub. */
+TERN_EXTERN tern_tstamp tern_client_get_expiry(const tern_client *client);
+TERN_EXTERN int tern_client_handle_expiry(tern_client *client,
+                                          tern_tstamp now);
+
+/* tern_client_event_type names a client event. */
+typedef enum tern_client_event_type {
+  TERN_CLIENT_EV_CONNECT = 1,      /* open a transport now, then connect   */
+  TERN_CLIENT_EV_CONNECTED = 2,    /* WELCOME came: |count| 1 if resumed   */
+  TERN_CLIENT_EV_MESSAGE = 3,      /* a message for the app (not a dup)    */
+  TERN_CLIENT_EV_GAP = 4,          /* the server lost |count| messages
+                                      (|reason| a tern_drop_reason)        */
+  TERN_CLIENT_EV_RESYNC = 5,       /* the epoch changed: seq and dedup state
+                                      were cleared; re-sync the app        */
+  TERN_CLIENT_EV_DISCONNECTED = 6, /* the connection is dead or closed
+                                      (|reason| a tern_goaway_reason or
+                                      TERN_GOAWAY_TIMEOUT); close the
+                                      transport and call conn_lost         */
+  TERN_CLIENT_EV_GIVE_UP = 7       /* max_attempts failed in a row         */
+} tern_client_event_type;
+
+/* tern_client_attr is one attribute of a received message. */
+typedef struct tern_client_attr {
+  const uint8_t *key;
+  size_t keylen;
+  const uint8_t *value;
+  size_t valuelen;
+} tern_client_attr;
+
+/*
+ * tern_client_event is one event; its pointers are valid until the next
+ * call on the client.
+ */
+typedef struct tern_client_event {
+  int type;                    /* a tern_client_event_type                  */
+  int reason;
+  uint64_t seq;                /* MESSAGE: its seq (for tern_client_ack)    */
+  uint64_t count;
+  int priority;                /* MESSAGE                                   */
+  tern_duration ttl;           /* MESSAGE: remaining lifetime; 0 none       */
+  tern_duration retry_after;   /* DISCONNECTED: the server's retry hint     */
+  const uint8_t *id;
+  size_t idlen;
+  const uint8_t *collapse_key;
+  size_t collapse_keylen;
+  const uint8_t *content_type;
+  size_t content_typelen;
+  const uint8_t *payload;
+  size_t payloadlen;
+  size_t nattrs;
+  tern_client_attr attrs[TERN_MAX_ATTRS];
+} tern_client_event;
+
+/* tern_client_next_event: 1 and |ev| filled, 0 none, TERN_ERR_INVALID. */
+TERN_EXTERN int tern_client_next_event(tern_client *client,
+                                       tern_client_event *ev);
+
+/* tern_client_stats: counters since tern_client_new; only appended. */
+typedef struct tern_client_stats {
+  uint64_t received;    /* MSG frames                                      */
+  uint64_t delivered;   /* MESSAGE events                                  */
+  uint64_t duplicates;  /* MSG frames dropped by dedup                     */
+  uint64_t gaps;        /* messages reported lost by DROPPED               */
+  uint64_t resyncs;
+  uint64_t reconnects;  /* connects after the first                        */
+  uint64_t acks_sent;
+  tern_duration rtt;    /* last PING/PONG round trip                       */
+  tern_duration heartbeat_interval; /* in use now                          */
+} tern_client_stats;
+
+/* tern_client_get_stats copies the first |size| bytes of the statistics. */
+TERN_EXTERN void tern_client_get_stats(const tern_client *client,
+                                       tern_client_stats *st, size_t size);
 
 #ifdef __cplusplus
 }

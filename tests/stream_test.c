@@ -1316,6 +1316,48 @@ static void test_next_ready(void) {
   tern_hub_del(hub);
 }
 
+/* Deleting a connection whose events are still queued: the events come
+   out with conn NULL, and nothing leaks once they are read. */
+static void test_deleted_conn_events(void) {
+  tu_alloc a;
+  memset(&a, 0, sizeof(a));
+  tern_mem mem = tu_alloc_mem(&a);
+  tern_settings s = tu_settings();
+  s.trace = 1;
+  tern_hub *hub = NULL;
+  CHECK_INT(tern_hub_new(&hub, &s, &mem), 0, "deleted conn: hub");
+  tu_out o;
+  tu_out_init(&o);
+  tern_conn *keep = tu_connect(hub, "k", T0, &o);
+  tern_conn *gone = NULL;
+  tern_conn_new(&gone, hub, T0);
+  tu_hello(gone, "j", 0, 0, 0, NULL, T0);
+  tu_pub(hub, "j", TERN_PRIO_NORMAL, NULL, "x", T0);
+  tu_out o2;
+  tu_out_init(&o2);
+  tu_drain(&o2, gone, T0); /* SENT names |gone| */
+  tern_conn_del(gone);
+  int hello_keep = 0, hello_gone = 0, sent_null = 0;
+  tern_event ev;
+  while (tern_hub_next_event(hub, &ev) == 1) {
+    if (ev.type == TERN_EV_CONN_HELLO) {
+      hello_keep += ev.conn == keep;
+      hello_gone += ev.conn == NULL && ev.session_keylen == 1 &&
+                    ev.session_key[0] == 'j';
+    }
+    sent_null += ev.type == TERN_EV_SENT && ev.conn == NULL;
+  }
+  CHECK(hello_keep == 1, "deleted conn: a live conn's event names it");
+  CHECK(hello_gone == 1 && sent_null == 1,
+        "deleted conn: its queued events come out with conn NULL");
+  tern_conn_del(keep);
+  tern_hub_del(hub);
+  tu_out_free(&o);
+  tu_out_free(&o2);
+  CHECK_INT(a.outstanding, 0, "deleted conn: no leak");
+  CHECK_INT(tu_alloc_finish(&a), 0, "deleted conn: no write after free");
+}
+
 int main(void) {
   test_window();
   test_ack_beyond();
@@ -1338,5 +1380,6 @@ int main(void) {
   test_partial_writes();
   test_partial_interrupted();
   test_next_ready();
+  test_deleted_conn_events();
   return tap_done();
 }

@@ -115,7 +115,17 @@ void tern_conn_del(tern_conn *tc) {
     }
     mem_free(&hub->mem, c->aux);
   }
-  event_forget_conn(hub, tc);
+  c->aux = NULL;
+  c->state = CONN_DELETED;
+  --hub->nconns;
+  --hub->stats.conns;
+  if (c->nevents == 0) {
+    conn_free(hub, c);
+  }
+  /* else tern_hub_next_event frees it with the last event naming it */
+}
+
+void conn_free(tern_hub *hub, conn *c) {
   if (c->all_prev) {
     c->all_prev->all_next = c->all_next;
   } else {
@@ -124,8 +134,6 @@ void tern_conn_del(tern_conn *tc) {
   if (c->all_next) {
     c->all_next->all_prev = c->all_prev;
   }
-  --hub->nconns;
-  --hub->stats.conns;
   mem_free(&hub->mem, c);
 }
 

@@ -63,6 +63,9 @@ void event_push(tern_hub *hub, int type, int reason, tern_conn *c,
   e->type = (uint8_t)type;
   e->reason = (uint8_t)reason;
   e->conn = c;
+  if (c) {
+    ++((conn *)c)->nevents;
+  }
   e->seq = seq;
   e->count = count;
   e->keylen = (uint8_t)keylen;
@@ -77,14 +80,6 @@ void event_msg(tern_hub *hub, int type, int reason, const msg *m,
                tern_conn *c, const uint8_t *aux, size_t auxlen) {
   event_push(hub, type, reason, c, m->session->key, m->session->keylen,
              msg_id(m), m->idlen, aux, auxlen, m->seq, 0);
-}
-
-void event_forget_conn(tern_hub *hub, tern_conn *c) {
-  for (size_t i = hub->ev_head; i < hub->ev_len; ++i) {
-    if (hub->ev[i].conn == c) {
-      hub->ev[i].conn = NULL;
-    }
-  }
 }
 
 void event_free(tern_hub *hub) {
@@ -107,7 +102,14 @@ int tern_hub_next_event(tern_hub *hub, tern_event *ev) {
   memset(ev, 0, sizeof(*ev));
   ev->type = e->type;
   ev->reason = e->reason;
-  ev->conn = e->conn;
+  conn *c = (conn *)e->conn;
+  if (c && --c->nevents == 0 && c->state == CONN_DELETED) {
+    conn_free(hub, c); /* the host deleted it; do not hand it out */
+    c = NULL;
+  } else if (c && c->state == CONN_DELETED) {
+    c = NULL;
+  }
+  ev->conn = (tern_conn *)c;
   ev->seq = e->seq;
   ev->count = e->count;
   if (e->keylen) {

@@ -90,7 +90,9 @@ enum {
   CONN_WAIT_ACCEPT,   /* HELLO seen, the host decides                        */
   CONN_OPEN,
   CONN_CLOSING,       /* GOAWAY or a partial frame still to write            */
-  CONN_CLOSED
+  CONN_CLOSED,
+  CONN_DELETED        /* deleted by the host; kept until no queued event
+                         names it, so deleting is O(1)                     */
 };
 
 /* conn.ctl: control frames to write */
@@ -143,6 +145,7 @@ struct conn {
   uint32_t stream;         /* session-local id                              */
   uint32_t heartbeat_ms, liveness_ms;
   uint32_t goaway_retry_ms;
+  uint32_t nevents;        /* queued events naming this connection          */
   int error;
   uint8_t state;
   uint8_t ctl;
@@ -268,6 +271,8 @@ void dedup_expire(tern_hub *hub, tern_tstamp now);
 void collapse_unindex(tern_hub *hub, msg *m);
 
 /* ---- conn.c -------------------------------------------------------------- */
+/* conn_free releases a deleted connection's memory (no event names it). */
+void conn_free(tern_hub *hub, conn *c);
 void conn_on_timer(tern_hub *hub, conn *c, tern_tstamp now);
 /* conn_close: queue GOAWAY (unless |quiet|), detach, state CLOSING. */
 void conn_close(conn *c, int reason, uint32_t retry_ms, int error, int quiet,
@@ -284,7 +289,6 @@ void event_push(tern_hub *hub, int type, int reason, tern_conn *c,
 /* event_msg is event_push for a message's lifecycle event. */
 void event_msg(tern_hub *hub, int type, int reason, const msg *m,
                tern_conn *c, const uint8_t *aux, size_t auxlen);
-void event_forget_conn(tern_hub *hub, tern_conn *c);
 void event_free(tern_hub *hub);
 
 #endif
