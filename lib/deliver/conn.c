@@ -580,7 +580,7 @@ static int put_messages(tern_hub *hub, conn *c, out *o, uint8_t *start,
     if (!m) {
       return 0;
     }
-    tern_tstamp exp = m->expiry.deadline;
+    tern_tstamp exp = m->expiry;
     if (exp <= now) {
       /* Due but not yet handled: never send an expired message. */
       ++hub->stats.expired;

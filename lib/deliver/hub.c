@@ -184,14 +184,9 @@ int tern_hub_handle_expiry(tern_hub *hub, tern_tstamp now) {
   timer *t;
   while ((t = heap_top(&hub->timers)) && t->deadline <= now) {
     switch (t->kind) {
-    case TIMER_MSG: {
-      msg *m = (msg *)((char *)t - offsetof(msg, expiry));
-      ++hub->stats.expired;
-      session_discard(hub, m, TERN_DROP_EXPIRED, TERN_EV_EXPIRED);
-      break;
-    }
     case TIMER_SESSION:
-      session_expire(hub, (session *)((char *)t - offsetof(session, ttl)));
+      session_on_timer(hub,
+                       (session *)((char *)t - offsetof(session, timer)), now);
       break;
     default: {
       conn *c = (conn *)((char *)t - offsetof(conn, timer));
@@ -247,6 +242,17 @@ tern_conn *tern_hub_next_ready(tern_hub *hub) {
   while (hub->ready_head) {
     conn *c = hub->ready_head;
     hub_unready(hub, c);
+    /* A host drains this list in a loop, and with many sessions every
+       connection and session is a cache miss.  Fetch ahead: the session of
+       the next connection (whose line the previous call fetched) and the
+       connection after it. */
+    conn *next = hub->ready_head;
+    if (next) {
+      __builtin_prefetch(next->session);
+      if (next->ready_next) {
+        __builtin_prefetch(next->ready_next);
+      }
+    }
     if (tern_conn_want_write((tern_conn *)c)) {
       return (tern_conn *)c;
     }

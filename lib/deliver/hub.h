@@ -25,7 +25,7 @@ typedef struct conn conn;
 typedef struct msg msg;
 
 /* timer.kind */
-enum { TIMER_MSG = 1, TIMER_SESSION = 2, TIMER_CONN = 3 };
+enum { TIMER_SESSION = 2, TIMER_CONN = 3 };
 
 /* msg.flags */
 enum {
@@ -43,7 +43,8 @@ struct msg {
   msg *prev, *next;     /* circular list: a pending queue or an in-flight list */
   session *session;     /* NULL once MSG_GONE                               */
   conn *conn;           /* in flight on; NULL while pending                 */
-  timer expiry;         /* deadline = expiry; unarmed when it never expires */
+  tern_tstamp expiry;   /* TERN_TSTAMP_NONE: never expires; the session's
+                           timer serves it (session_on_timer)           */
   hnode collapse;       /* hub->collapse_index, when it has a collapse key  */
   uint64_t serial;      /* publish order, hub-wide                          */
   uint64_t seq;         /* seq of its last send; 0 never sent               */
@@ -66,21 +67,32 @@ struct msg {
  * must fit in 384 bytes apiece (bench/core measures it).
  */
 struct session {
+  /* hot: lookup, publish, write and ack, in the first lines */
   hnode link;              /* hub->sessions, hash of the key                */
   msg *queue[3];           /* pending, one circular list per priority,
                               sorted by serial                              */
   conn *conns;             /* attached connections, singly linked           */
-  timer ttl;               /* expiry while no connection is attached        */
-  uint64_t uid;            /* never reused: keys dedup and collapse entries */
   uint64_t next_seq;
-  uint64_t bytes;          /* payload bytes held                            */
-  uint64_t dropped_total;
   uint32_t nmsgs;          /* held: pending + in flight                     */
   uint32_t npending;
+  uint64_t bytes;          /* payload bytes held                            */
   uint32_t dropped[3];     /* not yet told, by tern_drop_reason - 1         */
+  uint32_t dropped_total;  /* since creation, saturating                    */
+  /* cold */
   uint32_t stream_serial;  /* last stream id given to a connection          */
+  uint32_t uid;            /* keys dedup and collapse entries; 2^32 sessions
+                              would have to be created within one dedup
+                              window for a dead one's entries to match     */
   uint16_t nconns;
   uint8_t keylen;
+  /* One timer serves both deadlines: the session's own expiry while no
+     connection is attached, and its messages' TTLs.  msg_due is a lower
+     bound on the earliest message expiry: removing a message leaves it
+     alone, and a firing that finds nothing due just recomputes it.  So
+     publish and ack never touch the heap for a message's TTL. */
+  timer timer;
+  tern_tstamp ttl_at;      /* session expiry; NONE while connected          */
+  tern_tstamp msg_due;
   uint8_t key[];
 };
 
@@ -128,37 +140,39 @@ typedef struct conn_aux {
 } conn_aux;
 
 struct conn {
+  /* hot: read, write and ack, in the first line */
   tern_hub *hub;
   session *session;
-  conn *session_next;      /* session->conns                                */
-  conn *ready_prev, *ready_next; /* hub ready list                          */
-  conn *all_prev, *all_next;     /* hub->conns: every connection            */
   msg *inflight;           /* circular list in seq order                    */
   conn_aux *aux;
-  void *user_data;
-  timer timer;             /* handshake, heartbeat, liveness, ack timeout   */
+  conn *ready_prev, *ready_next; /* hub ready list                          */
   tern_tstamp last_rx, last_tx;
+  uint32_t ninflight;
+  uint32_t stream;         /* session-local id                              */
+  uint8_t state;
+  uint8_t ctl;
+  uint8_t ready;           /* on the hub ready list                         */
+  uint8_t goaway_reason;
+  uint8_t welcome_flags;   /* WIRE_WELCOME_* for the queued WELCOME        */
+  /* cold */
+  timer timer;             /* handshake, heartbeat, liveness, ack timeout   */
+  conn *session_next;      /* session->conns                                */
+  conn *all_prev, *all_next;     /* hub->conns: every connection            */
+  void *user_data;
   uint64_t pong_value;     /* PING value to echo                            */
   tern_tstamp ping_sent;   /* value of our unanswered PING; 0 none          */
   uint32_t rtt_us;         /* last PING/PONG round trip, microseconds       */
-  uint32_t ninflight;
-  uint32_t stream;         /* session-local id                              */
   uint32_t heartbeat_ms, liveness_ms;
   uint32_t goaway_retry_ms;
   uint32_t nevents;        /* queued events naming this connection          */
   int error;
-  uint8_t state;
-  uint8_t ctl;
-  uint8_t goaway_reason;
-  uint8_t welcome_flags;   /* WIRE_WELCOME_* for the queued WELCOME        */
-  uint8_t ready;           /* on the hub ready list                         */
 };
 
 /* One dedup entry: (session uid, id) seen at a time. */
 typedef struct dedup {
   hnode link;
   struct dedup *fifo_next;
-  uint64_t uid;
+  uint32_t uid;
   tern_tstamp expires;
   uint8_t idlen;
   uint8_t id[];
@@ -183,7 +197,7 @@ struct tern_hub {
   uint64_t hash_key[2];
   uint64_t epoch;
   uint64_t next_serial;
-  uint64_t next_uid;
+  uint32_t next_uid;
   heap timers;
   size_t timer_objects;    /* objects that may be armed: heap capacity      */
   hmap sessions;
@@ -245,8 +259,9 @@ int session_new(tern_hub *hub, session **ps, const uint8_t *key,
                 size_t keylen, uint64_t hash, tern_tstamp now);
 /* session_destroy frees the session and everything it holds; no events. */
 void session_destroy(tern_hub *hub, session *s);
-/* session_expire is the session TTL deadline. */
-void session_expire(tern_hub *hub, session *s);
+/* session_on_timer expires due messages, then the session if it is due. */
+void session_on_timer(tern_hub *hub, session *s, tern_tstamp now);
+void session_arm(tern_hub *hub, session *s);
 /* session_enqueue appends a new message to its pending queue. */
 void session_enqueue(session *s, msg *m);
 /* session_pop_pending removes and returns the next message to send. */

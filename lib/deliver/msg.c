@@ -75,8 +75,7 @@ int msg_new(tern_hub *hub, msg **pm, const tern_msg_desc *d,
     m->cklen = (uint8_t)w.collapse_keylen;
     m->ck_off = (uint8_t)(m->id_off + idlen + wire_varint_len(m->cklen));
   }
-  m->expiry.kind = TIMER_MSG;
-  m->expiry.deadline = expiry;
+  m->expiry = expiry;
   *pm = m;
   return 0;
 }

@@ -74,13 +74,25 @@ int session_new(tern_hub *hub, session **ps, const uint8_t *key,
   s->next_seq = 1;
   s->keylen = (uint8_t)keylen;
   memcpy(s->key, key, keylen);
-  s->ttl.kind = TIMER_SESSION;
+  s->timer.kind = TIMER_SESSION;
+  s->ttl_at = now + hub->set.session_ttl;
+  s->msg_due = TERN_TSTAMP_NONE;
   hmap_insert(&hub->sessions, &hub->mem, &s->link);
-  heap_arm(&hub->timers, &s->ttl, now + hub->set.session_ttl);
+  heap_arm(&hub->timers, &s->timer, s->ttl_at);
   ++hub->stats.sessions_created;
   ++hub->stats.sessions;
   *ps = s;
   return 0;
+}
+
+/* session_arm puts the session's timer at its earliest deadline. */
+void session_arm(tern_hub *hub, session *s) {
+  tern_tstamp d = s->ttl_at < s->msg_due ? s->ttl_at : s->msg_due;
+  if (d == TERN_TSTAMP_NONE) {
+    heap_disarm(&hub->timers, &s->timer);
+  } else if (!timer_armed(&s->timer) || d != s->timer.deadline) {
+    heap_arm(&hub->timers, &s->timer, d);
+  }
 }
 
 /* ---- leaving ------------------------------------------------------------ */
@@ -97,8 +109,6 @@ static void unlink_msg(tern_hub *hub, msg *m) {
     mlist_remove(&s->queue[m->priority], m);
     --s->npending;
   }
-  heap_disarm(&hub->timers, &m->expiry);
-  hub_release_timer(hub);
   collapse_unindex(hub, m);
   --s->nmsgs;
   s->bytes -= m->payloadlen;
@@ -115,7 +125,7 @@ void session_discard(tern_hub *hub, msg *m, int reason, int ev) {
   }
   if (reason) {
     ++s->dropped[reason - 1];
-    ++s->dropped_total;
+    s->dropped_total += s->dropped_total != UINT32_MAX;
   }
   unlink_msg(hub, m);
   msg_unref(hub, m);
@@ -243,7 +253,8 @@ void session_attach(tern_hub *hub, session *s, conn *c) {
   c->session_next = s->conns;
   s->conns = c;
   ++s->nconns;
-  heap_disarm(&hub->timers, &s->ttl);
+  s->ttl_at = TERN_TSTAMP_NONE;
+  session_arm(hub, s);
 }
 
 void session_detach(tern_hub *hub, session *s, conn *c, tern_tstamp now) {
@@ -263,7 +274,8 @@ void session_detach(tern_hub *hub, session *s, conn *c, tern_tstamp now) {
     session_return(hub, s, m);
   }
   if (s->nconns == 0) {
-    heap_arm(&hub->timers, &s->ttl, now + hub->set.session_ttl);
+    s->ttl_at = now + hub->set.session_ttl;
+    session_arm(hub, s);
   }
   if (s->npending) {
     session_notify(hub, s);
@@ -367,7 +379,7 @@ void session_destroy(tern_hub *hub, session *s) {
       msg_unref(hub, m);
     }
   }
-  heap_disarm(&hub->timers, &s->ttl);
+  heap_disarm(&hub->timers, &s->timer);
   hub_release_timer(hub);
   hmap_remove(&hub->sessions, &s->link);
   if (hub->last_session == s) {
@@ -377,11 +389,56 @@ void session_destroy(tern_hub *hub, session *s) {
   mem_free(&hub->mem, s);
 }
 
-void session_expire(tern_hub *hub, session *s) {
+static void session_expire(tern_hub *hub, session *s) {
   event_push(hub, TERN_EV_SESSION_EXPIRED, 0, NULL, s->key, s->keylen, NULL,
              0, NULL, 0, 0, s->nmsgs);
   ++hub->stats.sessions_expired;
   session_destroy(hub, s);
+}
+
+/* Expires |m| if it is due; otherwise lowers |*next| to its expiry. */
+static void check_expiry(tern_hub *hub, msg *m, tern_tstamp now,
+                         tern_tstamp *next) {
+  if (m->expiry <= now) {
+    ++hub->stats.expired;
+    session_discard(hub, m, TERN_DROP_EXPIRED, TERN_EV_EXPIRED);
+  } else if (m->expiry < *next) {
+    *next = m->expiry;
+  }
+}
+
+static void expire_list(tern_hub *hub, msg **head, tern_tstamp now,
+                        tern_tstamp *next) {
+  msg *m = *head;
+  while (m) {
+    msg *after = m->next;
+    int last = after == *head;
+    check_expiry(hub, m, now, next);
+    if (!*head) {
+      return;
+    }
+    m = last ? NULL : after;
+  }
+}
+
+void session_on_timer(tern_hub *hub, session *s, tern_tstamp now) {
+  if (s->msg_due <= now) {
+    /* One pass over what the session holds: expire what is due and find
+       the next message deadline. */
+    tern_tstamp next = TERN_TSTAMP_NONE;
+    for (int p = 0; p < 3; ++p) {
+      expire_list(hub, &s->queue[p], now, &next);
+    }
+    for (conn *c = s->conns; c; c = c->session_next) {
+      expire_list(hub, &c->inflight, now, &next);
+    }
+    s->msg_due = next;
+  }
+  if (s->ttl_at <= now) {
+    session_expire(hub, s);
+    return;
+  }
+  session_arm(hub, s);
 }
 
 /* ---- publish ------------------------------------------------------------ */
@@ -564,7 +621,7 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
       }
       ++hub->stats.refused;
       ++s->dropped[TERN_DROP_OVERFLOW - 1];
-      ++s->dropped_total;
+      s->dropped_total += s->dropped_total != UINT32_MAX;
       if (hub->set.trace || (d->flags & TERN_MSG_TRACE)) {
         event_push(hub, TERN_EV_EVICTED, TERN_DROP_OVERFLOW, NULL, s->key,
                    s->keylen, id, idlen, NULL, 0, 0, 0);
@@ -596,17 +653,10 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
   }
   msg *m;
   rv = msg_new(hub, &m, d, id, idlen, expiry);
-  if (rv == 0) {
-    rv = hub_reserve_timer(hub);
-    if (rv != 0) {
-      msg_unref(hub, m);
-    }
-  }
   dedup *de = NULL;
   if (rv == 0 && given_id && hub->set.dedup_window) {
     de = mem_malloc(&hub->mem, sizeof(dedup) + idlen);
     if (!de) {
-      hub_release_timer(hub);
       msg_unref(hub, m);
       rv = TERN_ERR_NOMEM;
     }
@@ -630,8 +680,9 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
   if (msg_traced(hub, m)) {
     event_msg(hub, TERN_EV_ACCEPTED, 0, m, NULL, NULL, 0);
   }
-  if (expiry != TERN_TSTAMP_NONE) {
-    heap_arm(&hub->timers, &m->expiry, expiry);
+  if (expiry < s->msg_due) {
+    s->msg_due = expiry;
+    session_arm(hub, s);
   }
   if (de) {
     de->link.hash = dhash;
