@@ -387,6 +387,7 @@ typedef struct tern_stats {
   uint64_t messages;        /* messages held (pending and in flight)        */
   uint64_t message_bytes;   /* payload bytes held                           */
   uint64_t inflight;
+  uint64_t store_batches;   /* batches handed to the store                  */
 } tern_stats;
 
 /*
@@ -406,6 +407,12 @@ typedef struct tern_attr {
 
 /* TERN_MSG_TRACE asks for lifecycle events for this one message. */
 #define TERN_MSG_TRACE 0x1u
+/* TERN_MSG_SYNC: with a store, confirm the publish (TERN_EV_PERSISTED) only
+   once the message is durable.  The default is ASYNC: stored in the next
+   batch, confirmed at once by the publish call. */
+#define TERN_MSG_SYNC 0x2u
+/* TERN_MSG_VOLATILE: never store this message (durability NONE). */
+#define TERN_MSG_VOLATILE 0x4u
 
 /*
  * tern_msg_desc describes a message to publish.  Zero-initialise it, then
@@ -679,7 +686,10 @@ typedef enum tern_event_type {
                                   its last_seq in |seq|                       */
   TERN_EV_CONN_DEAD = 9,       /* |conn| was silent past its liveness timeout */
   TERN_EV_CONN_CLOSED = 10,    /* |conn| closed, |reason| a tern_goaway_reason */
-  TERN_EV_SESSION_EXPIRED = 11 /* a session expired; |count| messages lost    */
+  TERN_EV_SESSION_EXPIRED = 11, /* a session expired; |count| messages lost   */
+  TERN_EV_PERSISTED = 12,      /* a TERN_MSG_SYNC message is durable; |reason|
+                                  is 0, or a tern_error if its batch failed   */
+  TERN_EV_STORE_FAILED = 13    /* a store batch failed: |reason| the error    */
 } tern_event_type;
 
 /*
@@ -718,6 +728,184 @@ typedef enum tern_drop_reason {
   TERN_DROP_DEAD = 3      /* sent max_deliver times without an ack      */
 } tern_drop_reason;
 
+/* ==== persistence: tern_store ============================================ */
+
+/*
+ * The hub keeps its state in a store through a table of methods, the model
+ * of SQLite's VFS: the host (or the shipped file store) fills the table, the
+ * hub calls it.  The store sees an ordered log of records, each setting or
+ * deleting one key; it must persist them in order and, at load, replay the
+ * live ones (the last set of every key not deleted since).  Keys and values
+ * are opaque bytes chosen by the hub; see tern_store(3).
+ */
+
+/* TERN_STORE_METHODS_VERSION is the layout of tern_store_methods. */
+#define TERN_STORE_METHODS_VERSION 1
+
+/* tern_store_op is what a record does to its key. */
+typedef enum tern_store_op {
+  TERN_STORE_SET = 1, /* key = value                                         */
+  TERN_STORE_DEL = 2  /* key is gone (value empty)                           */
+} tern_store_op;
+
+/* tern_store_record is one record of a batch; its pointers are valid for
+   the duration of the append call only. */
+typedef struct tern_store_record {
+  int op;               /* a tern_store_op                                   */
+  const uint8_t *key;
+  size_t keylen;        /* 1..TERN_STORE_MAX_KEY                              */
+  const uint8_t *value;
+  size_t valuelen;
+} tern_store_record;
+
+/* TERN_STORE_MAX_KEY is the longest key the hub writes. */
+#define TERN_STORE_MAX_KEY 256
+
+/* TERN_STORE_LATER is returned by an append that completes later. */
+#define TERN_STORE_LATER 1
+
+/* tern_store_visit receives one live record at load; nonzero stops. */
+typedef int (*tern_store_visit)(void *ctx, const uint8_t *key, size_t keylen,
+                                const uint8_t *value, size_t valuelen);
+
+/*
+ * tern_store_methods is the store's table.  Methods are only ever appended;
+ * optional ones may be NULL.  Every method gets the store's |store|
+ * pointer first.  Methods return 0 or a negative tern_error (the hub then
+ * reports TERN_ERR_STORE); they must not call back into the hub, except
+ * tern_hub_store_done.
+ */
+typedef struct tern_store_methods {
+  uint32_t version;   /* TERN_STORE_METHODS_VERSION                          */
+  /* append persists |n| records of batch |batch| after every earlier batch.
+     |sync| nonzero asks for them to be durable before the batch counts as
+     done.  Returns 0 (done), TERN_STORE_LATER (the store will call
+     tern_hub_store_done) or an error. */
+  int (*append)(void *store, uint64_t batch, const tern_store_record *recs,
+                size_t n, int sync);
+  /* load replays the live records, in any order, through |visit|. */
+  int (*load)(void *store, tern_store_visit visit, void *ctx);
+  /* sync makes everything appended so far durable.  Optional: NULL means
+     append with sync nonzero is the only way. */
+  int (*sync)(void *store);
+  /* compact rewrites the log to its live records.  Optional. */
+  int (*compact)(void *store);
+  /* close releases the store.  Optional. */
+  void (*close)(void *store);
+} tern_store_methods;
+
+/*
+ * tern_hub_set_store attaches store |store| with methods |m| (copied) to an
+ * empty hub and restores what it holds: sessions, pending messages (those
+ * that were in flight are pending again), dedup ids still in their window,
+ * and the epoch, so receivers resume where they were.  Messages whose
+ * expiry passed are dropped while loading.  From then on the hub appends
+ * its changes in batches: at the end of tern_hub_handle_expiry, at
+ * tern_hub_flush, and whenever a batch grows large.  tern_hub_get_expiry
+ * returns |now| while a batch waits, so a host loop flushes at once.
+ *
+ * Expiries are stored as absolute tern_tstamps: with a store, |now| must
+ * come from a clock that survives restarts (CLOCK_REALTIME in nanoseconds,
+ * for example).
+ *
+ * Returns 0, TERN_ERR_INVALID (NULL arguments, unknown m->version, a
+ * required method missing), TERN_ERR_STATE (the hub already has sessions,
+ * connections or a store), TERN_ERR_STORE (load failed; the hub is left
+ * empty and storeless) or TERN_ERR_NOMEM.
+ */
+TERN_EXTERN int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m,
+                                   void *store, tern_tstamp now);
+
+/*
+ * tern_hub_flush hands the waiting batch, if any, to the store.  Returns 0,
+ * TERN_ERR_STORE (the append failed: TERN_EV_STORE_FAILED and, for SYNC
+ * messages in it, TERN_EV_PERSISTED with the error were queued) or
+ * TERN_ERR_INVALID.
+ */
+TERN_EXTERN int tern_hub_flush(tern_hub *hub);
+
+/*
+ * tern_hub_store_done is how a store that returned TERN_STORE_LATER from
+ * append reports batch |batch| complete: |status| 0 or a negative error.
+ * May be called from inside append.  Batches must complete in order.
+ * Returns 0, TERN_ERR_INVALID or TERN_ERR_STATE (no such batch waits).
+ */
+TERN_EXTERN int tern_hub_store_done(tern_hub *hub, uint64_t batch, int status);
+
+/* ==== the file store ====================================================== */
+
+/* tern_store_file_fsync is when the file store calls fsync. */
+typedef enum tern_store_file_fsync {
+  TERN_FSYNC_BATCH = 0,  /* once per batch that asks for it (default)       */
+  TERN_FSYNC_ALWAYS = 1, /* once per batch, always                          */
+  TERN_FSYNC_NEVER = 2   /* never (the OS decides); SYNC gives no guarantee  */
+} tern_store_file_fsync;
+
+/* TERN_STORE_FILE_OPTIONS_VERSION is the layout of tern_store_file_options. */
+#define TERN_STORE_FILE_OPTIONS_VERSION 1
+
+/* tern_store_file_options configures the file store; fields only appended. */
+typedef struct tern_store_file_options {
+  uint32_t version;           /* set by tern_store_file_options_default    */
+  int fsync;                  /* a tern_store_file_fsync                   */
+  uint32_t strict;            /* nonzero: refuse to open on a corrupt
+                                 record in the middle (default: skip and
+                                 count it)                                  */
+  size_t segment_size;        /* roll to a new segment past this; 64 MiB  */
+  uint32_t compact_garbage;   /* compact when garbage passes this percent
+                                 of the log; 50; 0 never                    */
+} tern_store_file_options;
+
+/* tern_store_file_options_default fills |o| with the defaults. */
+TERN_EXTERN void tern_store_file_options_default(tern_store_file_options *o);
+
+/* tern_store_file is the shipped store: segment files in one directory. */
+typedef struct tern_store_file tern_store_file;
+
+/*
+ * tern_store_file_open opens (creating it and |dir| if needed) the store in
+ * directory |dir|, locks it against other processes, and recovers it: a
+ * torn tail is truncated, a corrupt record in the middle is skipped and
+ * counted (or refused with strict).  |o| NULL takes defaults; |mem| NULL
+ * libc.  Returns 0, TERN_ERR_INVALID, TERN_ERR_NOMEM, TERN_ERR_STATE (the
+ * directory is locked by another process) or TERN_ERR_STORE (I/O error or
+ * strict corruption; see tern_store_file_error).
+ */
+TERN_EXTERN int tern_store_file_open(tern_store_file **pstore,
+                                     const char *dir,
+                                     const tern_store_file_options *o,
+                                     const tern_mem *mem);
+
+/* tern_store_file_methods returns the methods table to pass to
+   tern_hub_set_store together with the tern_store_file pointer. */
+TERN_EXTERN const tern_store_methods *tern_store_file_methods(void);
+
+/* tern_store_file_close closes the store (the lock is released).  NULL
+   does nothing. */
+TERN_EXTERN void tern_store_file_close(tern_store_file *store);
+
+/* tern_store_file_stats describes a file store; fields only appended. */
+typedef struct tern_store_file_stats {
+  uint64_t records;        /* records in the log                          */
+  uint64_t live;           /* live keys                                   */
+  uint64_t bytes;          /* bytes in the log                            */
+  uint64_t garbage_bytes;  /* bytes of dead records                       */
+  uint64_t segments;
+  uint64_t skipped;        /* corrupt records skipped at open             */
+  uint64_t truncated;      /* bytes of torn tail truncated at open        */
+  uint64_t compactions;
+  uint64_t fsyncs;
+} tern_store_file_stats;
+
+/* tern_store_file_get_stats copies the first |size| bytes of the stats. */
+TERN_EXTERN void tern_store_file_get_stats(const tern_store_file *store,
+                                           tern_store_file_stats *st,
+                                           size_t size);
+
+/* tern_store_file_error returns a static description of the last failure
+   (the failing call and errno), or "" when none. */
+TERN_EXTERN const char *tern_store_file_error(const tern_store_file *store);
+
 /* ==== the receiver: tern_client ========================================== */
 
 /*
@@ -729,6 +917,13 @@ typedef enum tern_drop_reason {
  * (TERN_CLIENT_EV_CONNECT), calls tern_client_connect once it is up,
  * moves bytes with tern_client_read/tern_client_write, and reports a broken
  * transport with tern_client_conn_lost.  See tern_client_new(3).
+ *
+ * States: waiting for a transport (after CONNECT), HELLO sent, connected
+ * (after WELCOME), backing off before the next CONNECT, given up, closed.
+ *
+ * Thread rule: a client may be used by one thread at a time; distinct
+ * clients are independent.  A client never calls out except to its
+ * tern_mem functions.
  */
 typedef struct tern_client tern_client;
 
@@ -743,35 +938,50 @@ typedef struct tern_client tern_client;
 typedef struct tern_client_settings {
   /* version is set by tern_client_settings_default. */
   uint32_t version;
-  /* heartbeat_interval is asked for in HELLO; 0 takes the server's. 0. */
+  /* heartbeat_interval is asked for in HELLO; 0 takes the server's. 0.
+     With adaptive_heartbeat it is the first keepalive interval tried
+     instead (0: 30 s). */
   tern_duration heartbeat_interval;
   /* liveness_timeout: no bytes from the server for this long declares the
-     connection dead.  7 s, or the server's value from WELCOME. */
+     connection dead.  7 s, or the server's value from WELCOME once it
+     came.  It is also how long the client waits for WELCOME. */
   tern_duration liveness_timeout;
-  /* ack_every: an ACK goes out after this many delivered messages.  10. */
+  /* ack_every: an ACK goes out after this many delivered messages (at most
+     half the server's in-flight window).  10; at least 1. */
   uint32_t ack_every;
   /* ack_delay: ... or when the oldest unacked one is this old.  1 s. */
   tern_duration ack_delay;
   /* manual_ack: nonzero acks only what the app passes to tern_client_ack,
-     so that at-least-once holds through app crashes.  0. */
+     so that at-least-once holds through app crashes.  0: a message counts
+     as processed once tern_client_next_event returned it. */
   uint32_t manual_ack;
-  /* dedup_max and dedup_window bound the ids remembered for dedup.
-     10000 ids, 10 min. */
+  /* dedup_max and dedup_window bound the ids remembered for dedup: the
+     oldest id is forgotten past dedup_max ids or after dedup_window.
+     10000 ids, 10 min.  dedup_max 0 turns dedup off; dedup_window 0 keeps
+     ids until dedup_max pushes them out. */
   uint32_t dedup_max;
   tern_duration dedup_window;
   /* Reconnect backoff: full jitter, exponential from backoff_base up to
-     backoff_cap, at most max_attempts in a row, then GIVE_UP.
-     1 s, 15 s, 6. */
+     backoff_cap (the n-th wait since the last WELCOME is uniform in
+     [0, min(cap, base * 2^n))), at most max_attempts in a row without
+     WELCOME, then GIVE_UP.  1 s, 15 s, 6; max_attempts 0 never gives up. */
   tern_duration backoff_base;
   tern_duration backoff_cap;
   uint32_t max_attempts;
   /* adaptive_heartbeat: nonzero probes longer keepalive intervals while
      the path survives them, steps back and locks after a failure, never
-     above heartbeat_cap.  0; 5 min. */
+     above heartbeat_cap.  The client then asks the server for
+     heartbeat_cap in HELLO and keeps the connection alive with its own
+     PINGs (tern_client_new(3) describes the algorithm).  0; 5 min. */
   uint32_t adaptive_heartbeat;
   tern_duration heartbeat_cap;
-  /* seed feeds the jitter; the same seed replays the same run. */
+  /* seed feeds the jitter; the same seed replays the same run.  0 mixes in
+     the client's address, which is weaker. */
   uint64_t seed;
+  /* max_payload is the largest payload accepted from the server, in bytes:
+     a larger MSG ends the connection with TERN_ERR_TOO_LARGE.  Match the
+     hub's max_payload.  1 MiB; at most 1 GiB. */
+  size_t max_payload;
 } tern_client_settings;
 
 /* tern_client_settings_default fills |s| with the defaults above. */
@@ -780,9 +990,11 @@ TERN_EXTERN void tern_client_settings_default(tern_client_settings *s);
 /*
  * tern_client_new creates a client for session |key| (1..TERN_MAX_SESSION_KEY
  * bytes) with |token| (0..TERN_MAX_TOKEN bytes, may be NULL when 0), both
- * copied; |s| NULL takes defaults, |mem| NULL libc.  The new client asks
- * for a transport at once (TERN_CLIENT_EV_CONNECT).
- * Returns 0, TERN_ERR_INVALID, TERN_ERR_TOO_LARGE or TERN_ERR_NOMEM.
+ * copied; |s| NULL takes defaults, |mem| NULL libc (both copied).  The new
+ * client asks for a transport at once (TERN_CLIENT_EV_CONNECT).
+ * Returns 0, TERN_ERR_INVALID (NULL or empty key, a setting out of range,
+ * an unknown settings version, an incomplete tern_mem), TERN_ERR_TOO_LARGE
+ * (key or token) or TERN_ERR_NOMEM.
  */
 TERN_EXTERN int tern_client_new(tern_client **pclient, const uint8_t *key,
                                 size_t keylen, const uint8_t *token,
@@ -790,29 +1002,40 @@ TERN_EXTERN int tern_client_new(tern_client **pclient, const uint8_t *key,
                                 const tern_client_settings *s,
                                 const tern_mem *mem, tern_tstamp now);
 
-/* tern_client_del frees the client.  NULL does nothing. */
+/* tern_client_del frees the client and every event still queued.  NULL
+   does nothing. */
 TERN_EXTERN void tern_client_del(tern_client *client);
 
 /*
  * tern_client_connect tells the client that the transport it asked for is
- * up: it queues HELLO (last seq, epoch).  Returns 0, TERN_ERR_STATE (it did
- * not ask for one) or TERN_ERR_INVALID.
+ * up: it queues HELLO (last seq, epoch).  The host may also connect while
+ * the client backs off or after it gave up (say, when the network came
+ * back); the attempt count then starts again after GIVE_UP.
+ * Returns 0, TERN_ERR_STATE (a connection is already up),
+ * TERN_ERR_CLOSED (after tern_client_close), TERN_ERR_NOMEM (nothing
+ * changed) or TERN_ERR_INVALID.
  */
 TERN_EXTERN int tern_client_connect(tern_client *client, tern_tstamp now);
 
 /*
- * tern_client_conn_lost tells the client that the transport broke (or that
- * the host closed it after TERN_CLIENT_EV_DISCONNECTED).  Unacked state is
- * kept for the resume; a reconnect is scheduled by the backoff.
+ * tern_client_conn_lost tells the client that the transport broke, or
+ * that opening it failed.  Unacked state is kept for the resume; a
+ * reconnect is scheduled by the backoff.  After TERN_CLIENT_EV_DISCONNECTED
+ * or an error from tern_client_read the reconnect is already scheduled and
+ * this call changes nothing; after tern_client_close it ends the goodbye.
  * Returns 0 or TERN_ERR_INVALID.
  */
 TERN_EXTERN int tern_client_conn_lost(tern_client *client, tern_tstamp now);
 
 /*
- * tern_client_read hands the client bytes from the server.  Returns |len|
- * or TERN_ERR_PROTO / TERN_ERR_TOO_LARGE (malformed frame: the connection
- * is declared lost, the host closes the transport), TERN_ERR_STATE (no
- * transport), TERN_ERR_INVALID.
+ * tern_client_read hands the client bytes from the server; an incomplete
+ * frame at the end is kept for the next call.  Returns |len| or:
+ * TERN_ERR_PROTO / TERN_ERR_TOO_LARGE (malformed frame) or TERN_ERR_NOMEM:
+ * the frames before took effect, nothing of the bad one did, the
+ * connection is declared lost (a DISCONNECTED event follows, a reconnect is
+ * scheduled) and the host closes the transport; TERN_ERR_STATE (no
+ * transport), TERN_ERR_CLOSED (after close), TERN_ERR_INVALID.
+ * Bytes after a GOAWAY from the server are ignored.
  */
 TERN_EXTERN tern_ssize tern_client_read(tern_client *client, const uint8_t *in,
                                         size_t len, tern_tstamp now);
@@ -820,30 +1043,40 @@ TERN_EXTERN tern_ssize tern_client_read(tern_client *client, const uint8_t *in,
 /*
  * tern_client_write fills |out| with up to |cap| bytes for the server
  * (HELLO, ACK, PING, PONG, GOAWAY).  Returns bytes written (0: nothing now)
- * or TERN_ERR_STATE (no transport), TERN_ERR_INVALID.
+ * or TERN_ERR_STATE (no transport), TERN_ERR_CLOSED (closed and the GOAWAY
+ * written: close the transport), TERN_ERR_INVALID.
  */
 TERN_EXTERN tern_ssize tern_client_write(tern_client *client, uint8_t *out,
                                          size_t cap, tern_tstamp now);
 
-/* tern_client_want_write: nonzero when tern_client_write has bytes now. */
+/* tern_client_want_write: nonzero when tern_client_write has bytes now.
+   It may turn nonzero after any call, tern_client_next_event included
+   (taking a message can make an ACK due). */
 TERN_EXTERN int tern_client_want_write(const tern_client *client);
 
 /*
- * tern_client_ack acknowledges every delivered message up to |seq| (manual
- * mode; in automatic mode it only speeds the next ACK).  Returns 0,
- * TERN_ERR_INVALID (seq never delivered).
+ * tern_client_ack acknowledges every delivered message up to |seq|.  In
+ * manual mode this is what lets ACKs go out (batched by ack_every and
+ * ack_delay) and what the next HELLO resumes from; in automatic mode it
+ * only speeds the next ACK.  An ack for a message taken before a RESYNC
+ * event is ignored.  Returns 0 or TERN_ERR_INVALID (NULL, seq 0, or a seq
+ * the client never delivered).
  */
 TERN_EXTERN int tern_client_ack(tern_client *client, uint64_t seq,
                                 tern_tstamp now);
 
 /*
- * tern_client_close says goodbye: a GOAWAY goes out and no reconnect
- * follows.  Returns 0 or TERN_ERR_INVALID.
+ * tern_client_close says goodbye: pending ACKs and a GOAWAY go out (write
+ * until it returns TERN_ERR_CLOSED, then close the transport) and no
+ * reconnect follows.  Without a connection the client is closed at once.
+ * Returns 0 or TERN_ERR_INVALID.
  */
 TERN_EXTERN int tern_client_close(tern_client *client, tern_tstamp now);
 
 /* tern_client_get_expiry / tern_client_handle_expiry: the client's deadlines
-   (liveness, ack delay, keepalive, reconnect), as for the hub. */
+   (liveness, ack delay, keepalive, reconnect), as for the hub.
+   tern_client_handle_expiry returns 0, TERN_ERR_NOMEM (an event could not
+   be queued: nothing changed, the deadline stays due) or TERN_ERR_INVALID. */
 TERN_EXTERN tern_tstamp tern_client_get_expiry(const tern_client *client);
 TERN_EXTERN int tern_client_handle_expiry(tern_client *client,
                                           tern_tstamp now);
@@ -855,14 +1088,27 @@ typedef enum tern_client_event_type {
   TERN_CLIENT_EV_MESSAGE = 3,      /* a message for the app (not a dup)    */
   TERN_CLIENT_EV_GAP = 4,          /* the server lost |count| messages
                                       (|reason| a tern_drop_reason)        */
-  TERN_CLIENT_EV_RESYNC = 5,       /* the epoch changed: seq and dedup state
-                                      were cleared; re-sync the app        */
+  TERN_CLIENT_EV_RESYNC = 5,       /* the stream restarted (|reason| a
+                                      tern_client_resync_reason): seq and
+                                      dedup state were cleared; re-sync the
+                                      app                                  */
   TERN_CLIENT_EV_DISCONNECTED = 6, /* the connection is dead or closed
-                                      (|reason| a tern_goaway_reason or
-                                      TERN_GOAWAY_TIMEOUT); close the
-                                      transport and call conn_lost         */
-  TERN_CLIENT_EV_GIVE_UP = 7       /* max_attempts failed in a row         */
+                                      (|reason| a tern_goaway_reason: the
+                                      server's GOAWAY, TERN_GOAWAY_TIMEOUT
+                                      for silence, PROTO or TOO_LARGE for a
+                                      bad frame, INTERNAL for no memory);
+                                      close the transport.  A reconnect is
+                                      scheduled, waiting |retry_after| when
+                                      the server gave a hint              */
+  TERN_CLIENT_EV_GIVE_UP = 7       /* |count| attempts failed in a row     */
 } tern_client_event_type;
+
+/* tern_client_resync_reason says why a RESYNC event came. */
+typedef enum tern_client_resync_reason {
+  TERN_CLIENT_RESYNC_EPOCH = 1,  /* the server lost its state: new epoch   */
+  TERN_CLIENT_RESYNC_SESSION = 2 /* the session expired on the server with
+                                    whatever it held                       */
+} tern_client_resync_reason;
 
 /* tern_client_attr is one attribute of a received message. */
 typedef struct tern_client_attr {
@@ -873,8 +1119,9 @@ typedef struct tern_client_attr {
 } tern_client_attr;
 
 /*
- * tern_client_event is one event; its pointers are valid until the next
- * call on the client.
+ * tern_client_event is one event; its pointers point into storage owned by
+ * the client, valid until the next tern_client_next_event or
+ * tern_client_del.
  */
 typedef struct tern_client_event {
   int type;                    /* a tern_client_event_type                  */
@@ -882,7 +1129,8 @@ typedef struct tern_client_event {
   uint64_t seq;                /* MESSAGE: its seq (for tern_client_ack)    */
   uint64_t count;
   int priority;                /* MESSAGE                                   */
-  tern_duration ttl;           /* MESSAGE: remaining lifetime; 0 none       */
+  tern_duration ttl;           /* MESSAGE: remaining lifetime when the
+                                  server sent it; 0 none                    */
   tern_duration retry_after;   /* DISCONNECTED: the server's retry hint     */
   const uint8_t *id;
   size_t idlen;
@@ -903,14 +1151,15 @@ TERN_EXTERN int tern_client_next_event(tern_client *client,
 /* tern_client_stats: counters since tern_client_new; only appended. */
 typedef struct tern_client_stats {
   uint64_t received;    /* MSG frames                                      */
-  uint64_t delivered;   /* MESSAGE events                                  */
+  uint64_t delivered;   /* MESSAGE events taken by the app                 */
   uint64_t duplicates;  /* MSG frames dropped by dedup                     */
   uint64_t gaps;        /* messages reported lost by DROPPED               */
   uint64_t resyncs;
   uint64_t reconnects;  /* connects after the first                        */
   uint64_t acks_sent;
   tern_duration rtt;    /* last PING/PONG round trip                       */
-  tern_duration heartbeat_interval; /* in use now                          */
+  tern_duration heartbeat_interval; /* in use now (adaptive: the keepalive
+                                       interval; else the server's)        */
 } tern_client_stats;
 
 /* tern_client_get_stats copies the first |size| bytes of the statistics. */

@@ -617,6 +617,9 @@ static int put_messages(tern_hub *hub, conn *c, out *o, uint8_t *start,
     mlist_remove(&s->queue[m->priority], m);
     --s->npending;
     m->seq = s->next_seq++;
+    if (hub->persist && s->next_seq % SEQ_BLOCK == 0) {
+      persist_seq(hub, s);
+    }
     m->stream = c->stream;
     m->conn = c;
     m->sent_at = now;

@@ -61,7 +61,7 @@ void event_push(tern_hub *hub, int type, int reason, tern_conn *c,
   }
   evrec *e = &hub->ev[hub->ev_len++];
   e->type = (uint8_t)type;
-  e->reason = (uint8_t)reason;
+  e->reason = (int16_t)reason;
   e->conn = c;
   if (c) {
     ++((conn *)c)->nevents;

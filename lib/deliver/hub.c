@@ -110,6 +110,9 @@ void tern_hub_del(tern_hub *hub) {
   if (!hub) {
     return;
   }
+  /* What the store has stays: flush what waits, then tear down without
+     writing (the hub's end is not the state's end). */
+  persist_close(hub);
   /* Connections the host did not delete go first (they hold references
      to partial frames), then sessions with their messages. */
   while (hub->conns) {
@@ -174,6 +177,9 @@ tern_tstamp tern_hub_get_expiry(const tern_hub *hub) {
   if (hub->dedup_head && hub->dedup_head->expires < t) {
     t = hub->dedup_head->expires;
   }
+  if (persist_pending(hub)) {
+    t = 0; /* a batch waits: flush now */
+  }
   return t;
 }
 
@@ -197,6 +203,7 @@ int tern_hub_handle_expiry(tern_hub *hub, tern_tstamp now) {
     }
   }
   dedup_expire(hub, now);
+  tern_hub_flush(hub);
   return 0;
 }
 

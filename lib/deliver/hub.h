@@ -21,6 +21,7 @@
 #include "wire/frame.h"
 
 typedef struct session session;
+typedef struct persist persist;
 typedef struct conn conn;
 typedef struct msg msg;
 
@@ -31,7 +32,8 @@ enum { TIMER_SESSION = 2, TIMER_CONN = 3 };
 enum {
   MSG_TRACE = 0x1,      /* emit lifecycle events                          */
   MSG_SUPERSEDED = 0x2, /* a newer message with its collapse key exists   */
-  MSG_GONE = 0x4        /* left its session; only a partial write holds it */
+  MSG_GONE = 0x4,       /* left its session; only a partial write holds it */
+  MSG_STORED = 0x8      /* a store record holds it                         */
 };
 
 /*
@@ -85,6 +87,7 @@ struct session {
                               window for a dead one's entries to match     */
   uint16_t nconns;
   uint8_t keylen;
+  uint8_t restored;        /* loading: its "S" record was seen              */
   /* One timer serves both deadlines: the session's own expiry while no
      connection is attached, and its messages' TTLs.  msg_due is a lower
      bound on the earliest message expiry: removing a message leaves it
@@ -173,6 +176,8 @@ typedef struct dedup {
   hnode link;
   struct dedup *fifo_next;
   uint32_t uid;
+  uint32_t stored;         /* a "D" record holds it, keyed by serial         */
+  uint64_t serial;         /* the message's serial                           */
   tern_tstamp expires;
   uint8_t idlen;
   uint8_t id[];
@@ -184,7 +189,8 @@ typedef struct evrec {
   uint64_t seq, count;
   uint32_t key_off, id_off, aux_off;
   uint16_t auxlen;
-  uint8_t type, reason, keylen, idlen;
+  int16_t reason;          /* a tern_drop/goaway_reason or a tern_error */
+  uint8_t type, keylen, idlen;
 } evrec;
 
 #define MSG_POOL_BLOCK 320 /* messages up to this size come from the pool */
@@ -216,6 +222,8 @@ struct tern_hub {
   uint8_t *arena;
   size_t arena_len, arena_cap;
   uint8_t genid[32];       /* last generated id: hex epoch, hex counter      */
+  struct persist *persist; /* NULL without a store (persist.c)            */
+  int loading;             /* tern_hub_set_store is replaying records       */
   tern_stats stats;
 };
 
@@ -283,7 +291,28 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
                     const tern_msg_desc *d, tern_tstamp now,
                     tern_publish_result *res);
 void dedup_expire(tern_hub *hub, tern_tstamp now);
+int dedup_restore(tern_hub *hub, session *s, const uint8_t *id, size_t idlen,
+                  tern_tstamp expires, uint64_t serial);
 void collapse_unindex(tern_hub *hub, msg *m);
+/* collapse_restore indexes a loaded message; of two with one key, the older
+   goes (it had been superseded). */
+void collapse_restore(tern_hub *hub, msg *m);
+
+/* ---- persist.c ----------------------------------------------------------- */
+#define SEQ_BLOCK 1024
+int persist_pending(const tern_hub *hub);
+int persist_reserve_publish(tern_hub *hub, const session *s, size_t taillen,
+                            size_t keylen, size_t idlen, int with_dedup,
+                            int sync);
+void persist_message(tern_hub *hub, const session *s, msg *m, int sync,
+                     tern_tstamp dedup_expires);
+void persist_message_gone(tern_hub *hub, const msg *m);
+void persist_dedup_gone(tern_hub *hub, uint64_t serial);
+int persist_session(tern_hub *hub, const session *s, uint64_t reserved);
+void persist_seq(tern_hub *hub, const session *s);
+void persist_session_gone(tern_hub *hub, const session *s);
+/* persist_close flushes and detaches the store (tern_hub_del). */
+void persist_close(tern_hub *hub);
 
 /* ---- conn.c -------------------------------------------------------------- */
 /* conn_free releases a deleted connection's memory (no event names it). */

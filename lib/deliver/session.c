@@ -77,6 +77,13 @@ int session_new(tern_hub *hub, session **ps, const uint8_t *key,
   s->timer.kind = TIMER_SESSION;
   s->ttl_at = now + hub->set.session_ttl;
   s->msg_due = TERN_TSTAMP_NONE;
+  if (hub->persist && !hub->loading &&
+      persist_session(hub, s, 2 * SEQ_BLOCK) != 0) {
+    hub_release_timer(hub);
+    --hub->next_uid;
+    mem_free(&hub->mem, s);
+    return TERN_ERR_NOMEM;
+  }
   hmap_insert(&hub->sessions, &hub->mem, &s->link);
   heap_arm(&hub->timers, &s->timer, s->ttl_at);
   ++hub->stats.sessions_created;
@@ -110,6 +117,9 @@ static void unlink_msg(tern_hub *hub, msg *m) {
     --s->npending;
   }
   collapse_unindex(hub, m);
+  if ((m->flags & MSG_STORED) && hub->persist) {
+    persist_message_gone(hub, m);
+  }
   --s->nmsgs;
   s->bytes -= m->payloadlen;
   --hub->stats.messages;
@@ -151,6 +161,26 @@ void collapse_unindex(tern_hub *hub, msg *m) {
 }
 
 static msg *collapse_find(tern_hub *hub, const session *s, const uint8_t *ck,
+                          size_t cklen, uint64_t hash);
+
+void collapse_restore(tern_hub *hub, msg *m) {
+  msg *other = collapse_find(hub, m->session, msg_ck(m), m->cklen,
+                             m->collapse.hash);
+  if (other && other->serial > m->serial) {
+    /* m had been superseded before the restart */
+    unlink_msg(hub, m);
+    msg_unref(hub, m);
+    return;
+  }
+  if (other) {
+    collapse_unindex(hub, other);
+    unlink_msg(hub, other);
+    msg_unref(hub, other);
+  }
+  hmap_insert(&hub->collapse_index, &hub->mem, &m->collapse);
+}
+
+static msg *collapse_find(tern_hub *hub, const session *s, const uint8_t *ck,
                           size_t cklen, uint64_t hash) {
   for (hnode *n = hmap_bucket(&hub->collapse_index, hash); n; n = n->next) {
     msg *m = (msg *)((char *)n - offsetof(msg, collapse));
@@ -186,8 +216,43 @@ void dedup_expire(tern_hub *hub, tern_tstamp now) {
       hub->dedup_tail = NULL;
     }
     hmap_remove(&hub->dedup_index, &e->link);
+    if (e->stored && hub->persist) {
+      persist_dedup_gone(hub, e->serial);
+    }
     mem_free(&hub->mem, e);
   }
+}
+
+int dedup_restore(tern_hub *hub, session *s, const uint8_t *id, size_t idlen,
+                  tern_tstamp expires, uint64_t serial) {
+  dedup *e = mem_malloc(&hub->mem, sizeof(dedup) + idlen);
+  if (!e) {
+    return TERN_ERR_NOMEM;
+  }
+  e->link.hash = hash_bytes(hub->hash_key, s->uid, id, idlen);
+  e->uid = s->uid;
+  e->stored = 1;
+  e->serial = serial;
+  e->expires = expires;
+  e->idlen = (uint8_t)idlen;
+  memcpy(e->id, id, idlen);
+  hmap_insert(&hub->dedup_index, &hub->mem, &e->link);
+  /* Keep the FIFO in expiry order; records mostly come in log order, so
+     the place is usually at the tail. */
+  dedup **pp = &hub->dedup_head;
+  if (hub->dedup_tail && hub->dedup_tail->expires <= expires) {
+    pp = &hub->dedup_tail->fifo_next;
+  } else {
+    while (*pp && (*pp)->expires <= expires) {
+      pp = &(*pp)->fifo_next;
+    }
+  }
+  e->fifo_next = *pp;
+  *pp = e;
+  if (!e->fifo_next) {
+    hub->dedup_tail = e;
+  }
+  return 0;
 }
 
 /* ---- queues ------------------------------------------------------------- */
@@ -286,10 +351,12 @@ void session_detach(tern_hub *hub, session *s, conn *c, tern_tstamp now) {
  * Finds the stream (the receiver's earlier connection) that a HELLO's
  * last_seq refers to.  The message sent with that seq names it when it is
  * still held (in flight or returned).  When it is gone (acked, expired,
- * evicted), the unacked messages with seq <= last_seq still name it if they
- * all come from one stream; if several streams sent them, acking any could
- * drop another receiver's message, so nothing is acked (a re-send is safe,
- * a loss is not).
+ * evicted, or sent again with a new seq), the unacked messages with seq <=
+ * last_seq name it only if the session never had another stream: that some
+ * one stream holds all of them does not mean it sent last_seq (the
+ * receiver's own stream may hold nothing any more, while a stale one still
+ * holds what never arrived).  Otherwise nothing is acked (a re-send is
+ * safe, a loss is not).
  */
 static void note(uint64_t seq, uint64_t last_seq, uint32_t stream,
                  uint32_t *exact, uint32_t *only, int *streams) {
@@ -331,7 +398,7 @@ static int find_stream(const session *s, uint64_t last_seq, uint32_t *stream) {
     *stream = exact;
     return 1;
   }
-  if (streams == 1) {
+  if (streams == 1 && s->stream_serial == 1) {
     *stream = only;
     return 1;
   }
@@ -381,6 +448,9 @@ void session_destroy(tern_hub *hub, session *s) {
   }
   heap_disarm(&hub->timers, &s->timer);
   hub_release_timer(hub);
+  if (hub->persist && !hub->loading) {
+    persist_session_gone(hub, s);
+  }
   hmap_remove(&hub->sessions, &s->link);
   if (hub->last_session == s) {
     hub->last_session = NULL;
@@ -661,6 +731,16 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
       rv = TERN_ERR_NOMEM;
     }
   }
+  int stored = hub->persist && !(d->flags & TERN_MSG_VOLATILE);
+  int sync = stored && (d->flags & TERN_MSG_SYNC);
+  if (rv == 0 && stored &&
+      persist_reserve_publish(hub, s, m->taillen, keylen, idlen, de != NULL,
+                              sync) != 0) {
+    mem_free(&hub->mem, de);
+    de = NULL;
+    msg_unref(hub, m);
+    rv = TERN_ERR_NOMEM;
+  }
   if (rv != 0) {
     if (created) {
       session_destroy(hub, s);
@@ -684,9 +764,15 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
     s->msg_due = expiry;
     session_arm(hub, s);
   }
+  if (stored) {
+    persist_message(hub, s, m, sync,
+                    de ? now + hub->set.dedup_window : 0);
+  }
   if (de) {
     de->link.hash = dhash;
     de->uid = s->uid;
+    de->stored = (uint32_t)stored;
+    de->serial = m->serial;
     de->expires = now + hub->set.dedup_window;
     de->idlen = (uint8_t)idlen;
     de->fifo_next = NULL;

@@ -1,0 +1,584 @@
+/*
+ * The hub's side of persistence: it turns state changes into an ordered log
+ * of store records, batches them, hands batches to the store's methods,
+ * confirms SYNC publishes once their batch is durable, and rebuilds the hub
+ * from the live records at start.
+ *
+ * Records (keys are a type byte and an identity; numbers big-endian):
+ *   "E"                      epoch: 8 bytes
+ *   "S" session key          session: 8-byte seq reservation
+ *   "M" 8-byte serial        message: see put_message
+ *   "D" 8-byte serial        dedup id: 8-byte expiry, key length, session
+ *                            key, id
+ * Message and dedup records are keyed by the message's serial, which is
+ * unique for the hub's life and restored as max + 1.
+ *
+ * Seqs: a receiver resumes by seq, so a restarted hub must never hand out a
+ * seq it used before.  The "S" record reserves seqs in blocks (written with
+ * sync when next_seq crosses a block boundary), and a restored session
+ * starts one block past its last reservation.
+ */
+#include <string.h>
+
+#include "base/mem.h"
+#include "deliver/hub.h"
+
+#define BATCH_RECORDS 1024          /* flush a batch past this many ...  */
+#define BATCH_BYTES (1024 * 1024)   /* ... or this many bytes            */
+
+typedef struct prec {
+  uint8_t op;
+  uint32_t key_off, keylen, value_off, valuelen;
+} prec;
+
+/* A SYNC publish waiting for its batch. */
+typedef struct waiter {
+  uint64_t batch;
+  uint8_t idlen, keylen;
+  uint8_t id[TERN_MAX_ID];
+  uint8_t key[TERN_MAX_SESSION_KEY];
+} waiter;
+
+struct persist {
+  tern_store_methods m;
+  void *store;
+  prec *recs;
+  size_t nrecs, caprecs;
+  uint8_t *bytes;
+  size_t nbytes, capbytes;
+  int sync;              /* the waiting batch must be durable            */
+  uint64_t next_batch;   /* number of the next batch handed over         */
+  uint64_t done_batch;   /* every batch below this one is complete       */
+  waiter *waiters;       /* FIFO of SYNC publishes                       */
+  size_t wfirst, wlen, wcap;
+};
+
+static void put_be64(uint8_t *p, uint64_t v) {
+  for (int i = 7; i >= 0; --i) {
+    p[i] = (uint8_t)v;
+    v >>= 8;
+  }
+}
+
+static uint64_t get_be64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) {
+    v = v << 8 | p[i];
+  }
+  return v;
+}
+
+/* ---- the batch buffer --------------------------------------------------- */
+
+/* Makes room for |n| more records and |bytes| more bytes. */
+static int reserve(tern_hub *hub, size_t n, size_t bytes) {
+  persist *p = hub->persist;
+  if (p->nrecs + n > p->caprecs) {
+    size_t cap = p->caprecs ? p->caprecs * 2 : 64;
+    while (cap < p->nrecs + n) {
+      cap *= 2;
+    }
+    prec *r = mem_realloc(&hub->mem, p->recs, cap * sizeof(*r));
+    if (!r) {
+      return TERN_ERR_NOMEM;
+    }
+    p->recs = r;
+    p->caprecs = cap;
+  }
+  if (p->nbytes + bytes > p->capbytes) {
+    size_t cap = p->capbytes ? p->capbytes * 2 : 4096;
+    while (cap < p->nbytes + bytes) {
+      cap *= 2;
+    }
+    uint8_t *b = mem_realloc(&hub->mem, p->bytes, cap);
+    if (!b) {
+      return TERN_ERR_NOMEM;
+    }
+    p->bytes = b;
+    p->capbytes = cap;
+  }
+  return 0;
+}
+
+/* Appends a record whose key is |type| + |id| and whose value the caller
+   writes into the returned pointer (|valuelen| bytes).  Room must be
+   reserved. */
+static uint8_t *add(persist *p, uint8_t op, uint8_t type, const uint8_t *id,
+                    size_t idlen, size_t valuelen) {
+  prec *r = &p->recs[p->nrecs++];
+  r->op = op;
+  r->key_off = (uint32_t)p->nbytes;
+  r->keylen = (uint32_t)(1 + idlen);
+  p->bytes[p->nbytes++] = type;
+  memcpy(p->bytes + p->nbytes, id, idlen);
+  p->nbytes += idlen;
+  r->value_off = (uint32_t)p->nbytes;
+  r->valuelen = (uint32_t)valuelen;
+  p->nbytes += valuelen;
+  return p->bytes + r->value_off;
+}
+
+/* Adds a DEL that must not fail: when the buffer cannot grow, the batch is
+   flushed first.  If even that fails the DEL is lost, which at worst brings
+   the record back after a restart: a duplicate, never a loss. */
+static void add_del(tern_hub *hub, uint8_t type, const uint8_t *id,
+                    size_t idlen) {
+  if (reserve(hub, 1, 1 + idlen) != 0) {
+    tern_hub_flush(hub);
+    if (reserve(hub, 1, 1 + idlen) != 0) {
+      return;
+    }
+  }
+  add(hub->persist, TERN_STORE_DEL, type, id, idlen, 0);
+  if (hub->persist->nrecs >= BATCH_RECORDS) {
+    tern_hub_flush(hub);
+  }
+}
+
+static void maybe_flush(tern_hub *hub) {
+  persist *p = hub->persist;
+  if (p->nrecs >= BATCH_RECORDS || p->nbytes >= BATCH_BYTES) {
+    tern_hub_flush(hub);
+  }
+}
+
+/* ---- confirming SYNC publishes ------------------------------------------ */
+
+static void complete(tern_hub *hub, uint64_t batch, int status) {
+  persist *p = hub->persist;
+  if (status != 0) {
+    event_push(hub, TERN_EV_STORE_FAILED, status, NULL, NULL, 0, NULL, 0,
+               NULL, 0, batch, 0);
+  }
+  while (p->wlen && p->waiters[p->wfirst].batch <= batch) {
+    waiter *w = &p->waiters[p->wfirst];
+    event_push(hub, TERN_EV_PERSISTED, status, NULL, w->key, w->keylen, w->id,
+               w->idlen, NULL, 0, 0, 0);
+    p->wfirst = (p->wfirst + 1) % p->wcap;
+    --p->wlen;
+  }
+  p->done_batch = batch + 1;
+}
+
+int tern_hub_store_done(tern_hub *hub, uint64_t batch, int status) {
+  if (!hub || status > 0) {
+    return TERN_ERR_INVALID;
+  }
+  persist *p = hub->persist;
+  if (!p || batch < p->done_batch || batch >= p->next_batch) {
+    return TERN_ERR_STATE;
+  }
+  complete(hub, batch, status < 0 ? TERN_ERR_STORE : 0);
+  return 0;
+}
+
+int tern_hub_flush(tern_hub *hub) {
+  if (!hub) {
+    return TERN_ERR_INVALID;
+  }
+  persist *p = hub->persist;
+  if (!p || p->nrecs == 0) {
+    return 0;
+  }
+  /* The store gets pointers; the buffer does not move during the call. */
+  tern_store_record stack[64];
+  tern_store_record *recs = stack;
+  if (p->nrecs > 64) {
+    recs = mem_malloc(&hub->mem, p->nrecs * sizeof(*recs));
+    if (!recs) {
+      return TERN_ERR_NOMEM;
+    }
+  }
+  for (size_t i = 0; i < p->nrecs; ++i) {
+    const prec *r = &p->recs[i];
+    recs[i].op = r->op;
+    recs[i].key = p->bytes + r->key_off;
+    recs[i].keylen = r->keylen;
+    recs[i].value = r->valuelen ? p->bytes + r->value_off : NULL;
+    recs[i].valuelen = r->valuelen;
+  }
+  uint64_t batch = p->next_batch++;
+  int sync = p->sync;
+  size_t n = p->nrecs;
+  p->nrecs = 0;
+  p->nbytes = 0;
+  p->sync = 0;
+  ++hub->stats.store_batches;
+  int rv = p->m.append(p->store, batch, recs, n, sync);
+  if (recs != stack) {
+    mem_free(&hub->mem, recs);
+  }
+  if (rv == TERN_STORE_LATER) {
+    return 0;
+  }
+  complete(hub, batch, rv < 0 ? TERN_ERR_STORE : 0);
+  return rv < 0 ? TERN_ERR_STORE : 0;
+}
+
+int persist_pending(const tern_hub *hub) {
+  return hub->persist && hub->persist->nrecs > 0;
+}
+
+/* ---- what the hub records ----------------------------------------------- */
+
+/* Message record value: session keylen, key, priority, flags, deliveries
+   (2), expiry (8), id_off, idlen, ck_off, cklen, payloadlen (4), tail. */
+static size_t message_size(const session *s, const msg *m) {
+  return 1u + s->keylen + 1 + 1 + 2 + 8 + 4 + 4 + m->taillen;
+}
+
+int persist_reserve_publish(tern_hub *hub, const session *s, size_t taillen,
+                            size_t keylen, size_t idlen, int with_dedup,
+                            int sync) {
+  persist *p = hub->persist;
+  (void)s;
+  size_t bytes = 9 + 1 + keylen + 1 + 1 + 2 + 8 + 4 + 4 + taillen;
+  if (with_dedup) {
+    bytes += 9 + 8 + 1 + keylen + idlen;
+  }
+  int rv = reserve(hub, 2, bytes);
+  if (rv == 0 && sync && p->wlen == p->wcap) {
+    size_t cap = p->wcap ? p->wcap * 2 : 16;
+    waiter *w = mem_malloc(&hub->mem, cap * sizeof(*w));
+    if (!w) {
+      return TERN_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < p->wlen; ++i) {
+      w[i] = p->waiters[(p->wfirst + i) % p->wcap];
+    }
+    mem_free(&hub->mem, p->waiters);
+    p->waiters = w;
+    p->wfirst = 0;
+    p->wcap = cap;
+  }
+  return rv;
+}
+
+void persist_message(tern_hub *hub, const session *s, msg *m, int sync,
+                     tern_tstamp dedup_expires) {
+  persist *p = hub->persist;
+  uint8_t serial[8];
+  put_be64(serial, m->serial);
+  uint8_t *v = add(p, TERN_STORE_SET, 'M', serial, 8, message_size(s, m));
+  *v++ = s->keylen;
+  memcpy(v, s->key, s->keylen);
+  v += s->keylen;
+  *v++ = m->priority;
+  *v++ = (uint8_t)(m->flags & MSG_TRACE);
+  *v++ = (uint8_t)(m->deliveries >> 8);
+  *v++ = (uint8_t)m->deliveries;
+  put_be64(v, m->expiry);
+  v += 8;
+  *v++ = m->id_off;
+  *v++ = m->idlen;
+  *v++ = m->ck_off;
+  *v++ = m->cklen;
+  for (int i = 3; i >= 0; --i) {
+    *v++ = (uint8_t)(m->payloadlen >> (8 * i));
+  }
+  memcpy(v, m->tail, m->taillen);
+  m->flags |= MSG_STORED;
+  if (dedup_expires) {
+    v = add(p, TERN_STORE_SET, 'D', serial, 8,
+            8u + 1 + s->keylen + m->idlen);
+    put_be64(v, dedup_expires);
+    v[8] = s->keylen;
+    memcpy(v + 9, s->key, s->keylen);
+    memcpy(v + 9 + s->keylen, msg_id(m), m->idlen);
+  }
+  if (sync) {
+    p->sync = 1;
+    waiter *w = &p->waiters[(p->wfirst + p->wlen) % p->wcap];
+    ++p->wlen;
+    w->batch = p->next_batch;
+    w->idlen = m->idlen;
+    memcpy(w->id, msg_id(m), m->idlen);
+    w->keylen = s->keylen;
+    memcpy(w->key, s->key, s->keylen);
+  }
+  maybe_flush(hub);
+}
+
+void persist_message_gone(tern_hub *hub, const msg *m) {
+  uint8_t serial[8];
+  put_be64(serial, m->serial);
+  add_del(hub, 'M', serial, 8);
+}
+
+void persist_dedup_gone(tern_hub *hub, uint64_t serial) {
+  uint8_t id[8];
+  put_be64(id, serial);
+  add_del(hub, 'D', id, 8);
+}
+
+/* The reservation for a session whose next seq is |next_seq|. */
+int persist_session(tern_hub *hub, const session *s, uint64_t reserved) {
+  if (reserve(hub, 1, 1 + s->keylen + 8) != 0) {
+    return TERN_ERR_NOMEM;
+  }
+  put_be64(add(hub->persist, TERN_STORE_SET, 'S', s->key, s->keylen, 8),
+           reserved);
+  hub->persist->sync = 1; /* seqs past the old reservation go out soon */
+  maybe_flush(hub);
+  return 0;
+}
+
+void persist_seq(tern_hub *hub, const session *s) {
+  /* Called when next_seq reaches a block boundary: reserve two blocks on,
+     so the record has a block's worth of sends to become durable. */
+  if (persist_session(hub, s, s->next_seq + 2 * SEQ_BLOCK) != 0) {
+    tern_hub_flush(hub);
+    persist_session(hub, s, s->next_seq + 2 * SEQ_BLOCK);
+  }
+}
+
+void persist_session_gone(tern_hub *hub, const session *s) {
+  add_del(hub, 'S', s->key, s->keylen);
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+typedef struct loader {
+  tern_hub *hub;
+  tern_tstamp now;
+  int found_epoch;
+  int error;
+} loader;
+
+static session *load_session(loader *l, const uint8_t *key, size_t keylen) {
+  tern_hub *hub = l->hub;
+  uint64_t hash = session_hash(hub, key, keylen);
+  session *s = session_find(hub, key, keylen, hash);
+  if (!s && session_new(hub, &s, key, keylen, hash, l->now) != 0) {
+    l->error = TERN_ERR_NOMEM;
+    return NULL;
+  }
+  return s;
+}
+
+static void load_message(loader *l, uint64_t serial, const uint8_t *v,
+                         size_t len) {
+  tern_hub *hub = l->hub;
+  if (len < 1 || len < 1u + v[0] + 20u || v[0] == 0 ||
+      v[0] > TERN_MAX_SESSION_KEY) {
+    return; /* not ours: skip */
+  }
+  const uint8_t *key = v + 1;
+  size_t keylen = v[0];
+  const uint8_t *f = key + keylen;
+  tern_tstamp expiry = get_be64(f + 4);
+  size_t taillen = len - (1 + keylen + 20);
+  uint32_t payloadlen = (uint32_t)f[16] << 24 | (uint32_t)f[17] << 16 |
+                        (uint32_t)f[18] << 8 | f[19];
+  if (f[0] > TERN_PRIO_HIGH || f[13] > TERN_MAX_ID || f[13] == 0 ||
+      payloadlen > taillen || (size_t)f[12] + f[15] > taillen ||
+      (size_t)f[12] + f[13] > taillen) {
+    return;
+  }
+  if (expiry <= l->now) {
+    persist_message_gone(hub, &(msg){.serial = serial});
+    return;
+  }
+  session *s = load_session(l, key, keylen);
+  if (!s) {
+    return;
+  }
+  size_t size = sizeof(msg) + taillen;
+  msg *m = mem_malloc(&hub->mem, size < MSG_POOL_BLOCK ? MSG_POOL_BLOCK : size);
+  if (!m) {
+    l->error = TERN_ERR_NOMEM;
+    return;
+  }
+  memset(m, 0, sizeof(*m));
+  m->pooled = size <= MSG_POOL_BLOCK;
+  m->priority = f[0];
+  m->flags = (uint8_t)((f[1] & MSG_TRACE) | MSG_STORED);
+  m->deliveries = (uint16_t)(f[2] << 8 | f[3]);
+  m->expiry = expiry;
+  m->id_off = f[12];
+  m->idlen = f[13];
+  m->ck_off = f[14];
+  m->cklen = f[15];
+  m->payloadlen = payloadlen;
+  m->taillen = (uint32_t)taillen;
+  m->refs = 1;
+  m->serial = serial;
+  memcpy(m->tail, f + 20, taillen);
+  m->session = s;
+  mlist_insert_sorted(&s->queue[m->priority], m);
+  ++s->npending;
+  ++s->nmsgs;
+  s->bytes += m->payloadlen;
+  ++hub->stats.messages;
+  hub->stats.message_bytes += m->payloadlen;
+  if (serial >= hub->next_serial) {
+    hub->next_serial = serial;
+  }
+  if (expiry < s->msg_due) {
+    s->msg_due = expiry;
+  }
+  if (m->cklen) {
+    /* Newest per key wins the index; older ones stay as they were sent. */
+    m->collapse.hash = hash_bytes(hub->hash_key, s->uid, msg_ck(m), m->cklen);
+    collapse_restore(hub, m);
+  }
+}
+
+static void load_dedup(loader *l, uint64_t serial, const uint8_t *v,
+                       size_t len) {
+  tern_hub *hub = l->hub;
+  if (len < 10 || v[8] == 0 || len < 9u + v[8] + 1u ||
+      len - 9 - v[8] > TERN_MAX_ID) {
+    return;
+  }
+  tern_tstamp expires = get_be64(v);
+  if (expires <= l->now) {
+    persist_dedup_gone(hub, serial);
+    return;
+  }
+  session *s = load_session(l, v + 9, v[8]);
+  if (s && dedup_restore(hub, s, v + 9 + v[8], len - 9 - v[8], expires,
+                         serial) != 0) {
+    l->error = TERN_ERR_NOMEM;
+  }
+}
+
+static int visit(void *ctx, const uint8_t *key, size_t keylen,
+                 const uint8_t *value, size_t valuelen) {
+  loader *l = ctx;
+  tern_hub *hub = l->hub;
+  if (keylen == 0) {
+    return 0;
+  }
+  switch (key[0]) {
+  case 'E':
+    if (keylen == 1 && valuelen == 8 && get_be64(value) != 0) {
+      hub->epoch = get_be64(value);
+      l->found_epoch = 1;
+    }
+    break;
+  case 'S':
+    if (keylen >= 2 && keylen - 1 <= TERN_MAX_SESSION_KEY && valuelen == 8) {
+      session *s = load_session(l, key + 1, keylen - 1);
+      if (s) {
+        /* one block past the reservation: see the top of this file */
+        uint64_t next = get_be64(value) + SEQ_BLOCK;
+        s->next_seq = next > s->next_seq ? next : s->next_seq;
+        s->restored = 1;
+      }
+    }
+    break;
+  case 'M':
+    if (keylen == 9) {
+      load_message(l, get_be64(key + 1), value, valuelen);
+    }
+    break;
+  case 'D':
+    if (keylen == 9) {
+      load_dedup(l, get_be64(key + 1), value, valuelen);
+    }
+    break;
+  default:
+    break;
+  }
+  return l->error;
+}
+
+/* Frees everything a failed load built. */
+static void unload(tern_hub *hub) {
+  for (size_t i = 0; i <= hub->sessions.mask; ++i) {
+    while (hub->sessions.buckets[i]) {
+      session_destroy(hub, (session *)hub->sessions.buckets[i]);
+    }
+  }
+  dedup_expire(hub, TERN_TSTAMP_NONE);
+}
+
+static void persist_free(tern_hub *hub) {
+  persist *p = hub->persist;
+  if (!p) {
+    return;
+  }
+  mem_free(&hub->mem, p->recs);
+  mem_free(&hub->mem, p->bytes);
+  mem_free(&hub->mem, p->waiters);
+  mem_free(&hub->mem, p);
+  hub->persist = NULL;
+}
+
+void persist_close(tern_hub *hub) {
+  persist *p = hub->persist;
+  if (p) {
+    tern_hub_flush(hub);
+    persist_free(hub);
+  }
+}
+
+int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m, void *store,
+                       tern_tstamp now) {
+  if (!hub || !m || m->version == 0 ||
+      m->version > TERN_STORE_METHODS_VERSION || !m->append || !m->load) {
+    return TERN_ERR_INVALID;
+  }
+  if (hub->persist || hub->sessions.len || hub->conns) {
+    return TERN_ERR_STATE;
+  }
+  persist *p = mem_calloc(&hub->mem, 1, sizeof(*p));
+  if (!p) {
+    return TERN_ERR_NOMEM;
+  }
+  p->m = *m;
+  p->store = store;
+  hub->persist = p;
+  /* The first DELs must fit even when memory is short later. */
+  if (reserve(hub, 64, 4096) != 0) {
+    persist_free(hub);
+    return TERN_ERR_NOMEM;
+  }
+  loader l = {hub, now, 0, 0};
+  uint64_t old_epoch = hub->epoch;
+  hub->loading = 1;
+  int rv = p->m.load(store, visit, &l);
+  if (rv == 0) {
+    rv = l.error;
+  }
+  /* Sessions named only by dedup or message records lost their "S" record
+     (deleted): their remains go too. */
+  for (size_t i = 0; rv == 0 && i <= hub->sessions.mask; ++i) {
+    hnode *n = hub->sessions.buckets[i];
+    while (n) {
+      session *s = (session *)n;
+      n = n->next;
+      if (!s->restored) {
+        persist_session_gone(hub, s);
+        session_destroy(hub, s);
+      }
+    }
+  }
+  if (rv != 0) {
+    persist_free(hub); /* before unloading: nothing may be written */
+    unload(hub);
+    hub->loading = 0;
+    hub->epoch = old_epoch;
+    return rv == TERN_ERR_NOMEM ? rv : TERN_ERR_STORE;
+  }
+  hub->loading = 0;
+  if (hub->next_serial) {
+    ++hub->next_serial;
+  }
+  uint8_t e[8];
+  put_be64(e, hub->epoch);
+  if (!l.found_epoch) {
+    add(p, TERN_STORE_SET, 'E', NULL, 0, 8);
+    memcpy(p->bytes + p->recs[p->nrecs - 1].value_off, e, 8);
+    p->sync = 1;
+  }
+  for (size_t i = 0; i <= hub->sessions.mask; ++i) {
+    for (hnode *n = hub->sessions.buckets[i]; n; n = n->next) {
+      session *s = (session *)n;
+      session_arm(hub, s); /* msg_due was set while loading */
+    }
+  }
+  rv = tern_hub_flush(hub);
+  return rv == TERN_ERR_NOMEM ? 0 : rv;
+}

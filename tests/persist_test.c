@@ -1,0 +1,327 @@
+/*
+ * The hub over a store (tests/memstore.h): what a restart restores, what
+ * SYNC confirms, what a crash that loses unsynced batches may and may not
+ * lose, store failures, and allocation failures with a store attached.
+ */
+#include "memstore.h"
+#include "tap.h"
+#include "testutil.h"
+
+static char pbuf[4096];
+
+static tern_hub *hub_on(memstore *ms, tern_tstamp now) {
+  tern_settings s = tu_settings();
+  tern_hub *hub = tu_hub(&s);
+  int rv = tern_hub_set_store(hub, &memstore_methods, ms, now);
+  if (rv != 0) {
+    fprintf(stderr, "persist_test: set_store: %s\n", tern_strerror(rv));
+    abort();
+  }
+  return hub;
+}
+
+/* A crash: the process is gone; unsynced batches are lost. */
+static void crash(tern_hub *hub, memstore *ms) {
+  memstore_crash(ms);
+  tern_hub_del(hub); /* appends are ignored while frozen */
+  memstore_restart(ms);
+}
+
+static void test_restart_restores(void) {
+  memstore ms;
+  memset(&ms, 0, sizeof(ms));
+  tern_hub *hub = hub_on(&ms, T0);
+  uint64_t epoch = tern_hub_get_epoch(hub);
+  tu_pub(hub, "k", TERN_PRIO_LOW, "a", "a", T0);
+  tu_pub(hub, "k", TERN_PRIO_HIGH, "b", "b", T0);
+  tu_pub(hub, "k", TERN_PRIO_NORMAL, "c", "c", T0);
+  tu_pub(hub, "k", TERN_PRIO_HIGH, "d", "d", T0);
+  tu_out o;
+  tu_out_init(&o);
+  tern_conn *c = tu_connect(hub, "k", T0, &o);
+  tu_drain(&o, c, T0); /* b d c a in flight */
+  tu_ack(c, 1, T0);    /* b acked */
+  tern_hub_handle_expiry(hub, T0); /* flushes the batch */
+  CHECK(ms.appends > 0, "restart: batches reached the store");
+  memstore_sync(&ms);
+  tern_conn_del(c);
+  tern_hub_del(hub);
+  tu_out_free(&o);
+
+  hub = hub_on(&ms, T0 + SEC(1));
+  CHECK(tern_hub_get_epoch(hub) == epoch, "restart: the epoch is restored");
+  tern_session_info si = tu_info(hub, "k");
+  CHECK_INT(si.pending, 3, "restart: unacked messages are pending again");
+  CHECK(si.next_seq > 4, "restart: seqs never go back");
+  tu_out_init(&o);
+  c = tu_connect(hub, "k", T0 + SEC(1), &o);
+  tu_drain(&o, c, T0 + SEC(1));
+  CHECK(strcmp(tu_payloads(&o, 0, pbuf, sizeof(pbuf)), "d c a") == 0,
+        "restart: re-sent by priority, then publish order (got %s)", pbuf);
+  /* Dedup ids survive within their window. */
+  CHECK_INT(tu_pub(hub, "k", TERN_PRIO_LOW, "a", "again", T0 + SEC(2)),
+            TERN_ERR_DUPLICATE, "restart: dedup ids are restored");
+  tern_conn_del(c);
+  tern_hub_del(hub);
+  tu_out_free(&o);
+  memstore_free(&ms);
+}
+
+static void test_crash_keeps_sync(void) {
+  memstore ms;
+  memset(&ms, 0, sizeof(ms));
+  tern_hub *hub = hub_on(&ms, T0);
+  tern_msg_desc d;
+  memset(&d, 0, sizeof(d));
+  d.priority = TERN_PRIO_NORMAL;
+  d.payload = (const uint8_t *)"x";
+  d.payloadlen = 1;
+  d.id = (const uint8_t *)"sync-1";
+  d.idlen = 6;
+  d.flags = TERN_MSG_SYNC;
+  CHECK_INT(tern_hub_publish(hub, (const uint8_t *)"k", 1, &d, T0, NULL), 0,
+            "sync: publish");
+  tu_events ev;
+  memset(&ev, 0, sizeof(ev));
+  tu_events_take(&ev, hub);
+  CHECK_INT(tu_events_count(&ev, TERN_EV_PERSISTED), 0,
+            "sync: not confirmed before the batch is durable");
+  CHECK(tern_hub_get_expiry(hub) == 0, "sync: the hub asks to flush now");
+  tern_hub_handle_expiry(hub, T0);
+  tu_events_take(&ev, hub);
+  const tu_event *e = tu_events_find(&ev, TERN_EV_PERSISTED);
+  CHECK(e && e->reason == 0 && tu_event_id_is(e, "sync-1"),
+        "sync: PERSISTED once durable");
+  /* An ASYNC one published after it is lost by a crash before any sync. */
+  tu_pub(hub, "k", TERN_PRIO_NORMAL, "async-1", "y", T0);
+  tern_hub_handle_expiry(hub, T0);
+  crash(hub, &ms);
+  hub = hub_on(&ms, T0 + SEC(1));
+  tern_session_info si = tu_info(hub, "k");
+  CHECK_INT(si.pending, 1, "crash: the SYNC message survives, the unsynced one "
+                           "may not");
+  tu_events_free(&ev);
+  tern_hub_del(hub);
+  memstore_free(&ms);
+}
+
+static void test_later_store(void) {
+  memstore ms;
+  memset(&ms, 0, sizeof(ms));
+  tern_hub *hub = hub_on(&ms, T0);
+  ms.later = 1;
+  tern_msg_desc d;
+  memset(&d, 0, sizeof(d));
+  d.payload = (const uint8_t *)"x";
+  d.payloadlen = 1;
+  d.flags = TERN_MSG_SYNC;
+  tern_hub_publish(hub, (const uint8_t *)"k", 1, &d, T0, NULL);
+  tern_hub_flush(hub);
+  tu_events ev;
+  memset(&ev, 0, sizeof(ev));
+  tu_events_take(&ev, hub);
+  CHECK_INT(tu_events_count(&ev, TERN_EV_PERSISTED), 0,
+            "later: no confirmation before store_done");
+  CHECK_INT(tern_hub_store_done(hub, ms.last_batch + 1, 0), TERN_ERR_STATE,
+            "later: done for an unknown batch is refused");
+  CHECK_INT(tern_hub_store_done(hub, ms.last_batch, 0), 0, "later: done");
+  tu_events_take(&ev, hub);
+  CHECK_INT(tu_events_count(&ev, TERN_EV_PERSISTED), 1,
+            "later: PERSISTED after store_done");
+  tu_events_free(&ev);
+  tern_hub_del(hub);
+  memstore_free(&ms);
+}
+
+static void test_store_failure(void) {
+  memstore ms;
+  memset(&ms, 0, sizeof(ms));
+  tern_hub *hub = hub_on(&ms, T0);
+  tern_msg_desc d;
+  memset(&d, 0, sizeof(d));
+  d.payload = (const uint8_t *)"x";
+  d.payloadlen = 1;
+  d.flags = TERN_MSG_SYNC;
+  tern_hub_publish(hub, (const uint8_t *)"k", 1, &d, T0, NULL);
+  ms.fail = 1;
+  CHECK_INT(tern_hub_flush(hub), TERN_ERR_STORE, "failure: flush reports it");
+  tu_events ev;
+  memset(&ev, 0, sizeof(ev));
+  tu_events_take(&ev, hub);
+  const tu_event *e = tu_events_find(&ev, TERN_EV_PERSISTED);
+  CHECK(e && e->reason == TERN_ERR_STORE,
+        "failure: the SYNC producer learns its message is not durable");
+  CHECK_INT(tu_events_count(&ev, TERN_EV_STORE_FAILED), 1,
+            "failure: STORE_FAILED event");
+  CHECK_INT(tu_info(hub, "k").pending, 1,
+            "failure: the message is still delivered from memory");
+  tu_events_free(&ev);
+  tern_hub_del(hub);
+  memstore_free(&ms);
+}
+
+static void test_expired_and_acked_stay_gone(void) {
+  memstore ms;
+  memset(&ms, 0, sizeof(ms));
+  tern_hub *hub = hub_on(&ms, T0);
+  tu_pub_full(hub, "k", TERN_PRIO_NORMAL, "short", NULL, SEC(5), "s", T0, NULL);
+  tu_pub(hub, "k", TERN_PRIO_NORMAL, "acked", "a", T0);
+  tu_pub(hub, "k", TERN_PRIO_NORMAL, "kept", "k", T0);
+  tu_out o;
+  tu_out_init(&o);
+  tern_conn *c = tu_connect(hub, "k", T0, &o);
+  tu_drain(&o, c, T0);
+  tern_conn_del(c); /* nothing acked: all pending again */
+  c = tu_connect(hub, "k", T0, &o);
+  tu_drain(&o, c, T0);
+  uint64_t acked_seq = 0;
+  for (size_t i = 0; i < o.nframes; ++i) {
+    if (o.frames[i].f.type == WIRE_MSG &&
+        tu_msg_id_is(&o.frames[i].f, "acked")) {
+      acked_seq = o.frames[i].f.u.msg.seq;
+    }
+  }
+  /* ack up to "acked" (short, acked) */
+  tu_ack(c, acked_seq, T0);
+  tern_hub_handle_expiry(hub, T0);
+  memstore_sync(&ms);
+  tern_conn_del(c);
+  tern_hub_del(hub);
+  tu_out_free(&o);
+  CHECK_INT(memstore_count(&ms, 'M'), 1, "acked: only the unacked message is "
+                                         "stored");
+  /* Reload after "kept"'s neighbour would have expired anyway. */
+  hub = hub_on(&ms, T0 + SEC(10));
+  CHECK_INT(tu_info(hub, "k").pending, 1, "reload: acked ones never return");
+  tern_hub_del(hub);
+  memstore_free(&ms);
+
+  /* An expired message is dropped while loading. */
+  memset(&ms, 0, sizeof(ms));
+  hub = hub_on(&ms, T0);
+  tu_pub_full(hub, "k", TERN_PRIO_NORMAL, NULL, NULL, SEC(5), "s", T0, NULL);
+  tu_pub(hub, "k", TERN_PRIO_NORMAL, NULL, "forever", T0);
+  tern_hub_flush(hub);
+  memstore_sync(&ms);
+  tern_hub_del(hub);
+  hub = hub_on(&ms, T0 + SEC(6));
+  CHECK_INT(tu_info(hub, "k").pending, 1, "reload: expired messages dropped");
+  tern_hub_flush(hub);
+  memstore_sync(&ms);
+  CHECK_INT(memstore_count(&ms, 'M'), 1, "reload: and deleted from the store");
+  tern_hub_del(hub);
+  memstore_free(&ms);
+}
+
+static void test_seqs_after_restart(void) {
+  memstore ms;
+  memset(&ms, 0, sizeof(ms));
+  tern_hub *hub = hub_on(&ms, T0);
+  tu_out o;
+  tu_out_init(&o);
+  tern_conn *c = tu_connect(hub, "k", T0, &o);
+  for (int i = 0; i < 3000; ++i) {
+    tu_pub(hub, "k", TERN_PRIO_NORMAL, NULL, "m", T0);
+    tu_drain(&o, c, T0);
+    tu_ack(c, tu_max_seq(&o), T0);
+  }
+  uint64_t used = tu_max_seq(&o);
+  tern_hub_handle_expiry(hub, T0);
+  memstore_sync(&ms);
+  crash(hub, &ms); /* tern_hub_del freed the connection too */
+  hub = hub_on(&ms, T0 + SEC(1));
+  tern_session_info si = tu_info(hub, "k");
+  CHECK(si.next_seq > used, "seqs: a restarted session never reuses a seq "
+                            "(next %llu, used %llu)",
+        (unsigned long long)si.next_seq, (unsigned long long)used);
+  tern_hub_del(hub);
+  tu_out_free(&o);
+  memstore_free(&ms);
+}
+
+static void test_collapse_restart(void) {
+  memstore ms;
+  memset(&ms, 0, sizeof(ms));
+  tern_hub *hub = hub_on(&ms, T0);
+  tu_out o;
+  tu_out_init(&o);
+  tern_conn *c = tu_connect(hub, "k", T0, &o);
+  tu_pub_full(hub, "k", TERN_PRIO_NORMAL, "old", "score", 0, "1-0", T0, NULL);
+  tu_drain(&o, c, T0); /* old in flight */
+  tu_pub_full(hub, "k", TERN_PRIO_NORMAL, "new", "score", 0, "2-0", T0, NULL);
+  tern_hub_flush(hub);
+  memstore_sync(&ms);
+  crash(hub, &ms); /* tern_hub_del freed the connection too */
+  tu_out_free(&o);
+  hub = hub_on(&ms, T0 + SEC(1));
+  tu_out_init(&o);
+  c = tu_connect(hub, "k", T0 + SEC(1), &o);
+  tu_drain(&o, c, T0 + SEC(1));
+  CHECK(strcmp(tu_payloads(&o, 0, pbuf, sizeof(pbuf)), "2-0") == 0,
+        "collapse: after a restart only the newest of a key is sent (got %s)",
+        pbuf);
+  tern_conn_del(c);
+  tern_hub_del(hub);
+  tu_out_free(&o);
+  memstore_free(&ms);
+}
+
+/* Every allocation failing in turn while publishing and loading with a
+   store: NOMEM, no leak, nothing half done. */
+static void test_nomem(void) {
+  long completed = 0;
+  for (long n = 1; n < 400 && !completed; ++n) {
+    memstore ms;
+    memset(&ms, 0, sizeof(ms));
+    /* a populated store to load */
+    {
+      tern_hub *h0 = hub_on(&ms, T0);
+      tu_pub(h0, "k", TERN_PRIO_HIGH, "a", "a", T0);
+      tu_pub_full(h0, "j", TERN_PRIO_LOW, "b", "ck", SEC(60), "b", T0, NULL);
+      tern_hub_del(h0);
+      memstore_sync(&ms);
+    }
+    tu_alloc a;
+    memset(&a, 0, sizeof(a));
+    a.fail_at = n;
+    tern_mem mem = tu_alloc_mem(&a);
+    tern_settings s = tu_settings();
+    tern_hub *hub = NULL;
+    int rv = tern_hub_new(&hub, &s, &mem);
+    if (rv == 0) {
+      rv = tern_hub_set_store(hub, &memstore_methods, &ms, T0);
+      if (rv == 0) {
+        rv = tu_pub(hub, "k", TERN_PRIO_NORMAL, "c", "c", T0);
+        if (rv == 0) {
+          rv = tern_hub_flush(hub);
+          completed = a.failed == 0;
+        }
+      } else {
+        CHECK(tern_hub_find_session(hub, (const uint8_t *)"k", 1) == NULL,
+              "nomem %ld: a failed load leaves the hub empty", n);
+      }
+      tern_hub_del(hub);
+    }
+    if (rv != 0 && rv != TERN_ERR_NOMEM) {
+      CHECK(0, "nomem %ld: unexpected %s", n, tern_strerror(rv));
+    }
+    if (a.outstanding != 0) {
+      CHECK(0, "nomem %ld: %ld blocks leaked", n, a.outstanding);
+    }
+    tu_alloc_finish(&a);
+    memstore_free(&ms);
+  }
+  CHECK(completed, "nomem: every failure point handled, then a clean run");
+}
+
+int main(void) {
+  test_restart_restores();
+  test_crash_keeps_sync();
+  test_later_store();
+  test_store_failure();
+  test_expired_and_acked_stay_gone();
+  test_seqs_after_restart();
+  test_collapse_restart();
+  test_nomem();
+  return tap_done();
+}
