@@ -6,7 +6,8 @@
  *   core spread  [messages]   the same over 100,000 sessions, driven the way
  *                             a host loop does (tern_hub_next_ready)
  *   core idle    [sessions]   RSS per idle session with one connection
- *   core count   N            N messages of `single` and nothing else, for
+ *   core count   N [B]        N messages of `single` (B per write and ACK,
+ *                             default 1) and nothing else, for
  *                             bench/callgrind.sh (instructions per message)
  *   core all                  single, spread, idle (what the README quotes)
  *
@@ -110,8 +111,10 @@ static void session_key(char *out, size_t i) {
   snprintf(out, 17, "user-%011lu", (unsigned long)(i % 100000000000u));
 }
 
-/* One session: returns messages per second. */
-static double run_single(uint64_t count) {
+/* One session: returns messages per second.  |batch| messages are
+   published, then written with one call and acked with one ACK (the
+   receiver's batching); batch 1 is a full round trip per message. */
+static double run_single(uint64_t count, uint64_t batch) {
   tern_hub *hub = new_hub();
   uint8_t payload[PAYLOAD];
   memset(payload, 'x', sizeof(payload));
@@ -127,20 +130,23 @@ static double run_single(uint64_t count) {
   tern_conn *c = connect(hub, key, now);
   uint8_t out[4096];
   tern_tstamp t0 = clock_ns();
-  for (uint64_t i = 1; i <= count; ++i) {
-    int rv = tern_hub_publish(hub, (const uint8_t *)key, 16, &d, now, NULL);
-    if (rv != 0) {
-      die("publish", rv);
+  for (uint64_t i = 1; i <= count; i += batch) {
+    for (uint64_t j = 0; j < batch; ++j) {
+      int rv = tern_hub_publish(hub, (const uint8_t *)key, 16, &d, now, NULL);
+      if (rv != 0) {
+        die("publish", rv);
+      }
     }
     tern_ssize n = tern_conn_write(c, out, sizeof(out), now);
     if (n <= 0) {
       die("write", (int)n);
     }
-    ack(c, i, now);
+    ack(c, i + batch - 1, now);
   }
   tern_tstamp t1 = clock_ns();
   tern_stats st;
   tern_hub_get_stats(hub, &st, sizeof(st));
+  count = (count + batch - 1) / batch * batch;
   if (st.acked != count || st.messages != 0) {
     fprintf(stderr, "core: single: acked %llu of %llu\n",
             (unsigned long long)st.acked, (unsigned long long)count);
@@ -282,15 +288,20 @@ int main(int argc, char **argv) {
   const char *ns = getenv("TERN_BENCH_SESSIONS"); /* for experiments */
   size_t nspread = ns ? (size_t)strtoull(ns, NULL, 10) : 100000;
   if (strcmp(mode, "count") == 0) {
-    run_single(arg ? arg : 100000);
+    uint64_t batch = argc > 3 ? strtoull(argv[3], NULL, 10) : 1;
+    run_single(arg ? arg : 100000, batch ? batch : 1);
     return 0;
   }
   int all = strcmp(mode, "all") == 0;
   if (all || strcmp(mode, "single") == 0) {
     for (int i = 0; i < RUNS; ++i) {
-      runs[i] = run_single(arg ? arg : 3000000);
+      runs[i] = run_single(arg ? arg : 3000000, 1);
     }
-    report("single session, 64 B", runs, 5e6);
+    report("single session, 64 B, one round trip per message", runs, 5e6);
+    for (int i = 0; i < RUNS; ++i) {
+      runs[i] = run_single(arg ? arg : 3000000, 10);
+    }
+    report("single session, 64 B, 10 per write and ACK", runs, 5e6);
   }
   if (all || strcmp(mode, "spread") == 0) {
     for (int i = 0; i < RUNS; ++i) {

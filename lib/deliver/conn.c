@@ -166,12 +166,6 @@ void conn_close(conn *c, int reason, uint32_t retry_ms, int error, int quiet,
   }
 }
 
-void conn_ack(tern_hub *hub, conn *c, uint64_t seq) {
-  while (c->inflight && c->inflight->seq <= seq) {
-    ++hub->stats.acked;
-    session_discard(hub, c->inflight, 0, TERN_EV_ACKED);
-  }
-}
 
 /* ---- binding to a session ----------------------------------------------- */
 

@@ -209,10 +209,7 @@ int tern_hub_handle_expiry(tern_hub *hub, tern_tstamp now) {
 
 /* ---- ready list --------------------------------------------------------- */
 
-void hub_mark_ready(tern_hub *hub, conn *c) {
-  if (c->ready) {
-    return;
-  }
+void hub_link_ready(tern_hub *hub, conn *c) {
   c->ready = 1;
   c->ready_next = NULL;
   c->ready_prev = hub->ready_tail;
@@ -224,10 +221,7 @@ void hub_mark_ready(tern_hub *hub, conn *c) {
   hub->ready_tail = c;
 }
 
-void hub_unready(tern_hub *hub, conn *c) {
-  if (!c->ready) {
-    return;
-  }
+void hub_unlink_ready(tern_hub *hub, conn *c) {
   if (c->ready_prev) {
     c->ready_prev->ready_next = c->ready_next;
   } else {

@@ -238,15 +238,32 @@ static inline int hub_reserve_timer(tern_hub *hub) {
   return hub_grow_timers(hub);
 }
 static inline void hub_release_timer(tern_hub *hub) { --hub->timer_objects; }
-void hub_mark_ready(tern_hub *hub, conn *c);
-void hub_unready(tern_hub *hub, conn *c);
+void hub_link_ready(tern_hub *hub, conn *c);
+void hub_unlink_ready(tern_hub *hub, conn *c);
+/* hub_mark_ready puts |c| on the ready list unless it is there already. */
+static inline void hub_mark_ready(tern_hub *hub, conn *c) {
+  if (!c->ready) {
+    hub_link_ready(hub, c);
+  }
+}
+static inline void hub_unready(tern_hub *hub, conn *c) {
+  if (c->ready) {
+    hub_unlink_ready(hub, c);
+  }
+}
 
 /* ---- msg.c --------------------------------------------------------------- */
 /* msg_new builds a message from a validated descriptor (no side effects). */
 int msg_new(tern_hub *hub, msg **pm, const tern_msg_desc *d,
             const uint8_t *id, size_t idlen, tern_tstamp expiry);
-/* msg_unref drops one reference and frees the message at zero. */
-void msg_unref(tern_hub *hub, msg *m);
+/* msg_unref drops one reference and frees the message at zero.  The list
+   and reference helpers are inline: they run several times per message. */
+void msg_free(tern_hub *hub, msg *m);
+static inline void msg_unref(tern_hub *hub, msg *m) {
+  if (--m->refs == 0) {
+    msg_free(hub, m);
+  }
+}
 void msg_pool_free(tern_hub *hub);
 static inline const uint8_t *msg_id(const msg *m) { return m->tail + m->id_off; }
 static inline const uint8_t *msg_ck(const msg *m) { return m->tail + m->ck_off; }
@@ -254,8 +271,30 @@ static inline int msg_traced(const tern_hub *hub, const msg *m) {
   return hub->set.trace || (m->flags & MSG_TRACE);
 }
 /* list helpers for circular message lists */
-void mlist_push(msg **head, msg *m);
-void mlist_remove(msg **head, msg *m);
+static inline void mlist_push(msg **head, msg *m) {
+  msg *h = *head;
+  if (!h) {
+    m->prev = m->next = m;
+    *head = m;
+    return;
+  }
+  m->next = h;
+  m->prev = h->prev;
+  h->prev->next = m;
+  h->prev = m;
+}
+static inline void mlist_remove(msg **head, msg *m) {
+  if (m->next == m) {
+    *head = NULL;
+  } else {
+    m->prev->next = m->next;
+    m->next->prev = m->prev;
+    if (*head == m) {
+      *head = m->next;
+    }
+  }
+  m->prev = m->next = NULL;
+}
 /* mlist_insert_sorted puts m by serial order (returning messages). */
 void mlist_insert_sorted(msg **head, msg *m);
 

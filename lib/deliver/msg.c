@@ -80,10 +80,8 @@ int msg_new(tern_hub *hub, msg **pm, const tern_msg_desc *d,
   return 0;
 }
 
-void msg_unref(tern_hub *hub, msg *m) {
-  if (--m->refs) {
-    return;
-  }
+
+void msg_free(tern_hub *hub, msg *m) {
   if (m->pooled && hub->pool_len < MSG_POOL_MAX) {
     *(void **)m = hub->pool;
     hub->pool = m;
@@ -102,31 +100,7 @@ void msg_pool_free(tern_hub *hub) {
   hub->pool_len = 0;
 }
 
-void mlist_push(msg **head, msg *m) {
-  msg *h = *head;
-  if (!h) {
-    m->prev = m->next = m;
-    *head = m;
-    return;
-  }
-  m->next = h;
-  m->prev = h->prev;
-  h->prev->next = m;
-  h->prev = m;
-}
 
-void mlist_remove(msg **head, msg *m) {
-  if (m->next == m) {
-    *head = NULL;
-  } else {
-    m->prev->next = m->next;
-    m->next->prev = m->prev;
-    if (*head == m) {
-      *head = m->next;
-    }
-  }
-  m->prev = m->next = NULL;
-}
 
 void mlist_insert_sorted(msg **head, msg *m) {
   msg *h = *head;

@@ -144,6 +144,14 @@ void session_discard(tern_hub *hub, msg *m, int reason, int ev) {
   }
 }
 
+/* Here rather than in conn.c so that the discard path inlines into it. */
+void conn_ack(tern_hub *hub, conn *c, uint64_t seq) {
+  while (c->inflight && c->inflight->seq <= seq) {
+    ++hub->stats.acked;
+    session_discard(hub, c->inflight, 0, TERN_EV_ACKED);
+  }
+}
+
 void collapse_unindex(tern_hub *hub, msg *m) {
   if (m->cklen == 0) {
     return;
