@@ -221,10 +221,12 @@ int persist_pending(const tern_hub *hub) {
 
 /* ---- what the hub records ----------------------------------------------- */
 
-/* Message record value: session keylen, key, priority, flags, deliveries
-   (2), expiry (8), id_off, idlen, ck_off, cklen, payloadlen (4), tail. */
+/* Message record value: session keylen, key, flags, deliveries (2),
+   expiry (8), then the MSG tail as sent on the wire, which the loader
+   decodes with the wire codec: a damaged record is refused, not sent. */
+#define MESSAGE_FIXED 12
 static size_t message_size(const session *s, const msg *m) {
-  return 1u + s->keylen + 1 + 1 + 2 + 8 + 4 + 4 + m->taillen;
+  return 1u + s->keylen + MESSAGE_FIXED + m->taillen;
 }
 
 int persist_reserve_publish(tern_hub *hub, const session *s, size_t taillen,
@@ -232,7 +234,7 @@ int persist_reserve_publish(tern_hub *hub, const session *s, size_t taillen,
                             int sync) {
   persist *p = hub->persist;
   (void)s;
-  size_t bytes = 9 + 1 + keylen + 1 + 1 + 2 + 8 + 4 + 4 + taillen;
+  size_t bytes = 9 + 1 + keylen + MESSAGE_FIXED + taillen;
   if (with_dedup) {
     bytes += 9 + 8 + 1 + keylen + idlen;
   }
@@ -263,19 +265,12 @@ void persist_message(tern_hub *hub, const session *s, msg *m, int sync,
   *v++ = s->keylen;
   memcpy(v, s->key, s->keylen);
   v += s->keylen;
-  *v++ = m->priority;
   *v++ = (uint8_t)(m->flags & MSG_TRACE);
   *v++ = (uint8_t)(m->deliveries >> 8);
   *v++ = (uint8_t)m->deliveries;
   put_be64(v, m->expiry);
   v += 8;
-  *v++ = m->id_off;
-  *v++ = m->idlen;
-  *v++ = m->ck_off;
-  *v++ = m->cklen;
-  for (int i = 3; i >= 0; --i) {
-    *v++ = (uint8_t)(m->payloadlen >> (8 * i));
-  }
+  *v++ = 0; /* reserved */
   memcpy(v, m->tail, m->taillen);
   m->flags |= MSG_STORED;
   if (dedup_expires) {
@@ -356,24 +351,59 @@ static session *load_session(loader *l, const uint8_t *key, size_t keylen) {
   return s;
 }
 
+/* Decodes a stored MSG tail with the wire codec.  0 or -1. */
+static int decode_tail(tern_hub *hub, const uint8_t *tail, size_t taillen,
+                       wire_msg *out) {
+  size_t cap = WIRE_MSG_HEAD_MAX + taillen;
+  uint8_t stack[512];
+  uint8_t *buf = cap <= sizeof(stack) ? stack : mem_malloc(&hub->mem, cap);
+  if (!buf) {
+    return -2;
+  }
+  size_t head = wire_msg_head_encode(buf, 1, 0, taillen);
+  memcpy(buf + head, tail, taillen);
+  wire_frame f;
+  tern_ssize n = wire_frame_decode(&f, buf, head + taillen,
+                                   hub->set.max_payload + 65536);
+  int rv = -1;
+  if (n == (tern_ssize)(head + taillen) && f.type == WIRE_MSG) {
+    *out = f.u.msg;
+    /* rebase the pointers onto |tail| */
+    const uint8_t *base = buf + head;
+    out->id = tail + (size_t)(out->id - base);
+    out->collapse_key = out->collapse_keylen
+                            ? tail + (size_t)(out->collapse_key - base)
+                            : NULL;
+    out->payload = tail + (size_t)(out->payload - base);
+    rv = 0;
+  }
+  if (buf != stack) {
+    mem_free(&hub->mem, buf);
+  }
+  return rv;
+}
+
 static void load_message(loader *l, uint64_t serial, const uint8_t *v,
                          size_t len) {
   tern_hub *hub = l->hub;
-  if (len < 1 || len < 1u + v[0] + 20u || v[0] == 0 ||
-      v[0] > TERN_MAX_SESSION_KEY) {
+  if (len < 1 || v[0] == 0 || v[0] > TERN_MAX_SESSION_KEY ||
+      len < 1u + v[0] + MESSAGE_FIXED + 1u) {
     return; /* not ours: skip */
   }
   const uint8_t *key = v + 1;
   size_t keylen = v[0];
   const uint8_t *f = key + keylen;
-  tern_tstamp expiry = get_be64(f + 4);
-  size_t taillen = len - (1 + keylen + 20);
-  uint32_t payloadlen = (uint32_t)f[16] << 24 | (uint32_t)f[17] << 16 |
-                        (uint32_t)f[18] << 8 | f[19];
-  if (f[0] > TERN_PRIO_HIGH || f[13] > TERN_MAX_ID || f[13] == 0 ||
-      payloadlen > taillen || (size_t)f[12] + f[15] > taillen ||
-      (size_t)f[12] + f[13] > taillen) {
+  const uint8_t *tail = f + MESSAGE_FIXED;
+  size_t taillen = len - (1 + keylen + MESSAGE_FIXED);
+  tern_tstamp expiry = get_be64(f + 3);
+  wire_msg w;
+  int rv = decode_tail(hub, tail, taillen, &w);
+  if (rv == -2) {
+    l->error = TERN_ERR_NOMEM;
     return;
+  }
+  if (rv != 0 || w.payloadlen > hub->set.max_payload) {
+    return; /* damaged: never send it */
   }
   if (expiry <= l->now) {
     persist_message_gone(hub, &(msg){.serial = serial});
@@ -391,19 +421,19 @@ static void load_message(loader *l, uint64_t serial, const uint8_t *v,
   }
   memset(m, 0, sizeof(*m));
   m->pooled = size <= MSG_POOL_BLOCK;
-  m->priority = f[0];
-  m->flags = (uint8_t)((f[1] & MSG_TRACE) | MSG_STORED);
-  m->deliveries = (uint16_t)(f[2] << 8 | f[3]);
+  m->priority = (uint8_t)w.priority;
+  m->flags = (uint8_t)((f[0] & MSG_TRACE) | MSG_STORED);
+  m->deliveries = (uint16_t)(f[1] << 8 | f[2]);
   m->expiry = expiry;
-  m->id_off = f[12];
-  m->idlen = f[13];
-  m->ck_off = f[14];
-  m->cklen = f[15];
-  m->payloadlen = payloadlen;
+  m->id_off = (uint8_t)(w.id - tail);
+  m->idlen = (uint8_t)w.idlen;
+  m->ck_off = (uint8_t)(w.collapse_key ? w.collapse_key - tail : 0);
+  m->cklen = (uint8_t)w.collapse_keylen;
+  m->payloadlen = (uint32_t)w.payloadlen;
   m->taillen = (uint32_t)taillen;
   m->refs = 1;
   m->serial = serial;
-  memcpy(m->tail, f + 20, taillen);
+  memcpy(m->tail, tail, taillen);
   m->session = s;
   mlist_insert_sorted(&s->queue[m->priority], m);
   ++s->npending;
