@@ -895,6 +895,9 @@ typedef struct tern_store_file_stats {
   uint64_t truncated;      /* bytes of torn tail truncated at open        */
   uint64_t compactions;
   uint64_t fsyncs;
+  uint64_t skipped_bytes;  /* bytes in the skipped records and segments  */
+  uint64_t index_bytes;    /* memory of the in-memory key index          */
+  uint64_t compact_failures; /* automatic compactions that failed        */
 } tern_store_file_stats;
 
 /* tern_store_file_get_stats copies the first |size| bytes of the stats. */
@@ -1107,7 +1110,8 @@ typedef enum tern_client_event_type {
 typedef enum tern_client_resync_reason {
   TERN_CLIENT_RESYNC_EPOCH = 1,  /* the server lost its state: new epoch   */
   TERN_CLIENT_RESYNC_SESSION = 2 /* the session expired on the server with
-                                    whatever it held                       */
+                                    whatever it held (WELCOME says it did
+                                    not exist, or its seqs started over)   */
 } tern_client_resync_reason;
 
 /* tern_client_attr is one attribute of a received message. */

@@ -1,0 +1,163 @@
+/*
+ * Frames to the server: HELLO, then PONG, ACK and PING, and GOAWAY when the
+ * client closes.  Each frame is encoded into the client's send buffer when
+ * it starts and copied out as the host's buffers allow, so a frame larger
+ * than the host's buffer simply continues in the next write.
+ */
+#include <string.h>
+
+#include "client/client.h"
+
+#define MS(d) ((tern_duration)(d) * TERN_MILLISECONDS)
+
+static int ack_pending(const tern_client *c) {
+  return c->ack_due && c->ack_ready > c->ack_sent;
+}
+
+int client_want_write(const tern_client *c) {
+  if (c->woff < c->wlen) {
+    return 1;
+  }
+  switch (c->state) {
+  case CL_HELLO_SENT:
+    return (c->ctl & CTL_HELLO) != 0;
+  case CL_CONNECTED:
+    return (c->ctl & (CTL_PONG | CTL_PING)) != 0 || ack_pending(c);
+  case CL_CLOSING:
+    return ack_pending(c) || (c->ctl & CTL_GOAWAY) != 0;
+  default:
+    return 0;
+  }
+}
+
+int tern_client_want_write(const tern_client *c) {
+  return c ? client_want_write(c) : 0;
+}
+
+static uint64_t hello_last_seq(const tern_client *c) {
+  if (!c->epoch) {
+    return 0;
+  }
+  if (c->set.manual_ack) {
+    /* Only what the app acknowledged (or duplicates of it): the rest is
+       sent again should the app have crashed meanwhile. */
+    return c->processed > c->ready_max ? c->processed : c->ready_max;
+  }
+  return c->rx_max;
+}
+
+static void hello(tern_client *c, wire_frame *f) {
+  f->type = WIRE_HELLO;
+  f->u.hello.version = WIRE_VERSION;
+  f->u.hello.last_seq = hello_last_seq(c);
+  f->u.hello.epoch = c->epoch;
+  tern_duration hb = c->set.adaptive_heartbeat ? c->set.heartbeat_cap
+                                               : c->set.heartbeat_interval;
+  f->u.hello.heartbeat_ms = hb / TERN_MILLISECONDS;
+  f->u.hello.key = c->key;
+  f->u.hello.keylen = c->keylen;
+  f->u.hello.token = c->token;
+  f->u.hello.tokenlen = c->tokenlen;
+}
+
+static void ack(tern_client *c, wire_frame *f) {
+  f->type = WIRE_ACK;
+  f->u.ack_seq = c->ack_ready;
+  c->ack_sent = c->ack_ready;
+  c->ready_count = 0;
+  c->ack_due = 0;
+  ++c->stats.acks_sent;
+}
+
+static void ping(tern_client *c, wire_frame *f, tern_tstamp now) {
+  f->type = WIRE_PING;
+  f->u.ping = now;
+  c->ping_out = 1;
+  c->ping_value = now;
+  c->ping_sent_at = now;
+  c->probe = 0;
+  if (c->ctl & CTL_KEEPALIVE) {
+    /* A probe only when the link really was idle, both ways, for the
+       interval: only then does its PONG prove that the path survives it. */
+    tern_duration h = client_hb_interval(c);
+    tern_tstamp idle_from = c->last_rx > c->last_tx ? c->last_rx : c->last_tx;
+    if (now >= idle_from && now - idle_from >= h) {
+      c->probe = h;
+    }
+  }
+  c->ctl &= ~(uint32_t)(CTL_PING | CTL_KEEPALIVE);
+}
+
+/* Encodes the next frame due into the send buffer.  0 when none is. */
+static int next_frame(tern_client *c, tern_tstamp now) {
+  wire_frame f;
+  memset(&f, 0, sizeof(f));
+  if (c->ctl & CTL_HELLO) {
+    hello(c, &f);
+    c->ctl &= ~(uint32_t)CTL_HELLO;
+  } else if (c->state == CL_CONNECTED && (c->ctl & CTL_PONG)) {
+    f.type = WIRE_PONG;
+    f.u.ping = c->pong_value;
+    c->ctl &= ~(uint32_t)CTL_PONG;
+  } else if ((c->state == CL_CONNECTED || c->state == CL_CLOSING) &&
+             ack_pending(c)) {
+    ack(c, &f);
+  } else if (c->state == CL_CONNECTED && (c->ctl & CTL_PING)) {
+    ping(c, &f, now);
+  } else if (c->state == CL_CLOSING && (c->ctl & CTL_GOAWAY)) {
+    f.type = WIRE_GOAWAY;
+    f.u.goaway.reason = TERN_GOAWAY_CLIENT;
+    f.u.goaway.text = (const uint8_t *)"";
+    c->ctl &= ~(uint32_t)CTL_GOAWAY;
+    c->goaway_sent = 1;
+  } else {
+    return 0;
+  }
+  c->wlen = wire_frame_encode(c->wbuf, sizeof(c->wbuf), &f);
+  c->woff = 0;
+  return c->wlen != 0;
+}
+
+tern_ssize tern_client_write(tern_client *c, uint8_t *out, size_t cap,
+                             tern_tstamp now) {
+  if (!c || (!out && cap)) {
+    return TERN_ERR_INVALID;
+  }
+  switch (c->state) {
+  case CL_HELLO_SENT:
+  case CL_CONNECTED:
+  case CL_CLOSING:
+    break;
+  case CL_CLOSED:
+    return TERN_ERR_CLOSED;
+  default:
+    return TERN_ERR_STATE;
+  }
+  if (now > c->now) {
+    c->now = now;
+  }
+  size_t n = 0;
+  while (n < cap) {
+    if (c->woff == c->wlen && !next_frame(c, now)) {
+      break;
+    }
+    size_t chunk = c->wlen - c->woff;
+    if (chunk > cap - n) {
+      chunk = cap - n;
+    }
+    memcpy(out + n, c->wbuf + c->woff, chunk);
+    c->woff += chunk;
+    n += chunk;
+  }
+  if (c->woff == c->wlen) {
+    c->woff = c->wlen = 0;
+  }
+  if (n) {
+    c->last_tx = now;
+  }
+  if (c->state == CL_CLOSING && c->goaway_sent && c->wlen == 0) {
+    /* The goodbye is out: the host closes the transport. */
+    c->state = CL_CLOSED;
+  }
+  return (tern_ssize)n;
+}
