@@ -1,9 +1,11 @@
 /*
  * libtern — an embeddable push-delivery engine.
  *
- * This is the only header a host needs.  The library is sans-I/O: it never
- * opens a socket, starts a thread, reads a clock or touches a disk.  The host
- * passes bytes and the current time in, pulls bytes and events out.
+ * This is the only header a host needs.  The core is sans-I/O: the hub and
+ * the client never open a socket, start a thread, read a clock or touch a
+ * disk.  The host passes bytes and the current time in, pulls bytes and
+ * events out.  The one part that touches a disk is the optional file store
+ * (tern_store_file), which a host plugs in like any other store.
  *
  * Thread rule for the whole header: a tern_hub and every object that belongs
  * to it (sessions, connections) may be used by one thread at a time; so may
@@ -252,8 +254,8 @@ typedef struct tern_settings {
   uint32_t trace;
   /* hello_accept: nonzero makes every HELLO wait, after its
      TERN_EV_CONN_HELLO event, for tern_conn_accept or for tern_conn_goaway
-     with TERN_GOAWAY_REJECTED (authentication by the host).  0 accepts at
-     once. */
+     with TERN_GOAWAY_REJECTED (authentication by the host), at most
+     liveness_timeout after tern_conn_new.  0 accepts at once. */
   uint32_t hello_accept;
 } tern_settings;
 
@@ -387,6 +389,7 @@ typedef struct tern_stats {
   uint64_t messages;        /* messages held (pending and in flight)        */
   uint64_t message_bytes;   /* payload bytes held                           */
   uint64_t inflight;
+  /* counters again (appended) */
   uint64_t store_batches;   /* batches handed to the store                  */
 } tern_stats;
 
@@ -476,8 +479,8 @@ typedef struct tern_publish_result {
  * exist yet.  The message is stored once; |desc| and everything it points
  * to are copied.  |result| may be NULL.  When given it is filled on success;
  * on TERN_ERR_FULL too (outcome says which rule applied); on
- * TERN_ERR_DUPLICATE only its id and idlen are set; on other errors it is
- * left untouched.
+ * TERN_ERR_DUPLICATE only its id and idlen are set (the rest is zero); on
+ * other errors it is left untouched.
  *
  * Returns 0, TERN_ERR_INVALID (NULL arguments, empty key, priority out of
  * range, attrs with NULL strings), TERN_ERR_TOO_LARGE (a field over its
@@ -669,10 +672,13 @@ TERN_EXTERN void tern_conn_get_info(const tern_conn *conn, tern_conn_info *info,
  * tern_event_type names an event.  Lifecycle events (ACCEPTED .. EVICTED)
  * come only when tracing is on for the hub or the message; the others
  * always come.  |reason| is a tern_drop_reason for EXPIRED, EVICTED and DEAD,
- * a tern_goaway_reason for CONN_DEAD and CONN_CLOSED, 0 otherwise.
- * CONN_CLOSED comes when the peer or a timeout closed a connection (a
- * client GOAWAY, no HELLO in time); closes the host caused, or that
- * tern_conn_read reported through its return value, need no event.
+ * a tern_goaway_reason for CONN_DEAD and CONN_CLOSED, 0 or a tern_error for
+ * PERSISTED and STORE_FAILED, 0 otherwise.  CONN_CLOSED comes when anything
+ * but the host's own calls closed a connection: a client GOAWAY (reason
+ * TERN_GOAWAY_CLIENT), no HELLO in time (TERN_GOAWAY_TIMEOUT), a newer
+ * connection of the same receiver resuming its stream
+ * (TERN_GOAWAY_REPLACED); a close that tern_conn_read reports through its
+ * return value needs no event.
  */
 typedef enum tern_event_type {
   TERN_EV_ACCEPTED = 1,        /* a message was queued                        */
@@ -700,7 +706,7 @@ typedef enum tern_event_type {
  */
 typedef struct tern_event {
   int type;                    /* a tern_event_type                           */
-  int reason;                  /* tern_goaway_reason or tern_drop_reason      */
+  int reason;                  /* see tern_event_type                         */
   tern_conn *conn;             /* the connection concerned, or NULL           */
   const uint8_t *session_key;
   size_t session_keylen;
@@ -708,7 +714,9 @@ typedef struct tern_event {
   size_t msg_idlen;
   const uint8_t *aux;          /* COLLAPSED: the newer id; CONN_HELLO: token  */
   size_t auxlen;
-  uint64_t seq;                /* SENT, ACKED                                 */
+  uint64_t seq;                /* SENT, ACKED, EXPIRED...: the message's last
+                                  seq; CONN_HELLO: last_seq; STORE_FAILED: the
+                                  batch                                       */
   uint64_t count;              /* SESSION_EXPIRED: messages it still held     */
 } tern_event;
 
@@ -790,7 +798,9 @@ typedef struct tern_store_methods {
   int (*sync)(void *store);
   /* compact rewrites the log to its live records.  Optional. */
   int (*compact)(void *store);
-  /* close releases the store.  Optional. */
+  /* close releases the store.  Optional; the hub never calls it (the
+     store's owner closes it after tern_hub_del), it lets generic code close
+     any store. */
   void (*close)(void *store);
 } tern_store_methods;
 
@@ -802,16 +812,21 @@ typedef struct tern_store_methods {
  * expiry passed are dropped while loading.  From then on the hub appends
  * its changes in batches: at the end of tern_hub_handle_expiry, at
  * tern_hub_flush, and whenever a batch grows large.  tern_hub_get_expiry
- * returns |now| while a batch waits, so a host loop flushes at once.
+ * returns 0 while a batch waits, so a host loop flushes at once.
  *
  * Expiries are stored as absolute tern_tstamps: with a store, |now| must
  * come from a clock that survives restarts (CLOCK_REALTIME in nanoseconds,
  * for example).
  *
- * Returns 0, TERN_ERR_INVALID (NULL arguments, unknown m->version, a
+ * |store| is passed to every method as is (it may be NULL if the methods
+ * need nothing).  max_sessions does not limit what is restored.
+ *
+ * Returns 0, TERN_ERR_INVALID (hub or m NULL, unknown m->version, a
  * required method missing), TERN_ERR_STATE (the hub already has sessions,
- * connections or a store), TERN_ERR_STORE (load failed; the hub is left
- * empty and storeless) or TERN_ERR_NOMEM.
+ * connections or a store), TERN_ERR_STORE or TERN_ERR_NOMEM (load failed:
+ * the hub is left empty and storeless; or the first batch after loading
+ * failed: the state is restored and the store attached, as after a failed
+ * tern_hub_flush).
  */
 TERN_EXTERN int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m,
                                    void *store, tern_tstamp now);
@@ -819,8 +834,9 @@ TERN_EXTERN int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m,
 /*
  * tern_hub_flush hands the waiting batch, if any, to the store.  Returns 0,
  * TERN_ERR_STORE (the append failed: TERN_EV_STORE_FAILED and, for SYNC
- * messages in it, TERN_EV_PERSISTED with the error were queued) or
- * TERN_ERR_INVALID.
+ * messages in it, TERN_EV_PERSISTED with the error were queued; their ids
+ * leave the dedup window so the producer can publish them again),
+ * TERN_ERR_NOMEM (nothing was handed over; try again) or TERN_ERR_INVALID.
  */
 TERN_EXTERN int tern_hub_flush(tern_hub *hub);
 

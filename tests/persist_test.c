@@ -155,6 +155,13 @@ static void test_store_failure(void) {
             "failure: STORE_FAILED event");
   CHECK_INT(tu_info(hub, "k").pending, 1,
             "failure: the message is still delivered from memory");
+  d.id = (const uint8_t *)"retry";
+  d.idlen = 5;
+  ms.fail = 1;
+  tern_hub_publish(hub, (const uint8_t *)"k", 1, &d, T0, NULL);
+  tern_hub_flush(hub);
+  CHECK_INT(tern_hub_publish(hub, (const uint8_t *)"k", 1, &d, T0, NULL), 0,
+            "failure: a SYNC id whose batch failed may be published again");
   tu_events_free(&ev);
   tern_hub_del(hub);
   memstore_free(&ms);

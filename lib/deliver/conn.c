@@ -734,7 +734,9 @@ static void ack_timeouts(tern_hub *hub, conn *c, tern_tstamp now) {
     moved = 1;
   }
   if (moved) {
-    hub_mark_ready(hub, c);
+    /* Any connection of the session may send them now, not only this
+       one (which may be the stale one). */
+    session_notify(hub, c->session);
   }
 }
 

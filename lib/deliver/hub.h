@@ -332,6 +332,9 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
 void dedup_expire(tern_hub *hub, tern_tstamp now);
 int dedup_restore(tern_hub *hub, session *s, const uint8_t *id, size_t idlen,
                   tern_tstamp expires, uint64_t serial);
+/* dedup_forget lets an id be published again (its SYNC batch failed). */
+void dedup_forget(tern_hub *hub, const uint8_t *key, size_t keylen,
+                  const uint8_t *id, size_t idlen);
 void collapse_unindex(tern_hub *hub, msg *m);
 /* collapse_restore indexes a loaded message; of two with one key, the older
    goes (it had been superseded). */

@@ -154,6 +154,9 @@ static void complete(tern_hub *hub, uint64_t batch, int status) {
     waiter *w = &p->waiters[p->wfirst];
     event_push(hub, TERN_EV_PERSISTED, status, NULL, w->key, w->keylen, w->id,
                w->idlen, NULL, 0, 0, 0);
+    if (status != 0) {
+      dedup_forget(hub, w->key, w->keylen, w->id, w->idlen);
+    }
     p->wfirst = (p->wfirst + 1) % p->wcap;
     --p->wlen;
   }

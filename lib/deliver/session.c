@@ -57,7 +57,8 @@ void tern_session_get_info(const tern_session *ts, tern_session_info *info,
 
 int session_new(tern_hub *hub, session **ps, const uint8_t *key,
                 size_t keylen, uint64_t hash, tern_tstamp now) {
-  if (hub->set.max_sessions && hub->sessions.len >= hub->set.max_sessions) {
+  if (hub->set.max_sessions && !hub->loading &&
+      hub->sessions.len >= hub->set.max_sessions) {
     return TERN_ERR_LIMIT;
   }
   session *s = mem_malloc(&hub->mem, sizeof(session) + keylen);
@@ -229,6 +230,35 @@ void dedup_expire(tern_hub *hub, tern_tstamp now) {
     }
     mem_free(&hub->mem, e);
   }
+}
+
+void dedup_forget(tern_hub *hub, const uint8_t *key, size_t keylen,
+                  const uint8_t *id, size_t idlen) {
+  session *s = session_find(hub, key, keylen, session_hash(hub, key, keylen));
+  if (!s) {
+    return;
+  }
+  dedup *e = dedup_find(hub, s->uid, id, idlen,
+                        hash_bytes(hub->hash_key, s->uid, id, idlen), 0);
+  if (!e) {
+    return;
+  }
+  /* A rare path (a failed SYNC batch): a walk of the FIFO is fine. */
+  dedup **pp = &hub->dedup_head;
+  dedup *prev = NULL;
+  while (*pp != e) {
+    prev = *pp;
+    pp = &(*pp)->fifo_next;
+  }
+  *pp = e->fifo_next;
+  if (hub->dedup_tail == e) {
+    hub->dedup_tail = prev;
+  }
+  hmap_remove(&hub->dedup_index, &e->link);
+  if (e->stored && hub->persist) {
+    persist_dedup_gone(hub, e->serial);
+  }
+  mem_free(&hub->mem, e);
 }
 
 int dedup_restore(tern_hub *hub, session *s, const uint8_t *id, size_t idlen,
@@ -427,6 +457,8 @@ void session_resume(tern_hub *hub, session *s, uint64_t last_seq,
   for (conn *c = s->conns; c; c = c->session_next) {
     if (c->stream == stream) {
       conn_ack(hub, c, last_seq);
+      event_push(hub, TERN_EV_CONN_CLOSED, TERN_GOAWAY_REPLACED,
+                 (tern_conn *)c, s->key, s->keylen, NULL, 0, NULL, 0, 0, 0);
       conn_close(c, TERN_GOAWAY_REPLACED, 0, 0, 0, now);
       break;
     }
