@@ -772,7 +772,9 @@ typedef struct tern_store_record {
 /* TERN_STORE_LATER is returned by an append that completes later. */
 #define TERN_STORE_LATER 1
 
-/* tern_store_visit receives one live record at load; nonzero stops. */
+/* tern_store_visit receives one live record at load; its pointers are
+   valid until it returns.  A nonzero result stops the load, which returns
+   that result. */
 typedef int (*tern_store_visit)(void *ctx, const uint8_t *key, size_t keylen,
                                 const uint8_t *value, size_t valuelen);
 
@@ -791,7 +793,9 @@ typedef struct tern_store_methods {
      tern_hub_store_done) or an error. */
   int (*append)(void *store, uint64_t batch, const tern_store_record *recs,
                 size_t n, int sync);
-  /* load replays the live records, in any order, through |visit|. */
+  /* load replays the live records, in any order, through |visit|, each
+     key once.  Returns 0, the first nonzero result of |visit|, or an
+     error. */
   int (*load)(void *store, tern_store_visit visit, void *ctx);
   /* sync makes everything appended so far durable.  Optional: NULL means
      append with sync nonzero is the only way. */
@@ -850,79 +854,140 @@ TERN_EXTERN int tern_hub_store_done(tern_hub *hub, uint64_t batch, int status);
 
 /* ==== the file store ====================================================== */
 
-/* tern_store_file_fsync is when the file store calls fsync. */
+/*
+ * The file store is the shipped tern_store: an append-only log of
+ * CRC-32C-framed records in segment files (000001.log, 000002.log, ...) in
+ * one directory, with a lock file LOCK, an in-memory index of the live
+ * keys, group commit (one write and at most one fsync per batch) and
+ * compaction.  It completes every batch before append returns (it never
+ * returns TERN_STORE_LATER).  After the process crashes the directory holds
+ * a prefix of the records appended, in whole records; after the machine
+ * crashes, at least every batch that was fsynced (tern_store_file_fsync).
+ * See tern_store_file(3).
+ *
+ * Thread rule: a tern_store_file may be used by one thread at a time.
+ */
+
+/* tern_store_file_fsync is when the file store calls fsync (fdatasync). */
 typedef enum tern_store_file_fsync {
-  TERN_FSYNC_BATCH = 0,  /* once per batch that asks for it (default)       */
-  TERN_FSYNC_ALWAYS = 1, /* once per batch, always                          */
-  TERN_FSYNC_NEVER = 2   /* never (the OS decides); SYNC gives no guarantee  */
+  TERN_FSYNC_BATCH = 0,  /* once per batch appended with sync nonzero, and
+                            by the sync method (default)                   */
+  TERN_FSYNC_ALWAYS = 1, /* once per batch, sync or not                     */
+  TERN_FSYNC_NEVER = 2   /* never for appends, sync or close (the OS
+                            decides); a power loss may lose what a sync
+                            append confirmed.  Compaction still fsyncs.    */
 } tern_store_file_fsync;
 
 /* TERN_STORE_FILE_OPTIONS_VERSION is the layout of tern_store_file_options. */
 #define TERN_STORE_FILE_OPTIONS_VERSION 1
 
+/* TERN_STORE_FILE_MAX_VALUE is the longest value the file store keeps
+   (64 MiB); a longer one fails its batch with TERN_ERR_TOO_LARGE. */
+#define TERN_STORE_FILE_MAX_VALUE ((size_t)64 * 1024 * 1024)
+
 /* tern_store_file_options configures the file store; fields only appended. */
 typedef struct tern_store_file_options {
   uint32_t version;           /* set by tern_store_file_options_default    */
   int fsync;                  /* a tern_store_file_fsync                   */
-  uint32_t strict;            /* nonzero: refuse to open on a corrupt
-                                 record in the middle (default: skip and
-                                 count it)                                  */
-  size_t segment_size;        /* roll to a new segment past this; 64 MiB  */
-  uint32_t compact_garbage;   /* compact when garbage passes this percent
-                                 of the log; 50; 0 never                    */
+  uint32_t strict;            /* nonzero: refuse to open when damage other
+                                 than a torn tail is found (default: skip
+                                 and count it)                              */
+  size_t segment_size;        /* start a new segment before a batch would
+                                 pass this; 64 MiB; 1 KiB..512 GiB          */
+  uint32_t compact_garbage;   /* compact, inside the append that passes it,
+                                 when dead bytes exceed this percent of the
+                                 log and one segment_size; 50; 0 never;
+                                 at most 100                               */
 } tern_store_file_options;
 
-/* tern_store_file_options_default fills |o| with the defaults. */
+/* tern_store_file_options_default fills |o| with the defaults.  NULL does
+   nothing. */
 TERN_EXTERN void tern_store_file_options_default(tern_store_file_options *o);
 
 /* tern_store_file is the shipped store: segment files in one directory. */
 typedef struct tern_store_file tern_store_file;
 
 /*
- * tern_store_file_open opens (creating it and |dir| if needed) the store in
- * directory |dir|, locks it against other processes, and recovers it: a
- * torn tail is truncated, a corrupt record in the middle is skipped and
- * counted (or refused with strict).  |o| NULL takes defaults; |mem| NULL
- * libc.  Returns 0, TERN_ERR_INVALID, TERN_ERR_NOMEM, TERN_ERR_STATE (the
- * directory is locked by another process) or TERN_ERR_STORE (I/O error or
- * strict corruption; see tern_store_file_error).
+ * tern_store_file_open opens the store in directory |dir| (created if
+ * missing; its parent must exist) and stores it in |*pstore|.  It takes an
+ * exclusive flock(2) on |dir|/LOCK, held until close, so that no other
+ * process (and no other open in this one) uses the directory, and recovers:
+ * temporary files of an interrupted compaction or segment start are
+ * removed, as are segments that a finished compaction replaced; a torn tail
+ * of the last segment (bytes after the last good record that no good
+ * record follows) is truncated and fsynced; any other damage (a record
+ * with a bad CRC, a segment without a good header, a sealed segment that
+ * is shorter than recorded or missing) is skipped, counted in the stats
+ * and left on disk, or with |o|->strict refused.  |o| NULL takes the
+ * defaults; |mem| NULL libc (the struct is copied).  Descriptors are
+ * opened close-on-exec.
+ *
+ * Returns 0, TERN_ERR_INVALID (NULL or empty arguments, bad options),
+ * TERN_ERR_NOMEM, TERN_ERR_STATE (the directory is locked) or
+ * TERN_ERR_STORE (a system call failed, or strict found damage).  On
+ * failure |*pstore| is untouched and tern_store_file_error(NULL) says why.
  */
 TERN_EXTERN int tern_store_file_open(tern_store_file **pstore,
                                      const char *dir,
                                      const tern_store_file_options *o,
                                      const tern_mem *mem);
 
-/* tern_store_file_methods returns the methods table to pass to
-   tern_hub_set_store together with the tern_store_file pointer. */
+/*
+ * tern_store_file_methods returns the methods table (static, never NULL) to
+ * pass to tern_hub_set_store together with the tern_store_file pointer.
+ * Every method is set; its close is tern_store_file_close, so close the
+ * store once, through the table or directly.  The methods return, besides
+ * 0: append TERN_ERR_INVALID (an unknown op, a NULL or empty key),
+ * TERN_ERR_TOO_LARGE (a key longer than TERN_STORE_MAX_KEY or a value
+ * longer than TERN_STORE_FILE_MAX_VALUE; nothing of the batch is written),
+ * TERN_ERR_NOMEM or TERN_ERR_STORE; load, sync and compact TERN_ERR_NOMEM
+ * or TERN_ERR_STORE.  After TERN_ERR_STORE the store is either unchanged
+ * and usable (a failed write is cut off the log again; a compaction that
+ * failed before its commit is undone) or, when that is not possible or an
+ * fsync failed (what reached the disk is then unknown), broken: every later
+ * append, load, sync and compact returns TERN_ERR_STORE until the store is
+ * closed and opened again, which recovers what is on disk.
+ * tern_store_file_error says which.
+ */
 TERN_EXTERN const tern_store_methods *tern_store_file_methods(void);
 
-/* tern_store_file_close closes the store (the lock is released).  NULL
-   does nothing. */
+/* tern_store_file_close closes the store: unless the fsync policy is
+   TERN_FSYNC_NEVER, what was appended is fsynced first; the lock is
+   released.  NULL does nothing. */
 TERN_EXTERN void tern_store_file_close(tern_store_file *store);
 
 /* tern_store_file_stats describes a file store; fields only appended. */
 typedef struct tern_store_file_stats {
-  uint64_t records;        /* records in the log                          */
+  uint64_t records;        /* records in the log, live or dead            */
   uint64_t live;           /* live keys                                   */
-  uint64_t bytes;          /* bytes in the log                            */
-  uint64_t garbage_bytes;  /* bytes of dead records                       */
-  uint64_t segments;
-  uint64_t skipped;        /* corrupt records skipped at open             */
+  uint64_t bytes;          /* bytes of all segment files                  */
+  uint64_t garbage_bytes;  /* bytes of dead records and of damage         */
+  uint64_t segments;       /* segment files                               */
+  uint64_t skipped;        /* damaged regions skipped at open: runs of
+                              bad bytes, segments without a good header,
+                              missing segment ends                        */
   uint64_t truncated;      /* bytes of torn tail truncated at open        */
-  uint64_t compactions;
-  uint64_t fsyncs;
-  uint64_t skipped_bytes;  /* bytes in the skipped records and segments  */
-  uint64_t index_bytes;    /* memory of the in-memory key index          */
-  uint64_t compact_failures; /* automatic compactions that failed        */
+  uint64_t compactions;    /* since open                                  */
+  uint64_t fsyncs;         /* fsync and fdatasync calls since open        */
+  uint64_t skipped_bytes;  /* bytes in the skipped regions                */
+  uint64_t index_bytes;    /* memory of the in-memory key index           */
+  uint64_t compact_failures; /* automatic compactions that failed (the
+                              appends that ran them still succeeded)     */
 } tern_store_file_stats;
 
-/* tern_store_file_get_stats copies the first |size| bytes of the stats. */
+/* tern_store_file_get_stats copies the first |size| bytes of the stats to
+   |st|.  NULL |store| or |st| does nothing. */
 TERN_EXTERN void tern_store_file_get_stats(const tern_store_file *store,
                                            tern_store_file_stats *st,
                                            size_t size);
 
-/* tern_store_file_error returns a static description of the last failure
-   (the failing call and errno), or "" when none. */
+/*
+ * tern_store_file_error describes the last failure of a call on |store|:
+ * the failing system call, the file and errno's text, such as "fdatasync
+ * 000003.log: Input/output error", or "" when none; valid until the next
+ * call on |store|.  With NULL it describes why the last
+ * tern_store_file_open of the calling thread failed ("" if it succeeded).
+ */
 TERN_EXTERN const char *tern_store_file_error(const tern_store_file *store);
 
 /* ==== the receiver: tern_client ========================================== */

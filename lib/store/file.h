@@ -1,0 +1,141 @@
+/*
+ * The file store's state, shared by its files: file.c (open, append, sync,
+ * close, the methods table), recover.c (reading the directory at open) and
+ * compact.c (compaction and load).
+ *
+ * Failure rule: a failed write rolls the active segment back to where the
+ * batch began (ftruncate) and the store stays usable; when that is not
+ * possible, or an fsync failed (the kernel may have dropped the unsynced
+ * pages, so what is durable is unknown), or compaction failed after its
+ * rename, the store is broken: every later append, sync, compact and load
+ * fails with TERN_ERR_STORE until it is closed and opened again, which
+ * recovers whatever reached the disk.
+ */
+#ifndef TERN_STORE_FILE_H
+#define TERN_STORE_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "base/rand.h"
+#include "store/format.h"
+#include "store/index.h"
+#include "store/sys.h"
+#include "tern.h"
+
+/* One segment file. */
+typedef struct seg {
+  uint32_t number;
+  uint32_t salt;
+  uint32_t flags;  /* SEG_BASE */
+  int usable;      /* its header is good: its records count */
+  int damaged;     /* damage was found in it at open */
+  uint64_t size;   /* bytes */
+  uint64_t prev_size; /* from the header: the predecessor's final size */
+} seg;
+
+#define STORE_ERROR_SIZE 320
+#define STORE_WBUF_SIZE ((size_t)1 << 20)
+#define STORE_SMALL_VALUE 4096 /* larger values are written from the
+                                  caller's memory (writev), not copied */
+#define STORE_IOV 64
+
+struct tern_store_file {
+  tern_mem mem;
+  const store_sys *sys;
+  tern_store_file_options opt;
+  char *dir;
+  int dirfd;
+  int lockfd;
+  int active_fd; /* the last segment, open for appending; -1: none */
+  seg *segs;     /* by increasing number */
+  size_t nsegs;
+  size_t segcap;
+  int dirty;  /* the active segment has appends not yet fsynced */
+  int broken; /* see the failure rule above */
+  kindex index;
+  rng rng;
+  uint8_t *wbuf;
+  uint64_t *hashes; /* the key hashes of the batch being appended */
+  size_t hashcap;
+  scan_buf sbuf;
+  uint64_t live_bytes;      /* record bytes of the live keys */
+  uint64_t compact_after;   /* no automatic compaction below this garbage */
+  tern_store_file_stats st; /* records, bytes, skipped, ... (live and
+                               garbage_bytes are derived) */
+  char err[STORE_ERROR_SIZE];
+};
+
+/* ---- errors (file.c) ---------------------------------------------------- */
+
+/* store_error formats the store's error text; returns TERN_ERR_STORE. */
+int store_error(tern_store_file *s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* store_sys_error: "|call| |name|: strerror(errno)"; TERN_ERR_STORE. */
+int store_sys_error(tern_store_file *s, const char *call, const char *name);
+/* store_break marks the store broken (the error text says so). */
+int store_break(tern_store_file *s);
+/* store_refuse is the result of any call on a broken store. */
+int store_refuse(tern_store_file *s);
+
+/* seg_name writes "000042.log" plus |suffix| into |out| (32 bytes). */
+void seg_name(char *out, uint32_t number, const char *suffix);
+
+/* ---- writing records ---------------------------------------------------- */
+
+typedef struct ostream {
+  tern_store_file *s;
+  int fd;
+  uint32_t salt;
+  const char *name; /* for error texts */
+  struct iovec iov[STORE_IOV];
+  int niov;
+  size_t used; /* bytes of s->wbuf in use */
+  size_t mark; /* start of the wbuf bytes not yet in iov */
+} ostream;
+
+void os_init(ostream *o, tern_store_file *s, int fd, uint32_t salt,
+             const char *name);
+/* os_add queues one record.  |value_stays|: the value's memory stays valid
+   until os_flush; otherwise a long value is written before returning. */
+int os_add(ostream *o, int op, const uint8_t *key, size_t keylen,
+           const uint8_t *value, size_t valuelen, int value_stays);
+int os_flush(ostream *o);
+
+/* ---- segments (file.c) -------------------------------------------------- */
+
+/* store_new_segment creates "N.log.tmp" with both header copies; sets
+   |*fd| (open O_RDWR|O_APPEND) and |*salt|. */
+int store_new_segment(tern_store_file *s, uint32_t number, uint32_t flags,
+                      uint64_t prev_size, int *fd, uint32_t *salt);
+/* store_next_number is the number after the last segment, or 0 with the
+   error set when numbers ran out. */
+uint32_t store_next_number(tern_store_file *s);
+int store_fdatasync(tern_store_file *s, int fd, const char *name);
+int store_fsync_dir(tern_store_file *s);
+int store_reserve_segs(tern_store_file *s, size_t n);
+
+/* store_open_segment opens segment |sg| read-only and describes it as a
+   scan source (|ctx| must outlive the scan). */
+typedef struct seg_reader {
+  const store_sys *sys;
+  int fd;
+} seg_reader;
+int store_open_reader(tern_store_file *s, const seg *sg, seg_reader *r,
+                      scan_source *src);
+void store_close_reader(tern_store_file *s, seg_reader *r);
+
+/* store_garbage is the byte count of dead records and damage. */
+uint64_t store_garbage(const tern_store_file *s);
+
+/* ---- recover.c, compact.c ----------------------------------------------- */
+
+int store_recover(tern_store_file *s);
+int store_compact(tern_store_file *s);
+int store_load(tern_store_file *s, tern_store_visit visit, void *ctx);
+
+#endif
