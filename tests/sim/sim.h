@@ -1,0 +1,400 @@
+/*
+ * The deterministic simulator: one hub, K receivers (tern_client) over
+ * simulated links, producers, faults and an invariant checker, all driven
+ * by virtual time from one 64-bit seed.
+ *
+ * Files, by concern:
+ *   net.c     links: two byte pipes with latency, bandwidth, a window,
+ *             partial reads and writes, silent death, resets, FIN/RST.
+ *   driver.c  the scenario: settings drawn from the seed, the hub's and the
+ *             clients' host loops, producers, faults, the virtual clock.
+ *   check.c   the model of every published message and the invariants.
+ *   util.c    the counting allocator and a small map.
+ *   main.c    the command line (tests/sim/sim); bench/sim_soak.c is the
+ *             other front end.
+ *
+ * Nothing here reads a real clock or draws real randomness: a run is a
+ * pure function of its seed and options.
+ */
+#ifndef TERN_SIM_H
+#define TERN_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tern.h"
+
+#define SIM_MS(n) ((tern_duration)(n) * TERN_MILLISECONDS)
+#define SIM_SEC(n) ((tern_duration)(n) * TERN_SECONDS)
+/* Virtual time starts far from 0 so that "now - x" never wraps. */
+#define SIM_T0 ((tern_tstamp)1000 * TERN_SECONDS)
+#define SIM_MAX_CLIENTS 8
+#define SIM_NCK 4 /* collapse keys per session */
+
+/* ---- the public face: options and results ------------------------------ */
+
+typedef struct sim_opts {
+  uint64_t seed;
+  int verbose;        /* narrate every step on stdout                      */
+  int hub_restart;    /* --hub-restart: see driver.c (not yet filled in)   */
+  int strict_dropped; /* --strict-dropped: a DROPPED notice the network
+                         lost fails invariant 6 (see check.c)             */
+  int ack_livelock;   /* --ack-livelock: also draw max_deliver 0 with an
+                         ack_timeout (a known livelock, see regress.c)    */
+} sim_opts;
+
+typedef struct sim_result {
+  int failed;
+  int invariant;      /* 1..7, or 0 for a broken API contract            */
+  char why[1024];
+  tern_tstamp fail_time;
+  /* figures of the run */
+  uint64_t publishes, accepted, delivered, acked, expired, collapsed,
+      evicted, dead, gaps, lost_notices, faults, restarts, links, steps;
+  uint64_t lossy_sessions; /* session instances that discarded messages  */
+  uint64_t blind_sessions; /* ... of which the apps were never told       */
+  tern_duration virtual_time;
+} sim_result;
+
+/* sim_run plays the scenario of |o->seed| and checks it.  Returns 0 when
+   every invariant held, 1 otherwise (|r| says which and why). */
+int sim_run(const sim_opts *o, sim_result *r);
+
+/* sim_replay_command writes the command line that replays |o| with the
+   simulator binary |prog| into |buf|. */
+void sim_replay_command(char *buf, size_t cap, const char *prog,
+                        const sim_opts *o);
+
+/* ---- everything below is shared by the simulator's own files ----------- */
+
+/* splitmix64: small, fast, and good enough to schedule faults. */
+typedef struct prng {
+  uint64_t s;
+} prng;
+
+static inline uint64_t prng_next(prng *r) {
+  uint64_t z = (r->s += UINT64_C(0x9e3779b97f4a7c15));
+  z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+  z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+  return z ^ (z >> 31);
+}
+/* prng_below: uniform in [0, n); n 0 gives 0. */
+static inline uint64_t prng_below(prng *r, uint64_t n) {
+  return n ? prng_next(r) % n : 0;
+}
+/* prng_range: uniform in [lo, hi]. */
+static inline uint64_t prng_range(prng *r, uint64_t lo, uint64_t hi) {
+  return lo + prng_below(r, hi - lo + 1);
+}
+static inline int prng_pct(prng *r, unsigned pct) {
+  return prng_below(r, 100) < pct;
+}
+
+/* A counting allocator (tern_mem): live blocks and bytes, poison on free. */
+typedef struct sim_alloc {
+  long blocks;
+  size_t bytes;
+  long bad_frees;
+} sim_alloc;
+tern_mem sim_alloc_mem(sim_alloc *a);
+
+/* ---- links (net.c) ------------------------------------------------------ */
+
+enum { SEG_DATA = 0, SEG_FIN = 1, SEG_RST = 2 };
+
+typedef struct seg {
+  struct seg *next;
+  tern_tstamp at;   /* arrival time                                      */
+  uint32_t len;
+  uint8_t kind;
+  uint8_t data[];
+} seg;
+
+/* One direction of a link. */
+typedef struct sim_pipe {
+  seg *head, *tail;
+  size_t in_transit;      /* bytes written, not yet arrived               */
+  size_t window;          /* most bytes in transit (socket buffers)       */
+  tern_tstamp busy_until; /* the sender's side of the wire is busy until  */
+  uint64_t bytes_per_sec;
+  tern_duration latency;
+  uint64_t written;       /* stream offset of the next byte written       */
+  uint64_t delivered;     /* bytes handed to the reader                   */
+  int shut;               /* FIN or RST queued: nothing more is written   */
+} sim_pipe;
+
+/* A MSG frame the hub wrote on a link. */
+typedef struct sent_rec {
+  uint64_t seq;
+  int32_t msg;            /* model index                                  */
+  tern_tstamp at;         /* when the frame started (the SENT event)      */
+  uint64_t ttl_ms;        /* from the frame (tap); UINT64_MAX until seen  */
+} sent_rec;
+
+typedef struct notice {
+  uint64_t end_off;       /* stream offset just past the frame            */
+  uint64_t count;
+  uint32_t inst;          /* session instance index                       */
+  uint8_t reason;
+} notice;
+
+typedef struct sim_link {
+  struct sim_link *next;
+  uint32_t id;
+  int client;             /* client slot                                  */
+  uint32_t incarnation;
+  tern_conn *conn;        /* hub side; NULL once the hub host deleted it  */
+  int client_side;        /* the client still reads and writes it        */
+  int dead;               /* the path died: every byte vanishes           */
+  int hub_want;           /* the hub host owes it a tern_conn_write       */
+  int connected;          /* CONNECTED seen on it                         */
+  tern_tstamp accept_at;  /* hello_accept: the host decides then; NONE    */
+  int could_send;         /* before the last tern_hub_handle_expiry: open,
+                             bound, room in the window and the socket     */
+  int reject;             /* ... and refuses the HELLO                    */
+  sim_pipe up, down;      /* client -> hub, hub -> client                 */
+  size_t min_chunk, max_chunk; /* write caps and read chunk sizes        */
+  /* the tap: the hub's output, decoded frame by frame */
+  uint8_t *tap;
+  size_t taplen, tapcap;
+  uint64_t tapoff;        /* stream offset of tap[0]                      */
+  notice *notices;
+  size_t nnotices, noticecap, nmatched;
+  uint64_t gap_pending[3];/* GAP counts not yet matched to notices        */
+  sent_rec *sent;
+  size_t nsent, sentcap;
+  uint64_t last_seq;
+} sim_link;
+
+/* ---- the model (check.c) ------------------------------------------------ */
+
+enum mstate {
+  M_LIVE = 1,     /* accepted, held by the hub                          */
+  M_ACKED,
+  M_EXPIRED,
+  M_COLLAPSED,
+  M_EVICTED,
+  M_DEAD,
+  M_SESSION_GONE, /* its session expired with it                        */
+  M_REFUSED,      /* never accepted: overflow refused it (dropped)      */
+  M_REJECTED,     /* never accepted: the producer keeps it              */
+  M_DUPLICATE     /* never accepted: publisher dedup                    */
+};
+
+typedef struct mmsg {
+  int client;
+  uint32_t inst;          /* session instance at publish                   */
+  uint8_t id[TERN_MAX_ID];
+  uint8_t idlen;
+  int32_t idnum;          /* explicit id "m<idnum>", -1 generated          */
+  int prio;
+  int ck;                 /* collapse key index, -1 none                   */
+  uint8_t nattrs;
+  uint8_t ctype;          /* content type index, 0 none                    */
+  tern_tstamp published, expiry; /* expiry TERN_TSTAMP_NONE: never         */
+  uint64_t serial;        /* publish order among accepted messages        */
+  uint32_t paylen;
+  int state;
+  tern_tstamp ended;
+  uint32_t sends;
+  uint32_t deliveries;
+  uint32_t last_inc;      /* client incarnation its last send went to      */
+} mmsg;
+
+/* A small map from a byte key (<= 72 bytes) to an int. */
+typedef struct kmap_ent {
+  uint64_t h;
+  int32_t next, val;
+  uint8_t klen;
+  uint8_t key[TERN_MAX_ID + 8];
+} kmap_ent;
+
+typedef struct kmap {
+  int32_t *buckets;
+  size_t nb;
+  kmap_ent *ent;
+  size_t n, cap;
+  int32_t free_head;
+} kmap;
+
+/* Everything the hub told about one session instance (invariant 6). */
+typedef struct inst_rec {
+  int client;
+  uint64_t discards[3];   /* EXPIRED, EVICTED (and refused), DEAD events  */
+  uint64_t written[3];    /* DROPPED frames the hub wrote (tap)           */
+  uint64_t told[3];       /* GAP events the apps got                      */
+  uint64_t lost[3];       /* DROPPED frames the network lost              */
+  int ended;
+} inst_rec;
+
+/* One MESSAGE event: the app saw a message. */
+typedef struct delivery {
+  int32_t msg;
+  uint32_t incarnation;
+  uint64_t inc_index;     /* its place among this incarnation's MESSAGEs  */
+  tern_tstamp at;
+} delivery;
+
+/* ---- clients (driver.c) ------------------------------------------------- */
+
+typedef struct client_slot {
+  int idx;
+  char key[16];
+  size_t keylen;
+  tern_client *c;            /* NULL while the app process is down        */
+  sim_alloc mem;
+  tern_mem tmem;
+  uint32_t incarnation;
+  tern_client_settings cs;
+  sim_link *cur;                 /* its transport                              */
+  int connecting;            /* CONNECT asked; transport comes at connect_at */
+  int gave_up;               /* GIVE_UP came: the host retries by itself   */
+  tern_tstamp connect_at;
+  tern_tstamp restart_at;    /* when the app comes back; NONE while up     */
+  tern_tstamp next_fault;
+  tern_tstamp outage_until;  /* the network is down until then             */
+  uint32_t inst;             /* current session instance (index into insts) */
+  uint32_t welcomed_inst;    /* session instance of its last WELCOME       */
+  int session_lost;          /* that instance expired since: RESYNC is due */
+  /* app view, this incarnation */
+  uint64_t inc_deliveries;
+  kmap seen;                 /* id -> index in |log| of its last delivery  */
+  kmap everseen;             /* incarnation|id of every delivery           */
+  int32_t ck_last[SIM_NCK];  /* last delivered message per collapse key    */
+  uint64_t gaps;
+  /* manual_ack: the app acks what it processed, a little later */
+  uint64_t app_ack_seq;
+  tern_tstamp app_ack_at;    /* NONE: nothing to ack                       */
+} client_slot;
+
+/* ---- the whole run ------------------------------------------------------ */
+
+enum { PH_CHAOS = 0, PH_QUIET, PH_TEARDOWN };
+
+typedef struct sim {
+  sim_opts opt;
+  sim_result *res;
+  prng rng;
+  tern_tstamp now;
+  int phase;
+  /* hub */
+  tern_hub *hub;
+  tern_settings hs;
+  sim_alloc hubmem;
+  tern_mem hubtmem;
+  /* baseline for invariant 7 */
+  long base_blocks;
+  size_t base_bytes;
+  size_t base_hmap[3], base_heap;
+  /* clients and links */
+  int nclients;
+  client_slot cl[SIM_MAX_CLIENTS];
+  sim_link *links;
+  uint32_t next_link;
+  /* scenario knobs drawn from the seed */
+  tern_tstamp chaos_end, quiet_start, quiet_end, settle;
+  tern_tstamp last_progress;     /* a message delivered or gone            */
+  int in_expiry;                 /* inside tern_hub_handle_expiry          */
+  tern_duration publish_gap;     /* mean time between publishes           */
+  tern_tstamp next_publish;
+  unsigned fault_mean_s;         /* mean seconds between a client's faults */
+  unsigned pct_explicit_id, pct_reuse_id, pct_ck, pct_ttl, pct_big;
+  tern_duration ttl_short, ttl_long;
+  uint32_t max_payload_small, max_payload_big;
+  /* model */
+  mmsg *msgs;
+  size_t nmsgs, msgcap;
+  kmap live;                     /* client|id -> live message             */
+  int32_t *idrec;                /* explicit id number -> last accepted msg */
+  uint8_t *idowner;              /* explicit id number -> client slot      */
+  size_t nids, idcap;
+  inst_rec *insts;
+  size_t ninsts, instcap;
+  delivery *log;
+  size_t nlog, logcap;
+  uint32_t live_n[SIM_MAX_CLIENTS];   /* live messages per session       */
+  uint64_t live_bytes[SIM_MAX_CLIENTS];
+  uint64_t total_live;
+  uint64_t next_serial;
+  int32_t publishing;            /* message being published, -1 none      */
+  uint32_t publish_evicted;      /* EVICTED events seen for it            */
+  /* failure */
+  int failed;
+  uint64_t same_time;            /* steps in a row without time moving    */
+} sim;
+
+/* driver.c */
+void sim_log(sim *s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* sim_fail records the first failure; later ones only log. */
+void sim_fail(sim *s, int invariant, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* net.c */
+sim_link *link_new(sim *s, int client);
+void link_free(sim_link *l);
+/* link_room: bytes the sender may write into |p| now. */
+size_t link_room(const sim_pipe *p);
+void link_send(sim *s, sim_link *l, sim_pipe *p, const uint8_t *data, size_t len);
+void link_shut(sim *s, sim_link *l, sim_pipe *p, int kind);
+void link_kill(sim *s, sim_link *l); /* the path dies silently */
+/* links_next_arrival: the earliest arrival on any link, or NONE. */
+tern_tstamp links_next_arrival(const sim *s);
+/* link_take pops the first segment of |p| if it arrived by |now|. */
+seg *link_take(sim_pipe *p, tern_tstamp now);
+/* link_chunk: a read or write size for this link, at most |max|. */
+size_t link_chunk(sim *s, const sim_link *l, size_t max);
+/* link_tap feeds what the hub wrote on |l| to the frame tap. */
+void link_tap(sim *s, sim_link *l, const uint8_t *data, size_t len);
+/* link_idle: no data, FIN or RST in either pipe. */
+int link_idle(const sim_link *l);
+
+/* util.c */
+void kmap_init(kmap *m, size_t nb);
+void kmap_free(kmap *m);
+int32_t *kmap_find(kmap *m, const uint8_t *k, size_t klen);
+void kmap_put(kmap *m, const uint8_t *k, size_t klen, int32_t val);
+void kmap_del(kmap *m, const uint8_t *k, size_t klen);
+void kmap_clear(kmap *m);
+
+/* check.c */
+void model_init(sim *s);
+void model_free(sim *s);
+uint32_t model_new_inst(sim *s, int client);
+int32_t model_add(sim *s, const mmsg *m);
+int32_t model_find_live(sim *s, int client, const uint8_t *id, size_t idlen);
+/* payloads: tagged with the model index, filled from it */
+void model_payload(const sim *s, int32_t idx, uint8_t *out, size_t len);
+/* model_publish_result books the outcome of a publish of |idx|. */
+void model_publish_result(sim *s, int32_t idx, int rv,
+                          const tern_publish_result *pr);
+void model_hub_event(sim *s, const tern_event *ev);
+void model_client_event(sim *s, client_slot *c, sim_link *l,
+                        const tern_client_event *ev);
+void model_tap_frame(sim *s, sim_link *l, const uint8_t *frame, size_t len,
+                     uint64_t end_off);
+/* model_publish_end checks a publish once its events were handled. */
+void model_publish_end(sim *s, int32_t idx, int rv,
+                       const tern_publish_result *pr);
+/* model_after_read: every DROPPED that reached the client became a GAP. */
+void model_after_read(sim *s, sim_link *l);
+/* model_link_closed: the client stopped reading |l|; what it did not get
+   of the hub's DROPPED notices is lost. */
+void model_link_closed(sim *s, sim_link *l);
+void model_incarnation_end(sim *s, client_slot *c);
+void model_check_step(sim *s);
+/* model_before_expiry notes which connections could send right now. */
+void model_before_expiry(sim *s);
+/* model_drained: the quiet phase may end. */
+int model_drained(sim *s);
+void model_check_end(sim *s);
+void model_check_memory(sim *s);
+void model_baseline(sim *s);
+
+#endif
