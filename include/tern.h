@@ -233,8 +233,10 @@ typedef struct tern_settings {
      span is refused with TERN_ERR_DUPLICATE.  2 min; 0 turns dedup off. */
   tern_duration dedup_window;
   /* ack_timeout: a message in flight on a live connection that is not
-     acked within this span is sent again.  0 (default) re-sends only after
-     the connection is lost. */
+     acked within this span is sent again; the span doubles with each send
+     of the message (at most 1024 times), so a path slower than it still
+     gets its ACK through.  0 (default) re-sends only after the connection
+     is lost. */
   tern_duration ack_timeout;
   /* max_deliver: with ack_timeout, a message whose ack timeout passes after
      its max_deliver-th send (re-sends after a lost connection count too) is

@@ -860,9 +860,10 @@ static void test_ack_timeout(void) {
   tu_pub(hub, "k", TERN_PRIO_NORMAL, "dead", "dead", T0 + SEC(2));
   tu_drain(&o, c, T0 + SEC(2));
   tu_events_drain(hub);
-  /* Keep the client alive but never ack "dead". */
+  /* Keep the client alive but never ack "dead": sends at 0, 2 and 6 s (the
+     timeout doubles), dead at 14 s. */
   tern_tstamp now = T0 + SEC(2);
-  for (int step = 0; step < 8; ++step) {
+  for (int step = 0; step < 16; ++step) {
     now += SEC(1);
     tu_ack(c, 0, now);
     tern_hub_handle_expiry(hub, now);

@@ -38,6 +38,17 @@ static void aux_trim(tern_hub *hub, conn *c) {
   }
 }
 
+/* When an in-flight message's ack is overdue.  The timeout doubles with
+   every send (up to 2^10 times), as TCP's does: with a fixed one, a path
+   whose round trip exceeds it would re-send forever, every ACK naming a
+   copy that was already replaced. */
+static tern_tstamp ack_deadline(const tern_hub *hub, const msg *m) {
+  unsigned shift = m->deliveries > 11 ? 10u : (unsigned)(m->deliveries - 1);
+  tern_duration t = hub->set.ack_timeout;
+  t = t > (UINT64_MAX >> 11) ? t : t << shift;
+  return m->sent_at + t;
+}
+
 static tern_tstamp deadline_of(const tern_hub *hub, const conn *c) {
   if (c->state >= CONN_CLOSING) {
     return TERN_TSTAMP_NONE;
@@ -51,7 +62,7 @@ static tern_tstamp deadline_of(const tern_hub *hub, const conn *c) {
     d = hb < d ? hb : d;
   }
   if (hub->set.ack_timeout && c->inflight) {
-    tern_tstamp at = c->inflight->sent_at + hub->set.ack_timeout;
+    tern_tstamp at = ack_deadline(hub, c->inflight);
     d = at < d ? at : d;
   }
   return d;
@@ -720,7 +731,7 @@ done:
 
 static void ack_timeouts(tern_hub *hub, conn *c, tern_tstamp now) {
   int moved = 0;
-  while (c->inflight && c->inflight->sent_at + hub->set.ack_timeout <= now) {
+  while (c->inflight && ack_deadline(hub, c->inflight) <= now) {
     msg *m = c->inflight;
     if (hub->set.max_deliver && m->deliveries >= hub->set.max_deliver) {
       ++hub->stats.dead;

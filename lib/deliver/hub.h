@@ -204,6 +204,9 @@ struct tern_hub {
   uint64_t epoch;
   uint64_t next_serial;
   uint32_t next_uid;
+  uint64_t seq_floor;      /* highest seq any deleted session used: a session
+                              created again starts above it, so a receiver's
+                              stale last_seq never names a new message     */
   heap timers;
   size_t timer_objects;    /* objects that may be armed: heap capacity      */
   hmap sessions;
@@ -353,6 +356,8 @@ void persist_dedup_gone(tern_hub *hub, uint64_t serial);
 int persist_session(tern_hub *hub, const session *s, uint64_t reserved);
 void persist_seq(tern_hub *hub, const session *s);
 void persist_session_gone(tern_hub *hub, const session *s);
+/* persist_epoch writes the epoch record (epoch and seq floor). */
+void persist_epoch(tern_hub *hub);
 /* persist_close flushes and detaches the store (tern_hub_del). */
 void persist_close(tern_hub *hub);
 

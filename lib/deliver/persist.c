@@ -5,7 +5,7 @@
  * from the live records at start.
  *
  * Records (keys are a type byte and an identity; numbers big-endian):
- *   "E"                      epoch: 8 bytes
+ *   "E"                      epoch: 8 bytes, then the seq floor: 8 bytes
  *   "S" session key          session: 8-byte seq reservation
  *   "M" 8-byte serial        message: see put_message
  *   "D" 8-byte serial        dedup id: 8-byte expiry, key length, session
@@ -330,6 +330,19 @@ void persist_seq(tern_hub *hub, const session *s) {
   }
 }
 
+void persist_epoch(tern_hub *hub) {
+  if (reserve(hub, 1, 1 + 16) != 0) {
+    tern_hub_flush(hub);
+    if (reserve(hub, 1, 1 + 16) != 0) {
+      return; /* the floor is a margin; the next deletion writes it */
+    }
+  }
+  uint8_t *v = add(hub->persist, TERN_STORE_SET, 'E', NULL, 0, 16);
+  put_be64(v, hub->epoch);
+  put_be64(v + 8, hub->seq_floor);
+  hub->persist->sync = 1;
+}
+
 void persist_session_gone(tern_hub *hub, const session *s) {
   add_del(hub, 'S', s->key, s->keylen);
 }
@@ -485,9 +498,14 @@ static int visit(void *ctx, const uint8_t *key, size_t keylen,
   }
   switch (key[0]) {
   case 'E':
-    if (keylen == 1 && valuelen == 8 && get_be64(value) != 0) {
+    if (keylen == 1 && (valuelen == 8 || valuelen == 16) &&
+        get_be64(value) != 0) {
       hub->epoch = get_be64(value);
       l->found_epoch = 1;
+      if (valuelen == 16) {
+        /* one block of margin, as for sessions */
+        hub->seq_floor = get_be64(value + 8) + SEQ_BLOCK;
+      }
     }
     break;
   case 'S':
@@ -599,12 +617,8 @@ int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m, void *store,
   if (hub->next_serial) {
     ++hub->next_serial;
   }
-  uint8_t e[8];
-  put_be64(e, hub->epoch);
   if (!l.found_epoch) {
-    add(p, TERN_STORE_SET, 'E', NULL, 0, 8);
-    memcpy(p->bytes + p->recs[p->nrecs - 1].value_off, e, 8);
-    p->sync = 1;
+    persist_epoch(hub);
   }
   for (size_t i = 0; i <= hub->sessions.mask; ++i) {
     for (hnode *n = hub->sessions.buckets[i]; n; n = n->next) {

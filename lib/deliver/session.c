@@ -72,14 +72,14 @@ int session_new(tern_hub *hub, session **ps, const uint8_t *key,
   memset(s, 0, sizeof(*s));
   s->link.hash = hash;
   s->uid = ++hub->next_uid;
-  s->next_seq = 1;
+  s->next_seq = hub->seq_floor + 1;
   s->keylen = (uint8_t)keylen;
   memcpy(s->key, key, keylen);
   s->timer.kind = TIMER_SESSION;
   s->ttl_at = now + hub->set.session_ttl;
   s->msg_due = TERN_TSTAMP_NONE;
   if (hub->persist && !hub->loading &&
-      persist_session(hub, s, 2 * SEQ_BLOCK) != 0) {
+      persist_session(hub, s, s->next_seq + 2 * SEQ_BLOCK) != 0) {
     hub_release_timer(hub);
     --hub->next_uid;
     mem_free(&hub->mem, s);
@@ -488,6 +488,12 @@ void session_destroy(tern_hub *hub, session *s) {
   }
   heap_disarm(&hub->timers, &s->timer);
   hub_release_timer(hub);
+  if (s->next_seq - 1 > hub->seq_floor) {
+    hub->seq_floor = s->next_seq - 1;
+    if (hub->persist && !hub->loading) {
+      persist_epoch(hub);
+    }
+  }
   if (hub->persist && !hub->loading) {
     persist_session_gone(hub, s);
   }
