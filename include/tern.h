@@ -730,7 +730,9 @@ TERN_EXTERN int tern_hub_next_event(tern_hub *hub, tern_event *ev);
 
 /*
  * tern_drop_reason is the reason carried by DROPPED frames: why the
- * session lost messages it never acknowledged.
+ * session lost messages it never acknowledged.  A DROPPED frame written on
+ * a connection that ends before its receiver acks a later MSG is told again
+ * on the next one: a receiver hears of every loss at least once.
  */
 typedef enum tern_drop_reason {
   TERN_DROP_EXPIRED = 1,  /* their TTL passed                           */

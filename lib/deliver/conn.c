@@ -25,6 +25,8 @@ static int aux_get(tern_hub *hub, conn *c) {
     c->aux->wmsg = NULL;
     c->aux->wctllen = c->aux->wctloff = 0;
     c->aux->hello_waiting = 0;
+    c->aux->told[0] = c->aux->told[1] = c->aux->told[2] = 0;
+    c->aux->told_seq = 0;
   }
   return 0;
 }
@@ -32,7 +34,8 @@ static int aux_get(tern_hub *hub, conn *c) {
 /* Frees the aux block once nothing in it is in use. */
 static void aux_trim(tern_hub *hub, conn *c) {
   conn_aux *a = c->aux;
-  if (a && a->rlen == 0 && !a->wmsg && !a->wctllen && !a->hello_waiting) {
+  if (a && a->rlen == 0 && !a->wmsg && !a->wctllen && !a->hello_waiting &&
+      !(a->told[0] | a->told[1] | a->told[2])) {
     mem_free(&hub->mem, a);
     c->aux = NULL;
   }
@@ -273,6 +276,11 @@ static int on_ack(conn *c, uint64_t seq) {
     if (c->session->npending) {
       hub_mark_ready(c->hub, c);
     }
+  }
+  conn_aux *a = c->aux;
+  if (a && seq >= a->told_seq && (a->told[0] | a->told[1] | a->told[2])) {
+    a->told[0] = a->told[1] = a->told[2] = 0; /* the notices arrived */
+    aux_trim(c->hub, c);
   }
   return 0;
 }
@@ -541,6 +549,10 @@ static int put_control(tern_hub *hub, conn *c, out *o, tern_tstamp now) {
 
 static int put_dropped(tern_hub *hub, conn *c, out *o) {
   session *s = c->session;
+  if (aux_get(hub, c) != 0) {
+    o->nomem = 1; /* the notice waits: it must be remembered once written */
+    return 0;
+  }
   for (int r = 0; r < 3; ++r) {
     if (s->dropped[r]) {
       wire_frame f;
@@ -548,8 +560,11 @@ static int put_dropped(tern_hub *hub, conn *c, out *o) {
       f.u.dropped.count = s->dropped[r];
       f.u.dropped.reason = (uint64_t)(r + 1);
       if (!put_frame(hub, c, o, &f)) {
+        aux_trim(hub, c);
         return 0;
       }
+      c->aux->told[r] += s->dropped[r];
+      c->aux->told_seq = s->next_seq;
       s->dropped[r] = 0;
       ++hub->stats.dropped_notices;
     }

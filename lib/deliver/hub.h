@@ -135,6 +135,12 @@ typedef struct conn_aux {
   /* outgoing control frame in progress (it did not fit the host's buffer) */
   uint16_t wctllen, wctloff;
   uint8_t wctl[WIRE_HEADER_MAX + 2 * 8 + 2 + WIRE_MAX_GOAWAY_TEXT];
+  /* DROPPED notices written but not yet known to have arrived: an ACK of
+     told_seq or later confirms them (the stream is ordered); if the
+     connection dies first, they go back to the session to be told again.
+     So a receiver may hear of a loss twice, never not at all. */
+  uint32_t told[3];
+  uint64_t told_seq;
   /* HELLO waiting for tern_conn_accept */
   int hello_waiting;
   uint64_t hello_last_seq, hello_epoch, hello_heartbeat_ms;

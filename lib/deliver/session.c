@@ -369,6 +369,14 @@ void session_detach(tern_hub *hub, session *s, conn *c, tern_tstamp now) {
   c->session_next = NULL;
   c->session = NULL;
   --s->nconns;
+  if (c->aux && (c->aux->told[0] | c->aux->told[1] | c->aux->told[2])) {
+    /* Notices that may have died with the connection are told again. */
+    for (int r = 0; r < 3; ++r) {
+      s->dropped[r] += c->aux->told[r];
+      c->aux->told[r] = 0;
+    }
+    session_notify(hub, s);
+  }
   while (c->inflight) {
     msg *m = c->inflight;
     mlist_remove(&c->inflight, m);

@@ -949,10 +949,13 @@ void model_check_step(sim *s) {
                c->key, (unsigned long long)info.dropped,
                (unsigned long long)discards);
     }
+    /* Notices written on a connection that then died before an ACK
+       confirmed them are told again, so what was written and what is
+       still to tell may exceed the discards; never fall short. */
     for (int r = 0; r < 3; ++r) {
-      if (ss->dropped[r] + ir->written[r] != ir->discards[r]) {
-        sim_fail(s, 6, "%s reason %d: %llu discards, but %llu written in "
-                       "DROPPED notices and %u still to tell",
+      if (ss->dropped[r] + ir->written[r] < ir->discards[r]) {
+        sim_fail(s, 6, "%s reason %d: %llu discards, but only %llu written "
+                       "in DROPPED notices and %u still to tell",
                  c->key, r + 1, (unsigned long long)ir->discards[r],
                  (unsigned long long)ir->written[r], ss->dropped[r]);
       }
@@ -1081,10 +1084,23 @@ void model_check_end(sim *s) {
       ++s->res->lossy_sessions;
       s->res->blind_sessions += !(ir->told[0] + ir->told[1] + ir->told[2]);
     }
+    const session *ss =
+        ir->ended ? NULL : hub_session(s, &s->cl[ir->client]);
     for (int r = 0; r < 3; ++r) {
+      /* Every loss reaches the app at least once (a notice that may have
+         died with its connection is told again); a session that ended
+         takes what it had not told yet with it.  Still to tell: the
+         session's count, and notices held by connections the hub does not
+         know to be dead yet (told again when it does). */
+      uint64_t held = 0;
+      if (ss) {
+        held = ss->dropped[r];
+        for (const conn *cc = ss->conns; cc; cc = cc->session_next) {
+          held += cc->aux ? cc->aux->told[r] : 0;
+        }
+      }
       if (ir->written[r] != ir->told[r] + ir->lost[r] ||
-          ir->written[r] > ir->discards[r] ||
-          (!ir->ended && ir->written[r] != ir->discards[r])) {
+          (!ir->ended && ir->told[r] + held < ir->discards[r])) {
         sim_fail(s, 6, "%s (session %zu) reason %d: %llu discards, %llu "
                        "written in DROPPED, %llu told as GAP, %llu lost",
                  s->cl[ir->client].key, k, r + 1,
