@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "tern.h"
+#include "fuzz_util.h"
 #include "wire/frame.h"
 
 #define REQUIRE(cond)                                                       \
@@ -30,51 +31,6 @@
       abort();                                                              \
     }                                                                       \
   } while (0)
-
-typedef struct {
-  const uint8_t *p, *end;
-} input;
-
-static uint8_t take(input *in) { return in->p < in->end ? *in->p++ : 0; }
-
-static long outstanding, calls, fail_at;
-
-static int should_fail(void) { return ++calls == fail_at; }
-
-static void *f_malloc(size_t n, void *u) {
-  (void)u;
-  if (should_fail()) {
-    return NULL;
-  }
-  void *p = malloc(n ? n : 1);
-  outstanding += p != NULL;
-  return p;
-}
-static void f_free(void *p, void *u) {
-  (void)u;
-  outstanding -= p != NULL;
-  free(p);
-}
-static void *f_calloc(size_t n, size_t s, void *u) {
-  (void)u;
-  if (should_fail()) {
-    return NULL;
-  }
-  void *p = calloc(n ? n : 1, s ? s : 1);
-  outstanding += p != NULL;
-  return p;
-}
-static void *f_realloc(void *p, size_t n, void *u) {
-  (void)u;
-  if (should_fail()) {
-    return NULL;
-  }
-  void *q = realloc(p, n ? n : 1);
-  if (q && !p) {
-    ++outstanding;
-  }
-  return q;
-}
 
 static volatile uint8_t sink;
 
@@ -151,7 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   input in = {data, data + size};
-  tern_mem mem = {NULL, f_malloc, f_free, f_calloc, f_realloc};
+  tern_mem mem = fuzz_mem();
   tern_client_settings s;
   tern_client_settings_default(&s);
   uint8_t h0 = take(&in), h1 = take(&in), h2 = take(&in);

@@ -13,41 +13,8 @@
 #include <string.h>
 
 #include "tern.h"
+#include "fuzz_util.h"
 #include "wire/frame.h"
-
-typedef struct {
-  const uint8_t *p, *end;
-} input;
-
-static uint8_t take(input *in) { return in->p < in->end ? *in->p++ : 0; }
-
-static long outstanding;
-
-static void *f_malloc(size_t n, void *u) {
-  (void)u;
-  void *p = malloc(n);
-  outstanding += p != NULL;
-  return p;
-}
-static void f_free(void *p, void *u) {
-  (void)u;
-  outstanding -= p != NULL;
-  free(p);
-}
-static void *f_calloc(size_t n, size_t s, void *u) {
-  (void)u;
-  void *p = calloc(n, s);
-  outstanding += p != NULL;
-  return p;
-}
-static void *f_realloc(void *p, size_t n, void *u) {
-  (void)u;
-  void *q = realloc(p, n);
-  if (q && !p) {
-    ++outstanding;
-  }
-  return q;
-}
 
 #define NCONN 2
 
@@ -103,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   input in = {data, data + size};
-  tern_mem mem = {NULL, f_malloc, f_free, f_calloc, f_realloc};
+  tern_mem mem = fuzz_mem();
   tern_settings s;
   tern_settings_default(&s);
   s.seed = 7;
@@ -117,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   s.overflow[0] = (uint8_t)(take(&in) % 3);
   s.max_events = 64;
   tern_hub *hub;
-  outstanding = 0;
+  outstanding = calls = fail_at = 0;
   if (tern_hub_new(&hub, &s, &mem) != 0) {
     abort();
   }

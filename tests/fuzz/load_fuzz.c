@@ -13,35 +13,8 @@
 
 #include "../memstore.h"
 #include "tern.h"
+#include "fuzz_util.h"
 #include "wire/frame.h"
-
-static long outstanding;
-
-static void *f_malloc(size_t n, void *u) {
-  (void)u;
-  void *p = malloc(n);
-  outstanding += p != NULL;
-  return p;
-}
-static void f_free(void *p, void *u) {
-  (void)u;
-  outstanding -= p != NULL;
-  free(p);
-}
-static void *f_calloc(size_t n, size_t s, void *u) {
-  (void)u;
-  void *p = calloc(n, s);
-  outstanding += p != NULL;
-  return p;
-}
-static void *f_realloc(void *p, size_t n, void *u) {
-  (void)u;
-  void *q = realloc(p, n);
-  if (q && !p) {
-    ++outstanding;
-  }
-  return q;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -73,8 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     i += valuelen;
     memstore_append(&ms, 0, &r, 1, 1);
   }
-  tern_mem mem = {NULL, f_malloc, f_free, f_calloc, f_realloc};
-  outstanding = 0;
+  tern_mem mem = fuzz_mem();
+  outstanding = calls = fail_at = 0;
   tern_settings s;
   tern_settings_default(&s);
   s.seed = 3;
