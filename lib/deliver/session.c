@@ -567,6 +567,15 @@ void session_on_timer(tern_hub *hub, session *s, tern_tstamp now) {
 
 /* ---- publish ------------------------------------------------------------ */
 
+/* strnlen is POSIX, not C11: the core keeps to C11. */
+static size_t bounded_len(const char *s, size_t max) {
+  size_t n = 0;
+  while (n < max && s[n]) {
+    ++n;
+  }
+  return n;
+}
+
 static int check_desc(const tern_hub *hub, const tern_msg_desc *d) {
   if (d->priority < TERN_PRIO_LOW || d->priority > TERN_PRIO_HIGH ||
       (d->payloadlen && !d->payload) || (d->idlen && !d->id) ||
@@ -580,7 +589,7 @@ static int check_desc(const tern_hub *hub, const tern_msg_desc *d) {
     return TERN_ERR_TOO_LARGE;
   }
   if (d->content_type &&
-      strnlen(d->content_type, TERN_MAX_CONTENT_TYPE + 1) >
+      bounded_len(d->content_type, TERN_MAX_CONTENT_TYPE + 1) >
           TERN_MAX_CONTENT_TYPE) {
     return TERN_ERR_TOO_LARGE;
   }
@@ -589,8 +598,8 @@ static int check_desc(const tern_hub *hub, const tern_msg_desc *d) {
     if (!a->key || !a->value || !a->key[0]) {
       return TERN_ERR_INVALID;
     }
-    if (strnlen(a->key, TERN_MAX_ATTR_KEY + 1) > TERN_MAX_ATTR_KEY ||
-        strnlen(a->value, TERN_MAX_ATTR_VALUE + 1) > TERN_MAX_ATTR_VALUE) {
+    if (bounded_len(a->key, TERN_MAX_ATTR_KEY + 1) > TERN_MAX_ATTR_KEY ||
+        bounded_len(a->value, TERN_MAX_ATTR_VALUE + 1) > TERN_MAX_ATTR_VALUE) {
       return TERN_ERR_TOO_LARGE;
     }
   }
