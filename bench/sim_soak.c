@@ -4,7 +4,8 @@
  *   sim_soak --seconds 600 [--start S] [--jobs J]   seeds S, S+1, ... for
  *                                                   ten minutes
  *   sim_soak --count N [--start S] [--jobs J]       N seeds
- *   options: --strict-dropped, --ack-livelock (as for tests/sim/sim)
+ *   options: --hub-restart, --strict-dropped, --ack-livelock (as for
+ *            tests/sim/sim)
  *
  * Prints progress every 10 s, each failing seed with the command line that
  * replays it, and at the end the seeds run, seeds per second and what the
@@ -20,7 +21,8 @@
 
 static void usage(FILE *f) {
   fprintf(f, "usage: sim_soak (--seconds S | --count N) [--start S] "
-             "[--jobs J] [--strict-dropped] [--ack-livelock]\n");
+             "[--jobs J] [--hub-restart] [--strict-dropped] "
+             "[--ack-livelock]\n");
 }
 
 /* The simulator binary next to this one: build/bench/sim_soak ->
@@ -58,6 +60,8 @@ int main(int argc, char **argv) {
     } else if (strcmp(a, "--jobs") == 0 && v) {
       b.jobs = (int)strtol(v, &end, 10);
       ++i;
+    } else if (strcmp(a, "--hub-restart") == 0) {
+      b.opts.hub_restart = 1;
     } else if (strcmp(a, "--strict-dropped") == 0) {
       b.opts.strict_dropped = 1;
     } else if (strcmp(a, "--ack-livelock") == 0) {

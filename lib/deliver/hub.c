@@ -118,15 +118,16 @@ void tern_hub_del(tern_hub *hub) {
   while (hub->conns) {
     conn *c = hub->conns;
     hub->conns = c->all_next;
+    if (c->session) {
+      /* in-flight messages go back so the session frees them (and it
+         reads the connection's aux block: detach first) */
+      session_detach(hub, c->session, c, 0);
+    }
     if (c->aux) {
       if (c->aux->wmsg) {
         msg_unref(hub, c->aux->wmsg);
       }
       mem_free(&hub->mem, c->aux);
-    }
-    if (c->session) {
-      /* in-flight messages go back so the session frees them */
-      session_detach(hub, c->session, c, 0);
     }
     /* Its timer leaves the heap before it is freed: later arming (the
        session TTL above) compares against every armed timer. */

@@ -110,7 +110,9 @@ static uint8_t *add(persist *p, uint8_t op, uint8_t type, const uint8_t *id,
   r->key_off = (uint32_t)p->nbytes;
   r->keylen = (uint32_t)(1 + idlen);
   p->bytes[p->nbytes++] = type;
-  memcpy(p->bytes + p->nbytes, id, idlen);
+  if (idlen) {
+    memcpy(p->bytes + p->nbytes, id, idlen);
+  }
   p->nbytes += idlen;
   r->value_off = (uint32_t)p->nbytes;
   r->valuelen = (uint32_t)valuelen;
@@ -478,6 +480,11 @@ static void load_dedup(loader *l, uint64_t serial, const uint8_t *v,
     return;
   }
   tern_tstamp expires = get_be64(v);
+  /* The serial names this record: the next hub must not hand it out
+     again, whether or not the record is still live. */
+  if (serial >= hub->next_serial) {
+    hub->next_serial = serial;
+  }
   if (expires <= l->now) {
     persist_dedup_gone(hub, serial);
     return;
@@ -624,6 +631,9 @@ int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m, void *store,
     for (hnode *n = hub->sessions.buckets[i]; n; n = n->next) {
       session *s = (session *)n;
       session_arm(hub, s); /* msg_due was set while loading */
+      /* A new reservation above the restored next_seq: without it a
+         second restart would hand out these seqs again. */
+      persist_session(hub, s, s->next_seq + 2 * SEQ_BLOCK);
     }
   }
   rv = tern_hub_flush(hub);

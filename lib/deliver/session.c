@@ -859,6 +859,11 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
       session_discard(hub, replaced, 0, 0);
     } else {
       replaced->flags |= MSG_SUPERSEDED;
+      if ((replaced->flags & MSG_STORED) && hub->persist) {
+        /* It will never be sent again; a restart must not revive it. */
+        persist_message_gone(hub, replaced);
+        replaced->flags &= (uint8_t)~MSG_STORED;
+      }
     }
   }
   if (m->cklen) {

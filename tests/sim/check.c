@@ -28,6 +28,19 @@
  *     with its connection (counted; fatal with --strict-dropped);
  *  7  once every session expired, the hub's memory is back to its baseline
  *     (and a deleted tern_client holds nothing).
+ * With --hub-restart (durable.c) the hub crashes now and then over a store
+ * that loses unsynced writes, and the invariants read: 1 holds for every
+ * message the store held durably at the crash (a PERSISTED confirmation
+ * must come only once it is; such a message is never lost), while a held
+ * message that was not durable leaves the expected set (M_LOST; if it
+ * still arrives, that is counted); a message whose deletion was not
+ * durable comes back and must be delivered again (the client's dedup
+ * hides most repeats: invariant 2 stays per incarnation, repeats it let
+ * through are counted); 4 and 5 allow a message that came back to follow
+ * newer ones the app got while it was gone, or newer ones the crash
+ * forgot; 6 and 7 start again with each hub (losses a crash took before
+ * they were announced are counted), and after the last clean shutdown the
+ * store must hold nothing but the epoch.
  * Failures with number 0 are broken API contracts found on the way: the
  * trace disagreeing with what the hub holds (checked every step), a
  * writable connection tern_hub_next_ready never returned, a write that
@@ -79,8 +92,8 @@ static const char *state_name(int st) {
   static const char *const names[] = {
       "?",        "live",    "acked", "expired",  "collapsed",
       "evicted",  "dead",    "session expired",    "refused",
-      "rejected", "duplicate"};
-  return st >= 0 && st <= M_DUPLICATE ? names[st] : "?";
+      "rejected", "duplicate", "lost by a crash"};
+  return st >= 0 && st <= M_LOST ? names[st] : "?";
 }
 
 /* A printable id (ids are ASCII here: "m<n>" or the hub's hex); a few
@@ -120,6 +133,7 @@ void model_free(sim *s) {
   }
   free(s->msgs);
   free(s->idrec);
+  free(s->idowner);
   free(s->insts);
   free(s->log);
 }
@@ -163,6 +177,25 @@ void model_payload(const sim *s, int32_t idx, uint8_t *out, size_t len) {
   }
 }
 
+static void end_msg(sim *s, int32_t idx, int state);
+
+void model_end_msg(sim *s, int32_t idx, int state) { end_msg(s, idx, state); }
+
+int model_revive_msg(sim *s, int32_t idx) {
+  mmsg *m = &s->msgs[idx];
+  uint8_t key[TERN_MAX_ID + 8];
+  size_t klen = live_key(key, m->client, m->id, m->idlen);
+  if (kmap_find(&s->live, key, klen)) {
+    return -1;
+  }
+  kmap_put(&s->live, key, klen, idx);
+  m->state = M_LIVE;
+  ++s->live_n[m->client];
+  s->live_bytes[m->client] += m->paylen;
+  ++s->total_live;
+  return 0;
+}
+
 static void end_msg(sim *s, int32_t idx, int state) {
   mmsg *m = &s->msgs[idx];
   uint8_t key[TERN_MAX_ID + 8];
@@ -194,19 +227,28 @@ static void end_msg(sim *s, int32_t idx, int state) {
   }
 }
 
+int model_dedup_active(const sim *s, const mmsg *p) {
+  return p->dd_inst == s->cl[p->client].inst && s->now < p->dd_until;
+}
+
 /* The hub keeps a dedup entry for an id accepted into this session
-   instance less than dedup_window ago. */
+   instance less than dedup_window ago (or restored into it by a restarted
+   hub: see durable.c). */
 static int expect_duplicate(sim *s, const mmsg *m) {
   if (m->idnum < 0 || !s->hs.dedup_window || (size_t)m->idnum >= s->nids) {
     return 0;
   }
-  int32_t prev = s->idrec[m->idnum];
-  if (prev < 0) {
-    return 0;
+  /* Newest first; entries expire in that order too. */
+  for (int32_t i = s->idrec[m->idnum]; i >= 0; i = s->msgs[i].prev_same_id) {
+    const mmsg *p = &s->msgs[i];
+    if (s->now >= p->dd_until) {
+      break;
+    }
+    if (p->client == m->client && model_dedup_active(s, p)) {
+      return 1;
+    }
   }
-  const mmsg *p = &s->msgs[prev];
-  return p->client == m->client && p->inst == s->cl[m->client].inst &&
-         s->now < p->published + s->hs.dedup_window;
+  return 0;
 }
 
 void model_publish_result(sim *s, int32_t idx, int rv,
@@ -247,10 +289,20 @@ void model_publish_result(sim *s, int32_t idx, int rv,
     ++s->live_n[m->client];
     s->live_bytes[m->client] += m->paylen;
     ++s->total_live;
+    m->dd_inst = UINT32_MAX;
+    m->dd_until = 0;
     if (m->idnum >= 0) {
+      m->prev_same_id = s->idrec[m->idnum];
       s->idrec[m->idnum] = idx;
+      if (s->hs.dedup_window) {
+        m->dd_inst = m->inst;
+        m->dd_until = s->now + s->hs.dedup_window;
+      }
     }
     ++s->res->accepted;
+    if (s->dur) {
+      durable_published(s, idx);
+    }
     return;
   }
   if (rv == TERN_ERR_FULL) {
@@ -314,8 +366,9 @@ static const char *ev_name(int type) {
   static const char *const names[] = {
       "?",         "ACCEPTED",  "SENT",        "ACKED",
       "EXPIRED",   "COLLAPSED", "EVICTED",     "DEAD",
-      "CONN_HELLO", "CONN_DEAD", "CONN_CLOSED", "SESSION_EXPIRED"};
-  return type > 0 && type <= TERN_EV_SESSION_EXPIRED ? names[type] : "?";
+      "CONN_HELLO", "CONN_DEAD", "CONN_CLOSED", "SESSION_EXPIRED",
+      "PERSISTED", "STORE_FAILED"};
+  return type > 0 && type <= TERN_EV_STORE_FAILED ? names[type] : "?";
 }
 
 /* The live message an event names, or -1 after reporting. */
@@ -434,6 +487,7 @@ void model_hub_event(sim *s, const tern_event *ev) {
     }
     l->last_seq = ev->seq;
     m->last_inc = l->incarnation;
+    m->send_restart = s->nrestarts;
     if (l->nsent == l->sentcap) {
       l->sentcap = l->sentcap ? l->sentcap * 2 : 32;
       l->sent = xrealloc(l->sent, l->sentcap * sizeof(*l->sent));
@@ -553,6 +607,18 @@ void model_hub_event(sim *s, const tern_event *ev) {
     break;
   case TERN_EV_SESSION_EXPIRED:
     session_expired(s, client, ev->count);
+    break;
+  case TERN_EV_PERSISTED:
+    if (!s->dur) {
+      sim_fail(s, 0, "PERSISTED from a hub without a store");
+    } else if (client >= 0) {
+      durable_persisted(s, client, ev);
+    }
+    break;
+  case TERN_EV_STORE_FAILED:
+    sim_fail(s, 0, "store batch %llu failed (%s), but the store never "
+                   "fails",
+             (unsigned long long)ev->seq, tern_strerror(ev->reason));
     break;
   default:
     break;
@@ -692,10 +758,20 @@ static void on_message(sim *s, client_slot *c, sim_link *l,
                (double)c->cs.dedup_window / 1e9, c->cs.dedup_max);
     }
   }
-  /* 5: never an older message of a collapse key after a newer one. */
+  /* 5: never an older message of a collapse key after a newer one.  The
+     one exception: a hub crash forgot the newer one (its record was not
+     durable yet), and the restarted hub restored the older one, whose
+     deletion (or supersession) came after it in the store's log. */
   if (m->ck >= 0) {
     int32_t last = c->ck_last[m->ck];
-    if (last >= 0 && s->msgs[last].serial > m->serial) {
+    if (last >= 0 && s->msgs[last].serial > m->serial &&
+        s->msgs[last].forgot_at &&
+        m->restored_at >= s->msgs[last].forgot_at) {
+      ++s->res->order_lost;
+      sim_log(s, "app %s got %s (key ck%d) after the newer %s, which a "
+                 "crash forgot",
+              c->key, idstr(m), m->ck, idstr(&s->msgs[last]));
+    } else if (last >= 0 && s->msgs[last].serial > m->serial) {
       sim_fail(s, 5, "app %s got %s (key ck%d) after the newer %s",
                c->key, idstr(m), m->ck, idstr(&s->msgs[last]));
     }
@@ -712,6 +788,17 @@ static void on_message(sim *s, client_slot *c, sim_link *l,
   d->incarnation = c->incarnation;
   d->inc_index = c->inc_deliveries++;
   d->at = s->now;
+  if (m->state == M_LOST) {
+    ++s->res->lost_arrived;
+  }
+  if (m->deliveries && m->deliv_inc == c->incarnation &&
+      m->deliv_restart < s->nrestarts) {
+    /* Again, to the same app, after a hub restart: its ack was not durable
+       (or never came) and the client's dedup window had let its id go. */
+    ++s->res->redelivered;
+  }
+  m->deliv_inc = c->incarnation;
+  m->deliv_restart = s->nrestarts;
   kmap_put(&c->seen, key, klen, (int32_t)s->nlog);
   uint8_t ekey[TERN_MAX_ID + 8];
   kmap_put(&c->everseen, ekey,
@@ -771,11 +858,12 @@ void model_client_event(sim *s, client_slot *c, sim_link *l,
                        "never expired",
                  c->key);
       }
-    } else if (!s->opt.hub_restart) {
+    } else if (!c->epoch_lost) {
       sim_fail(s, 0, "app %s got RESYNC (reason %d), but the hub never "
                      "lost its state",
                c->key, ev->reason);
     }
+    c->epoch_lost = 0;
     c->session_lost = 0;
     /* The client forgot the ids it saw: the app may see them again. */
     kmap_clear(&c->seen);
@@ -909,6 +997,12 @@ static const session *hub_session(sim *s, const client_slot *c) {
 }
 
 void model_check_step(sim *s) {
+  if (s->dur) {
+    durable_check_step(s);
+  }
+  if (!s->hub) {
+    return; /* --hub-restart: down between a crash and its restart */
+  }
   tern_stats st;
   tern_hub_get_stats(s->hub, &st, sizeof(st));
   if (st.events_lost) {
@@ -1057,13 +1151,20 @@ void model_check_end(sim *s) {
     }
   }
   /* 4: per client and priority, messages sent once arrive in publish
-     order. */
+     order.  With hub restarts, a message that had left the hub (evicted,
+     collapsed...) without its deletion becoming durable comes back, and
+     may then follow newer ones sent while it was gone. */
   for (int i = 0; i < s->nclients; ++i) {
     uint64_t last[3] = {0, 0, 0};
     int32_t lastmsg[3] = {-1, -1, -1};
     for (size_t k = 0; k < s->nlog; ++k) {
       const mmsg *m = &s->msgs[s->log[k].msg];
       if (m->client != i || m->sends != 1) {
+        continue;
+      }
+      if (m->serial < last[m->prio] &&
+          m->revived_at > s->msgs[lastmsg[m->prio]].send_restart) {
+        ++s->res->order_lost;
         continue;
       }
       if (m->serial < last[m->prio]) {
@@ -1148,6 +1249,31 @@ void model_check_memory(sim *s) {
                   h->collapse_index.mask + 1 - s->base_hmap[1] +
                   h->dedup_index.mask + 1 - s->base_hmap[2]) *
                      sizeof(hnode *);
+  if (h->persist) {
+    /* With a store: the persistence state and the blocks it points to
+       (the batch being built, the SYNC publishes waiting), which keep the
+       size the largest batch gave them.  Found by their addresses, as the
+       layout is private to persist.c. */
+    const void *p = h->persist;
+    size_t psize = sim_alloc_size(&s->hubmem, p);
+    if (psize == SIZE_MAX) {
+      sim_fail(s, 7, "the hub's store state is not a block it allocated");
+      return;
+    }
+    ++blocks;
+    bytes += psize;
+    const unsigned char *b = p;
+    for (size_t off = 0; off + sizeof(void *) <= psize;
+         off += sizeof(void *)) {
+      const void *q;
+      memcpy(&q, b + off, sizeof(q));
+      size_t qsize = q && q != p ? sim_alloc_size(&s->hubmem, q) : SIZE_MAX;
+      if (qsize != SIZE_MAX) {
+        ++blocks;
+        bytes += qsize;
+      }
+    }
+  }
   if (s->hubmem.blocks != blocks || s->hubmem.bytes != bytes) {
     sim_fail(s, 7, "after every session expired the hub holds %ld blocks, "
                    "%zu bytes; its baseline and caches account for %ld, %zu",

@@ -8,7 +8,8 @@
  *
  *   chaos     producers publish; links die silently, reset, or the network
  *             of a client goes away for a while; apps restart (abruptly or
- *             saying goodbye); the host kicks connections (GOAWAY);
+ *             saying goodbye); the host kicks connections (GOAWAY); with
+ *             --hub-restart the hub process crashes too (see below);
  *   quiet     no more publishes or faults, every new link is healthy; the
  *             phase ends once every client is connected and the hub holds
  *             nothing, or fails invariant 1 when that takes too long;
@@ -169,6 +170,9 @@ static void hub_drop_conn(sim *s, sim_link *l, int kind) {
 static void hub_events(sim *s) {
   tern_event ev;
   int rv;
+  if (!s->hub) {
+    return; /* --hub-restart: the hub is down */
+  }
   while ((rv = tern_hub_next_event(s->hub, &ev)) == 1) {
     model_hub_event(s, &ev);
     tern_conn *conn = ev.conn;
@@ -269,6 +273,9 @@ static int hub_write_link(sim *s, sim_link *l) {
 
 static int hub_writes(sim *s) {
   tern_conn *c;
+  if (!s->hub) {
+    return 0;
+  }
   while ((c = tern_hub_next_ready(s->hub))) {
     sim_link *l = tern_conn_get_user_data(c);
     if (!l) {
@@ -563,9 +570,9 @@ static void client_stop(sim *s, client_slot *c, int graceful) {
 
 static void client_connect_done(sim *s, client_slot *c) {
   c->connecting = 0;
-  if (s->now < c->outage_until) {
-    sim_log(s, "app %s#%u: connect fails (no network)", c->key,
-            c->incarnation);
+  if (s->now < c->outage_until || !s->hub) {
+    sim_log(s, "app %s#%u: connect fails (%s)", c->key, c->incarnation,
+            s->hub ? "no network" : "the hub is down");
     int rv = tern_client_conn_lost(c->c, s->now);
     if (rv != 0) {
       sim_fail(s, 0, "tern_client_conn_lost after a failed connect: %s",
@@ -665,13 +672,15 @@ static int32_t pick_id(sim *s, int ci) {
       if (s->idowner[n] != ci) {
         continue;
       }
-      int32_t prev = s->idrec[n];
-      if (prev < 0 || s->msgs[prev].state != M_LIVE) {
-        return (int32_t)n;
+      /* With hub restarts an older message with the id may be held
+         again (revived), so look at every one. */
+      int live = 0, dup = 0;
+      for (int32_t i = s->idrec[n]; i >= 0; i = s->msgs[i].prev_same_id) {
+        const mmsg *p = &s->msgs[i];
+        live |= p->state == M_LIVE;
+        dup |= s->hs.dedup_window && model_dedup_active(s, p);
       }
-      const mmsg *p = &s->msgs[prev];
-      if (s->hs.dedup_window && p->inst == s->cl[ci].inst &&
-          s->now < p->published + s->hs.dedup_window) {
+      if (!live || dup) {
         return (int32_t)n;
       }
     }
@@ -720,6 +729,16 @@ static void publish_one(sim *s) {
                             : prng_range(r, 8, s->max_payload_small));
   m.ctype = prng_pct(r, 30) ? (uint8_t)prng_range(r, 1, 2) : 0;
   m.nattrs = prng_pct(r, 20) ? (uint8_t)prng_range(r, 1, 3) : 0;
+  if (s->dur) {
+    /* Durability: SYNC, VOLATILE (sometimes with SYNC, which it
+       overrides) or the default ASYNC. */
+    if (prng_pct(r, s->pct_volatile)) {
+      m.pflags = (uint8_t)(TERN_MSG_VOLATILE |
+                           (prng_pct(r, 30) ? TERN_MSG_SYNC : 0));
+    } else if (prng_pct(r, s->pct_sync)) {
+      m.pflags = TERN_MSG_SYNC;
+    }
+  }
   int32_t idx = model_add(s, &m);
 
   uint8_t payload[8192];
@@ -749,6 +768,7 @@ static void publish_one(sim *s) {
   }
   d.attrs = m.nattrs ? attrs : NULL;
   d.nattrs = m.nattrs;
+  d.flags = m.pflags;
 
   tern_publish_result pr;
   memset(&pr, 0, sizeof(pr));
@@ -756,11 +776,13 @@ static void publish_one(sim *s) {
   s->publish_evicted = 0;
   int rv = tern_hub_publish(s->hub, (const uint8_t *)c->key, c->keylen, &d,
                             s->now, &pr);
-  sim_log(s, "publish #%d to %s id %.*s prio %d ck %d ttl %.3f len %u: %s "
-             "outcome 0x%x",
+  sim_log(s, "publish #%d to %s id %.*s prio %d ck %d ttl %.3f len %u%s%s: "
+             "%s outcome 0x%x",
           (int)idx, c->key, (int)pr.idlen, (const char *)pr.id, m.prio, m.ck,
-          (double)ttl / 1e9, m.paylen, rv ? tern_strerror(rv) : "ok",
-          pr.outcome);
+          (double)ttl / 1e9, m.paylen,
+          m.pflags & TERN_MSG_SYNC ? " SYNC" : "",
+          m.pflags & TERN_MSG_VOLATILE ? " VOLATILE" : "",
+          rv ? tern_strerror(rv) : "ok", pr.outcome);
   model_publish_result(s, idx, rv, &pr);
   hub_events(s);
   model_publish_end(s, idx, rv, &pr);
@@ -832,7 +854,7 @@ static void fault(sim *s, client_slot *c) {
               c->key, c->incarnation);
       host_connect(s, c, SIM_MS(prng_range(&s->rng, 1, 200)));
     }
-  } else if (k < 98) {
+  } else if (k < 98 && s->hub) {
     sim_log(s, "hub host: GOAWAY to every connection");
     int rv = tern_hub_goaway_all(s->hub, TERN_GOAWAY_RESTART,
                                  SIM_SEC(prng_range(&s->rng, 1, 10)), s->now);
@@ -855,20 +877,134 @@ static tern_duration publish_gap(sim *s) {
 }
 
 /*
- * --hub-restart: a hub crash-restart over a store that loses unsynced
- * writes.
+ * --hub-restart: the hub process dies at random moments of the chaos and a
+ * new one takes over the same store.
  *
- * NOT YET FILLED IN.  This is the persistence issue's part (design.md
- * section 6, tern_store_methods): once hubs can be created over a store,
- * this scenario will, at random points of the chaos phase, delete the hub
- * without goodbye (a crash), drop the store's writes since its last sync,
- * create a new hub over what is left, and reconnect every link.  The
- * model then expects: every SYNC-confirmed message survives (invariant 1),
- * a new epoch makes clients RESYNC (check.c accepts RESYNC only with this
- * switch), and DROPPED accounting restarts per session instance.
- * Until then the switch is accepted and does nothing (main.c says so).
+ * The hub runs over a memstore (durable.c wraps it to follow every batch);
+ * producers publish a share of SYNC and of VOLATILE messages, and the OS
+ * writes the store's cache back now and then (durable_os_sync).  A crash:
+ * the store loses what was not synced (memstore_crash), the old hub is
+ * deleted (its last flush is ignored), and every connection it had is gone:
+ * the clients see the path fall silent, a FIN (the kernel closed the
+ * dead process's sockets) or a reset.  One stop in five is a clean
+ * shutdown instead: the last batch is flushed and synced, the sockets
+ * closed.  After a downtime in which connects are refused and producers
+ * cannot publish, a new hub with the same settings and a fresh seed is
+ * created over the store at the current virtual time, and the clients come
+ * back through their own backoff.  durable.c checks what it restored.
  */
-static void scenario_hub_restart(sim *s) { (void)s; }
+/* A random span around |mean|, at least |min_ms|. */
+static tern_duration around(sim *s, tern_duration mean, uint64_t min_ms) {
+  return SIM_MS(prng_range(&s->rng, min_ms, 2 * mean / TERN_MILLISECONDS));
+}
+
+static void hub_start(sim *s) {
+  s->hub_up_at = TERN_TSTAMP_NONE;
+  memset(&s->hubmem, 0, sizeof(s->hubmem));
+  s->hubtmem = sim_alloc_mem(&s->hubmem);
+  s->hs.seed = prng_next(&s->rng) | 1;
+  int rv = tern_hub_new(&s->hub, &s->hs, &s->hubtmem);
+  if (rv != 0) {
+    sim_fail(s, 0, "tern_hub_new: %s", tern_strerror(rv));
+    s->hub = NULL;
+    return;
+  }
+  model_baseline(s); /* invariant 7 applies per hub instance */
+  sim_log(s, "hub: a new hub starts over the store");
+  durable_attach(s);
+  hub_events(s);
+  s->next_crash = s->now + around(s, s->crash_gap, 1000);
+  s->crash_late = prng_pct(&s->rng, 50);
+}
+
+static void hub_crash(sim *s) {
+  int clean = prng_pct(&s->rng, 20);
+  /* How the clients learn of it: 0 silence (the machine died), 1 FIN (the
+     kernel closed the dead process's sockets), 2 reset, 3 a mix. */
+  unsigned how = clean ? 1 : (unsigned)prng_below(&s->rng, 4);
+  tern_duration down = 0;
+  if (s->max_downtime && prng_pct(&s->rng, 80)) {
+    down = around(s, s->max_downtime / 2, 0);
+  }
+  sim_log(s, "hub: %s; back in %.3f s",
+          clean ? "the hub shuts down cleanly" : "the hub process crashes",
+          (double)down / 1e9);
+  if (clean) {
+    ++s->res->hub_shutdowns;
+  } else {
+    ++s->res->hub_crashes;
+  }
+  durable_stop(s, clean);
+  for (sim_link *l = s->links; l; l = l->next) {
+    if (!l->conn) {
+      continue;
+    }
+    l->conn = NULL; /* tern_hub_del frees it */
+    l->hub_want = 0;
+    l->accept_at = TERN_TSTAMP_NONE;
+    l->could_send = 0;
+    unsigned k = how == 3 ? (unsigned)prng_below(&s->rng, 3) : how;
+    if (k == 0) {
+      link_kill(s, l);
+    } else {
+      link_shut(s, l, &l->down, k == 1 ? SEG_FIN : SEG_RST);
+    }
+  }
+  tern_hub_del(s->hub);
+  s->hub = NULL;
+  if (s->hubmem.blocks || s->hubmem.bad_frees) {
+    sim_fail(s, 7, "tern_hub_del of the %s hub left %ld blocks (%zu bytes), "
+                   "%ld bad frees",
+             clean ? "stopped" : "crashed", s->hubmem.blocks,
+             s->hubmem.bytes, s->hubmem.bad_frees);
+  }
+  durable_stopped(s, clean);
+  s->next_crash = TERN_TSTAMP_NONE;
+  s->hub_up_at = s->now + down;
+  if (!down && !s->failed) {
+    hub_start(s);
+  }
+}
+
+/* The scenario's own moments: the new hub starts, the OS syncs, the hub
+   crashes (at the start of a step, or with |late| after its publishes,
+   before their batch is flushed). */
+static void restart_step(sim *s, int late) {
+  if (!late) {
+    if (!s->hub && s->hub_up_at <= s->now) {
+      hub_start(s);
+    }
+    if (s->next_os_sync <= s->now) {
+      durable_os_sync(s);
+      s->next_os_sync = s->now + around(s, s->os_sync_gap, 1);
+    }
+  }
+  if (s->phase == PH_CHAOS && s->hub && s->next_crash <= s->now &&
+      s->crash_late == late && !s->failed) {
+    hub_crash(s);
+  }
+}
+
+static void scenario_hub_restart(sim *s) {
+  prng *r = &s->rng;
+  durable_init(s);
+  s->pct_sync = (unsigned)prng_range(r, 0, 70);
+  s->pct_volatile = prng_pct(r, 70) ? (unsigned)prng_range(r, 1, 25) : 0;
+  s->crash_gap = SIM_SEC(prng_range(r, 5, 60));
+  s->max_downtime = prng_pct(r, 25) ? 0 : SIM_MS(prng_range(r, 100, 5000));
+  s->os_sync_gap = prng_pct(r, 25) ? 0 : SIM_MS(prng_range(r, 100, 10000));
+  s->next_crash = s->now + around(s, s->crash_gap, 1000);
+  s->crash_late = prng_pct(r, 50);
+  if (s->os_sync_gap) {
+    s->next_os_sync = s->now + around(s, s->os_sync_gap, 1);
+  }
+  sim_log(s, "hub restarts: every %.0f s or so, down up to %.1f s, OS sync "
+             "every %.1f s, %u%% SYNC, %u%% VOLATILE",
+          (double)s->crash_gap / 1e9, (double)s->max_downtime / 1e9,
+          (double)s->os_sync_gap / 1e9, s->pct_sync, s->pct_volatile);
+  durable_attach(s);
+  hub_events(s);
+}
 
 /* ---- the loop ----------------------------------------------------------------- */
 
@@ -913,6 +1049,11 @@ static tern_tstamp next_time(sim *s) {
   }
   if (s->phase == PH_CHAOS) {
     t = tmin(t, tmin(s->next_publish, s->chaos_end));
+    t = tmin(t, s->next_crash);
+  }
+  t = tmin(t, s->hub_up_at);
+  if (s->phase != PH_TEARDOWN) {
+    t = tmin(t, s->next_os_sync);
   }
   return t;
 }
@@ -935,7 +1076,10 @@ static void step(sim *s, tern_tstamp limit) {
   }
   s->now = t;
   ++s->res->steps;
-  if (tern_hub_get_expiry(s->hub) <= s->now) {
+  if (s->dur) {
+    restart_step(s, 0);
+  }
+  if (s->hub && tern_hub_get_expiry(s->hub) <= s->now) {
     model_before_expiry(s);
     tern_hub_handle_expiry(s->hub, s->now);
     s->in_expiry = 1;
@@ -973,8 +1117,13 @@ static void step(sim *s, tern_tstamp limit) {
   }
   if (s->phase == PH_CHAOS) {
     while (s->next_publish <= s->now && !s->failed) {
-      publish_one(s);
+      if (s->hub) {
+        publish_one(s); /* while the hub is down, producers cannot */
+      }
       s->next_publish += publish_gap(s);
+    }
+    if (s->dur) {
+      restart_step(s, 1);
     }
   }
   pump(s);
@@ -1034,6 +1183,7 @@ int sim_run(const sim_opts *o, sim_result *r) {
   s->now = SIM_T0;
   s->phase = PH_CHAOS;
   s->publishing = -1;
+  s->next_crash = s->hub_up_at = s->next_os_sync = TERN_TSTAMP_NONE;
   draw_scenario(s);
   draw_hub_settings(s);
   s->hubtmem = sim_alloc_mem(&s->hubmem);
@@ -1139,6 +1289,15 @@ int sim_run(const sim_opts *o, sim_result *r) {
   if (!s->failed && (s->hubmem.blocks || s->hubmem.bad_frees)) {
     sim_fail(s, 7, "tern_hub_del left %ld blocks (%zu bytes)",
              s->hubmem.blocks, s->hubmem.bytes);
+  }
+  if (s->dur) {
+    if (s->hub) {
+      durable_stopped(s, 1); /* a clean shutdown: flushed, then synced */
+      if (!s->failed) {
+        durable_check_end(s);
+      }
+    }
+    durable_free(s);
   }
   r->virtual_time = s->now - SIM_T0;
   model_free(s);

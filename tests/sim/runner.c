@@ -50,6 +50,20 @@ static void add(sim_result *t, const sim_result *r) {
   t->steps += r->steps;
   t->lossy_sessions += r->lossy_sessions;
   t->blind_sessions += r->blind_sessions;
+  t->hub_crashes += r->hub_crashes;
+  t->hub_shutdowns += r->hub_shutdowns;
+  t->sync_accepted += r->sync_accepted;
+  t->confirmed += r->confirmed;
+  t->volatile_accepted += r->volatile_accepted;
+  t->restored += r->restored;
+  t->revived += r->revived;
+  t->crash_lost += r->crash_lost;
+  t->lost_arrived += r->lost_arrived;
+  t->expired_down += r->expired_down;
+  t->redelivered += r->redelivered;
+  t->unannounced += r->unannounced;
+  t->order_lost += r->order_lost;
+  t->dedup_adopted += r->dedup_adopted;
   t->virtual_time += r->virtual_time;
 }
 
@@ -289,6 +303,35 @@ void sim_print_totals(const char *name, const sim_batch_result *r, int jobs) {
          (unsigned long long)t->lost_notices,
          (unsigned long long)t->blind_sessions,
          (unsigned long long)t->lossy_sessions);
+  if (t->hub_crashes || t->hub_shutdowns) {
+    sim_print_durability(name, t);
+  }
+}
+
+void sim_print_durability(const char *name, const sim_result *t) {
+  printf("%s: hub restarts: %llu crashes, %llu clean shutdowns; %llu SYNC "
+         "publishes accepted, %llu confirmed; %llu VOLATILE\n",
+         name, (unsigned long long)t->hub_crashes,
+         (unsigned long long)t->hub_shutdowns,
+         (unsigned long long)t->sync_accepted,
+         (unsigned long long)t->confirmed,
+         (unsigned long long)t->volatile_accepted);
+  printf("%s: restored %llu messages (%llu of them revived: gone from the "
+         "old hub, deletion not durable); lost %llu held messages that "
+         "were not durable (%llu deliveries of them still came); %llu "
+         "expired while the hub was down\n",
+         name, (unsigned long long)t->restored,
+         (unsigned long long)t->revived, (unsigned long long)t->crash_lost,
+         (unsigned long long)t->lost_arrived,
+         (unsigned long long)t->expired_down);
+  printf("%s: %llu re-deliveries after a restart passed the client's dedup; "
+         "%llu losses never announced (the crash took them); %llu older "
+         "messages back from the store after newer ones; %llu "
+         "dedup ids adopted by a newer session of their key\n",
+         name, (unsigned long long)t->redelivered,
+         (unsigned long long)t->unannounced,
+         (unsigned long long)t->order_lost,
+         (unsigned long long)t->dedup_adopted);
 }
 
 int sim_default_jobs(void) {

@@ -32,6 +32,8 @@ typedef struct sim_batch_result {
 /* sim_run_batch runs the batch; returns 0, or -1 when it could not start. */
 int sim_run_batch(const sim_batch *b, sim_batch_result *out);
 void sim_print_totals(const char *name, const sim_batch_result *r, int jobs);
+/* sim_print_durability prints the --hub-restart figures of |t|. */
+void sim_print_durability(const char *name, const sim_result *t);
 /* sim_default_jobs: the processors online, at least 1, at most 8. */
 int sim_default_jobs(void);
 

@@ -9,6 +9,9 @@
  *   driver.c  the scenario: settings drawn from the seed, the hub's and the
  *             clients' host loops, producers, faults, the virtual clock.
  *   check.c   the model of every published message and the invariants.
+ *   durable.c --hub-restart: the store under the hub (tests/memstore.h),
+ *             followed batch by batch, and what a restarted hub must
+ *             restore.
  *   util.c    the counting allocator and a small map.
  *   main.c    the command line (tests/sim/sim); bench/sim_soak.c is the
  *             other front end.
@@ -36,7 +39,8 @@
 typedef struct sim_opts {
   uint64_t seed;
   int verbose;        /* narrate every step on stdout                      */
-  int hub_restart;    /* --hub-restart: see driver.c (not yet filled in)   */
+  int hub_restart;    /* --hub-restart: the hub runs over a store and
+                         crashes now and then (durable.c)                */
   int strict_dropped; /* --strict-dropped: a DROPPED notice the network
                          lost fails invariant 6 (see check.c)             */
   int ack_livelock;   /* --ack-livelock: also draw max_deliver 0 with an
@@ -53,6 +57,32 @@ typedef struct sim_result {
       evicted, dead, gaps, lost_notices, faults, restarts, links, steps;
   uint64_t lossy_sessions; /* session instances that discarded messages  */
   uint64_t blind_sessions; /* ... of which the apps were never told       */
+  /* --hub-restart (durable.c) */
+  uint64_t hub_crashes;    /* hub processes that died (unsynced writes lost) */
+  uint64_t hub_shutdowns;  /* ... that stopped cleanly (everything synced)  */
+  uint64_t sync_accepted;  /* TERN_MSG_SYNC publishes accepted              */
+  uint64_t confirmed;      /* ... confirmed by PERSISTED (reason 0)         */
+  uint64_t volatile_accepted;
+  uint64_t restored;       /* messages new hubs restored (live or revived)  */
+  uint64_t revived;        /* ... that had left the old hub (acked,
+                              collapsed, expired...) but whose deletion was
+                              not durable                                 */
+  uint64_t crash_lost;     /* held messages a crash lost (not durable)      */
+  uint64_t lost_arrived;   /* deliveries of such messages (sent in time)    */
+  uint64_t expired_down;   /* durable messages that expired while the hub
+                              was down (dropped at load, never announced)  */
+  uint64_t redelivered;    /* apps that got a message again after a hub
+                              restart (their dedup window had let it go)  */
+  uint64_t unannounced;    /* losses a crash took before a DROPPED notice
+                              was written                                 */
+  uint64_t order_lost;     /* an older message (same priority or collapse
+                              key) a restarted hub brought back, after a
+                              newer one: the older one had left (evicted,
+                              collapsed...) but its deletion was not
+                              durable (priority), or the crash forgot the
+                              newer one (collapse key)                   */
+  uint64_t dedup_adopted;  /* restored dedup ids of an expired session that
+                              a newer session of the key took over        */
   tern_duration virtual_time;
 } sim_result;
 
@@ -95,8 +125,12 @@ typedef struct sim_alloc {
   long blocks;
   size_t bytes;
   long bad_frees;
+  void *live;             /* the live blocks, linked through their headers */
 } sim_alloc;
 tern_mem sim_alloc_mem(sim_alloc *a);
+/* sim_alloc_size: the size of live block |p| of |a|, or SIZE_MAX when |p|
+   is not one (a walk of every live block: for final checks only). */
+size_t sim_alloc_size(const sim_alloc *a, const void *p);
 
 /* ---- links (net.c) ------------------------------------------------------ */
 
@@ -178,7 +212,17 @@ enum mstate {
   M_SESSION_GONE, /* its session expired with it                        */
   M_REFUSED,      /* never accepted: overflow refused it (dropped)      */
   M_REJECTED,     /* never accepted: the producer keeps it              */
-  M_DUPLICATE     /* never accepted: publisher dedup                    */
+  M_DUPLICATE,    /* never accepted: publisher dedup                    */
+  M_LOST          /* a hub crash lost it: its record was not durable    */
+};
+
+/* mmsg.rec: what the store holds of a message (durable.c mirrors every
+   batch).  The record is in the store when SET_DUR and not DEL_DUR. */
+enum {
+  REC_SET_APP = 0x1, /* its record was appended                          */
+  REC_SET_DUR = 0x2, /* ... and made durable                              */
+  REC_DEL_APP = 0x4, /* its deletion was appended                        */
+  REC_DEL_DUR = 0x8  /* ... and made durable                              */
 };
 
 typedef struct mmsg {
@@ -199,6 +243,25 @@ typedef struct mmsg {
   uint32_t sends;
   uint32_t deliveries;
   uint32_t last_inc;      /* client incarnation its last send went to      */
+  /* --hub-restart */
+  uint8_t pflags;         /* TERN_MSG_SYNC, TERN_MSG_VOLATILE as published */
+  uint8_t rec;            /* REC_* bits                                     */
+  uint8_t confirmed;      /* PERSISTED with reason 0 came                   */
+  uint8_t pub_dur;        /* its publish batch became durable: its dedup
+                             record lives until dd_until                  */
+  uint32_t forgot_at;     /* the restart (1...) whose crash came before its
+                             record was durable; 0 none                   */
+  uint32_t restored_at;   /* the last restart that restored it (held, or
+                             back after it had left); 0 none              */
+  uint32_t revived_at;    /* the last restart that brought it back after it
+                             had left (its deletion was not durable)      */
+  uint32_t send_restart;  /* hub restarts before its last send             */
+  int32_t prev_same_id;   /* the message accepted before it with its id    */
+  uint32_t dd_inst;       /* its hub dedup entry counts for this session
+                             instance (UINT32_MAX: none) ...               */
+  tern_tstamp dd_until;   /* ... until then                                */
+  uint32_t deliv_inc;     /* client incarnation of its last delivery       */
+  uint32_t deliv_restart; /* hub restarts before its last delivery         */
 } mmsg;
 
 /* A small map from a byte key (<= 72 bytes) to an int. */
@@ -265,6 +328,7 @@ typedef struct client_slot {
   /* manual_ack: the app acks what it processed, a little later */
   uint64_t app_ack_seq;
   tern_tstamp app_ack_at;    /* NONE: nothing to ack                       */
+  int epoch_lost;            /* a restarted hub came up with a new epoch   */
 } client_slot;
 
 /* ---- the whole run ------------------------------------------------------ */
@@ -318,6 +382,17 @@ typedef struct sim {
   uint64_t next_serial;
   int32_t publishing;            /* message being published, -1 none      */
   uint32_t publish_evicted;      /* EVICTED events seen for it            */
+  /* --hub-restart: the store and the durability model (durable.c) */
+  struct durable *dur;
+  tern_tstamp next_crash;        /* chaos: the hub process dies then       */
+  tern_tstamp hub_up_at;         /* the new hub starts then; NONE: up      */
+  tern_tstamp next_os_sync;      /* the OS writes the store's cache back   */
+  tern_duration crash_gap, os_sync_gap, max_downtime;
+  unsigned pct_sync, pct_volatile;
+  int crash_late;                /* the next crash comes after the step's
+                                    publishes, before their batch is
+                                    flushed                               */
+  uint32_t nrestarts;            /* hub restarts so far                    */
   /* failure */
   int failed;
   uint64_t same_time;            /* steps in a row without time moving    */
@@ -396,5 +471,36 @@ int model_drained(sim *s);
 void model_check_end(sim *s);
 void model_check_memory(sim *s);
 void model_baseline(sim *s);
+/* model_end_msg ends a live message (as its trace event would);
+   model_revive_msg makes an ended one live again (a restarted hub restored
+   it).  model_revive_msg returns -1 when another live message has its id. */
+void model_end_msg(sim *s, int32_t idx, int state);
+int model_revive_msg(sim *s, int32_t idx);
+/* model_dedup_active: the hub refuses |p|'s id as a duplicate now. */
+int model_dedup_active(const sim *s, const mmsg *p);
+
+/* durable.c: the store under the hub and the durability model */
+void durable_init(sim *s);
+void durable_free(sim *s);
+/* durable_attach puts the store under the new hub s->hub
+   (tern_hub_set_store) and checks what it restored against the model. */
+void durable_attach(sim *s);
+/* durable_stop: the hub is about to be deleted; |clean| 0 is a crash (the
+   store loses what was not synced), 1 a clean shutdown.  Call
+   durable_stopped after tern_hub_del. */
+void durable_stop(sim *s, int clean);
+void durable_stopped(sim *s, int clean);
+/* durable_os_sync: the OS writes the store's cache to disk. */
+void durable_os_sync(sim *s);
+/* durable_persisted books a TERN_EV_PERSISTED event. */
+void durable_persisted(sim *s, int client, const tern_event *ev);
+/* durable_published books an accepted publish. */
+void durable_published(sim *s, int32_t idx);
+/* durable_check_step checks the store records appended since the last
+   call against the model (every step). */
+void durable_check_step(sim *s);
+/* durable_check_end: after the last hub was deleted cleanly, the store
+   must hold nothing but its epoch. */
+void durable_check_end(sim *s);
 
 #endif

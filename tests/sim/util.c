@@ -14,11 +14,32 @@ typedef union ahdr {
   struct {
     size_t size;
     uint64_t magic;
+    union ahdr *prev, *next; /* sim_alloc.live */
   } h;
   max_align_t align;
 } ahdr;
 
 #define AMAGIC UINT64_C(0x73696d616c6c6f63)
+
+static void a_link(sim_alloc *a, ahdr *h) {
+  h->h.prev = NULL;
+  h->h.next = a->live;
+  if (h->h.next) {
+    h->h.next->h.prev = h;
+  }
+  a->live = h;
+}
+
+static void a_unlink(sim_alloc *a, ahdr *h) {
+  if (h->h.prev) {
+    h->h.prev->h.next = h->h.next;
+  } else {
+    a->live = h->h.next;
+  }
+  if (h->h.next) {
+    h->h.next->h.prev = h->h.prev;
+  }
+}
 
 static void *a_track(sim_alloc *a, ahdr *h, size_t size) {
   if (!h) {
@@ -26,9 +47,19 @@ static void *a_track(sim_alloc *a, ahdr *h, size_t size) {
   }
   h->h.size = size;
   h->h.magic = AMAGIC;
+  a_link(a, h);
   ++a->blocks;
   a->bytes += size;
   return h + 1;
+}
+
+size_t sim_alloc_size(const sim_alloc *a, const void *p) {
+  for (const ahdr *h = a->live; h; h = h->h.next) {
+    if ((const void *)(h + 1) == p) {
+      return h->h.size;
+    }
+  }
+  return SIZE_MAX;
 }
 
 static void *a_malloc(size_t size, void *ud) {
@@ -53,6 +84,7 @@ static void a_free(void *p, void *ud) {
     return;
   }
   h->h.magic = 0;
+  a_unlink(a, h);
   --a->blocks;
   a->bytes -= h->h.size;
   memset(p, 0xdb, h->h.size); /* make a use after free loud */
@@ -70,10 +102,13 @@ static void *a_realloc(void *p, size_t size, void *ud) {
     return NULL;
   }
   size_t old = h->h.size;
+  a_unlink(a, h);
   ahdr *n = realloc(h, sizeof(ahdr) + size);
   if (!n) {
+    a_link(a, h);
     return NULL;
   }
+  a_link(a, n);
   a->bytes = a->bytes - old + size;
   n->h.size = size;
   return n + 1;
