@@ -111,19 +111,25 @@ static void session_key(char *out, size_t i) {
   snprintf(out, 17, "user-%011lu", (unsigned long)(i % 100000000000u));
 }
 
+/* The benchmark's message: 64 bytes of |fill|, NORMAL, a 60 s TTL. */
+static tern_msg_desc bench_msg(uint8_t *payload, uint8_t fill) {
+  memset(payload, fill, PAYLOAD);
+  tern_msg_desc d;
+  memset(&d, 0, sizeof(d));
+  d.payload = payload;
+  d.payloadlen = PAYLOAD;
+  d.priority = TERN_PRIO_NORMAL;
+  d.ttl = 60 * TERN_SECONDS;
+  return d;
+}
+
 /* One session: returns messages per second.  |batch| messages are
    published, then written with one call and acked with one ACK (the
    receiver's batching); batch 1 is a full round trip per message. */
 static double run_single(uint64_t count, uint64_t batch) {
   tern_hub *hub = new_hub();
   uint8_t payload[PAYLOAD];
-  memset(payload, 'x', sizeof(payload));
-  tern_msg_desc d;
-  memset(&d, 0, sizeof(d));
-  d.payload = payload;
-  d.payloadlen = sizeof(payload);
-  d.priority = TERN_PRIO_NORMAL;
-  d.ttl = 60 * TERN_SECONDS;
+  tern_msg_desc d = bench_msg(payload, 'x');
   char key[17];
   session_key(key, 1);
   tern_tstamp now = 1;
@@ -172,13 +178,7 @@ static double run_spread(uint64_t count, size_t nsessions) {
     conns[i] = connect(hub, keys[i], now);
   }
   uint8_t payload[PAYLOAD];
-  memset(payload, 'y', sizeof(payload));
-  tern_msg_desc d;
-  memset(&d, 0, sizeof(d));
-  d.payload = payload;
-  d.payloadlen = sizeof(payload);
-  d.priority = TERN_PRIO_NORMAL;
-  d.ttl = 60 * TERN_SECONDS;
+  tern_msg_desc d = bench_msg(payload, 'y');
   uint8_t out[16384];
   uint64_t x = 88172645463325252u; /* xorshift: which session next */
   const uint64_t batch = 1024;
