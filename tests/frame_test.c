@@ -902,6 +902,47 @@ static void test_head_tail(void) {
   }
 }
 
+/* The plain-tail fast path the hub publishes with writes exactly what the
+   general encoder writes for a message without content type or attrs. */
+static void test_plain_tail(void) {
+  static const size_t idlens[] = {1, 32, 63, TERN_MAX_ID};
+  static const size_t cklens[] = {0, 1, 63, TERN_MAX_COLLAPSE_KEY};
+  static const size_t payloads[] = {0, 1, 64, 16384, 65536};
+  static uint8_t a[70000 + 256], b[70000 + 256];
+  int same = 1, sized = 1;
+  for (size_t i = 0; i < sizeof idlens / sizeof idlens[0]; ++i) {
+    for (size_t j = 0; j < sizeof cklens / sizeof cklens[0]; ++j) {
+      for (size_t k = 0; k < sizeof payloads / sizeof payloads[0]; ++k) {
+        for (int prio = TERN_PRIO_LOW; prio <= TERN_PRIO_HIGH; ++prio) {
+          wire_msg m;
+          memset(&m, 0, sizeof(m));
+          m.priority = prio;
+          m.id = pattern;
+          m.idlen = idlens[i];
+          m.collapse_key = cklens[j] ? pattern + 100 : NULL;
+          m.collapse_keylen = cklens[j];
+          m.payload = payloads[k] ? pattern + 200 : NULL;
+          m.payloadlen = payloads[k];
+          size_t n = wire_msg_tail_encode(a, &m);
+          size_t p = wire_plain_tail_encode(b, prio, m.id, m.idlen,
+                                            m.collapse_key, m.collapse_keylen,
+                                            m.payload, m.payloadlen);
+          if (n != p || memcmp(a, b, n) != 0) {
+            same = 0;
+          }
+          if (wire_plain_tail_size(m.idlen, m.collapse_keylen,
+                                   m.payloadlen) != n ||
+              wire_msg_tail_size(&m) != n) {
+            sized = 0;
+          }
+        }
+      }
+    }
+  }
+  CHECK(same, "plain tail encoding equals the general one byte for byte");
+  CHECK(sized, "plain tail size equals the general size");
+}
+
 int main(void) {
   size_t i;
   for (i = 0; i < sizeof pattern; ++i) {
@@ -914,5 +955,6 @@ int main(void) {
   test_malformed_bodies();
   test_malformed_msg();
   test_head_tail();
+  test_plain_tail();
   return tap_done();
 }

@@ -582,23 +582,31 @@ static msg *peek_pending(const session *s) {
 }
 
 /* Writes messages while the window and the buffer allow.  Returns 0 or
-   TERN_ERR_NOMEM (a partial frame needed the aux block). */
+   TERN_ERR_NOMEM (a partial frame needed the aux block).  The settings the
+   loop reads are copied to locals first: every byte it stores could alias
+   them, so the compiler would load them again for each message. */
 static int put_messages(tern_hub *hub, conn *c, out *o, uint8_t *start,
                         tern_tstamp now) {
   session *s = c->session;
-  /* DROPPED is a control frame: it does not wait for the window. */
-  if ((s->dropped[0] | s->dropped[1] | s->dropped[2]) &&
-      !put_dropped(hub, c, o)) {
-    return 0;
-  }
-  while (c->ninflight < hub->set.inflight_window) {
+  const uint32_t window = hub->set.inflight_window;
+  const tern_duration ack_timeout = hub->set.ack_timeout;
+  const int trace = hub->set.trace != 0;
+  const int stored = hub->persist != NULL;
+  uint64_t sent = 0, resent = 0;
+  int rv = 0;
+  for (;;) {
+    /* DROPPED is a control frame: it does not wait for the window.  It
+       goes before the next MSG, so a receiver hears of a loss in order. */
     if ((s->dropped[0] | s->dropped[1] | s->dropped[2]) &&
         !put_dropped(hub, c, o)) {
-      return 0;
+      break;
+    }
+    if (c->ninflight >= window) {
+      break;
     }
     msg *m = peek_pending(s);
     if (!m) {
-      return 0;
+      break;
     }
     tern_tstamp exp = m->expiry;
     if (exp <= now) {
@@ -611,58 +619,66 @@ static int put_messages(tern_hub *hub, conn *c, out *o, uint8_t *start,
     if (exp != TERN_TSTAMP_NONE) {
       ttl_ms = (exp - now + TERN_MILLISECONDS - 1) / TERN_MILLISECONDS;
     }
-    uint8_t head[WIRE_MSG_HEAD_MAX];
-    size_t headlen = wire_msg_head_encode(head, s->next_seq, ttl_ms,
-                                          m->taillen);
-    size_t total = headlen + m->taillen;
     size_t room = (size_t)(o->end - o->p);
-    if (total <= room) {
-      memcpy(o->p, head, headlen);
+    if (room >= WIRE_MSG_HEAD_MAX + (size_t)m->taillen) {
+      /* The common case: encode the head in place, then the tail. */
+      size_t headlen = wire_msg_head_encode(o->p, s->next_seq, ttl_ms,
+                                            m->taillen);
       memcpy(o->p + headlen, m->tail, m->taillen);
-      o->p += total;
-    } else if (o->p == start && room > 0) {
-      if (aux_get(hub, c) != 0) {
-        return TERN_ERR_NOMEM;
-      }
-      conn_aux *a = c->aux;
-      memcpy(a->whead, head, headlen);
-      a->wheadlen = (uint8_t)headlen;
-      a->woff = 0;
-      a->wmsg = m;
-      ++m->refs;
-      put_partial(hub, c, o);
+      o->p += headlen + m->taillen;
     } else {
-      return 0;
+      uint8_t head[WIRE_MSG_HEAD_MAX];
+      size_t headlen = wire_msg_head_encode(head, s->next_seq, ttl_ms,
+                                            m->taillen);
+      size_t total = headlen + m->taillen;
+      if (total <= room) {
+        memcpy(o->p, head, headlen);
+        memcpy(o->p + headlen, m->tail, m->taillen);
+        o->p += total;
+      } else if (o->p == start && room > 0) {
+        if (aux_get(hub, c) != 0) {
+          rv = TERN_ERR_NOMEM;
+          break;
+        }
+        conn_aux *a = c->aux;
+        memcpy(a->whead, head, headlen);
+        a->wheadlen = (uint8_t)headlen;
+        a->woff = 0;
+        a->wmsg = m;
+        ++m->refs;
+        put_partial(hub, c, o);
+      } else {
+        break;
+      }
     }
     mlist_remove(&s->queue[m->priority], m);
     --s->npending;
     m->seq = s->next_seq++;
-    if (hub->persist && s->next_seq % SEQ_BLOCK == 0) {
+    if (stored && s->next_seq % SEQ_BLOCK == 0) {
       persist_seq(hub, s);
     }
     m->stream = c->stream;
     m->conn = c;
     m->sent_at = now;
-    if (m->deliveries++) {
-      ++hub->stats.resent;
+    resent += m->deliveries++ != 0;
+    ++sent;
+    if (!c->inflight && ack_timeout &&
+        now + ack_timeout < c->timer.deadline) {
+      heap_arm(&hub->timers, &c->timer, now + ack_timeout);
     }
-    int was_empty = c->inflight == NULL;
     mlist_push(&c->inflight, m);
     ++c->ninflight;
-    ++hub->stats.inflight;
-    ++hub->stats.sent;
-    if (msg_traced(hub, m)) {
+    if (trace || (m->flags & MSG_TRACE)) {
       event_msg(hub, TERN_EV_SENT, 0, m, (tern_conn *)c, NULL, 0);
     }
-    if (was_empty && hub->set.ack_timeout &&
-        now + hub->set.ack_timeout < c->timer.deadline) {
-      heap_arm(&hub->timers, &c->timer, now + hub->set.ack_timeout);
-    }
     if (c->aux && c->aux->wmsg) {
-      return 0; /* the rest of this frame goes first next time */
+      break; /* the rest of this frame goes first next time */
     }
   }
-  return 0;
+  hub->stats.sent += sent;
+  hub->stats.resent += resent;
+  hub->stats.inflight += sent;
+  return rv;
 }
 
 int tern_conn_want_write(const tern_conn *tc) {
@@ -718,7 +734,7 @@ tern_ssize tern_conn_write(tern_conn *tc, uint8_t *buf, size_t cap,
     }
     goto done;
   }
-  if (!put_control(hub, c, &o, now)) {
+  if (c->ctl && !put_control(hub, c, &o, now)) {
     goto done;
   }
   if (c->state == CONN_OPEN) {

@@ -210,33 +210,6 @@ int tern_hub_handle_expiry(tern_hub *hub, tern_tstamp now) {
 
 /* ---- ready list --------------------------------------------------------- */
 
-void hub_link_ready(tern_hub *hub, conn *c) {
-  c->ready = 1;
-  c->ready_next = NULL;
-  c->ready_prev = hub->ready_tail;
-  if (hub->ready_tail) {
-    hub->ready_tail->ready_next = c;
-  } else {
-    hub->ready_head = c;
-  }
-  hub->ready_tail = c;
-}
-
-void hub_unlink_ready(tern_hub *hub, conn *c) {
-  if (c->ready_prev) {
-    c->ready_prev->ready_next = c->ready_next;
-  } else {
-    hub->ready_head = c->ready_next;
-  }
-  if (c->ready_next) {
-    c->ready_next->ready_prev = c->ready_prev;
-  } else {
-    hub->ready_tail = c->ready_prev;
-  }
-  c->ready = 0;
-  c->ready_prev = c->ready_next = NULL;
-}
-
 tern_conn *tern_hub_next_ready(tern_hub *hub) {
   if (!hub) {
     return NULL;

@@ -13,6 +13,7 @@
 #define TERN_DELIVER_HUB_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "base/hashmap.h"
 #include "base/heap.h"
@@ -247,8 +248,34 @@ static inline int hub_reserve_timer(tern_hub *hub) {
   return hub_grow_timers(hub);
 }
 static inline void hub_release_timer(tern_hub *hub) { --hub->timer_objects; }
-void hub_link_ready(tern_hub *hub, conn *c);
-void hub_unlink_ready(tern_hub *hub, conn *c);
+/* The ready list: inline, as every publish and write moves a connection on
+   or off it. */
+static inline void hub_link_ready(tern_hub *hub, conn *c) {
+  c->ready = 1;
+  c->ready_next = NULL;
+  c->ready_prev = hub->ready_tail;
+  if (hub->ready_tail) {
+    hub->ready_tail->ready_next = c;
+  } else {
+    hub->ready_head = c;
+  }
+  hub->ready_tail = c;
+}
+
+static inline void hub_unlink_ready(tern_hub *hub, conn *c) {
+  if (c->ready_prev) {
+    c->ready_prev->ready_next = c->ready_next;
+  } else {
+    hub->ready_head = c->ready_next;
+  }
+  if (c->ready_next) {
+    c->ready_next->ready_prev = c->ready_prev;
+  } else {
+    hub->ready_tail = c->ready_prev;
+  }
+  c->ready = 0;
+  c->ready_prev = c->ready_next = NULL;
+}
 /* hub_mark_ready puts |c| on the ready list unless it is there already. */
 static inline void hub_mark_ready(tern_hub *hub, conn *c) {
   if (!c->ready) {
@@ -262,16 +289,22 @@ static inline void hub_unready(tern_hub *hub, conn *c) {
 }
 
 /* ---- msg.c --------------------------------------------------------------- */
-/* msg_new builds a message from a validated descriptor (no side effects). */
-int msg_new(tern_hub *hub, msg **pm, const tern_msg_desc *d,
-            const uint8_t *id, size_t idlen, tern_tstamp expiry);
-/* msg_unref drops one reference and frees the message at zero.  The list
-   and reference helpers are inline: they run several times per message. */
+/* msg_unref drops one reference and frees the message at zero: back to the
+   pool when it came from there and the pool has room, else msg_free.  The
+   list and reference helpers are inline: they run several times per
+   message. */
 void msg_free(tern_hub *hub, msg *m);
 static inline void msg_unref(tern_hub *hub, msg *m) {
-  if (--m->refs == 0) {
-    msg_free(hub, m);
+  if (--m->refs != 0) {
+    return;
   }
+  if (m->pooled && hub->pool_len < MSG_POOL_MAX) {
+    *(void **)m = hub->pool;
+    hub->pool = m;
+    ++hub->pool_len;
+    return;
+  }
+  msg_free(hub, m);
 }
 void msg_pool_free(tern_hub *hub);
 static inline const uint8_t *msg_id(const msg *m) { return m->tail + m->id_off; }
@@ -308,6 +341,27 @@ static inline void mlist_remove(msg **head, msg *m) {
 void mlist_insert_sorted(msg **head, msg *m);
 
 /* ---- session.c ----------------------------------------------------------- */
+/* key_eq compares session keys of equal length |n| (<= 255) without a
+   libc call: every publish compares one, and they are short. */
+static inline int key_eq(const uint8_t *a, const uint8_t *b, size_t n) {
+  uint64_t diff = 0;
+  if (n == 16) { /* the usual length: a user id, a device token's digest */
+    uint64_t x[2], y[2];
+    memcpy(x, a, 16);
+    memcpy(y, b, 16);
+    return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+  }
+  for (; n >= 8; n -= 8, a += 8, b += 8) {
+    uint64_t x, y;
+    memcpy(&x, a, 8);
+    memcpy(&y, b, 8);
+    diff |= x ^ y;
+  }
+  for (; n > 0; --n) {
+    diff |= (uint64_t)(*a++ ^ *b++);
+  }
+  return diff == 0;
+}
 session *session_find(tern_hub *hub, const uint8_t *key, size_t keylen,
                       uint64_t hash);
 uint64_t session_hash(const tern_hub *hub, const uint8_t *key, size_t keylen);
@@ -319,7 +373,13 @@ void session_destroy(tern_hub *hub, session *s);
 void session_on_timer(tern_hub *hub, session *s, tern_tstamp now);
 void session_arm(tern_hub *hub, session *s);
 /* session_enqueue appends a new message to its pending queue. */
-void session_enqueue(session *s, msg *m);
+static inline void session_enqueue(session *s, msg *m) {
+  m->session = s;
+  mlist_push(&s->queue[m->priority], m);
+  ++s->npending;
+  ++s->nmsgs;
+  s->bytes += m->payloadlen;
+}
 /* session_pop_pending removes and returns the next message to send. */
 msg *session_pop_pending(session *s);
 /* session_return puts an in-flight message back (connection lost). */
@@ -329,7 +389,12 @@ void session_return(tern_hub *hub, session *s, msg *m);
 void session_discard(tern_hub *hub, msg *m, int reason, int ev);
 /* session_has_output: something for a connection to write. */
 int session_has_output(const session *s);
-void session_notify(tern_hub *hub, session *s); /* mark its conns ready */
+/* session_notify marks the session's connections ready to write. */
+static inline void session_notify(tern_hub *hub, session *s) {
+  for (conn *c = s->conns; c; c = c->session_next) {
+    hub_mark_ready(hub, c);
+  }
+}
 void session_attach(tern_hub *hub, session *s, conn *c);
 void session_detach(tern_hub *hub, session *s, conn *c, tern_tstamp now);
 /* session_resume applies a HELLO's last_seq; may close a stale conn. */

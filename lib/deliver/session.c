@@ -19,7 +19,7 @@ session *session_find(tern_hub *hub, const uint8_t *key, size_t keylen,
   for (hnode *n = hmap_bucket(&hub->sessions, hash); n; n = n->next) {
     session *s = (session *)n;
     if (n->hash == hash && s->keylen == keylen &&
-        memcmp(s->key, key, keylen) == 0) {
+        key_eq(s->key, key, keylen)) {
       return s;
     }
   }
@@ -145,12 +145,39 @@ void session_discard(tern_hub *hub, msg *m, int reason, int ev) {
   }
 }
 
-/* Here rather than in conn.c so that the discard path inlines into it. */
+/*
+ * Here rather than in conn.c so that the discard path inlines into it.
+ * Acked messages leave from the head of the in-flight list; the common
+ * ones (no trace, store record or collapse index entry) leave in bulk,
+ * the counters they share moved once per ACK.
+ */
 void conn_ack(tern_hub *hub, conn *c, uint64_t seq) {
-  while (c->inflight && c->inflight->seq <= seq) {
-    ++hub->stats.acked;
-    session_discard(hub, c->inflight, 0, TERN_EV_ACKED);
+  session *s = c->session;
+  const int traced = hub->set.trace != 0;
+  uint32_t n = 0;
+  uint64_t bytes = 0;
+  msg *m;
+  while ((m = c->inflight) != NULL && m->seq <= seq) {
+    if (traced || (m->flags & (MSG_TRACE | MSG_STORED)) || m->cklen) {
+      ++hub->stats.acked;
+      session_discard(hub, m, 0, TERN_EV_ACKED);
+      continue;
+    }
+    mlist_remove(&c->inflight, m);
+    ++n;
+    bytes += m->payloadlen;
+    m->session = NULL;
+    m->conn = NULL;
+    m->flags |= MSG_GONE;
+    msg_unref(hub, m);
   }
+  c->ninflight -= n;
+  s->nmsgs -= n;
+  s->bytes -= bytes;
+  hub->stats.acked += n;
+  hub->stats.inflight -= n;
+  hub->stats.messages -= n;
+  hub->stats.message_bytes -= bytes;
 }
 
 void collapse_unindex(tern_hub *hub, msg *m) {
@@ -293,15 +320,106 @@ int dedup_restore(tern_hub *hub, session *s, const uint8_t *id, size_t idlen,
   return 0;
 }
 
-/* ---- queues ------------------------------------------------------------- */
+/* ---- messages ----------------------------------------------------------- */
 
-void session_enqueue(session *s, msg *m) {
-  m->session = s;
-  mlist_push(&s->queue[m->priority], m);
-  ++s->npending;
-  ++s->nmsgs;
-  s->bytes += m->payloadlen;
+/* A message with a content type or attributes: its tail goes through a
+   wire_msg.  Out of line, so that the plain path keeps a small frame. */
+static void fill_wire(wire_msg *w, const tern_msg_desc *d, const uint8_t *id,
+                      size_t idlen) {
+  w->seq = 0;
+  w->ttl_ms = 0;
+  w->content_type = NULL;
+  w->content_typelen = 0;
+  w->priority = d->priority;
+  w->id = id;
+  w->idlen = idlen;
+  w->collapse_key = d->collapse_key;
+  w->collapse_keylen = d->collapse_key ? d->collapse_keylen : 0;
+  if (d->content_type) {
+    w->content_type = (const uint8_t *)d->content_type;
+    w->content_typelen = strlen(d->content_type);
+  }
+  w->nattrs = d->nattrs;
+  for (size_t i = 0; i < d->nattrs; ++i) {
+    w->attrs[i].key = (const uint8_t *)d->attrs[i].key;
+    w->attrs[i].keylen = strlen(d->attrs[i].key);
+    w->attrs[i].value = (const uint8_t *)d->attrs[i].value;
+    w->attrs[i].valuelen = strlen(d->attrs[i].value);
+  }
+  w->payload = d->payload;
+  w->payloadlen = d->payloadlen;
 }
+
+static size_t rich_tail(uint8_t *out, const tern_msg_desc *d,
+                        const uint8_t *id, size_t idlen) {
+  wire_msg w;
+  fill_wire(&w, d, id, idlen);
+  return out ? wire_msg_tail_encode(out, &w) : wire_msg_tail_size(&w);
+}
+
+/* msg_new builds a message from a validated descriptor: its wire tail
+   (flags, id, collapse key, content type, attrs, payload) is encoded once
+   here, so each send only writes the frame head.  No side effects. */
+static int msg_new(tern_hub *hub, msg **pm, const tern_msg_desc *d,
+            const uint8_t *id, size_t idlen, tern_tstamp expiry) {
+  size_t cklen = d->collapse_key ? d->collapse_keylen : 0;
+  int plain = !d->content_type && d->nattrs == 0;
+  size_t taillen = plain ? wire_plain_tail_size(idlen, cklen, d->payloadlen)
+                         : rich_tail(NULL, d, id, idlen);
+  size_t size = sizeof(msg) + taillen;
+  msg *m;
+  uint8_t pooled = 1;
+  if (size <= MSG_POOL_BLOCK && hub->pool) {
+    m = hub->pool;
+    hub->pool = *(void **)hub->pool;
+    --hub->pool_len;
+  } else {
+    if (size <= MSG_POOL_BLOCK) {
+      size = MSG_POOL_BLOCK;
+    } else {
+      pooled = 0;
+    }
+    m = mem_malloc(&hub->mem, size);
+    if (!m) {
+      return TERN_ERR_NOMEM;
+    }
+  }
+  if (plain) {
+    wire_plain_tail_encode(m->tail, d->priority, id, idlen, d->collapse_key,
+                           cklen, d->payload, d->payloadlen);
+  } else {
+    rich_tail(m->tail, d, id, idlen);
+  }
+  /* Every field, one by one: cheaper than clearing the block first. */
+  m->prev = m->next = NULL;
+  m->session = NULL;
+  m->conn = NULL;
+  m->expiry = expiry;
+  m->collapse.next = NULL;
+  m->collapse.hash = 0;
+  m->serial = 0;
+  m->seq = 0;
+  m->sent_at = 0;
+  m->stream = 0;
+  m->taillen = (uint32_t)taillen;
+  m->payloadlen = (uint32_t)d->payloadlen;
+  m->refs = 1;
+  m->deliveries = 0;
+  m->priority = (uint8_t)d->priority;
+  m->flags = (d->flags & TERN_MSG_TRACE) ? MSG_TRACE : 0;
+  m->idlen = (uint8_t)idlen;
+  /* The id follows the flags byte and its own length varint. */
+  m->id_off = (uint8_t)(1 + wire_varint_len(idlen));
+  m->cklen = (uint8_t)cklen;
+  m->ck_off = cklen ? (uint8_t)(m->id_off + idlen + wire_varint_len(cklen))
+                    : 0;
+  m->pooled = pooled;
+  *pm = m;
+  return 0;
+}
+
+
+/* ---- queues ------------------------------------------------------------- */
 
 msg *session_pop_pending(session *s) {
   for (int p = TERN_PRIO_HIGH; p >= TERN_PRIO_LOW; --p) {
@@ -340,12 +458,6 @@ void session_return(tern_hub *hub, session *s, msg *m) {
 
 int session_has_output(const session *s) {
   return s->npending || s->dropped[0] || s->dropped[1] || s->dropped[2];
-}
-
-void session_notify(tern_hub *hub, session *s) {
-  for (conn *c = s->conns; c; c = c->session_next) {
-    hub_mark_ready(hub, c);
-  }
 }
 
 /* ---- connections -------------------------------------------------------- */
@@ -577,6 +689,18 @@ static size_t bounded_len(const char *s, size_t max) {
 }
 
 static int check_desc(const tern_hub *hub, const tern_msg_desc *d) {
+  if (((size_t)d->idlen | d->collapse_keylen | d->nattrs) == 0 &&
+      !d->content_type) {
+    /* A plain message (most are): only the priority and the payload. */
+    if ((unsigned)d->priority > TERN_PRIO_HIGH ||
+        (d->payloadlen && !d->payload)) {
+      return TERN_ERR_INVALID;
+    }
+    return d->payloadlen > hub->set.max_payload ||
+                   d->payloadlen > hub->set.max_pending_bytes
+               ? TERN_ERR_TOO_LARGE
+               : 0;
+  }
   if (d->priority < TERN_PRIO_LOW || d->priority > TERN_PRIO_HIGH ||
       (d->payloadlen && !d->payload) || (d->idlen && !d->id) ||
       (d->collapse_keylen && !d->collapse_key) || (d->nattrs && !d->attrs)) {
@@ -711,7 +835,7 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
   }
   session *s = hub->last_session;
   uint64_t hash = 0;
-  if (!s || s->keylen != keylen || memcmp(s->key, key, keylen) != 0) {
+  if (!s || s->keylen != keylen || !key_eq(s->key, key, keylen)) {
     hash = session_hash(hub, key, keylen);
     s = session_find(hub, key, keylen, hash);
   }
@@ -737,7 +861,8 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
   }
   msg *pending_replaced = replaced && !replaced->conn ? replaced : NULL;
   int nevict = 0;
-  if (s) {
+  if (s && (s->nmsgs >= hub->set.max_pending ||
+            s->bytes + d->payloadlen > hub->set.max_pending_bytes)) {
     nevict = plan_room(hub, s, d->priority, d->payloadlen, pending_replaced);
     if (nevict < 0) {
       fill_result(res, id, idlen);

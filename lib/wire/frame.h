@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "tern.h"
 
@@ -141,17 +142,19 @@ static inline uint8_t *wire_put_varint(uint8_t *p, uint64_t v) {
     return p + 2;
   }
   if (v < 0x40000000) {
-    p[0] = (uint8_t)(0x80 | v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
+    /* Built big-endian in a register and stored at once: compilers turn
+       this into a byte swap and one store. */
+    uint32_t x = (uint32_t)v | 0x80000000u;
+    uint8_t b[4] = {(uint8_t)(x >> 24), (uint8_t)(x >> 16), (uint8_t)(x >> 8),
+                    (uint8_t)x};
+    memcpy(p, b, 4);
     return p + 4;
   }
-  for (int i = 7; i > 0; --i) {
-    p[i] = (uint8_t)v;
-    v >>= 8;
-  }
-  p[0] = (uint8_t)(0xc0 | (v & 0x3f));
+  uint64_t x = v | UINT64_C(0xc000000000000000);
+  uint8_t b[8] = {(uint8_t)(x >> 56), (uint8_t)(x >> 48), (uint8_t)(x >> 40),
+                  (uint8_t)(x >> 32), (uint8_t)(x >> 24), (uint8_t)(x >> 16),
+                  (uint8_t)(x >> 8),  (uint8_t)x};
+  memcpy(p, b, 8);
   return p + 8;
 }
 
@@ -238,6 +241,41 @@ size_t wire_frame_encode(uint8_t *out, size_t cap, const wire_frame *f);
  */
 size_t wire_msg_tail_size(const wire_msg *m);
 size_t wire_msg_tail_encode(uint8_t *out, const wire_msg *m);
+
+/*
+ * The tail of a plain message, one with no content type and no attributes
+ * (most are): the same bytes wire_msg_tail_encode writes for it, without
+ * building a wire_msg.  Inline because every publish runs them.
+ */
+static inline size_t wire_plain_tail_size(size_t idlen, size_t cklen,
+                                          size_t payloadlen) {
+  size_t n = 1 /* flags */ + wire_varint_len(idlen) + idlen +
+             1 /* nattrs */ + payloadlen;
+  return cklen ? n + wire_varint_len(cklen) + cklen : n;
+}
+static inline size_t wire_plain_tail_encode(uint8_t *out, int priority,
+                                            const uint8_t *id, size_t idlen,
+                                            const uint8_t *ck, size_t cklen,
+                                            const uint8_t *payload,
+                                            size_t payloadlen) {
+  uint8_t *p = out;
+  *p++ = (uint8_t)(((unsigned)priority & WIRE_MSG_PRIO_MASK) |
+                   (cklen ? WIRE_MSG_HAS_COLLAPSE_KEY : 0));
+  p = wire_put_varint(p, idlen);
+  memcpy(p, id, idlen);
+  p += idlen;
+  if (cklen) {
+    p = wire_put_varint(p, cklen);
+    memcpy(p, ck, cklen);
+    p += cklen;
+  }
+  *p++ = 0; /* no attributes */
+  if (payloadlen) {
+    memcpy(p, payload, payloadlen);
+    p += payloadlen;
+  }
+  return (size_t)(p - out);
+}
 
 /*
  * wire_msg_head_encode writes the frame header and the varying start of a
