@@ -681,20 +681,25 @@ static int put_messages(tern_hub *hub, conn *c, out *o, uint8_t *start,
   return rv;
 }
 
-int tern_conn_want_write(const tern_conn *tc) {
-  const conn *c = (const conn *)tc;
-  if (!c || c->state == CONN_CLOSED) {
+/* Something to write: a frame in progress, a control frame, a DROPPED
+   notice, or a pending message the window lets out. */
+static inline int wants_write(const conn *c) {
+  if (c->state == CONN_CLOSED) {
     return 0;
   }
-  if ((c->aux && (c->aux->wmsg || c->aux->wctllen)) || c->ctl) {
+  if (c->ctl || (c->aux && (c->aux->wmsg || c->aux->wctllen))) {
     return 1;
   }
   const session *s = c->session;
   if (c->state != CONN_OPEN || !s) {
     return 0;
   }
-  return s->dropped[0] || s->dropped[1] || s->dropped[2] ||
+  return (s->dropped[0] | s->dropped[1] | s->dropped[2]) ||
          (s->npending && c->ninflight < c->hub->set.inflight_window);
+}
+
+int tern_conn_want_write(const tern_conn *tc) {
+  return tc ? wants_write((const conn *)tc) : 0;
 }
 
 tern_ssize tern_conn_write(tern_conn *tc, uint8_t *buf, size_t cap,
@@ -746,7 +751,7 @@ done:
     c->last_tx = now;
     hub->stats.bytes_out += n;
   }
-  if (c->ready && !tern_conn_want_write(tc)) {
+  if (c->ready && !wants_write(c)) {
     hub_unready(hub, c);
   }
   if (o.nomem) {

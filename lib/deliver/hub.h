@@ -99,7 +99,6 @@ struct session {
   tern_tstamp msg_due;
   uint8_t key[];
 };
-
 /* conn.state */
 enum {
   CONN_HANDSHAKE = 0, /* waiting for HELLO                                  */
@@ -439,8 +438,39 @@ void conn_on_timer(tern_hub *hub, conn *c, tern_tstamp now);
 /* conn_close: queue GOAWAY (unless |quiet|), detach, state CLOSING. */
 void conn_close(conn *c, int reason, uint32_t retry_ms, int error, int quiet,
                 tern_tstamp now);
-/* conn_ack frees in-flight messages with seq <= |seq| and stream |stream|. */
-void conn_ack(tern_hub *hub, conn *c, uint64_t seq);
+/*
+ * conn_ack frees the in-flight messages with seq <= |seq|.  Acked messages leave from the head of the in-flight list; the common
+ * ones (no trace, store record or collapse index entry) leave in bulk,
+ * the counters they share moved once per ACK.
+ */
+static inline void conn_ack(tern_hub *hub, conn *c, uint64_t seq) {
+  session *s = c->session;
+  const int traced = hub->set.trace != 0;
+  uint32_t n = 0;
+  uint64_t bytes = 0;
+  msg *m;
+  while ((m = c->inflight) != NULL && m->seq <= seq) {
+    if (traced || (m->flags & (MSG_TRACE | MSG_STORED)) || m->cklen) {
+      ++hub->stats.acked;
+      session_discard(hub, m, 0, TERN_EV_ACKED);
+      continue;
+    }
+    mlist_remove(&c->inflight, m);
+    ++n;
+    bytes += m->payloadlen;
+    m->session = NULL;
+    m->conn = NULL;
+    m->flags |= MSG_GONE;
+    msg_unref(hub, m);
+  }
+  c->ninflight -= n;
+  s->nmsgs -= n;
+  s->bytes -= bytes;
+  hub->stats.acked += n;
+  hub->stats.inflight -= n;
+  hub->stats.messages -= n;
+  hub->stats.message_bytes -= bytes;
+}
 
 /* ---- event.c ------------------------------------------------------------- */
 void event_push(tern_hub *hub, int type, int reason, tern_conn *c,

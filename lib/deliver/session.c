@@ -145,41 +145,6 @@ void session_discard(tern_hub *hub, msg *m, int reason, int ev) {
   }
 }
 
-/*
- * Here rather than in conn.c so that the discard path inlines into it.
- * Acked messages leave from the head of the in-flight list; the common
- * ones (no trace, store record or collapse index entry) leave in bulk,
- * the counters they share moved once per ACK.
- */
-void conn_ack(tern_hub *hub, conn *c, uint64_t seq) {
-  session *s = c->session;
-  const int traced = hub->set.trace != 0;
-  uint32_t n = 0;
-  uint64_t bytes = 0;
-  msg *m;
-  while ((m = c->inflight) != NULL && m->seq <= seq) {
-    if (traced || (m->flags & (MSG_TRACE | MSG_STORED)) || m->cklen) {
-      ++hub->stats.acked;
-      session_discard(hub, m, 0, TERN_EV_ACKED);
-      continue;
-    }
-    mlist_remove(&c->inflight, m);
-    ++n;
-    bytes += m->payloadlen;
-    m->session = NULL;
-    m->conn = NULL;
-    m->flags |= MSG_GONE;
-    msg_unref(hub, m);
-  }
-  c->ninflight -= n;
-  s->nmsgs -= n;
-  s->bytes -= bytes;
-  hub->stats.acked += n;
-  hub->stats.inflight -= n;
-  hub->stats.messages -= n;
-  hub->stats.message_bytes -= bytes;
-}
-
 void collapse_unindex(tern_hub *hub, msg *m) {
   if (m->cklen == 0) {
     return;
