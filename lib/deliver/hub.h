@@ -99,6 +99,7 @@ struct session {
   tern_tstamp msg_due;
   uint8_t key[];
 };
+
 /* conn.state */
 enum {
   CONN_HANDSHAKE = 0, /* waiting for HELLO                                  */
@@ -439,9 +440,10 @@ void conn_on_timer(tern_hub *hub, conn *c, tern_tstamp now);
 void conn_close(conn *c, int reason, uint32_t retry_ms, int error, int quiet,
                 tern_tstamp now);
 /*
- * conn_ack frees the in-flight messages with seq <= |seq|.  Acked messages leave from the head of the in-flight list; the common
- * ones (no trace, store record or collapse index entry) leave in bulk,
- * the counters they share moved once per ACK.
+ * conn_ack frees the in-flight messages with seq <= |seq|.  They leave from
+ * the head of the in-flight list; the common ones (no trace, store record
+ * or collapse index entry) leave in bulk, the counters they share moved
+ * once per ACK, and the others through session_discard.
  */
 static inline void conn_ack(tern_hub *hub, conn *c, uint64_t seq) {
   session *s = c->session;
