@@ -1227,6 +1227,10 @@ void model_baseline(sim *s) {
 
 void model_check_memory(sim *s) {
   const tern_hub *h = s->hub;
+  if (!h) {
+    sim_fail(s, 0, "no hub to check at the end (it is down)");
+    return;
+  }
   tern_stats st;
   tern_hub_get_stats(s->hub, &st, sizeof(st));
   if (st.sessions || st.conns || st.messages || st.message_bytes ||
