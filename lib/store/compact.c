@@ -62,23 +62,9 @@ typedef struct walk {
 
 static int scan_one(tern_store_file *s, const seg *sg, scan_visit visit,
                     walk *w) {
-  seg_reader rd;
-  scan_source src;
   scan_result res;
-  int rv = store_open_reader(s, sg, &rd, &src);
-  if (rv != 0) {
-    return rv;
-  }
   w->number = sg->number;
-  rv = scan_segment(&s->sbuf, &src, SEG_DATA_START, sg->salt, visit, w, &res);
-  store_close_reader(s, &rd);
-  if (rv == TERN_ERR_STORE && res.read_errno != 0) {
-    char name[32];
-    seg_name(name, sg->number, "");
-    errno = res.read_errno;
-    return store_sys_error(s, "pread", name);
-  }
-  return rv;
+  return store_scan(s, sg, visit, w, &res);
 }
 
 /* ---- load --------------------------------------------------------------- */
@@ -258,8 +244,6 @@ int store_compact(tern_store_file *s) {
   }
   {
     seg fresh;
-    seg_reader rd;
-    scan_source src;
     scan_result res;
     memset(&fresh, 0, sizeof(fresh));
     fresh.number = number;
@@ -268,20 +252,10 @@ int store_compact(tern_store_file *s) {
     fresh.usable = 1;
     fresh.size = w.out_size;
     /* Read the new file back. */
-    if (store_open_reader(s, &fresh, &rd, &src) != 0) {
-      s->sys->close(fd);
-      return store_break(s);
-    }
     memset(&w, 0, sizeof(w));
     w.s = s;
     w.number = number;
-    rv = scan_segment(&s->sbuf, &src, SEG_DATA_START, salt, repoint, &w,
-                      &res);
-    store_close_reader(s, &rd);
-    if (rv == TERN_ERR_STORE && res.read_errno != 0) {
-      errno = res.read_errno;
-      store_sys_error(s, "pread", name);
-    }
+    rv = store_scan(s, &fresh, repoint, &w, &res);
     if (rv == 0 && (w.count != live || res.damaged != 0 ||
                     res.tail != fresh.size)) {
       rv = store_error(s, "%s: the compacted segment does not read back",

@@ -258,6 +258,12 @@ int store_new_segment(tern_store_file *s, uint32_t number, uint32_t flags,
   return 0;
 }
 
+/* A segment open for scanning: scan_segment reads it through |read_at|. */
+typedef struct seg_reader {
+  const store_sys *sys;
+  int fd;
+} seg_reader;
+
 /* reader_read_at is a scan source over a segment: pread until |n| bytes
    or the end of the file. */
 static tern_ssize reader_read_at(void *ctx, uint8_t *buf, size_t n,
@@ -280,26 +286,29 @@ static tern_ssize reader_read_at(void *ctx, uint8_t *buf, size_t n,
   return (tern_ssize)got;
 }
 
-int store_open_reader(tern_store_file *s, const seg *sg, seg_reader *r,
-                      scan_source *src) {
+int store_scan(tern_store_file *s, const seg *sg, scan_visit visit,
+               void *ctx, scan_result *res) {
   char name[32];
   seg_name(name, sg->number, "");
-  r->sys = s->sys;
-  r->fd = s->sys->openat(s->dirfd, name, O_RDONLY | O_CLOEXEC, 0);
-  if (r->fd < 0) {
+  seg_reader r;
+  r.sys = s->sys;
+  r.fd = s->sys->openat(s->dirfd, name, O_RDONLY | O_CLOEXEC, 0);
+  if (r.fd < 0) {
+    memset(res, 0, sizeof(*res));
     return store_sys_error(s, "open", name);
   }
-  src->read_at = reader_read_at;
-  src->ctx = r;
-  src->size = sg->size;
-  return 0;
-}
-
-void store_close_reader(tern_store_file *s, seg_reader *r) {
-  if (r->fd >= 0) {
-    s->sys->close(r->fd);
-    r->fd = -1;
+  scan_source src;
+  src.read_at = reader_read_at;
+  src.ctx = &r;
+  src.size = sg->size;
+  int rv = scan_segment(&s->sbuf, &src, SEG_DATA_START, sg->salt, visit, ctx,
+                        res);
+  s->sys->close(r.fd);
+  if (rv == TERN_ERR_STORE && res->read_errno != 0) {
+    errno = res->read_errno;
+    return store_sys_error(s, "pread", name);
   }
+  return rv;
 }
 
 uint64_t store_garbage(const tern_store_file *s) {

@@ -119,15 +119,12 @@ int store_fdatasync(tern_store_file *s, int fd, const char *name);
 int store_fsync_dir(tern_store_file *s);
 int store_reserve_segs(tern_store_file *s, size_t n);
 
-/* store_open_segment opens segment |sg| read-only and describes it as a
-   scan source (|ctx| must outlive the scan). */
-typedef struct seg_reader {
-  const store_sys *sys;
-  int fd;
-} seg_reader;
-int store_open_reader(tern_store_file *s, const seg *sg, seg_reader *r,
-                      scan_source *src);
-void store_close_reader(tern_store_file *s, seg_reader *r);
+/* store_scan reads segment |sg| from its first record through
+   scan_segment (format.h): opens the file, scans, closes it.  Returns what
+   scan_segment returns; a failed open or read is also recorded as a store
+   error naming the file.  |res| is filled once the file opened. */
+int store_scan(tern_store_file *s, const seg *sg, scan_visit visit,
+               void *ctx, scan_result *res);
 
 /* store_garbage is the byte count of dead records and damage. */
 uint64_t store_garbage(const tern_store_file *s);

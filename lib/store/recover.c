@@ -272,8 +272,6 @@ static int replay_all(tern_store_file *s, size_t first, damage *d,
   *cut = s->nsegs > 0 ? s->segs[s->nsegs - 1].size : 0;
   for (size_t i = first; i < s->nsegs; ++i) {
     seg *sg = &s->segs[i];
-    seg_reader rd;
-    scan_source src;
     scan_result res;
     replay rp;
     int rv;
@@ -282,21 +280,9 @@ static int replay_all(tern_store_file *s, size_t first, damage *d,
       note_damage(s, sg, sg->number, d, 0, 1, sg->size);
       continue;
     }
-    rv = store_open_reader(s, sg, &rd, &src);
-    if (rv != 0) {
-      return rv;
-    }
     rp.s = s;
     rp.number = sg->number;
-    rv = scan_segment(&s->sbuf, &src, SEG_DATA_START, sg->salt, apply, &rp,
-                      &res);
-    store_close_reader(s, &rd);
-    if (rv == TERN_ERR_STORE && res.read_errno != 0) {
-      char name[32];
-      seg_name(name, sg->number, "");
-      errno = res.read_errno;
-      return store_sys_error(s, "pread", name);
-    }
+    rv = store_scan(s, sg, apply, &rp, &res);
     if (rv != 0) {
       return rv;
     }

@@ -96,17 +96,6 @@ static const char *state_name(int st) {
   return st >= 0 && st <= M_LOST ? names[st] : "?";
 }
 
-/* A printable id (ids are ASCII here: "m<n>" or the hub's hex); a few
-   may be used in one message. */
-static const char *idstr(const mmsg *m) {
-  static char bufs[4][TERN_MAX_ID + 1];
-  static unsigned next;
-  char *buf = bufs[next++ % 4];
-  memcpy(buf, m->id, m->idlen);
-  buf[m->idlen] = 0;
-  return buf;
-}
-
 static double secs(tern_tstamp t) {
   return (double)(int64_t)(t - SIM_T0) / 1e9;
 }
@@ -265,7 +254,7 @@ void model_publish_result(sim *s, int32_t idx, int rv,
     if (!dup) {
       sim_fail(s, 0, "publisher dedup: %s to %s refused as a duplicate, but "
                      "no copy was accepted within dedup_window",
-               idstr(m), c->key);
+               sim_idstr(m), c->key);
     }
     m->state = M_DUPLICATE;
     return;
@@ -273,14 +262,14 @@ void model_publish_result(sim *s, int32_t idx, int rv,
   if (dup) {
     sim_fail(s, 0, "publisher dedup: a retry of %s to %s within "
                    "dedup_window was not refused (publish returned %d)",
-             idstr(m), c->key, rv);
+             sim_idstr(m), c->key, rv);
   }
   if (rv == 0) {
     if (!(pr->outcome & TERN_PUBLISH_QUEUED)) {
       sim_fail(s, 0, "publish returned 0 without TERN_PUBLISH_QUEUED");
     }
     if (model_find_live(s, m->client, m->id, m->idlen) >= 0) {
-      sim_fail(s, 0, "model: two live messages with id %s", idstr(m));
+      sim_fail(s, 0, "model: two live messages with id %s", sim_idstr(m));
     }
     m->state = M_LIVE;
     m->serial = ++s->next_serial;
@@ -415,7 +404,7 @@ static void expired_unsent(sim *s, int client, const mmsg *m) {
   if (l && l->could_send) {
     sim_fail(s, 1, "%s of %s expired unsent although link %u had room in "
                    "its window and its socket",
-             idstr(m), s->cl[client].key, l->id);
+             sim_idstr(m), s->cl[client].key, l->id);
   }
 }
 
@@ -470,7 +459,7 @@ void model_hub_event(sim *s, const tern_event *ev) {
     ++m->sends;
     if (s->now >= m->expiry) {
       sim_fail(s, 3, "%s of %s sent at %.6f, at or after its expiry %.6f",
-               idstr(m), s->cl[client].key, secs(s->now), secs(m->expiry));
+               sim_idstr(m), s->cl[client].key, secs(s->now), secs(m->expiry));
     }
     sim_link *l = ev->conn ? tern_conn_get_user_data(ev->conn) : NULL;
     if (!l) {
@@ -479,7 +468,7 @@ void model_hub_event(sim *s, const tern_event *ev) {
     }
     if (l->client != client) {
       sim_fail(s, 0, "%s sent on a connection of another session",
-               idstr(m));
+               sim_idstr(m));
     }
     if (ev->seq <= l->last_seq) {
       sim_fail(s, 0, "seq %llu after %llu on one connection",
@@ -512,7 +501,7 @@ void model_hub_event(sim *s, const tern_event *ev) {
                      seen_key(key, m->last_inc, m->id, m->idlen))) {
         sim_fail(s, 1, "%s of %s acked (seq %llu) but its app (#%u) never "
                        "got it (nor an earlier message with its id)",
-                 idstr(m), s->cl[client].key, (unsigned long long)ev->seq,
+                 sim_idstr(m), s->cl[client].key, (unsigned long long)ev->seq,
                  m->last_inc);
       }
     }
@@ -524,7 +513,7 @@ void model_hub_event(sim *s, const tern_event *ev) {
     }
     m = &s->msgs[idx];
     if (s->now < m->expiry) {
-      sim_fail(s, 0, "%s expired at %.6f, before its expiry %.6f", idstr(m),
+      sim_fail(s, 0, "%s expired at %.6f, before its expiry %.6f", sim_idstr(m),
                secs(s->now), secs(m->expiry));
     }
     if (ev->reason != TERN_DROP_EXPIRED) {
@@ -542,7 +531,7 @@ void model_hub_event(sim *s, const tern_event *ev) {
     }
     m = &s->msgs[idx];
     if (m->ck < 0) {
-      sim_fail(s, 0, "%s collapsed without a collapse key", idstr(m));
+      sim_fail(s, 0, "%s collapsed without a collapse key", sim_idstr(m));
     }
     if (ev->auxlen) {
       int32_t j = model_find_live(s, client, ev->aux, ev->auxlen);
@@ -555,7 +544,7 @@ void model_hub_event(sim *s, const tern_event *ev) {
                      s->msgs[j].serial <= m->serial)) {
         sim_fail(s, 5, "%s collapsed by %.*s, which is not a newer message "
                        "with its key",
-                 idstr(m), (int)ev->auxlen, (const char *)ev->aux);
+                 sim_idstr(m), (int)ev->auxlen, (const char *)ev->aux);
       }
     }
     end_msg(s, idx, M_COLLAPSED);
@@ -702,42 +691,42 @@ static void on_message(sim *s, client_slot *c, sim_link *l,
   }
   mmsg *m = &s->msgs[idx];
   sim_log(s, "app %s#%u: MESSAGE %s seq %llu prio %d", c->key,
-          c->incarnation, idstr(m), (unsigned long long)ev->seq, ev->priority);
+          c->incarnation, sim_idstr(m), (unsigned long long)ev->seq, ev->priority);
   if (m->client != c->idx) {
-    sim_fail(s, 0, "%s of %s delivered to %s", idstr(m),
+    sim_fail(s, 0, "%s of %s delivered to %s", sim_idstr(m),
              s->cl[m->client].key, c->key);
     return;
   }
   if (m->state == M_REFUSED || m->state == M_REJECTED ||
       m->state == M_DUPLICATE || m->state == 0) {
     sim_fail(s, 0, "%s delivered, but the hub never accepted it (%s)",
-             idstr(m), state_name(m->state));
+             sim_idstr(m), state_name(m->state));
     return;
   }
   if (!intact(s, m, idx, ev)) {
     sim_fail(s, 0, "%s reached the app altered (id, priority, collapse "
                    "key, content type, attrs or payload differ)",
-             idstr(m));
+             sim_idstr(m));
     return;
   }
   const sent_rec *r = find_sent(l, ev->seq);
   if (!r || r->msg != idx) {
     sim_fail(s, 0, "%s reached the app with seq %llu, which the hub did "
                    "not send it with on this connection",
-             idstr(m), (unsigned long long)ev->seq);
+             sim_idstr(m), (unsigned long long)ev->seq);
     return;
   }
   /* 3: the client never reports more lifetime than the frame carried. */
   if (m->expiry == TERN_TSTAMP_NONE) {
     if (ev->ttl != 0) {
       sim_fail(s, 3, "%s never expires, but the app got ttl %llu ns",
-               idstr(m), (unsigned long long)ev->ttl);
+               sim_idstr(m), (unsigned long long)ev->ttl);
     }
   } else if (ev->ttl == 0 ||
              (r->ttl_ms != UINT64_MAX && ev->ttl > r->ttl_ms * TERN_MILLISECONDS)) {
     sim_fail(s, 3, "%s: the app got ttl %llu ns, the frame (sent %.6f) "
                    "carried %llu ms, the hub's expiry is %.6f",
-             idstr(m), (unsigned long long)ev->ttl, secs(r->at),
+             sim_idstr(m), (unsigned long long)ev->ttl, secs(r->at),
              (unsigned long long)r->ttl_ms, secs(m->expiry));
   }
   /* 2: at most once per incarnation within the client's dedup window. */
@@ -753,7 +742,7 @@ static void on_message(sim *s, client_slot *c, sim_link *l,
         between + 2 < c->cs.dedup_max) {
       sim_fail(s, 2, "app %s#%u saw id %s twice, %.3f s apart with %llu "
                      "other ids between (dedup window %.0f s, %u ids)",
-               c->key, c->incarnation, idstr(m), (double)age / 1e9,
+               c->key, c->incarnation, sim_idstr(m), (double)age / 1e9,
                (unsigned long long)between,
                (double)c->cs.dedup_window / 1e9, c->cs.dedup_max);
     }
@@ -770,10 +759,10 @@ static void on_message(sim *s, client_slot *c, sim_link *l,
       ++s->res->order_lost;
       sim_log(s, "app %s got %s (key ck%d) after the newer %s, which a "
                  "crash forgot",
-              c->key, idstr(m), m->ck, idstr(&s->msgs[last]));
+              c->key, sim_idstr(m), m->ck, sim_idstr(&s->msgs[last]));
     } else if (last >= 0 && s->msgs[last].serial > m->serial) {
       sim_fail(s, 5, "app %s got %s (key ck%d) after the newer %s",
-               c->key, idstr(m), m->ck, idstr(&s->msgs[last]));
+               c->key, sim_idstr(m), m->ck, sim_idstr(&s->msgs[last]));
     }
     if (last < 0 || s->msgs[last].serial < m->serial) {
       c->ck_last[m->ck] = idx;
@@ -946,14 +935,14 @@ void model_tap_frame(sim *s, sim_link *l, const uint8_t *frame, size_t len,
     if (m->expiry == TERN_TSTAMP_NONE) {
       if (f.u.msg.ttl_ms != 0) {
         sim_fail(s, 3, "%s never expires but went out with ttl_ms %llu",
-                 idstr(m), (unsigned long long)f.u.msg.ttl_ms);
+                 sim_idstr(m), (unsigned long long)f.u.msg.ttl_ms);
       }
     } else {
       tern_duration left = m->expiry - r->at;
       tern_duration said = f.u.msg.ttl_ms * TERN_MILLISECONDS;
       if (said < left || said >= left + TERN_MILLISECONDS) {
         sim_fail(s, 3, "%s sent with %.6f s to live, its frame says %llu ms",
-                 idstr(m), (double)left / 1e9,
+                 sim_idstr(m), (double)left / 1e9,
                  (unsigned long long)f.u.msg.ttl_ms);
       }
     }
@@ -1097,7 +1086,7 @@ static void describe_left(sim *s) {
     ++shown;
     sim_log(s, "left: %s of %s prio %d published %.6f expiry %.6f sends %u "
                "deliveries %u",
-            idstr(m), s->cl[m->client].key, m->prio, secs(m->published),
+            sim_idstr(m), s->cl[m->client].key, m->prio, secs(m->published),
             m->expiry == TERN_TSTAMP_NONE ? -1.0 : secs(m->expiry), m->sends,
             m->deliveries);
   }
@@ -1128,7 +1117,7 @@ void model_check_end(sim *s) {
                (double)(s->now - (s->last_progress > s->quiet_start
                                       ? s->last_progress
                                       : s->quiet_start)) / 1e9,
-               (unsigned long long)s->total_live, idstr(first),
+               (unsigned long long)s->total_live, sim_idstr(first),
                s->cl[first->client].key, first->sends, first->deliveries);
     } else {
       sim_fail(s, 1, "after %.0f s of quiet with healthy links not every "
@@ -1145,7 +1134,7 @@ void model_check_end(sim *s) {
     if (m->state == M_SESSION_GONE && m->ended > healthy) {
       sim_fail(s, 1, "%s of %s %s at %.6f, although its client had healthy "
                      "links from %.6f",
-               idstr(m), s->cl[m->client].key, state_name(m->state),
+               sim_idstr(m), s->cl[m->client].key, state_name(m->state),
                secs(m->ended), secs(healthy));
       return;
     }
@@ -1170,8 +1159,8 @@ void model_check_end(sim *s) {
       if (m->serial < last[m->prio]) {
         sim_fail(s, 4, "app %s got %s (priority %d) after %s, published "
                        "later, both sent once",
-                 s->cl[i].key, idstr(m), m->prio,
-                 idstr(&s->msgs[lastmsg[m->prio]]));
+                 s->cl[i].key, sim_idstr(m), m->prio,
+                 sim_idstr(&s->msgs[lastmsg[m->prio]]));
         return;
       }
       last[m->prio] = m->serial;

@@ -112,15 +112,6 @@ static int client_of(const sim *s, const uint8_t *key, size_t keylen) {
   return -1;
 }
 
-static const char *idstr(const mmsg *m) {
-  static char bufs[4][TERN_MAX_ID + 1];
-  static unsigned next;
-  char *buf = bufs[next++ % 4];
-  memcpy(buf, m->id, m->idlen);
-  buf[m->idlen] = 0;
-  return buf;
-}
-
 /* ---- watching the batches ----------------------------------------------- */
 
 static void unsynced(durable *d, int32_t who, uint8_t kind) {
@@ -238,15 +229,15 @@ static void watch_record(sim *s, const tern_store_record *r, int sync) {
       mmsg *m = &s->msgs[idx];
       if (m->pflags & TERN_MSG_VOLATILE) {
         sim_fail(s, 0, "the hub stored %s, published TERN_MSG_VOLATILE",
-                 idstr(m));
+                 sim_idstr(m));
       }
       if ((m->pflags & TERN_MSG_SYNC) && !sync) {
         sim_fail(s, 0, "the batch holding %s, published TERN_MSG_SYNC, was "
                        "appended without sync",
-                 idstr(m));
+                 sim_idstr(m));
       }
       if (m->rec & REC_SET_APP) {
-        sim_fail(s, 0, "the hub stored %s twice (serial %llu)", idstr(m),
+        sim_fail(s, 0, "the hub stored %s twice (serial %llu)", sim_idstr(m),
                  (unsigned long long)serial);
       }
       if (serial >= d->nserial) {
@@ -400,18 +391,18 @@ void durable_persisted(sim *s, int client, const tern_event *ev) {
     sim_fail(s, 0, "PERSISTED for %.*s of %s, but the oldest SYNC publish "
                    "waiting is %s of %s (publish order)",
              (int)ev->msg_idlen, (const char *)ev->msg_id, s->cl[client].key,
-             idstr(m), s->cl[m->client].key);
+             sim_idstr(m), s->cl[m->client].key);
     return;
   }
   if (ev->reason != 0) {
     sim_fail(s, 0, "PERSISTED for %s with %s, but the store never fails",
-             idstr(m), tern_strerror(ev->reason));
+             sim_idstr(m), tern_strerror(ev->reason));
     return;
   }
   if (!(m->rec & REC_SET_DUR)) {
     sim_fail(s, 1, "%s of %s confirmed by PERSISTED before its record was "
                    "durable",
-             idstr(m), s->cl[client].key);
+             sim_idstr(m), s->cl[client].key);
   }
   m->confirmed = 1;
   ++s->res->confirmed;
@@ -424,12 +415,12 @@ void durable_check_step(sim *s) {
     if ((m->rec & REC_DEL_APP) && m->state == M_LIVE && !superseded(s, m)) {
       sim_fail(s, 0, "the hub deleted the store record of %s of %s, which "
                      "it still holds",
-               idstr(m), s->cl[m->client].key);
+               sim_idstr(m), s->cl[m->client].key);
     }
     if (m->state == 0 || m->state == M_REFUSED || m->state == M_REJECTED ||
         m->state == M_DUPLICATE) {
       sim_fail(s, 0, "the hub stored %s of %s, which it did not accept",
-               idstr(m), s->cl[m->client].key);
+               sim_idstr(m), s->cl[m->client].key);
     }
   }
   d->touched.n = 0;
@@ -441,7 +432,7 @@ void durable_check_step(sim *s) {
       if (!(m->rec & REC_SET_APP)) {
         sim_fail(s, 0, "%s of %s was accepted, but no batch handed to the "
                        "store holds it",
-                 idstr(m), s->cl[m->client].key);
+                 sim_idstr(m), s->cl[m->client].key);
         break;
       }
     }
@@ -479,7 +470,7 @@ void durable_stopped(sim *s, int clean) {
       if (!(m->rec & REC_SET_APP)) {
         sim_fail(s, 0, "%s of %s was accepted, but the hub stopped without "
                        "handing it to the store",
-                 idstr(m), s->cl[m->client].key);
+                 sim_idstr(m), s->cl[m->client].key);
         break;
       }
     }
@@ -519,7 +510,7 @@ static void find_held(sim *s, uint8_t *held) {
           return;
         }
         if (held[idx]) {
-          sim_fail(s, 0, "the restarted hub holds %s twice", idstr(mm));
+          sim_fail(s, 0, "the restarted hub holds %s twice", sim_idstr(mm));
           return;
         }
         held[idx] = 1;
@@ -571,7 +562,7 @@ static void restored(sim *s, const uint8_t *dur, const uint8_t *sess_dur) {
       sim_fail(s, m->state == M_LIVE ? 1 : 0,
                "%s of %s (%s, %s%s) was in the store, but the restarted hub "
                "did not restore it",
-               idstr(m), s->cl[m->client].key,
+               sim_idstr(m), s->cl[m->client].key,
                m->state == M_LIVE ? "held" : "already gone",
                m->pflags & TERN_MSG_SYNC ? "SYNC" : "ASYNC",
                m->confirmed ? ", confirmed by PERSISTED" : "");
@@ -579,7 +570,7 @@ static void restored(sim *s, const uint8_t *dur, const uint8_t *sess_dur) {
     }
     if (!expect && held[i]) {
       sim_fail(s, 0, "the restarted hub restored %s of %s, although %s",
-               idstr(m), s->cl[m->client].key,
+               sim_idstr(m), s->cl[m->client].key,
                !dur[i] ? "the store did not hold its record"
                : m->expiry <= now ? "it had expired"
                                   : "a newer message has its collapse key");
@@ -595,10 +586,10 @@ static void restored(sim *s, const uint8_t *dur, const uint8_t *sess_dur) {
         if (m->confirmed) {
           sim_fail(s, 1, "%s of %s, confirmed by PERSISTED, was lost by the "
                          "crash",
-                   idstr(m), s->cl[m->client].key);
+                   sim_idstr(m), s->cl[m->client].key);
           break;
         }
-        sim_log(s, "%s of %s lost by the crash (%s)", idstr(m),
+        sim_log(s, "%s of %s lost by the crash (%s)", sim_idstr(m),
                 s->cl[m->client].key,
                 m->pflags & TERN_MSG_VOLATILE ? "volatile" : "not synced");
         model_end_msg(s, idx, M_LOST);
@@ -620,7 +611,7 @@ static void restored(sim *s, const uint8_t *dur, const uint8_t *sess_dur) {
     }
     sim_log(s, "%s of %s comes back (it was %s; its deletion was not "
                "durable)",
-            idstr(m), s->cl[m->client].key,
+            sim_idstr(m), s->cl[m->client].key,
             m->state == M_ACKED       ? "acked"
             : m->state == M_EXPIRED   ? "expired"
             : m->state == M_COLLAPSED ? "collapsed"
@@ -630,7 +621,7 @@ static void restored(sim *s, const uint8_t *dur, const uint8_t *sess_dur) {
     if (model_revive_msg(s, (int32_t)i) != 0) {
       sim_fail(s, 0, "the restarted hub holds %s of %s twice (two "
                      "messages with that id)",
-               idstr(m), s->cl[m->client].key);
+               sim_idstr(m), s->cl[m->client].key);
       break;
     }
     m->restored_at = m->revived_at = s->nrestarts;

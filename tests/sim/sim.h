@@ -12,7 +12,7 @@
  *   durable.c --hub-restart: the store under the hub (tests/memstore.h),
  *             followed batch by batch, and what a restarted hub must
  *             restore.
- *   util.c    the counting allocator and a small map.
+ *   util.c    the counting allocator, a small map, printable ids.
  *   main.c    the command line (tests/sim/sim); bench/sim_soak.c is the
  *             other front end.
  *
@@ -431,6 +431,9 @@ void link_tap(sim *s, sim_link *l, const uint8_t *data, size_t len);
 int link_idle(const sim_link *l);
 
 /* util.c */
+/* sim_idstr: a message id as a C string (ids are ASCII here: "m<n>" or
+   the hub's hex); four buffers in turn, so a few fit in one message. */
+const char *sim_idstr(const mmsg *m);
 void kmap_init(kmap *m, size_t nb);
 void kmap_free(kmap *m);
 int32_t *kmap_find(kmap *m, const uint8_t *k, size_t klen);

@@ -220,3 +220,11 @@ void kmap_del(kmap *m, const uint8_t *k, size_t klen) {
   }
 }
 
+const char *sim_idstr(const mmsg *m) {
+  static char bufs[4][TERN_MAX_ID + 1];
+  static unsigned next;
+  char *buf = bufs[next++ % 4];
+  memcpy(buf, m->id, m->idlen);
+  buf[m->idlen] = 0;
+  return buf;
+}
