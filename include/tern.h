@@ -1095,6 +1095,46 @@ TERN_EXTERN int tern_client_new(tern_client **pclient, const uint8_t *key,
 TERN_EXTERN void tern_client_del(tern_client *client);
 
 /*
+ * The resume state: what a receiver must keep across its own restarts so
+ * that a new process resumes the stream instead of starting from zero and
+ * getting again what the old one processed.  It is a small blob: the
+ * session key, the epoch, the highest seq the app processed, and the ids
+ * of processed messages that dedup still remembers (within dedup_max and
+ * dedup_window), with their ages; versioned and checksummed.  Its format
+ * is stable: every later version of libtern restores it (tern_client_new(3)
+ * describes it).  Messages taken but not processed are not in it: they
+ * come again after a crash.
+ *
+ * When to save: after the app processed a message, together with the
+ * app's own data (one atomic write or transaction), and before the next
+ * tern_client_write.  With manual_ack: process, tern_client_ack, save,
+ * persist both, then write.  In automatic mode a message counts as
+ * processed once tern_client_next_event returned it.
+ *
+ * tern_client_save_state writes the state into |buf| when it fits in |cap|
+ * bytes.  Returns its size in bytes either way (nothing written when that
+ * is over |cap|: call again with a buffer that large; |buf| may be NULL
+ * when |cap| is 0) or TERN_ERR_INVALID.  Size: 31 + keylen + (5 + idlen)
+ * per id, so lower dedup_max to bound it.
+ */
+TERN_EXTERN tern_ssize tern_client_save_state(const tern_client *client,
+                                              uint8_t *buf, size_t cap);
+
+/*
+ * tern_client_restore_state loads a state saved by a client of the same
+ * session key into a new client, before its first tern_client_connect;
+ * |state| is read, not kept.  Ids past dedup_max or dedup_window are
+ * dropped; their ages count from |now|.  Returns 0, TERN_ERR_PROTO (not a
+ * state: wrong magic, unknown format version, bad checksum, bad length or
+ * contents), TERN_ERR_INVALID (NULL, or the state of another session key),
+ * TERN_ERR_STATE (the client connected already) or TERN_ERR_NOMEM.  On
+ * error nothing changed.
+ */
+TERN_EXTERN int tern_client_restore_state(tern_client *client,
+                                          const uint8_t *state, size_t len,
+                                          tern_tstamp now);
+
+/*
  * tern_client_connect tells the client that the transport it asked for is
  * up: it queues HELLO (last seq, epoch).  The host may also connect while
  * the client backs off or after it gave up (say, when the network came

@@ -11,7 +11,8 @@
  * Files: client.c (lifecycle, host calls, deadlines, events), recv.c
  * (frames from the server), send.c (frames to the server), idset.c (ids
  * seen), queue.c (event ring, ack FIFO), backoff.c (reconnect backoff and
- * the adaptive heartbeat).
+ * the adaptive heartbeat), state.c (the resume state an app saves across
+ * its restarts).
  */
 #ifndef TERN_CLIENT_CLIENT_H
 #define TERN_CLIENT_CLIENT_H
