@@ -2247,6 +2247,218 @@ static void test_state_blob(void) {
         nomem_seen);
 }
 
+/* ==== one way to end a connection ========================================== */
+
+/* Takes every event; counts the DISCONNECTED ones and keeps the reason of
+   the last. */
+static int disconnects(tern_client *c, int *reason) {
+  tern_client_event ev;
+  int k = 0;
+  while (tern_client_next_event(c, &ev) == 1) {
+    if (ev.type == TERN_CLIENT_EV_DISCONNECTED) {
+      ++k;
+      if (reason) {
+        *reason = ev.reason;
+      }
+    }
+  }
+  return k;
+}
+
+/* After the transport ended: the host's report, time and writes bring no
+   second DISCONNECTED. */
+static int no_second(tern_client *c, tern_tstamp now) {
+  uint8_t buf[256];
+  tern_client_conn_lost(c, now);
+  tern_client_write(c, buf, sizeof(buf), now);
+  tern_client_handle_expiry(c, now + SEC(1));
+  tern_client_conn_lost(c, now + SEC(1));
+  return disconnects(c, NULL) == 0;
+}
+
+/* A connected client fed by hand, its events taken. */
+static tern_client *welcomed(const tern_client_settings *s,
+                             const tern_mem *mem) {
+  tern_client *c = bare_client(s, mem, T0);
+  feed_welcome(c, 7, 0, 4000, 7000, 256, 0, T0);
+  take_all(c, NULL, 0, NULL);
+  return c;
+}
+
+static void test_conn_end(void) {
+  tern_client_settings s = csettings();
+  int reason = -1;
+  uint8_t junk[] = {0x0f, 0x00};
+  uint8_t buf[256];
+
+  tern_client *c = welcomed(&s, NULL);
+  CHECK_INT(tern_client_read(c, junk, sizeof(junk), T0), TERN_ERR_PROTO,
+            "end by a bad frame: read says PROTO");
+  CHECK(disconnects(c, &reason) == 1 && reason == TERN_GOAWAY_PROTO &&
+            no_second(c, T0),
+        "end by a bad frame: exactly one DISCONNECTED(PROTO)");
+  tern_client_del(c);
+
+  c = welcomed(&s, NULL);
+  tern_client_handle_expiry(c, T0 + SEC(7));
+  CHECK(disconnects(c, &reason) == 1 && reason == TERN_GOAWAY_TIMEOUT &&
+            no_second(c, T0 + SEC(7)),
+        "end by silence: exactly one DISCONNECTED(TIMEOUT)");
+  tern_client_del(c);
+
+  c = bare_client(&s, NULL, T0);
+  tern_client_handle_expiry(c, T0 + SEC(7));
+  CHECK(disconnects(c, &reason) == 1 && reason == TERN_GOAWAY_TIMEOUT &&
+            no_second(c, T0 + SEC(7)),
+        "end by no WELCOME: exactly one DISCONNECTED(TIMEOUT)");
+  tern_client_del(c);
+
+  c = welcomed(&s, NULL);
+  wire_frame f;
+  memset(&f, 0, sizeof(f));
+  f.type = WIRE_GOAWAY;
+  f.u.goaway.reason = TERN_GOAWAY_RESTART;
+  f.u.goaway.text = (const uint8_t *)"";
+  feed_frame(c, &f, T0);
+  CHECK(disconnects(c, &reason) == 1 && reason == TERN_GOAWAY_RESTART &&
+            no_second(c, T0),
+        "end by the server's GOAWAY: exactly one DISCONNECTED(RESTART)");
+  tern_client_del(c);
+
+  c = welcomed(&s, NULL);
+  CHECK_INT(tern_client_conn_lost(c, T0), 0, "end by the host: conn_lost");
+  CHECK(disconnects(c, &reason) == 1 &&
+            reason == TERN_CLIENT_TRANSPORT_LOST && no_second(c, T0),
+        "end by the host: exactly one DISCONNECTED(TRANSPORT_LOST)");
+  tern_client_del(c);
+
+  c = bare_client(&s, NULL, T0);
+  tern_client_conn_lost(c, T0);
+  CHECK(disconnects(c, &reason) == 1 &&
+            reason == TERN_CLIENT_TRANSPORT_LOST && no_second(c, T0),
+        "end by the host before WELCOME: exactly one DISCONNECTED");
+  tern_client_del(c);
+
+  /* Opening the transport failed: none was handed over, no event. */
+  c = fresh_client(&s, NULL);
+  tern_client_conn_lost(c, T0);
+  CHECK_INT(disconnects(c, NULL), 0, "a failed open: no DISCONNECTED");
+  tern_client_del(c);
+
+  /* tern_client_close: once the GOAWAY is written. */
+  c = welcomed(&s, NULL);
+  tu_out o;
+  tu_out_init(&o);
+  cl_drain(&o, c, 4096, T0);
+  tern_client_close(c, T0);
+  CHECK_INT(disconnects(c, NULL), 0,
+            "end by close: no event while the GOAWAY is unwritten");
+  cl_drain(&o, c, 3, T0);
+  CHECK(o.closed && tu_last(&o, WIRE_GOAWAY) &&
+            disconnects(c, &reason) == 1 && reason == TERN_GOAWAY_CLIENT &&
+            no_second(c, T0),
+        "end by close: exactly one DISCONNECTED(CLIENT) after the GOAWAY");
+  CHECK_INT(tern_client_write(c, buf, sizeof(buf), T0), TERN_ERR_CLOSED,
+            "end by close: then write says CLOSED");
+  tu_out_free(&o);
+  tern_client_del(c);
+
+  c = welcomed(&s, NULL);
+  tern_client_close(c, T0);
+  tern_client_conn_lost(c, T0); /* the goodbye never got out */
+  CHECK(disconnects(c, &reason) == 1 && reason == TERN_GOAWAY_CLIENT &&
+            no_second(c, T0),
+        "end by close, transport broke meanwhile: exactly one DISCONNECTED");
+  tern_client_del(c);
+
+  c = hello_client(&s, NULL, T0); /* HELLO not written yet */
+  tern_client_close(c, T0);
+  CHECK(disconnects(c, &reason) == 1 && reason == TERN_GOAWAY_CLIENT &&
+            no_second(c, T0),
+        "end by close before anything was sent: one DISCONNECTED at once");
+  tern_client_del(c);
+
+  c = fresh_client(&s, NULL);
+  tern_client_close(c, T0);
+  CHECK(disconnects(c, NULL) == 0 &&
+            tern_client_connect(c, T0) == TERN_ERR_CLOSED,
+        "close without a transport: no event, connect refused");
+  tern_client_del(c);
+
+  /* No memory at all: the event still comes, exactly once. */
+  tu_alloc a;
+  memset(&a, 0, sizeof(a));
+  tern_mem mem = tu_alloc_mem(&a);
+  int nomem_ok = 1;
+  for (int way = 0; way < 4; ++way) {
+    c = welcomed(&s, &mem);
+    a.fail_at = a.calls + 1;
+    a.fail_rest = 1;
+    int r = 0;
+    switch (way) {
+    case 0:
+      r = feed_msg(c, 1, "a", "x", T0) == TERN_ERR_NOMEM;
+      break;
+    case 1:
+      r = tern_client_handle_expiry(c, T0 + SEC(7)) == 0;
+      break;
+    case 2:
+      r = tern_client_conn_lost(c, T0) == 0;
+      break;
+    default:
+      tern_client_close(c, T0);
+      r = tern_client_write(c, buf, sizeof(buf), T0) > 0;
+      break;
+    }
+    int k = disconnects(c, &reason);
+    nomem_ok &= r && k == 1 && no_second(c, T0);
+    if (!(r && k == 1)) {
+      tap_diag("nomem way %d: %d, %d events", way, r, k);
+    }
+    a.fail_rest = 0;
+    a.fail_at = 0;
+    tern_client_del(c);
+  }
+  CHECK(nomem_ok && a.outstanding == 0,
+        "without memory: read NOMEM, silence, conn_lost and close each "
+        "end with exactly one DISCONNECTED");
+  tu_alloc_finish(&a);
+
+  /* Against a hub, every way in one run: each transport the host handed
+     over ends with exactly one DISCONNECTED. */
+  tern_settings hs = tu_settings();
+  net n;
+  net_init(&n, tu_hub(&hs), "vic", &s, NULL);
+  net_advance(&n, MS(100));
+  tern_conn_goaway(n.cur->conn, TERN_GOAWAY_RESTART, SEC(2), n.now);
+  net_advance(&n, SEC(5)); /* server GOAWAY, then back */
+  net_send_down(&n, n.cur, junk, sizeof(junk), 0);
+  net_advance(&n, SEC(5)); /* bad frame, then back */
+  net_cut(&n);
+  net_advance(&n, SEC(20)); /* silence, then back */
+  tern_conn_del(n.cur->conn); /* the hub's host drops the socket */
+  n.cur->conn = NULL;
+  net_send_down(&n, n.cur, NULL, 0, 1);
+  net_advance(&n, SEC(5)); /* EOF: conn_lost, then back */
+  tern_client_close(n.cl, n.now);
+  net_advance(&n, SEC(5)); /* goodbye */
+  size_t connected = net_count(&n, TERN_CLIENT_EV_CONNECTED);
+  size_t disc = net_count(&n, TERN_CLIENT_EV_DISCONNECTED);
+  int reasons[5] = {TERN_GOAWAY_RESTART, TERN_GOAWAY_PROTO,
+                    TERN_GOAWAY_TIMEOUT, TERN_CLIENT_TRANSPORT_LOST,
+                    TERN_GOAWAY_CLIENT};
+  int in_order = disc == 5;
+  for (size_t i = 0, k = 0; i < n.nevs && in_order; ++i) {
+    if (n.evs[i].type == TERN_CLIENT_EV_DISCONNECTED) {
+      in_order &= n.evs[i].reason == reasons[k++];
+    }
+  }
+  CHECK(connected == 5 && disc == 5 && in_order && !n.cur,
+        "hub: 5 connections, 5 ends (GOAWAY, bad frame, silence, EOF, "
+        "close), one DISCONNECTED each (%zu, %zu)", connected, disc);
+  net_free(&n);
+}
+
 int main(void) {
   test_new_and_settings();
   test_handshake();
@@ -2268,5 +2480,6 @@ int main(void) {
   test_nomem();
   test_state_blob();
   test_restart();
+  test_conn_end();
   return tap_done();
 }

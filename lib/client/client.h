@@ -242,6 +242,10 @@ struct tern_client {
    whether to queue that event. */
 void client_end_conn(tern_client *c, int reason, uint64_t hint_ms, int emit,
                      tern_tstamp now);
+/* client.c: the transport of a closing client is finished (the GOAWAY
+   is written, or the transport broke): CLOSED, and the DISCONNECTED event
+   that ends every transport. */
+void client_closed(tern_client *c);
 /* client.c: moves ackable items out of the FIFO and decides whether an
    ACK is due. */
 void client_ack_advance(tern_client *c, tern_tstamp now);

@@ -10,8 +10,10 @@
  *
  * Checked after every step: read returns |len| or one of its documented
  * errors; want_write and write agree; every event's pointers are readable
- * (ASan) and within their limits; the counters add up.  At the end every
- * allocation must have been returned.  One header byte makes the Nth
+ * (ASan) and within their limits; the counters add up; no transport ends
+ * twice.  At the end, after the transport is lost, every transport handed
+ * over with tern_client_connect has ended with exactly one DISCONNECTED
+ * event, and every allocation must have been returned.  One header byte makes the Nth
  * allocation fail, to reach the out-of-memory paths.
  */
 #include <stdint.h>
@@ -46,6 +48,9 @@ typedef struct state {
   int manual;
   uint64_t last_seq;   /* seq of the last MESSAGE taken */
   int connect_asked;
+  int no_connect;      /* the end: CONNECT events are not answered */
+  uint64_t handed;     /* tern_client_connect calls that succeeded */
+  uint64_t ended;      /* DISCONNECTED events */
 } state;
 
 static void take_events(state *st, int max) {
@@ -56,9 +61,14 @@ static void take_events(state *st, int max) {
     switch (ev.type) {
     case TERN_CLIENT_EV_CONNECT:
       st->connect_asked = 1;
-      if (tern_client_connect(st->c, st->now) == 0) {
+      if (!st->no_connect && tern_client_connect(st->c, st->now) == 0) {
         st->connect_asked = 0;
+        ++st->handed;
       }
+      break;
+    case TERN_CLIENT_EV_DISCONNECTED:
+      ++st->ended;
+      REQUIRE(st->ended <= st->handed);
       break;
     case TERN_CLIENT_EV_MESSAGE:
       REQUIRE(ev.idlen >= 1 && ev.idlen <= TERN_MAX_ID);
@@ -266,7 +276,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       tern_client_conn_lost(st.c, st.now);
       break;
     case 10: /* the host connects */
-      tern_client_connect(st.c, st.now);
+      if (tern_client_connect(st.c, st.now) == 0) {
+        ++st.handed;
+      }
       break;
     case 11:
       if (take(&in) == 0x5a) {
@@ -279,7 +291,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     check(&st);
   }
+  st.no_connect = 1;
   take_events(&st, 1 << 20);
+  tern_client_conn_lost(st.c, st.now);
+  take_events(&st, 1 << 20);
+  REQUIRE(st.ended == st.handed);
   tern_client_del(st.c);
   REQUIRE(outstanding == 0);
   return 0;
