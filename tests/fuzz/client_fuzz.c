@@ -5,8 +5,8 @@
  * arbitrary points), well-formed server frames (WELCOME, MSG, PING, PONG,
  * DROPPED, GOAWAY, so that the fuzzer reaches deep states quickly), time,
  * writes with arbitrary buffer sizes, the app taking events and acking,
- * transport loss, reconnects and close.  The host answers CONNECT events by
- * connecting at once.
+ * transport loss, reconnects and close, and saving the resume state.  The
+ * host answers CONNECT events by connecting at once.
  *
  * Checked after every step: read returns |len| or one of its documented
  * errors; want_write and write agree; every event's pointers are readable
@@ -109,6 +109,27 @@ static void feed(state *st, const wire_frame *f) {
   REQUIRE(r == (tern_ssize)n || r == TERN_ERR_PROTO ||
           r == TERN_ERR_TOO_LARGE || r == TERN_ERR_NOMEM ||
           r == TERN_ERR_STATE || r == TERN_ERR_CLOSED);
+}
+
+/* Saves the state, restores it into a second client and saves that: the
+   same bytes (unless an allocation failed). */
+static void save_restore(const state *st, const tern_client_settings *s,
+                         tern_mem *mem) {
+  static uint8_t a[1024], b[1024];
+  tern_ssize n = tern_client_save_state(st->c, a, sizeof(a));
+  REQUIRE(n > 0 && (size_t)n <= sizeof(a)); /* dedup_max is at most 7 */
+  tern_client *c2 = NULL;
+  if (tern_client_new(&c2, (const uint8_t *)"fz", 2, NULL, 0, s, mem,
+                      st->now) != 0) {
+    return;
+  }
+  int rv = tern_client_restore_state(c2, a, (size_t)n, st->now);
+  REQUIRE(rv == 0 || rv == TERN_ERR_NOMEM);
+  if (rv == 0) {
+    REQUIRE(tern_client_save_state(c2, b, sizeof(b)) == n);
+    REQUIRE(memcmp(a, b, (size_t)n) == 0);
+  }
+  tern_client_del(c2);
 }
 
 static const char *const ids[] = {"a", "b", "c", "d", "e", "f", "g", "h"};
@@ -284,6 +305,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (take(&in) == 0x5a) {
         tern_client_close(st.c, st.now);
       }
+      break;
+    case 13: /* the app saves the state; a new process restores it */
+      save_restore(&st, &s, &mem);
       break;
     default:
       take_events(&st, 64);
