@@ -1141,9 +1141,10 @@ TERN_EXTERN tern_ssize tern_client_save_state(const tern_client *client,
  * |state| is read, not kept.  Ids past dedup_max or dedup_window are
  * dropped; their ages count from |now|.  Returns 0, TERN_ERR_PROTO (not a
  * state: wrong magic, unknown format version, bad checksum, bad length or
- * contents), TERN_ERR_INVALID (NULL, or the state of another session key),
- * TERN_ERR_STATE (the client connected already) or TERN_ERR_NOMEM.  On
- * error nothing changed.
+ * contents, or no bytes), TERN_ERR_INVALID (NULL client, NULL |state| with
+ * a length, or the state of another session key), TERN_ERR_STATE (the
+ * client connected already, or was closed) or TERN_ERR_NOMEM.  On error
+ * nothing changed.
  */
 TERN_EXTERN int tern_client_restore_state(tern_client *client,
                                           const uint8_t *state, size_t len,
