@@ -2116,6 +2116,31 @@ static void test_state_blob(void) {
         "restored: a copy of bc is a duplicate, e is new");
   tern_client_del(c);
 
+  /* The server lost its state meanwhile (a new epoch), or the session
+     expired there: RESYNC as after any reconnect, and the restored ids,
+     which name messages of the old stream, are forgotten. */
+  for (int way = 0; way < 2; ++way) {
+    c = fresh_client(&s, NULL);
+    restore(c, &want, T0);
+    hello_of(c, NULL);
+    feed_welcome(c, way ? UINT64_C(0x0102030405060708) : 99,
+                 way ? 0 : WIRE_WELCOME_EXISTED, 4000, 7000, 256, 0, T0);
+    feed_msg(c, 1, "a", "", T0);
+    int resync = 0, msgs = 0;
+    while (tern_client_next_event(c, &ev) == 1) {
+      if (ev.type == TERN_CLIENT_EV_RESYNC) {
+        resync = ev.reason;
+      }
+      msgs += ev.type == TERN_CLIENT_EV_MESSAGE;
+    }
+    CHECK(resync == (way ? TERN_CLIENT_RESYNC_SESSION
+                         : TERN_CLIENT_RESYNC_EPOCH) &&
+              msgs == 1,
+          "restored, then %s: RESYNC, and id a of the new stream is new",
+          way ? "the session expired" : "a new epoch");
+    tern_client_del(c);
+  }
+
   /* Bad input: an error, and the client exactly as before. */
   c = fresh_client(&s, NULL);
   int all_proto = 1;
