@@ -1006,6 +1006,16 @@ TERN_EXTERN const char *tern_store_file_error(const tern_store_file *store);
  * moves bytes with tern_client_read/tern_client_write, and reports a broken
  * transport with tern_client_conn_lost.  See tern_client_new(3).
  *
+ * One rule ends a connection: every transport handed over with a
+ * successful tern_client_connect ends with exactly one
+ * TERN_CLIENT_EV_DISCONNECTED event, whoever ended it (the server's GOAWAY,
+ * silence, a bad frame, no memory, tern_client_conn_lost,
+ * tern_client_close), and the host closes the transport on that event and
+ * nowhere else.  Error returns of tern_client_read and tern_client_write
+ * say why, but the event is what the host acts on.  A transport that
+ * could not be opened (tern_client_conn_lost after CONNECT, before
+ * tern_client_connect) was never handed over and has no event.
+ *
  * States: waiting for a transport (after CONNECT), HELLO sent, connected
  * (after WELCOME), backing off before the next CONNECT, given up, closed.
  *
@@ -1040,8 +1050,13 @@ typedef struct tern_client_settings {
   /* ack_delay: ... or when the oldest unacked one is this old.  1 s. */
   tern_duration ack_delay;
   /* manual_ack: nonzero acks only what the app passes to tern_client_ack,
-     so that at-least-once holds through app crashes.  0: a message counts
-     as processed once tern_client_next_event returned it. */
+     so that at-least-once holds through app crashes.  0 (auto ack): a
+     message counts as processed, and may be acked to the server, as soon
+     as tern_client_next_event returned it, before the app handled it; an
+     app that crashes while handling it does not get it again.  An app
+     that must not lose such a message sets manual_ack and calls
+     tern_client_ack after it handled and persisted the message (see
+     tern_client_save_state). */
   uint32_t manual_ack;
   /* dedup_max and dedup_window bound the ids remembered for dedup: the
      oldest id is forgotten past dedup_max ids or after dedup_window.
@@ -1095,6 +1110,47 @@ TERN_EXTERN int tern_client_new(tern_client **pclient, const uint8_t *key,
 TERN_EXTERN void tern_client_del(tern_client *client);
 
 /*
+ * The resume state: what a receiver must keep across its own restarts so
+ * that a new process resumes the stream instead of starting from zero and
+ * getting again what the old one processed.  It is a small blob: the
+ * session key, the epoch, the highest seq the app processed, and the ids
+ * of processed messages that dedup still remembers (within dedup_max and
+ * dedup_window), with their ages; versioned and checksummed.  Its format
+ * is stable: every later version of libtern restores it (tern_client_new(3)
+ * describes it).  Messages taken but not processed are not in it: they
+ * come again after a crash.
+ *
+ * When to save: after the app processed a message, together with the
+ * app's own data (one atomic write or transaction), and before the next
+ * tern_client_write.  With manual_ack: process, tern_client_ack, save,
+ * persist both, then write.  In automatic mode a message counts as
+ * processed once tern_client_next_event returned it.
+ *
+ * tern_client_save_state writes the state into |buf| when it fits in |cap|
+ * bytes.  Returns its size in bytes either way (nothing written when that
+ * is over |cap|: call again with a buffer that large; |buf| may be NULL
+ * when |cap| is 0) or TERN_ERR_INVALID.  Size: 31 + keylen + (5 + idlen)
+ * per id, so lower dedup_max to bound it.
+ */
+TERN_EXTERN tern_ssize tern_client_save_state(const tern_client *client,
+                                              uint8_t *buf, size_t cap);
+
+/*
+ * tern_client_restore_state loads a state saved by a client of the same
+ * session key into a new client, before its first tern_client_connect;
+ * |state| is read, not kept.  Ids past dedup_max or dedup_window are
+ * dropped; their ages count from |now|.  Returns 0, TERN_ERR_PROTO (not a
+ * state: wrong magic, unknown format version, bad checksum, bad length or
+ * contents, or no bytes), TERN_ERR_INVALID (NULL client, NULL |state| with
+ * a length, or the state of another session key), TERN_ERR_STATE (the
+ * client connected already, or was closed) or TERN_ERR_NOMEM.  On error
+ * nothing changed.
+ */
+TERN_EXTERN int tern_client_restore_state(tern_client *client,
+                                          const uint8_t *state, size_t len,
+                                          tern_tstamp now);
+
+/*
  * tern_client_connect tells the client that the transport it asked for is
  * up: it queues HELLO (last seq, epoch).  The host may also connect while
  * the client backs off or after it gave up (say, when the network came
@@ -1108,9 +1164,11 @@ TERN_EXTERN int tern_client_connect(tern_client *client, tern_tstamp now);
 /*
  * tern_client_conn_lost tells the client that the transport broke, or
  * that opening it failed.  Unacked state is kept for the resume; a
- * reconnect is scheduled by the backoff.  After TERN_CLIENT_EV_DISCONNECTED
- * or an error from tern_client_read the reconnect is already scheduled and
- * this call changes nothing; after tern_client_close it ends the goodbye.
+ * reconnect is scheduled by the backoff.  A transport that was connected
+ * ends with TERN_CLIENT_EV_DISCONNECTED (reason
+ * TERN_CLIENT_TRANSPORT_LOST, or TERN_GOAWAY_CLIENT after
+ * tern_client_close); a failed open queues no event.  After the transport
+ * ended (a DISCONNECTED event was queued) this call changes nothing.
  * Returns 0 or TERN_ERR_INVALID.
  */
 TERN_EXTERN int tern_client_conn_lost(tern_client *client, tern_tstamp now);
@@ -1120,9 +1178,10 @@ TERN_EXTERN int tern_client_conn_lost(tern_client *client, tern_tstamp now);
  * frame at the end is kept for the next call.  Returns |len| or:
  * TERN_ERR_PROTO / TERN_ERR_TOO_LARGE (malformed frame) or TERN_ERR_NOMEM:
  * the frames before took effect, nothing of the bad one did, the
- * connection is declared lost (a DISCONNECTED event follows, a reconnect is
- * scheduled) and the host closes the transport; TERN_ERR_STATE (no
- * transport), TERN_ERR_CLOSED (after close), TERN_ERR_INVALID.
+ * connection is ended (its DISCONNECTED event is queued even without
+ * memory, a reconnect is scheduled): the host closes the transport when it
+ * takes that event; TERN_ERR_STATE (no transport), TERN_ERR_CLOSED (after
+ * close), TERN_ERR_INVALID.
  * Bytes after a GOAWAY from the server are ignored.
  */
 TERN_EXTERN tern_ssize tern_client_read(tern_client *client, const uint8_t *in,
@@ -1131,8 +1190,8 @@ TERN_EXTERN tern_ssize tern_client_read(tern_client *client, const uint8_t *in,
 /*
  * tern_client_write fills |out| with up to |cap| bytes for the server
  * (HELLO, ACK, PING, PONG, GOAWAY).  Returns bytes written (0: nothing now)
- * or TERN_ERR_STATE (no transport), TERN_ERR_CLOSED (closed and the GOAWAY
- * written: close the transport), TERN_ERR_INVALID.
+ * or TERN_ERR_STATE (no transport), TERN_ERR_CLOSED (closed: the GOAWAY
+ * was written, and its DISCONNECTED event queued), TERN_ERR_INVALID.
  */
 TERN_EXTERN tern_ssize tern_client_write(tern_client *client, uint8_t *out,
                                          size_t cap, tern_tstamp now);
@@ -1154,10 +1213,14 @@ TERN_EXTERN int tern_client_ack(tern_client *client, uint64_t seq,
                                 tern_tstamp now);
 
 /*
- * tern_client_close says goodbye: pending ACKs and a GOAWAY go out (write
- * until it returns TERN_ERR_CLOSED, then close the transport) and no
- * reconnect follows.  Without a connection the client is closed at once.
- * Returns 0 or TERN_ERR_INVALID.
+ * tern_client_close says goodbye: pending ACKs and a GOAWAY go out, and no
+ * reconnect follows.  Once the GOAWAY is written (or the transport broke,
+ * or nothing was sent on it yet) the transport ends with
+ * TERN_CLIENT_EV_DISCONNECTED, reason TERN_GOAWAY_CLIENT: close it then.
+ * Without a transport the client is closed at once, with no event (a
+ * transport opened for a pending CONNECT is refused by
+ * tern_client_connect with TERN_ERR_CLOSED: close it).  Returns 0 or
+ * TERN_ERR_INVALID.
  */
 TERN_EXTERN int tern_client_close(tern_client *client, tern_tstamp now);
 
@@ -1180,16 +1243,25 @@ typedef enum tern_client_event_type {
                                       tern_client_resync_reason): seq and
                                       dedup state were cleared; re-sync the
                                       app                                  */
-  TERN_CLIENT_EV_DISCONNECTED = 6, /* the connection is dead or closed
-                                      (|reason| a tern_goaway_reason: the
-                                      server's GOAWAY, TERN_GOAWAY_TIMEOUT
-                                      for silence, PROTO or TOO_LARGE for a
-                                      bad frame, INTERNAL for no memory);
-                                      close the transport.  A reconnect is
-                                      scheduled, waiting |retry_after| when
-                                      the server gave a hint              */
+  TERN_CLIENT_EV_DISCONNECTED = 6, /* the transport ended, exactly once per
+                                      tern_client_connect (|reason| a
+                                      tern_goaway_reason: the server's
+                                      GOAWAY, TERN_GOAWAY_TIMEOUT for
+                                      silence, PROTO or TOO_LARGE for a bad
+                                      frame, INTERNAL for no memory, CLIENT
+                                      after tern_client_close; or
+                                      TERN_CLIENT_TRANSPORT_LOST); close
+                                      the transport.  Unless closed, a
+                                      reconnect is scheduled, waiting
+                                      |retry_after| when the server gave a
+                                      hint                                 */
   TERN_CLIENT_EV_GIVE_UP = 7       /* |count| attempts failed in a row     */
 } tern_client_event_type;
+
+/* TERN_CLIENT_TRANSPORT_LOST is the reason of the DISCONNECTED event that
+   tern_client_conn_lost queues: the host saw the transport break.  It is
+   no tern_goaway_reason (those travel on the wire) and above all of them. */
+#define TERN_CLIENT_TRANSPORT_LOST 256
 
 /* tern_client_resync_reason says why a RESYNC event came. */
 typedef enum tern_client_resync_reason {

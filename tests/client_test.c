@@ -12,6 +12,7 @@
 #include "tap.h"
 #include "testutil.h"
 
+#include "base/crc32c.h"
 #include "tern.h"
 #include "wire/frame.h"
 
@@ -1792,6 +1793,697 @@ static void test_partial_io(void) {
   net_free(&n);
 }
 
+/* ==== the resume state ===================================================== */
+
+/* What the app stores next to its data: the client's state. */
+typedef struct saved_state {
+  uint8_t buf[8192];
+  size_t len;
+} saved_state;
+
+static void save_state(tern_client *c, saved_state *st) {
+  tern_ssize need = tern_client_save_state(c, NULL, 0);
+  tern_ssize r = tern_client_save_state(c, st->buf, sizeof(st->buf));
+  if (need <= 0 || r != need || (size_t)r > sizeof(st->buf)) {
+    fprintf(stderr, "save_state: %td, %td\n", need, r);
+    abort();
+  }
+  st->len = (size_t)r;
+}
+
+/* The receiver's process dies and starts again: the OS closes its socket,
+   its client and queued events are gone; the new process creates a client
+   and, given |st|, restores the state the old one saved.  The hub lives
+   on; what the app got stays recorded in |n|. */
+static void restart(net *n, const tern_client_settings *s,
+                    const saved_state *st) {
+  net_client_close(n);
+  tern_client_del(n->cl);
+  n->cl = NULL;
+  int rv = tern_client_new(&n->cl, (const uint8_t *)n->key, strlen(n->key),
+                           (const uint8_t *)"tok", 3, s, NULL, n->now);
+  if (rv == 0 && st) {
+    rv = tern_client_restore_state(n->cl, st->buf, st->len, n->now);
+  }
+  if (rv != 0) {
+    fprintf(stderr, "restart: %s\n", tern_strerror(rv));
+    abort();
+  }
+}
+
+/* How many ids of |prefix|0 .. |prefix|(count-1) the app got more than
+   once, over both processes. */
+static size_t dup_ids(const net *n, const char *prefix, int count) {
+  size_t dups = 0;
+  char id[16];
+  for (int i = 0; i < count; ++i) {
+    snprintf(id, sizeof(id), "%s%d", prefix, i);
+    size_t got = net_got(n, id);
+    dups += got > 1 ? got - 1 : 0;
+  }
+  return dups;
+}
+
+/* Auto-ack receiver restarted mid-stream: 10 messages taken, none acked
+   yet (batching), then the process dies.  Returns the duplicates the app
+   got; with |use_state| the new process restores what the old one saved
+   after the last message. */
+static size_t restart_stream(int use_state, uint64_t *hello_seq,
+                             tern_client_stats *after) {
+  tern_settings hs = tu_settings();
+  tern_client_settings s = csettings();
+  s.ack_every = 100;
+  s.ack_delay = SEC(30);
+  net n;
+  net_init(&n, tu_hub(&hs), "rex", &s, NULL);
+  net_advance(&n, MS(100));
+  char id[16];
+  saved_state st;
+  for (int i = 0; i < 10; ++i) {
+    snprintf(id, sizeof(id), "x%d", i);
+    pub(&n, id, "p");
+    net_advance(&n, MS(50));
+    save_state(n.cl, &st); /* after processing the message */
+  }
+  if (n.nmsgs != 10 || cstats(n.cl).acks_sent != 0) {
+    fprintf(stderr, "restart_stream: setup\n");
+    abort();
+  }
+  restart(&n, &s, use_state ? &st : NULL);
+  net_advance(&n, SEC(2));
+  for (int i = 10; i < 15; ++i) {
+    snprintf(id, sizeof(id), "x%d", i);
+    pub(&n, id, "p");
+  }
+  net_advance(&n, SEC(40));
+  *hello_seq = n.hello_last_seq[n.nhellos - 1];
+  *after = cstats(n.cl);
+  size_t dups = dup_ids(&n, "x", 15);
+  int all = 1;
+  for (int i = 0; i < 15; ++i) {
+    snprintf(id, sizeof(id), "x%d", i);
+    all &= net_got(&n, id) >= 1;
+  }
+  tern_session_info si = tu_info(n.hub, "rex");
+  if (!all || si.inflight || si.pending) {
+    dups += 1000; /* lost or stuck: fail loudly */
+  }
+  net_free(&n);
+  return dups;
+}
+
+/* The hub sent a message again (ack_timeout) while the old process was
+   dying: its new seq names no stream the HELLO can resume, so only the
+   restored dedup ids keep the app from getting it twice. */
+static size_t restart_resent(int use_state, tern_client_stats *after) {
+  tern_settings hs = tu_settings();
+  hs.ack_timeout = SEC(2);
+  hs.max_deliver = 0;
+  tern_client_settings s = csettings();
+  s.ack_every = 100;
+  s.ack_delay = SEC(30);
+  net n;
+  net_init(&n, tu_hub(&hs), "rae", &s, NULL);
+  net_advance(&n, MS(100));
+  pub(&n, "y0", "p");
+  net_advance(&n, MS(50));
+  saved_state st;
+  save_state(n.cl, &st);
+  /* The re-send leaves the hub at 2 s and is still on the wire. */
+  net_advance(&n, SEC(2) - MS(40));
+  if (n.nmsgs != 1 || tu_stats(n.hub).acked != 0) {
+    fprintf(stderr, "restart_resent: setup\n");
+    abort();
+  }
+  tern_client_settings s2 = s;
+  s2.ack_delay = MS(500);
+  restart(&n, &s2, use_state ? &st : NULL);
+  net_advance(&n, SEC(30));
+  *after = cstats(n.cl);
+  size_t dups = dup_ids(&n, "y", 1);
+  tern_session_info si = tu_info(n.hub, "rae");
+  if (net_got(&n, "y0") == 0 || si.inflight || si.pending) {
+    dups += 1000;
+  }
+  net_free(&n);
+  return dups;
+}
+
+static void test_restart(void) {
+  uint64_t hello_seq;
+  tern_client_stats st;
+  size_t without = restart_stream(0, &hello_seq, &st);
+  CHECK(without == 10 && hello_seq == 0,
+        "restart without state: HELLO from 0, the app gets the 10 unacked "
+        "messages again (%zu)", without);
+  size_t with = restart_stream(1, &hello_seq, &st);
+  CHECK(with == 0 && hello_seq == 10 && st.duplicates == 0,
+        "restart with state: HELLO resumes from 10, nothing comes again "
+        "(%zu dups, hello %llu)", with, (unsigned long long)hello_seq);
+
+  without = restart_resent(0, &st);
+  CHECK(without == 1,
+        "restart during a re-send, without state: the app gets it twice");
+  with = restart_resent(1, &st);
+  CHECK(with == 0 && st.duplicates >= 1,
+        "restart during a re-send, with state: the restored id drops the "
+        "copy, which is acked (%zu dups, %llu dropped)", with,
+        (unsigned long long)st.duplicates);
+
+  /* manual_ack: the app processed and acked 2 of 4, saved, then died
+     before the ACK went out.  The new process gets exactly the other 2. */
+  tern_settings hs = tu_settings();
+  tern_client_settings s = csettings();
+  s.manual_ack = 1;
+  s.ack_every = 1;
+  net n;
+  net_init(&n, tu_hub(&hs), "rio", &s, NULL);
+  net_advance(&n, MS(100));
+  char id[16];
+  for (int i = 0; i < 4; ++i) {
+    snprintf(id, sizeof(id), "z%d", i);
+    pub(&n, id, "p");
+  }
+  net_advance(&n, MS(100));
+  CHECK_INT(n.nmsgs, 4, "manual restart: four taken");
+  CHECK_INT(tern_client_ack(n.cl, n.msgs[1].seq, n.now), 0,
+            "manual restart: z0, z1 processed and acked");
+  saved_state sv;
+  save_state(n.cl, &sv);
+  restart(&n, &s, &sv); /* before the host wrote the ACK */
+  n.app_ack = 1;
+  net_advance(&n, SEC(5));
+  CHECK(net_got(&n, "z0") == 1 && net_got(&n, "z1") == 1 &&
+            net_got(&n, "z2") == 2 && net_got(&n, "z3") == 2,
+        "manual restart: z2, z3 (taken, not acked) come again, z0, z1 not");
+  CHECK_INT(n.hello_last_seq[n.nhellos - 1], n.msgs[1].seq,
+            "manual restart: HELLO resumes from the app's ack");
+  tern_session_info si = tu_info(n.hub, "rio");
+  CHECK(si.inflight == 0 && si.pending == 0,
+        "manual restart: then everything is acked");
+  net_free(&n);
+}
+
+/* A state blob of format 1, built by the book (tern_client_new(3)). */
+typedef struct blob {
+  uint8_t b[4096];
+  size_t len;
+} blob;
+
+static void b_put(blob *b, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) {
+    b->b[b->len++] = (uint8_t)(v >> (8 * i));
+  }
+}
+
+static void b_bytes(blob *b, const char *s) {
+  size_t n = strlen(s);
+  memcpy(b->b + b->len, s, n);
+  b->len += n;
+}
+
+static void b_head(blob *b, int version, const char *key, uint64_t epoch,
+                   uint64_t last_seq, uint32_t nids) {
+  b->len = 0;
+  b_bytes(b, "TRNC");
+  b_put(b, (uint64_t)version, 1);
+  b_put(b, 0, 1);
+  b_put(b, strlen(key), 1);
+  b_bytes(b, key);
+  b_put(b, epoch, 8);
+  b_put(b, last_seq, 8);
+  b_put(b, nids, 4);
+}
+
+static void b_id(blob *b, const char *id, uint32_t age_ms) {
+  b_put(b, strlen(id), 1);
+  b_bytes(b, id);
+  b_put(b, age_ms, 4);
+}
+
+static void b_seal(blob *b) { b_put(b, crc32c(0, b->b, b->len), 4); }
+
+static int restore(tern_client *c, const blob *b, tern_tstamp now) {
+  return tern_client_restore_state(c, b->b, b->len, now);
+}
+
+/* A new client for "dev1", CONNECT taken, not connected. */
+static tern_client *fresh_client(const tern_client_settings *s,
+                                 const tern_mem *mem) {
+  tern_client *c = NULL;
+  if (tern_client_new(&c, (const uint8_t *)"dev1", 4, NULL, 0, s, mem, T0) !=
+      0) {
+    abort();
+  }
+  take_all(c, NULL, 0, NULL);
+  return c;
+}
+
+/* Connects |c| and returns the last_seq and epoch of its HELLO. */
+static uint64_t hello_of(tern_client *c, uint64_t *epoch) {
+  tu_out o;
+  tu_out_init(&o);
+  tern_client_connect(c, T0);
+  cl_drain(&o, c, 4096, T0);
+  const wire_frame *h = tu_last(&o, WIRE_HELLO);
+  uint64_t seq = h ? h->u.hello.last_seq : UINT64_MAX;
+  if (epoch) {
+    *epoch = h ? h->u.hello.epoch : 0;
+  }
+  tu_out_free(&o);
+  return seq;
+}
+
+static void test_state_blob(void) {
+  tern_client_settings s = csettings();
+  /* What a client saves, byte for byte: the format is a promise. */
+  tern_client *c = bare_client(&s, NULL, T0);
+  feed_welcome(c, UINT64_C(0x0102030405060708), 0, 4000, 7000, 256, 0, T0);
+  feed_msg(c, 5, "a", "", T0);
+  feed_msg(c, 6, "bc", "", T0 + MS(500));
+  feed_msg(c, 7, "d", "", T0 + MS(500));
+  tern_client_event ev;
+  int taken = 0;
+  while (taken < 2 && tern_client_next_event(c, &ev) == 1) {
+    taken += ev.type == TERN_CLIENT_EV_MESSAGE; /* a, bc: not d */
+  }
+  tern_client_handle_expiry(c, T0 + MS(1500));
+  blob want;
+  b_head(&want, 1, "dev1", UINT64_C(0x0102030405060708), 6, 2);
+  b_id(&want, "a", 1500);
+  b_id(&want, "bc", 1000);
+  b_seal(&want);
+  saved_state got;
+  save_state(c, &got);
+  CHECK(got.len == want.len && memcmp(got.buf, want.b, want.len) == 0,
+        "save: format 1 exactly (key, epoch, last seq 6, ids a and bc with "
+        "their ages; d was not taken)");
+  CHECK_INT(tern_client_save_state(c, got.buf, got.len - 1),
+            (tern_ssize)got.len, "save: too small a buffer: the size");
+  CHECK_INT(tern_client_save_state(NULL, got.buf, 10), TERN_ERR_INVALID,
+            "save: NULL client");
+  CHECK_INT(tern_client_save_state(c, NULL, 10), TERN_ERR_INVALID,
+            "save: NULL buffer with a capacity");
+  tern_client_del(c);
+
+  /* A new client before it was ever welcomed saves the empty state. */
+  c = fresh_client(&s, NULL);
+  saved_state empty;
+  save_state(c, &empty);
+  blob e;
+  b_head(&e, 1, "dev1", 0, 0, 0);
+  b_seal(&e);
+  CHECK(empty.len == e.len && memcmp(empty.buf, e.b, e.len) == 0,
+        "save: a client that knows nothing saves the empty state");
+
+  /* The blob restores: HELLO resumes, the ids are remembered. */
+  CHECK_INT(restore(c, &want, T0), 0, "restore");
+  saved_state again;
+  save_state(c, &again);
+  CHECK(again.len == want.len && memcmp(again.buf, want.b, want.len) == 0,
+        "restore then save: the same state");
+  uint64_t epoch;
+  CHECK_INT(hello_of(c, &epoch), 6, "restored: HELLO last_seq 6");
+  CHECK(epoch == UINT64_C(0x0102030405060708), "restored: HELLO epoch");
+  CHECK_INT(tern_client_restore_state(c, want.b, want.len, T0),
+            TERN_ERR_STATE, "restore after connect: STATE");
+  feed_welcome(c, UINT64_C(0x0102030405060708), WIRE_WELCOME_EXISTED, 4000,
+               7000, 256, 0, T0);
+  feed_msg(c, 9, "bc", "", T0);
+  feed_msg(c, 10, "e", "", T0);
+  size_t nt;
+  CHECK(take_all(c, NULL, 0, &nt) == 1 && cstats(c).duplicates == 1,
+        "restored: a copy of bc is a duplicate, e is new");
+  tern_client_del(c);
+
+  /* The server lost its state meanwhile (a new epoch), or the session
+     expired there: RESYNC as after any reconnect, and the restored ids,
+     which name messages of the old stream, are forgotten. */
+  for (int way = 0; way < 2; ++way) {
+    c = fresh_client(&s, NULL);
+    restore(c, &want, T0);
+    hello_of(c, NULL);
+    feed_welcome(c, way ? UINT64_C(0x0102030405060708) : 99,
+                 way ? 0 : WIRE_WELCOME_EXISTED, 4000, 7000, 256, 0, T0);
+    feed_msg(c, 1, "a", "", T0);
+    int resync = 0, msgs = 0;
+    while (tern_client_next_event(c, &ev) == 1) {
+      if (ev.type == TERN_CLIENT_EV_RESYNC) {
+        resync = ev.reason;
+      }
+      msgs += ev.type == TERN_CLIENT_EV_MESSAGE;
+    }
+    CHECK(resync == (way ? TERN_CLIENT_RESYNC_SESSION
+                         : TERN_CLIENT_RESYNC_EPOCH) &&
+              msgs == 1,
+          "restored, then %s: RESYNC, and id a of the new stream is new",
+          way ? "the session expired" : "a new epoch");
+    tern_client_del(c);
+  }
+
+  /* Bad input: an error, and the client exactly as before. */
+  c = fresh_client(&s, NULL);
+  int all_proto = 1;
+  for (size_t i = 0; i < want.len; ++i) {
+    for (int bit = 0; bit < 8; ++bit) {
+      blob bad = want;
+      bad.b[i] ^= (uint8_t)(1u << bit);
+      all_proto &= restore(c, &bad, T0) == TERN_ERR_PROTO;
+    }
+  }
+  CHECK(all_proto, "restore: every bit flip is PROTO");
+  int all_short = 1;
+  for (size_t len = 0; len < want.len; ++len) {
+    all_short &= tern_client_restore_state(c, want.b, len, T0) ==
+                 TERN_ERR_PROTO;
+  }
+  CHECK(all_short, "restore: every truncation is PROTO");
+  blob bad = want;
+  bad.len -= 4;
+  bad.b[bad.len++] = 0;
+  b_seal(&bad);
+  CHECK_INT(restore(c, &bad, T0), TERN_ERR_PROTO, "restore: trailing byte");
+  struct {
+    const char *what;
+    int version;
+    const char *key;
+    uint64_t epoch, seq;
+    int nids;
+    const char *ids[3];
+    uint32_t ages[3];
+    int err;
+  } cases[] = {
+      {"format 2", 2, "dev1", 7, 1, 0, {NULL}, {0}, TERN_ERR_PROTO},
+      {"format 0", 0, "dev1", 7, 1, 0, {NULL}, {0}, TERN_ERR_PROTO},
+      {"another key", 1, "dev2", 7, 1, 0, {NULL}, {0}, TERN_ERR_INVALID},
+      {"a longer key", 1, "dev10", 7, 1, 0, {NULL}, {0}, TERN_ERR_INVALID},
+      {"a seq without epoch", 1, "dev1", 0, 1, 0, {NULL}, {0},
+       TERN_ERR_PROTO},
+      {"ids without epoch", 1, "dev1", 0, 0, 1, {"a"}, {0}, TERN_ERR_PROTO},
+      {"ids newest first", 1, "dev1", 7, 1, 2, {"a", "b"}, {5, 9},
+       TERN_ERR_PROTO},
+      {"an id twice", 1, "dev1", 7, 1, 2, {"a", "a"}, {9, 5},
+       TERN_ERR_PROTO},
+      {"an empty id", 1, "dev1", 7, 1, 1, {""}, {0}, TERN_ERR_PROTO},
+      {"an id of 65 bytes", 1, "dev1", 7, 1, 1,
+       {"0123456789012345678901234567890123456789012345678901234567890123"
+        "4"},
+       {0}, TERN_ERR_PROTO},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
+    b_head(&bad, cases[i].version, cases[i].key, cases[i].epoch,
+           cases[i].seq, (uint32_t)cases[i].nids);
+    for (int k = 0; k < cases[i].nids; ++k) {
+      b_id(&bad, cases[i].ids[k], cases[i].ages[k]);
+    }
+    b_seal(&bad);
+    int rv = restore(c, &bad, T0);
+    CHECK(rv == cases[i].err, "restore: %s -> %s (%s)", cases[i].what,
+          tern_strerror(cases[i].err), tern_strerror(rv));
+  }
+  b_head(&bad, 1, "dev1", 7, 1, 3); /* says 3 ids, holds 1 */
+  b_id(&bad, "a", 0);
+  b_seal(&bad);
+  CHECK_INT(restore(c, &bad, T0), TERN_ERR_PROTO, "restore: missing ids");
+  CHECK_INT(tern_client_restore_state(NULL, want.b, want.len, T0),
+            TERN_ERR_INVALID, "restore: NULL client");
+  CHECK_INT(tern_client_restore_state(c, NULL, 5, T0), TERN_ERR_INVALID,
+            "restore: NULL state with a length");
+  CHECK_INT(tern_client_restore_state(c, NULL, 0, T0), TERN_ERR_PROTO,
+            "restore: no state");
+  saved_state after;
+  save_state(c, &after);
+  CHECK(after.len == empty.len && memcmp(after.buf, empty.buf, empty.len) == 0,
+        "restore: after all that, the client still knows nothing");
+  CHECK_INT(hello_of(c, NULL), 0, "restore: HELLO from 0 after bad input");
+  tern_client_del(c);
+
+  /* The bounds of the new settings apply: the newest dedup_max ids, none
+     older than dedup_window. */
+  blob many;
+  b_head(&many, 1, "dev1", 7, 20, 4);
+  b_id(&many, "old", 700000);
+  b_id(&many, "i1", 3000);
+  b_id(&many, "i2", 2000);
+  b_id(&many, "i3", 1000);
+  b_seal(&many);
+  tern_client_settings small = s;
+  small.dedup_max = 2;
+  c = fresh_client(&small, NULL);
+  CHECK_INT(restore(c, &many, T0), 0, "restore into dedup_max 2");
+  save_state(c, &after);
+  b_head(&bad, 1, "dev1", 7, 20, 2);
+  b_id(&bad, "i2", 2000);
+  b_id(&bad, "i3", 1000);
+  b_seal(&bad);
+  CHECK(after.len == bad.len && memcmp(after.buf, bad.b, bad.len) == 0,
+        "restore: the newest dedup_max ids are kept");
+  tern_client_del(c);
+  c = fresh_client(&s, NULL);
+  CHECK_INT(restore(c, &many, T0), 0, "restore into dedup_window 10 min");
+  save_state(c, &after);
+  CHECK_INT(after.len, many.len - (1 + 3 + 4),
+            "restore: the id older than dedup_window is dropped");
+  tern_client_del(c);
+
+  /* Every allocation failing in turn: NOMEM, nothing changed, no leak. */
+  int nomem_ok = 1, nomem_seen = 0;
+  for (long k = 1; k < 20; ++k) {
+    tu_alloc a;
+    memset(&a, 0, sizeof(a));
+    tern_mem mem = tu_alloc_mem(&a);
+    c = fresh_client(&s, &mem);
+    a.fail_at = a.calls + k;
+    int rv = restore(c, &many, T0);
+    a.fail_at = 0;
+    if (rv == TERN_ERR_NOMEM) {
+      ++nomem_seen;
+      save_state(c, &after);
+      nomem_ok &= after.len == empty.len &&
+                  memcmp(after.buf, empty.buf, empty.len) == 0;
+    } else {
+      nomem_ok &= rv == 0;
+    }
+    tern_client_del(c);
+    nomem_ok &= a.outstanding == 0 && tu_alloc_finish(&a) == 0;
+  }
+  CHECK(nomem_ok && nomem_seen >= 3,
+        "restore: allocation failures give NOMEM and change nothing (%d)",
+        nomem_seen);
+}
+
+/* ==== one way to end a connection ========================================== */
+
+/* Takes every event; counts the DISCONNECTED ones and keeps the reason of
+   the last. */
+static int disconnects(tern_client *c, int *reason) {
+  tern_client_event ev;
+  int k = 0;
+  while (tern_client_next_event(c, &ev) == 1) {
+    if (ev.type == TERN_CLIENT_EV_DISCONNECTED) {
+      ++k;
+      if (reason) {
+        *reason = ev.reason;
+      }
+    }
+  }
+  return k;
+}
+
+/* After the transport ended: the host's report, time and writes bring no
+   second DISCONNECTED. */
+static int no_second(tern_client *c, tern_tstamp now) {
+  uint8_t buf[256];
+  tern_client_conn_lost(c, now);
+  tern_client_write(c, buf, sizeof(buf), now);
+  tern_client_handle_expiry(c, now + SEC(1));
+  tern_client_conn_lost(c, now + SEC(1));
+  return disconnects(c, NULL) == 0;
+}
+
+/* A connected client fed by hand, its events taken. */
+static tern_client *welcomed(const tern_client_settings *s,
+                             const tern_mem *mem) {
+  tern_client *c = bare_client(s, mem, T0);
+  feed_welcome(c, 7, 0, 4000, 7000, 256, 0, T0);
+  take_all(c, NULL, 0, NULL);
+  return c;
+}
+
+static void test_conn_end(void) {
+  tern_client_settings s = csettings();
+  int reason = -1;
+  uint8_t junk[] = {0x0f, 0x00};
+  uint8_t buf[256];
+
+  tern_client *c = welcomed(&s, NULL);
+  CHECK_INT(tern_client_read(c, junk, sizeof(junk), T0), TERN_ERR_PROTO,
+            "end by a bad frame: read says PROTO");
+  CHECK(disconnects(c, &reason) == 1 && reason == TERN_GOAWAY_PROTO &&
+            no_second(c, T0),
+        "end by a bad frame: exactly one DISCONNECTED(PROTO)");
+  tern_client_del(c);
+
+  c = welcomed(&s, NULL);
+  tern_client_handle_expiry(c, T0 + SEC(7));
+  CHECK(disconnects(c, &reason) == 1 && reason == TERN_GOAWAY_TIMEOUT &&
+            no_second(c, T0 + SEC(7)),
+        "end by silence: exactly one DISCONNECTED(TIMEOUT)");
+  tern_client_del(c);
+
+  c = bare_client(&s, NULL, T0);
+  tern_client_handle_expiry(c, T0 + SEC(7));
+  CHECK(disconnects(c, &reason) == 1 && reason == TERN_GOAWAY_TIMEOUT &&
+            no_second(c, T0 + SEC(7)),
+        "end by no WELCOME: exactly one DISCONNECTED(TIMEOUT)");
+  tern_client_del(c);
+
+  c = welcomed(&s, NULL);
+  wire_frame f;
+  memset(&f, 0, sizeof(f));
+  f.type = WIRE_GOAWAY;
+  f.u.goaway.reason = TERN_GOAWAY_RESTART;
+  f.u.goaway.text = (const uint8_t *)"";
+  feed_frame(c, &f, T0);
+  CHECK(disconnects(c, &reason) == 1 && reason == TERN_GOAWAY_RESTART &&
+            no_second(c, T0),
+        "end by the server's GOAWAY: exactly one DISCONNECTED(RESTART)");
+  tern_client_del(c);
+
+  c = welcomed(&s, NULL);
+  CHECK_INT(tern_client_conn_lost(c, T0), 0, "end by the host: conn_lost");
+  CHECK(disconnects(c, &reason) == 1 &&
+            reason == TERN_CLIENT_TRANSPORT_LOST && no_second(c, T0),
+        "end by the host: exactly one DISCONNECTED(TRANSPORT_LOST)");
+  tern_client_del(c);
+
+  c = bare_client(&s, NULL, T0);
+  tern_client_conn_lost(c, T0);
+  CHECK(disconnects(c, &reason) == 1 &&
+            reason == TERN_CLIENT_TRANSPORT_LOST && no_second(c, T0),
+        "end by the host before WELCOME: exactly one DISCONNECTED");
+  tern_client_del(c);
+
+  /* Opening the transport failed: none was handed over, no event. */
+  c = fresh_client(&s, NULL);
+  tern_client_conn_lost(c, T0);
+  CHECK_INT(disconnects(c, NULL), 0, "a failed open: no DISCONNECTED");
+  tern_client_del(c);
+
+  /* tern_client_close: once the GOAWAY is written. */
+  c = welcomed(&s, NULL);
+  tu_out o;
+  tu_out_init(&o);
+  cl_drain(&o, c, 4096, T0);
+  tern_client_close(c, T0);
+  CHECK_INT(disconnects(c, NULL), 0,
+            "end by close: no event while the GOAWAY is unwritten");
+  cl_drain(&o, c, 3, T0);
+  CHECK(o.closed && tu_last(&o, WIRE_GOAWAY) &&
+            disconnects(c, &reason) == 1 && reason == TERN_GOAWAY_CLIENT &&
+            no_second(c, T0),
+        "end by close: exactly one DISCONNECTED(CLIENT) after the GOAWAY");
+  CHECK_INT(tern_client_write(c, buf, sizeof(buf), T0), TERN_ERR_CLOSED,
+            "end by close: then write says CLOSED");
+  tu_out_free(&o);
+  tern_client_del(c);
+
+  c = welcomed(&s, NULL);
+  tern_client_close(c, T0);
+  tern_client_conn_lost(c, T0); /* the goodbye never got out */
+  CHECK(disconnects(c, &reason) == 1 && reason == TERN_GOAWAY_CLIENT &&
+            no_second(c, T0),
+        "end by close, transport broke meanwhile: exactly one DISCONNECTED");
+  tern_client_del(c);
+
+  c = hello_client(&s, NULL, T0); /* HELLO not written yet */
+  tern_client_close(c, T0);
+  CHECK(disconnects(c, &reason) == 1 && reason == TERN_GOAWAY_CLIENT &&
+            no_second(c, T0),
+        "end by close before anything was sent: one DISCONNECTED at once");
+  tern_client_del(c);
+
+  c = fresh_client(&s, NULL);
+  tern_client_close(c, T0);
+  CHECK(disconnects(c, NULL) == 0 &&
+            tern_client_connect(c, T0) == TERN_ERR_CLOSED,
+        "close without a transport: no event, connect refused");
+  tern_client_del(c);
+
+  /* No memory at all: the event still comes, exactly once. */
+  tu_alloc a;
+  memset(&a, 0, sizeof(a));
+  tern_mem mem = tu_alloc_mem(&a);
+  int nomem_ok = 1;
+  for (int way = 0; way < 4; ++way) {
+    c = welcomed(&s, &mem);
+    a.fail_at = a.calls + 1;
+    a.fail_rest = 1;
+    int r = 0;
+    switch (way) {
+    case 0:
+      r = feed_msg(c, 1, "a", "x", T0) == TERN_ERR_NOMEM;
+      break;
+    case 1:
+      r = tern_client_handle_expiry(c, T0 + SEC(7)) == 0;
+      break;
+    case 2:
+      r = tern_client_conn_lost(c, T0) == 0;
+      break;
+    default:
+      tern_client_close(c, T0);
+      r = tern_client_write(c, buf, sizeof(buf), T0) > 0;
+      break;
+    }
+    int k = disconnects(c, &reason);
+    nomem_ok &= r && k == 1 && no_second(c, T0);
+    if (!(r && k == 1)) {
+      tap_diag("nomem way %d: %d, %d events", way, r, k);
+    }
+    a.fail_rest = 0;
+    a.fail_at = 0;
+    tern_client_del(c);
+  }
+  CHECK(nomem_ok && a.outstanding == 0,
+        "without memory: read NOMEM, silence, conn_lost and close each "
+        "end with exactly one DISCONNECTED");
+  tu_alloc_finish(&a);
+
+  /* Against a hub, every way in one run: each transport the host handed
+     over ends with exactly one DISCONNECTED. */
+  tern_settings hs = tu_settings();
+  net n;
+  net_init(&n, tu_hub(&hs), "vic", &s, NULL);
+  net_advance(&n, MS(100));
+  tern_conn_goaway(n.cur->conn, TERN_GOAWAY_RESTART, SEC(2), n.now);
+  net_advance(&n, SEC(5)); /* server GOAWAY, then back */
+  net_send_down(&n, n.cur, junk, sizeof(junk), 0);
+  net_advance(&n, SEC(5)); /* bad frame, then back */
+  net_cut(&n);
+  net_advance(&n, SEC(20)); /* silence, then back */
+  tern_conn_del(n.cur->conn); /* the hub's host drops the socket */
+  n.cur->conn = NULL;
+  net_send_down(&n, n.cur, NULL, 0, 1);
+  net_advance(&n, SEC(5)); /* EOF: conn_lost, then back */
+  tern_client_close(n.cl, n.now);
+  net_advance(&n, SEC(5)); /* goodbye */
+  size_t connected = net_count(&n, TERN_CLIENT_EV_CONNECTED);
+  size_t disc = net_count(&n, TERN_CLIENT_EV_DISCONNECTED);
+  int reasons[5] = {TERN_GOAWAY_RESTART, TERN_GOAWAY_PROTO,
+                    TERN_GOAWAY_TIMEOUT, TERN_CLIENT_TRANSPORT_LOST,
+                    TERN_GOAWAY_CLIENT};
+  int in_order = disc == 5;
+  for (size_t i = 0, k = 0; i < n.nevs && in_order; ++i) {
+    if (n.evs[i].type == TERN_CLIENT_EV_DISCONNECTED) {
+      in_order &= n.evs[i].reason == reasons[k++];
+    }
+  }
+  CHECK(connected == 5 && disc == 5 && in_order && !n.cur,
+        "hub: 5 connections, 5 ends (GOAWAY, bad frame, silence, EOF, "
+        "close), one DISCONNECTED each (%zu, %zu)", connected, disc);
+  net_free(&n);
+}
+
 int main(void) {
   test_new_and_settings();
   test_handshake();
@@ -1811,5 +2503,8 @@ int main(void) {
   test_partial_io();
   test_adaptive();
   test_nomem();
+  test_state_blob();
+  test_restart();
+  test_conn_end();
   return tap_done();
 }

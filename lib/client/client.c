@@ -205,6 +205,18 @@ void client_end_conn(tern_client *c, int reason, uint64_t hint_ms, int emit,
   }
 }
 
+void client_closed(tern_client *c) {
+  cevent *e = evq_push_spare(&c->events, &c->mem);
+  if (e) {
+    e->type = TERN_CLIENT_EV_DISCONNECTED;
+    e->reason = TERN_GOAWAY_CLIENT;
+    e->gen = c->gen;
+  }
+  reset_conn(c);
+  c->give_up = 0;
+  c->state = CL_CLOSED;
+}
+
 void client_new_gen(tern_client *c) {
   idset_clear(&c->dd, &c->mem);
   c->rx_max = c->ready_max = c->delivered_max = c->processed = 0;
@@ -285,16 +297,19 @@ int tern_client_conn_lost(tern_client *c, tern_tstamp now) {
   note_now(c, now);
   switch (c->state) {
   case CL_WAIT_TRANSPORT:
-  case CL_HELLO_SENT:
-  case CL_CONNECTED:
+    /* Opening the transport failed: a failed attempt, no transport to
+       end. */
     client_end_conn(c, TERN_GOAWAY_TIMEOUT, 0, 0, now);
     break;
+  case CL_HELLO_SENT:
+  case CL_CONNECTED:
+    client_end_conn(c, TERN_CLIENT_TRANSPORT_LOST, 0, 1, now);
+    break;
   case CL_CLOSING:
-    reset_conn(c);
-    c->state = CL_CLOSED;
+    client_closed(c);
     break;
   default:
-    break;
+    break; /* the transport was ended already */
   }
   return 0;
 }
@@ -322,7 +337,9 @@ int tern_client_close(tern_client *c, tern_tstamp now) {
       c->state = CL_CLOSING;
       return 0;
     }
-    break;
+    /* Nothing was sent on the transport: it ends now. */
+    client_closed(c);
+    return 0;
   default:
     break;
   }

@@ -11,7 +11,8 @@
  * Files: client.c (lifecycle, host calls, deadlines, events), recv.c
  * (frames from the server), send.c (frames to the server), idset.c (ids
  * seen), queue.c (event ring, ack FIFO), backoff.c (reconnect backoff and
- * the adaptive heartbeat).
+ * the adaptive heartbeat), state.c (the resume state an app saves across
+ * its restarts).
  */
 #ifndef TERN_CLIENT_CLIENT_H
 #define TERN_CLIENT_CLIENT_H
@@ -241,6 +242,10 @@ struct tern_client {
    whether to queue that event. */
 void client_end_conn(tern_client *c, int reason, uint64_t hint_ms, int emit,
                      tern_tstamp now);
+/* client.c: the transport of a closing client is finished (the GOAWAY
+   is written, or the transport broke): CLOSED, and the DISCONNECTED event
+   that ends every transport. */
+void client_closed(tern_client *c);
 /* client.c: moves ackable items out of the FIFO and decides whether an
    ACK is due. */
 void client_ack_advance(tern_client *c, tern_tstamp now);

@@ -157,7 +157,7 @@ tern_ssize tern_client_write(tern_client *c, uint8_t *out, size_t cap,
   }
   if (c->state == CL_CLOSING && c->goaway_sent && c->wlen == 0) {
     /* The goodbye is out: the host closes the transport. */
-    c->state = CL_CLOSED;
+    client_closed(c);
   }
   return (tern_ssize)n;
 }

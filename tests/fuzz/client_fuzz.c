@@ -5,13 +5,15 @@
  * arbitrary points), well-formed server frames (WELCOME, MSG, PING, PONG,
  * DROPPED, GOAWAY, so that the fuzzer reaches deep states quickly), time,
  * writes with arbitrary buffer sizes, the app taking events and acking,
- * transport loss, reconnects and close.  The host answers CONNECT events by
- * connecting at once.
+ * transport loss, reconnects and close, and saving the resume state.  The
+ * host answers CONNECT events by connecting at once.
  *
  * Checked after every step: read returns |len| or one of its documented
  * errors; want_write and write agree; every event's pointers are readable
- * (ASan) and within their limits; the counters add up.  At the end every
- * allocation must have been returned.  One header byte makes the Nth
+ * (ASan) and within their limits; the counters add up; no transport ends
+ * twice.  At the end, after the transport is lost, every transport handed
+ * over with tern_client_connect has ended with exactly one DISCONNECTED
+ * event, and every allocation must have been returned.  One header byte makes the Nth
  * allocation fail, to reach the out-of-memory paths.
  */
 #include <stdint.h>
@@ -46,6 +48,9 @@ typedef struct state {
   int manual;
   uint64_t last_seq;   /* seq of the last MESSAGE taken */
   int connect_asked;
+  int no_connect;      /* the end: CONNECT events are not answered */
+  uint64_t handed;     /* tern_client_connect calls that succeeded */
+  uint64_t ended;      /* DISCONNECTED events */
 } state;
 
 static void take_events(state *st, int max) {
@@ -56,9 +61,14 @@ static void take_events(state *st, int max) {
     switch (ev.type) {
     case TERN_CLIENT_EV_CONNECT:
       st->connect_asked = 1;
-      if (tern_client_connect(st->c, st->now) == 0) {
+      if (!st->no_connect && tern_client_connect(st->c, st->now) == 0) {
         st->connect_asked = 0;
+        ++st->handed;
       }
+      break;
+    case TERN_CLIENT_EV_DISCONNECTED:
+      ++st->ended;
+      REQUIRE(st->ended <= st->handed);
       break;
     case TERN_CLIENT_EV_MESSAGE:
       REQUIRE(ev.idlen >= 1 && ev.idlen <= TERN_MAX_ID);
@@ -99,6 +109,27 @@ static void feed(state *st, const wire_frame *f) {
   REQUIRE(r == (tern_ssize)n || r == TERN_ERR_PROTO ||
           r == TERN_ERR_TOO_LARGE || r == TERN_ERR_NOMEM ||
           r == TERN_ERR_STATE || r == TERN_ERR_CLOSED);
+}
+
+/* Saves the state, restores it into a second client and saves that: the
+   same bytes (unless an allocation failed). */
+static void save_restore(const state *st, const tern_client_settings *s,
+                         tern_mem *mem) {
+  static uint8_t a[1024], b[1024];
+  tern_ssize n = tern_client_save_state(st->c, a, sizeof(a));
+  REQUIRE(n > 0 && (size_t)n <= sizeof(a)); /* dedup_max is at most 7 */
+  tern_client *c2 = NULL;
+  if (tern_client_new(&c2, (const uint8_t *)"fz", 2, NULL, 0, s, mem,
+                      st->now) != 0) {
+    return;
+  }
+  int rv = tern_client_restore_state(c2, a, (size_t)n, st->now);
+  REQUIRE(rv == 0 || rv == TERN_ERR_NOMEM);
+  if (rv == 0) {
+    REQUIRE(tern_client_save_state(c2, b, sizeof(b)) == n);
+    REQUIRE(memcmp(a, b, (size_t)n) == 0);
+  }
+  tern_client_del(c2);
 }
 
 static const char *const ids[] = {"a", "b", "c", "d", "e", "f", "g", "h"};
@@ -266,12 +297,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       tern_client_conn_lost(st.c, st.now);
       break;
     case 10: /* the host connects */
-      tern_client_connect(st.c, st.now);
+      if (tern_client_connect(st.c, st.now) == 0) {
+        ++st.handed;
+      }
       break;
     case 11:
       if (take(&in) == 0x5a) {
         tern_client_close(st.c, st.now);
       }
+      break;
+    case 13: /* the app saves the state; a new process restores it */
+      save_restore(&st, &s, &mem);
       break;
     default:
       take_events(&st, 64);
@@ -279,7 +315,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     check(&st);
   }
+  st.no_connect = 1;
   take_events(&st, 1 << 20);
+  tern_client_conn_lost(st.c, st.now);
+  take_events(&st, 1 << 20);
+  REQUIRE(st.ended == st.handed);
   tern_client_del(st.c);
   REQUIRE(outstanding == 0);
   return 0;

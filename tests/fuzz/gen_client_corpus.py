@@ -31,6 +31,7 @@ LOST = [9]
 CONNECT = [10]
 CLOSE = [11, 0x5a]
 ALL = [12]
+SAVE = [13]
 
 scripts = {
     "basic": header() + WRITE() + WELCOME() + MSG(0) + MSG(1, extra=1) + TAKE() + WRITE()
@@ -56,6 +57,11 @@ scripts = {
     "close": header() + WRITE() + WELCOME() + MSG(0) + TAKE() + CLOSE + WRITE() + WRITE() + LOST,
     "nomem": header(fail=9) + WRITE() + WELCOME() + MSG(0) + MSG(1) + MSG(2) + TAKE() + NEXT
              + ALL + WRITE() + WELCOME() + MSG(3) + TAKE(),
+    "save": header(dedup=5, window=1) + WRITE() + WELCOME() + MSG(0) + MSG(1) + MSG(0) + TAKE(2)
+            + SAVE + TAKE() + SAVE + TIME(12) + SAVE + LOST + NEXT + ALL + WRITE() + WELCOME()
+            + MSG(2) + SAVE,
+    "save_manual": header(manual=1, dedup=7) + WRITE() + WELCOME() + MSG(0) + MSG(1) + MSG(2)
+                   + TAKE() + SAVE + ACK_LAST + SAVE + WRITE() + GOAWAY(0, 5) + SAVE + ALL,
     "bigmsg": header() + WELCOME() + MSG(5, payload=3) + MSG(6, payload=2, extra=1) + TAKE()
               + WRITE(),
 }
