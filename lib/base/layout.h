@@ -26,6 +26,14 @@ size_t layout_client_event(uint32_t version);
 size_t layout_store_methods(uint32_t version);
 size_t layout_store_file_options(uint32_t version);
 
+/* LAYOUT_OLD marks the code that serves older layouts: out of line, so
+   that the current layout's path stays short (often a tail call). */
+#if defined(__GNUC__)
+#define LAYOUT_OLD __attribute__((noinline, cold))
+#else
+#define LAYOUT_OLD
+#endif
+
 /* layout_copy_out gives a caller's |size|-byte struct the library's |len|
    bytes at |src|: the common prefix, zeros past what the library knows. */
 static inline void layout_copy_out(void *dst, size_t size, const void *src,

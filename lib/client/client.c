@@ -548,21 +548,30 @@ static int next_event(tern_client *c, tern_client_event *ev) {
   return 1;
 }
 
-int tern_client_next_event_versioned(tern_client *c, uint32_t version,
+/* An older caller's layout: no byte past it. */
+LAYOUT_OLD static int next_event_old(tern_client *c, uint32_t version,
                                      tern_client_event *ev) {
   size_t len = layout_client_event(version);
   if (!c || !ev || len == 0) {
     return TERN_ERR_INVALID;
   }
-  if (version == TERN_CLIENT_EVENT_VERSION) {
-    return next_event(c, ev);
-  }
   tern_client_event all;
   int rv = next_event(c, &all);
   if (rv == 1) {
-    memcpy(ev, &all, len); /* an older caller's layout: no byte past it */
+    memcpy(ev, &all, len);
   }
   return rv;
+}
+
+int tern_client_next_event_versioned(tern_client *c, uint32_t version,
+                                     tern_client_event *ev) {
+  if (version != TERN_CLIENT_EVENT_VERSION) {
+    return next_event_old(c, version, ev);
+  }
+  if (!c || !ev) {
+    return TERN_ERR_INVALID;
+  }
+  return next_event(c, ev);
 }
 
 /* The 0.1 entry point, for programs built against its header. */

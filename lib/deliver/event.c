@@ -132,21 +132,30 @@ static int next_event(tern_hub *hub, tern_event *ev) {
   return 1;
 }
 
-int tern_hub_next_event_versioned(tern_hub *hub, uint32_t version,
-                                  tern_event *ev) {
+/* An older caller's layout: no byte past it. */
+LAYOUT_OLD static int next_event_old(tern_hub *hub, uint32_t version,
+                                     tern_event *ev) {
   size_t len = layout_event(version);
   if (!hub || !ev || len == 0) {
     return TERN_ERR_INVALID;
   }
-  if (version == TERN_EVENT_VERSION) {
-    return next_event(hub, ev);
-  }
   tern_event all;
   int rv = next_event(hub, &all);
   if (rv == 1) {
-    memcpy(ev, &all, len); /* an older caller's layout: no byte past it */
+    memcpy(ev, &all, len);
   }
   return rv;
+}
+
+int tern_hub_next_event_versioned(tern_hub *hub, uint32_t version,
+                                  tern_event *ev) {
+  if (version != TERN_EVENT_VERSION) {
+    return next_event_old(hub, version, ev);
+  }
+  if (!hub || !ev) {
+    return TERN_ERR_INVALID;
+  }
+  return next_event(hub, ev);
 }
 
 /* The 0.1 entry point, for programs built against its header. */

@@ -293,32 +293,45 @@ void tern_hub_get_stats(const tern_hub *hub, tern_stats *st, size_t size) {
   layout_copy_out(st, size, &hub->stats, sizeof(hub->stats));
 }
 
-int tern_hub_publish_versioned(tern_hub *hub, const uint8_t *key,
-                               size_t keylen, uint32_t desc_version,
-                               const tern_msg_desc *desc, tern_tstamp now,
-                               uint32_t result_version,
-                               tern_publish_result *result) {
+/* An older caller's structs go through full-size copies (kept out of the
+   common path, which is a tail call). */
+LAYOUT_OLD static int publish_old(tern_hub *hub, const uint8_t *key, size_t keylen,
+                       uint32_t desc_version, const tern_msg_desc *desc,
+                       tern_tstamp now, uint32_t result_version,
+                       tern_publish_result *result) {
   size_t dlen = layout_msg_desc(desc_version);
   size_t rlen = layout_publish_result(result_version);
   if (!hub || !desc || dlen == 0 || rlen == 0) {
     return TERN_ERR_INVALID;
   }
-  /* An older caller's structs go through full-size copies. */
   tern_msg_desc d;
-  if (desc_version != TERN_MSG_DESC_VERSION) {
-    memset(&d, 0, sizeof(d));
-    memcpy(&d, desc, dlen);
-    desc = &d;
-  }
-  if (!result || result_version == TERN_PUBLISH_RESULT_VERSION) {
-    return session_publish(hub, key, keylen, desc, now, result);
+  memset(&d, 0, sizeof(d));
+  memcpy(&d, desc, dlen);
+  if (!result) {
+    return session_publish(hub, key, keylen, &d, now, NULL);
   }
   tern_publish_result r;
-  int rv = session_publish(hub, key, keylen, desc, now, &r);
+  int rv = session_publish(hub, key, keylen, &d, now, &r);
   if (rv == 0 || rv == TERN_ERR_FULL || rv == TERN_ERR_DUPLICATE) {
     memcpy(result, &r, rlen); /* the cases that fill it */
   }
   return rv;
+}
+
+int tern_hub_publish_versioned(tern_hub *hub, const uint8_t *key,
+                               size_t keylen, uint32_t desc_version,
+                               const tern_msg_desc *desc, tern_tstamp now,
+                               uint32_t result_version,
+                               tern_publish_result *result) {
+  if (desc_version != TERN_MSG_DESC_VERSION ||
+      result_version != TERN_PUBLISH_RESULT_VERSION) {
+    return publish_old(hub, key, keylen, desc_version, desc, now,
+                       result_version, result);
+  }
+  if (!hub || !desc) {
+    return TERN_ERR_INVALID;
+  }
+  return session_publish(hub, key, keylen, desc, now, result);
 }
 
 /* The 0.1 entry point, for programs built against its header. */
