@@ -89,8 +89,10 @@ TERN_EXTERN uint32_t tern_version_info(uint32_t least);
  * and writes only the bytes of that layout, and takes the default (zero
  * where none is listed) for each field the layout lacks.  So a program
  * built against an older header keeps working with a newer library, and a
- * newer program against an older library gets TERN_ERR_INVALID rather than
- * memory errors (check tern_version_info at start).
+ * newer program against an older library (0.2 or later; 0.1 lacks the
+ * *_versioned functions, so the program does not load) gets
+ * TERN_ERR_INVALID rather than memory errors (check tern_version_info at
+ * start).
  *
  * The usual names are macros that pass this header's version:
  * tern_settings_default(&s) expands to
@@ -107,8 +109,9 @@ TERN_EXTERN uint32_t tern_version_info(uint32_t least);
  * (tern_stats, tern_session_info, tern_conn_info, tern_client_stats,
  * tern_store_file_stats) take the caller's sizeof instead: the library
  * writes exactly that many bytes, zero past the fields it knows.
- * Arrays of structs whose stride both sides must agree on never change:
- * tern_attr, tern_store_record and tern_client_attr are frozen.
+ * Structs whose size both sides must agree on never change: tern_attr,
+ * tern_store_record and tern_client_attr (passed in arrays) and tern_mem
+ * are frozen.
  */
 
 /* ---- time and sizes ----------------------------------------------------- */
