@@ -227,8 +227,50 @@ static void test_restored(void) {
   memstore_free(&ms);
 }
 
+/* Every allocation of a SYNC publish with a cookie fails in turn: the call
+   returns NOMEM and changes nothing, or succeeds and its PERSISTED carries
+   the cookie; nothing leaks. */
+static void test_nomem(void) {
+  int bad = 0, succeeded = 0;
+  for (long n = 1; n < 200 && !succeeded; ++n) {
+    tu_alloc a;
+    memset(&a, 0, sizeof(a));
+    tern_mem mem = tu_alloc_mem(&a);
+    tern_settings s = tu_settings();
+    tern_hub *hub = NULL;
+    memstore ms;
+    memset(&ms, 0, sizeof(ms));
+    if (tern_hub_new(&hub, &s, &mem) != 0 ||
+        tern_hub_set_store(hub, &memstore_methods, &ms, T0) != 0) {
+      ++bad;
+      break;
+    }
+    a.fail_at = a.calls + n;
+    int rv = pub(hub, "k", "a", C1, TERN_MSG_SYNC, 0, NULL, 500, T0);
+    a.fail_at = 0;
+    if (rv == 0) {
+      succeeded = 1;
+      tern_hub_flush(hub);
+      cevs e;
+      take(&e, hub);
+      const cev *p = find(&e, TERN_EV_PERSISTED, "a");
+      bad += !(p && p->cookie == C1);
+    } else {
+      bad += rv != TERN_ERR_NOMEM || tu_stats(hub).messages != 0;
+    }
+    tern_hub_del(hub);
+    memstore_free(&ms);
+    bad += a.outstanding != 0;
+    bad += tu_alloc_finish(&a) != 0;
+  }
+  CHECK(succeeded, "the publish succeeds once allocations stop failing");
+  CHECK_INT(bad, 0, "each failed allocation gives NOMEM, nothing held, no "
+                    "leak; the success carries the cookie");
+}
+
 int main(void) {
   test_persisted();
+  test_nomem();
   test_acked();
   test_discards();
   test_restored();
