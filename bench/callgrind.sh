@@ -4,7 +4,8 @@
 # write and ACK (a receiver acking every 10, tern_client's default).
 #
 # "libtern" counts the instructions executed inside the three calls a host
-# makes per message (tern_hub_publish, tern_conn_write, tern_conn_read) and
+# makes per message (tern_hub_publish, which is tern_hub_publish_versioned
+# since 0.2, tern_conn_write, tern_conn_read) and
 # everything they call; "whole process" adds the benchmark's own loop and
 # its hand-encoded ACKs (the receiver's side).  Two runs with different
 # message counts cancel the setup cost: (I(n2) - I(n1)) / (n2 - n1).
@@ -26,7 +27,7 @@ per() { # per I1 I2
     'BEGIN { printf "%.0f", (b - a) / (n2 - n1) }'
 }
 for batch in 1 10; do
-  set -- --collect-atstart=no --toggle-collect=tern_hub_publish \
+  set -- --collect-atstart=no --toggle-collect=tern_hub_publish_versioned \
     --toggle-collect=tern_conn_write --toggle-collect=tern_conn_read
   lib=$(per "$(count $n1 $batch "$@")" "$(count $n2 $batch "$@")")
   all=$(per "$(count $n1 $batch)" "$(count $n2 $batch)")

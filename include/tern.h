@@ -11,8 +11,8 @@
  * to it (sessions, connections) may be used by one thread at a time; so may
  * each tern_client.  Distinct hubs and clients are independent.  The
  * functions that take no object (tern_strerror, tern_version,
- * tern_settings_default, tern_client_settings_default) may be called from
- * any thread.
+ * tern_version_info, the *_default functions) may be called from any
+ * thread.
  *
  * The overview is tern(3); the wire format is tern-protocol(7).
  */
@@ -48,16 +48,71 @@ extern "C" {
 /* ---- version ------------------------------------------------------------ */
 
 /* TERN_VERSION is the version of this header as a string. */
-#define TERN_VERSION "0.1.0"
+#define TERN_VERSION "0.2.0"
 /* TERN_VERSION_NUM is the same as 0xMMmmpp: major, minor, patch. */
-#define TERN_VERSION_NUM 0x000100
+#define TERN_VERSION_NUM 0x000200
+
+/*
+ * TERN_VERSION_CHECK(maj, min, patch) is nonzero when this header is
+ * version maj.min.patch or newer.  It is a constant expression, usable in
+ * #if.  At run time, tern_version_info tells the same of the library.
+ */
+#define TERN_VERSION_CHECK(maj, min, patch) \
+  (TERN_VERSION_NUM >= (((maj) << 16) | ((min) << 8) | (patch)))
 
 /*
  * tern_version returns the version of the linked library as a static
- * NUL-terminated string such as "0.1.0".  Compare it with TERN_VERSION to
+ * NUL-terminated string such as "0.2.0".  Compare it with TERN_VERSION to
  * detect a header/library mismatch.
  */
 TERN_EXTERN const char *tern_version(void);
+
+/*
+ * tern_version_info returns the linked library's version as a number
+ * (0xMMmmpp, like TERN_VERSION_NUM), or 0 when the library is older than
+ * |least|, a number of the same form.  A program that needs what its header
+ * declares checks tern_version_info(TERN_VERSION_NUM) != 0 once at start:
+ * a library older than the header may lack functions and struct versions
+ * the header offers.  |least| 0 always gets the version.
+ */
+TERN_EXTERN uint32_t tern_version_info(uint32_t least);
+
+/*
+ * Versioned structs.  Every struct that a caller allocates and the library
+ * reads or writes has numbered layouts, TERN_<STRUCT>_V1, _V2, ..., and
+ * TERN_<STRUCT>_VERSION, the newest this header knows.  A newer layout only
+ * appends fields to the one before.  The caller tells the library which
+ * layout its struct has: in the struct's own |version| field (tern_settings,
+ * tern_client_settings, tern_store_methods, tern_store_file_options), or as
+ * an argument of a *_versioned function (tern_msg_desc,
+ * tern_publish_result, tern_event, tern_client_event).  The library reads
+ * and writes only the bytes of that layout, and takes the default (zero
+ * where none is listed) for each field the layout lacks.  So a program
+ * built against an older header keeps working with a newer library, and a
+ * newer program against an older library (0.2 or later; 0.1 lacks the
+ * *_versioned functions, so the program does not load) gets
+ * TERN_ERR_INVALID rather than memory errors (check tern_version_info at
+ * start).
+ *
+ * The usual names are macros that pass this header's version:
+ * tern_settings_default(&s) expands to
+ * tern_settings_default_versioned(TERN_SETTINGS_VERSION, &s), and so on.
+ * The functions of the same names (tern_settings_default,
+ * tern_client_settings_default, tern_hub_publish, tern_hub_next_event,
+ * tern_client_next_event, tern_store_file_options_default,
+ * tern_store_file_methods) stay exported, with the meaning they had in
+ * version 0.1: they use layout V1.  Programs built against the 0.1 header
+ * call these; a program that takes such a function's address gets them
+ * too (the layout V1 prefix of a newer struct is valid, so that is safe).
+ *
+ * Structs the library fills with statistics or descriptions
+ * (tern_stats, tern_session_info, tern_conn_info, tern_client_stats,
+ * tern_store_file_stats) take the caller's sizeof instead: the library
+ * writes exactly that many bytes, zero past the fields it knows.
+ * Structs whose size both sides must agree on never change: tern_attr,
+ * tern_store_record and tern_client_attr (passed in arrays) and tern_mem
+ * are frozen.
+ */
 
 /* ---- time and sizes ----------------------------------------------------- */
 
@@ -153,8 +208,10 @@ typedef struct tern_mem {
 
 /* ---- settings ----------------------------------------------------------- */
 
+/* TERN_SETTINGS_V1 is the layout of tern_settings in version 0.1. */
+#define TERN_SETTINGS_V1 1
 /* TERN_SETTINGS_VERSION is the layout of tern_settings in this header. */
-#define TERN_SETTINGS_VERSION 1
+#define TERN_SETTINGS_VERSION TERN_SETTINGS_V1
 
 /*
  * tern_priority is a message's priority.  On the wire, a connection always
@@ -262,10 +319,19 @@ typedef struct tern_settings {
 } tern_settings;
 
 /*
- * tern_settings_default fills |s| with the defaults listed above and sets
- * s->version.  |s| must not be NULL.
+ * tern_settings_default_versioned fills the fields of layout |version| of
+ * |s| with the defaults listed above and sets s->version to |version|; it
+ * writes no byte past that layout.  An unknown |version| (0, or newer than
+ * the library) sets s->version to 0 only, which tern_hub_new refuses.  |s|
+ * must not be NULL.  Call it through the tern_settings_default macro.
  */
+TERN_EXTERN void tern_settings_default_versioned(uint32_t version,
+                                                 tern_settings *s);
+/* tern_settings_default is the 0.1 entry point: layout V1. */
 TERN_EXTERN void tern_settings_default(tern_settings *s);
+/* tern_settings_default(s) fills |s| in this header's layout. */
+#define tern_settings_default(s) \
+  tern_settings_default_versioned(TERN_SETTINGS_VERSION, (s))
 
 /* ---- limits ------------------------------------------------------------- */
 
@@ -298,7 +364,8 @@ typedef struct tern_conn tern_conn;
 /*
  * tern_hub_new creates a hub with settings |s| (NULL: defaults) and
  * allocator |mem| (NULL: libc) and stores it in |*phub|.  Both structs are
- * copied.  The hub's epoch is drawn from the seed.
+ * copied; of |s|, the bytes of layout s->version only (fields of newer
+ * layouts take their defaults).  The hub's epoch is drawn from the seed.
  *
  * Returns 0, TERN_ERR_INVALID (phub NULL, s->version unknown or 0, a limit
  * of 0 where one is required, liveness_timeout not above
@@ -362,7 +429,8 @@ TERN_EXTERN int tern_hub_goaway_all(tern_hub *hub, uint32_t reason,
 
 /*
  * tern_stats holds the hub's counters since tern_hub_new, and gauges of what
- * it holds now.  Fields are only ever appended.
+ * it holds now.  Fields are only ever appended; the caller passes its
+ * sizeof to tern_hub_get_stats.
  */
 typedef struct tern_stats {
   uint64_t published;   /* messages accepted by tern_hub_publish            */
@@ -398,6 +466,7 @@ typedef struct tern_stats {
 /*
  * tern_hub_get_stats copies the first |size| bytes of the hub's statistics
  * into |st| (pass sizeof(tern_stats); an older caller passes a smaller size).
+ * Bytes past the statistics this library knows are set to zero.
  */
 TERN_EXTERN void tern_hub_get_stats(const tern_hub *hub, tern_stats *st,
                                     size_t size);
@@ -418,6 +487,13 @@ typedef struct tern_attr {
 #define TERN_MSG_SYNC 0x2u
 /* TERN_MSG_VOLATILE: never store this message (durability NONE). */
 #define TERN_MSG_VOLATILE 0x4u
+
+/* TERN_MSG_DESC_V1 is the layout of tern_msg_desc in version 0.1 (up to
+   |flags|); V2 adds |cookie|. */
+#define TERN_MSG_DESC_V1 1
+#define TERN_MSG_DESC_V2 2
+/* TERN_MSG_DESC_VERSION is the layout of tern_msg_desc in this header. */
+#define TERN_MSG_DESC_VERSION TERN_MSG_DESC_V2
 
 /*
  * tern_msg_desc describes a message to publish.  Zero-initialise it, then
@@ -446,6 +522,13 @@ typedef struct tern_msg_desc {
   size_t nattrs;
   /* flags is a set of TERN_MSG_* bits. */
   uint32_t flags;
+  /* cookie (layout V2) is the host's own value, such as a pointer to the
+     producer waiting for this message.  The hub does not interpret it; it
+     echoes it in the message's events (tern_event.cookie): PERSISTED,
+     ACKED, EXPIRED and every other lifecycle event.  It is not stored:
+     messages restored by tern_hub_set_store after a restart have cookie
+     0.  0 (the default) costs no memory. */
+  uint64_t cookie;
 } tern_msg_desc;
 
 /* Publish outcomes (tern_publish_result.outcome), a set of bits. */
@@ -459,6 +542,11 @@ typedef struct tern_msg_desc {
 #define TERN_PUBLISH_REFUSED 0x8u
 /* The queue was full and the publish was rejected; retry after. */
 #define TERN_PUBLISH_REJECTED 0x10u
+
+/* TERN_PUBLISH_RESULT_V1 is the layout of tern_publish_result in 0.1. */
+#define TERN_PUBLISH_RESULT_V1 1
+/* TERN_PUBLISH_RESULT_VERSION is its layout in this header. */
+#define TERN_PUBLISH_RESULT_VERSION TERN_PUBLISH_RESULT_V1
 
 /*
  * tern_publish_result tells the producer what happened to a publish.
@@ -484,16 +572,33 @@ typedef struct tern_publish_result {
  * TERN_ERR_DUPLICATE only its id and idlen are set (the rest is zero); on
  * other errors it is left untouched.
  *
+ * tern_hub_publish_versioned reads |desc| in layout |desc_version| and
+ * writes |result| in layout |result_version| (no byte past it); call it
+ * through the tern_hub_publish macro, which passes this header's versions.
+ *
  * Returns 0, TERN_ERR_INVALID (NULL arguments, empty key, priority out of
- * range, attrs with NULL strings), TERN_ERR_TOO_LARGE (a field over its
- * limit), TERN_ERR_DUPLICATE, TERN_ERR_FULL (the overflow rule refused or
- * rejected it: see result->outcome), TERN_ERR_LIMIT (max_sessions) or
- * TERN_ERR_NOMEM.  On any error nothing changed, except that a refused
- * message is counted as dropped for the session.
+ * range, attrs with NULL strings, a layout version the library does not
+ * know), TERN_ERR_TOO_LARGE (a field over its limit), TERN_ERR_DUPLICATE,
+ * TERN_ERR_FULL (the overflow rule refused or rejected it: see
+ * result->outcome), TERN_ERR_LIMIT (max_sessions) or TERN_ERR_NOMEM.  On
+ * any error nothing changed, except that a refused message is counted as
+ * dropped for the session.
  */
+TERN_EXTERN int tern_hub_publish_versioned(tern_hub *hub, const uint8_t *key,
+                                           size_t keylen,
+                                           uint32_t desc_version,
+                                           const tern_msg_desc *desc,
+                                           tern_tstamp now,
+                                           uint32_t result_version,
+                                           tern_publish_result *result);
+/* tern_hub_publish is the 0.1 entry point: layouts V1. */
 TERN_EXTERN int tern_hub_publish(tern_hub *hub, const uint8_t *key,
                                  size_t keylen, const tern_msg_desc *desc,
                                  tern_tstamp now, tern_publish_result *result);
+#define tern_hub_publish(hub, key, keylen, desc, now, result)              \
+  tern_hub_publish_versioned((hub), (key), (keylen), TERN_MSG_DESC_VERSION, \
+                             (desc), (now), TERN_PUBLISH_RESULT_VERSION,   \
+                             (result))
 
 /* ---- sessions ----------------------------------------------------------- */
 
@@ -522,7 +627,8 @@ typedef struct tern_session_info {
 
 /*
  * tern_session_get_info copies the first |size| bytes of the session's
- * description into |info| (pass sizeof(tern_session_info)).
+ * description into |info| (pass sizeof(tern_session_info)); bytes past the
+ * fields this library knows are set to zero.
  */
 TERN_EXTERN void tern_session_get_info(const tern_session *session,
                                        tern_session_info *info, size_t size);
@@ -663,7 +769,8 @@ typedef struct tern_conn_info {
 
 /*
  * tern_conn_get_info copies the first |size| bytes of the connection's
- * description into |info| (pass sizeof(tern_conn_info)).
+ * description into |info| (pass sizeof(tern_conn_info)); bytes past the
+ * fields this library knows are set to zero.
  */
 TERN_EXTERN void tern_conn_get_info(const tern_conn *conn, tern_conn_info *info,
                                     size_t size);
@@ -697,8 +804,20 @@ typedef enum tern_event_type {
   TERN_EV_SESSION_EXPIRED = 11, /* a session expired; |count| messages lost   */
   TERN_EV_PERSISTED = 12,      /* a TERN_MSG_SYNC message is durable; |reason|
                                   is 0, or a tern_error if its batch failed   */
-  TERN_EV_STORE_FAILED = 13    /* a store batch failed: |reason| the error    */
+  TERN_EV_STORE_FAILED = 13    /* a store batch failed: |reason| the error.
+                                  One per batch, naming no message: each
+                                  SYNC message of the batch gets its own
+                                  PERSISTED with the error and its cookie;
+                                  ASYNC ones were confirmed by their
+                                  publish and stay queued                     */
 } tern_event_type;
+
+/* TERN_EVENT_V1 is the layout of tern_event in version 0.1 (up to |count|);
+   V2 adds |cookie|. */
+#define TERN_EVENT_V1 1
+#define TERN_EVENT_V2 2
+/* TERN_EVENT_VERSION is the layout of tern_event in this header. */
+#define TERN_EVENT_VERSION TERN_EVENT_V2
 
 /*
  * tern_event is one event.  Every pointer in it is owned by the hub and
@@ -720,13 +839,25 @@ typedef struct tern_event {
                                   seq; CONN_HELLO: last_seq; STORE_FAILED: the
                                   batch                                       */
   uint64_t count;              /* SESSION_EXPIRED: messages it still held     */
+  uint64_t cookie;             /* (layout V2) message events (ACCEPTED ..
+                                  DEAD, PERSISTED): tern_msg_desc.cookie of
+                                  the message; 0 for other events and for
+                                  messages restored from a store            */
 } tern_event;
 
 /*
- * tern_hub_next_event moves the oldest queued event into |ev|.
- * Returns 1 when it did, 0 when the queue is empty, TERN_ERR_INVALID.
+ * tern_hub_next_event_versioned moves the oldest queued event into |ev|,
+ * written in layout |version| (no byte past it).  Call it through the
+ * tern_hub_next_event macro, which passes TERN_EVENT_VERSION.
+ * Returns 1 when it did, 0 when the queue is empty, TERN_ERR_INVALID (NULL
+ * arguments, a layout the library does not know).
  */
+TERN_EXTERN int tern_hub_next_event_versioned(tern_hub *hub, uint32_t version,
+                                              tern_event *ev);
+/* tern_hub_next_event is the 0.1 entry point: layout V1. */
 TERN_EXTERN int tern_hub_next_event(tern_hub *hub, tern_event *ev);
+#define tern_hub_next_event(hub, ev) \
+  tern_hub_next_event_versioned((hub), TERN_EVENT_VERSION, (ev))
 
 /*
  * tern_drop_reason is the reason carried by DROPPED frames: why the
@@ -751,8 +882,10 @@ typedef enum tern_drop_reason {
  * are opaque bytes chosen by the hub; see tern_store(3).
  */
 
+/* TERN_STORE_METHODS_V1 is the layout of tern_store_methods in 0.1. */
+#define TERN_STORE_METHODS_V1 1
 /* TERN_STORE_METHODS_VERSION is the layout of tern_store_methods. */
-#define TERN_STORE_METHODS_VERSION 1
+#define TERN_STORE_METHODS_VERSION TERN_STORE_METHODS_V1
 
 /* tern_store_op is what a record does to its key. */
 typedef enum tern_store_op {
@@ -761,7 +894,8 @@ typedef enum tern_store_op {
 } tern_store_op;
 
 /* tern_store_record is one record of a batch; its pointers are valid for
-   the duration of the append call only. */
+   the duration of the append call only.  Its layout is frozen (append gets
+   an array of them). */
 typedef struct tern_store_record {
   int op;               /* a tern_store_op                                   */
   const uint8_t *key;
@@ -783,8 +917,8 @@ typedef int (*tern_store_visit)(void *ctx, const uint8_t *key, size_t keylen,
                                 const uint8_t *value, size_t valuelen);
 
 /*
- * tern_store_methods is the store's table.  Methods are only ever appended;
- * optional ones may be NULL.  Every method gets the store's |store|
+ * tern_store_methods is the store's table.  Methods are only ever appended
+ * (|version| says which the table has); optional ones may be NULL.  Every method gets the store's |store|
  * pointer first.  Methods return 0 or a negative tern_error (the hub then
  * reports TERN_ERR_STORE); they must not call back into the hub, except
  * tern_hub_store_done.
@@ -813,7 +947,8 @@ typedef struct tern_store_methods {
 } tern_store_methods;
 
 /*
- * tern_hub_set_store attaches store |store| with methods |m| (copied) to an
+ * tern_hub_set_store attaches store |store| with methods |m| (copied: the
+ * bytes of layout m->version only; newer methods count as NULL) to an
  * empty hub and restores what it holds: sessions, pending messages (those
  * that were in flight are pending again), dedup ids still in their window,
  * and the epoch, so receivers resume where they were.  Messages whose
@@ -882,8 +1017,11 @@ typedef enum tern_store_file_fsync {
                             append confirmed.  Compaction still fsyncs.    */
 } tern_store_file_fsync;
 
+/* TERN_STORE_FILE_OPTIONS_V1 is the layout of tern_store_file_options in
+   0.1. */
+#define TERN_STORE_FILE_OPTIONS_V1 1
 /* TERN_STORE_FILE_OPTIONS_VERSION is the layout of tern_store_file_options. */
-#define TERN_STORE_FILE_OPTIONS_VERSION 1
+#define TERN_STORE_FILE_OPTIONS_VERSION TERN_STORE_FILE_OPTIONS_V1
 
 /* TERN_STORE_FILE_MAX_VALUE is the longest value the file store keeps
    (64 MiB); a longer one fails its batch with TERN_ERR_TOO_LARGE. */
@@ -904,9 +1042,19 @@ typedef struct tern_store_file_options {
                                  at most 100                               */
 } tern_store_file_options;
 
-/* tern_store_file_options_default fills |o| with the defaults.  NULL does
-   nothing. */
+/* tern_store_file_options_default_versioned fills the fields of layout
+   |version| of |o| with the defaults and sets o->version (no byte past the
+   layout); an unknown |version| sets o->version to 0 only, which
+   tern_store_file_open refuses.  NULL does nothing.  Call it through the
+   tern_store_file_options_default macro. */
+TERN_EXTERN void
+tern_store_file_options_default_versioned(uint32_t version,
+                                          tern_store_file_options *o);
+/* tern_store_file_options_default is the 0.1 entry point: layout V1. */
 TERN_EXTERN void tern_store_file_options_default(tern_store_file_options *o);
+#define tern_store_file_options_default(o) \
+  tern_store_file_options_default_versioned(TERN_STORE_FILE_OPTIONS_VERSION, \
+                                            (o))
 
 /* tern_store_file is the shipped store: segment files in one directory. */
 typedef struct tern_store_file tern_store_file;
@@ -923,8 +1071,9 @@ typedef struct tern_store_file tern_store_file;
  * with a bad CRC, a segment without a good header, a sealed segment that
  * is shorter than recorded or missing) is skipped, counted in the stats
  * and left on disk, or with |o|->strict refused.  |o| NULL takes the
- * defaults; |mem| NULL libc (the struct is copied).  Descriptors are
- * opened close-on-exec.
+ * defaults (of |o|, the bytes of layout o->version are read; newer
+ * options take their defaults); |mem| NULL libc (the struct is copied).
+ * Descriptors are opened close-on-exec.
  *
  * Returns 0, TERN_ERR_INVALID (NULL or empty arguments, bad options),
  * TERN_ERR_NOMEM, TERN_ERR_STATE (the directory is locked) or
@@ -937,8 +1086,11 @@ TERN_EXTERN int tern_store_file_open(tern_store_file **pstore,
                                      const tern_mem *mem);
 
 /*
- * tern_store_file_methods returns the methods table (static, never NULL) to
- * pass to tern_hub_set_store together with the tern_store_file pointer.
+ * tern_store_file_methods_versioned returns the methods table in layout
+ * |version| (static; NULL for a layout the library does not know) to pass
+ * to tern_hub_set_store together with the tern_store_file pointer; the
+ * tern_store_file_methods macro passes TERN_STORE_METHODS_VERSION, and the
+ * function of that name, the 0.1 entry point, returns layout V1.
  * Every method is set; its close is tern_store_file_close, so close the
  * store once, through the table or directly.  The methods return, besides
  * 0: append TERN_ERR_INVALID (an unknown op, a NULL or empty key),
@@ -953,7 +1105,11 @@ TERN_EXTERN int tern_store_file_open(tern_store_file **pstore,
  * closed and opened again, which recovers what is on disk.
  * tern_store_file_error says which.
  */
+TERN_EXTERN const tern_store_methods *
+tern_store_file_methods_versioned(uint32_t version);
 TERN_EXTERN const tern_store_methods *tern_store_file_methods(void);
+#define tern_store_file_methods() \
+  tern_store_file_methods_versioned(TERN_STORE_METHODS_VERSION)
 
 /* tern_store_file_close closes the store: unless the fsync policy is
    TERN_FSYNC_NEVER, what was appended is fsynced first; the lock is
@@ -980,7 +1136,8 @@ typedef struct tern_store_file_stats {
 } tern_store_file_stats;
 
 /* tern_store_file_get_stats copies the first |size| bytes of the stats to
-   |st|.  NULL |store| or |st| does nothing. */
+   |st|, zero past the fields this library knows.  NULL |store| or |st|
+   does nothing. */
 TERN_EXTERN void tern_store_file_get_stats(const tern_store_file *store,
                                            tern_store_file_stats *st,
                                            size_t size);
@@ -1025,8 +1182,10 @@ TERN_EXTERN const char *tern_store_file_error(const tern_store_file *store);
  */
 typedef struct tern_client tern_client;
 
+/* TERN_CLIENT_SETTINGS_V1 is the layout of tern_client_settings in 0.1. */
+#define TERN_CLIENT_SETTINGS_V1 1
 /* TERN_CLIENT_SETTINGS_VERSION is the layout of tern_client_settings. */
-#define TERN_CLIENT_SETTINGS_VERSION 1
+#define TERN_CLIENT_SETTINGS_VERSION TERN_CLIENT_SETTINGS_V1
 
 /*
  * tern_client_settings configures a client.  Fill it with
@@ -1087,14 +1246,25 @@ typedef struct tern_client_settings {
   size_t max_payload;
 } tern_client_settings;
 
-/* tern_client_settings_default fills |s| with the defaults above. */
+/* tern_client_settings_default_versioned fills the fields of layout
+   |version| of |s| with the defaults above and sets s->version (no byte
+   past the layout); an unknown |version| sets s->version to 0 only, which
+   tern_client_new refuses.  NULL does nothing.  Call it through the
+   tern_client_settings_default macro. */
+TERN_EXTERN void
+tern_client_settings_default_versioned(uint32_t version,
+                                       tern_client_settings *s);
+/* tern_client_settings_default is the 0.1 entry point: layout V1. */
 TERN_EXTERN void tern_client_settings_default(tern_client_settings *s);
+#define tern_client_settings_default(s) \
+  tern_client_settings_default_versioned(TERN_CLIENT_SETTINGS_VERSION, (s))
 
 /*
  * tern_client_new creates a client for session |key| (1..TERN_MAX_SESSION_KEY
  * bytes) with |token| (0..TERN_MAX_TOKEN bytes, may be NULL when 0), both
- * copied; |s| NULL takes defaults, |mem| NULL libc (both copied).  The new
- * client asks for a transport at once (TERN_CLIENT_EV_CONNECT).
+ * copied; |s| NULL takes defaults, |mem| NULL libc (both copied; of |s|
+ * the bytes of layout s->version, newer fields taking their defaults).
+ * The new client asks for a transport at once (TERN_CLIENT_EV_CONNECT).
  * Returns 0, TERN_ERR_INVALID (NULL or empty key, a setting out of range,
  * an unknown settings version, an incomplete tern_mem), TERN_ERR_TOO_LARGE
  * (key or token) or TERN_ERR_NOMEM.
@@ -1271,13 +1441,18 @@ typedef enum tern_client_resync_reason {
                                     not exist, or its seqs started over)   */
 } tern_client_resync_reason;
 
-/* tern_client_attr is one attribute of a received message. */
+/* tern_client_attr is one attribute of a received message (frozen). */
 typedef struct tern_client_attr {
   const uint8_t *key;
   size_t keylen;
   const uint8_t *value;
   size_t valuelen;
 } tern_client_attr;
+
+/* TERN_CLIENT_EVENT_V1 is the layout of tern_client_event in 0.1. */
+#define TERN_CLIENT_EVENT_V1 1
+/* TERN_CLIENT_EVENT_VERSION is its layout in this header. */
+#define TERN_CLIENT_EVENT_VERSION TERN_CLIENT_EVENT_V1
 
 /*
  * tern_client_event is one event; its pointers point into storage owned by
@@ -1305,9 +1480,18 @@ typedef struct tern_client_event {
   tern_client_attr attrs[TERN_MAX_ATTRS];
 } tern_client_event;
 
-/* tern_client_next_event: 1 and |ev| filled, 0 none, TERN_ERR_INVALID. */
+/* tern_client_next_event_versioned: 1 and |ev| filled in layout |version|
+   (no byte past it), 0 none, TERN_ERR_INVALID (NULL arguments, a layout
+   the library does not know).  Call it through the tern_client_next_event
+   macro, which passes TERN_CLIENT_EVENT_VERSION. */
+TERN_EXTERN int tern_client_next_event_versioned(tern_client *client,
+                                                 uint32_t version,
+                                                 tern_client_event *ev);
+/* tern_client_next_event is the 0.1 entry point: layout V1. */
 TERN_EXTERN int tern_client_next_event(tern_client *client,
                                        tern_client_event *ev);
+#define tern_client_next_event(client, ev) \
+  tern_client_next_event_versioned((client), TERN_CLIENT_EVENT_VERSION, (ev))
 
 /* tern_client_stats: counters since tern_client_new; only appended. */
 typedef struct tern_client_stats {
@@ -1323,7 +1507,8 @@ typedef struct tern_client_stats {
                                        interval; else the server's)        */
 } tern_client_stats;
 
-/* tern_client_get_stats copies the first |size| bytes of the statistics. */
+/* tern_client_get_stats copies the first |size| bytes of the statistics,
+   zero past the fields this library knows. */
 TERN_EXTERN void tern_client_get_stats(const tern_client *client,
                                        tern_client_stats *st, size_t size);
 

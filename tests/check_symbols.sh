@@ -3,9 +3,13 @@
 # functions include/tern.h declares with TERN_EXTERN, and exactly the names in
 # the version script lib/libtern.map.  A function declared but not exported
 # breaks linking for users; one exported but not declared becomes ABI by
-# accident.  Prints TAP.
+# accident.  With OLD_H, headers of earlier releases (tests/abi/tern_v1.h),
+# every function they declare must still be exported: programs built
+# against them keep linking.  A name tern.h now defines as a macro (the
+# versioned structs) is still declared there as a function, so the three
+# lists above keep it too.  Prints TAP.
 #
-#   check_symbols.sh LIBTERN_SO TERN_H LIBTERN_MAP
+#   check_symbols.sh LIBTERN_SO TERN_H LIBTERN_MAP [OLD_H...]
 #   check_symbols.sh --declared HEADER...   (print the declared names; the
 #                                            man suite uses this too)
 #
@@ -71,12 +75,16 @@ declared() {
   ' "$@" | LC_ALL=C sort
 }
 
-# mapped MAP: the names in the global: part of a version script, sorted.
+# mapped MAP: the names in the global: parts of a version script's nodes,
+# sorted.  A node ends at its '}' (then comes the name of the node it
+# inherits, which is no symbol).
 mapped() {
   # shellcheck disable=SC2020
   sed -e 's|#.*||' "$1" | tr '\n' ' ' |
-    sed -E 's@/\*([^*]|\*+[^*/])*\*+/@ @g' | tr ' \t;{}' '\n\n\n\n\n' | awk '
+    sed -E 's@/\*([^*]|\*+[^*/])*\*+/@ @g' | sed 's/[{}]/ & /g' |
+    tr ' \t;' '\n\n\n' | awk '
     $0 == "" { next }
+    $0 == "{" || $0 == "}" { g = 0; next }
     $0 == "global:" { g = 1; next }
     $0 == "local:" { g = 0; next }
     $0 ~ /:$/ { g = 0; next }
@@ -96,11 +104,12 @@ if [ "${1:-}" = "--declared" ]; then
   exit
 fi
 
-if [ $# -ne 3 ]; then
-  echo "usage: $0 LIBTERN_SO TERN_H LIBTERN_MAP" >&2
+if [ $# -lt 3 ]; then
+  echo "usage: $0 LIBTERN_SO TERN_H LIBTERN_MAP [OLD_H...]" >&2
   exit 2
 fi
 so=$1 header=$2 map=$3
+shift 3
 
 n=0
 failed=0
@@ -148,6 +157,22 @@ if ! exports=$(exported "$so"); then
 fi
 check "$(basename "$so") exports exactly the TERN_EXTERN functions" \
   "$(basename "$header")" "$decl" "$(basename "$so")" "$exports"
+
+for old in "$@"; do
+  old_decl=$(declared "$old" | uniq) || { echo "Bail out! cannot parse $old"; exit 1; }
+  n=$((n + 1))
+  gone=$(LC_ALL=C comm -23 <(printf '%s\n' "$old_decl") <(printf '%s\n' "$exports") | sed '/^$/d')
+  if [ -n "$old_decl" ] && [ -z "$gone" ]; then
+    echo "ok $n - $(basename "$so") still exports every function of $(basename "$old")"
+  else
+    failed=1
+    echo "not ok $n - $(basename "$so") still exports every function of $(basename "$old")"
+    {
+      [ -n "$old_decl" ] || echo "#   $old declares nothing"
+      for name in $gone; do echo "#   no longer exported: $name"; done
+    } >&2
+  fi
+done
 
 echo "1..$n"
 exit $failed

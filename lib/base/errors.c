@@ -3,6 +3,10 @@
 
 const char *tern_version(void) { return TERN_VERSION; }
 
+uint32_t tern_version_info(uint32_t least) {
+  return TERN_VERSION_NUM >= least ? TERN_VERSION_NUM : 0;
+}
+
 const char *tern_strerror(int code) {
   switch (code) {
   case 0:

@@ -17,6 +17,7 @@
  */
 #include <string.h>
 
+#include "base/layout.h"
 #include "base/mem.h"
 #include "client/client.h"
 
@@ -28,10 +29,8 @@ static tern_tstamp add(tern_tstamp t, tern_duration d) {
 
 static tern_tstamp tmin(tern_tstamp a, tern_tstamp b) { return a < b ? a : b; }
 
-void tern_client_settings_default(tern_client_settings *s) {
-  if (!s) {
-    return;
-  }
+/* The defaults of every field this library knows. */
+static void settings_defaults(tern_client_settings *s) {
   memset(s, 0, sizeof(*s));
   s->version = TERN_CLIENT_SETTINGS_VERSION;
   s->heartbeat_interval = 0;
@@ -50,9 +49,30 @@ void tern_client_settings_default(tern_client_settings *s) {
   s->max_payload = 1024 * 1024;
 }
 
+void tern_client_settings_default_versioned(uint32_t version,
+                                            tern_client_settings *s) {
+  if (!s) {
+    return;
+  }
+  size_t len = layout_client_settings(version);
+  if (len == 0) {
+    s->version = 0;
+    return;
+  }
+  tern_client_settings all;
+  settings_defaults(&all);
+  all.version = version;
+  memcpy(s, &all, len);
+}
+
+/* The 0.1 entry point, for programs built against its header. */
+#undef tern_client_settings_default
+void tern_client_settings_default(tern_client_settings *s) {
+  tern_client_settings_default_versioned(TERN_CLIENT_SETTINGS_V1, s);
+}
+
 static int check_settings(const tern_client_settings *s) {
-  if (s->version == 0 || s->version > TERN_CLIENT_SETTINGS_VERSION ||
-      s->liveness_timeout < TERN_MILLISECONDS || s->ack_every == 0 ||
+  if (s->liveness_timeout < TERN_MILLISECONDS || s->ack_every == 0 ||
       s->backoff_base == 0 || s->backoff_cap < s->backoff_base ||
       s->max_payload == 0 || s->max_payload > ((size_t)1 << 30) ||
       (s->adaptive_heartbeat && s->heartbeat_cap < CLIENT_HB_MIN)) {
@@ -79,17 +99,24 @@ int tern_client_new(tern_client **pclient, const uint8_t *key, size_t keylen,
                     const uint8_t *token, size_t tokenlen,
                     const tern_client_settings *s, const tern_mem *mem,
                     tern_tstamp now) {
-  tern_client_settings defaults;
+  tern_client_settings all;
   if (!pclient || !key || keylen == 0 || (!token && tokenlen)) {
     return TERN_ERR_INVALID;
   }
   if (keylen > TERN_MAX_SESSION_KEY || tokenlen > TERN_MAX_TOKEN) {
     return TERN_ERR_TOO_LARGE;
   }
-  if (!s) {
-    tern_client_settings_default(&defaults);
-    s = &defaults;
+  /* The caller's layout, the fields it lacks at their defaults. */
+  settings_defaults(&all);
+  if (s) {
+    size_t len = layout_client_settings(s->version);
+    if (len == 0) {
+      return TERN_ERR_INVALID;
+    }
+    memcpy(&all, s, len);
+    all.version = TERN_CLIENT_SETTINGS_VERSION;
   }
+  s = &all;
   if (check_settings(s) != 0) {
     return TERN_ERR_INVALID;
   }
@@ -509,10 +536,7 @@ static void fill_message(tern_client_event *ev, const msg_copy *mc) {
   }
 }
 
-int tern_client_next_event(tern_client *c, tern_client_event *ev) {
-  if (!c || !ev) {
-    return TERN_ERR_INVALID;
-  }
+static int next_event(tern_client *c, tern_client_event *ev) {
   mem_free(&c->mem, c->taken);
   c->taken = NULL;
   cevent e;
@@ -541,6 +565,38 @@ int tern_client_next_event(tern_client *c, tern_client_event *ev) {
   return 1;
 }
 
+/* An older caller's layout: no byte past it. */
+LAYOUT_OLD static int next_event_old(tern_client *c, uint32_t version,
+                                     tern_client_event *ev) {
+  size_t len = layout_client_event(version);
+  if (!c || !ev || len == 0) {
+    return TERN_ERR_INVALID;
+  }
+  tern_client_event all;
+  int rv = next_event(c, &all);
+  if (rv == 1) {
+    memcpy(ev, &all, len);
+  }
+  return rv;
+}
+
+int tern_client_next_event_versioned(tern_client *c, uint32_t version,
+                                     tern_client_event *ev) {
+  if (version != TERN_CLIENT_EVENT_VERSION) {
+    return next_event_old(c, version, ev);
+  }
+  if (!c || !ev) {
+    return TERN_ERR_INVALID;
+  }
+  return next_event(c, ev);
+}
+
+/* The 0.1 entry point, for programs built against its header. */
+#undef tern_client_next_event
+int tern_client_next_event(tern_client *c, tern_client_event *ev) {
+  return tern_client_next_event_versioned(c, TERN_CLIENT_EVENT_V1, ev);
+}
+
 void tern_client_get_stats(const tern_client *c, tern_client_stats *st,
                            size_t size) {
   if (!c || !st) {
@@ -552,5 +608,5 @@ void tern_client_get_stats(const tern_client *c, tern_client_stats *st,
   } else {
     s.heartbeat_interval = MS(c->hb_ms);
   }
-  memcpy(st, &s, size < sizeof(s) ? size : sizeof(s));
+  layout_copy_out(st, size, &s, sizeof(s));
 }

@@ -10,6 +10,7 @@
  */
 #include <string.h>
 
+#include "base/layout.h"
 #include "base/mem.h"
 #include "deliver/hub.h"
 
@@ -885,6 +886,6 @@ void tern_conn_get_info(const tern_conn *tc, tern_conn_info *info,
     i.error = c->error;
   }
   if (info) {
-    memcpy(info, &i, size < sizeof(i) ? size : sizeof(i));
+    layout_copy_out(info, size, &i, sizeof(i));
   }
 }

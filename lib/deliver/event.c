@@ -8,6 +8,7 @@
  */
 #include <string.h>
 
+#include "base/layout.h"
 #include "base/mem.h"
 #include "deliver/hub.h"
 
@@ -45,11 +46,11 @@ static uint32_t save(tern_hub *hub, const uint8_t *p, size_t len) {
   return off;
 }
 
-void event_push(tern_hub *hub, int type, int reason, tern_conn *c,
-                const uint8_t *key, size_t keylen, const uint8_t *id,
-                size_t idlen,
-                const uint8_t *aux, size_t auxlen, uint64_t seq,
-                uint64_t count) {
+evrec *event_push(tern_hub *hub, int type, int reason, tern_conn *c,
+                  const uint8_t *key, size_t keylen, const uint8_t *id,
+                  size_t idlen,
+                  const uint8_t *aux, size_t auxlen, uint64_t seq,
+                  uint64_t count) {
   if (hub->ev_head == hub->ev_len) {
     hub->ev_head = hub->ev_len = 0;
     hub->arena_len = 0;
@@ -57,7 +58,7 @@ void event_push(tern_hub *hub, int type, int reason, tern_conn *c,
   if (hub->ev_len - hub->ev_head >= hub->set.max_events ||
       grow(hub, keylen + idlen + auxlen) != 0) {
     ++hub->stats.events_lost;
-    return;
+    return NULL;
   }
   evrec *e = &hub->ev[hub->ev_len++];
   e->type = (uint8_t)type;
@@ -68,18 +69,24 @@ void event_push(tern_hub *hub, int type, int reason, tern_conn *c,
   }
   e->seq = seq;
   e->count = count;
+  e->cookie = 0;
   e->keylen = (uint8_t)keylen;
   e->key_off = save(hub, key, keylen);
   e->idlen = (uint8_t)idlen;
   e->id_off = save(hub, id, idlen);
   e->auxlen = (uint16_t)auxlen;
   e->aux_off = save(hub, aux, auxlen);
+  return e;
 }
 
 void event_msg(tern_hub *hub, int type, int reason, const msg *m,
                tern_conn *c, const uint8_t *aux, size_t auxlen) {
-  event_push(hub, type, reason, c, m->session->key, m->session->keylen,
-             msg_id(m), m->idlen, aux, auxlen, m->seq, 0);
+  evrec *e = event_push(hub, type, reason, c, m->session->key,
+                        m->session->keylen, msg_id(m), m->idlen, aux, auxlen,
+                        m->seq, 0);
+  if (e) {
+    e->cookie = msg_cookie(m);
+  }
 }
 
 void event_free(tern_hub *hub) {
@@ -89,10 +96,7 @@ void event_free(tern_hub *hub) {
   hub->arena = NULL;
 }
 
-int tern_hub_next_event(tern_hub *hub, tern_event *ev) {
-  if (!hub || !ev) {
-    return TERN_ERR_INVALID;
-  }
+static int next_event(tern_hub *hub, tern_event *ev) {
   if (hub->ev_head == hub->ev_len) {
     hub->ev_head = hub->ev_len = 0;
     hub->arena_len = 0;
@@ -112,6 +116,7 @@ int tern_hub_next_event(tern_hub *hub, tern_event *ev) {
   ev->conn = (tern_conn *)c;
   ev->seq = e->seq;
   ev->count = e->count;
+  ev->cookie = e->cookie;
   if (e->keylen) {
     ev->session_key = hub->arena + e->key_off;
     ev->session_keylen = e->keylen;
@@ -125,4 +130,36 @@ int tern_hub_next_event(tern_hub *hub, tern_event *ev) {
     ev->auxlen = e->auxlen;
   }
   return 1;
+}
+
+/* An older caller's layout: no byte past it. */
+LAYOUT_OLD static int next_event_old(tern_hub *hub, uint32_t version,
+                                     tern_event *ev) {
+  size_t len = layout_event(version);
+  if (!hub || !ev || len == 0) {
+    return TERN_ERR_INVALID;
+  }
+  tern_event all;
+  int rv = next_event(hub, &all);
+  if (rv == 1) {
+    memcpy(ev, &all, len);
+  }
+  return rv;
+}
+
+int tern_hub_next_event_versioned(tern_hub *hub, uint32_t version,
+                                  tern_event *ev) {
+  if (version != TERN_EVENT_VERSION) {
+    return next_event_old(hub, version, ev);
+  }
+  if (!hub || !ev) {
+    return TERN_ERR_INVALID;
+  }
+  return next_event(hub, ev);
+}
+
+/* The 0.1 entry point, for programs built against its header. */
+#undef tern_hub_next_event
+int tern_hub_next_event(tern_hub *hub, tern_event *ev) {
+  return tern_hub_next_event_versioned(hub, TERN_EVENT_V1, ev);
 }

@@ -5,10 +5,12 @@
  */
 #include <string.h>
 
+#include "base/layout.h"
 #include "base/mem.h"
 #include "deliver/hub.h"
 
-void tern_settings_default(tern_settings *s) {
+/* The defaults of every field this library knows. */
+static void settings_defaults(tern_settings *s) {
   memset(s, 0, sizeof(*s));
   s->version = TERN_SETTINGS_VERSION;
   s->max_payload = 1024 * 1024;
@@ -33,10 +35,25 @@ void tern_settings_default(tern_settings *s) {
   s->hello_accept = 0;
 }
 
-static int check_settings(const tern_settings *s) {
-  if (s->version == 0 || s->version > TERN_SETTINGS_VERSION) {
-    return TERN_ERR_INVALID;
+void tern_settings_default_versioned(uint32_t version, tern_settings *s) {
+  size_t len = layout_settings(version);
+  if (len == 0) {
+    s->version = 0;
+    return;
   }
+  tern_settings all;
+  settings_defaults(&all);
+  all.version = version;
+  memcpy(s, &all, len);
+}
+
+/* The 0.1 entry point, for programs built against its header. */
+#undef tern_settings_default
+void tern_settings_default(tern_settings *s) {
+  tern_settings_default_versioned(TERN_SETTINGS_V1, s);
+}
+
+static int check_settings(const tern_settings *s) {
   if (s->max_payload == 0 || s->max_payload > UINT32_MAX / 2 ||
       s->max_conns == 0 || s->max_conns > UINT16_MAX ||
       s->inflight_window == 0 || s->max_pending == 0 ||
@@ -60,14 +77,21 @@ static int check_settings(const tern_settings *s) {
 }
 
 int tern_hub_new(tern_hub **phub, const tern_settings *s, const tern_mem *mem) {
-  tern_settings defaults;
+  tern_settings all;
   if (!phub) {
     return TERN_ERR_INVALID;
   }
-  if (!s) {
-    tern_settings_default(&defaults);
-    s = &defaults;
+  /* The caller's layout, the fields it lacks at their defaults. */
+  settings_defaults(&all);
+  if (s) {
+    size_t len = layout_settings(s->version);
+    if (len == 0) {
+      return TERN_ERR_INVALID;
+    }
+    memcpy(&all, s, len);
+    all.version = TERN_SETTINGS_VERSION;
   }
+  s = &all;
   if (check_settings(s) != 0) {
     return TERN_ERR_INVALID;
   }
@@ -266,14 +290,55 @@ void tern_hub_get_stats(const tern_hub *hub, tern_stats *st, size_t size) {
   if (!hub || !st) {
     return;
   }
-  memcpy(st, &hub->stats, size < sizeof(hub->stats) ? size : sizeof(hub->stats));
+  layout_copy_out(st, size, &hub->stats, sizeof(hub->stats));
 }
 
-int tern_hub_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
-                     const tern_msg_desc *desc, tern_tstamp now,
-                     tern_publish_result *result) {
+/* An older caller's structs go through full-size copies (kept out of the
+   common path, which is a tail call). */
+LAYOUT_OLD static int publish_old(tern_hub *hub, const uint8_t *key, size_t keylen,
+                       uint32_t desc_version, const tern_msg_desc *desc,
+                       tern_tstamp now, uint32_t result_version,
+                       tern_publish_result *result) {
+  size_t dlen = layout_msg_desc(desc_version);
+  size_t rlen = layout_publish_result(result_version);
+  if (!hub || !desc || dlen == 0 || rlen == 0) {
+    return TERN_ERR_INVALID;
+  }
+  tern_msg_desc d;
+  memset(&d, 0, sizeof(d));
+  memcpy(&d, desc, dlen);
+  if (!result) {
+    return session_publish(hub, key, keylen, &d, now, NULL);
+  }
+  tern_publish_result r;
+  int rv = session_publish(hub, key, keylen, &d, now, &r);
+  if (rv == 0 || rv == TERN_ERR_FULL || rv == TERN_ERR_DUPLICATE) {
+    memcpy(result, &r, rlen); /* the cases that fill it */
+  }
+  return rv;
+}
+
+int tern_hub_publish_versioned(tern_hub *hub, const uint8_t *key,
+                               size_t keylen, uint32_t desc_version,
+                               const tern_msg_desc *desc, tern_tstamp now,
+                               uint32_t result_version,
+                               tern_publish_result *result) {
+  if (desc_version != TERN_MSG_DESC_VERSION ||
+      result_version != TERN_PUBLISH_RESULT_VERSION) {
+    return publish_old(hub, key, keylen, desc_version, desc, now,
+                       result_version, result);
+  }
   if (!hub || !desc) {
     return TERN_ERR_INVALID;
   }
   return session_publish(hub, key, keylen, desc, now, result);
+}
+
+/* The 0.1 entry point, for programs built against its header. */
+#undef tern_hub_publish
+int tern_hub_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
+                     const tern_msg_desc *desc, tern_tstamp now,
+                     tern_publish_result *result) {
+  return tern_hub_publish_versioned(hub, key, keylen, TERN_MSG_DESC_V1, desc,
+                                    now, TERN_PUBLISH_RESULT_V1, result);
 }

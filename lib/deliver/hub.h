@@ -34,13 +34,16 @@ enum {
   MSG_TRACE = 0x1,      /* emit lifecycle events                          */
   MSG_SUPERSEDED = 0x2, /* a newer message with its collapse key exists   */
   MSG_GONE = 0x4,       /* left its session; only a partial write holds it */
-  MSG_STORED = 0x8      /* a store record holds it                         */
+  MSG_STORED = 0x8,     /* a store record holds it                         */
+  MSG_COOKIE = 0x10     /* a nonzero host cookie follows the tail          */
 };
 
 /*
  * A message, stored once.  The wire tail (flags, id, collapse key, content
  * type, attrs, payload) is encoded at publish time, so a send only writes
- * the frame head and copies the tail.
+ * the frame head and copies the tail.  The host's cookie, when nonzero
+ * (MSG_COOKIE), is kept in 8 bytes after the tail, so messages without one
+ * pay nothing for it (msg_cookie).
  */
 struct msg {
   msg *prev, *next;     /* circular list: a pending queue or an in-flight list */
@@ -194,6 +197,7 @@ typedef struct dedup {
 typedef struct evrec {
   tern_conn *conn;
   uint64_t seq, count;
+  uint64_t cookie;         /* the message's tern_msg_desc.cookie           */
   uint32_t key_off, id_off, aux_off;
   uint16_t auxlen;
   int16_t reason;          /* a tern_drop/goaway_reason or a tern_error */
@@ -309,6 +313,13 @@ static inline void msg_unref(tern_hub *hub, msg *m) {
 void msg_pool_free(tern_hub *hub);
 static inline const uint8_t *msg_id(const msg *m) { return m->tail + m->id_off; }
 static inline const uint8_t *msg_ck(const msg *m) { return m->tail + m->ck_off; }
+static inline uint64_t msg_cookie(const msg *m) {
+  uint64_t cookie = 0;
+  if (m->flags & MSG_COOKIE) {
+    memcpy(&cookie, m->tail + m->taillen, sizeof(cookie));
+  }
+  return cookie;
+}
 static inline int msg_traced(const tern_hub *hub, const msg *m) {
   return hub->set.trace || (m->flags & MSG_TRACE);
 }
@@ -475,11 +486,13 @@ static inline void conn_ack(tern_hub *hub, conn *c, uint64_t seq) {
 }
 
 /* ---- event.c ------------------------------------------------------------- */
-void event_push(tern_hub *hub, int type, int reason, tern_conn *c,
-                const uint8_t *key, size_t keylen, const uint8_t *id,
-                size_t idlen,
-                const uint8_t *aux, size_t auxlen, uint64_t seq,
-                uint64_t count);
+/* event_push queues an event; it returns the record (to set its cookie), or
+   NULL when the event was dropped. */
+evrec *event_push(tern_hub *hub, int type, int reason, tern_conn *c,
+                  const uint8_t *key, size_t keylen, const uint8_t *id,
+                  size_t idlen,
+                  const uint8_t *aux, size_t auxlen, uint64_t seq,
+                  uint64_t count);
 /* event_msg is event_push for a message's lifecycle event. */
 void event_msg(tern_hub *hub, int type, int reason, const msg *m,
                tern_conn *c, const uint8_t *aux, size_t auxlen);

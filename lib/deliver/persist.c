@@ -20,6 +20,7 @@
  */
 #include <string.h>
 
+#include "base/layout.h"
 #include "base/mem.h"
 #include "deliver/hub.h"
 
@@ -34,6 +35,7 @@ typedef struct prec {
 /* A SYNC publish waiting for its batch. */
 typedef struct waiter {
   uint64_t batch;
+  uint64_t cookie;       /* the message's, for its PERSISTED event       */
   uint8_t idlen, keylen;
   uint8_t id[TERN_MAX_ID];
   uint8_t key[TERN_MAX_SESSION_KEY];
@@ -154,8 +156,11 @@ static void complete(tern_hub *hub, uint64_t batch, int status) {
   }
   while (p->wlen && p->waiters[p->wfirst].batch <= batch) {
     waiter *w = &p->waiters[p->wfirst];
-    event_push(hub, TERN_EV_PERSISTED, status, NULL, w->key, w->keylen, w->id,
-               w->idlen, NULL, 0, 0, 0);
+    evrec *e = event_push(hub, TERN_EV_PERSISTED, status, NULL, w->key,
+                          w->keylen, w->id, w->idlen, NULL, 0, 0, 0);
+    if (e) {
+      e->cookie = w->cookie;
+    }
     if (status != 0) {
       dedup_forget(hub, w->key, w->keylen, w->id, w->idlen);
     }
@@ -291,6 +296,7 @@ void persist_message(tern_hub *hub, const session *s, msg *m, int sync,
     waiter *w = &p->waiters[(p->wfirst + p->wlen) % p->wcap];
     ++p->wlen;
     w->batch = p->next_batch;
+    w->cookie = msg_cookie(m);
     w->idlen = m->idlen;
     memcpy(w->id, msg_id(m), m->idlen);
     w->keylen = s->keylen;
@@ -574,8 +580,8 @@ void persist_close(tern_hub *hub) {
 
 int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m, void *store,
                        tern_tstamp now) {
-  if (!hub || !m || m->version == 0 ||
-      m->version > TERN_STORE_METHODS_VERSION || !m->append || !m->load) {
+  size_t mlen = m ? layout_store_methods(m->version) : 0;
+  if (!hub || mlen == 0 || !m->append || !m->load) {
     return TERN_ERR_INVALID;
   }
   if (hub->persist || hub->sessions.len || hub->conns) {
@@ -585,7 +591,8 @@ int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m, void *store,
   if (!p) {
     return TERN_ERR_NOMEM;
   }
-  p->m = *m;
+  memcpy(&p->m, m, mlen); /* the caller's layout; newer methods stay NULL */
+  p->m.version = TERN_STORE_METHODS_VERSION;
   p->store = store;
   hub->persist = p;
   /* The first DELs must fit even when memory is short later. */

@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "base/layout.h"
 #include "base/mem.h"
 #include "deliver/hub.h"
 
@@ -51,7 +52,7 @@ void tern_session_get_info(const tern_session *ts, tern_session_info *info,
     i.dropped = s->dropped_total;
   }
   if (info) {
-    memcpy(info, &i, size < sizeof(i) ? size : sizeof(i));
+    layout_copy_out(info, size, &i, sizeof(i));
   }
 }
 
@@ -331,7 +332,7 @@ static int msg_new(tern_hub *hub, msg **pm, const tern_msg_desc *d,
   int plain = !d->content_type && d->nattrs == 0;
   size_t taillen = plain ? wire_plain_tail_size(idlen, cklen, d->payloadlen)
                          : rich_tail(NULL, d, id, idlen);
-  size_t size = sizeof(msg) + taillen;
+  size_t size = sizeof(msg) + taillen + (d->cookie ? sizeof(d->cookie) : 0);
   msg *m;
   uint8_t pooled = 1;
   if (size <= MSG_POOL_BLOCK && hub->pool) {
@@ -372,6 +373,10 @@ static int msg_new(tern_hub *hub, msg **pm, const tern_msg_desc *d,
   m->deliveries = 0;
   m->priority = (uint8_t)d->priority;
   m->flags = (d->flags & TERN_MSG_TRACE) ? MSG_TRACE : 0;
+  if (d->cookie) {
+    memcpy(m->tail + taillen, &d->cookie, sizeof(d->cookie));
+    m->flags |= MSG_COOKIE;
+  }
   m->idlen = (uint8_t)idlen;
   /* The id follows the flags byte and its own length varint. */
   m->id_off = (uint8_t)(1 + wire_varint_len(idlen));
@@ -846,8 +851,11 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
       ++s->dropped[TERN_DROP_OVERFLOW - 1];
       s->dropped_total += s->dropped_total != UINT32_MAX;
       if (hub->set.trace || (d->flags & TERN_MSG_TRACE)) {
-        event_push(hub, TERN_EV_EVICTED, TERN_DROP_OVERFLOW, NULL, s->key,
-                   s->keylen, id, idlen, NULL, 0, 0, 0);
+        evrec *e = event_push(hub, TERN_EV_EVICTED, TERN_DROP_OVERFLOW, NULL,
+                              s->key, s->keylen, id, idlen, NULL, 0, 0, 0);
+        if (e) {
+          e->cookie = d->cookie;
+        }
       }
       session_notify(hub, s);
       return TERN_ERR_FULL;

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/layout.h"
 #include "base/mem.h"
 
 /* Why the last tern_store_file_open of this thread failed. */
@@ -22,16 +23,36 @@ static _Thread_local char open_error[STORE_ERROR_SIZE];
 #define MIN_SEGMENT_SIZE ((size_t)1024)
 #define MAX_SEGMENT_SIZE ((size_t)1 << 39)
 
-void tern_store_file_options_default(tern_store_file_options *o) {
-  if (o == NULL) {
-    return;
-  }
+/* The defaults of every option this library knows. */
+static void options_defaults(tern_store_file_options *o) {
   memset(o, 0, sizeof(*o));
   o->version = TERN_STORE_FILE_OPTIONS_VERSION;
   o->fsync = TERN_FSYNC_BATCH;
   o->strict = 0;
   o->segment_size = (size_t)64 << 20;
   o->compact_garbage = 50;
+}
+
+void tern_store_file_options_default_versioned(uint32_t version,
+                                               tern_store_file_options *o) {
+  size_t len = layout_store_file_options(version);
+  tern_store_file_options all;
+  if (o == NULL) {
+    return;
+  }
+  if (len == 0) {
+    o->version = 0;
+    return;
+  }
+  options_defaults(&all);
+  all.version = version;
+  memcpy(o, &all, len);
+}
+
+/* The 0.1 entry point, for programs built against its header. */
+#undef tern_store_file_options_default
+void tern_store_file_options_default(tern_store_file_options *o) {
+  tern_store_file_options_default_versioned(TERN_STORE_FILE_OPTIONS_V1, o);
 }
 
 /* ---- errors ------------------------------------------------------------- */
@@ -641,16 +662,21 @@ static const tern_store_methods file_methods = {
     file_compact,               file_close,
 };
 
+/* One table per layout, each saying its own version: a caller may copy
+   the table into its own struct of that layout. */
+const tern_store_methods *tern_store_file_methods_versioned(uint32_t version) {
+  return version == TERN_STORE_METHODS_VERSION ? &file_methods : NULL;
+}
+
+/* The 0.1 entry point, for programs built against its header. */
+#undef tern_store_file_methods
 const tern_store_methods *tern_store_file_methods(void) {
-  return &file_methods;
+  return tern_store_file_methods_versioned(TERN_STORE_METHODS_V1);
 }
 
 /* ---- open and close ----------------------------------------------------- */
 
 static int check_options(const tern_store_file_options *o) {
-  if (o->version == 0 || o->version > TERN_STORE_FILE_OPTIONS_VERSION) {
-    return TERN_ERR_INVALID;
-  }
   if (o->fsync != TERN_FSYNC_BATCH && o->fsync != TERN_FSYNC_ALWAYS &&
       o->fsync != TERN_FSYNC_NEVER) {
     return TERN_ERR_INVALID;
@@ -744,17 +770,25 @@ static void release(tern_store_file *s) {
 int store_file_open_sys(tern_store_file **pstore, const char *dir,
                         const tern_store_file_options *o, const tern_mem *mem,
                         const store_sys *sys) {
-  tern_store_file_options defaults;
+  tern_store_file_options all;
   tern_store_file *s;
   uint64_t hash_key[2];
   size_t dirlen;
   int rv;
 
   open_error[0] = '\0';
-  if (o == NULL) {
-    tern_store_file_options_default(&defaults);
-    o = &defaults;
+  /* The caller's layout, the options it lacks at their defaults. */
+  options_defaults(&all);
+  if (o != NULL) {
+    size_t len = layout_store_file_options(o->version);
+    if (len == 0) {
+      snprintf(open_error, sizeof(open_error), "invalid argument");
+      return TERN_ERR_INVALID;
+    }
+    memcpy(&all, o, len);
+    all.version = TERN_STORE_FILE_OPTIONS_VERSION;
   }
+  o = &all;
   if (pstore == NULL || dir == NULL || dir[0] == '\0' ||
       check_options(o) != 0) {
     snprintf(open_error, sizeof(open_error), "invalid argument");
@@ -832,7 +866,7 @@ void tern_store_file_get_stats(const tern_store_file *s,
   all.garbage_bytes = store_garbage(s);
   all.segments = s->nsegs;
   all.index_bytes = kindex_bytes(&s->index);
-  memcpy(st, &all, size < sizeof(all) ? size : sizeof(all));
+  layout_copy_out(st, size, &all, sizeof(all));
 }
 
 const char *tern_store_file_error(const tern_store_file *s) {

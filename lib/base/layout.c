@@ -1,0 +1,81 @@
+/* The layouts of the versioned public structs, by version (layout.h). */
+#include "base/layout.h"
+
+/* END is the length of a layout whose last field is |field|. */
+#define END(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+
+size_t layout_settings(uint32_t version) {
+  switch (version) {
+  case TERN_SETTINGS_V1:
+    return END(tern_settings, hello_accept);
+  default:
+    return 0;
+  }
+}
+
+size_t layout_client_settings(uint32_t version) {
+  switch (version) {
+  case TERN_CLIENT_SETTINGS_V1:
+    return END(tern_client_settings, max_payload);
+  default:
+    return 0;
+  }
+}
+
+size_t layout_msg_desc(uint32_t version) {
+  switch (version) {
+  case TERN_MSG_DESC_V1:
+    return END(tern_msg_desc, flags);
+  case TERN_MSG_DESC_V2:
+    return END(tern_msg_desc, cookie);
+  default:
+    return 0;
+  }
+}
+
+size_t layout_publish_result(uint32_t version) {
+  switch (version) {
+  case TERN_PUBLISH_RESULT_V1:
+    return END(tern_publish_result, retry_after);
+  default:
+    return 0;
+  }
+}
+
+size_t layout_event(uint32_t version) {
+  switch (version) {
+  case TERN_EVENT_V1:
+    return END(tern_event, count);
+  case TERN_EVENT_V2:
+    return END(tern_event, cookie);
+  default:
+    return 0;
+  }
+}
+
+size_t layout_client_event(uint32_t version) {
+  switch (version) {
+  case TERN_CLIENT_EVENT_V1:
+    return END(tern_client_event, attrs);
+  default:
+    return 0;
+  }
+}
+
+size_t layout_store_methods(uint32_t version) {
+  switch (version) {
+  case TERN_STORE_METHODS_V1:
+    return END(tern_store_methods, close);
+  default:
+    return 0;
+  }
+}
+
+size_t layout_store_file_options(uint32_t version) {
+  switch (version) {
+  case TERN_STORE_FILE_OPTIONS_V1:
+    return END(tern_store_file_options, compact_garbage);
+  default:
+    return 0;
+  }
+}

@@ -1,0 +1,1268 @@
+/*
+ * tern_v1.h: the public header of libtern 0.1 (commit b6c9115), frozen.
+ * tests/abi compiles a program against it and runs it against today's
+ * library: a program built against 0.1 must keep working.  Never edit the
+ * rest of this file.
+ */
+/*
+ * libtern — an embeddable push-delivery engine.
+ *
+ * This is the only header a host needs.  The core is sans-I/O: the hub and
+ * the client never open a socket, start a thread, read a clock or touch a
+ * disk.  The host passes bytes and the current time in, pulls bytes and
+ * events out.  The one part that touches a disk is the optional file store
+ * (tern_store_file), which a host plugs in like any other store.
+ *
+ * Thread rule for the whole header: a tern_hub and every object that belongs
+ * to it (sessions, connections) may be used by one thread at a time; so may
+ * each tern_client.  Distinct hubs and clients are independent.  The
+ * functions that take no object (tern_strerror, tern_version,
+ * tern_settings_default, tern_client_settings_default) may be called from
+ * any thread.
+ *
+ * The overview is tern(3); the wire format is tern-protocol(7).
+ */
+#ifndef TERN_H
+#define TERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * TERN_EXTERN marks every public declaration.  Building the shared library
+ * defines BUILDING_TERN so that only these symbols are exported; static users
+ * may define TERN_STATICLIB.
+ */
+#if defined(TERN_STATICLIB)
+#  define TERN_EXTERN
+#elif defined(_WIN32)
+#  ifdef BUILDING_TERN
+#    define TERN_EXTERN __declspec(dllexport)
+#  else
+#    define TERN_EXTERN __declspec(dllimport)
+#  endif
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#  define TERN_EXTERN __attribute__((visibility("default")))
+#else
+#  define TERN_EXTERN
+#endif
+
+/* ---- version ------------------------------------------------------------ */
+
+/* TERN_VERSION is the version of this header as a string. */
+#define TERN_VERSION "0.1.0"
+/* TERN_VERSION_NUM is the same as 0xMMmmpp: major, minor, patch. */
+#define TERN_VERSION_NUM 0x000100
+
+/*
+ * tern_version returns the version of the linked library as a static
+ * NUL-terminated string such as "0.1.0".  Compare it with TERN_VERSION to
+ * detect a header/library mismatch.
+ */
+TERN_EXTERN const char *tern_version(void);
+
+/* ---- time and sizes ----------------------------------------------------- */
+
+/*
+ * tern_tstamp is a point in time in nanoseconds from any monotonic origin the
+ * host chooses.  It must never go backwards between calls on one hub.
+ */
+typedef uint64_t tern_tstamp;
+/* tern_duration is a span of time in nanoseconds. */
+typedef uint64_t tern_duration;
+/* TERN_TSTAMP_NONE means "no deadline". */
+#define TERN_TSTAMP_NONE UINT64_MAX
+/* TERN_MILLISECONDS is one millisecond as a tern_duration. */
+#define TERN_MILLISECONDS ((tern_duration)1000000ULL)
+/* TERN_SECONDS is one second as a tern_duration. */
+#define TERN_SECONDS ((tern_duration)1000000000ULL)
+/* tern_ssize is a byte count or, when negative, a tern_error code. */
+typedef ptrdiff_t tern_ssize;
+
+/* ---- errors ------------------------------------------------------------- */
+
+/*
+ * tern_error lists every error a function returns.  Success is 0; errors are
+ * negative.  The codes are stable across versions.
+ */
+typedef enum tern_error {
+  /* An argument is NULL where it may not be, out of range, or malformed. */
+  TERN_ERR_INVALID = -501,
+  /* The allocator failed.  The call changed nothing. */
+  TERN_ERR_NOMEM = -502,
+  /* A key, id, payload, attribute or frame is longer than its limit. */
+  TERN_ERR_TOO_LARGE = -503,
+  /* A message with this id was already published to this session within the
+     dedup window.  No second copy was queued. */
+  TERN_ERR_DUPLICATE = -504,
+  /* The session's queue is full and its overflow rule refused or rejected
+     the message (see tern_publish_result.outcome). */
+  TERN_ERR_FULL = -505,
+  /* The named object does not exist (reserved: no function returns it
+     yet). */
+  TERN_ERR_NOT_FOUND = -506,
+  /* The peer broke the protocol (a malformed or unexpected frame).  The
+     connection is closed. */
+  TERN_ERR_PROTO = -507,
+  /* The connection is closed; nothing more can be read or written. */
+  TERN_ERR_CLOSED = -508,
+  /* A store reported a failure (reserved for the store interface). */
+  TERN_ERR_STORE = -509,
+  /* A count limit was reached: max_sessions, or max_conns of a session. */
+  TERN_ERR_LIMIT = -510,
+  /* The call is not valid in the object's current state. */
+  TERN_ERR_STATE = -511
+} tern_error;
+
+/*
+ * tern_strerror returns a static, NUL-terminated English description of
+ * |code|.  Unknown codes get "unknown error"; 0 gets "success".
+ */
+TERN_EXTERN const char *tern_strerror(int code);
+
+/*
+ * tern_err_is_fatal returns nonzero when |code| always means the
+ * connection that returned it is finished (TERN_ERR_PROTO, TERN_ERR_CLOSED),
+ * 0 otherwise.  tern_conn_read closes its connection on a few more codes
+ * (see there); tern_conn_is_closed is the exact test.  A hub never becomes
+ * unusable.
+ */
+TERN_EXTERN int tern_err_is_fatal(int code);
+
+/* ---- memory ------------------------------------------------------------- */
+
+/*
+ * tern_mem lets a host route every allocation of a hub through its own
+ * allocator.  Either all four function pointers are set or the pointer to
+ * the struct is NULL (libc's malloc family).  Each function gets |user_data|
+ * last.  A failing function returns NULL; the library then returns
+ * TERN_ERR_NOMEM and leaves its state as it was before the call (one
+ * exception: tern_conn_read closes the connection it could not serve).
+ * The struct is copied by tern_hub_new.
+ */
+typedef struct tern_mem {
+  /* user_data is passed unchanged to every function below. */
+  void *user_data;
+  /* malloc allocates |size| bytes. */
+  void *(*malloc)(size_t size, void *user_data);
+  /* free releases memory from this allocator; |ptr| may be NULL. */
+  void (*free)(void *ptr, void *user_data);
+  /* calloc allocates |nmemb| * |size| zeroed bytes. */
+  void *(*calloc)(size_t nmemb, size_t size, void *user_data);
+  /* realloc resizes a block; on failure the old block stays valid. */
+  void *(*realloc)(void *ptr, size_t size, void *user_data);
+} tern_mem;
+
+/* ---- settings ----------------------------------------------------------- */
+
+/* TERN_SETTINGS_VERSION is the layout of tern_settings in this header. */
+#define TERN_SETTINGS_VERSION 1
+
+/*
+ * tern_priority is a message's priority.  On the wire, a connection always
+ * sends HIGH before NORMAL before LOW; within one priority, publish order.
+ */
+typedef enum tern_priority {
+  TERN_PRIO_LOW = 0,
+  TERN_PRIO_NORMAL = 1,
+  TERN_PRIO_HIGH = 2
+} tern_priority;
+
+/*
+ * tern_overflow is what happens when a publish would push a session past
+ * max_pending messages or max_pending_bytes.  The rule is chosen by the
+ * priority of the message being published (tern_settings.overflow).
+ */
+typedef enum tern_overflow {
+  /* Evict the oldest pending messages of the lowest priority not above the
+     new message's until it fits (each counted as dropped for the session);
+     when nothing of a priority not above the new one is left, refuse. */
+  TERN_OVERFLOW_EVICT = 0,
+  /* Refuse the new message: it is counted as dropped for the session, and
+     the publish returns TERN_ERR_FULL with outcome TERN_PUBLISH_REFUSED. */
+  TERN_OVERFLOW_REFUSE = 1,
+  /* Reject the publish with a retry hint: TERN_ERR_FULL with outcome
+     TERN_PUBLISH_REJECTED and retry_after set.  The receiver is not told:
+     the producer keeps responsibility for the message. */
+  TERN_OVERFLOW_REJECT = 2
+} tern_overflow;
+
+/*
+ * tern_settings configures a hub.  Fill it with tern_settings_default, then
+ * change what you need; fields are only ever appended, and |version| tells
+ * the library which fields the caller knows.  Durations of 0 mean "off"
+ * where noted.  tern_hub_new copies the struct.
+ */
+typedef struct tern_settings {
+  /* version is set to TERN_SETTINGS_VERSION by tern_settings_default. */
+  uint32_t version;
+  /* max_payload is the largest payload accepted, in bytes.  1 MiB. */
+  size_t max_payload;
+  /* max_sessions bounds the number of sessions; 0 is unlimited (default). */
+  uint32_t max_sessions;
+  /* max_conns bounds the connections attached to one session.  10. */
+  uint32_t max_conns;
+  /* inflight_window is how many messages one connection may have sent but
+     not acked.  256. */
+  uint32_t inflight_window;
+  /* max_pending bounds the messages a session holds (pending and in
+     flight).  10000. */
+  uint32_t max_pending;
+  /* max_pending_bytes bounds the payload bytes a session holds.  64 MiB. */
+  size_t max_pending_bytes;
+  /* overflow is the overflow rule per priority of the incoming message,
+     indexed by tern_priority.  All TERN_OVERFLOW_EVICT. */
+  uint8_t overflow[3];
+  /* retry_after is the hint returned with TERN_OVERFLOW_REJECT.  1 s. */
+  tern_duration retry_after;
+  /* default_ttl applies to messages published with ttl 0.  0 means such
+     messages never expire (default). */
+  tern_duration default_ttl;
+  /* heartbeat_interval: a connection that sent nothing for this long sends
+     a PING.  4 s.  A client may ask for another value in HELLO; the hub
+     clamps it to [1 s, max_heartbeat]. */
+  tern_duration heartbeat_interval;
+  /* liveness_timeout: nothing heard from the peer for this long declares
+     the connection dead (TERN_EV_CONN_DEAD).  7 s.  With a negotiated
+     heartbeat H it becomes H + (liveness_timeout - heartbeat_interval). */
+  tern_duration liveness_timeout;
+  /* max_heartbeat caps the heartbeat interval a client may ask for.  5 min. */
+  tern_duration max_heartbeat;
+  /* session_ttl: a session without connections is deleted, with whatever it
+     still holds, after this long.  24 h. */
+  tern_duration session_ttl;
+  /* dedup_window: a message id published twice to one session within this
+     span is refused with TERN_ERR_DUPLICATE.  2 min; 0 turns dedup off. */
+  tern_duration dedup_window;
+  /* ack_timeout: a message in flight on a live connection that is not
+     acked within this span is sent again; the span doubles with each send
+     of the message (at most 1024 times), so a path slower than it still
+     gets its ACK through.  0 (default) re-sends only after the connection
+     is lost. */
+  tern_duration ack_timeout;
+  /* max_deliver: with ack_timeout, a message whose ack timeout passes after
+     its max_deliver-th send (re-sends after a lost connection count too) is
+     discarded with a TERN_EV_DEAD event.  5; 0 is unlimited. */
+  uint32_t max_deliver;
+  /* max_events bounds the event queue; events past it are counted in
+     tern_stats.events_lost and discarded.  65536. */
+  uint32_t max_events;
+  /* seed feeds the hub's random generator (message ids, epoch, jitter).
+     Give each hub process a fresh random seed so that epochs differ across
+     restarts; the same seed replays the same run.  0 mixes in the hub's
+     address, which is weaker. */
+  uint64_t seed;
+  /* trace: nonzero emits lifecycle events (accepted, sent, acked, expired,
+     collapsed, evicted) for every message; 0 only for messages published
+     with TERN_MSG_TRACE.  0. */
+  uint32_t trace;
+  /* hello_accept: nonzero makes every HELLO wait, after its
+     TERN_EV_CONN_HELLO event, for tern_conn_accept or for tern_conn_goaway
+     with TERN_GOAWAY_REJECTED (authentication by the host), at most
+     liveness_timeout after tern_conn_new.  0 accepts at once. */
+  uint32_t hello_accept;
+} tern_settings;
+
+/*
+ * tern_settings_default fills |s| with the defaults listed above and sets
+ * s->version.  |s| must not be NULL.
+ */
+TERN_EXTERN void tern_settings_default(tern_settings *s);
+
+/* ---- limits ------------------------------------------------------------- */
+
+/* TERN_MAX_ID is the longest message id, in bytes. */
+#define TERN_MAX_ID 64
+/* TERN_MAX_COLLAPSE_KEY is the longest collapse key, in bytes. */
+#define TERN_MAX_COLLAPSE_KEY 64
+/* TERN_MAX_SESSION_KEY is the longest session key, in bytes. */
+#define TERN_MAX_SESSION_KEY 128
+/* TERN_MAX_TOKEN is the longest HELLO token, in bytes. */
+#define TERN_MAX_TOKEN 1024
+/* TERN_MAX_ATTRS is the most attributes a message carries. */
+#define TERN_MAX_ATTRS 8
+/* TERN_MAX_ATTR_KEY is the longest attribute key, in bytes. */
+#define TERN_MAX_ATTR_KEY 64
+/* TERN_MAX_ATTR_VALUE is the longest attribute value, in bytes. */
+#define TERN_MAX_ATTR_VALUE 256
+/* TERN_MAX_CONTENT_TYPE is the longest content type, in bytes. */
+#define TERN_MAX_CONTENT_TYPE 128
+
+/* ---- hub ---------------------------------------------------------------- */
+
+/* tern_hub owns sessions, messages, connections, timers and events. */
+typedef struct tern_hub tern_hub;
+/* tern_session is one recipient endpoint, found by its key. */
+typedef struct tern_session tern_session;
+/* tern_conn is one transport stream, bound to a session by its HELLO. */
+typedef struct tern_conn tern_conn;
+
+/*
+ * tern_hub_new creates a hub with settings |s| (NULL: defaults) and
+ * allocator |mem| (NULL: libc) and stores it in |*phub|.  Both structs are
+ * copied.  The hub's epoch is drawn from the seed.
+ *
+ * Returns 0, TERN_ERR_INVALID (phub NULL, s->version unknown or 0, a limit
+ * of 0 where one is required, liveness_timeout not above
+ * heartbeat_interval, an incomplete tern_mem) or TERN_ERR_NOMEM.
+ */
+TERN_EXTERN int tern_hub_new(tern_hub **phub, const tern_settings *s,
+                             const tern_mem *mem);
+
+/*
+ * tern_hub_del frees the hub, every session and message it holds, and every
+ * connection that the host has not yet deleted.  Pointers to any of them
+ * become invalid.  NULL does nothing.
+ */
+TERN_EXTERN void tern_hub_del(tern_hub *hub);
+
+/*
+ * tern_hub_get_epoch returns the hub's epoch: a random 64-bit value that
+ * changes whenever the hub starts without its previous state.  Receivers
+ * that see a new epoch drop their seq and dedup state.
+ */
+TERN_EXTERN uint64_t tern_hub_get_epoch(const tern_hub *hub);
+
+/*
+ * tern_hub_get_expiry returns the earliest deadline at which the hub needs
+ * tern_hub_handle_expiry (heartbeats, liveness, TTLs, session expiry, ack
+ * timeouts, dedup window), or TERN_TSTAMP_NONE.  Deadlines may be early:
+ * handling one that is not yet due only re-arms it.
+ */
+TERN_EXTERN tern_tstamp tern_hub_get_expiry(const tern_hub *hub);
+
+/*
+ * tern_hub_handle_expiry runs every deadline at or before |now|: expires
+ * messages and sessions, declares silent connections dead, schedules PINGs
+ * and redeliveries.  Results come out as events and as bytes for
+ * tern_conn_write.
+ *
+ * Returns 0 or TERN_ERR_INVALID (hub NULL).
+ */
+TERN_EXTERN int tern_hub_handle_expiry(tern_hub *hub, tern_tstamp now);
+
+/*
+ * tern_hub_next_ready returns a connection that has become writable (it has
+ * messages or control frames to send) since it was last returned, or NULL.
+ * A host that does not want to poll every connection with
+ * tern_conn_want_write calls this until NULL after each batch of calls.
+ * A connection is returned once until tern_conn_write empties it again.
+ */
+TERN_EXTERN tern_conn *tern_hub_next_ready(tern_hub *hub);
+
+/*
+ * tern_hub_goaway_all queues a GOAWAY with |reason| (tern_goaway_reason) on
+ * every open connection, for a restart or shutdown.  Each carries a retry
+ * hint drawn uniformly from [0, |max_retry|]; sessions with HIGH messages
+ * pending get hints from the first quarter, so they come back first.
+ * Each connection's in-flight messages return to its session.
+ *
+ * Returns the number of connections told, or TERN_ERR_INVALID.
+ */
+TERN_EXTERN int tern_hub_goaway_all(tern_hub *hub, uint32_t reason,
+                                    tern_duration max_retry, tern_tstamp now);
+
+/*
+ * tern_stats holds the hub's counters since tern_hub_new, and gauges of what
+ * it holds now.  Fields are only ever appended.
+ */
+typedef struct tern_stats {
+  uint64_t published;   /* messages accepted by tern_hub_publish            */
+  uint64_t duplicates;  /* publishes refused with TERN_ERR_DUPLICATE        */
+  uint64_t collapsed;   /* pending messages replaced by a newer one         */
+  uint64_t evicted;     /* pending messages evicted by an overflow rule     */
+  uint64_t refused;     /* publishes refused by TERN_OVERFLOW_REFUSE/EVICT  */
+  uint64_t rejected;    /* publishes rejected by TERN_OVERFLOW_REJECT       */
+  uint64_t expired;     /* messages discarded at their expiry               */
+  uint64_t dead;        /* messages discarded after max_deliver sends       */
+  uint64_t sent;        /* MSG frames written (re-sends included)           */
+  uint64_t resent;      /* of which re-sends                                */
+  uint64_t acked;       /* messages acknowledged                            */
+  uint64_t dropped_notices; /* DROPPED frames written                       */
+  uint64_t sessions_created;
+  uint64_t sessions_expired;
+  uint64_t conns_opened;    /* connections that completed HELLO             */
+  uint64_t conns_dead;      /* connections declared dead by liveness        */
+  uint64_t proto_errors;    /* connections closed for a protocol error      */
+  uint64_t events_lost;     /* events discarded past max_events             */
+  uint64_t bytes_in;
+  uint64_t bytes_out;
+  /* gauges */
+  uint64_t sessions;
+  uint64_t conns;
+  uint64_t messages;        /* messages held (pending and in flight)        */
+  uint64_t message_bytes;   /* payload bytes held                           */
+  uint64_t inflight;
+  /* counters again (appended) */
+  uint64_t store_batches;   /* batches handed to the store                  */
+} tern_stats;
+
+/*
+ * tern_hub_get_stats copies the first |size| bytes of the hub's statistics
+ * into |st| (pass sizeof(tern_stats); an older caller passes a smaller size).
+ */
+TERN_EXTERN void tern_hub_get_stats(const tern_hub *hub, tern_stats *st,
+                                    size_t size);
+
+/* ---- publishing --------------------------------------------------------- */
+
+/* tern_attr is one key=value attribute of a message (NUL-terminated). */
+typedef struct tern_attr {
+  const char *key;
+  const char *value;
+} tern_attr;
+
+/* TERN_MSG_TRACE asks for lifecycle events for this one message. */
+#define TERN_MSG_TRACE 0x1u
+/* TERN_MSG_SYNC: with a store, confirm the publish (TERN_EV_PERSISTED) only
+   once the message is durable.  The default is ASYNC: stored in the next
+   batch, confirmed at once by the publish call. */
+#define TERN_MSG_SYNC 0x2u
+/* TERN_MSG_VOLATILE: never store this message (durability NONE). */
+#define TERN_MSG_VOLATILE 0x4u
+
+/*
+ * tern_msg_desc describes a message to publish.  Zero-initialise it, then
+ * set what you need; everything it points to is copied by the publish call.
+ */
+typedef struct tern_msg_desc {
+  /* id (up to TERN_MAX_ID bytes) is the dedup key; NULL or idlen 0 asks
+     the hub to generate a unique one. */
+  const uint8_t *id;
+  size_t idlen;
+  /* collapse_key (up to TERN_MAX_COLLAPSE_KEY bytes), optional: a newer
+     message with the same key replaces an older one not yet sent. */
+  const uint8_t *collapse_key;
+  size_t collapse_keylen;
+  /* priority is a tern_priority. */
+  int priority;
+  /* ttl is the lifetime from |now|; 0 uses settings.default_ttl. */
+  tern_duration ttl;
+  /* payload is binary-safe, up to settings.max_payload bytes. */
+  const uint8_t *payload;
+  size_t payloadlen;
+  /* content_type (NUL-terminated, up to TERN_MAX_CONTENT_TYPE), optional. */
+  const char *content_type;
+  /* attrs, up to TERN_MAX_ATTRS of them. */
+  const tern_attr *attrs;
+  size_t nattrs;
+  /* flags is a set of TERN_MSG_* bits. */
+  uint32_t flags;
+} tern_msg_desc;
+
+/* Publish outcomes (tern_publish_result.outcome), a set of bits. */
+/* The message was queued. */
+#define TERN_PUBLISH_QUEUED 0x1u
+/* It replaced an older pending message with the same collapse key. */
+#define TERN_PUBLISH_REPLACED 0x2u
+/* Older messages were evicted to make room (see nevicted). */
+#define TERN_PUBLISH_EVICTED 0x4u
+/* The queue was full and the message was refused (counted as dropped). */
+#define TERN_PUBLISH_REFUSED 0x8u
+/* The queue was full and the publish was rejected; retry after. */
+#define TERN_PUBLISH_REJECTED 0x10u
+
+/*
+ * tern_publish_result tells the producer what happened to a publish.
+ */
+typedef struct tern_publish_result {
+  /* id is the message id used, given or generated. */
+  uint8_t id[TERN_MAX_ID];
+  size_t idlen;
+  /* outcome is a set of TERN_PUBLISH_* bits. */
+  uint32_t outcome;
+  /* nevicted counts the messages evicted by this publish. */
+  uint32_t nevicted;
+  /* retry_after is set with TERN_PUBLISH_REJECTED. */
+  tern_duration retry_after;
+} tern_publish_result;
+
+/*
+ * tern_hub_publish queues one message for the session with key |key|
+ * (1..TERN_MAX_SESSION_KEY bytes), creating the session when it does not
+ * exist yet.  The message is stored once; |desc| and everything it points
+ * to are copied.  |result| may be NULL.  When given it is filled on success;
+ * on TERN_ERR_FULL too (outcome says which rule applied); on
+ * TERN_ERR_DUPLICATE only its id and idlen are set (the rest is zero); on
+ * other errors it is left untouched.
+ *
+ * Returns 0, TERN_ERR_INVALID (NULL arguments, empty key, priority out of
+ * range, attrs with NULL strings), TERN_ERR_TOO_LARGE (a field over its
+ * limit), TERN_ERR_DUPLICATE, TERN_ERR_FULL (the overflow rule refused or
+ * rejected it: see result->outcome), TERN_ERR_LIMIT (max_sessions) or
+ * TERN_ERR_NOMEM.  On any error nothing changed, except that a refused
+ * message is counted as dropped for the session.
+ */
+TERN_EXTERN int tern_hub_publish(tern_hub *hub, const uint8_t *key,
+                                 size_t keylen, const tern_msg_desc *desc,
+                                 tern_tstamp now, tern_publish_result *result);
+
+/* ---- sessions ----------------------------------------------------------- */
+
+/*
+ * tern_hub_find_session returns the session with key |key|, or NULL.  The
+ * pointer stays valid until the session expires (TERN_EV_SESSION_EXPIRED,
+ * which only happens inside tern_hub_handle_expiry) or the hub is deleted.
+ */
+TERN_EXTERN tern_session *tern_hub_find_session(tern_hub *hub,
+                                                const uint8_t *key,
+                                                size_t keylen);
+
+/*
+ * tern_session_info describes a session now.  Fields are only appended.
+ */
+typedef struct tern_session_info {
+  const uint8_t *key;     /* borrowed, valid as long as the session        */
+  size_t keylen;
+  uint32_t pending;       /* messages waiting to be sent                    */
+  uint32_t inflight;      /* messages sent, not acked                       */
+  uint64_t pending_bytes; /* payload bytes held                             */
+  uint32_t nconns;        /* attached connections                           */
+  uint64_t next_seq;      /* the seq the next MSG frame will carry          */
+  uint64_t dropped;       /* messages lost before an ack, since creation    */
+} tern_session_info;
+
+/*
+ * tern_session_get_info copies the first |size| bytes of the session's
+ * description into |info| (pass sizeof(tern_session_info)).
+ */
+TERN_EXTERN void tern_session_get_info(const tern_session *session,
+                                       tern_session_info *info, size_t size);
+
+/* ---- connections -------------------------------------------------------- */
+
+/*
+ * tern_goaway_reason says why a connection was closed; it travels in the
+ * GOAWAY frame and in TERN_EV_CONN_CLOSED events.
+ */
+typedef enum tern_goaway_reason {
+  TERN_GOAWAY_RESTART = 0,   /* the server restarts or shuts down          */
+  TERN_GOAWAY_PROTO = 1,     /* the peer broke the protocol                */
+  TERN_GOAWAY_TOO_LARGE = 2, /* a frame or field exceeded a limit          */
+  TERN_GOAWAY_TIMEOUT = 3,   /* HELLO never came, or the peer went silent  */
+  TERN_GOAWAY_REJECTED = 4,  /* the host rejected the HELLO                */
+  TERN_GOAWAY_LIMIT = 5,     /* too many connections or sessions           */
+  TERN_GOAWAY_INTERNAL = 6,  /* the server ran out of memory               */
+  TERN_GOAWAY_CLIENT = 7,    /* the client said goodbye                    */
+  TERN_GOAWAY_REPLACED = 8   /* the host closed it (tern_conn_goaway), or a
+                                newer connection of the same receiver
+                                resumed its stream                          */
+} tern_goaway_reason;
+
+/*
+ * tern_conn_new creates a connection speaking the binary framing of
+ * tern-protocol(7), not yet bound to a session: its first frame from the
+ * peer must be HELLO, within liveness_timeout of |now|.  The host owns the
+ * connection and deletes it with tern_conn_del.
+ *
+ * Returns 0, TERN_ERR_INVALID or TERN_ERR_NOMEM.
+ */
+TERN_EXTERN int tern_conn_new(tern_conn **pconn, tern_hub *hub,
+                              tern_tstamp now);
+
+/*
+ * tern_conn_del detaches the connection from its session (its in-flight
+ * messages go back to the session's queue, keeping their priority, to be
+ * sent again on another connection or after a resume) and frees it.  A
+ * session left without connections starts its session_ttl from the last
+ * bytes this connection received.  Queued events that name the connection
+ * report conn NULL from then on.  NULL does nothing.  Must not be called
+ * after tern_hub_del of its hub.
+ */
+TERN_EXTERN void tern_conn_del(tern_conn *conn);
+
+/*
+ * tern_conn_read hands the hub |len| bytes received from the peer.  Complete
+ * frames are processed at once; an incomplete tail is kept for the next call.
+ *
+ * Returns |len| (all bytes are always consumed) or a negative code:
+ * TERN_ERR_PROTO or TERN_ERR_TOO_LARGE (malformed or oversized frame: a
+ * GOAWAY is queued, the connection is closed, frames before the bad one took
+ * effect, nothing of the bad one did), TERN_ERR_LIMIT (HELLO to a session
+ * already at max_conns, or max_sessions reached; closed likewise),
+ * TERN_ERR_NOMEM (closed likewise), TERN_ERR_CLOSED (already closed),
+ * TERN_ERR_INVALID (NULL arguments with len > 0).
+ */
+TERN_EXTERN tern_ssize tern_conn_read(tern_conn *conn, const uint8_t *in,
+                                      size_t len, tern_tstamp now);
+
+/*
+ * tern_conn_write fills |out| with up to |cap| bytes to send to the peer:
+ * control frames first (WELCOME, PONG, PING, DROPPED, GOAWAY), then messages
+ * highest priority first, as long as the in-flight window allows.  A message
+ * counts as sent, and gets its seq, when its frame starts in |out|; a frame
+ * larger than |cap| is continued by the next calls, before anything else.
+ *
+ * Returns the number of bytes written (0: nothing to send now),
+ * TERN_ERR_CLOSED once the connection is closed and everything queued for it
+ * was written, TERN_ERR_NOMEM (a frame larger than |cap| needed a buffer to
+ * continue from; nothing was written, call again later) or
+ * TERN_ERR_INVALID.
+ */
+TERN_EXTERN tern_ssize tern_conn_write(tern_conn *conn, uint8_t *out,
+                                       size_t cap, tern_tstamp now);
+
+/*
+ * tern_conn_want_write returns nonzero when tern_conn_write has something to
+ * write now.
+ */
+TERN_EXTERN int tern_conn_want_write(const tern_conn *conn);
+
+/*
+ * tern_conn_is_closed returns nonzero once the connection is closed (GOAWAY
+ * sent or received, protocol error, liveness timeout).  The host writes out
+ * what tern_conn_write still gives, then closes its socket and calls
+ * tern_conn_del.
+ */
+TERN_EXTERN int tern_conn_is_closed(const tern_conn *conn);
+
+/*
+ * tern_conn_accept completes a HELLO that waits for the host
+ * (settings.hello_accept): the connection binds to its session and a
+ * WELCOME is queued.
+ *
+ * Returns 0, TERN_ERR_STATE (no HELLO waiting), TERN_ERR_LIMIT (the session
+ * reached max_conns, or max_sessions: the connection is closed),
+ * TERN_ERR_NOMEM (nothing changed) or TERN_ERR_INVALID.
+ */
+TERN_EXTERN int tern_conn_accept(tern_conn *conn, tern_tstamp now);
+
+/*
+ * tern_conn_goaway queues a GOAWAY with |reason| and |retry_after| and
+ * closes the connection; its in-flight messages return to the session.
+ * To refuse a HELLO that waits (settings.hello_accept), call it with
+ * TERN_GOAWAY_REJECTED.
+ *
+ * Returns 0, TERN_ERR_CLOSED (already closed) or TERN_ERR_INVALID.
+ */
+TERN_EXTERN int tern_conn_goaway(tern_conn *conn, uint32_t reason,
+                                 tern_duration retry_after, tern_tstamp now);
+
+/*
+ * tern_conn_set_user_data attaches an opaque pointer to the connection (its
+ * socket, say); tern_conn_get_user_data returns it (NULL at first).
+ */
+TERN_EXTERN void tern_conn_set_user_data(tern_conn *conn, void *user_data);
+TERN_EXTERN void *tern_conn_get_user_data(const tern_conn *conn);
+
+/*
+ * tern_conn_get_session returns the session the connection is bound to, or
+ * NULL before its HELLO is accepted and after it is closed.
+ */
+TERN_EXTERN tern_session *tern_conn_get_session(const tern_conn *conn);
+
+/*
+ * tern_conn_info describes a connection now.  Fields are only appended.
+ */
+typedef struct tern_conn_info {
+  int closed;                       /* tern_conn_is_closed                  */
+  uint32_t inflight;                /* messages sent on it, not acked       */
+  tern_duration rtt;                /* last PING/PONG round trip, 0 unknown */
+  tern_duration heartbeat_interval; /* negotiated                           */
+  tern_duration liveness_timeout;   /* negotiated                           */
+  int error;                        /* why it closed: a tern_error or 0     */
+} tern_conn_info;
+
+/*
+ * tern_conn_get_info copies the first |size| bytes of the connection's
+ * description into |info| (pass sizeof(tern_conn_info)).
+ */
+TERN_EXTERN void tern_conn_get_info(const tern_conn *conn, tern_conn_info *info,
+                                    size_t size);
+
+/* ---- events ------------------------------------------------------------- */
+
+/*
+ * tern_event_type names an event.  Lifecycle events (ACCEPTED .. EVICTED)
+ * come only when tracing is on for the hub or the message; the others
+ * always come.  |reason| is a tern_drop_reason for EXPIRED, EVICTED and DEAD,
+ * a tern_goaway_reason for CONN_DEAD and CONN_CLOSED, 0 or a tern_error for
+ * PERSISTED and STORE_FAILED, 0 otherwise.  CONN_CLOSED comes when anything
+ * but the host's own calls closed a connection: a client GOAWAY (reason
+ * TERN_GOAWAY_CLIENT), no HELLO in time (TERN_GOAWAY_TIMEOUT), a newer
+ * connection of the same receiver resuming its stream
+ * (TERN_GOAWAY_REPLACED); a close that tern_conn_read reports through its
+ * return value needs no event.
+ */
+typedef enum tern_event_type {
+  TERN_EV_ACCEPTED = 1,        /* a message was queued                        */
+  TERN_EV_SENT = 2,            /* sent with |seq| on |conn|                   */
+  TERN_EV_ACKED = 3,           /* acknowledged (|seq| is its last seq)        */
+  TERN_EV_EXPIRED = 4,         /* discarded at its expiry                     */
+  TERN_EV_COLLAPSED = 5,       /* replaced by the message |aux| (its id)      */
+  TERN_EV_EVICTED = 6,         /* evicted or refused by an overflow rule      */
+  TERN_EV_DEAD = 7,            /* discarded after max_deliver sends           */
+  TERN_EV_CONN_HELLO = 8,      /* a HELLO for |session_key|, token in |aux|,
+                                  its last_seq in |seq|                       */
+  TERN_EV_CONN_DEAD = 9,       /* |conn| was silent past its liveness timeout */
+  TERN_EV_CONN_CLOSED = 10,    /* |conn| closed, |reason| a tern_goaway_reason */
+  TERN_EV_SESSION_EXPIRED = 11, /* a session expired; |count| messages lost   */
+  TERN_EV_PERSISTED = 12,      /* a TERN_MSG_SYNC message is durable; |reason|
+                                  is 0, or a tern_error if its batch failed   */
+  TERN_EV_STORE_FAILED = 13    /* a store batch failed: |reason| the error    */
+} tern_event_type;
+
+/*
+ * tern_event is one event.  Every pointer in it is owned by the hub and
+ * valid until the next call of tern_hub_next_event or any call that changes
+ * the hub.  |conn| is NULL when the event names no connection or when the
+ * host has deleted it since.
+ */
+typedef struct tern_event {
+  int type;                    /* a tern_event_type                           */
+  int reason;                  /* see tern_event_type                         */
+  tern_conn *conn;             /* the connection concerned, or NULL           */
+  const uint8_t *session_key;
+  size_t session_keylen;
+  const uint8_t *msg_id;       /* message events: the message's id           */
+  size_t msg_idlen;
+  const uint8_t *aux;          /* COLLAPSED: the newer id; CONN_HELLO: token  */
+  size_t auxlen;
+  uint64_t seq;                /* SENT, ACKED, EXPIRED...: the message's last
+                                  seq; CONN_HELLO: last_seq; STORE_FAILED: the
+                                  batch                                       */
+  uint64_t count;              /* SESSION_EXPIRED: messages it still held     */
+} tern_event;
+
+/*
+ * tern_hub_next_event moves the oldest queued event into |ev|.
+ * Returns 1 when it did, 0 when the queue is empty, TERN_ERR_INVALID.
+ */
+TERN_EXTERN int tern_hub_next_event(tern_hub *hub, tern_event *ev);
+
+/*
+ * tern_drop_reason is the reason carried by DROPPED frames: why the
+ * session lost messages it never acknowledged.  A DROPPED frame written on
+ * a connection that ends before its receiver acks a later MSG is told again
+ * on the next one: a receiver hears of every loss at least once.
+ */
+typedef enum tern_drop_reason {
+  TERN_DROP_EXPIRED = 1,  /* their TTL passed                           */
+  TERN_DROP_OVERFLOW = 2, /* evicted or refused by a full queue         */
+  TERN_DROP_DEAD = 3      /* sent max_deliver times without an ack      */
+} tern_drop_reason;
+
+/* ==== persistence: tern_store ============================================ */
+
+/*
+ * The hub keeps its state in a store through a table of methods, the model
+ * of SQLite's VFS: the host (or the shipped file store) fills the table, the
+ * hub calls it.  The store sees an ordered log of records, each setting or
+ * deleting one key; it must persist them in order and, at load, replay the
+ * live ones (the last set of every key not deleted since).  Keys and values
+ * are opaque bytes chosen by the hub; see tern_store(3).
+ */
+
+/* TERN_STORE_METHODS_VERSION is the layout of tern_store_methods. */
+#define TERN_STORE_METHODS_VERSION 1
+
+/* tern_store_op is what a record does to its key. */
+typedef enum tern_store_op {
+  TERN_STORE_SET = 1, /* key = value                                         */
+  TERN_STORE_DEL = 2  /* key is gone (value empty)                           */
+} tern_store_op;
+
+/* tern_store_record is one record of a batch; its pointers are valid for
+   the duration of the append call only. */
+typedef struct tern_store_record {
+  int op;               /* a tern_store_op                                   */
+  const uint8_t *key;
+  size_t keylen;        /* 1..TERN_STORE_MAX_KEY                              */
+  const uint8_t *value;
+  size_t valuelen;
+} tern_store_record;
+
+/* TERN_STORE_MAX_KEY is the longest key the hub writes. */
+#define TERN_STORE_MAX_KEY 256
+
+/* TERN_STORE_LATER is returned by an append that completes later. */
+#define TERN_STORE_LATER 1
+
+/* tern_store_visit receives one live record at load; its pointers are
+   valid until it returns.  A nonzero result stops the load, which returns
+   that result. */
+typedef int (*tern_store_visit)(void *ctx, const uint8_t *key, size_t keylen,
+                                const uint8_t *value, size_t valuelen);
+
+/*
+ * tern_store_methods is the store's table.  Methods are only ever appended;
+ * optional ones may be NULL.  Every method gets the store's |store|
+ * pointer first.  Methods return 0 or a negative tern_error (the hub then
+ * reports TERN_ERR_STORE); they must not call back into the hub, except
+ * tern_hub_store_done.
+ */
+typedef struct tern_store_methods {
+  uint32_t version;   /* TERN_STORE_METHODS_VERSION                          */
+  /* append persists |n| records of batch |batch| after every earlier batch.
+     |sync| nonzero asks for them to be durable before the batch counts as
+     done.  Returns 0 (done), TERN_STORE_LATER (the store will call
+     tern_hub_store_done) or an error. */
+  int (*append)(void *store, uint64_t batch, const tern_store_record *recs,
+                size_t n, int sync);
+  /* load replays the live records, in any order, through |visit|, each
+     key once.  Returns 0, the first nonzero result of |visit|, or an
+     error. */
+  int (*load)(void *store, tern_store_visit visit, void *ctx);
+  /* sync makes everything appended so far durable.  Optional: NULL means
+     append with sync nonzero is the only way. */
+  int (*sync)(void *store);
+  /* compact rewrites the log to its live records.  Optional. */
+  int (*compact)(void *store);
+  /* close releases the store.  Optional; the hub never calls it (the
+     store's owner closes it after tern_hub_del), it lets generic code close
+     any store. */
+  void (*close)(void *store);
+} tern_store_methods;
+
+/*
+ * tern_hub_set_store attaches store |store| with methods |m| (copied) to an
+ * empty hub and restores what it holds: sessions, pending messages (those
+ * that were in flight are pending again), dedup ids still in their window,
+ * and the epoch, so receivers resume where they were.  Messages whose
+ * expiry passed are dropped while loading.  From then on the hub appends
+ * its changes in batches: at the end of tern_hub_handle_expiry, at
+ * tern_hub_flush, and whenever a batch grows large.  tern_hub_get_expiry
+ * returns 0 while a batch waits, so a host loop flushes at once.
+ *
+ * Expiries are stored as absolute tern_tstamps: with a store, |now| must
+ * come from a clock that survives restarts (CLOCK_REALTIME in nanoseconds,
+ * for example).
+ *
+ * |store| is passed to every method as is (it may be NULL if the methods
+ * need nothing).  max_sessions does not limit what is restored.
+ *
+ * Returns 0, TERN_ERR_INVALID (hub or m NULL, unknown m->version, a
+ * required method missing), TERN_ERR_STATE (the hub already has sessions,
+ * connections or a store), TERN_ERR_STORE or TERN_ERR_NOMEM (load failed:
+ * the hub is left empty and storeless; or the first batch after loading
+ * failed: the state is restored and the store attached, as after a failed
+ * tern_hub_flush).
+ */
+TERN_EXTERN int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m,
+                                   void *store, tern_tstamp now);
+
+/*
+ * tern_hub_flush hands the waiting batch, if any, to the store.  Returns 0,
+ * TERN_ERR_STORE (the append failed: TERN_EV_STORE_FAILED and, for SYNC
+ * messages in it, TERN_EV_PERSISTED with the error were queued; their ids
+ * leave the dedup window so the producer can publish them again),
+ * TERN_ERR_NOMEM (nothing was handed over; try again) or TERN_ERR_INVALID.
+ */
+TERN_EXTERN int tern_hub_flush(tern_hub *hub);
+
+/*
+ * tern_hub_store_done is how a store that returned TERN_STORE_LATER from
+ * append reports batch |batch| complete: |status| 0 or a negative error.
+ * May be called from inside append.  Batches must complete in order.
+ * Returns 0, TERN_ERR_INVALID or TERN_ERR_STATE (no such batch waits).
+ */
+TERN_EXTERN int tern_hub_store_done(tern_hub *hub, uint64_t batch, int status);
+
+/* ==== the file store ====================================================== */
+
+/*
+ * The file store is the shipped tern_store: an append-only log of
+ * CRC-32C-framed records in segment files (000001.log, 000002.log, ...) in
+ * one directory, with a lock file LOCK, an in-memory index of the live
+ * keys, group commit (one write and at most one fsync per batch) and
+ * compaction.  It completes every batch before append returns (it never
+ * returns TERN_STORE_LATER).  After the process crashes the directory holds
+ * a prefix of the records appended, in whole records; after the machine
+ * crashes, at least every batch that was fsynced (tern_store_file_fsync).
+ * See tern_store_file(3).
+ *
+ * Thread rule: a tern_store_file may be used by one thread at a time.
+ */
+
+/* tern_store_file_fsync is when the file store calls fsync (fdatasync). */
+typedef enum tern_store_file_fsync {
+  TERN_FSYNC_BATCH = 0,  /* once per batch appended with sync nonzero, and
+                            by the sync method (default)                   */
+  TERN_FSYNC_ALWAYS = 1, /* once per batch, sync or not                     */
+  TERN_FSYNC_NEVER = 2   /* never for appends, sync or close (the OS
+                            decides); a power loss may lose what a sync
+                            append confirmed.  Compaction still fsyncs.    */
+} tern_store_file_fsync;
+
+/* TERN_STORE_FILE_OPTIONS_VERSION is the layout of tern_store_file_options. */
+#define TERN_STORE_FILE_OPTIONS_VERSION 1
+
+/* TERN_STORE_FILE_MAX_VALUE is the longest value the file store keeps
+   (64 MiB); a longer one fails its batch with TERN_ERR_TOO_LARGE. */
+#define TERN_STORE_FILE_MAX_VALUE ((size_t)64 * 1024 * 1024)
+
+/* tern_store_file_options configures the file store; fields only appended. */
+typedef struct tern_store_file_options {
+  uint32_t version;           /* set by tern_store_file_options_default    */
+  int fsync;                  /* a tern_store_file_fsync                   */
+  uint32_t strict;            /* nonzero: refuse to open when damage other
+                                 than a torn tail is found (default: skip
+                                 and count it)                              */
+  size_t segment_size;        /* start a new segment before a batch would
+                                 pass this; 64 MiB; 1 KiB..512 GiB          */
+  uint32_t compact_garbage;   /* compact, inside the append that passes it,
+                                 when dead bytes exceed this percent of the
+                                 log and one segment_size; 50; 0 never;
+                                 at most 100                               */
+} tern_store_file_options;
+
+/* tern_store_file_options_default fills |o| with the defaults.  NULL does
+   nothing. */
+TERN_EXTERN void tern_store_file_options_default(tern_store_file_options *o);
+
+/* tern_store_file is the shipped store: segment files in one directory. */
+typedef struct tern_store_file tern_store_file;
+
+/*
+ * tern_store_file_open opens the store in directory |dir| (created if
+ * missing; its parent must exist) and stores it in |*pstore|.  It takes an
+ * exclusive flock(2) on |dir|/LOCK, held until close, so that no other
+ * process (and no other open in this one) uses the directory, and recovers:
+ * temporary files of an interrupted compaction or segment start are
+ * removed, as are segments that a finished compaction replaced; a torn tail
+ * of the last segment (bytes after the last good record that no good
+ * record follows) is truncated and fsynced; any other damage (a record
+ * with a bad CRC, a segment without a good header, a sealed segment that
+ * is shorter than recorded or missing) is skipped, counted in the stats
+ * and left on disk, or with |o|->strict refused.  |o| NULL takes the
+ * defaults; |mem| NULL libc (the struct is copied).  Descriptors are
+ * opened close-on-exec.
+ *
+ * Returns 0, TERN_ERR_INVALID (NULL or empty arguments, bad options),
+ * TERN_ERR_NOMEM, TERN_ERR_STATE (the directory is locked) or
+ * TERN_ERR_STORE (a system call failed, or strict found damage).  On
+ * failure |*pstore| is untouched and tern_store_file_error(NULL) says why.
+ */
+TERN_EXTERN int tern_store_file_open(tern_store_file **pstore,
+                                     const char *dir,
+                                     const tern_store_file_options *o,
+                                     const tern_mem *mem);
+
+/*
+ * tern_store_file_methods returns the methods table (static, never NULL) to
+ * pass to tern_hub_set_store together with the tern_store_file pointer.
+ * Every method is set; its close is tern_store_file_close, so close the
+ * store once, through the table or directly.  The methods return, besides
+ * 0: append TERN_ERR_INVALID (an unknown op, a NULL or empty key),
+ * TERN_ERR_TOO_LARGE (a key longer than TERN_STORE_MAX_KEY or a value
+ * longer than TERN_STORE_FILE_MAX_VALUE; nothing of the batch is written),
+ * TERN_ERR_NOMEM or TERN_ERR_STORE; load, sync and compact TERN_ERR_NOMEM
+ * or TERN_ERR_STORE.  After TERN_ERR_STORE the store is either unchanged
+ * and usable (a failed write is cut off the log again; a compaction that
+ * failed before its commit is undone) or, when that is not possible or an
+ * fsync failed (what reached the disk is then unknown), broken: every later
+ * append, load, sync and compact returns TERN_ERR_STORE until the store is
+ * closed and opened again, which recovers what is on disk.
+ * tern_store_file_error says which.
+ */
+TERN_EXTERN const tern_store_methods *tern_store_file_methods(void);
+
+/* tern_store_file_close closes the store: unless the fsync policy is
+   TERN_FSYNC_NEVER, what was appended is fsynced first; the lock is
+   released.  NULL does nothing. */
+TERN_EXTERN void tern_store_file_close(tern_store_file *store);
+
+/* tern_store_file_stats describes a file store; fields only appended. */
+typedef struct tern_store_file_stats {
+  uint64_t records;        /* records in the log, live or dead            */
+  uint64_t live;           /* live keys                                   */
+  uint64_t bytes;          /* bytes of all segment files                  */
+  uint64_t garbage_bytes;  /* bytes of dead records and of damage         */
+  uint64_t segments;       /* segment files                               */
+  uint64_t skipped;        /* damaged regions skipped at open: runs of
+                              bad bytes, segments without a good header,
+                              missing segment ends                        */
+  uint64_t truncated;      /* bytes of torn tail truncated at open        */
+  uint64_t compactions;    /* since open                                  */
+  uint64_t fsyncs;         /* fsync and fdatasync calls since open        */
+  uint64_t skipped_bytes;  /* bytes in the skipped regions                */
+  uint64_t index_bytes;    /* memory of the in-memory key index           */
+  uint64_t compact_failures; /* automatic compactions that failed (the
+                              appends that ran them still succeeded)     */
+} tern_store_file_stats;
+
+/* tern_store_file_get_stats copies the first |size| bytes of the stats to
+   |st|.  NULL |store| or |st| does nothing. */
+TERN_EXTERN void tern_store_file_get_stats(const tern_store_file *store,
+                                           tern_store_file_stats *st,
+                                           size_t size);
+
+/*
+ * tern_store_file_error describes the last failure of a call on |store|:
+ * the failing system call, the file and errno's text, such as "fdatasync
+ * 000003.log: Input/output error", or "" when none; valid until the next
+ * call on |store|.  With NULL it describes why the last
+ * tern_store_file_open of the calling thread failed ("" if it succeeded).
+ */
+TERN_EXTERN const char *tern_store_file_error(const tern_store_file *store);
+
+/* ==== the receiver: tern_client ========================================== */
+
+/*
+ * tern_client is the other end of the wire, sans-I/O like the hub: it
+ * speaks tern-protocol(7) for an app, SDK or test, and owns what receivers
+ * get wrong by hand: HELLO with the last seq, dedup by message id, batched
+ * acks, liveness, reconnect backoff with jitter, gaps and epoch changes.
+ * The host owns the transport: it opens one when the client asks
+ * (TERN_CLIENT_EV_CONNECT), calls tern_client_connect once it is up,
+ * moves bytes with tern_client_read/tern_client_write, and reports a broken
+ * transport with tern_client_conn_lost.  See tern_client_new(3).
+ *
+ * States: waiting for a transport (after CONNECT), HELLO sent, connected
+ * (after WELCOME), backing off before the next CONNECT, given up, closed.
+ *
+ * Thread rule: a client may be used by one thread at a time; distinct
+ * clients are independent.  A client never calls out except to its
+ * tern_mem functions.
+ */
+typedef struct tern_client tern_client;
+
+/* TERN_CLIENT_SETTINGS_VERSION is the layout of tern_client_settings. */
+#define TERN_CLIENT_SETTINGS_VERSION 1
+
+/*
+ * tern_client_settings configures a client.  Fill it with
+ * tern_client_settings_default, then change what you need; fields are only
+ * ever appended.  tern_client_new copies it.
+ */
+typedef struct tern_client_settings {
+  /* version is set by tern_client_settings_default. */
+  uint32_t version;
+  /* heartbeat_interval is asked for in HELLO; 0 takes the server's. 0.
+     With adaptive_heartbeat it is the first keepalive interval tried
+     instead (0: 30 s). */
+  tern_duration heartbeat_interval;
+  /* liveness_timeout: no bytes from the server for this long declares the
+     connection dead.  7 s, or the server's value from WELCOME once it
+     came.  It is also how long the client waits for WELCOME. */
+  tern_duration liveness_timeout;
+  /* ack_every: an ACK goes out after this many delivered messages (at most
+     half the server's in-flight window).  10; at least 1. */
+  uint32_t ack_every;
+  /* ack_delay: ... or when the oldest unacked one is this old.  1 s. */
+  tern_duration ack_delay;
+  /* manual_ack: nonzero acks only what the app passes to tern_client_ack,
+     so that at-least-once holds through app crashes.  0: a message counts
+     as processed once tern_client_next_event returned it. */
+  uint32_t manual_ack;
+  /* dedup_max and dedup_window bound the ids remembered for dedup: the
+     oldest id is forgotten past dedup_max ids or after dedup_window.
+     10000 ids, 10 min.  dedup_max 0 turns dedup off; dedup_window 0 keeps
+     ids until dedup_max pushes them out. */
+  uint32_t dedup_max;
+  tern_duration dedup_window;
+  /* Reconnect backoff: full jitter, exponential from backoff_base up to
+     backoff_cap (the n-th wait since the last WELCOME is uniform in
+     [0, min(cap, base * 2^n))), at most max_attempts in a row without
+     WELCOME, then GIVE_UP.  1 s, 15 s, 6; max_attempts 0 never gives up. */
+  tern_duration backoff_base;
+  tern_duration backoff_cap;
+  uint32_t max_attempts;
+  /* adaptive_heartbeat: nonzero probes longer keepalive intervals while
+     the path survives them, steps back and locks after a failure, never
+     above heartbeat_cap.  The client then asks the server for
+     heartbeat_cap in HELLO and keeps the connection alive with its own
+     PINGs (tern_client_new(3) describes the algorithm).  0; 5 min. */
+  uint32_t adaptive_heartbeat;
+  tern_duration heartbeat_cap;
+  /* seed feeds the jitter; the same seed replays the same run.  0 mixes in
+     the client's address, which is weaker. */
+  uint64_t seed;
+  /* max_payload is the largest payload accepted from the server, in bytes:
+     a larger MSG ends the connection with TERN_ERR_TOO_LARGE.  Match the
+     hub's max_payload.  1 MiB; at most 1 GiB. */
+  size_t max_payload;
+} tern_client_settings;
+
+/* tern_client_settings_default fills |s| with the defaults above. */
+TERN_EXTERN void tern_client_settings_default(tern_client_settings *s);
+
+/*
+ * tern_client_new creates a client for session |key| (1..TERN_MAX_SESSION_KEY
+ * bytes) with |token| (0..TERN_MAX_TOKEN bytes, may be NULL when 0), both
+ * copied; |s| NULL takes defaults, |mem| NULL libc (both copied).  The new
+ * client asks for a transport at once (TERN_CLIENT_EV_CONNECT).
+ * Returns 0, TERN_ERR_INVALID (NULL or empty key, a setting out of range,
+ * an unknown settings version, an incomplete tern_mem), TERN_ERR_TOO_LARGE
+ * (key or token) or TERN_ERR_NOMEM.
+ */
+TERN_EXTERN int tern_client_new(tern_client **pclient, const uint8_t *key,
+                                size_t keylen, const uint8_t *token,
+                                size_t tokenlen,
+                                const tern_client_settings *s,
+                                const tern_mem *mem, tern_tstamp now);
+
+/* tern_client_del frees the client and every event still queued.  NULL
+   does nothing. */
+TERN_EXTERN void tern_client_del(tern_client *client);
+
+/*
+ * tern_client_connect tells the client that the transport it asked for is
+ * up: it queues HELLO (last seq, epoch).  The host may also connect while
+ * the client backs off or after it gave up (say, when the network came
+ * back); the attempt count then starts again after GIVE_UP.
+ * Returns 0, TERN_ERR_STATE (a connection is already up),
+ * TERN_ERR_CLOSED (after tern_client_close), TERN_ERR_NOMEM (nothing
+ * changed) or TERN_ERR_INVALID.
+ */
+TERN_EXTERN int tern_client_connect(tern_client *client, tern_tstamp now);
+
+/*
+ * tern_client_conn_lost tells the client that the transport broke, or
+ * that opening it failed.  Unacked state is kept for the resume; a
+ * reconnect is scheduled by the backoff.  After TERN_CLIENT_EV_DISCONNECTED
+ * or an error from tern_client_read the reconnect is already scheduled and
+ * this call changes nothing; after tern_client_close it ends the goodbye.
+ * Returns 0 or TERN_ERR_INVALID.
+ */
+TERN_EXTERN int tern_client_conn_lost(tern_client *client, tern_tstamp now);
+
+/*
+ * tern_client_read hands the client bytes from the server; an incomplete
+ * frame at the end is kept for the next call.  Returns |len| or:
+ * TERN_ERR_PROTO / TERN_ERR_TOO_LARGE (malformed frame) or TERN_ERR_NOMEM:
+ * the frames before took effect, nothing of the bad one did, the
+ * connection is declared lost (a DISCONNECTED event follows, a reconnect is
+ * scheduled) and the host closes the transport; TERN_ERR_STATE (no
+ * transport), TERN_ERR_CLOSED (after close), TERN_ERR_INVALID.
+ * Bytes after a GOAWAY from the server are ignored.
+ */
+TERN_EXTERN tern_ssize tern_client_read(tern_client *client, const uint8_t *in,
+                                        size_t len, tern_tstamp now);
+
+/*
+ * tern_client_write fills |out| with up to |cap| bytes for the server
+ * (HELLO, ACK, PING, PONG, GOAWAY).  Returns bytes written (0: nothing now)
+ * or TERN_ERR_STATE (no transport), TERN_ERR_CLOSED (closed and the GOAWAY
+ * written: close the transport), TERN_ERR_INVALID.
+ */
+TERN_EXTERN tern_ssize tern_client_write(tern_client *client, uint8_t *out,
+                                         size_t cap, tern_tstamp now);
+
+/* tern_client_want_write: nonzero when tern_client_write has bytes now.
+   It may turn nonzero after any call, tern_client_next_event included
+   (taking a message can make an ACK due). */
+TERN_EXTERN int tern_client_want_write(const tern_client *client);
+
+/*
+ * tern_client_ack acknowledges every delivered message up to |seq|.  In
+ * manual mode this is what lets ACKs go out (batched by ack_every and
+ * ack_delay) and what the next HELLO resumes from; in automatic mode it
+ * only speeds the next ACK.  An ack for a message taken before a RESYNC
+ * event is ignored.  Returns 0 or TERN_ERR_INVALID (NULL, seq 0, or a seq
+ * the client never delivered).
+ */
+TERN_EXTERN int tern_client_ack(tern_client *client, uint64_t seq,
+                                tern_tstamp now);
+
+/*
+ * tern_client_close says goodbye: pending ACKs and a GOAWAY go out (write
+ * until it returns TERN_ERR_CLOSED, then close the transport) and no
+ * reconnect follows.  Without a connection the client is closed at once.
+ * Returns 0 or TERN_ERR_INVALID.
+ */
+TERN_EXTERN int tern_client_close(tern_client *client, tern_tstamp now);
+
+/* tern_client_get_expiry / tern_client_handle_expiry: the client's deadlines
+   (liveness, ack delay, keepalive, reconnect), as for the hub.
+   tern_client_handle_expiry returns 0, TERN_ERR_NOMEM (an event could not
+   be queued: nothing changed, the deadline stays due) or TERN_ERR_INVALID. */
+TERN_EXTERN tern_tstamp tern_client_get_expiry(const tern_client *client);
+TERN_EXTERN int tern_client_handle_expiry(tern_client *client,
+                                          tern_tstamp now);
+
+/* tern_client_event_type names a client event. */
+typedef enum tern_client_event_type {
+  TERN_CLIENT_EV_CONNECT = 1,      /* open a transport now, then connect   */
+  TERN_CLIENT_EV_CONNECTED = 2,    /* WELCOME came: |count| 1 if resumed   */
+  TERN_CLIENT_EV_MESSAGE = 3,      /* a message for the app (not a dup)    */
+  TERN_CLIENT_EV_GAP = 4,          /* the server lost |count| messages
+                                      (|reason| a tern_drop_reason)        */
+  TERN_CLIENT_EV_RESYNC = 5,       /* the stream restarted (|reason| a
+                                      tern_client_resync_reason): seq and
+                                      dedup state were cleared; re-sync the
+                                      app                                  */
+  TERN_CLIENT_EV_DISCONNECTED = 6, /* the connection is dead or closed
+                                      (|reason| a tern_goaway_reason: the
+                                      server's GOAWAY, TERN_GOAWAY_TIMEOUT
+                                      for silence, PROTO or TOO_LARGE for a
+                                      bad frame, INTERNAL for no memory);
+                                      close the transport.  A reconnect is
+                                      scheduled, waiting |retry_after| when
+                                      the server gave a hint              */
+  TERN_CLIENT_EV_GIVE_UP = 7       /* |count| attempts failed in a row     */
+} tern_client_event_type;
+
+/* tern_client_resync_reason says why a RESYNC event came. */
+typedef enum tern_client_resync_reason {
+  TERN_CLIENT_RESYNC_EPOCH = 1,  /* the server lost its state: new epoch   */
+  TERN_CLIENT_RESYNC_SESSION = 2 /* the session expired on the server with
+                                    whatever it held (WELCOME says it did
+                                    not exist, or its seqs started over)   */
+} tern_client_resync_reason;
+
+/* tern_client_attr is one attribute of a received message. */
+typedef struct tern_client_attr {
+  const uint8_t *key;
+  size_t keylen;
+  const uint8_t *value;
+  size_t valuelen;
+} tern_client_attr;
+
+/*
+ * tern_client_event is one event; its pointers point into storage owned by
+ * the client, valid until the next tern_client_next_event or
+ * tern_client_del.
+ */
+typedef struct tern_client_event {
+  int type;                    /* a tern_client_event_type                  */
+  int reason;
+  uint64_t seq;                /* MESSAGE: its seq (for tern_client_ack)    */
+  uint64_t count;
+  int priority;                /* MESSAGE                                   */
+  tern_duration ttl;           /* MESSAGE: remaining lifetime when the
+                                  server sent it; 0 none                    */
+  tern_duration retry_after;   /* DISCONNECTED: the server's retry hint     */
+  const uint8_t *id;
+  size_t idlen;
+  const uint8_t *collapse_key;
+  size_t collapse_keylen;
+  const uint8_t *content_type;
+  size_t content_typelen;
+  const uint8_t *payload;
+  size_t payloadlen;
+  size_t nattrs;
+  tern_client_attr attrs[TERN_MAX_ATTRS];
+} tern_client_event;
+
+/* tern_client_next_event: 1 and |ev| filled, 0 none, TERN_ERR_INVALID. */
+TERN_EXTERN int tern_client_next_event(tern_client *client,
+                                       tern_client_event *ev);
+
+/* tern_client_stats: counters since tern_client_new; only appended. */
+typedef struct tern_client_stats {
+  uint64_t received;    /* MSG frames                                      */
+  uint64_t delivered;   /* MESSAGE events taken by the app                 */
+  uint64_t duplicates;  /* MSG frames dropped by dedup                     */
+  uint64_t gaps;        /* messages reported lost by DROPPED               */
+  uint64_t resyncs;
+  uint64_t reconnects;  /* connects after the first                        */
+  uint64_t acks_sent;
+  tern_duration rtt;    /* last PING/PONG round trip                       */
+  tern_duration heartbeat_interval; /* in use now (adaptive: the keepalive
+                                       interval; else the server's)        */
+} tern_client_stats;
+
+/* tern_client_get_stats copies the first |size| bytes of the statistics. */
+TERN_EXTERN void tern_client_get_stats(const tern_client *client,
+                                       tern_client_stats *st, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TERN_H */
