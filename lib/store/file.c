@@ -32,6 +32,7 @@ void tern_store_file_options_default(tern_store_file_options *o) {
   o->strict = 0;
   o->segment_size = (size_t)64 << 20;
   o->compact_garbage = 50;
+  o->sync_thread = 0;
 }
 
 /* ---- errors ------------------------------------------------------------- */
@@ -472,12 +473,14 @@ static void maybe_compact(tern_store_file *s) {
       garbage * 100 <= (uint64_t)s->opt.compact_garbage * s->st.bytes) {
     return;
   }
-  if (store_compact(s) != 0 && !s->broken) {
+  syncer_pause(s); /* compaction replaces the active segment */
+  if (!s->broken && store_compact(s) != 0 && !s->broken) {
     /* Keep the append's success; try again after another segment's worth
        of garbage.  The error text says what failed. */
     s->compact_after = garbage + s->opt.segment_size;
     ++s->st.compact_failures;
   }
+  syncer_resume(s);
 }
 
 static int append(tern_store_file *s, const tern_store_record *recs, size_t n,
@@ -495,6 +498,9 @@ static int append(tern_store_file *s, const tern_store_record *recs, size_t n,
   }
   want_sync = s->opt.fsync == TERN_FSYNC_ALWAYS ||
               (s->opt.fsync == TERN_FSYNC_BATCH && sync);
+  if (s->syncer != NULL) {
+    want_sync = 0; /* the sync thread syncs (syncer_append) */
+  }
   if (n == 0) {
     return want_sync ? sync_active(s) : 0;
   }
@@ -523,7 +529,9 @@ static int append(tern_store_file *s, const tern_store_record *recs, size_t n,
   if (s->active_fd < 0 ||
       (sg->size > SEG_DATA_START && sg->size + bytes > s->opt.segment_size) ||
       sg->size + bytes > KINDEX_MAX_OFFSET) {
-    rv = roll(s);
+    syncer_pause(s); /* roll closes the active segment */
+    rv = s->broken ? store_refuse(s) : roll(s);
+    syncer_resume(s);
     if (rv != 0) {
       return rv;
     }
@@ -586,14 +594,23 @@ static int nomem_text(tern_store_file *s, int rv) {
 static int file_append(void *store, uint64_t batch,
                        const tern_store_record *recs, size_t n, int sync) {
   tern_store_file *s = store;
-  (void)batch; /* the file store completes every batch before returning */
+  int rv;
   if (s == NULL || (recs == NULL && n > 0)) {
     return TERN_ERR_INVALID;
   }
-  if (s->broken) {
-    return store_refuse(s);
+  if (s->syncer == NULL) {
+    /* every batch completes before returning: |batch| is not needed */
+    if (s->broken) {
+      return store_refuse(s);
+    }
+    return nomem_text(s, append(s, recs, n, sync));
   }
-  return nomem_text(s, append(s, recs, n, sync));
+  rv = syncer_prepare(s);
+  if (rv != 0) {
+    return rv;
+  }
+  rv = s->broken ? store_refuse(s) : nomem_text(s, append(s, recs, n, sync));
+  return syncer_append(s, batch, rv, n, sync);
 }
 
 /* ---- the other methods -------------------------------------------------- */
@@ -620,7 +637,10 @@ static int file_sync(void *store) {
   if (s->opt.fsync == TERN_FSYNC_NEVER) {
     return 0;
   }
-  return sync_active(s);
+  syncer_pause(s);
+  int rv = s->broken ? store_refuse(s) : sync_active(s);
+  syncer_resume(s);
+  return rv;
 }
 
 static int file_compact(void *store) {
@@ -631,7 +651,10 @@ static int file_compact(void *store) {
   if (s->broken) {
     return store_refuse(s);
   }
-  return nomem_text(s, store_compact(s));
+  syncer_pause(s);
+  int rv = s->broken ? store_refuse(s) : nomem_text(s, store_compact(s));
+  syncer_resume(s);
+  return rv;
 }
 
 static void file_close(void *store) { tern_store_file_close(store); }
@@ -646,6 +669,12 @@ const tern_store_methods *tern_store_file_methods(void) {
 }
 
 /* ---- open and close ----------------------------------------------------- */
+
+/* The size of the options of each version. */
+static size_t options_size(uint32_t version) {
+  return version == 1 ? offsetof(tern_store_file_options, sync_thread)
+                      : sizeof(tern_store_file_options);
+}
 
 static int check_options(const tern_store_file_options *o) {
   if (o->version == 0 || o->version > TERN_STORE_FILE_OPTIONS_VERSION) {
@@ -723,6 +752,7 @@ static int open_dir(tern_store_file *s) {
 }
 
 static void release(tern_store_file *s) {
+  syncer_free(s);
   if (s->active_fd >= 0) {
     s->sys->close(s->active_fd);
   }
@@ -770,7 +800,9 @@ int store_file_open_sys(tern_store_file **pstore, const char *dir,
   }
   s->mem = *mem;
   s->sys = sys != NULL ? sys : store_sys_default();
-  s->opt = *o;
+  tern_store_file_options_default(&s->opt);
+  memcpy(&s->opt, o, options_size(o->version)); /* a caller's older struct
+                                                   is shorter */
   s->opt.version = TERN_STORE_FILE_OPTIONS_VERSION;
   s->dirfd = s->lockfd = s->active_fd = -1;
   s->sbuf.mem = &s->mem;
@@ -790,6 +822,9 @@ int store_file_open_sys(tern_store_file **pstore, const char *dir,
   }
   if (rv == 0) {
     rv = store_recover(s);
+  }
+  if (rv == 0) {
+    rv = syncer_start(s);
   }
   if (rv != 0) {
     if (rv == TERN_ERR_NOMEM && s->err[0] == '\0') {
@@ -814,6 +849,7 @@ void tern_store_file_close(tern_store_file *s) {
   if (s == NULL) {
     return;
   }
+  syncer_stop(s); /* after the sync it runs; a failed one breaks s */
   /* A clean close leaves everything appended durable. */
   if (!s->broken && s->opt.fsync != TERN_FSYNC_NEVER) {
     sync_active(s);
@@ -832,6 +868,7 @@ void tern_store_file_get_stats(const tern_store_file *s,
   all.garbage_bytes = store_garbage(s);
   all.segments = s->nsegs;
   all.index_bytes = kindex_bytes(&s->index);
+  all.fsyncs += syncer_fsyncs(s);
   memcpy(st, &all, size < sizeof(all) ? size : sizeof(all));
 }
 
