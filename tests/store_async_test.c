@@ -444,6 +444,83 @@ static void test_sync_failure(void) {
   rig_down(&r);
 }
 
+/* Many batches behind one sync: the queue grows, one more sync covers
+   them all, and they complete in order. */
+static void test_many_waiting(void) {
+  rig r;
+  char id[16];
+  rig_up(&r, "async-many", 1, 0);
+  gate_hold();
+  pub(r.hub, "k", "first", 1, 0, T0);
+  tern_hub_flush(r.hub);
+  CHECK(gate_wait_inside(), "many: the first sync runs");
+  for (int i = 0; i < 100; ++i) {
+    snprintf(id, sizeof(id), "m%03d", i);
+    pub(r.hub, "k", id, i % 3 != 0, 0, T0);
+    tern_hub_flush(r.hub);
+  }
+  gate_let(1);
+  CHECK(wait_fd(r.store), "many: the first sync ends");
+  /* m000 has no SYNC: it completes with the batch before it. */
+  CHECK_INT(tern_store_file_complete(r.store, r.hub), 2,
+            "many: it covers one batch, and the next needs no sync");
+  CHECK(gate_wait_inside(), "many: one sync for the rest");
+  gate_let(1);
+  CHECK(wait_fd(r.store), "many: it ends");
+  CHECK_INT(tern_store_file_complete(r.store, r.hub), 99,
+            "many: the 99 others complete together");
+  tu_events_take(&r.ev, r.hub);
+  int in_order = tu_events_count(&r.ev, TERN_EV_PERSISTED) == 67;
+  int next = 1;
+  for (size_t i = 0; i < r.ev.n && in_order; ++i) {
+    if (r.ev.ev[i].type != TERN_EV_PERSISTED ||
+        tu_event_id_is(&r.ev.ev[i], "first")) {
+      continue;
+    }
+    while (next % 3 == 0) {
+      ++next;
+    }
+    snprintf(id, sizeof(id), "m%03d", next++);
+    in_order = tu_event_id_is(&r.ev.ev[i], id) && r.ev.ev[i].reason == 0;
+  }
+  CHECK(in_order, "many: 67 PERSISTED, in publish order");
+  CHECK_INT(gate_get(&g.thread_calls), 2, "many: two fdatasyncs");
+  gate_open();
+  rig_down(&r);
+}
+
+/* Every allocation of an open with a sync thread can fail: the open then
+   fails cleanly and frees everything. */
+static void test_open_nomem(void) {
+  char *dir = su_tmpdir("async-nomem");
+  int ok = 1, opened = 0;
+  gate_reset();
+  for (long n = 1; n < 200 && !opened; ++n) {
+    tu_alloc a;
+    memset(&a, 0, sizeof(a));
+    a.fail_at = n;
+    tern_mem mem = tu_alloc_mem(&a);
+    tern_store_file_options o;
+    tern_store_file *s = NULL;
+    tern_store_file_options_default(&o);
+    o.sync_thread = 1;
+    int rv = store_file_open_sys(&s, dir, &o, &mem, &gated);
+    if (rv == 0) {
+      opened = a.failed == 0;
+      tern_store_file_close(s);
+    } else if (rv != TERN_ERR_NOMEM) {
+      ok = 0;
+    }
+    if (a.outstanding != 0 || tu_alloc_finish(&a) != 0) {
+      ok = 0;
+    }
+  }
+  CHECK(ok && opened, "nomem: every failed allocation fails the open "
+                      "cleanly, and it opens in the end");
+  su_rmtree(dir);
+  free(dir);
+}
+
 /* Close while a sync runs and a batch waits behind it: close lets the sync
    end, joins the thread and makes the rest durable. */
 static void test_close_pending(void) {
@@ -630,6 +707,8 @@ int main(void) {
   test_persisted_after_sync();
   test_group_commit();
   test_sync_failure();
+  test_many_waiting();
+  test_open_nomem();
   test_close_pending();
   test_power_loss();
   return tap_done();
