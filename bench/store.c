@@ -13,7 +13,7 @@
  *                            index memory per live key
  *   store nosync  [batches]  batches of 1024 without fsync (TERN_FSYNC_NEVER)
  *                            beside write() alone: the store's own cost
- *   store latency [messages] [sync_every]
+ *   store latency [arrivals] [sync_every] [interval_us]
  *                            delivery latency of non-durable traffic on a
  *                            hub over the file store while SYNC publishes
  *                            run, fsync inline (the default) beside
@@ -323,8 +323,9 @@ static void bench_recover(size_t records) {
 
 /*
  * One thread plays a host's loop over a hub with the file store.  Messages
- * arrive on a fixed schedule (open loop: one every ARRIVAL_NS, whether the
- * loop kept up or not); for each the loop publishes a VOLATILE message to
+ * arrive on a fixed schedule (open loop: one every |arrival_ns|, whether
+ * the loop kept up or not; it sleeps until the next one, as a host sleeps
+ * in poll); for each the loop publishes a VOLATILE message to
  * session "live", which has a connection, writes it out with
  * tern_conn_write and acks it; every |sync_every|th arrival it also
  * publishes a TERN_MSG_SYNC message to session "durable" (no connection).
@@ -334,16 +335,22 @@ static void bench_recover(size_t records) {
  * tern_store_file_complete when the store's descriptor is readable.
  * Delivery latency is the real time from a message's arrival to the return
  * of the tern_conn_write that wrote it; confirmation latency is from a
- * SYNC publish to its TERN_EV_PERSISTED.  Each run measures three loops
+ * SYNC publish's arrival to its TERN_EV_PERSISTED.  The stall is the time
+ * the loop spends in tern_hub_handle_expiry and tern_store_file_complete
+ * (the longest one, and all of them): what every connection waits for,
+ * whatever else the machine is doing.  Each run measures three loops
  * one after the other: no SYNC publish at all (the baseline: the loop's
- * own cost and the machine's noise), SYNC publishes with the fsync inline,
+ * own cost and the machine's noise; with sync_thread, since the hub's own
+ * seq reservations are synced too), SYNC publishes with the fsync inline,
  * and SYNC publishes with sync_thread.
  */
-#define ARRIVAL_NS 50000 /* 20,000 arrivals a second */
+static uint64_t arrival_ns = 100000; /* 10,000 arrivals a second */
 
 typedef struct lat_result {
   double p50, p99, max;        /* delivery, microseconds */
   double conf_p50, conf_p99;   /* confirmation, microseconds */
+  double stall_max;            /* longest expiry + completion step, us */
+  double stall_sum;            /* all of them, milliseconds */
   uint64_t fsyncs, sync_batches;
 } lat_result;
 
@@ -416,7 +423,7 @@ static lat_result latency_run(size_t count, size_t sync_every,
   uint64_t *sync_at = calloc(nsync, sizeof(*sync_at));
   uint64_t *conf = malloc(nsync * sizeof(*conf));
   size_t nconf = 0;
-  uint64_t seq = 0, start;
+  uint64_t seq = 0, start, stall_sum = 0, stall_max = 0;
   tern_store_file_stats st0, st1;
   lat_result res;
   tern_event ev;
@@ -450,8 +457,12 @@ static lat_result latency_run(size_t count, size_t sync_every,
 
   start = mono_ns();
   for (size_t k = 0; k < count; ++k) {
-    uint64_t arrival = start + (uint64_t)k * ARRIVAL_NS;
-    while (mono_ns() < arrival) {
+    uint64_t arrival = start + (uint64_t)k * arrival_ns;
+    if (mono_ns() < arrival) { /* a host sleeps in poll until then */
+      struct timespec ts;
+      ts.tv_sec = (time_t)(arrival / 1000000000u);
+      ts.tv_nsec = (long)(arrival % 1000000000u);
+      clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
     }
     tern_tstamp now = wall_ns();
     tern_msg_desc d;
@@ -471,7 +482,7 @@ static lat_result latency_run(size_t count, size_t sync_every,
       d.idlen = strlen(id);
       d.flags = TERN_MSG_SYNC;
       d.ttl = 10 * TERN_SECONDS;
-      sync_at[i] = mono_ns();
+      sync_at[i] = arrival; /* what the producer sees */
       rv = tern_hub_publish(hub, (const uint8_t *)"durable", 7, &d, now,
                             NULL);
       if (rv != 0) {
@@ -484,6 +495,7 @@ static lat_result latency_run(size_t count, size_t sync_every,
       die("write", (int)n);
     }
     live_ack(c, ++seq, now);
+    uint64_t in_hub = mono_ns();
     if (tern_hub_get_expiry(hub) <= now) {
       tern_hub_handle_expiry(hub, now);
     }
@@ -492,6 +504,11 @@ static lat_result latency_run(size_t count, size_t sync_every,
       if (poll(&p, 1, 0) == 1) {
         tern_store_file_complete(fs, hub);
       }
+    }
+    in_hub = mono_ns() - in_hub;
+    stall_sum += in_hub;
+    if (in_hub > stall_max) {
+      stall_max = in_hub;
     }
     while (tern_hub_next_event(hub, &ev) == 1) {
       if (ev.type == TERN_EV_PERSISTED && ev.msg_idlen > 1 &&
@@ -516,6 +533,8 @@ static lat_result latency_run(size_t count, size_t sync_every,
     res.sync_batches = hs.store_batches - batches0;
   }
   res.fsyncs = st1.fsyncs - st0.fsyncs;
+  res.stall_max = (double)stall_max / 1e3;
+  res.stall_sum = (double)stall_sum / 1e6;
   qsort(lat, count, sizeof(*lat), cmp_u64);
   qsort(conf, nconf, sizeof(*conf), cmp_u64);
   res.p50 = pct_us(lat, count, 0.50);
@@ -540,23 +559,26 @@ static void bench_latency(size_t count, size_t sync_every) {
   lat_result r[3][RUNS];
   printf("latency: %zu arrivals, one every %d us, of a VOLATILE 64-byte "
          "message to a connected session; every %zuth also a SYNC publish\n",
-         count, ARRIVAL_NS / 1000, sync_every);
+         count, (int)(arrival_ns / 1000), sync_every);
   for (int run = 0; run < RUNS; ++run) {
     for (int m = 0; m < 3; ++m) {
-      /* the baseline: the same loop and store, no SYNC publish */
-      r[m][run] = latency_run(count, m == 0 ? 0 : sync_every, m == 2);
+      /* the baseline: the same loop and store (with its thread, so the
+         hub's own seq reservations do not fsync inline), no SYNC publish */
+      r[m][run] = latency_run(count, m == 0 ? 0 : sync_every, m != 1);
       printf("  run %d: %-12s delivery p50 %7.1f p99 %8.1f max %8.1f us; "
-             "confirm p50 %7.1f p99 %8.1f us; %llu fsyncs\n",
+             "confirm p50 %7.1f p99 %8.1f us; loop in the store: max %7.1f "
+             "us, total %6.1f ms; %llu fsyncs\n",
              run + 1, names[m], r[m][run].p50, r[m][run].p99, r[m][run].max,
-             r[m][run].conf_p50, r[m][run].conf_p99,
+             r[m][run].conf_p50, r[m][run].conf_p99, r[m][run].stall_max,
+             r[m][run].stall_sum,
              (unsigned long long)r[m][run].fsyncs);
     }
   }
-  printf("%-13s %10s %10s %10s %12s %12s %8s %8s\n", "medians of 5", "p50 us",
-         "p99 us", "max us", "confirm p50", "confirm p99", "fsyncs",
-         "batches");
+  printf("%-13s %9s %9s %9s %11s %11s %10s %10s %7s %7s\n", "medians of 5",
+         "p50 us", "p99 us", "max us", "confirm p50", "confirm p99",
+         "stall max", "stall ms", "fsyncs", "batches");
   for (int m = 0; m < 3; ++m) {
-    double v[7][RUNS];
+    double v[9][RUNS];
     for (int run = 0; run < RUNS; ++run) {
       v[0][run] = r[m][run].p50;
       v[1][run] = r[m][run].p99;
@@ -565,10 +587,13 @@ static void bench_latency(size_t count, size_t sync_every) {
       v[4][run] = r[m][run].conf_p99;
       v[5][run] = (double)r[m][run].fsyncs;
       v[6][run] = (double)r[m][run].sync_batches;
+      v[7][run] = r[m][run].stall_max;
+      v[8][run] = r[m][run].stall_sum;
     }
-    printf("%-13s %10.1f %10.1f %10.1f %12.1f %12.1f %8.0f %8.0f\n", names[m],
-           median(v[0]), median(v[1]), median(v[2]), median(v[3]),
-           median(v[4]), median(v[5]), median(v[6]));
+    printf("%-13s %9.1f %9.1f %9.1f %11.1f %11.1f %10.1f %10.1f %7.0f %7.0f\n",
+           names[m], median(v[0]), median(v[1]), median(v[2]), median(v[3]),
+           median(v[4]), median(v[7]), median(v[8]), median(v[5]),
+           median(v[6]));
   }
 }
 
@@ -578,7 +603,10 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (strcmp(mode, "latency") == 0) {
     size_t every = argc > 3 ? (size_t)strtoull(argv[3], NULL, 10) : 0;
-    bench_latency(n ? n : 40000, every ? every : 100);
+    if (argc > 4 && strtoull(argv[4], NULL, 10) > 0) {
+      arrival_ns = 1000 * (uint64_t)strtoull(argv[4], NULL, 10);
+    }
+    bench_latency(n ? n : 20000, every ? every : 200);
     return 0;
   }
   if (strcmp(mode, "append") == 0 || strcmp(mode, "all") == 0) {
@@ -595,7 +623,7 @@ int main(int argc, char **argv) {
       strcmp(mode, "all") != 0) {
     fprintf(stderr,
             "usage: %s [append|recover|nosync|all] [count]\n"
-            "       %s latency [arrivals] [sync_every]\n",
+            "       %s latency [arrivals] [sync_every] [interval_us]\n",
             argv[0], argv[0]);
     return 2;
   }
