@@ -489,6 +489,36 @@ static void test_many_waiting(void) {
   rig_down(&r);
 }
 
+/* TERN_FSYNC_ALWAYS syncs every batch, SYNC or not: on the thread. */
+static void test_always(void) {
+  rig r;
+  memset(&r, 0, sizeof(r));
+  gate_reset();
+  r.dir = su_tmpdir("async-always");
+  tern_store_file_options o;
+  tern_store_file_options_default(&o);
+  o.fsync = TERN_FSYNC_ALWAYS;
+  o.sync_thread = 1;
+  CHECK_INT(store_file_open_sys(&r.store, r.dir, &o, NULL, &gated), 0,
+            "always: opens");
+  tern_settings st = tu_settings();
+  r.hub = tu_hub(&st);
+  tern_hub_set_store(r.hub, tern_store_file_methods(), r.store, T0);
+  settle(&r);
+  pthread_mutex_lock(&g.lock);
+  g.thread_calls = 0;
+  pthread_mutex_unlock(&g.lock);
+  uint64_t batches = tu_stats(r.hub).store_batches;
+  pub(r.hub, "k", "a", 0, 0, T0);
+  CHECK_INT(tern_hub_flush(r.hub), 0, "always: flush");
+  CHECK(wait_fd(r.store), "always: an ASYNC batch is synced too");
+  CHECK_INT(tern_store_file_complete(r.store, r.hub), 1,
+            "always: and completes after its sync");
+  CHECK_INT(tu_stats(r.hub).store_batches - batches, 1, "always: one batch");
+  CHECK_INT(gate_get(&g.thread_calls), 1, "always: on the thread");
+  rig_down(&r);
+}
+
 /* Every allocation of an open with a sync thread can fail: the open then
    fails cleanly and frees everything. */
 static void test_open_nomem(void) {
@@ -708,6 +738,7 @@ int main(void) {
   test_group_commit();
   test_sync_failure();
   test_many_waiting();
+  test_always();
   test_open_nomem();
   test_close_pending();
   test_power_loss();
