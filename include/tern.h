@@ -958,7 +958,8 @@ TERN_EXTERN int tern_store_file_open(tern_store_file **pstore,
  * pass to tern_hub_set_store together with the tern_store_file pointer.
  * Every method is set; its close is tern_store_file_close, so close the
  * store once, through the table or directly.  The methods return, besides
- * 0: append TERN_ERR_INVALID (an unknown op, a NULL or empty key),
+ * 0 (and TERN_STORE_LATER from append with the sync_thread option):
+ * append TERN_ERR_INVALID (an unknown op, a NULL or empty key),
  * TERN_ERR_TOO_LARGE (a key longer than TERN_STORE_MAX_KEY or a value
  * longer than TERN_STORE_FILE_MAX_VALUE; nothing of the batch is written),
  * TERN_ERR_NOMEM or TERN_ERR_STORE; load, sync and compact TERN_ERR_NOMEM
