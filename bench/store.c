@@ -13,6 +13,12 @@
  *                            index memory per live key
  *   store nosync  [batches]  batches of 1024 without fsync (TERN_FSYNC_NEVER)
  *                            beside write() alone: the store's own cost
+ *   store latency [arrivals] [sync_every] [interval_us]
+ *                            delivery latency of non-durable traffic on a
+ *                            hub over the file store while SYNC publishes
+ *                            run, fsync inline (the default) beside
+ *                            fsync on the store's thread (sync_thread):
+ *                            see bench_latency
  *   store all                append and recover (what the README quotes)
  *
  * Every figure is the median of 5 runs; every run is printed.  The store
@@ -22,6 +28,7 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +37,7 @@
 #include <unistd.h>
 
 #include "tern.h"
+#include "wire/frame.h"
 
 #define RUNS 5
 #define KEYLEN 16
@@ -311,10 +319,296 @@ static void bench_recover(size_t records) {
   free(dir);
 }
 
+/* ---- latency under SYNC publishes --------------------------------------- */
+
+/*
+ * One thread plays a host's loop over a hub with the file store.  Messages
+ * arrive on a fixed schedule (open loop: one every |arrival_ns|, whether
+ * the loop kept up or not; it sleeps until the next one, as a host sleeps
+ * in poll); for each the loop publishes a VOLATILE message to
+ * session "live", which has a connection, writes it out with
+ * tern_conn_write and acks it; every |sync_every|th arrival it also
+ * publishes a TERN_MSG_SYNC message to session "durable" (no connection).
+ * Then, as a host does, it calls tern_hub_handle_expiry when
+ * tern_hub_get_expiry says so (that flushes the batch: with the fsync
+ * inline, the loop waits for it there), and with sync_thread it calls
+ * tern_store_file_complete when the store's descriptor is readable.
+ * Delivery latency is the real time from a message's arrival to the return
+ * of the tern_conn_write that wrote it; confirmation latency is from a
+ * SYNC publish's arrival to its TERN_EV_PERSISTED.  The stall is the time
+ * the loop spends in tern_hub_handle_expiry and tern_store_file_complete
+ * (the longest one, and all of them): what every connection waits for,
+ * whatever else the machine is doing.  Each run measures three loops
+ * one after the other: no SYNC publish at all (the baseline: the loop's
+ * own cost and the machine's noise; with sync_thread, since the hub's own
+ * seq reservations are synced too), SYNC publishes with the fsync inline,
+ * and SYNC publishes with sync_thread.
+ */
+static uint64_t arrival_ns = 100000; /* 10,000 arrivals a second */
+
+typedef struct lat_result {
+  double p50, p99, max;        /* delivery, microseconds */
+  double conf_p50, conf_p99;   /* confirmation, microseconds */
+  double stall_max;            /* longest expiry + completion step, us */
+  double stall_sum;            /* all of them, milliseconds */
+  uint64_t fsyncs, sync_batches;
+} lat_result;
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static tern_tstamp wall_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (tern_tstamp)ts.tv_sec * 1000000000u + (tern_tstamp)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double pct_us(uint64_t *v, size_t n, double p) {
+  size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+  return n == 0 ? 0 : (double)v[i] / 1e3;
+}
+
+static tern_conn *live_conn(tern_hub *hub, tern_tstamp now) {
+  tern_conn *c;
+  uint8_t buf[256];
+  wire_frame f;
+  int rv = tern_conn_new(&c, hub, now);
+  if (rv != 0) {
+    die("tern_conn_new", rv);
+  }
+  memset(&f, 0, sizeof(f));
+  f.type = WIRE_HELLO;
+  f.u.hello.version = WIRE_VERSION;
+  f.u.hello.key = (const uint8_t *)"live";
+  f.u.hello.keylen = 4;
+  size_t n = wire_frame_encode(buf, sizeof(buf), &f);
+  if (n == 0 || tern_conn_read(c, buf, n, now) < 0 ||
+      tern_conn_write(c, buf, sizeof(buf), now) <= 0) {
+    die("HELLO", TERN_ERR_STATE);
+  }
+  return c;
+}
+
+static void live_ack(tern_conn *c, uint64_t seq, tern_tstamp now) {
+  uint8_t buf[32];
+  wire_frame f;
+  memset(&f, 0, sizeof(f));
+  f.type = WIRE_ACK;
+  f.u.ack_seq = seq;
+  size_t n = wire_frame_encode(buf, sizeof(buf), &f);
+  if (n == 0 || tern_conn_read(c, buf, n, now) < 0) {
+    die("ACK", TERN_ERR_STATE);
+  }
+}
+
+static lat_result latency_run(size_t count, size_t sync_every,
+                              int sync_thread) {
+  char *dir = scratch();
+  tern_store_file_options o;
+  tern_store_file *fs;
+  tern_settings set;
+  tern_hub *hub;
+  tern_conn *c;
+  uint8_t out[4096], payload[VALUELEN];
+  uint64_t *lat = malloc(count * sizeof(*lat));
+  size_t nsync = sync_every > 0 ? count / sync_every + 1 : 1;
+  uint64_t *sync_at = calloc(nsync, sizeof(*sync_at));
+  uint64_t *conf = malloc(nsync * sizeof(*conf));
+  size_t nconf = 0;
+  uint64_t seq = 0, start, stall_sum = 0, stall_max = 0;
+  tern_store_file_stats st0, st1;
+  lat_result res;
+  tern_event ev;
+  int rv, fd;
+
+  memset(payload, 'p', sizeof(payload));
+  tern_store_file_options_default(&o);
+  o.sync_thread = (uint32_t)sync_thread;
+  rv = tern_store_file_open(&fs, dir, &o, NULL);
+  if (rv != 0) {
+    die(tern_store_file_error(NULL), rv);
+  }
+  tern_settings_default(&set);
+  set.seed = 1;
+  rv = tern_hub_new(&hub, &set, NULL);
+  if (rv == 0) {
+    rv = tern_hub_set_store(hub, tern_store_file_methods(), fs, wall_ns());
+  }
+  if (rv != 0) {
+    die("hub", rv);
+  }
+  fd = tern_store_file_fd(fs);
+  c = live_conn(hub, wall_ns());
+  tern_store_file_get_stats(fs, &st0, sizeof(st0));
+  uint64_t batches0 = 0;
+  {
+    tern_stats hs;
+    tern_hub_get_stats(hub, &hs, sizeof(hs));
+    batches0 = hs.store_batches;
+  }
+
+  start = mono_ns();
+  for (size_t k = 0; k < count; ++k) {
+    uint64_t arrival = start + (uint64_t)k * arrival_ns;
+    if (mono_ns() < arrival) { /* a host sleeps in poll until then */
+      struct timespec ts;
+      ts.tv_sec = (time_t)(arrival / 1000000000u);
+      ts.tv_nsec = (long)(arrival % 1000000000u);
+      clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+    }
+    tern_tstamp now = wall_ns();
+    tern_msg_desc d;
+    memset(&d, 0, sizeof(d));
+    d.payload = payload;
+    d.payloadlen = sizeof(payload);
+    d.flags = TERN_MSG_VOLATILE;
+    rv = tern_hub_publish(hub, (const uint8_t *)"live", 4, &d, now, NULL);
+    if (rv != 0) {
+      die("publish", rv);
+    }
+    if (sync_every > 0 && k % sync_every == 0) {
+      char id[32];
+      size_t i = k / sync_every;
+      snprintf(id, sizeof(id), "s%zu", i);
+      d.id = (const uint8_t *)id;
+      d.idlen = strlen(id);
+      d.flags = TERN_MSG_SYNC;
+      d.ttl = 10 * TERN_SECONDS;
+      sync_at[i] = arrival; /* what the producer sees */
+      rv = tern_hub_publish(hub, (const uint8_t *)"durable", 7, &d, now,
+                            NULL);
+      if (rv != 0) {
+        die("publish SYNC", rv);
+      }
+    }
+    tern_ssize n = tern_conn_write(c, out, sizeof(out), now);
+    lat[k] = mono_ns() - arrival;
+    if (n <= 0) {
+      die("write", (int)n);
+    }
+    live_ack(c, ++seq, now);
+    uint64_t in_hub = mono_ns();
+    if (tern_hub_get_expiry(hub) <= now) {
+      tern_hub_handle_expiry(hub, now);
+    }
+    if (fd >= 0) {
+      struct pollfd p = {fd, POLLIN, 0};
+      if (poll(&p, 1, 0) == 1) {
+        tern_store_file_complete(fs, hub);
+      }
+    }
+    in_hub = mono_ns() - in_hub;
+    stall_sum += in_hub;
+    if (in_hub > stall_max) {
+      stall_max = in_hub;
+    }
+    while (tern_hub_next_event(hub, &ev) == 1) {
+      if (ev.type == TERN_EV_PERSISTED && ev.msg_idlen > 1 &&
+          ev.msg_idlen < 31) {
+        char id[32];
+        memcpy(id, ev.msg_id, ev.msg_idlen);
+        id[ev.msg_idlen] = '\0';
+        size_t i = (size_t)strtoull(id + 1, NULL, 10);
+        if (ev.reason != 0) {
+          die("PERSISTED", ev.reason);
+        }
+        if (i < nsync && nconf < nsync) {
+          conf[nconf++] = mono_ns() - sync_at[i];
+        }
+      }
+    }
+  }
+  tern_store_file_get_stats(fs, &st1, sizeof(st1));
+  {
+    tern_stats hs;
+    tern_hub_get_stats(hub, &hs, sizeof(hs));
+    res.sync_batches = hs.store_batches - batches0;
+  }
+  res.fsyncs = st1.fsyncs - st0.fsyncs;
+  res.stall_max = (double)stall_max / 1e3;
+  res.stall_sum = (double)stall_sum / 1e6;
+  qsort(lat, count, sizeof(*lat), cmp_u64);
+  qsort(conf, nconf, sizeof(*conf), cmp_u64);
+  res.p50 = pct_us(lat, count, 0.50);
+  res.p99 = pct_us(lat, count, 0.99);
+  res.max = pct_us(lat, count, 1.0);
+  res.conf_p50 = pct_us(conf, nconf, 0.50);
+  res.conf_p99 = pct_us(conf, nconf, 0.99);
+  tern_conn_del(c);
+  tern_hub_del(hub);
+  tern_store_file_close(fs);
+  rmtree(dir);
+  free(dir);
+  free(lat);
+  free(sync_at);
+  free(conf);
+  return res;
+}
+
+static void bench_latency(size_t count, size_t sync_every) {
+  static const char *const names[3] = {"no SYNC", "fsync inline",
+                                       "sync_thread"};
+  lat_result r[3][RUNS];
+  printf("latency: %zu arrivals, one every %d us, of a VOLATILE 64-byte "
+         "message to a connected session; every %zuth also a SYNC publish\n",
+         count, (int)(arrival_ns / 1000), sync_every);
+  for (int run = 0; run < RUNS; ++run) {
+    for (int m = 0; m < 3; ++m) {
+      /* the baseline: the same loop and store (with its thread, so the
+         hub's own seq reservations do not fsync inline), no SYNC publish */
+      r[m][run] = latency_run(count, m == 0 ? 0 : sync_every, m != 1);
+      printf("  run %d: %-12s delivery p50 %7.1f p99 %8.1f max %8.1f us; "
+             "confirm p50 %7.1f p99 %8.1f us; loop in the store: max %7.1f "
+             "us, total %6.1f ms; %llu fsyncs\n",
+             run + 1, names[m], r[m][run].p50, r[m][run].p99, r[m][run].max,
+             r[m][run].conf_p50, r[m][run].conf_p99, r[m][run].stall_max,
+             r[m][run].stall_sum,
+             (unsigned long long)r[m][run].fsyncs);
+    }
+  }
+  printf("%-13s %9s %9s %9s %11s %11s %10s %10s %7s %7s\n", "medians of 5",
+         "p50 us", "p99 us", "max us", "confirm p50", "confirm p99",
+         "stall max", "stall ms", "fsyncs", "batches");
+  for (int m = 0; m < 3; ++m) {
+    double v[9][RUNS];
+    for (int run = 0; run < RUNS; ++run) {
+      v[0][run] = r[m][run].p50;
+      v[1][run] = r[m][run].p99;
+      v[2][run] = r[m][run].max;
+      v[3][run] = r[m][run].conf_p50;
+      v[4][run] = r[m][run].conf_p99;
+      v[5][run] = (double)r[m][run].fsyncs;
+      v[6][run] = (double)r[m][run].sync_batches;
+      v[7][run] = r[m][run].stall_max;
+      v[8][run] = r[m][run].stall_sum;
+    }
+    printf("%-13s %9.1f %9.1f %9.1f %11.1f %11.1f %10.1f %10.1f %7.0f %7.0f\n",
+           names[m], median(v[0]), median(v[1]), median(v[2]), median(v[3]),
+           median(v[4]), median(v[7]), median(v[8]), median(v[5]),
+           median(v[6]));
+  }
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "all";
   size_t n = argc > 2 ? (size_t)strtoull(argv[2], NULL, 10) : 0;
   setvbuf(stdout, NULL, _IOLBF, 0);
+  if (strcmp(mode, "latency") == 0) {
+    size_t every = argc > 3 ? (size_t)strtoull(argv[3], NULL, 10) : 0;
+    if (argc > 4 && strtoull(argv[4], NULL, 10) > 0) {
+      arrival_ns = 1000 * (uint64_t)strtoull(argv[4], NULL, 10);
+    }
+    bench_latency(n ? n : 20000, every ? every : 200);
+    return 0;
+  }
   if (strcmp(mode, "append") == 0 || strcmp(mode, "all") == 0) {
     bench_append(n);
   }
@@ -327,7 +621,10 @@ int main(int argc, char **argv) {
   }
   if (strcmp(mode, "append") != 0 && strcmp(mode, "recover") != 0 &&
       strcmp(mode, "all") != 0) {
-    fprintf(stderr, "usage: %s [append|recover|all] [count]\n", argv[0]);
+    fprintf(stderr,
+            "usage: %s [append|recover|nosync|all] [count]\n"
+            "       %s latency [arrivals] [sync_every] [interval_us]\n",
+            argv[0], argv[0]);
     return 2;
   }
   return 0;

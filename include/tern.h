@@ -998,13 +998,21 @@ TERN_EXTERN int tern_hub_store_done(tern_hub *hub, uint64_t batch, int status);
  * CRC-32C-framed records in segment files (000001.log, 000002.log, ...) in
  * one directory, with a lock file LOCK, an in-memory index of the live
  * keys, group commit (one write and at most one fsync per batch) and
- * compaction.  It completes every batch before append returns (it never
- * returns TERN_STORE_LATER).  After the process crashes the directory holds
- * a prefix of the records appended, in whole records; after the machine
- * crashes, at least every batch that was fsynced (tern_store_file_fsync).
- * See tern_store_file(3).
+ * compaction.  By default it completes every batch before append returns
+ * (it never returns TERN_STORE_LATER).  With the sync_thread option it
+ * fsyncs on a thread of its own instead: append writes the batch and
+ * returns TERN_STORE_LATER for a batch that must be durable, and the host
+ * completes batches on its loop thread with tern_store_file_complete when
+ * tern_store_file_fd becomes readable.  After the process crashes the
+ * directory holds a prefix of the records appended, in whole records;
+ * after the machine crashes, at least every batch that was fsynced
+ * (tern_store_file_fsync).  See tern_store_file(3).
  *
- * Thread rule: a tern_store_file may be used by one thread at a time.
+ * Thread rule: a tern_store_file may be used by one thread at a time (the
+ * host's loop thread, the one that runs its hub).  The store's own sync
+ * thread, when there is one, only ever calls fdatasync and wakes the
+ * descriptor of tern_store_file_fd; it never calls into the hub or the
+ * host.
  */
 
 /* tern_store_file_fsync is when the file store calls fsync (fdatasync). */
@@ -1021,7 +1029,9 @@ typedef enum tern_store_file_fsync {
    0.1. */
 #define TERN_STORE_FILE_OPTIONS_V1 1
 /* TERN_STORE_FILE_OPTIONS_VERSION is the layout of tern_store_file_options. */
-#define TERN_STORE_FILE_OPTIONS_VERSION TERN_STORE_FILE_OPTIONS_V1
+/* TERN_STORE_FILE_OPTIONS_V2 adds |sync_thread|. */
+#define TERN_STORE_FILE_OPTIONS_V2 2
+#define TERN_STORE_FILE_OPTIONS_VERSION TERN_STORE_FILE_OPTIONS_V2
 
 /* TERN_STORE_FILE_MAX_VALUE is the longest value the file store keeps
    (64 MiB); a longer one fails its batch with TERN_ERR_TOO_LARGE. */
@@ -1040,6 +1050,15 @@ typedef struct tern_store_file_options {
                                  when dead bytes exceed this percent of the
                                  log and one segment_size; 50; 0 never;
                                  at most 100                               */
+  /* layout V2 */
+  uint32_t sync_thread;       /* nonzero: fdatasync on a thread of the
+                                 store's own, so the host's loop never waits
+                                 for the disk; batches that arrive while a
+                                 sync runs share the next one.  Appends
+                                 return TERN_STORE_LATER; see
+                                 tern_store_file_fd.  Ignored with
+                                 TERN_FSYNC_NEVER.  Default 0 (fsync inside
+                                 append)                                    */
 } tern_store_file_options;
 
 /* tern_store_file_options_default_versioned fills the fields of layout
@@ -1093,7 +1112,8 @@ TERN_EXTERN int tern_store_file_open(tern_store_file **pstore,
  * function of that name, the 0.1 entry point, returns layout V1.
  * Every method is set; its close is tern_store_file_close, so close the
  * store once, through the table or directly.  The methods return, besides
- * 0: append TERN_ERR_INVALID (an unknown op, a NULL or empty key),
+ * 0 (and TERN_STORE_LATER from append with the sync_thread option):
+ * append TERN_ERR_INVALID (an unknown op, a NULL or empty key),
  * TERN_ERR_TOO_LARGE (a key longer than TERN_STORE_MAX_KEY or a value
  * longer than TERN_STORE_FILE_MAX_VALUE; nothing of the batch is written),
  * TERN_ERR_NOMEM or TERN_ERR_STORE; load, sync and compact TERN_ERR_NOMEM
@@ -1113,8 +1133,38 @@ TERN_EXTERN const tern_store_methods *tern_store_file_methods(void);
 
 /* tern_store_file_close closes the store: unless the fsync policy is
    TERN_FSYNC_NEVER, what was appended is fsynced first; the lock is
-   released.  NULL does nothing. */
+   released.  With a sync thread, the thread finishes the sync it is
+   running and is joined; batches still waiting are made durable as above
+   but not reported (call it after tern_hub_del).  NULL does nothing. */
 TERN_EXTERN void tern_store_file_close(tern_store_file *store);
+
+/*
+ * tern_store_file_fd returns the descriptor that becomes readable when
+ * batches the store returned TERN_STORE_LATER for are complete (their sync
+ * finished or failed), or -1 when the store completes every batch inside
+ * append (no sync_thread, TERN_FSYNC_NEVER, or NULL |store|).  Watch it for
+ * reading with poll(2), epoll(7) (level- or edge-triggered) or kqueue, and
+ * call tern_store_file_complete when it is readable; do not read or close
+ * it.  It is the same descriptor for the store's life.
+ */
+TERN_EXTERN int tern_store_file_fd(const tern_store_file *store);
+
+/*
+ * tern_store_file_complete reports to |hub| (the hub the store is attached
+ * to, through tern_hub_set_store) every batch that completed since the
+ * last call, in order, through tern_hub_store_done; the hub then queues
+ * TERN_EV_PERSISTED for the SYNC publishes in them.  It clears the
+ * readiness of tern_store_file_fd and never blocks.  Call it on the hub's
+ * thread when the descriptor is readable (a spurious call does no harm).
+ * A batch that was written but whose fdatasync failed completes with
+ * TERN_ERR_STORE, and so does every batch behind it: the store is broken
+ * (see tern_store_file_methods).  To wait for every batch, for example
+ * before shutting down, call the sync method first (it fsyncs inline),
+ * then this.  Returns the number of batches reported (0 or more), or
+ * TERN_ERR_INVALID (|store| or |hub| NULL).
+ */
+TERN_EXTERN int tern_store_file_complete(tern_store_file *store,
+                                         tern_hub *hub);
 
 /* tern_store_file_stats describes a file store; fields only appended. */
 typedef struct tern_store_file_stats {

@@ -75,6 +75,8 @@ size_t layout_store_file_options(uint32_t version) {
   switch (version) {
   case TERN_STORE_FILE_OPTIONS_V1:
     return END(tern_store_file_options, compact_garbage);
+  case TERN_STORE_FILE_OPTIONS_V2:
+    return END(tern_store_file_options, sync_thread);
   default:
     return 0;
   }

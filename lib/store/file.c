@@ -31,6 +31,7 @@ static void options_defaults(tern_store_file_options *o) {
   o->strict = 0;
   o->segment_size = (size_t)64 << 20;
   o->compact_garbage = 50;
+  o->sync_thread = 0;
 }
 
 void tern_store_file_options_default_versioned(uint32_t version,
@@ -493,12 +494,14 @@ static void maybe_compact(tern_store_file *s) {
       garbage * 100 <= (uint64_t)s->opt.compact_garbage * s->st.bytes) {
     return;
   }
-  if (store_compact(s) != 0 && !s->broken) {
+  syncer_pause(s); /* compaction replaces the active segment */
+  if (!s->broken && store_compact(s) != 0 && !s->broken) {
     /* Keep the append's success; try again after another segment's worth
        of garbage.  The error text says what failed. */
     s->compact_after = garbage + s->opt.segment_size;
     ++s->st.compact_failures;
   }
+  syncer_resume(s);
 }
 
 static int append(tern_store_file *s, const tern_store_record *recs, size_t n,
@@ -516,6 +519,9 @@ static int append(tern_store_file *s, const tern_store_record *recs, size_t n,
   }
   want_sync = s->opt.fsync == TERN_FSYNC_ALWAYS ||
               (s->opt.fsync == TERN_FSYNC_BATCH && sync);
+  if (s->syncer != NULL) {
+    want_sync = 0; /* the sync thread syncs (syncer_append) */
+  }
   if (n == 0) {
     return want_sync ? sync_active(s) : 0;
   }
@@ -544,7 +550,9 @@ static int append(tern_store_file *s, const tern_store_record *recs, size_t n,
   if (s->active_fd < 0 ||
       (sg->size > SEG_DATA_START && sg->size + bytes > s->opt.segment_size) ||
       sg->size + bytes > KINDEX_MAX_OFFSET) {
-    rv = roll(s);
+    syncer_pause(s); /* roll closes the active segment */
+    rv = s->broken ? store_refuse(s) : roll(s);
+    syncer_resume(s);
     if (rv != 0) {
       return rv;
     }
@@ -607,14 +615,23 @@ static int nomem_text(tern_store_file *s, int rv) {
 static int file_append(void *store, uint64_t batch,
                        const tern_store_record *recs, size_t n, int sync) {
   tern_store_file *s = store;
-  (void)batch; /* the file store completes every batch before returning */
+  int rv;
   if (s == NULL || (recs == NULL && n > 0)) {
     return TERN_ERR_INVALID;
   }
-  if (s->broken) {
-    return store_refuse(s);
+  if (s->syncer == NULL) {
+    /* every batch completes before returning: |batch| is not needed */
+    if (s->broken) {
+      return store_refuse(s);
+    }
+    return nomem_text(s, append(s, recs, n, sync));
   }
-  return nomem_text(s, append(s, recs, n, sync));
+  rv = syncer_prepare(s);
+  if (rv != 0) {
+    return rv;
+  }
+  rv = s->broken ? store_refuse(s) : nomem_text(s, append(s, recs, n, sync));
+  return syncer_append(s, batch, rv, n, sync);
 }
 
 /* ---- the other methods -------------------------------------------------- */
@@ -641,7 +658,10 @@ static int file_sync(void *store) {
   if (s->opt.fsync == TERN_FSYNC_NEVER) {
     return 0;
   }
-  return sync_active(s);
+  syncer_pause(s);
+  int rv = s->broken ? store_refuse(s) : sync_active(s);
+  syncer_resume(s);
+  return rv;
 }
 
 static int file_compact(void *store) {
@@ -652,7 +672,10 @@ static int file_compact(void *store) {
   if (s->broken) {
     return store_refuse(s);
   }
-  return nomem_text(s, store_compact(s));
+  syncer_pause(s);
+  int rv = s->broken ? store_refuse(s) : nomem_text(s, store_compact(s));
+  syncer_resume(s);
+  return rv;
 }
 
 static void file_close(void *store) { tern_store_file_close(store); }
@@ -749,6 +772,7 @@ static int open_dir(tern_store_file *s) {
 }
 
 static void release(tern_store_file *s) {
+  syncer_free(s);
   if (s->active_fd >= 0) {
     s->sys->close(s->active_fd);
   }
@@ -804,8 +828,7 @@ int store_file_open_sys(tern_store_file **pstore, const char *dir,
   }
   s->mem = *mem;
   s->sys = sys != NULL ? sys : store_sys_default();
-  s->opt = *o;
-  s->opt.version = TERN_STORE_FILE_OPTIONS_VERSION;
+  s->opt = *o; /* |all|: the caller's layout completed by the defaults */
   s->dirfd = s->lockfd = s->active_fd = -1;
   s->sbuf.mem = &s->mem;
   dirlen = strlen(dir);
@@ -824,6 +847,9 @@ int store_file_open_sys(tern_store_file **pstore, const char *dir,
   }
   if (rv == 0) {
     rv = store_recover(s);
+  }
+  if (rv == 0) {
+    rv = syncer_start(s);
   }
   if (rv != 0) {
     if (rv == TERN_ERR_NOMEM && s->err[0] == '\0') {
@@ -848,6 +874,7 @@ void tern_store_file_close(tern_store_file *s) {
   if (s == NULL) {
     return;
   }
+  syncer_stop(s); /* after the sync it runs; a failed one breaks s */
   /* A clean close leaves everything appended durable. */
   if (!s->broken && s->opt.fsync != TERN_FSYNC_NEVER) {
     sync_active(s);
@@ -866,6 +893,7 @@ void tern_store_file_get_stats(const tern_store_file *s,
   all.garbage_bytes = store_garbage(s);
   all.segments = s->nsegs;
   all.index_bytes = kindex_bytes(&s->index);
+  all.fsyncs += syncer_fsyncs(s);
   layout_copy_out(st, size, &all, sizeof(all));
 }
 

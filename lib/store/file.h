@@ -24,6 +24,8 @@
 #include "store/sys.h"
 #include "tern.h"
 
+struct syncer; /* syncer.c */
+
 /* One segment file. */
 typedef struct seg {
   uint32_t number;
@@ -65,6 +67,8 @@ struct tern_store_file {
   tern_store_file_stats st; /* records, bytes, skipped, ... (live and
                                garbage_bytes are derived) */
   char err[STORE_ERROR_SIZE];
+  struct syncer *syncer; /* the sync thread (option sync_thread); NULL:
+                            fsync inside append */
 };
 
 /* ---- errors (file.c) ---------------------------------------------------- */
@@ -128,6 +132,36 @@ int store_scan(tern_store_file *s, const seg *sg, scan_visit visit,
 
 /* store_garbage is the byte count of dead records and damage. */
 uint64_t store_garbage(const tern_store_file *s);
+
+/* ---- the sync thread (syncer.c) ----------------------------------------- */
+
+/* With a syncer, append writes on the caller's thread and the syncer's
+   thread runs fdatasync; everything else stays on the caller's thread.
+   All of these do nothing when s->syncer is NULL. */
+
+/* syncer_start starts the thread when the options ask for it (at open). */
+int syncer_start(tern_store_file *s);
+/* syncer_stop joins the thread after the sync it runs (at close), and
+   breaks the store if a sync failed. */
+void syncer_stop(tern_store_file *s);
+/* syncer_free releases what syncer_start made (at release). */
+void syncer_free(tern_store_file *s);
+/* syncer_prepare runs before an append: it takes in the thread's result
+   (a failed sync breaks the store) and makes room to queue the batch. */
+int syncer_prepare(tern_store_file *s);
+/* syncer_append takes the result |rv| of appending batch |batch| of |n|
+   records and returns what the append method returns: 0, the error, or
+   TERN_STORE_LATER with the batch queued (and its sync asked for). */
+int syncer_append(tern_store_file *s, uint64_t batch, int rv, size_t n,
+                  int sync);
+/* syncer_pause waits until the thread is idle and keeps it so; call it
+   before closing or replacing the active segment's descriptor (roll,
+   compaction, an inline sync).  syncer_resume lets it go on; when s->dirty
+   is clear, everything written counts as durable. */
+void syncer_pause(tern_store_file *s);
+void syncer_resume(tern_store_file *s);
+/* syncer_fsyncs is the count of the thread's fdatasync calls. */
+uint64_t syncer_fsyncs(const tern_store_file *s);
 
 /* ---- recover.c, compact.c ----------------------------------------------- */
 
