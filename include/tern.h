@@ -977,6 +977,11 @@ typedef struct tern_store_file_stats {
   uint64_t index_bytes;    /* memory of the in-memory key index           */
   uint64_t compact_failures; /* automatic compactions that failed (the
                               appends that ran them still succeeded)     */
+  uint64_t skipped_files;  /* names of segment files that open skipped as
+                              no regular file (a directory, FIFO, socket,
+                              device or dangling symlink) or could not
+                              remove (a directory named like a temporary
+                              file); their numbers are never used        */
 } tern_store_file_stats;
 
 /* tern_store_file_get_stats copies the first |size| bytes of the stats to
