@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/format.h"
 #include "store/sys.h"
 #include "tern.h"
 
@@ -624,6 +625,72 @@ static inline void su_faults_reset(int real_fsync) {
 
 static inline long su_calls(unsigned kind) {
   return su_f.by_kind[su_kind_index(kind)];
+}
+
+/* ---- a segment with a hostile payload ----------------------------------- */
+
+/*
+ * su_hostile_segment builds segment 1 in memory (malloc'd, its size in
+ * |*len|, its salt |salt|): |nrec| records "b<i>" of 40 bytes, then one
+ * record "hostile" whose |payload|-byte value holds, every 16 bytes, a
+ * plausible record head whose length reaches exactly to the end of the
+ * segment, then |nrec| records "a<i>".  The CRC of the hostile record is
+ * broken, so that a scan meets damage and searches through the payload.
+ * |*hostile_off| and |*hostile_size| locate that record.
+ */
+static inline uint8_t *su_hostile_segment(size_t nrec, size_t payload,
+                                          uint32_t salt, size_t *len,
+                                          size_t *hostile_off,
+                                          size_t *hostile_size) {
+  size_t small = rec_size(3, 40);
+  size_t hsize = rec_size(7, payload);
+  size_t total = SEG_DATA_START + 2 * nrec * small + hsize;
+  size_t off = SEG_DATA_START, voff;
+  uint8_t *p = calloc(1, total), *v;
+  seg_header h;
+  char key[8];
+
+  if (p == NULL) {
+    su_die("calloc");
+  }
+  h.version = SEG_VERSION;
+  h.flags = 0;
+  h.number = 1;
+  h.salt = salt;
+  h.prev_size = 0;
+  seg_header_encode(p, &h);
+  memcpy(p + SEG_HEADER_SIZE, p, SEG_HEADER_SIZE);
+  for (int pass = 0; pass < 3; ++pass) {
+    if (pass == 1) {
+      *hostile_off = off;
+      *hostile_size = hsize;
+      memcpy(p + off + REC_HEAD, "hostile", 7);
+      voff = off + REC_HEAD + 7;
+      v = p + voff;
+      for (size_t q = 0; q + REC_HEAD <= payload; q += 16) {
+        /* [length to the end][crc][SET][keylen 1] */
+        uint32_t claim = (uint32_t)(total - (voff + q) - 8);
+        put_le32(v + q, claim);
+        v[q + 8] = REC_OP_SET;
+        put_le16(v + q + 9, 1);
+      }
+      rec_encode_head(p + off, salt, REC_OP_SET, p + off + REC_HEAD, 7,
+                      v, payload);
+      p[off + 4] ^= 0x01; /* the damage */
+      off += hsize;
+      continue;
+    }
+    for (size_t i = 0; i < nrec; ++i) {
+      snprintf(key, sizeof(key), "%c%02u", pass ? 'a' : 'b', (unsigned)i);
+      memcpy(p + off + REC_HEAD, key, 3);
+      memset(p + off + REC_HEAD + 3, 'v', 40);
+      rec_encode_head(p + off, salt, REC_OP_SET, p + off + REC_HEAD, 3,
+                      p + off + REC_HEAD + 3, 40);
+      off += small;
+    }
+  }
+  *len = total;
+  return p;
 }
 
 #endif

@@ -254,6 +254,7 @@ int store_new_segment(tern_store_file *s, uint32_t number, uint32_t flags,
   if (f < 0) {
     return store_sys_error(s, "open", name);
   }
+  h.version = SEG_VERSION;
   h.flags = flags;
   h.number = number;
   h.salt = (uint32_t)rng_next(&s->rng);
@@ -325,8 +326,8 @@ int store_scan(tern_store_file *s, const seg *sg, scan_visit visit,
   src.read_at = reader_read_at;
   src.ctx = &r;
   src.size = sg->size;
-  int rv = scan_segment(&s->sbuf, &src, SEG_DATA_START, sg->salt, visit, ctx,
-                        res);
+  int rv = scan_segment(&s->sbuf, &src, SEG_DATA_START, sg->salt,
+                        sg->version, visit, ctx, res);
   s->sys->close(r.fd);
   if (rv == TERN_ERR_STORE && res->read_errno != 0) {
     errno = res->read_errno;
@@ -396,6 +397,7 @@ static int roll(tern_store_file *s) {
   memset(sg, 0, sizeof(*sg));
   sg->number = number;
   sg->salt = salt;
+  sg->version = SEG_VERSION;
   sg->usable = 1;
   sg->size = SEG_DATA_START;
   sg->prev_size = prev_size;

@@ -29,6 +29,7 @@ typedef struct seg {
   uint32_t number;
   uint32_t salt;
   uint32_t flags;  /* SEG_BASE */
+  uint32_t version; /* of its format (format.h) */
   int usable;      /* its header is good: its records count */
   int damaged;     /* damage was found in it at open */
   int junk;        /* not a regular file (open skips it)  */

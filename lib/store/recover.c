@@ -208,6 +208,7 @@ static int read_header(tern_store_file *s, seg *sg) {
     sg->usable = 1;
     sg->salt = h.salt;
     sg->flags = h.flags;
+    sg->version = h.version;
     sg->prev_size = h.prev_size;
   }
   return 0;
@@ -485,8 +486,9 @@ static int keep_tail(tern_store_file *s, const seg *sg, uint64_t cut) {
   return rv;
 }
 
-/* open_active opens the last segment for appending, truncating its torn
-   tail at |cut| (kept aside first in strict mode). */
+/* open_active opens the last segment for appending (if it has the current
+   format), truncating its torn tail at |cut| (kept aside first in strict
+   mode). */
 static int open_active(tern_store_file *s, uint64_t cut) {
   seg *sg = &s->segs[s->nsegs - 1];
   char name[32];
@@ -510,6 +512,12 @@ static int open_active(tern_store_file *s, uint64_t cut) {
     }
     s->st.truncated = sg->size - cut;
     sg->size = cut;
+  }
+  if (sg->version != SEG_VERSION) {
+    /* An old-format segment is only read: the first append starts a new
+       one. */
+    s->sys->close(s->active_fd);
+    s->active_fd = -1;
   }
   return 0;
 }
