@@ -333,7 +333,8 @@ static int count_recs(void *ctx, const rec *recs, size_t n) {
 static void test_hostile_recovery(void) {
   size_t len, hoff = 0, hsize = 0, found = 0;
   uint32_t salt = 0x5a17c0de;
-  uint8_t *img = su_hostile_segment(20, 64 * 1024, salt, &len, &hoff, &hsize);
+  uint8_t *img =
+      su_hostile_segment(SEG_VERSION, 20, 64 * 1024, salt, &len, &hoff, &hsize);
   char *dir = su_tmpdir("hardhostile");
   tern_store_file_options o = opts(1 << 20, 0);
   tern_store_file *s;

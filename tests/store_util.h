@@ -630,30 +630,50 @@ static inline long su_calls(unsigned kind) {
 /* ---- a segment with a hostile payload ----------------------------------- */
 
 /*
- * su_hostile_segment builds segment 1 in memory (malloc'd, its size in
- * |*len|, its salt |salt|): |nrec| records "b<i>" of 40 bytes, then one
- * record "hostile" whose |payload|-byte value holds, every 16 bytes, a
- * plausible record head whose length reaches exactly to the end of the
- * segment, then |nrec| records "a<i>".  The CRC of the hostile record is
- * broken, so that a scan meets damage and searches through the payload.
- * |*hostile_off| and |*hostile_size| locate that record.
+ * su_hostile_segment builds segment 1 of format |version| (1 or 2) in
+ * memory (malloc'd, its size in |*len|, its salt |salt|): |nrec| records
+ * "b<i>" of 40 bytes, then one record "hostile" whose |payload|-byte value
+ * holds, every 16 bytes, a plausible record head whose length reaches
+ * exactly to the end of the segment, then |nrec| records "a<i>".  The CRC
+ * of the hostile record is broken, so that a scan meets damage and
+ * searches through the payload.  |*hostile_off| and |*hostile_size| locate
+ * that record.
  */
-static inline uint8_t *su_hostile_segment(size_t nrec, size_t payload,
-                                          uint32_t salt, size_t *len,
-                                          size_t *hostile_off,
+static inline void su_encode(uint8_t *p, uint32_t version, uint32_t salt,
+                             const char *key, size_t keylen,
+                             const uint8_t *value, size_t valuelen) {
+  size_t hs = rec_head_size(version);
+  memcpy(p + hs, key, keylen);
+  if (value != p + hs + keylen && valuelen > 0) {
+    memcpy(p + hs + keylen, value, valuelen);
+  }
+  if (version >= 2) {
+    rec_encode_head(p, salt, REC_OP_SET, p + hs, keylen, p + hs + keylen,
+                    valuelen);
+  } else {
+    rec_encode_head_v1(p, salt, REC_OP_SET, p + hs, keylen, p + hs + keylen,
+                       valuelen);
+  }
+}
+
+static inline uint8_t *su_hostile_segment(uint32_t version, size_t nrec,
+                                          size_t payload, uint32_t salt,
+                                          size_t *len, size_t *hostile_off,
                                           size_t *hostile_size) {
-  size_t small = rec_size(3, 40);
-  size_t hsize = rec_size(7, payload);
+  size_t hs = rec_head_size(version);
+  size_t small = hs + 3 + 40;
+  size_t hsize = hs + 7 + payload;
   size_t total = SEG_DATA_START + 2 * nrec * small + hsize;
-  size_t off = SEG_DATA_START, voff;
-  uint8_t *p = calloc(1, total), *v;
+  size_t off = SEG_DATA_START;
+  uint8_t *p = calloc(1, total), filler[40];
   seg_header h;
   char key[8];
 
   if (p == NULL) {
     su_die("calloc");
   }
-  h.version = SEG_VERSION;
+  memset(filler, 'v', sizeof(filler));
+  h.version = version;
   h.flags = 0;
   h.number = 1;
   h.salt = salt;
@@ -662,30 +682,25 @@ static inline uint8_t *su_hostile_segment(size_t nrec, size_t payload,
   memcpy(p + SEG_HEADER_SIZE, p, SEG_HEADER_SIZE);
   for (int pass = 0; pass < 3; ++pass) {
     if (pass == 1) {
+      size_t voff = off + hs + 7;
+      uint8_t *v = p + voff;
       *hostile_off = off;
       *hostile_size = hsize;
-      memcpy(p + off + REC_HEAD, "hostile", 7);
-      voff = off + REC_HEAD + 7;
-      v = p + voff;
       for (size_t q = 0; q + REC_HEAD <= payload; q += 16) {
         /* [length to the end][crc][SET][keylen 1] */
-        uint32_t claim = (uint32_t)(total - (voff + q) - 8);
-        put_le32(v + q, claim);
+        put_le32(v + q, (uint32_t)(total - (voff + q) - 8));
         v[q + 8] = REC_OP_SET;
         put_le16(v + q + 9, 1);
       }
-      rec_encode_head(p + off, salt, REC_OP_SET, p + off + REC_HEAD, 7,
-                      v, payload);
+      su_encode(p + off, version, salt, "hostile", 7, v, payload);
       p[off + 4] ^= 0x01; /* the damage */
       off += hsize;
       continue;
     }
     for (size_t i = 0; i < nrec; ++i) {
-      snprintf(key, sizeof(key), "%c%02u", pass ? 'a' : 'b', (unsigned)i);
-      memcpy(p + off + REC_HEAD, key, 3);
-      memset(p + off + REC_HEAD + 3, 'v', 40);
-      rec_encode_head(p + off, salt, REC_OP_SET, p + off + REC_HEAD, 3,
-                      p + off + REC_HEAD + 3, 40);
+      snprintf(key, sizeof(key), "%c%02u", pass ? 'a' : 'b',
+               (unsigned)(i % 100));
+      su_encode(p + off, version, salt, key, 3, filler, sizeof(filler));
       off += small;
     }
   }
