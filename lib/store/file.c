@@ -737,8 +737,57 @@ static int lock(tern_store_file *s, int fd, const char *name) {
   return store_sys_error(s, "flock", name);
 }
 
+/*
+ * sync_parent makes the entry of a directory just created durable: without
+ * it a power loss can take the whole store away, every fsynced segment in
+ * it.
+ */
+static int sync_parent(tern_store_file *s) {
+  size_t len = strlen(s->dir);
+  char *parent;
+  int fd, rv = 0;
+
+  while (len > 1 && s->dir[len - 1] == '/') {
+    --len;
+  }
+  while (len > 0 && s->dir[len - 1] != '/') {
+    --len;
+  }
+  while (len > 1 && s->dir[len - 1] == '/') {
+    --len;
+  }
+  parent = mem_malloc(&s->mem, len + 2);
+  if (parent == NULL) {
+    return TERN_ERR_NOMEM;
+  }
+  if (len == 0) {
+    memcpy(parent, ".", 2);
+  } else {
+    memcpy(parent, s->dir, len);
+    parent[len] = '\0';
+  }
+  fd = s->sys->openat(AT_FDCWD, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+                      0);
+  if (fd < 0) {
+    rv = store_sys_error(s, "open", parent);
+  } else {
+    ++s->st.fsyncs;
+    if (s->sys->fsync(fd) != 0) {
+      rv = store_sys_error(s, "fsync", parent);
+    }
+    s->sys->close(fd);
+  }
+  mem_free(&s->mem, parent);
+  return rv;
+}
+
 static int open_dir(tern_store_file *s) {
-  if (s->sys->mkdir(s->dir, 0777) != 0 && errno != EEXIST) {
+  if (s->sys->mkdir(s->dir, 0777) == 0) {
+    int rv = sync_parent(s);
+    if (rv != 0) {
+      return rv;
+    }
+  } else if (errno != EEXIST) {
     return store_sys_error(s, "mkdir", s->dir);
   }
   s->dirfd = s->sys->openat(AT_FDCWD, s->dir,
