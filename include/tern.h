@@ -913,18 +913,24 @@ typedef struct tern_store_file tern_store_file;
 
 /*
  * tern_store_file_open opens the store in directory |dir| (created if
- * missing; its parent must exist) and stores it in |*pstore|.  It takes an
- * exclusive flock(2) on |dir|/LOCK, held until close, so that no other
+ * missing, and its parent fsynced; the parent must exist) and stores it in
+ * |*pstore|.  It takes an exclusive flock(2) on the directory itself (and
+ * on |dir|/LOCK, for older versions), held until close, so that no other
  * process (and no other open in this one) uses the directory, and recovers:
  * temporary files of an interrupted compaction or segment start are
  * removed, as are segments that a finished compaction replaced; a torn tail
  * of the last segment (bytes after the last good record that no good
- * record follows) is truncated and fsynced; any other damage (a record
- * with a bad CRC, a segment without a good header, a sealed segment that
- * is shorter than recorded or missing) is skipped, counted in the stats
- * and left on disk, or with |o|->strict refused.  |o| NULL takes the
- * defaults; |mem| NULL libc (the struct is copied).  Descriptors are
- * opened close-on-exec.
+ * record follows) is truncated and fsynced, with |o|->strict after copying
+ * it to "N.log.OFFSET.tail"; a segment without a good header is renamed
+ * "N.log.corrupt"; any other damage (a record with a bad CRC, a sealed
+ * segment that is shorter than recorded or missing) is skipped, counted in
+ * the stats and left on disk, or with |o|->strict refused.  Files named
+ * like segments that are no regular files (directories, FIFOs, dangling
+ * symlinks) are skipped unread and counted in skipped_files.  Recovery
+ * takes time in proportion to the segments' size whatever the records
+ * hold (segments of format 1, before version 0.2, excepted).  |o| NULL
+ * takes the defaults; |mem| NULL libc (the struct is copied).  Descriptors
+ * are opened close-on-exec.
  *
  * Returns 0, TERN_ERR_INVALID (NULL or empty arguments, bad options),
  * TERN_ERR_NOMEM, TERN_ERR_STATE (the directory is locked) or
@@ -994,8 +1000,10 @@ TERN_EXTERN void tern_store_file_get_stats(const tern_store_file *store,
  * tern_store_file_error describes the last failure of a call on |store|:
  * the failing system call, the file and errno's text, such as "fdatasync
  * 000003.log: Input/output error", or "" when none; valid until the next
- * call on |store|.  With NULL it describes why the last
- * tern_store_file_open of the calling thread failed ("" if it succeeded).
+ * call on |store|; after a successful open, until a call fails, what the
+ * open skipped, moved aside or kept ("" if nothing).  With NULL it
+ * describes why the last tern_store_file_open of the calling thread failed
+ * ("" if it succeeded).
  */
 TERN_EXTERN const char *tern_store_file_error(const tern_store_file *store);
 
