@@ -928,7 +928,7 @@ typedef struct tern_store_file tern_store_file;
  * like segments that are no regular files (directories, FIFOs, dangling
  * symlinks) are skipped unread and counted in skipped_files.  Recovery
  * takes time in proportion to the segments' size whatever the records
- * hold (segments of format 1, before version 0.2, excepted).  |o| NULL
+ * hold (segments of the older format 1 excepted).  |o| NULL
  * takes the defaults; |mem| NULL libc (the struct is copied).  Descriptors
  * are opened close-on-exec.
  *

@@ -1,6 +1,6 @@
 /*
  * Helpers shared by the file store tests (store, store_crash,
- * store_corrupt):
+ * store_corrupt, store_hard, the recover fuzz target) and bench/store:
  *
  *  - scratch directories under $TMPDIR (default /tmp), removed afterwards,
  *    and file helpers (copy a directory, read or patch a file);
@@ -9,7 +9,9 @@
  *  - a system-call table (lib/store/sys.h) that counts calls and open
  *    descriptors and, at the Nth eligible call, fails it (EIO, ENOSPC), makes
  *    it write short, or kills the process; fsync can be made a no-op so that
- *    sweeps run fast (they never simulate a power loss).
+ *    sweeps run fast (they never simulate a power loss: store_power_test
+ *    has its own table for that);
+ *  - a segment image whose one damaged record holds a hostile payload.
  *
  * Header-only; every function is static inline.
  */

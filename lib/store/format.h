@@ -14,8 +14,8 @@
  *
  * Segment header:
  *   0   8  magic "TERNLOG\0"
- *   8   4  format version: 2 (1: segments of versions before 0.2, read
- *          as ever, never appended to; see below)
+ *   8   4  format version: 2 (1: segments written by earlier builds of
+ *          the store, read as ever, never appended to; see below)
  *   12  4  flags: SEG_BASE = this segment was written by compaction and
  *          replaces every segment with a lower number
  *   16  8  segment number (equal to the number in the file name)
