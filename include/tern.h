@@ -1080,19 +1080,25 @@ typedef struct tern_store_file tern_store_file;
 
 /*
  * tern_store_file_open opens the store in directory |dir| (created if
- * missing; its parent must exist) and stores it in |*pstore|.  It takes an
- * exclusive flock(2) on |dir|/LOCK, held until close, so that no other
+ * missing, and its parent fsynced; the parent must exist) and stores it in
+ * |*pstore|.  It takes an exclusive flock(2) on the directory itself (and
+ * on |dir|/LOCK, for older versions), held until close, so that no other
  * process (and no other open in this one) uses the directory, and recovers:
  * temporary files of an interrupted compaction or segment start are
  * removed, as are segments that a finished compaction replaced; a torn tail
  * of the last segment (bytes after the last good record that no good
- * record follows) is truncated and fsynced; any other damage (a record
- * with a bad CRC, a segment without a good header, a sealed segment that
- * is shorter than recorded or missing) is skipped, counted in the stats
- * and left on disk, or with |o|->strict refused.  |o| NULL takes the
- * defaults (of |o|, the bytes of layout o->version are read; newer
- * options take their defaults); |mem| NULL libc (the struct is copied).
- * Descriptors are opened close-on-exec.
+ * record follows) is truncated and fsynced, with |o|->strict after copying
+ * it to "N.log.OFFSET.tail"; a segment without a good header is renamed
+ * "N.log.corrupt"; any other damage (a record with a bad CRC, a sealed
+ * segment that is shorter than recorded or missing) is skipped, counted in
+ * the stats and left on disk, or with |o|->strict refused.  Files named
+ * like segments that are no regular files (directories, FIFOs, dangling
+ * symlinks) are skipped unread and counted in skipped_files.  Recovery
+ * takes time in proportion to the segments' size whatever the records
+ * hold (segments of the older format 1 excepted).  |o| NULL
+ * takes the defaults (of |o|, the bytes of layout o->version are read;
+ * newer options take their defaults); |mem| NULL libc (the struct is
+ * copied).  Descriptors are opened close-on-exec.
  *
  * Returns 0, TERN_ERR_INVALID (NULL or empty arguments, bad options),
  * TERN_ERR_NOMEM, TERN_ERR_STATE (the directory is locked) or
@@ -1183,6 +1189,11 @@ typedef struct tern_store_file_stats {
   uint64_t index_bytes;    /* memory of the in-memory key index           */
   uint64_t compact_failures; /* automatic compactions that failed (the
                               appends that ran them still succeeded)     */
+  uint64_t skipped_files;  /* names of segment files that open skipped as
+                              no regular file (a directory, FIFO, socket,
+                              device or dangling symlink) or could not
+                              remove (a directory named like a temporary
+                              file); their numbers are never used        */
 } tern_store_file_stats;
 
 /* tern_store_file_get_stats copies the first |size| bytes of the stats to
@@ -1196,8 +1207,10 @@ TERN_EXTERN void tern_store_file_get_stats(const tern_store_file *store,
  * tern_store_file_error describes the last failure of a call on |store|:
  * the failing system call, the file and errno's text, such as "fdatasync
  * 000003.log: Input/output error", or "" when none; valid until the next
- * call on |store|.  With NULL it describes why the last
- * tern_store_file_open of the calling thread failed ("" if it succeeded).
+ * call on |store|; after a successful open, until a call fails, what the
+ * open skipped, moved aside or kept ("" if nothing).  With NULL it
+ * describes why the last tern_store_file_open of the calling thread failed
+ * ("" if it succeeded).
  */
 TERN_EXTERN const char *tern_store_file_error(const tern_store_file *store);
 

@@ -153,8 +153,8 @@ static void read_layout(const char *dir, layout *l) {
     src.size = ms.len;
     c.lay = l;
     c.file = f;
-    if (scan_segment(&sb, &src, SEG_DATA_START, h.salt, collect_rec, &c,
-                     &res) != 0 ||
+    if (scan_segment(&sb, &src, SEG_DATA_START, h.salt, h.version,
+                     collect_rec, &c, &res) != 0 ||
         res.damaged != 0 || res.tail != l->sizes[f]) {
       abort();
     }

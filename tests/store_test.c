@@ -736,12 +736,20 @@ static void test_mid_damage(void) {
     CHECK(stats_of(s).skipped == 0 && matches(s, &m),
           "one bad header copy: the other one serves");
     tern_store_file_close(s);
+    off_t size = su_file_size(su_path(dir, name));
+    char kept[80];
     flip_byte(su_path(dir, name), SEG_HEADER_SIZE + 20, 0x10);
     s = open_ok(dir, &o);
     st = stats_of(s);
     CHECK(st.skipped == 1 && st.live == 0 &&
-              st.skipped_bytes == (uint64_t)su_file_size(su_path(dir, name)),
+              st.skipped_bytes == (uint64_t)size,
           "both copies bad: the segment is skipped and counted");
+    snprintf(kept, sizeof(kept), "%s.corrupt", name);
+    CHECK(su_file_size(su_path(dir, name)) < 0 &&
+              su_file_size(su_path(dir, kept)) == size &&
+              strstr(tern_store_file_error(s), kept) != NULL,
+          "it is moved aside as %s, and the open says so: %s", kept,
+          tern_store_file_error(s));
     tern_store_file_close(s);
   }
   su_model_free(&m);

@@ -1,6 +1,6 @@
 /*
  * Helpers shared by the file store tests (store, store_crash,
- * store_corrupt):
+ * store_corrupt, store_hard, the recover fuzz target) and bench/store:
  *
  *  - scratch directories under $TMPDIR (default /tmp), removed afterwards,
  *    and file helpers (copy a directory, read or patch a file);
@@ -9,7 +9,9 @@
  *  - a system-call table (lib/store/sys.h) that counts calls and open
  *    descriptors and, at the Nth eligible call, fails it (EIO, ENOSPC), makes
  *    it write short, or kills the process; fsync can be made a no-op so that
- *    sweeps run fast (they never simulate a power loss).
+ *    sweeps run fast (they never simulate a power loss: store_power_test
+ *    has its own table for that);
+ *  - a segment image whose one damaged record holds a hostile payload.
  *
  * Header-only; every function is static inline.
  */
@@ -27,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/format.h"
 #include "store/sys.h"
 #include "tern.h"
 
@@ -624,6 +627,87 @@ static inline void su_faults_reset(int real_fsync) {
 
 static inline long su_calls(unsigned kind) {
   return su_f.by_kind[su_kind_index(kind)];
+}
+
+/* ---- a segment with a hostile payload ----------------------------------- */
+
+/*
+ * su_hostile_segment builds segment 1 of format |version| (1 or 2) in
+ * memory (malloc'd, its size in |*len|, its salt |salt|): |nrec| records
+ * "b<i>" of 40 bytes, then one record "hostile" whose |payload|-byte value
+ * holds, every 16 bytes, a plausible record head whose length reaches
+ * exactly to the end of the segment, then |nrec| records "a<i>".  The CRC
+ * of the hostile record is broken, so that a scan meets damage and
+ * searches through the payload.  |*hostile_off| and |*hostile_size| locate
+ * that record.
+ */
+static inline void su_encode(uint8_t *p, uint32_t version, uint32_t salt,
+                             const char *key, size_t keylen,
+                             const uint8_t *value, size_t valuelen) {
+  size_t hs = rec_head_size(version);
+  memcpy(p + hs, key, keylen);
+  if (value != p + hs + keylen && valuelen > 0) {
+    memcpy(p + hs + keylen, value, valuelen);
+  }
+  if (version >= 2) {
+    rec_encode_head(p, salt, REC_OP_SET, p + hs, keylen, p + hs + keylen,
+                    valuelen);
+  } else {
+    rec_encode_head_v1(p, salt, REC_OP_SET, p + hs, keylen, p + hs + keylen,
+                       valuelen);
+  }
+}
+
+static inline uint8_t *su_hostile_segment(uint32_t version, size_t nrec,
+                                          size_t payload, uint32_t salt,
+                                          size_t *len, size_t *hostile_off,
+                                          size_t *hostile_size) {
+  size_t hs = rec_head_size(version);
+  size_t small = hs + 3 + 40;
+  size_t hsize = hs + 7 + payload;
+  size_t total = SEG_DATA_START + 2 * nrec * small + hsize;
+  size_t off = SEG_DATA_START;
+  uint8_t *p = calloc(1, total), filler[40];
+  seg_header h;
+  char key[8];
+
+  if (p == NULL) {
+    su_die("calloc");
+  }
+  memset(filler, 'v', sizeof(filler));
+  h.version = version;
+  h.flags = 0;
+  h.number = 1;
+  h.salt = salt;
+  h.prev_size = 0;
+  seg_header_encode(p, &h);
+  memcpy(p + SEG_HEADER_SIZE, p, SEG_HEADER_SIZE);
+  for (int pass = 0; pass < 3; ++pass) {
+    if (pass == 1) {
+      size_t voff = off + hs + 7;
+      uint8_t *v = p + voff;
+      *hostile_off = off;
+      *hostile_size = hsize;
+      for (size_t q = 0; q + REC_HEAD <= payload; q += 16) {
+        /* [length to the end][crc][SET][keylen 1] */
+        put_le32(v + q, (uint32_t)(total - (voff + q) - 8));
+        v[q + 8] = REC_OP_SET;
+        put_le16(v + q + 9, 1);
+      }
+      su_encode(p + off, version, salt, "hostile", 7, v, payload);
+      p[off + 4] ^= 0x01; /* the damage */
+      off += hsize;
+      continue;
+    }
+    for (size_t i = 0; i < nrec; ++i) {
+      snprintf(key, sizeof(key), "%c%02u", pass ? 'a' : 'b',
+               (unsigned)(i % 100));
+      su_encode(p + off, version, salt, key, 3, filler, sizeof(filler));
+      off += small;
+    }
+  }
+  *len = total;
+  return p;
 }
 
 #endif

@@ -126,7 +126,7 @@ static int copy_some(void *ctx, const rec *recs, size_t n) {
         return rv;
       }
       ++w->count;
-      w->out_size += r->size;
+      w->out_size += rec_size(r->keylen, r->valuelen); /* re-encoded */
     }
   }
   return 0;
@@ -140,14 +140,17 @@ static int repoint(void *ctx, const rec *recs, size_t n) {
   hash_all(s, recs, n, h);
   for (size_t i = 0; i < n; ++i) {
     uint32_t ref = kindex_find(&s->index, h[i], recs[i].key, recs[i].keylen);
-    kloc loc;
+    kloc loc, old;
     if (ref == 0) {
       return store_error(s, "compaction copied a key the index does not "
                             "hold");
     }
+    kindex_get(&s->index, ref, &old);
     loc.seg = w->number;
     loc.off = recs[i].off;
     loc.size = (uint32_t)recs[i].size;
+    /* A record of an old-format segment may have changed size. */
+    s->live_bytes += (uint64_t)loc.size - old.size;
     kindex_set(&s->index, ref, &loc);
     ++w->count;
   }
@@ -249,6 +252,7 @@ int store_compact(tern_store_file *s) {
     fresh.number = number;
     fresh.salt = salt;
     fresh.flags = SEG_BASE;
+    fresh.version = SEG_VERSION;
     fresh.usable = 1;
     fresh.size = w.out_size;
     /* Read the new file back. */

@@ -66,6 +66,18 @@ int store_error(tern_store_file *s, const char *fmt, ...) {
   return TERN_ERR_STORE;
 }
 
+void store_note(tern_store_file *s, const char *fmt, ...) {
+  size_t len = strlen(s->note);
+  va_list ap;
+  if (len > 0 && len + 2 < sizeof(s->note)) {
+    memcpy(s->note + len, "; ", 3);
+    len += 2;
+  }
+  va_start(ap, fmt);
+  vsnprintf(s->note + len, sizeof(s->note) - len, fmt, ap);
+  va_end(ap);
+}
+
 int store_sys_error(tern_store_file *s, const char *call, const char *name) {
   int e = errno;
   char text[128];
@@ -188,13 +200,25 @@ int os_add(ostream *o, int op, const uint8_t *key, size_t keylen,
 
 /* ---- segments ----------------------------------------------------------- */
 
-uint32_t store_next_number(tern_store_file *s) {
-  uint32_t last = s->nsegs > 0 ? s->segs[s->nsegs - 1].number : 0;
-  if (last == UINT32_MAX) {
-    store_error(s, "segment numbers are exhausted");
-    return 0;
+static int is_taken(const tern_store_file *s, uint32_t number) {
+  for (size_t i = 0; i < s->ntaken; ++i) {
+    if (s->taken[i] == number) {
+      return 1;
+    }
   }
-  return last + 1;
+  return 0;
+}
+
+uint32_t store_next_number(tern_store_file *s) {
+  uint32_t n = s->nsegs > 0 ? s->segs[s->nsegs - 1].number : 0;
+  do {
+    if (n == UINT32_MAX) {
+      store_error(s, "segment numbers are exhausted");
+      return 0;
+    }
+    ++n;
+  } while (is_taken(s, n));
+  return n;
 }
 
 int store_reserve_segs(tern_store_file *s, size_t n) {
@@ -252,6 +276,7 @@ int store_new_segment(tern_store_file *s, uint32_t number, uint32_t flags,
   if (f < 0) {
     return store_sys_error(s, "open", name);
   }
+  h.version = SEG_VERSION;
   h.flags = flags;
   h.number = number;
   h.salt = (uint32_t)rng_next(&s->rng);
@@ -323,8 +348,8 @@ int store_scan(tern_store_file *s, const seg *sg, scan_visit visit,
   src.read_at = reader_read_at;
   src.ctx = &r;
   src.size = sg->size;
-  int rv = scan_segment(&s->sbuf, &src, SEG_DATA_START, sg->salt, visit, ctx,
-                        res);
+  int rv = scan_segment(&s->sbuf, &src, SEG_DATA_START, sg->salt,
+                        sg->version, visit, ctx, res);
   s->sys->close(r.fd);
   if (rv == TERN_ERR_STORE && res->read_errno != 0) {
     errno = res->read_errno;
@@ -394,6 +419,7 @@ static int roll(tern_store_file *s) {
   memset(sg, 0, sizeof(*sg));
   sg->number = number;
   sg->salt = salt;
+  sg->version = SEG_VERSION;
   sg->usable = 1;
   sg->size = SEG_DATA_START;
   sg->prev_size = prev_size;
@@ -746,8 +772,71 @@ static void seed(tern_store_file *s, uint64_t out[2]) {
   out[1] = rng_next(&s->rng);
 }
 
+/* lock takes an exclusive flock on |fd|: TERN_ERR_STATE when another
+   holder has it. */
+static int lock(tern_store_file *s, int fd, const char *name) {
+  if (s->sys->flock(fd, STORE_LOCK_EX | STORE_LOCK_NB) == 0) {
+    return 0;
+  }
+  if (errno == EWOULDBLOCK || errno == EAGAIN) {
+    store_error(s, "%s is locked by another process (or another open "
+                "store)", s->dir);
+    return TERN_ERR_STATE;
+  }
+  return store_sys_error(s, "flock", name);
+}
+
+/*
+ * sync_parent makes the entry of a directory just created durable: without
+ * it a power loss can take the whole store away, every fsynced segment in
+ * it.
+ */
+static int sync_parent(tern_store_file *s) {
+  size_t len = strlen(s->dir);
+  char *parent;
+  int fd, rv = 0;
+
+  while (len > 1 && s->dir[len - 1] == '/') {
+    --len;
+  }
+  while (len > 0 && s->dir[len - 1] != '/') {
+    --len;
+  }
+  while (len > 1 && s->dir[len - 1] == '/') {
+    --len;
+  }
+  parent = mem_malloc(&s->mem, len + 2);
+  if (parent == NULL) {
+    return TERN_ERR_NOMEM;
+  }
+  if (len == 0) {
+    memcpy(parent, ".", 2);
+  } else {
+    memcpy(parent, s->dir, len);
+    parent[len] = '\0';
+  }
+  fd = s->sys->openat(AT_FDCWD, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+                      0);
+  if (fd < 0) {
+    rv = store_sys_error(s, "open", parent);
+  } else {
+    ++s->st.fsyncs;
+    if (s->sys->fsync(fd) != 0) {
+      rv = store_sys_error(s, "fsync", parent);
+    }
+    s->sys->close(fd);
+  }
+  mem_free(&s->mem, parent);
+  return rv;
+}
+
 static int open_dir(tern_store_file *s) {
-  if (s->sys->mkdir(s->dir, 0777) != 0 && errno != EEXIST) {
+  if (s->sys->mkdir(s->dir, 0777) == 0) {
+    int rv = sync_parent(s);
+    if (rv != 0) {
+      return rv;
+    }
+  } else if (errno != EEXIST) {
     return store_sys_error(s, "mkdir", s->dir);
   }
   s->dirfd = s->sys->openat(AT_FDCWD, s->dir,
@@ -755,20 +844,20 @@ static int open_dir(tern_store_file *s) {
   if (s->dirfd < 0) {
     return store_sys_error(s, "open", s->dir);
   }
-  s->lockfd = s->sys->openat(s->dirfd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC,
-                             0644);
+  /* The lock that counts is on the directory itself, which nobody can
+     unlink from under an open store (a deleted LOCK file let a second
+     writer in).  LOCK is still created and locked, for older versions of
+     the store, which lock only it. */
+  int rv = lock(s, s->dirfd, s->dir);
+  if (rv != 0) {
+    return rv;
+  }
+  s->lockfd = s->sys->openat(s->dirfd, "LOCK",
+                             O_RDWR | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0644);
   if (s->lockfd < 0) {
     return store_sys_error(s, "open", "LOCK");
   }
-  if (s->sys->flock(s->lockfd, STORE_LOCK_EX | STORE_LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK || errno == EAGAIN) {
-      store_error(s, "%s is locked by another process (or another open "
-                  "store)", s->dir);
-      return TERN_ERR_STATE;
-    }
-    return store_sys_error(s, "flock", "LOCK");
-  }
-  return 0;
+  return lock(s, s->lockfd, "LOCK");
 }
 
 static void release(tern_store_file *s) {
@@ -787,6 +876,7 @@ static void release(tern_store_file *s) {
   mem_free(&s->mem, s->wbuf);
   mem_free(&s->mem, s->hashes);
   mem_free(&s->mem, s->segs);
+  mem_free(&s->mem, s->taken);
   mem_free(&s->mem, s->dir);
   mem_free(&s->mem, s);
 }
@@ -859,7 +949,7 @@ int store_file_open_sys(tern_store_file **pstore, const char *dir,
     release(s);
     return rv;
   }
-  s->err[0] = '\0';
+  memcpy(s->err, s->note, sizeof(s->err));
   *pstore = s;
   return 0;
 }

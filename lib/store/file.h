@@ -31,8 +31,10 @@ typedef struct seg {
   uint32_t number;
   uint32_t salt;
   uint32_t flags;  /* SEG_BASE */
+  uint32_t version; /* of its format (format.h) */
   int usable;      /* its header is good: its records count */
   int damaged;     /* damage was found in it at open */
+  int junk;        /* not a regular file (open skips it)  */
   uint64_t size;   /* bytes */
   uint64_t prev_size; /* from the header: the predecessor's final size */
 } seg;
@@ -66,14 +68,26 @@ struct tern_store_file {
   uint64_t compact_after;   /* no automatic compaction below this garbage */
   tern_store_file_stats st; /* records, bytes, skipped, ... (live and
                                garbage_bytes are derived) */
+  uint32_t *taken;  /* numbers of segment names held by what is not a
+                       segment (open skipped it): never given out */
+  size_t ntaken;
   char err[STORE_ERROR_SIZE];
   struct syncer *syncer; /* the sync thread (option sync_thread); NULL:
                             fsync inside append */
+  char note[STORE_ERROR_SIZE]; /* what open skipped or kept aside: the
+                                  error text after a successful open */
 };
 
 /* ---- errors (file.c) ---------------------------------------------------- */
 
 /* store_error formats the store's error text; returns TERN_ERR_STORE. */
+/* store_note adds a sentence to the open note (what open skipped or kept
+   aside); it becomes the error text of a store that opened. */
+void store_note(tern_store_file *s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 int store_error(tern_store_file *s, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
@@ -116,8 +130,8 @@ int os_flush(ostream *o);
    |*fd| (open O_RDWR|O_APPEND) and |*salt|. */
 int store_new_segment(tern_store_file *s, uint32_t number, uint32_t flags,
                       uint64_t prev_size, int *fd, uint32_t *salt);
-/* store_next_number is the number after the last segment, or 0 with the
-   error set when numbers ran out. */
+/* store_next_number is the number after the last segment that no other
+   file's name holds, or 0 with the error set when numbers ran out. */
 uint32_t store_next_number(tern_store_file *s);
 int store_fdatasync(tern_store_file *s, int fd, const char *name);
 int store_fsync_dir(tern_store_file *s);

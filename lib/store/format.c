@@ -11,7 +11,7 @@ static const uint8_t seg_magic[8] = {'T', 'E', 'R', 'N', 'L', 'O', 'G', 0};
 
 void seg_header_encode(uint8_t *out, const seg_header *h) {
   memcpy(out, seg_magic, 8);
-  put_le32(out + 8, SEG_VERSION);
+  put_le32(out + 8, h->version);
   put_le32(out + 12, h->flags);
   put_le64(out + 16, h->number);
   put_le32(out + 24, h->salt);
@@ -22,7 +22,9 @@ void seg_header_encode(uint8_t *out, const seg_header *h) {
 }
 
 static int header_copy_ok(const uint8_t *p) {
-  return memcmp(p, seg_magic, 8) == 0 && get_le32(p + 8) == SEG_VERSION &&
+  uint32_t version = get_le32(p + 8);
+  return memcmp(p, seg_magic, 8) == 0 && version >= SEG_VERSION_MIN &&
+         version <= SEG_VERSION &&
          (get_le32(p + 12) & ~SEG_FLAGS_KNOWN) == 0 &&
          get_le32(p + 44) == crc32c(0, p, 44);
 }
@@ -31,6 +33,7 @@ int seg_header_decode(const uint8_t *p, size_t len, seg_header *h) {
   for (size_t copy = 0; copy < 2; ++copy) {
     const uint8_t *c = p + copy * SEG_HEADER_SIZE;
     if (len >= (copy + 1) * SEG_HEADER_SIZE && header_copy_ok(c)) {
+      h->version = get_le32(c + 8);
       h->flags = get_le32(c + 12);
       h->number = get_le64(c + 16);
       h->salt = get_le32(c + 24);
@@ -41,71 +44,91 @@ int seg_header_decode(const uint8_t *p, size_t len, seg_header *h) {
   return 0;
 }
 
-void rec_encode_head(uint8_t *out, uint32_t salt, int op, const uint8_t *key,
-                     size_t keylen, const uint8_t *value, size_t valuelen) {
-  uint32_t crc;
-  put_le32(out, (uint32_t)(3 + keylen + valuelen));
-  out[8] = (uint8_t)op;
-  put_le16(out + 9, (uint32_t)keylen);
-  crc = crc32c(salt, out, 4);
-  if (key == out + REC_HEAD && (valuelen == 0 || value == key + keylen)) {
-    /* Encoded in place: one pass over the contiguous bytes. */
-    crc = crc32c(crc, out + 8, 3 + keylen + valuelen);
-  } else {
-    crc = crc32c(crc, out + 8, 3);
-    crc = crc32c(crc, key, keylen);
-    if (valuelen > 0) {
-      crc = crc32c(crc, value, valuelen);
-    }
+/* body_crc is a record's CRC: bytes 0..3 and 8..10 of its head, then the
+   key and value (contiguous when |value| follows |key|). */
+static uint32_t body_crc(const uint8_t *head, uint32_t salt,
+                         const uint8_t *key, size_t keylen,
+                         const uint8_t *value, size_t valuelen) {
+  uint32_t crc = crc32c(salt, head, 4);
+  crc = crc32c(crc, head + 8, 3);
+  if (valuelen == 0 || value == key + keylen) {
+    return crc32c(crc, key, keylen + valuelen);
   }
-  put_le32(out + 4, crc);
+  crc = crc32c(crc, key, keylen);
+  return crc32c(crc, value, valuelen);
 }
 
-size_t rec_plausible(const uint8_t *p) {
+static uint32_t head_check(const uint8_t *head, uint32_t salt) {
+  return crc32c(salt ^ REC_HEAD_SEED, head, REC_HEAD_V1);
+}
+
+void rec_encode_head(uint8_t *out, uint32_t salt, int op, const uint8_t *key,
+                     size_t keylen, const uint8_t *value, size_t valuelen) {
+  put_le32(out, (uint32_t)(REC_HEAD - 8 + keylen + valuelen));
+  out[8] = (uint8_t)op;
+  put_le16(out + 9, (uint32_t)keylen);
+  put_le32(out + 4, body_crc(out, salt, key, keylen, value, valuelen));
+  put_le32(out + 11, head_check(out, salt));
+}
+
+void rec_encode_head_v1(uint8_t *out, uint32_t salt, int op,
+                        const uint8_t *key, size_t keylen,
+                        const uint8_t *value, size_t valuelen) {
+  put_le32(out, (uint32_t)(REC_HEAD_V1 - 8 + keylen + valuelen));
+  out[8] = (uint8_t)op;
+  put_le16(out + 9, (uint32_t)keylen);
+  put_le32(out + 4, body_crc(out, salt, key, keylen, value, valuelen));
+}
+
+size_t rec_plausible(const uint8_t *p, uint32_t version) {
   uint32_t len = get_le32(p);
   uint32_t keylen = get_le16(p + 9);
+  uint32_t extra = (uint32_t)rec_head_size(version) - 8;
   int op = p[8];
 
   if (op != REC_OP_SET && op != REC_OP_DEL) {
     return 0;
   }
-  if (keylen == 0 || keylen > TERN_STORE_MAX_KEY || len < 3 + keylen) {
+  if (keylen == 0 || keylen > TERN_STORE_MAX_KEY || len < extra + keylen) {
     return 0;
   }
-  if (op == REC_OP_DEL ? len != 3 + keylen
-                       : len - 3 - keylen > REC_MAX_VALUE) {
+  if (op == REC_OP_DEL ? len != extra + keylen
+                       : len - extra - keylen > REC_MAX_VALUE) {
     return 0;
   }
   return (size_t)8 + len;
 }
 
-int rec_decode(const uint8_t *p, size_t avail, uint32_t salt, rec *r,
-               size_t *need) {
-  size_t size;
-  uint32_t crc;
+int rec_head_ok(const uint8_t *p, uint32_t salt, uint32_t version) {
+  return version < 2 || get_le32(p + 11) == head_check(p, salt);
+}
 
-  if (avail < REC_HEAD) {
-    *need = REC_HEAD;
+int rec_decode(const uint8_t *p, size_t avail, uint32_t salt,
+               uint32_t version, rec *r, size_t *need) {
+  size_t head = rec_head_size(version), size, keylen;
+
+  if (avail < head) {
+    *need = head;
     return REC_MORE;
   }
-  size = rec_plausible(p);
-  if (size == 0) {
+  size = rec_plausible(p, version);
+  if (size == 0 || !rec_head_ok(p, salt, version)) {
     return REC_BAD;
   }
   if (avail < size) {
     *need = size;
     return REC_MORE;
   }
-  crc = crc32c(salt, p, 4);
-  crc = crc32c(crc, p + 8, size - 8);
-  if (crc != get_le32(p + 4)) {
+  keylen = get_le16(p + 9);
+  if (body_crc(p, salt, p + head, keylen, p + head + keylen,
+               size - head - keylen) != get_le32(p + 4)) {
     return REC_BAD;
   }
   r->op = p[8];
-  r->keylen = get_le16(p + 9);
-  r->key = p + REC_HEAD;
-  r->value = p + REC_HEAD + r->keylen;
-  r->valuelen = size - REC_HEAD - r->keylen;
+  r->keylen = keylen;
+  r->key = p + head;
+  r->value = p + head + keylen;
+  r->valuelen = size - head - keylen;
   r->size = size;
   return REC_OK;
 }
@@ -126,6 +149,9 @@ typedef struct scan_state {
   void *ctx;
   rec pending[SCAN_BATCH];
   size_t npending;
+  uint32_t version;
+  size_t head; /* rec_head_size(version) */
+  uint64_t crc_bytes;
 } scan_state;
 
 static int flush(scan_state *s) {
@@ -212,29 +238,38 @@ static int ensure(scan_state *s, uint64_t pos, size_t need,
 }
 
 /* resync finds the first offset from |from| where a good record starts, or
-   returns the segment's size in |*found|. */
+   returns the segment's size in |*found|.  Each offset costs a look at the
+   head and (version 2) an 11-byte head check; only a head that passes has
+   its whole claimed length read and checked. */
 static int resync(scan_state *s, uint64_t from, uint32_t salt,
                   uint64_t *found) {
-  for (uint64_t q = from; q + REC_HEAD <= s->size; ++q) {
+  for (uint64_t q = from; q + s->head <= s->size; ++q) {
     const uint8_t *p;
     size_t avail, size, need;
     rec r;
-    int rv = ensure(s, q, REC_HEAD, &p, &avail);
+    int rv = ensure(s, q, s->head, &p, &avail);
     if (rv != 0) {
       return rv;
     }
-    if (avail < REC_HEAD) {
+    if (avail < s->head) {
       break;
     }
-    size = rec_plausible(p);
+    size = rec_plausible(p, s->version);
     if (size == 0 || size > s->size - q) {
       continue;
+    }
+    if (s->version >= 2) {
+      s->crc_bytes += REC_HEAD_V1;
+      if (!rec_head_ok(p, salt, s->version)) {
+        continue;
+      }
     }
     rv = ensure(s, q, size, &p, &avail);
     if (rv != 0) {
       return rv;
     }
-    if (rec_decode(p, avail, salt, &r, &need) == REC_OK) {
+    s->crc_bytes += size - 4;
+    if (rec_decode(p, avail, salt, s->version, &r, &need) == REC_OK) {
       *found = q;
       return 0;
     }
@@ -244,8 +279,8 @@ static int resync(scan_state *s, uint64_t from, uint32_t salt,
 }
 
 int scan_segment(scan_buf *b, const scan_source *src, uint64_t start,
-                 uint32_t salt, scan_visit visit, void *ctx,
-                 scan_result *res) {
+                 uint32_t salt, uint32_t version, scan_visit visit,
+                 void *ctx, scan_result *res) {
   scan_state s;
   uint64_t pos = start;
   int rv = 0;
@@ -262,10 +297,13 @@ int scan_segment(scan_buf *b, const scan_source *src, uint64_t start,
   s.visit = visit;
   s.ctx = ctx;
   s.npending = 0;
+  s.version = version;
+  s.head = rec_head_size(version);
+  s.crc_bytes = 0;
 
   while (pos < s.size) {
     const uint8_t *p;
-    size_t avail, need = REC_HEAD;
+    size_t avail, need = s.head;
     rec r;
     int st;
     uint64_t next;
@@ -274,15 +312,16 @@ int scan_segment(scan_buf *b, const scan_source *src, uint64_t start,
     if (rv != 0) {
       break;
     }
-    st = rec_decode(p, avail, salt, &r, &need);
+    st = rec_decode(p, avail, salt, version, &r, &need);
     if (st == REC_MORE && avail < need && need <= s.size - pos) {
       rv = ensure(&s, pos, need, &p, &avail);
       if (rv != 0) {
         break;
       }
-      st = rec_decode(p, avail, salt, &r, &need);
+      st = rec_decode(p, avail, salt, version, &r, &need);
     }
     if (st == REC_OK) {
+      s.crc_bytes += r.size - 4;
       ++res->records;
       r.off = pos;
       s.pending[s.npending++] = r;
@@ -314,6 +353,7 @@ int scan_segment(scan_buf *b, const scan_source *src, uint64_t start,
     res->tail = s.size;
   }
   res->read_errno = s.read_errno;
+  res->crc_bytes = s.crc_bytes;
   return rv;
 }
 

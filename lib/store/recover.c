@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -80,6 +81,8 @@ static int add_tmp(tern_store_file *s, listing *l, uint32_t number) {
   return 0;
 }
 
+static int take_number(tern_store_file *s, uint32_t number);
+
 static int list_dir(tern_store_file *s, listing *l) {
   DIR *d = s->sys->opendir(s->dir);
   int rv = 0;
@@ -102,7 +105,12 @@ static int list_dir(tern_store_file *s, listing *l) {
       continue;
     }
     if (tmp) {
+      /* Removed below; a new segment skips its number in case it cannot
+         be (a directory), and so does the check of lengths. */
       rv = add_tmp(s, l, number);
+      if (rv == 0) {
+        rv = take_number(s, number);
+      }
     } else if ((rv = store_reserve_segs(s, 1)) == 0) {
       seg *sg = &s->segs[s->nsegs++];
       memset(sg, 0, sizeof(*sg));
@@ -119,8 +127,32 @@ static int list_dir(tern_store_file *s, listing *l) {
   return rv;
 }
 
+/* skip_file records that the name of segment |number| (|suffix|) holds
+   something that is not a segment: it is reported, and its number never
+   given to a new segment (which could not be renamed onto it). */
+static int take_number(tern_store_file *s, uint32_t number) {
+  uint32_t *t = mem_realloc(&s->mem, s->taken, (s->ntaken + 1) * sizeof(*t));
+  if (t == NULL) {
+    return TERN_ERR_NOMEM;
+  }
+  s->taken = t;
+  s->taken[s->ntaken++] = number;
+  return 0;
+}
+
+static int skip_file(tern_store_file *s, uint32_t number, const char *suffix,
+                     const char *why) {
+  char name[32];
+  seg_name(name, number, suffix);
+  ++s->st.skipped_files;
+  store_note(s, "skipped %s: %s", name, why);
+  return suffix[0] == '\0' ? take_number(s, number) : 0;
+}
+
 /* read_header fills in the size and, if a header copy is good, the salt
-   and flags of |sg|. */
+   and flags of |sg|.  Only a regular file is a segment: anything else
+   under its name (a FIFO would block a plain open forever) is marked junk
+   and skipped. */
 static int read_header(tern_store_file *s, seg *sg) {
   char name[32];
   uint8_t head[SEG_DATA_START];
@@ -130,14 +162,29 @@ static int read_header(tern_store_file *s, seg *sg) {
   int fd;
 
   seg_name(name, sg->number, "");
-  fd = s->sys->openat(s->dirfd, name, O_RDONLY | O_CLOEXEC, 0);
+  fd = s->sys->openat(s->dirfd, name,
+                      O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
   if (fd < 0) {
+    if (errno == ENOENT || errno == ELOOP || errno == ENXIO ||
+        errno == ENOTDIR) { /* a dangling symlink, a socket, ... */
+      char why[80];
+      if (strerror_r(errno, why, sizeof(why)) != 0) {
+        snprintf(why, sizeof(why), "error %d", errno);
+      }
+      sg->junk = 1;
+      return skip_file(s, sg->number, "", why);
+    }
     return store_sys_error(s, "open", name);
   }
   if (s->sys->fstat(fd, &stbuf) != 0) {
     store_sys_error(s, "fstat", name);
     s->sys->close(fd);
     return TERN_ERR_STORE;
+  }
+  if (!S_ISREG(stbuf.st_mode)) {
+    s->sys->close(fd);
+    sg->junk = 1;
+    return skip_file(s, sg->number, "", "not a regular file");
   }
   sg->size = (uint64_t)stbuf.st_size;
   while (got < sizeof(head)) {
@@ -161,10 +208,24 @@ static int read_header(tern_store_file *s, seg *sg) {
     sg->usable = 1;
     sg->salt = h.salt;
     sg->flags = h.flags;
+    sg->version = h.version;
     sg->prev_size = h.prev_size;
   }
   return 0;
 }
+
+/* drop_segs removes from the list the segments |which| says to. */
+static void drop_segs(tern_store_file *s, int (*which)(const seg *)) {
+  size_t kept = 0;
+  for (size_t i = 0; i < s->nsegs; ++i) {
+    if (!which(&s->segs[i])) {
+      s->segs[kept++] = s->segs[i];
+    }
+  }
+  s->nsegs = kept;
+}
+
+static int is_junk(const seg *sg) { return sg->junk; }
 
 typedef struct replay {
   tern_store_file *s;
@@ -243,6 +304,22 @@ static void note_damage(tern_store_file *s, seg *sg, uint32_t number,
   }
 }
 
+/* follows says whether segment |next| was started after |prev|: the
+   numbers between them, if any, are held by files that are no segments
+   (a new segment skips them). */
+static int follows(const tern_store_file *s, uint32_t prev, uint32_t next) {
+  for (uint32_t n = prev + 1; n < next; ++n) {
+    size_t i = 0;
+    while (i < s->ntaken && s->taken[i] != n) {
+      ++i;
+    }
+    if (i == s->ntaken) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
 /*
  * check_lengths compares each segment's size with the size its successor
  * recorded when it was started: a sealed segment that is shorter, or
@@ -255,7 +332,7 @@ static void check_lengths(tern_store_file *s, size_t first, damage *d) {
     if (!cur->usable || cur->prev_size == 0) {
       continue;
     }
-    if (prev == NULL || prev->number != cur->number - 1) {
+    if (prev == NULL || !follows(s, prev->number, cur->number)) {
       /* The predecessor is gone. */
       note_damage(s, NULL, cur->number - 1, d, 0, 1, cur->prev_size);
     } else if (prev->usable && prev->size < cur->prev_size) {
@@ -308,18 +385,118 @@ static int unlink_name(tern_store_file *s, uint32_t number,
   char name[32];
   seg_name(name, number, suffix);
   if (s->sys->unlinkat(s->dirfd, name, 0) != 0 && errno != ENOENT) {
+    if (errno == EISDIR || errno == EPERM) { /* a directory */
+      return skip_file(s, number, suffix, "a directory");
+    }
     return store_sys_error(s, "unlink", name);
   }
   return 0;
 }
 
-/* open_active opens the last segment for appending, truncating its torn
-   tail at |cut|. */
+/*
+ * set_aside moves a segment without a good header out of the segment
+ * names, to "N.log.corrupt": it holds no record that can be read, and left
+ * in place it could hold the highest number (an empty 4294967295.log would
+ * leave no number for a new segment).  Its damage was counted already.  A
+ * failed rename leaves it where it is.
+ */
+static void set_aside(tern_store_file *s, seg *sg) {
+  char name[32], kept[32];
+  seg_name(name, sg->number, "");
+  seg_name(kept, sg->number, ".corrupt");
+  if (s->sys->renameat(s->dirfd, name, s->dirfd, kept) == 0) {
+    store_note(s, "moved %s without a good header to %s", name, kept);
+    sg->junk = 1; /* dropped from the list */
+  }
+}
+
+/*
+ * keep_tail copies the bytes of segment |sg| from |cut| to its end into
+ * "N.log.CUT.tail", durably (the file and its directory entry), before
+ * they are truncated: a bit flip in the last record looks like a torn
+ * write, and strict mode keeps what it cannot tell apart.
+ */
+static int keep_tail(tern_store_file *s, const seg *sg, uint64_t cut) {
+  char name[32], kept[64], suffix[32];
+  uint8_t buf[65536];
+  uint64_t off = cut;
+  int in, out, rv = 0;
+
+  seg_name(name, sg->number, "");
+  snprintf(suffix, sizeof(suffix), ".%llu.tail", (unsigned long long)cut);
+  seg_name(kept, sg->number, suffix);
+  in = s->sys->openat(s->dirfd, name, O_RDONLY | O_CLOEXEC, 0);
+  if (in < 0) {
+    return store_sys_error(s, "open", name);
+  }
+  out = s->sys->openat(s->dirfd, kept,
+                       O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out < 0) {
+    store_sys_error(s, "open", kept);
+    s->sys->close(in);
+    return TERN_ERR_STORE;
+  }
+  while (rv == 0 && off < sg->size) {
+    size_t want = sizeof(buf), done = 0;
+    ssize_t k;
+    if (want > sg->size - off) {
+      want = (size_t)(sg->size - off);
+    }
+    k = s->sys->pread(in, buf, want, (off_t)off);
+    if (k <= 0) {
+      if (k < 0 && errno == EINTR) {
+        continue;
+      }
+      if (k == 0) {
+        errno = EIO;
+      }
+      rv = store_sys_error(s, "pread", name);
+      break;
+    }
+    while (rv == 0 && done < (size_t)k) {
+      ssize_t w = s->sys->write(out, buf + done, (size_t)k - done);
+      if (w <= 0) {
+        if (w < 0 && errno == EINTR) {
+          continue;
+        }
+        if (w == 0) {
+          errno = EIO;
+        }
+        rv = store_sys_error(s, "write", kept);
+      } else {
+        done += (size_t)w;
+      }
+    }
+    off += (uint64_t)k;
+  }
+  if (rv == 0) {
+    rv = store_fdatasync(s, out, kept);
+  }
+  s->sys->close(out);
+  s->sys->close(in);
+  if (rv == 0) {
+    rv = store_fsync_dir(s);
+  }
+  if (rv == 0) {
+    store_note(s, "strict: kept the %llu bytes of %s after its last good "
+               "record (offset %llu) in %s before truncating them",
+               (unsigned long long)(sg->size - cut), name,
+               (unsigned long long)cut, kept);
+  }
+  return rv;
+}
+
+/* open_active opens the last segment for appending (if it has the current
+   format), truncating its torn tail at |cut| (kept aside first in strict
+   mode). */
 static int open_active(tern_store_file *s, uint64_t cut) {
   seg *sg = &s->segs[s->nsegs - 1];
   char name[32];
 
   seg_name(name, sg->number, "");
+  if (cut < sg->size && s->opt.strict && keep_tail(s, sg, cut) != 0) {
+    return TERN_ERR_STORE;
+  }
   s->active_fd = s->sys->openat(s->dirfd, name,
                                 O_WRONLY | O_APPEND | O_CLOEXEC, 0);
   if (s->active_fd < 0) {
@@ -336,6 +513,12 @@ static int open_active(tern_store_file *s, uint64_t cut) {
     s->st.truncated = sg->size - cut;
     sg->size = cut;
   }
+  if (sg->version != SEG_VERSION) {
+    /* An old-format segment is only read: the first append starts a new
+       one. */
+    s->sys->close(s->active_fd);
+    s->active_fd = -1;
+  }
   return 0;
 }
 
@@ -344,11 +527,14 @@ int store_recover(tern_store_file *s) {
   damage d = {0, 0, 0};
   size_t base = 0;
   uint64_t cut = UINT64_MAX;
-  int rv;
+  int append_last, rv;
 
   rv = list_dir(s, &l);
   for (size_t i = 0; rv == 0 && i < s->nsegs; ++i) {
     rv = read_header(s, &s->segs[i]);
+  }
+  if (rv == 0) {
+    drop_segs(s, is_junk);
   }
   for (size_t i = 0; rv == 0 && i < s->nsegs; ++i) {
     if (s->segs[i].usable && (s->segs[i].flags & SEG_BASE) != 0) {
@@ -384,7 +570,16 @@ int store_recover(tern_store_file *s) {
     memmove(s->segs, s->segs + base, (s->nsegs - base) * sizeof(seg));
     s->nsegs -= base;
   }
-  if (s->nsegs > 0 && s->segs[s->nsegs - 1].usable) {
+  /* Appends go on in the last segment only if it is usable; else the
+     first append starts a new one. */
+  append_last = s->nsegs > 0 && s->segs[s->nsegs - 1].usable;
+  for (size_t i = 0; i < s->nsegs; ++i) {
+    if (!s->segs[i].usable) {
+      set_aside(s, &s->segs[i]);
+    }
+  }
+  drop_segs(s, is_junk);
+  if (append_last) {
     rv = open_active(s, cut);
     if (rv != 0) {
       return rv;

@@ -28,20 +28,34 @@ def crc32c(data, crc=0):
     return c ^ 0xFFFFFFFF
 
 
+VERSION = 2  # the files without a "_v1" name; main() writes both
+
+
 def header(number, salt, flags=0, prev_size=0):
-    body = b"TERNLOG\0" + struct.pack("<IIQIIQI", 1, flags, number, salt, 0,
-                                      prev_size, 0)
+    body = b"TERNLOG\0" + struct.pack("<IIQIIQI", VERSION, flags, number,
+                                      salt, 0, prev_size, 0)
     one = body + struct.pack("<I", crc32c(body))
     assert len(one) == 48
     return one + one
 
 
+HEAD_SEED = 0x48454144
+
+
 def record(salt, op, key, value=b""):
-    length = 3 + len(key) + len(value)
+    if VERSION == 1:
+        length = 3 + len(key) + len(value)
+        lb = struct.pack("<I", length)
+        rest = bytes([op]) + struct.pack("<H", len(key)) + key + value
+        crc = crc32c(rest, crc32c(lb, salt))
+        return lb + struct.pack("<I", crc) + rest
+    length = 7 + len(key) + len(value)
     lb = struct.pack("<I", length)
-    rest = bytes([op]) + struct.pack("<H", len(key)) + key + value
-    crc = crc32c(rest, crc32c(lb, salt))
-    return lb + struct.pack("<I", crc) + rest
+    opk = bytes([op]) + struct.pack("<H", len(key))
+    crc = crc32c(key + value, crc32c(opk, crc32c(lb, salt)))
+    head = lb + struct.pack("<I", crc) + opk
+    check = crc32c(head, salt ^ HEAD_SEED)
+    return head + struct.pack("<I", check) + key + value
 
 
 def image(mode_byte, data):
@@ -49,6 +63,12 @@ def image(mode_byte, data):
 
 
 def main():
+    global VERSION
+    for VERSION in (1, 2):
+        write_all()
+
+
+def write_all():
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus",
                        "store")
     os.makedirs(out, exist_ok=True)
@@ -81,7 +101,9 @@ def main():
     both = bytearray(seg)
     both[5] ^= 1
     both[53] ^= 1
-    files["no_header.bin"] = image(0, bytes(both))
+    # Without a header, an image is scanned as version 2, or as version 1
+    # when bit 1 of the mode byte is set.
+    files["no_header.bin"] = image(0 if VERSION == 2 else 2, bytes(both))
     # A record hidden in a value, encoded with salt 0; the outer record's
     # length is damaged.
     hidden = record(0, SET, b"evil", b"0123456789")
@@ -101,10 +123,13 @@ def main():
     recs1 = (desc(SET, b"a", b"1") + desc(SET, b"bb", b"22" * 40) +
              desc(DEL, b"a") + desc(SET, b"ccc", b"x" * 300) +
              desc(SET, b"d", b""))
-    files["struct_clean.bin"] = bytes([1, 7]) + recs1
-    files["struct_damaged.bin"] = (bytes([1, 9]) + recs1 + b"\xff" +
-                                   struct.pack("<HB", 100, 0x10) +
-                                   struct.pack("<HB", 250, 0x01))
+    if VERSION == 2:
+        files["struct_clean.bin"] = bytes([1, 7]) + recs1
+        files["struct_damaged.bin"] = (bytes([1, 9]) + recs1 + b"\xff" +
+                                       struct.pack("<HB", 100, 0x10) +
+                                       struct.pack("<HB", 250, 0x01))
+    else:
+        files = {k.replace(".bin", "_v1.bin"): v for k, v in files.items()}
     for name, data in sorted(files.items()):
         with open(os.path.join(out, name), "wb") as f:
             f.write(data)

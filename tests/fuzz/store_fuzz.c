@@ -7,7 +7,8 @@
  *
  *  even: the rest is a segment file as found on disk.  If its header
  *        decodes, the records are scanned from the data start with its
- *        salt, else from offset 0 with the salt 0.  The scan must account
+ *        salt and format version, else from offset 0 with the salt 0, as
+ *        version 2 (version 1 if bit 1 of the mode byte is set).  The scan must account
  *        for every byte exactly once (good records, damaged regions and the
  *        tail partition the data), every record must decode again at its
  *        offset and re-encode to the same bytes, and a second scan through
@@ -77,6 +78,7 @@ typedef struct seen {
   const uint8_t *image;
   size_t len;
   uint32_t salt;
+  uint32_t version;
   uint64_t offs[4096];
   size_t sizes[4096];
   size_t n;
@@ -90,19 +92,25 @@ static int check_recs(void *ctx, const rec *recs, size_t n) {
     rec again;
     size_t need = 0;
     uint8_t head[REC_HEAD];
+    size_t hs = rec_head_size(s->version);
     REQUIRE(r->off >= s->next);
     REQUIRE(r->off + r->size <= s->len);
-    REQUIRE(r->size == rec_size(r->keylen, r->valuelen));
+    REQUIRE(r->size == hs + r->keylen + r->valuelen);
     REQUIRE(r->op == REC_OP_SET || r->op == REC_OP_DEL);
     REQUIRE(r->op == REC_OP_SET || r->valuelen == 0);
     REQUIRE(r->keylen >= 1 && r->keylen <= TERN_STORE_MAX_KEY);
-    REQUIRE(memcmp(r->key, s->image + r->off + REC_HEAD, r->keylen) == 0);
+    REQUIRE(memcmp(r->key, s->image + r->off + hs, r->keylen) == 0);
     REQUIRE(rec_decode(s->image + r->off, s->len - (size_t)r->off, s->salt,
-                       &again, &need) == REC_OK);
+                       s->version, &again, &need) == REC_OK);
     REQUIRE(again.size == r->size);
-    rec_encode_head(head, s->salt, r->op, r->key, r->keylen, r->value,
-                    r->valuelen);
-    REQUIRE(memcmp(head, s->image + r->off, REC_HEAD) == 0);
+    if (s->version >= 2) {
+      rec_encode_head(head, s->salt, r->op, r->key, r->keylen, r->value,
+                      r->valuelen);
+    } else {
+      rec_encode_head_v1(head, s->salt, r->op, r->key, r->keylen, r->value,
+                         r->valuelen);
+    }
+    REQUIRE(memcmp(head, s->image + r->off, hs) == 0);
     s->next = r->off + r->size;
     if (s->n < 4096) {
       s->offs[s->n] = r->off;
@@ -113,8 +121,8 @@ static int check_recs(void *ctx, const rec *recs, size_t n) {
 }
 
 static void scan_image(const uint8_t *image, size_t len, uint64_t start,
-                       uint32_t salt, unsigned chop, size_t bufcap,
-                       seen *out, scan_result *res) {
+                       uint32_t salt, uint32_t version, unsigned chop,
+                       size_t bufcap, seen *out, scan_result *res) {
   scan_buf b;
   msrc m;
   scan_source src;
@@ -136,17 +144,20 @@ static void scan_image(const uint8_t *image, size_t len, uint64_t start,
   out->image = image;
   out->len = len;
   out->salt = salt;
+  out->version = version;
   out->next = start;
-  REQUIRE(scan_segment(&b, &src, start, salt, check_recs, out, res) == 0);
+  REQUIRE(scan_segment(&b, &src, start, salt, version, check_recs, out,
+                       res) == 0);
   scan_buf_free(&b);
 }
 
 /* ---- mode: a segment image ---------------------------------------------- */
 
-static void fuzz_image(const uint8_t *data, size_t size) {
+static void fuzz_image(const uint8_t *data, size_t size, uint8_t mode) {
   seg_header h;
   uint64_t start = 0;
   uint32_t salt = 0;
+  uint32_t version = (mode & 2) ? 1 : SEG_VERSION;
   static seen a, b;
   scan_result ra, rb;
   uint64_t covered = 0;
@@ -155,6 +166,7 @@ static void fuzz_image(const uint8_t *data, size_t size) {
     uint8_t again[SEG_HEADER_SIZE];
     start = SEG_DATA_START;
     salt = h.salt;
+    version = h.version;
     seg_header_encode(again, &h);
     REQUIRE(memcmp(again, data, SEG_HEADER_SIZE) == 0 ||
             memcmp(again, data + SEG_HEADER_SIZE, SEG_HEADER_SIZE) == 0);
@@ -162,8 +174,8 @@ static void fuzz_image(const uint8_t *data, size_t size) {
       start = size;
     }
   }
-  scan_image(data, size, start, salt, 0, 65536, &a, &ra);
-  scan_image(data, size, start, salt, 7, 16, &b, &rb);
+  scan_image(data, size, start, salt, version, 0, 65536, &a, &ra);
+  scan_image(data, size, start, salt, version, 7, 16, &b, &rb);
 
   REQUIRE(ra.records == a.n || a.n == 4096);
   for (size_t i = 0; i < a.n; ++i) {
@@ -202,6 +214,7 @@ static void fuzz_records(const uint8_t *data, size_t size) {
     return;
   }
   salt = (uint32_t)data[1] * 0x01000193u;
+  h.version = SEG_VERSION;
   h.flags = 0;
   h.number = 1;
   h.salt = salt;
@@ -248,7 +261,8 @@ static void fuzz_records(const uint8_t *data, size_t size) {
     }
   }
 
-  scan_image(image, len, SEG_DATA_START, salt, 0, 65536, &got, &res);
+  scan_image(image, len, SEG_DATA_START, salt, SEG_VERSION, 0, 65536, &got,
+             &res);
   for (size_t r = 0; r < nrecs; ++r) {
     int touched = 0, found = 0, overlapped = 0;
     for (uint64_t b = offs[r]; b < offs[r] + sizes[r]; ++b) {
@@ -274,7 +288,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   }
   if ((data[0] & 1) == 0) {
-    fuzz_image(data + 1, size - 1);
+    fuzz_image(data + 1, size - 1, data[0]);
   } else {
     fuzz_records(data, size);
   }
