@@ -7,6 +7,7 @@
  * connection writes out and reports TERN_ERR_CLOSED.  A write that runs out
  * of memory comes back through the deadline loop and the ready list.
  */
+#include "deliver/hub.h"
 #include "memstore.h"
 #include "tap.h"
 #include "testutil.h"
@@ -300,6 +301,10 @@ static void ending_free(ending *x) {
   if (x->c) {
     tern_conn_del(x->c);
   }
+  /* Every reservation was used or given back. */
+  CHECK(x->hub->ev_reserved == 0 && x->hub->arena_reserved == 0,
+        "end: no event room left reserved (%zu, %zu)", x->hub->ev_reserved,
+        x->hub->arena_reserved);
   tu_events_free(&x->e);
   tu_out_free(&x->o);
   tern_hub_del(x->hub);

@@ -89,6 +89,8 @@ struct session {
   uint16_t nconns;
   uint8_t keylen;
   uint8_t restored;        /* loading: its "S" record was seen              */
+  uint32_t srec;           /* its last "S" record in the batch being built:
+                              index + 1 (persist.c checks it is still so)  */
   /* One timer serves both deadlines: the session's own expiry while no
      connection is attached, and its messages' TTLs.  msg_due is a lower
      bound on the earliest message expiry: removing a message leaves it
@@ -436,12 +438,12 @@ void persist_message(tern_hub *hub, const session *s, msg *m, int sync,
                      tern_tstamp dedup_expires);
 void persist_message_gone(tern_hub *hub, const msg *m);
 void persist_dedup_gone(tern_hub *hub, uint64_t serial);
-int persist_session(tern_hub *hub, const session *s, uint64_t reserved);
-void persist_seq(tern_hub *hub, const session *s);
+int persist_session(tern_hub *hub, session *s, uint64_t reserved);
+void persist_seq(tern_hub *hub, session *s);
 void persist_session_gone(tern_hub *hub, const session *s);
 /* persist_drops writes the session record again with the losses it has not
    had confirmed yet (persist.c), so a restarted hub tells them. */
-void persist_drops(tern_hub *hub, const session *s);
+void persist_drops(tern_hub *hub, session *s);
 /* session_untold: losses of |s| for reason |r| (0-based) not yet known to
    have reached its receiver: to tell, and told but unconfirmed. */
 uint32_t session_untold(const session *s, int r);

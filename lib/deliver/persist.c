@@ -380,13 +380,22 @@ void persist_dedup_gone(tern_hub *hub, uint64_t serial) {
 
 #define SESSION_VALUE 20 /* reservation, three loss counts */
 
-static int put_session(tern_hub *hub, const session *s, uint64_t reserved) {
-  if (reserve(hub, 1, 1 + s->keylen + SESSION_VALUE) != 0) {
-    return TERN_ERR_NOMEM;
+/* The value of |s|'s last "S" record in the batch being built, or NULL. */
+static uint8_t *batch_session(const persist *p, const session *s) {
+  if (s->srec == 0 || s->srec > p->nrecs) {
+    return NULL;
   }
-  uint8_t *v = add(hub->persist, TERN_STORE_SET, 'S', s->key, s->keylen,
-                   SESSION_VALUE);
-  put_be64(v, reserved);
+  const prec *r = &p->recs[s->srec - 1];
+  const uint8_t *key = p->bytes + r->key_off;
+  if (r->op != TERN_STORE_SET || r->keylen != 1u + s->keylen ||
+      key[0] != 'S' || r->valuelen != SESSION_VALUE ||
+      memcmp(key + 1, s->key, s->keylen) != 0) {
+    return NULL; /* a batch was handed over since */
+  }
+  return p->bytes + r->value_off;
+}
+
+static void put_counts(uint8_t *v, const session *s) {
   for (int r = 0; r < 3; ++r) {
     uint32_t n = session_untold(s, r);
     v[8 + 4 * r] = (uint8_t)(n >> 24);
@@ -394,11 +403,22 @@ static int put_session(tern_hub *hub, const session *s, uint64_t reserved) {
     v[10 + 4 * r] = (uint8_t)(n >> 8);
     v[11 + 4 * r] = (uint8_t)n;
   }
+}
+
+static int put_session(tern_hub *hub, session *s, uint64_t reserved) {
+  if (reserve(hub, 1, 1 + s->keylen + SESSION_VALUE) != 0) {
+    return TERN_ERR_NOMEM;
+  }
+  persist *p = hub->persist;
+  uint8_t *v = add(p, TERN_STORE_SET, 'S', s->key, s->keylen, SESSION_VALUE);
+  s->srec = (uint32_t)p->nrecs;
+  put_be64(v, reserved);
+  put_counts(v, s);
   return 0;
 }
 
 /* The reservation for a session whose next seq is |next_seq|. */
-int persist_session(tern_hub *hub, const session *s, uint64_t reserved) {
+int persist_session(tern_hub *hub, session *s, uint64_t reserved) {
   if (put_session(hub, s, reserved) != 0) {
     return TERN_ERR_NOMEM;
   }
@@ -407,8 +427,16 @@ int persist_session(tern_hub *hub, const session *s, uint64_t reserved) {
   return 0;
 }
 
-void persist_drops(tern_hub *hub, const session *s) {
+void persist_drops(tern_hub *hub, session *s) {
   if (hub->loading) {
+    return;
+  }
+  /* A record of the session waits in this batch: its counts change in
+     place (it precedes whatever follows, the DEL of a lost message among
+     them), so a burst of losses costs one record per batch. */
+  uint8_t *v = batch_session(hub->persist, s);
+  if (v) {
+    put_counts(v, s);
     return;
   }
   /* Any reservation at or above the last one written will do: next_seq
@@ -424,7 +452,7 @@ void persist_drops(tern_hub *hub, const session *s) {
   maybe_flush(hub);
 }
 
-void persist_seq(tern_hub *hub, const session *s) {
+void persist_seq(tern_hub *hub, session *s) {
   /* Called when next_seq reaches a block boundary: reserve two blocks on,
      so the record has a block's worth of sends to become durable. */
   if (persist_session(hub, s, s->next_seq + 2 * SEQ_BLOCK) != 0) {
