@@ -593,7 +593,8 @@ TERN_EXTERN int tern_conn_new(tern_conn **pconn, tern_hub *hub,
  * sent again on another connection or after a resume) and frees it.  A
  * session left without connections starts its session_ttl from the last
  * bytes this connection received.  Queued events that name the connection
- * report conn NULL from then on.  NULL does nothing.  Must not be called
+ * report conn NULL from then on.  Deleting a connection that has not ended
+ * yet ends it without an end event.  NULL does nothing.  Must not be called
  * after tern_hub_del of its hub.
  */
 TERN_EXTERN void tern_conn_del(tern_conn *conn);
