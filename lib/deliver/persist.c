@@ -443,9 +443,12 @@ void persist_drops(tern_hub *hub, session *s) {
      only grows. */
   uint64_t reserved = s->next_seq + 2 * SEQ_BLOCK;
   if (put_session(hub, s, reserved) != 0) {
+    /* The buffer keeps room for a record once it is empty, so this fails
+       only when even the flush found no memory: the stored counts are
+       then those of the last change, and a restart might tell fewer. */
     tern_hub_flush(hub);
     if (put_session(hub, s, reserved) != 0) {
-      return; /* the record of the last change stays: fewer told again */
+      return;
     }
   }
   /* No sync of its own: it goes with the DEL it precedes. */
