@@ -481,10 +481,50 @@ static void test_write_nomem_retry(void) {
   CHECK_EQ(tu_alloc_finish(&a), 0, "write nomem: no leak");
 }
 
+/* A store that completes later may report several batches at once: the
+   room each held for its STORE_FAILED event comes back, one event tells of
+   a failure. */
+static void test_later_batches_give_room_back(void) {
+  for (int fail = 0; fail < 2; ++fail) {
+    memstore ms;
+    memset(&ms, 0, sizeof(ms));
+    tern_settings s = tu_settings();
+    tern_hub *hub = tu_hub(&s);
+    if (tern_hub_set_store(hub, &memstore_methods, &ms, T0) != 0) {
+      BAILOUT("later: store");
+    }
+    ms.later = 1;
+    for (int i = 0; i < 3; ++i) {
+      char id[8];
+      snprintf(id, sizeof(id), "l%d", i);
+      tern_msg_desc d = sync_desc(id);
+      tern_hub_publish(hub, (const uint8_t *)"k", 1, &d, T0, NULL);
+      tern_hub_flush(hub);
+    }
+    tu_events_drain(hub);
+    CHECK_EQ(tern_hub_store_done(hub, ms.last_batch,
+                                 fail ? TERN_ERR_STORE : 0),
+             0, "later %d: three batches done at once", fail);
+    tu_events e = {0};
+    tu_events_take(&e, hub);
+    CHECK_EQ(tu_events_count(&e, TERN_EV_PERSISTED), 3,
+             "later %d: three PERSISTED", fail);
+    CHECK_EQ(tu_events_count(&e, TERN_EV_STORE_FAILED), fail,
+             "later %d: STORE_FAILED once if it failed", fail);
+    CHECK(hub->ev_reserved == 0 && hub->arena_reserved == 0,
+          "later %d: every reservation came back (%zu, %zu)", fail,
+          hub->ev_reserved, hub->arena_reserved);
+    tu_events_free(&e);
+    tern_hub_del(hub);
+    memstore_free(&ms);
+  }
+}
+
 int main(void) {
   test_hello_past_max_events();
   test_persisted_past_max_events();
   test_persisted_without_memory();
+  test_later_batches_give_room_back();
   test_hello_without_memory();
   test_expiry_without_memory();
   test_end_events();

@@ -165,12 +165,15 @@ static void maybe_flush(tern_hub *hub) {
    STORE_FAILED event, every SYNC waiter that of its PERSISTED event. */
 static void complete(tern_hub *hub, uint64_t batch, int status) {
   persist *p = hub->persist;
+  /* Every batch up to |batch| completes: one STORE_FAILED event tells of
+     them all, the others give their room back. */
+  size_t n = (size_t)(batch + 1 - p->done_batch);
   if (status != 0) {
     event_duty(hub, TERN_EV_STORE_FAILED, status, NULL, NULL, 0, NULL, 0,
                NULL, 0, batch, 0);
-  } else {
-    event_unreserve(hub, 1, 0);
+    --n;
   }
+  event_unreserve(hub, n, 0);
   while (p->wlen && p->waiters[p->wfirst].batch <= batch) {
     waiter *w = &p->waiters[p->wfirst];
     event_duty(hub, TERN_EV_PERSISTED, status, NULL, w->key, w->keylen, w->id,
