@@ -117,8 +117,15 @@ TERN_EXTERN uint32_t tern_version_info(uint32_t least);
 /* ---- time and sizes ----------------------------------------------------- */
 
 /*
- * tern_tstamp is a point in time in nanoseconds from any monotonic origin the
- * host chooses.  It must never go backwards between calls on one hub.
+ * tern_tstamp is a point in time in nanoseconds.  The clock rule, the same
+ * for every function that takes a |now|: |now| comes from a monotonic clock
+ * of the host's choice (CLOCK_MONOTONIC, say) with any origin, and never
+ * goes backwards between calls on one hub or client.  What a hub stores
+ * (expiries of messages and dedup ids) must outlive the process, so it is
+ * kept on a wall clock: give the hub one with tern_hub_set_wallclock before
+ * tern_hub_set_store.  A hub with a store but no wall clock stores its
+ * |now| as it is, which is only right when |now| itself survives restarts
+ * (CLOCK_REALTIME).  tern(3) shows both clocks read with clock_gettime.
  */
 typedef uint64_t tern_tstamp;
 /* tern_duration is a span of time in nanoseconds. */
@@ -299,8 +306,11 @@ typedef struct tern_settings {
      its max_deliver-th send (re-sends after a lost connection count too) is
      discarded with a TERN_EV_DEAD event.  5; 0 is unlimited. */
   uint32_t max_deliver;
-  /* max_events bounds the event queue; events past it are counted in
-     tern_stats.events_lost and discarded.  65536. */
+  /* max_events bounds the trace events (ACCEPTED, SENT, ACKED, EXPIRED,
+     COLLAPSED, EVICTED) in the queue: one past it, or one the queue has no
+     memory for, is counted in tern_stats.events_lost and discarded.  The
+     other events carry a duty for the host and are never discarded (see
+     tern_event_type); they do not count against it.  65536. */
   uint32_t max_events;
   /* seed feeds the hub's random generator (message ids, epoch, jitter).
      Give each hub process a fresh random seed so that epochs differ across
@@ -399,10 +409,13 @@ TERN_EXTERN tern_tstamp tern_hub_get_expiry(const tern_hub *hub);
 /*
  * tern_hub_handle_expiry runs every deadline at or before |now|: expires
  * messages and sessions, declares silent connections dead, schedules PINGs
- * and redeliveries.  Results come out as events and as bytes for
- * tern_conn_write.
+ * and redeliveries, and hands the waiting batch to the store.  Results come
+ * out as events and as bytes for tern_conn_write.
  *
- * Returns 0 or TERN_ERR_INVALID (hub NULL).
+ * Returns 0, TERN_ERR_NOMEM (an event that may not be lost, SESSION_EXPIRED
+ * or DEAD, found no memory: what it reports did not happen yet, its
+ * deadline stays due, so tern_hub_get_expiry says to call again) or
+ * TERN_ERR_INVALID (hub NULL).
  */
 TERN_EXTERN int tern_hub_handle_expiry(tern_hub *hub, tern_tstamp now);
 
@@ -420,7 +433,9 @@ TERN_EXTERN tern_conn *tern_hub_next_ready(tern_hub *hub);
  * every open connection, for a restart or shutdown.  Each carries a retry
  * hint drawn uniformly from [0, |max_retry|]; sessions with HIGH messages
  * pending get hints from the first quarter, so they come back first.
- * Each connection's in-flight messages return to its session.
+ * Each connection's in-flight messages return to its session, and each
+ * gets its end event (TERN_EV_CONN_CLOSED with |reason|), as for
+ * tern_conn_goaway.
  *
  * Returns the number of connections told, or TERN_ERR_INVALID.
  */
@@ -580,9 +595,10 @@ typedef struct tern_publish_result {
  * range, attrs with NULL strings, a layout version the library does not
  * know), TERN_ERR_TOO_LARGE (a field over its limit), TERN_ERR_DUPLICATE,
  * TERN_ERR_FULL (the overflow rule refused or rejected it: see
- * result->outcome), TERN_ERR_LIMIT (max_sessions) or TERN_ERR_NOMEM.  On
- * any error nothing changed, except that a refused message is counted as
- * dropped for the session.
+ * result->outcome), TERN_ERR_LIMIT (max_sessions) or TERN_ERR_NOMEM (for a
+ * TERN_MSG_SYNC message this includes the room of its TERN_EV_PERSISTED
+ * event).  On any error nothing changed, except that a refused message is
+ * counted as dropped for the session.
  */
 TERN_EXTERN int tern_hub_publish_versioned(tern_hub *hub, const uint8_t *key,
                                            size_t keylen,
@@ -659,6 +675,19 @@ typedef enum tern_goaway_reason {
  * peer must be HELLO, within liveness_timeout of |now|.  The host owns the
  * connection and deletes it with tern_conn_del.
  *
+ * How a connection ends, the one rule: whatever ends it (a protocol error
+ * or NOMEM in tern_conn_read, max_conns or max_sessions, no HELLO in time,
+ * liveness, a GOAWAY from the client, a newer connection of the receiver
+ * resuming its stream, tern_conn_goaway, tern_hub_goaway_all), the hub
+ * queues exactly one end event for it: TERN_EV_CONN_DEAD (liveness of an
+ * open connection) or TERN_EV_CONN_CLOSED (everything else, |reason| says
+ * why).  On that event the host writes out what tern_conn_write still
+ * gives, until it returns TERN_ERR_CLOSED, then closes its socket and calls
+ * tern_conn_del.  Return values (tern_conn_read's error, TERN_ERR_CLOSED
+ * from a write) need no action of their own.  The room for the end event
+ * is reserved here, so it is never lost.  Only tern_conn_del ends a
+ * connection without an event (the host knows).
+ *
  * Returns 0, TERN_ERR_INVALID or TERN_ERR_NOMEM.
  */
 TERN_EXTERN int tern_conn_new(tern_conn **pconn, tern_hub *hub,
@@ -670,7 +699,8 @@ TERN_EXTERN int tern_conn_new(tern_conn **pconn, tern_hub *hub,
  * sent again on another connection or after a resume) and frees it.  A
  * session left without connections starts its session_ttl from the last
  * bytes this connection received.  Queued events that name the connection
- * report conn NULL from then on.  NULL does nothing.  Must not be called
+ * report conn NULL from then on.  Deleting a connection that has not ended
+ * yet ends it without an end event.  NULL does nothing.  Must not be called
  * after tern_hub_del of its hub.
  */
 TERN_EXTERN void tern_conn_del(tern_conn *conn);
@@ -685,7 +715,8 @@ TERN_EXTERN void tern_conn_del(tern_conn *conn);
  * effect, nothing of the bad one did), TERN_ERR_LIMIT (HELLO to a session
  * already at max_conns, or max_sessions reached; closed likewise),
  * TERN_ERR_NOMEM (closed likewise), TERN_ERR_CLOSED (already closed),
- * TERN_ERR_INVALID (NULL arguments with len > 0).
+ * TERN_ERR_INVALID (NULL arguments with len > 0).  Every close queues the
+ * connection's end event (see tern_conn_new); the host acts on that.
  */
 TERN_EXTERN tern_ssize tern_conn_read(tern_conn *conn, const uint8_t *in,
                                       size_t len, tern_tstamp now);
@@ -700,8 +731,11 @@ TERN_EXTERN tern_ssize tern_conn_read(tern_conn *conn, const uint8_t *in,
  * Returns the number of bytes written (0: nothing to send now),
  * TERN_ERR_CLOSED once the connection is closed and everything queued for it
  * was written, TERN_ERR_NOMEM (a frame larger than |cap| needed a buffer to
- * continue from; nothing was written, call again later) or
- * TERN_ERR_INVALID.
+ * continue from; nothing was written) or TERN_ERR_INVALID.  After
+ * TERN_ERR_NOMEM the hub's deadline is due at once (tern_hub_get_expiry
+ * returns at most |now|): tern_hub_handle_expiry puts the connection back
+ * on the ready list, so it comes back from tern_hub_next_ready and the host
+ * retries then.
  */
 TERN_EXTERN tern_ssize tern_conn_write(tern_conn *conn, uint8_t *out,
                                        size_t cap, tern_tstamp now);
@@ -713,10 +747,9 @@ TERN_EXTERN tern_ssize tern_conn_write(tern_conn *conn, uint8_t *out,
 TERN_EXTERN int tern_conn_want_write(const tern_conn *conn);
 
 /*
- * tern_conn_is_closed returns nonzero once the connection is closed (GOAWAY
- * sent or received, protocol error, liveness timeout).  The host writes out
- * what tern_conn_write still gives, then closes its socket and calls
- * tern_conn_del.
+ * tern_conn_is_closed returns nonzero once the connection is closed (its end
+ * event is queued).  The host writes out what tern_conn_write still gives,
+ * then closes its socket and calls tern_conn_del.
  */
 TERN_EXTERN int tern_conn_is_closed(const tern_conn *conn);
 
@@ -726,8 +759,8 @@ TERN_EXTERN int tern_conn_is_closed(const tern_conn *conn);
  * WELCOME is queued.
  *
  * Returns 0, TERN_ERR_STATE (no HELLO waiting), TERN_ERR_LIMIT (the session
- * reached max_conns, or max_sessions: the connection is closed),
- * TERN_ERR_NOMEM (nothing changed) or TERN_ERR_INVALID.
+ * reached max_conns, or max_sessions: the connection is closed, with its
+ * end event), TERN_ERR_NOMEM (nothing changed) or TERN_ERR_INVALID.
  */
 TERN_EXTERN int tern_conn_accept(tern_conn *conn, tern_tstamp now);
 
@@ -735,7 +768,8 @@ TERN_EXTERN int tern_conn_accept(tern_conn *conn, tern_tstamp now);
  * tern_conn_goaway queues a GOAWAY with |reason| and |retry_after| and
  * closes the connection; its in-flight messages return to the session.
  * To refuse a HELLO that waits (settings.hello_accept), call it with
- * TERN_GOAWAY_REJECTED.
+ * TERN_GOAWAY_REJECTED.  Like every end, it queues the connection's end
+ * event (TERN_EV_CONN_CLOSED with |reason|).
  *
  * Returns 0, TERN_ERR_CLOSED (already closed) or TERN_ERR_INVALID.
  */
@@ -778,16 +812,27 @@ TERN_EXTERN void tern_conn_get_info(const tern_conn *conn, tern_conn_info *info,
 /* ---- events ------------------------------------------------------------- */
 
 /*
- * tern_event_type names an event.  Lifecycle events (ACCEPTED .. EVICTED)
- * come only when tracing is on for the hub or the message; the others
- * always come.  |reason| is a tern_drop_reason for EXPIRED, EVICTED and DEAD,
- * a tern_goaway_reason for CONN_DEAD and CONN_CLOSED, 0 or a tern_error for
- * PERSISTED and STORE_FAILED, 0 otherwise.  CONN_CLOSED comes when anything
- * but the host's own calls closed a connection: a client GOAWAY (reason
- * TERN_GOAWAY_CLIENT), no HELLO in time (TERN_GOAWAY_TIMEOUT), a newer
- * connection of the same receiver resuming its stream
- * (TERN_GOAWAY_REPLACED); a close that tern_conn_read reports through its
- * return value needs no event.
+ * tern_event_type names an event.  |reason| is a tern_drop_reason for
+ * EXPIRED, EVICTED and DEAD, a tern_goaway_reason for CONN_DEAD and
+ * CONN_CLOSED, 0 or a tern_error for PERSISTED and STORE_FAILED, 0
+ * otherwise.
+ *
+ * Trace events (ACCEPTED, SENT, ACKED, EXPIRED, COLLAPSED, EVICTED) come
+ * only when tracing is on for the hub or the message; they may be shed
+ * (settings.max_events, or no memory), counted in tern_stats.events_lost.
+ * The others carry a duty for the host and are never shed: PERSISTED and
+ * STORE_FAILED (a producer waits), CONN_HELLO (the host must accept or
+ * refuse), CONN_DEAD and CONN_CLOSED (the host must delete the
+ * connection), SESSION_EXPIRED and DEAD (messages left undelivered).  Their
+ * room is reserved when the call that will produce them is made, or the
+ * call fails with TERN_ERR_NOMEM before it changed anything (see
+ * tern_hub_publish, tern_conn_new, tern_hub_flush, tern_hub_handle_expiry).
+ *
+ * CONN_DEAD and CONN_CLOSED are the end events: exactly one per connection
+ * the hub closes, whatever closed it (tern_conn_new says what the host does
+ * then).  EXPIRED also comes, under the trace rule, for a stored message
+ * found expired by tern_hub_set_store (it expired while the hub was down):
+ * |seq| is then 0.
  */
 typedef enum tern_event_type {
   TERN_EV_ACCEPTED = 1,        /* a message was queued                        */
@@ -863,7 +908,10 @@ TERN_EXTERN int tern_hub_next_event(tern_hub *hub, tern_event *ev);
  * tern_drop_reason is the reason carried by DROPPED frames: why the
  * session lost messages it never acknowledged.  A DROPPED frame written on
  * a connection that ends before its receiver acks a later MSG is told again
- * on the next one: a receiver hears of every loss at least once.
+ * on the next one: a receiver hears of every loss at least once.  With a
+ * store this holds across restarts too: the losses not yet confirmed are
+ * kept in the session's record, and a restored session tells them again,
+ * together with the stored messages that expired while the hub was down.
  */
 typedef enum tern_drop_reason {
   TERN_DROP_EXPIRED = 1,  /* their TTL passed                           */
@@ -951,15 +999,19 @@ typedef struct tern_store_methods {
  * bytes of layout m->version only; newer methods count as NULL) to an
  * empty hub and restores what it holds: sessions, pending messages (those
  * that were in flight are pending again), dedup ids still in their window,
- * and the epoch, so receivers resume where they were.  Messages whose
- * expiry passed are dropped while loading.  From then on the hub appends
+ * the losses its receivers have not had confirmed, and the epoch, so
+ * receivers resume where they were.  Messages whose expiry passed are
+ * dropped while loading, each counted as a loss of its session (told to
+ * the receiver in DROPPED) and, under the trace rule, reported as
+ * TERN_EV_EXPIRED.  From then on the hub appends
  * its changes in batches: at the end of tern_hub_handle_expiry, at
  * tern_hub_flush, and whenever a batch grows large.  tern_hub_get_expiry
  * returns 0 while a batch waits, so a host loop flushes at once.
  *
- * Expiries are stored as absolute tern_tstamps: with a store, |now| must
- * come from a clock that survives restarts (CLOCK_REALTIME in nanoseconds,
- * for example).
+ * Expiries are stored on the wall clock set by tern_hub_set_wallclock,
+ * which should be called first; without one they are stored as |now|'s
+ * tstamps, and |now| must then come from a clock that survives restarts
+ * (CLOCK_REALTIME).
  *
  * |store| is passed to every method as is (it may be NULL if the methods
  * need nothing).  max_sessions does not limit what is restored.
@@ -975,11 +1027,29 @@ TERN_EXTERN int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m,
                                    void *store, tern_tstamp now);
 
 /*
+ * tern_hub_set_wallclock tells the hub that at its |now| (the monotonic
+ * clock of every other call) the wall clock reads |wall_ns| (nanoseconds
+ * since the Unix epoch, CLOCK_REALTIME).  The hub stores expiries on the
+ * wall clock and converts them back when loading, so that a restart with a
+ * monotonic clock that started again from 0 keeps every TTL and dedup
+ * window right (time passed while the hub was down counts).  Call it before
+ * tern_hub_set_store; calling it again later (say, after the wall clock was
+ * stepped) changes only what is stored from then on.  The core never reads
+ * a clock: the host reads both (tern(3) shows how).
+ *
+ * Returns 0 or TERN_ERR_INVALID (hub NULL, |now| TERN_TSTAMP_NONE, |wall_ns|
+ * 0 or TERN_TSTAMP_NONE).
+ */
+TERN_EXTERN int tern_hub_set_wallclock(tern_hub *hub, tern_tstamp now,
+                                       uint64_t wall_ns);
+
+/*
  * tern_hub_flush hands the waiting batch, if any, to the store.  Returns 0,
  * TERN_ERR_STORE (the append failed: TERN_EV_STORE_FAILED and, for SYNC
  * messages in it, TERN_EV_PERSISTED with the error were queued; their ids
  * leave the dedup window so the producer can publish them again),
- * TERN_ERR_NOMEM (nothing was handed over; try again) or TERN_ERR_INVALID.
+ * TERN_ERR_NOMEM (nothing was handed over, not even room for the batch's
+ * STORE_FAILED event could be found; try again) or TERN_ERR_INVALID.
  */
 TERN_EXTERN int tern_hub_flush(tern_hub *hub);
 

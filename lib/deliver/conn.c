@@ -93,6 +93,12 @@ int tern_conn_new(tern_conn **pconn, tern_hub *hub, tern_tstamp now) {
     mem_free(&hub->mem, c);
     return TERN_ERR_NOMEM;
   }
+  /* Room for the event that will end it: every end is told. */
+  if (event_reserve(hub, 1, 0) != 0) {
+    hub_release_timer(hub);
+    mem_free(&hub->mem, c);
+    return TERN_ERR_NOMEM;
+  }
   c->hub = hub;
   c->state = CONN_HANDSHAKE;
   c->last_rx = c->last_tx = now;
@@ -118,6 +124,10 @@ void tern_conn_del(tern_conn *tc) {
     return;
   }
   tern_hub *hub = c->hub;
+  if (c->state < CONN_CLOSING) {
+    /* Ended by the host itself: its end event is not needed. */
+    event_unreserve(hub, 1, c->session ? c->session->keylen : 0);
+  }
   if (c->session) {
     session_detach(hub, c->session, c, c->last_rx);
   }
@@ -158,6 +168,15 @@ void conn_close(conn *c, int reason, uint32_t retry_ms, int error, int quiet,
   if (c->state >= CONN_CLOSING) {
     return;
   }
+  /* The one event of its end, in the room reserved since tern_conn_new
+     (and for the key since it bound). */
+  const session *s = c->session;
+  event_duty(hub,
+             reason == TERN_GOAWAY_TIMEOUT && c->state == CONN_OPEN
+                 ? TERN_EV_CONN_DEAD
+                 : TERN_EV_CONN_CLOSED,
+             reason, (tern_conn *)c, s ? s->key : NULL, s ? s->keylen : 0,
+             NULL, 0, NULL, 0, 0, 0);
   if (c->session) {
     session_detach(hub, c->session, c, now);
   }
@@ -190,9 +209,14 @@ static int bind(conn *c, const uint8_t *key, size_t keylen, uint64_t last_seq,
   uint64_t hash = session_hash(hub, key, keylen);
   session *s = session_find(hub, key, keylen, hash);
   int created = 0;
+  /* The end event will carry the session key. */
+  if (event_reserve(hub, 0, keylen) != 0) {
+    return TERN_ERR_NOMEM;
+  }
   if (!s) {
     int rv = session_new(hub, &s, key, keylen, hash, now);
     if (rv != 0) {
+      event_unreserve(hub, 0, keylen);
       return rv;
     }
     created = 1;
@@ -200,6 +224,7 @@ static int bind(conn *c, const uint8_t *key, size_t keylen, uint64_t last_seq,
     session_resume(hub, s, last_seq, now);
   }
   if (s->nconns >= hub->set.max_conns) {
+    event_unreserve(hub, 0, keylen);
     if (created) {
       session_destroy(hub, s);
     }
@@ -246,15 +271,21 @@ static int on_hello(conn *c, const wire_hello *h, tern_tstamp now) {
   if (c->state != CONN_HANDSHAKE) {
     return TERN_ERR_PROTO;
   }
-  event_push(hub, TERN_EV_CONN_HELLO, 0, (tern_conn *)c, h->key, h->keylen,
+  /* Without room for its event the HELLO fails as a whole (NOMEM closes
+     the connection, and that end is told in the room it holds). */
+  if (event_reserve(hub, 1, h->keylen + h->tokenlen) != 0) {
+    return TERN_ERR_NOMEM;
+  }
+  int rv = hub->set.hello_accept ? aux_get(hub, c) : 0;
+  if (rv != 0) {
+    event_unreserve(hub, 1, h->keylen + h->tokenlen);
+    return rv;
+  }
+  event_duty(hub, TERN_EV_CONN_HELLO, 0, (tern_conn *)c, h->key, h->keylen,
              NULL, 0, h->token, h->tokenlen, h->last_seq, 0);
   if (!hub->set.hello_accept) {
     return bind(c, h->key, h->keylen, h->last_seq, h->epoch, h->heartbeat_ms,
                 now);
-  }
-  int rv = aux_get(hub, c);
-  if (rv != 0) {
-    return rv;
   }
   conn_aux *a = c->aux;
   a->hello_waiting = 1;
@@ -282,6 +313,9 @@ static int on_ack(conn *c, uint64_t seq) {
   if (a && seq >= a->told_seq && (a->told[0] | a->told[1] | a->told[2])) {
     a->told[0] = a->told[1] = a->told[2] = 0; /* the notices arrived */
     aux_trim(c->hub, c);
+    if (c->hub->persist) {
+      persist_drops(c->hub, c->session); /* a restart need not tell them */
+    }
   }
   return 0;
 }
@@ -314,9 +348,6 @@ static int on_frame(conn *c, const wire_frame *f, tern_tstamp now) {
     }
     return 0;
   case WIRE_GOAWAY:
-    event_push(hub, TERN_EV_CONN_CLOSED, TERN_GOAWAY_CLIENT, (tern_conn *)c,
-               c->session ? c->session->key : NULL,
-               c->session ? c->session->keylen : 0, NULL, 0, NULL, 0, 0, 0);
     conn_close(c, TERN_GOAWAY_CLIENT, 0, 0, 1, now);
     return 1;
   default:
@@ -759,6 +790,10 @@ done:
     rv = TERN_ERR_NOMEM;
   }
   if (rv < 0 && o.p == buf) {
+    /* Nothing written for want of memory: the hub's next deadline is now,
+       and handling it puts the connection back on the ready list. */
+    c->write_retry = 1;
+    heap_arm(&hub->timers, &c->timer, now);
     return rv;
   }
   return o.p - buf;
@@ -766,11 +801,16 @@ done:
 
 /* ---- timers ------------------------------------------------------------- */
 
-static void ack_timeouts(tern_hub *hub, conn *c, tern_tstamp now) {
-  int moved = 0;
+static int ack_timeouts(tern_hub *hub, conn *c, tern_tstamp now) {
+  int moved = 0, rv = 0;
   while (c->inflight && ack_deadline(hub, c->inflight) <= now) {
     msg *m = c->inflight;
     if (hub->set.max_deliver && m->deliveries >= hub->set.max_deliver) {
+      /* TERN_EV_DEAD is never shed: no room, no discard (yet). */
+      if (event_reserve(hub, 1, c->session->keylen + m->idlen) != 0) {
+        rv = TERN_ERR_NOMEM;
+        break;
+      }
       ++hub->stats.dead;
       session_discard(hub, m, TERN_DROP_DEAD, TERN_EV_DEAD);
     } else {
@@ -786,31 +826,42 @@ static void ack_timeouts(tern_hub *hub, conn *c, tern_tstamp now) {
        one (which may be the stale one). */
     session_notify(hub, c->session);
   }
+  return rv;
 }
 
-void conn_on_timer(tern_hub *hub, conn *c, tern_tstamp now) {
+int conn_on_timer(tern_hub *hub, conn *c, tern_tstamp now) {
+  if (c->write_retry) {
+    c->write_retry = 0;
+    if (wants_write(c)) {
+      hub_mark_ready(hub, c);
+    }
+  }
+  if (c->state >= CONN_CLOSING) {
+    return 0; /* it has no deadlines of its own any more */
+  }
   if (now >= c->last_rx + MS(c->liveness_ms)) {
-    int open = c->state == CONN_OPEN;
-    const session *s = c->session;
-    event_push(hub, open ? TERN_EV_CONN_DEAD : TERN_EV_CONN_CLOSED,
-               TERN_GOAWAY_TIMEOUT, (tern_conn *)c, s ? s->key : NULL,
-               s ? s->keylen : 0, NULL, 0, NULL, 0, 0, 0);
-    if (open) {
+    if (c->state == CONN_OPEN) {
       ++hub->stats.conns_dead;
     }
     conn_close(c, TERN_GOAWAY_TIMEOUT, 0, 0, 0, now);
-    return;
+    return 0;
   }
+  int rv = 0;
   if (c->state == CONN_OPEN) {
     if (!(c->ctl & CTL_PING) && now >= c->last_tx + MS(c->heartbeat_ms)) {
       c->ctl |= CTL_PING;
       hub_mark_ready(hub, c);
     }
     if (hub->set.ack_timeout) {
-      ack_timeouts(hub, c, now);
+      rv = ack_timeouts(hub, c, now);
     }
   }
+  if (rv != 0) {
+    heap_arm(&hub->timers, &c->timer, now); /* still due */
+    return rv;
+  }
   rearm(hub, c);
+  return 0;
 }
 
 /* ---- host calls --------------------------------------------------------- */

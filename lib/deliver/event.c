@@ -3,8 +3,13 @@
  * (session key, message id, token or newer id) are copied into one arena,
  * so an event stays readable after its message or session is gone.  Both
  * arrays are reset whenever the queue runs empty, which a host draining
- * events every loop makes the common case.  Past max_events, or when
- * growing fails, an event is counted in stats.events_lost and dropped.
+ * events every loop makes the common case.
+ *
+ * Duty events use room reserved for them beforehand (hub.h says who
+ * reserves what): the free room past ev_len always covers ev_reserved
+ * records and arena_reserved bytes.  Trace events use only what is left
+ * beyond that; past max_events, or when growing fails, a trace event is
+ * counted in stats.events_lost and dropped.
  */
 #include <string.h>
 
@@ -12,9 +17,14 @@
 #include "base/mem.h"
 #include "deliver/hub.h"
 
-static int grow(tern_hub *hub, size_t strings) {
-  if (hub->ev_len == hub->ev_cap) {
+/* Makes room for |n| records and |strings| bytes beyond the reservations. */
+static int grow(tern_hub *hub, size_t n, size_t strings) {
+  size_t need = hub->ev_len + hub->ev_reserved + n;
+  if (need > hub->ev_cap) {
     size_t cap = hub->ev_cap ? hub->ev_cap * 2 : 64;
+    while (cap < need) {
+      cap *= 2;
+    }
     evrec *ev = mem_realloc(&hub->mem, hub->ev, cap * sizeof(*ev));
     if (!ev) {
       return -1;
@@ -22,9 +32,10 @@ static int grow(tern_hub *hub, size_t strings) {
     hub->ev = ev;
     hub->ev_cap = cap;
   }
-  if (hub->arena_len + strings > hub->arena_cap) {
+  need = hub->arena_len + hub->arena_reserved + strings;
+  if (need > hub->arena_cap) {
     size_t cap = hub->arena_cap ? hub->arena_cap : 4096;
-    while (cap < hub->arena_len + strings) {
+    while (cap < need) {
       cap *= 2;
     }
     uint8_t *a = mem_realloc(&hub->mem, hub->arena, cap);
@@ -46,20 +57,32 @@ static uint32_t save(tern_hub *hub, const uint8_t *p, size_t len) {
   return off;
 }
 
-evrec *event_push(tern_hub *hub, int type, int reason, tern_conn *c,
-                  const uint8_t *key, size_t keylen, const uint8_t *id,
-                  size_t idlen,
-                  const uint8_t *aux, size_t auxlen, uint64_t seq,
-                  uint64_t count) {
+static void reset_if_empty(tern_hub *hub) {
   if (hub->ev_head == hub->ev_len) {
     hub->ev_head = hub->ev_len = 0;
     hub->arena_len = 0;
   }
-  if (hub->ev_len - hub->ev_head >= hub->set.max_events ||
-      grow(hub, keylen + idlen + auxlen) != 0) {
-    ++hub->stats.events_lost;
-    return NULL;
+}
+
+int event_reserve(tern_hub *hub, size_t n, size_t strings) {
+  reset_if_empty(hub);
+  if (grow(hub, n, strings) != 0) {
+    return TERN_ERR_NOMEM;
   }
+  hub->ev_reserved += n;
+  hub->arena_reserved += strings;
+  return 0;
+}
+
+void event_unreserve(tern_hub *hub, size_t n, size_t strings) {
+  hub->ev_reserved -= n;
+  hub->arena_reserved -= strings;
+}
+
+static evrec *put(tern_hub *hub, int type, int reason, tern_conn *c,
+                  const uint8_t *key, size_t keylen, const uint8_t *id,
+                  size_t idlen, const uint8_t *aux, size_t auxlen,
+                  uint64_t seq, uint64_t count) {
   evrec *e = &hub->ev[hub->ev_len++];
   e->type = (uint8_t)type;
   e->reason = (int16_t)reason;
@@ -77,6 +100,31 @@ evrec *event_push(tern_hub *hub, int type, int reason, tern_conn *c,
   e->auxlen = (uint16_t)auxlen;
   e->aux_off = save(hub, aux, auxlen);
   return e;
+}
+
+evrec *event_duty(tern_hub *hub, int type, int reason, tern_conn *c,
+                  const uint8_t *key, size_t keylen, const uint8_t *id,
+                  size_t idlen, const uint8_t *aux, size_t auxlen,
+                  uint64_t seq, uint64_t count) {
+  /* The reservation covers it; the reset only frees room. */
+  reset_if_empty(hub);
+  event_unreserve(hub, 1, keylen + idlen + auxlen);
+  return put(hub, type, reason, c, key, keylen, id, idlen, aux, auxlen, seq,
+             count);
+}
+
+evrec *event_push(tern_hub *hub, int type, int reason, tern_conn *c,
+                  const uint8_t *key, size_t keylen, const uint8_t *id,
+                  size_t idlen, const uint8_t *aux, size_t auxlen,
+                  uint64_t seq, uint64_t count) {
+  reset_if_empty(hub);
+  if (hub->ev_len - hub->ev_head >= hub->set.max_events ||
+      grow(hub, 1, keylen + idlen + auxlen) != 0) {
+    ++hub->stats.events_lost;
+    return NULL;
+  }
+  return put(hub, type, reason, c, key, keylen, id, idlen, aux, auxlen, seq,
+             count);
 }
 
 void event_msg(tern_hub *hub, int type, int reason, const msg *m,

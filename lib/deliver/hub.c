@@ -213,23 +213,24 @@ int tern_hub_handle_expiry(tern_hub *hub, tern_tstamp now) {
     return TERN_ERR_INVALID;
   }
   timer *t;
-  while ((t = heap_top(&hub->timers)) && t->deadline <= now) {
+  int rv = 0;
+  while (rv == 0 && (t = heap_top(&hub->timers)) && t->deadline <= now) {
     switch (t->kind) {
     case TIMER_SESSION:
-      session_on_timer(hub,
-                       (session *)((char *)t - offsetof(session, timer)), now);
+      rv = session_on_timer(
+          hub, (session *)((char *)t - offsetof(session, timer)), now);
       break;
     default: {
       conn *c = (conn *)((char *)t - offsetof(conn, timer));
       heap_disarm(&hub->timers, t);
-      conn_on_timer(hub, c, now);
+      rv = conn_on_timer(hub, c, now);
       break;
     }
     }
   }
   dedup_expire(hub, now);
   tern_hub_flush(hub);
-  return 0;
+  return rv;
 }
 
 /* ---- ready list --------------------------------------------------------- */

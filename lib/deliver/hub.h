@@ -92,6 +92,8 @@ struct session {
   uint16_t nconns;
   uint8_t keylen;
   uint8_t restored;        /* loading: its "S" record was seen              */
+  uint32_t srec;           /* its last "S" record in the batch being built:
+                              index + 1 (persist.c checks it is still so)  */
   /* One timer serves both deadlines: the session's own expiry while no
      connection is attached, and its messages' TTLs.  msg_due is a lower
      bound on the earliest message expiry: removing a message leaves it
@@ -167,6 +169,8 @@ struct conn {
   uint8_t ready;           /* on the hub ready list                         */
   uint8_t goaway_reason;
   uint8_t welcome_flags;   /* WIRE_WELCOME_* for the queued WELCOME        */
+  uint8_t write_retry;     /* tern_conn_write ran out of memory: the timer
+                              puts it back on the ready list               */
   /* cold */
   timer timer;             /* handshake, heartbeat, liveness, ack timeout   */
   conn *session_next;      /* session->conns                                */
@@ -235,9 +239,17 @@ struct tern_hub {
   size_t ev_head, ev_len, ev_cap;
   uint8_t *arena;
   size_t arena_len, arena_cap;
+  size_t ev_reserved;      /* duty events promised: room kept for them    */
+  size_t arena_reserved;   /* ... and for their strings                   */
   uint8_t genid[32];       /* last generated id: hex epoch, hex counter      */
   struct persist *persist; /* NULL without a store (persist.c)            */
   int loading;             /* tern_hub_set_store is replaying records       */
+  /* tern_hub_set_wallclock: stored expiries are wall-clock times; |now|
+     (monotonic) at wall_mono was wall_real on the wall clock.  Without
+     it (wall_set 0) both are the same clock. */
+  int wall_set;
+  tern_tstamp wall_mono;
+  uint64_t wall_real;
   tern_stats stats;
 };
 
@@ -380,8 +392,10 @@ int session_new(tern_hub *hub, session **ps, const uint8_t *key,
                 size_t keylen, uint64_t hash, tern_tstamp now);
 /* session_destroy frees the session and everything it holds; no events. */
 void session_destroy(tern_hub *hub, session *s);
-/* session_on_timer expires due messages, then the session if it is due. */
-void session_on_timer(tern_hub *hub, session *s, tern_tstamp now);
+/* session_on_timer expires due messages, then the session if it is due.
+   0, or TERN_ERR_NOMEM: the session's expiry event had no room; it stays
+   due. */
+int session_on_timer(tern_hub *hub, session *s, tern_tstamp now);
 void session_arm(tern_hub *hub, session *s);
 /* session_enqueue appends a new message to its pending queue. */
 static inline void session_enqueue(session *s, msg *m) {
@@ -435,9 +449,15 @@ void persist_message(tern_hub *hub, const session *s, msg *m, int sync,
                      tern_tstamp dedup_expires);
 void persist_message_gone(tern_hub *hub, const msg *m);
 void persist_dedup_gone(tern_hub *hub, uint64_t serial);
-int persist_session(tern_hub *hub, const session *s, uint64_t reserved);
-void persist_seq(tern_hub *hub, const session *s);
+int persist_session(tern_hub *hub, session *s, uint64_t reserved);
+void persist_seq(tern_hub *hub, session *s);
 void persist_session_gone(tern_hub *hub, const session *s);
+/* persist_drops writes the session record again with the losses it has not
+   had confirmed yet (persist.c), so a restarted hub tells them. */
+void persist_drops(tern_hub *hub, session *s);
+/* session_untold: losses of |s| for reason |r| (0-based) not yet known to
+   have reached its receiver: to tell, and told but unconfirmed. */
+uint32_t session_untold(const session *s, int r);
 /* persist_epoch writes the epoch record (epoch and seq floor). */
 void persist_epoch(tern_hub *hub);
 /* persist_close flushes and detaches the store (tern_hub_del). */
@@ -446,7 +466,9 @@ void persist_close(tern_hub *hub);
 /* ---- conn.c -------------------------------------------------------------- */
 /* conn_free releases a deleted connection's memory (no event names it). */
 void conn_free(tern_hub *hub, conn *c);
-void conn_on_timer(tern_hub *hub, conn *c, tern_tstamp now);
+/* conn_on_timer: 0, or TERN_ERR_NOMEM (a DEAD event had no room: the
+   timer stays due). */
+int conn_on_timer(tern_hub *hub, conn *c, tern_tstamp now);
 /* conn_close: queue GOAWAY (unless |quiet|), detach, state CLOSING. */
 void conn_close(conn *c, int reason, uint32_t retry_ms, int error, int quiet,
                 tern_tstamp now);
@@ -486,8 +508,25 @@ static inline void conn_ack(tern_hub *hub, conn *c, uint64_t seq) {
 }
 
 /* ---- event.c ------------------------------------------------------------- */
-/* event_push queues an event; it returns the record (to set its cookie), or
-   NULL when the event was dropped. */
+/*
+ * Two kinds of events.  Trace events (the lifecycle of traced messages) are
+ * shed past max_events or when memory is short, counted in events_lost.
+ * Duty events (event_duty) are never shed: whoever will produce one first
+ * reserves its room with event_reserve, which may fail with TERN_ERR_NOMEM
+ * before anything changed, and event_duty then cannot fail.  A connection
+ * holds the reservation of its end event from tern_conn_new on (its key's
+ * bytes from binding on); a SYNC publish that of its PERSISTED event; a
+ * batch in the store that of a STORE_FAILED event; the others reserve just
+ * before the change they report.
+ */
+int event_reserve(tern_hub *hub, size_t n, size_t strings);
+void event_unreserve(tern_hub *hub, size_t n, size_t strings);
+/* Both return the queued record (to set its cookie); event_push returns
+   NULL when it shed the event. */
+evrec *event_duty(tern_hub *hub, int type, int reason, tern_conn *c,
+                  const uint8_t *key, size_t keylen, const uint8_t *id,
+                  size_t idlen, const uint8_t *aux, size_t auxlen,
+                  uint64_t seq, uint64_t count);
 evrec *event_push(tern_hub *hub, int type, int reason, tern_conn *c,
                   const uint8_t *key, size_t keylen, const uint8_t *id,
                   size_t idlen,

@@ -6,7 +6,10 @@
  *
  * Records (keys are a type byte and an identity; numbers big-endian):
  *   "E"                      epoch: 8 bytes, then the seq floor: 8 bytes
- *   "S" session key          session: 8-byte seq reservation
+ *   "S" session key          session: 8-byte seq reservation, then the
+ *                            losses not yet known to have reached the
+ *                            receiver, three 4-byte counts by
+ *                            tern_drop_reason (absent in older logs)
  *   "M" 8-byte serial        message: see put_message
  *   "D" 8-byte serial        dedup id: 8-byte expiry, key length, session
  *                            key, id
@@ -17,6 +20,18 @@
  * seq it used before.  The "S" record reserves seqs in blocks (written with
  * sync when next_seq crosses a block boundary), and a restored session
  * starts one block past its last reservation.
+ *
+ * Losses: a receiver hears of every loss at least once, across restarts
+ * too.  Whenever the count of a session's losses not yet confirmed changes
+ * (a discard, a refused publish, an ACK confirming DROPPED notices), its
+ * "S" record is written again with the counts, before the discarded
+ * message's DEL, so a store that keeps the DEL keeps the count.  A restored
+ * session tells them again (DROPPED), together with the messages that
+ * expired while the hub was down.
+ *
+ * Clocks: expiries are stored on the wall clock given by
+ * tern_hub_set_wallclock (or as the hub's own tstamps without it), and
+ * converted back to the hub's clock when loading.
  */
 #include <string.h>
 
@@ -148,19 +163,24 @@ static void maybe_flush(tern_hub *hub) {
 
 /* ---- confirming SYNC publishes ------------------------------------------ */
 
+/* Both events are duties: every batch handed over holds the room of its
+   STORE_FAILED event, every SYNC waiter that of its PERSISTED event. */
 static void complete(tern_hub *hub, uint64_t batch, int status) {
   persist *p = hub->persist;
+  /* Every batch up to |batch| completes: one STORE_FAILED event tells of
+     them all, the others give their room back. */
+  size_t n = (size_t)(batch + 1 - p->done_batch);
   if (status != 0) {
-    event_push(hub, TERN_EV_STORE_FAILED, status, NULL, NULL, 0, NULL, 0,
+    event_duty(hub, TERN_EV_STORE_FAILED, status, NULL, NULL, 0, NULL, 0,
                NULL, 0, batch, 0);
+    --n;
   }
+  event_unreserve(hub, n, 0);
   while (p->wlen && p->waiters[p->wfirst].batch <= batch) {
     waiter *w = &p->waiters[p->wfirst];
-    evrec *e = event_push(hub, TERN_EV_PERSISTED, status, NULL, w->key,
+    evrec *e = event_duty(hub, TERN_EV_PERSISTED, status, NULL, w->key,
                           w->keylen, w->id, w->idlen, NULL, 0, 0, 0);
-    if (e) {
-      e->cookie = w->cookie;
-    }
+    e->cookie = w->cookie;
     if (status != 0) {
       dedup_forget(hub, w->key, w->keylen, w->id, w->idlen);
     }
@@ -199,6 +219,12 @@ int tern_hub_flush(tern_hub *hub) {
       return TERN_ERR_NOMEM;
     }
   }
+  if (event_reserve(hub, 1, 0) != 0) { /* its STORE_FAILED event */
+    if (recs != stack) {
+      mem_free(&hub->mem, recs);
+    }
+    return TERN_ERR_NOMEM;
+  }
   for (size_t i = 0; i < p->nrecs; ++i) {
     const prec *r = &p->recs[i];
     recs[i].op = r->op;
@@ -230,6 +256,45 @@ int persist_pending(const tern_hub *hub) {
 }
 
 /* ---- what the hub records ----------------------------------------------- */
+
+/* The wall clock's time for the hub's |t| (TERN_TSTAMP_NONE stays). */
+static uint64_t to_wall(const tern_hub *hub, tern_tstamp t) {
+  if (!hub->wall_set || t == TERN_TSTAMP_NONE) {
+    return t;
+  }
+  if (t >= hub->wall_mono) {
+    uint64_t d = t - hub->wall_mono;
+    return d >= TERN_TSTAMP_NONE - hub->wall_real ? TERN_TSTAMP_NONE - 1
+                                                  : hub->wall_real + d;
+  }
+  uint64_t d = hub->wall_mono - t;
+  return d < hub->wall_real ? hub->wall_real - d : 0;
+}
+
+/* The hub's time for the wall clock's |w|. */
+static tern_tstamp from_wall(const tern_hub *hub, uint64_t w) {
+  if (!hub->wall_set || w == TERN_TSTAMP_NONE) {
+    return w;
+  }
+  if (w >= hub->wall_real) {
+    uint64_t d = w - hub->wall_real;
+    return d >= TERN_TSTAMP_NONE - hub->wall_mono ? TERN_TSTAMP_NONE - 1
+                                                  : hub->wall_mono + d;
+  }
+  uint64_t d = hub->wall_real - w;
+  return d < hub->wall_mono ? hub->wall_mono - d : 0;
+}
+
+int tern_hub_set_wallclock(tern_hub *hub, tern_tstamp now, uint64_t wall_ns) {
+  if (!hub || now == TERN_TSTAMP_NONE || wall_ns == 0 ||
+      wall_ns == TERN_TSTAMP_NONE) {
+    return TERN_ERR_INVALID;
+  }
+  hub->wall_set = 1;
+  hub->wall_mono = now;
+  hub->wall_real = wall_ns;
+  return 0;
+}
 
 /* Message record value: session keylen, key, flags, deliveries (2),
    expiry (8), then the MSG tail as sent on the wire, which the loader
@@ -263,6 +328,9 @@ int persist_reserve_publish(tern_hub *hub, const session *s, size_t taillen,
     p->wfirst = 0;
     p->wcap = cap;
   }
+  if (rv == 0 && sync) {
+    rv = event_reserve(hub, 1, keylen + idlen); /* its PERSISTED event */
+  }
   return rv;
 }
 
@@ -278,7 +346,7 @@ void persist_message(tern_hub *hub, const session *s, msg *m, int sync,
   *v++ = (uint8_t)(m->flags & MSG_TRACE);
   *v++ = (uint8_t)(m->deliveries >> 8);
   *v++ = (uint8_t)m->deliveries;
-  put_be64(v, m->expiry);
+  put_be64(v, to_wall(hub, m->expiry));
   v += 8;
   *v++ = 0; /* reserved */
   memcpy(v, m->tail, m->taillen);
@@ -286,7 +354,7 @@ void persist_message(tern_hub *hub, const session *s, msg *m, int sync,
   if (dedup_expires) {
     v = add(p, TERN_STORE_SET, 'D', serial, 8,
             8u + 1 + s->keylen + m->idlen);
-    put_be64(v, dedup_expires);
+    put_be64(v, to_wall(hub, dedup_expires));
     v[8] = s->keylen;
     memcpy(v + 9, s->key, s->keylen);
     memcpy(v + 9 + s->keylen, msg_id(m), m->idlen);
@@ -317,19 +385,84 @@ void persist_dedup_gone(tern_hub *hub, uint64_t serial) {
   add_del(hub, 'D', id, 8);
 }
 
-/* The reservation for a session whose next seq is |next_seq|. */
-int persist_session(tern_hub *hub, const session *s, uint64_t reserved) {
-  if (reserve(hub, 1, 1 + s->keylen + 8) != 0) {
+#define SESSION_VALUE 20 /* reservation, three loss counts */
+
+/* The value of |s|'s last "S" record in the batch being built, or NULL. */
+static uint8_t *batch_session(const persist *p, const session *s) {
+  if (s->srec == 0 || s->srec > p->nrecs) {
+    return NULL;
+  }
+  const prec *r = &p->recs[s->srec - 1];
+  const uint8_t *key = p->bytes + r->key_off;
+  if (r->op != TERN_STORE_SET || r->keylen != 1u + s->keylen ||
+      key[0] != 'S' || r->valuelen != SESSION_VALUE ||
+      memcmp(key + 1, s->key, s->keylen) != 0) {
+    return NULL; /* a batch was handed over since */
+  }
+  return p->bytes + r->value_off;
+}
+
+static void put_counts(uint8_t *v, const session *s) {
+  for (int r = 0; r < 3; ++r) {
+    uint32_t n = session_untold(s, r);
+    v[8 + 4 * r] = (uint8_t)(n >> 24);
+    v[9 + 4 * r] = (uint8_t)(n >> 16);
+    v[10 + 4 * r] = (uint8_t)(n >> 8);
+    v[11 + 4 * r] = (uint8_t)n;
+  }
+}
+
+static int put_session(tern_hub *hub, session *s, uint64_t reserved) {
+  if (reserve(hub, 1, 1 + s->keylen + SESSION_VALUE) != 0) {
     return TERN_ERR_NOMEM;
   }
-  put_be64(add(hub->persist, TERN_STORE_SET, 'S', s->key, s->keylen, 8),
-           reserved);
+  persist *p = hub->persist;
+  uint8_t *v = add(p, TERN_STORE_SET, 'S', s->key, s->keylen, SESSION_VALUE);
+  s->srec = (uint32_t)p->nrecs;
+  put_be64(v, reserved);
+  put_counts(v, s);
+  return 0;
+}
+
+/* The reservation for a session whose next seq is |next_seq|. */
+int persist_session(tern_hub *hub, session *s, uint64_t reserved) {
+  if (put_session(hub, s, reserved) != 0) {
+    return TERN_ERR_NOMEM;
+  }
   hub->persist->sync = 1; /* seqs past the old reservation go out soon */
   maybe_flush(hub);
   return 0;
 }
 
-void persist_seq(tern_hub *hub, const session *s) {
+void persist_drops(tern_hub *hub, session *s) {
+  if (hub->loading) {
+    return;
+  }
+  /* A record of the session waits in this batch: its counts change in
+     place (it precedes whatever follows, the DEL of a lost message among
+     them), so a burst of losses costs one record per batch. */
+  uint8_t *v = batch_session(hub->persist, s);
+  if (v) {
+    put_counts(v, s);
+    return;
+  }
+  /* Any reservation at or above the last one written will do: next_seq
+     only grows. */
+  uint64_t reserved = s->next_seq + 2 * SEQ_BLOCK;
+  if (put_session(hub, s, reserved) != 0) {
+    /* The buffer keeps room for a record once it is empty, so this fails
+       only when even the flush found no memory: the stored counts are
+       then those of the last change, and a restart might tell fewer. */
+    tern_hub_flush(hub);
+    if (put_session(hub, s, reserved) != 0) {
+      return;
+    }
+  }
+  /* No sync of its own: it goes with the DEL it precedes. */
+  maybe_flush(hub);
+}
+
+void persist_seq(tern_hub *hub, session *s) {
   /* Called when next_seq reaches a block boundary: reserve two blocks on,
      so the record has a block's worth of sends to become durable. */
   if (persist_session(hub, s, s->next_seq + 2 * SEQ_BLOCK) != 0) {
@@ -362,6 +495,8 @@ typedef struct loader {
   tern_tstamp now;
   int found_epoch;
   int error;
+  uint64_t *gone;      /* serials of messages that expired while down:   */
+  size_t ngone, capgone; /* deleted after the counts that tell them     */
 } loader;
 
 static session *load_session(loader *l, const uint8_t *key, size_t keylen) {
@@ -419,7 +554,7 @@ static void load_message(loader *l, uint64_t serial, const uint8_t *v,
   const uint8_t *f = key + keylen;
   const uint8_t *tail = f + MESSAGE_FIXED;
   size_t taillen = len - (1 + keylen + MESSAGE_FIXED);
-  tern_tstamp expiry = get_be64(f + 3);
+  tern_tstamp expiry = from_wall(hub, get_be64(f + 3));
   wire_msg w;
   int rv = decode_tail(hub, tail, taillen, &w);
   if (rv == -2) {
@@ -429,12 +564,34 @@ static void load_message(loader *l, uint64_t serial, const uint8_t *v,
   if (rv != 0 || w.payloadlen > hub->set.max_payload) {
     return; /* damaged: never send it */
   }
-  if (expiry <= l->now) {
-    persist_message_gone(hub, &(msg){.serial = serial});
-    return;
-  }
   session *s = load_session(l, key, keylen);
   if (!s) {
+    return;
+  }
+  if (expiry <= l->now) {
+    /* Expired while the hub was down: a loss like any other, told to the
+       receiver (DROPPED) and, when traced, to the host (EXPIRED). */
+    if (l->ngone == l->capgone) {
+      size_t cap = l->capgone ? 2 * l->capgone : 64;
+      uint64_t *g = mem_realloc(&hub->mem, l->gone, cap * sizeof(*g));
+      if (!g) {
+        l->error = TERN_ERR_NOMEM;
+        return;
+      }
+      l->gone = g;
+      l->capgone = cap;
+    }
+    l->gone[l->ngone++] = serial;
+    if (serial >= hub->next_serial) {
+      hub->next_serial = serial;
+    }
+    if (hub->set.trace || (f[0] & MSG_TRACE)) {
+      event_push(hub, TERN_EV_EXPIRED, TERN_DROP_EXPIRED, NULL, key, keylen,
+                 w.id, w.idlen, NULL, 0, 0, 0);
+    }
+    ++hub->stats.expired;
+    ++s->dropped[TERN_DROP_EXPIRED - 1];
+    s->dropped_total += s->dropped_total != UINT32_MAX;
     return;
   }
   size_t size = sizeof(msg) + taillen;
@@ -485,7 +642,7 @@ static void load_dedup(loader *l, uint64_t serial, const uint8_t *v,
       len - 9 - v[8] > TERN_MAX_ID) {
     return;
   }
-  tern_tstamp expires = get_be64(v);
+  tern_tstamp expires = from_wall(hub, get_be64(v));
   /* The serial names this record: the next hub must not hand it out
      again, whether or not the record is still live. */
   if (serial >= hub->next_serial) {
@@ -522,13 +679,21 @@ static int visit(void *ctx, const uint8_t *key, size_t keylen,
     }
     break;
   case 'S':
-    if (keylen >= 2 && keylen - 1 <= TERN_MAX_SESSION_KEY && valuelen == 8) {
+    if (keylen >= 2 && keylen - 1 <= TERN_MAX_SESSION_KEY &&
+        (valuelen == 8 || valuelen == SESSION_VALUE)) {
       session *s = load_session(l, key + 1, keylen - 1);
       if (s) {
         /* one block past the reservation: see the top of this file */
         uint64_t next = get_be64(value) + SEQ_BLOCK;
         s->next_seq = next > s->next_seq ? next : s->next_seq;
         s->restored = 1;
+        for (int r = 0; valuelen == SESSION_VALUE && r < 3; ++r) {
+          const uint8_t *c = value + 8 + 4 * r;
+          uint64_t n = (uint64_t)s->dropped[r] +
+                       ((uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 |
+                        (uint32_t)c[2] << 8 | c[3]);
+          s->dropped[r] = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+        }
       }
     }
     break;
@@ -600,8 +765,10 @@ int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m, void *store,
     persist_free(hub);
     return TERN_ERR_NOMEM;
   }
-  loader l = {hub, now, 0, 0};
-  uint64_t old_epoch = hub->epoch;
+  loader l = {hub, now, 0, 0, NULL, 0, 0};
+  uint64_t old_epoch = hub->epoch, old_expired = hub->stats.expired;
+  size_t old_ev_head = hub->ev_head, old_ev_len = hub->ev_len,
+         old_arena_len = hub->arena_len;
   hub->loading = 1;
   int rv = p->m.load(store, visit, &l);
   if (rv == 0) {
@@ -621,10 +788,16 @@ int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m, void *store,
     }
   }
   if (rv != 0) {
+    mem_free(&hub->mem, l.gone);
     persist_free(hub); /* before unloading: nothing may be written */
     unload(hub);
     hub->loading = 0;
     hub->epoch = old_epoch;
+    hub->stats.expired = old_expired;
+    /* the EXPIRED events of a load that did not happen */
+    hub->ev_head = old_ev_head;
+    hub->ev_len = old_ev_len;
+    hub->arena_len = old_arena_len;
     return rv == TERN_ERR_NOMEM ? rv : TERN_ERR_STORE;
   }
   hub->loading = 0;
@@ -639,10 +812,19 @@ int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m, void *store,
       session *s = (session *)n;
       session_arm(hub, s); /* msg_due was set while loading */
       /* A new reservation above the restored next_seq: without it a
-         second restart would hand out these seqs again. */
+         second restart would hand out these seqs again.  It carries the
+         losses to tell, those that expired while down among them. */
       persist_session(hub, s, s->next_seq + 2 * SEQ_BLOCK);
+      if (s->dropped[0] | s->dropped[1] | s->dropped[2]) {
+        session_notify(hub, s);
+      }
     }
   }
+  /* Only now the expired messages' records go: after the counts. */
+  for (size_t i = 0; i < l.ngone; ++i) {
+    persist_message_gone(hub, &(msg){.serial = l.gone[i]});
+  }
+  mem_free(&hub->mem, l.gone);
   rv = tern_hub_flush(hub);
   return rv == TERN_ERR_NOMEM ? 0 : rv;
 }

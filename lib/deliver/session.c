@@ -132,12 +132,21 @@ static void unlink_msg(tern_hub *hub, msg *m) {
 
 void session_discard(tern_hub *hub, msg *m, int reason, int ev) {
   session *s = m->session;
-  if (ev && (ev == TERN_EV_DEAD || msg_traced(hub, m))) {
+  if (ev == TERN_EV_DEAD) {
+    /* a duty event: its caller reserved the room */
+    event_duty(hub, ev, reason, NULL, s->key, s->keylen, msg_id(m), m->idlen,
+               NULL, 0, m->seq, 0);
+  } else if (ev && msg_traced(hub, m)) {
     event_msg(hub, ev, reason, m, NULL, NULL, 0);
   }
   if (reason) {
     ++s->dropped[reason - 1];
     s->dropped_total += s->dropped_total != UINT32_MAX;
+    if (hub->persist) {
+      /* Before the message's DEL: a store that keeps the DEL keeps the
+         count, so a restart tells the loss. */
+      persist_drops(hub, s);
+    }
   }
   unlink_msg(hub, m);
   msg_unref(hub, m);
@@ -547,8 +556,6 @@ void session_resume(tern_hub *hub, session *s, uint64_t last_seq,
   for (conn *c = s->conns; c; c = c->session_next) {
     if (c->stream == stream) {
       conn_ack(hub, c, last_seq);
-      event_push(hub, TERN_EV_CONN_CLOSED, TERN_GOAWAY_REPLACED,
-                 (tern_conn *)c, s->key, s->keylen, NULL, 0, NULL, 0, 0, 0);
       conn_close(c, TERN_GOAWAY_REPLACED, 0, 0, 0, now);
       break;
     }
@@ -595,11 +602,16 @@ void session_destroy(tern_hub *hub, session *s) {
   mem_free(&hub->mem, s);
 }
 
-static void session_expire(tern_hub *hub, session *s) {
-  event_push(hub, TERN_EV_SESSION_EXPIRED, 0, NULL, s->key, s->keylen, NULL,
+static int session_expire(tern_hub *hub, session *s) {
+  /* Never shed: without room the session lives on, still due. */
+  if (event_reserve(hub, 1, s->keylen) != 0) {
+    return TERN_ERR_NOMEM;
+  }
+  event_duty(hub, TERN_EV_SESSION_EXPIRED, 0, NULL, s->key, s->keylen, NULL,
              0, NULL, 0, 0, s->nmsgs);
   ++hub->stats.sessions_expired;
   session_destroy(hub, s);
+  return 0;
 }
 
 /* Expires |m| if it is due; otherwise lowers |*next| to its expiry. */
@@ -627,7 +639,7 @@ static void expire_list(tern_hub *hub, msg **head, tern_tstamp now,
   }
 }
 
-void session_on_timer(tern_hub *hub, session *s, tern_tstamp now) {
+int session_on_timer(tern_hub *hub, session *s, tern_tstamp now) {
   if (s->msg_due <= now) {
     /* One pass over what the session holds: expire what is due and find
        the next message deadline. */
@@ -640,11 +652,19 @@ void session_on_timer(tern_hub *hub, session *s, tern_tstamp now) {
     }
     s->msg_due = next;
   }
-  if (s->ttl_at <= now) {
-    session_expire(hub, s);
-    return;
+  if (s->ttl_at <= now && session_expire(hub, s) == 0) {
+    return 0;
   }
   session_arm(hub, s);
+  return s->ttl_at <= now ? TERN_ERR_NOMEM : 0;
+}
+
+uint32_t session_untold(const session *s, int r) {
+  uint64_t n = s->dropped[r];
+  for (const conn *c = s->conns; c; c = c->session_next) {
+    n += c->aux ? c->aux->told[r] : 0;
+  }
+  return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
 /* ---- publish ------------------------------------------------------------ */
@@ -850,6 +870,9 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
       ++hub->stats.refused;
       ++s->dropped[TERN_DROP_OVERFLOW - 1];
       s->dropped_total += s->dropped_total != UINT32_MAX;
+      if (hub->persist) {
+        persist_drops(hub, s);
+      }
       if (hub->set.trace || (d->flags & TERN_MSG_TRACE)) {
         evrec *e = event_push(hub, TERN_EV_EVICTED, TERN_DROP_OVERFLOW, NULL,
                               s->key, s->keylen, id, idlen, NULL, 0, 0, 0);

@@ -12,8 +12,11 @@ def rec(key, value):
 def epoch(e):
     return rec(b"E", struct.pack(">Q", e))
 
-def session(key, reserved=2048):
-    return rec(b"S" + key, struct.pack(">Q", reserved))
+def session(key, reserved=2048, losses=None):
+    v = struct.pack(">Q", reserved)
+    if losses is not None:  # losses to tell, by drop reason (20-byte form)
+        v += struct.pack(">III", *losses)
+    return rec(b"S" + key, v)
 
 def message(serial, key, msgid, payload, prio=1, expiry=2**64 - 1, ck=b""):
     flags = prio | (4 if ck else 0)
@@ -41,6 +44,10 @@ corpus = {
     "collapse": bytes([1]) + session(b"k") + message(1, b"k", b"s1", b"1-0", ck=b"score")
     + message(2, b"k", b"s2", b"2-0", ck=b"score"),
     "orphans": bytes([1]) + message(1, b"ghost", b"m", b"x") + dedup(1, b"ghost", b"m", 99 * SEC),
+    "losses": bytes([50]) + epoch(7) + session(b"k", losses=(3, 0, 1))
+    + session(b"full", losses=(0xffffffff, 0xffffffff, 0xffffffff))
+    + message(1, b"full", b"gone", b"x", expiry=10 * SEC)
+    + message(2, b"k", b"live", b"y"),
     "garbage": bytes([1]) + rec(b"M" + b"\x00" * 8, b"\xff" * 30) + rec(b"S", b"") + rec(b"Zq", b"1"),
 }
 

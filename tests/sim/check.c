@@ -38,9 +38,10 @@
  * hides most repeats: invariant 2 stays per incarnation, repeats it let
  * through are counted); 4 and 5 allow a message that came back to follow
  * newer ones the app got while it was gone, or newer ones the crash
- * forgot; 6 and 7 start again with each hub (losses a crash took before
- * they were announced are counted), and after the last clean shutdown the
- * store must hold nothing but the epoch.
+ * forgot; 6 carries over a restart (the store keeps each session's losses
+ * not yet told; messages that expired while the hub was down are losses
+ * of the new hub: see durable.c), 7 starts again with each hub, and after
+ * the last clean shutdown the store must hold nothing but the epoch.
  * Failures with number 0 are broken API contracts found on the way: the
  * trace disagreeing with what the hub holds (checked every step), a
  * writable connection tern_hub_next_ready never returned, a write that
@@ -191,6 +192,9 @@ static void end_msg(sim *s, int32_t idx, int state) {
   kmap_del(&s->live, key, live_key(key, m->client, m->id, m->idlen));
   m->state = state;
   m->ended = s->now;
+  if (state == M_EXPIRED || state == M_EVICTED || state == M_DEAD) {
+    m->drop_inst = s->cl[m->client].inst;
+  }
   s->last_progress = s->now;
   --s->live_n[m->client];
   s->live_bytes[m->client] -= m->paylen;
@@ -1036,10 +1040,12 @@ void model_check_step(sim *s) {
        confirmed them are told again, so what was written and what is
        still to tell may exceed the discards; never fall short. */
     for (int r = 0; r < 3; ++r) {
-      if (ss->dropped[r] + ir->written[r] < ir->discards[r]) {
-        sim_fail(s, 6, "%s reason %d: %llu discards, but only %llu written "
-                       "in DROPPED notices and %u still to tell",
+      if (ss->dropped[r] + ir->written[r] < ir->discards[r] + ir->carried[r]) {
+        sim_fail(s, 6, "%s reason %d: %llu discards (%llu carried over a "
+                       "restart), but only %llu written in DROPPED notices "
+                       "and %u still to tell",
                  c->key, r + 1, (unsigned long long)ir->discards[r],
+                 (unsigned long long)ir->carried[r],
                  (unsigned long long)ir->written[r], ss->dropped[r]);
       }
     }
@@ -1190,7 +1196,8 @@ void model_check_end(sim *s) {
         }
       }
       if (ir->written[r] != ir->told[r] + ir->lost[r] ||
-          (!ir->ended && ir->told[r] + held < ir->discards[r])) {
+          (!ir->ended &&
+           ir->told[r] + held < ir->discards[r] + ir->carried[r])) {
         sim_fail(s, 6, "%s (session %zu) reason %d: %llu discards, %llu "
                        "written in DROPPED, %llu told as GAP, %llu lost",
                  s->cl[ir->client].key, k, r + 1,

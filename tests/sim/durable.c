@@ -34,10 +34,19 @@
  * message is written by the next flush.
  * After the last hub stopped cleanly, the store holds only its epoch.
  *
- * DROPPED accounting (invariant 6) and the memory baseline (invariant 7)
- * start again with each hub: a restarted hub knows nothing of the losses
- * the old one had not announced (counted as unannounced), and each session
- * gets a new model instance.
+ * DROPPED accounting (invariant 6) carries over a restart: every session
+ * record the hub writes must count at least the losses its instance has
+ * not told its app (discards + carried - GAP events; the hub may count
+ * more: it only forgets a loss once an ACK confirmed the notice), and a
+ * restored session starts a new model instance that carries the counts the
+ * store held durably, which must cover every discard whose message record
+ * deletion was durable and that the app was not told.  Messages that
+ * expired while the hub was down must come out as EXPIRED events at load
+ * (the sim traces every message) and count as losses of the new instance.
+ * Losses of messages the store never held (volatile, refused) whose count
+ * was not durable yet die with the crash, as those messages do (counted as
+ * unannounced).  The memory baseline (invariant 7) starts again with each
+ * hub.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +63,7 @@ enum { U_SET_M = 1, U_DEL_M, U_SET_S, U_DEL_S, U_EPOCH };
 typedef struct urec {
   int32_t who; /* model index, or client slot */
   uint8_t kind;
+  uint32_t cnt[3]; /* U_SET_S: the losses the record counts */
 } urec;
 
 typedef struct ivec {
@@ -74,6 +84,9 @@ typedef struct durable {
   uint64_t ck_newest[SIM_MAX_CLIENTS][SIM_NCK]; /* serial of the newest
                              accepted message of each collapse key       */
   uint8_t sess_dur[SIM_MAX_CLIENTS]; /* the store holds the session       */
+  uint32_t cnt_dur[SIM_MAX_CLIENTS][3]; /* ... and its record's loss counts */
+  uint64_t untold_stop[SIM_MAX_CLIENTS][3]; /* the stopped hub's counts    */
+  int attaching;          /* inside tern_hub_set_store                     */
   int epoch_dur;          /* the store holds the epoch                     */
   uint64_t epoch;
   int attached;           /* a hub was attached before                     */
@@ -114,14 +127,16 @@ static int client_of(const sim *s, const uint8_t *key, size_t keylen) {
 
 /* ---- watching the batches ----------------------------------------------- */
 
-static void unsynced(durable *d, int32_t who, uint8_t kind) {
+static urec *unsynced(durable *d, int32_t who, uint8_t kind) {
   if (d->nuns == d->capuns) {
     d->capuns = d->capuns ? d->capuns * 2 : 256;
     d->uns = xrealloc(d->uns, d->capuns * sizeof(*d->uns));
   }
-  d->uns[d->nuns].who = who;
-  d->uns[d->nuns].kind = kind;
-  ++d->nuns;
+  urec *u = &d->uns[d->nuns++];
+  u->who = who;
+  u->kind = kind;
+  u->cnt[0] = u->cnt[1] = u->cnt[2] = 0;
+  return u;
 }
 
 /* Everything appended so far is durable now. */
@@ -139,9 +154,11 @@ static void mirror_sync(sim *s) {
       break;
     case U_SET_S:
       d->sess_dur[u->who] = 1;
+      memcpy(d->cnt_dur[u->who], u->cnt, sizeof(u->cnt));
       break;
     case U_DEL_S:
       d->sess_dur[u->who] = 0;
+      memset(d->cnt_dur[u->who], 0, sizeof(d->cnt_dur[u->who]));
       break;
     case U_EPOCH:
       d->epoch_dur = 1;
@@ -275,7 +292,20 @@ static void watch_record(sim *s, const tern_store_record *r, int sync) {
       sim_fail(s, 0, "the hub wrote a session record for an unknown key");
       return;
     }
-    unsynced(d, client, set ? U_SET_S : U_DEL_S);
+    urec *u = unsynced(d, client, set ? U_SET_S : U_DEL_S);
+    if (!set) {
+      break;
+    }
+    if (r->valuelen != 20) {
+      sim_fail(s, 6, "a session record of %zu bytes: no loss counts",
+               r->valuelen);
+      break;
+    }
+    for (int k = 0; k < 3; ++k) {
+      const uint8_t *c = r->value + 8 + 4 * k;
+      u->cnt[k] = (uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 |
+                  (uint32_t)c[2] << 8 | c[3];
+    }
     break;
   }
   case 'E':
@@ -298,8 +328,31 @@ static int w_append(void *store, uint64_t batch, const tern_store_record *recs,
   if (d->ms.frozen) {
     return 0; /* the dead process's last flush: it never happens */
   }
+  size_t first = d->nuns;
   for (size_t i = 0; i < n && !s->failed; ++i) {
     watch_record(s, &recs[i], sync);
+  }
+  /* The last session record of each client in the batch counts at least
+     the losses its instance has not told its app yet (the model hears of
+     a discard after the call that made it, so it may count fewer). */
+  int seen[SIM_MAX_CLIENTS] = {0};
+  for (size_t i = d->nuns; i > first && !d->attaching && !s->failed; --i) {
+    const urec *u = &d->uns[i - 1];
+    if (u->kind != U_SET_S || seen[u->who]) {
+      continue;
+    }
+    seen[u->who] = 1;
+    const inst_rec *ir = &s->insts[s->cl[u->who].inst];
+    for (int k = 0; k < 3; ++k) {
+      uint64_t owed = ir->discards[k] + ir->carried[k];
+      owed = owed > ir->told[k] ? owed - ir->told[k] : 0;
+      if (u->cnt[k] < owed) {
+        sim_fail(s, 6, "%s: its session record counts %u losses (reason "
+                       "%d), but %llu were not told to its app",
+                 s->cl[u->who].key, u->cnt[k], k + 1,
+                 (unsigned long long)owed);
+      }
+    }
   }
   int rv = memstore_append(&d->ms, batch, recs, n, sync);
   if (sync) {
@@ -446,9 +499,8 @@ void durable_stop(sim *s, int clean) {
     client_slot *c = &s->cl[i];
     const session *ss = (const session *)tern_hub_find_session(
         s->hub, (const uint8_t *)c->key, c->keylen);
-    if (ss) {
-      s->res->unannounced +=
-          (uint64_t)ss->dropped[0] + ss->dropped[1] + ss->dropped[2];
+    for (int r = 0; r < 3; ++r) {
+      d->untold_stop[i][r] = ss ? session_untold(ss, r) : 0;
     }
     s->insts[c->inst].ended = 1;
   }
@@ -521,9 +573,10 @@ static void find_held(sim *s, uint8_t *held) {
 }
 
 /* Compares what the new hub restored with what the store held durably
-   before it loaded (|dur|: the store held the message's record) and brings
-   the model up to date. */
-static void restored(sim *s, const uint8_t *dur, const uint8_t *sess_dur) {
+   before it loaded (|dur|: the store held the message's record; |cnt|: its
+   session records' loss counts) and brings the model up to date. */
+static void restored(sim *s, const uint8_t *dur, const uint8_t *sess_dur,
+                     uint32_t (*cnt)[3]) {
   tern_tstamp now = s->now;
   uint8_t *held = calloc(s->nmsgs ? s->nmsgs : 1, 1);
   if (!held) {
@@ -539,7 +592,7 @@ static void restored(sim *s, const uint8_t *dur, const uint8_t *sess_dur) {
   }
   for (size_t i = 0; i < s->nmsgs; ++i) {
     const mmsg *m = &s->msgs[i];
-    if (dur[i] && m->expiry > now && m->ck >= 0) {
+    if (dur[i] == 1 && m->expiry > now && m->ck >= 0) {
       int32_t *nw = &newest[m->client][m->ck];
       if (*nw < 0 || s->msgs[*nw].serial < m->serial) {
         *nw = (int32_t)i;
@@ -555,7 +608,7 @@ static void restored(sim *s, const uint8_t *dur, const uint8_t *sess_dur) {
         m->forgot_at = s->nrestarts; /* the store never had it */
       }
     }
-    int expect = dur[i] && m->expiry > now &&
+    int expect = dur[i] == 1 && m->expiry > now &&
                  (m->ck < 0 || newest[m->client][m->ck] == idx);
     if (expect && !held[i]) {
       /* A loss when the message was held; else a broken contract. */
@@ -571,7 +624,7 @@ static void restored(sim *s, const uint8_t *dur, const uint8_t *sess_dur) {
     if (!expect && held[i]) {
       sim_fail(s, 0, "the restarted hub restored %s of %s, although %s",
                sim_idstr(m), s->cl[m->client].key,
-               !dur[i] ? "the store did not hold its record"
+               dur[i] != 1 ? "the store did not hold its record"
                : m->expiry <= now ? "it had expired"
                                   : "a newer message has its collapse key");
       break;
@@ -580,9 +633,9 @@ static void restored(sim *s, const uint8_t *dur, const uint8_t *sess_dur) {
       if (expect) {
         m->restored_at = s->nrestarts;
         ++s->res->restored;
-      } else if (!dur[i] && superseded(s, m)) {
+      } else if (dur[i] != 1 && superseded(s, m)) {
         model_end_msg(s, idx, M_COLLAPSED); /* in flight, replaced */
-      } else if (!dur[i]) {
+      } else if (dur[i] != 1) {
         if (m->confirmed) {
           sim_fail(s, 1, "%s of %s, confirmed by PERSISTED, was lost by the "
                          "crash",
@@ -652,6 +705,40 @@ static void restored(sim *s, const uint8_t *dur, const uint8_t *sess_dur) {
     } else if (!has_session[i] && c->welcomed_inst != UINT32_MAX) {
       c->session_lost = 1;
     }
+    /* Invariant 6 across the restart: the store's counts are carried;
+       they must cover what the old instance owed its app for messages
+       whose deletion was durable (a loss whose count was not durable yet
+       died with the crash only if the message never was in the store). */
+    const inst_rec *old = &s->insts[old_inst[i]];
+    uint64_t durable_drops[3] = {0, 0, 0};
+    for (size_t k = 0; k < s->nmsgs; ++k) {
+      const mmsg *m = &s->msgs[k];
+      /* (A message a newer one of its collapse key superseded in flight
+         had its record deleted then, before its loss was counted.) */
+      if (m->client == i && m->drop_inst == old_inst[i] && dur[k] == 2 &&
+          !superseded(s, m) &&
+          (m->state == M_EXPIRED || m->state == M_EVICTED ||
+           m->state == M_DEAD)) {
+        ++durable_drops[m->state == M_EXPIRED   ? TERN_DROP_EXPIRED - 1
+                        : m->state == M_EVICTED ? TERN_DROP_OVERFLOW - 1
+                                                : TERN_DROP_DEAD - 1];
+      }
+    }
+    for (int r = 0; r < 3 && has_session[i]; ++r) {
+      inst_rec *ir = &s->insts[c->inst];
+      ir->carried[r] = cnt[i][r];
+      s->res->carried += cnt[i][r];
+      uint64_t need = old->carried[r] + durable_drops[r];
+      need = need > old->told[r] ? need - old->told[r] : 0;
+      if (cnt[i][r] < need) {
+        sim_fail(s, 6, "%s reason %d: the store counts %u losses to tell, "
+                       "but %llu durable discards (and carried losses) were "
+                       "never told",
+                 c->key, r + 1, cnt[i][r], (unsigned long long)need);
+      }
+      uint64_t gone = s->dur->untold_stop[i][r];
+      s->res->unannounced += gone > cnt[i][r] ? gone - cnt[i][r] : 0;
+    }
   }
   /* Dedup ids: those of durable publishes, within their window, for the
      sessions that came back. */
@@ -671,19 +758,85 @@ static void restored(sim *s, const uint8_t *dur, const uint8_t *sess_dur) {
   }
 }
 
+/*
+ * The events of the load: an EXPIRED event for every message the store
+ * held durably whose expiry passed while the hub was down (held ones, and
+ * ones that had left but whose deletion was not durable), each a loss of
+ * its session's new instance when the session came back; nothing else.
+ */
+static void load_events(sim *s, const uint8_t *dur) {
+  tern_tstamp now = s->now;
+  uint8_t *told = calloc(s->nmsgs ? s->nmsgs : 1, 1);
+  if (!told) {
+    abort();
+  }
+  tern_event ev;
+  while (!s->failed && tern_hub_next_event(s->hub, &ev) == 1) {
+    int client = client_of(s, ev.session_key, ev.session_keylen);
+    if (ev.type != TERN_EV_EXPIRED || client < 0) {
+      sim_fail(s, 0, "tern_hub_set_store queued event %d", ev.type);
+      break;
+    }
+    size_t i = 0;
+    for (; i < s->nmsgs; ++i) {
+      const mmsg *m = &s->msgs[i];
+      if (dur[i] == 1 && !told[i] && m->expiry <= now &&
+          m->client == client && m->idlen == ev.msg_idlen &&
+          memcmp(m->id, ev.msg_id, m->idlen) == 0) {
+        break;
+      }
+    }
+    if (i == s->nmsgs) {
+      sim_fail(s, 0, "EXPIRED at load for %.*s of %s, which the store did "
+                     "not hold expired",
+               (int)ev.msg_idlen, (const char *)ev.msg_id,
+               s->cl[client].key);
+      break;
+    }
+    told[i] = 1;
+    if (ev.reason != TERN_DROP_EXPIRED) {
+      sim_fail(s, 0, "EXPIRED at load with reason %d", ev.reason);
+    }
+    if (hub_session(s, client)) {
+      ++s->insts[s->cl[client].inst].discards[TERN_DROP_EXPIRED - 1];
+    }
+  }
+  for (size_t i = 0; i < s->nmsgs && !s->failed; ++i) {
+    if (dur[i] == 1 && !told[i] && s->msgs[i].expiry <= now) {
+      sim_fail(s, 6, "%s of %s expired while the hub was down, but the "
+                     "new hub did not report it (EXPIRED)",
+               sim_idstr(&s->msgs[i]), s->cl[s->msgs[i].client].key);
+    }
+  }
+  free(told);
+}
+
 void durable_attach(sim *s) {
   durable *d = s->dur;
-  /* What the store holds now: loading deletes some of it. */
+  /* What the store holds now (1), or held until a durable deletion (2):
+     loading deletes some of it. */
   uint8_t *dur = calloc(s->nmsgs ? s->nmsgs : 1, 1);
   if (!dur) {
     abort();
   }
   for (size_t i = 0; i < s->nmsgs; ++i) {
-    dur[i] = (s->msgs[i].rec & (REC_SET_DUR | REC_DEL_DUR)) == REC_SET_DUR;
+    uint8_t rec = s->msgs[i].rec & (REC_SET_DUR | REC_DEL_DUR);
+    dur[i] = rec == REC_SET_DUR ? 1 : (rec & REC_DEL_DUR) ? 2 : 0;
   }
   uint8_t sess_dur[SIM_MAX_CLIENTS];
   memcpy(sess_dur, d->sess_dur, sizeof(sess_dur));
-  int rv = tern_hub_set_store(s->hub, &w_methods, s, s->now);
+  uint32_t cnt[SIM_MAX_CLIENTS][3];
+  memcpy(cnt, d->cnt_dur, sizeof(cnt));
+  /* The stored expiries go through a wall clock far from the virtual
+     one, as a host's CLOCK_REALTIME is from its CLOCK_MONOTONIC. */
+  int rv = tern_hub_set_wallclock(s->hub, s->now,
+                                  s->now + (uint64_t)1700000000 * TERN_SECONDS);
+  if (rv != 0) {
+    sim_fail(s, 0, "tern_hub_set_wallclock: %s", tern_strerror(rv));
+  }
+  d->attaching = 1;
+  rv = tern_hub_set_store(s->hub, &w_methods, s, s->now);
+  d->attaching = 0;
   if (rv != 0) {
     sim_fail(s, 0, "tern_hub_set_store: %s", tern_strerror(rv));
     free(dur);
@@ -708,7 +861,8 @@ void durable_attach(sim *s) {
     }
     d->epoch = epoch;
   }
-  restored(s, dur, sess_dur);
+  restored(s, dur, sess_dur, cnt);
+  load_events(s, dur);
   free(dur);
 }
 

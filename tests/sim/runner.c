@@ -62,6 +62,7 @@ static void add(sim_result *t, const sim_result *r) {
   t->expired_down += r->expired_down;
   t->redelivered += r->redelivered;
   t->unannounced += r->unannounced;
+  t->carried += r->carried;
   t->order_lost += r->order_lost;
   t->dedup_adopted += r->dedup_adopted;
   t->virtual_time += r->virtual_time;
@@ -319,17 +320,19 @@ void sim_print_durability(const char *name, const sim_result *t) {
   printf("%s: restored %llu messages (%llu of them revived: gone from the "
          "old hub, deletion not durable); lost %llu held messages that "
          "were not durable (%llu deliveries of them still came); %llu "
-         "expired while the hub was down\n",
+         "expired while the hub was down (told as losses)\n",
          name, (unsigned long long)t->restored,
          (unsigned long long)t->revived, (unsigned long long)t->crash_lost,
          (unsigned long long)t->lost_arrived,
          (unsigned long long)t->expired_down);
   printf("%s: %llu re-deliveries after a restart passed the client's dedup; "
-         "%llu losses never announced (the crash took them); %llu older "
+         "%llu losses carried over restarts to be told; %llu never "
+         "announced (their count was not durable: volatile or refused "
+         "messages); %llu older "
          "messages back from the store after newer ones; %llu "
          "dedup ids adopted by a newer session of their key\n",
          name, (unsigned long long)t->redelivered,
-         (unsigned long long)t->unannounced,
+         (unsigned long long)t->carried, (unsigned long long)t->unannounced,
          (unsigned long long)t->order_lost,
          (unsigned long long)t->dedup_adopted);
 }

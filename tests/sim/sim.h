@@ -70,11 +70,15 @@ typedef struct sim_result {
   uint64_t crash_lost;     /* held messages a crash lost (not durable)      */
   uint64_t lost_arrived;   /* deliveries of such messages (sent in time)    */
   uint64_t expired_down;   /* durable messages that expired while the hub
-                              was down (dropped at load, never announced)  */
+                              was down (dropped at load and told: EXPIRED
+                              events, DROPPED notices)                    */
   uint64_t redelivered;    /* apps that got a message again after a hub
                               restart (their dedup window had let it go)  */
-  uint64_t unannounced;    /* losses a crash took before a DROPPED notice
-                              was written                                 */
+  uint64_t unannounced;    /* losses a crash took before their count was
+                              durable (of messages the store never held:
+                              volatile, refused)                         */
+  uint64_t carried;        /* losses a restarted hub had to tell again
+                              (its store's session records)               */
   uint64_t order_lost;     /* an older message (same priority or collapse
                               key) a restarted hub brought back, after a
                               newer one: the older one had left (evicted,
@@ -262,6 +266,8 @@ typedef struct mmsg {
   tern_tstamp dd_until;   /* ... until then                                */
   uint32_t deliv_inc;     /* client incarnation of its last delivery       */
   uint32_t deliv_restart; /* hub restarts before its last delivery         */
+  uint32_t drop_inst;     /* EXPIRED, EVICTED, DEAD: the session instance
+                             that discarded it                            */
 } mmsg;
 
 /* A small map from a byte key (<= 72 bytes) to an int. */
@@ -287,6 +293,9 @@ typedef struct inst_rec {
   uint64_t written[3];    /* DROPPED frames the hub wrote (tap)           */
   uint64_t told[3];       /* GAP events the apps got                      */
   uint64_t lost[3];       /* DROPPED frames the network lost              */
+  uint64_t carried[3];    /* --hub-restart: losses of earlier instances
+                             the store held for it to tell (its session
+                             record's counts when the hub restarted)     */
   int ended;
 } inst_rec;
 
