@@ -299,6 +299,7 @@ int main(void) {
            confirmed, acked_upto);
   CHECK(kills >= 50, "crash: at least 50 SIGKILLs");
   CHECK(confirmed > 0, "crash: the children confirmed SYNC publishes");
+  CHECK(acked_upto > 0, "crash: the children made acks durable");
   CHECK(ok_open, "crash: the store reopened after every kill");
   CHECK(ok_conf, "crash: every confirmed message survived every kill");
   CHECK(ok_acked, "crash: no durably acked message came back");
