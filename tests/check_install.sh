@@ -11,7 +11,8 @@
 #
 # PREFIX and LIBDIR are meson's prefix and libdir options (LIBDIR absolute,
 # or relative to PREFIX).  $CC is the C compiler command (meson passes its
-# own).  Skips without pkg-config.
+# own); $SANITIZE the build's b_sanitize option (a library built with
+# sanitizers needs programs built with them too).  Skips without pkg-config.
 set -u
 
 if [ $# -ne 4 ]; then
@@ -24,6 +25,10 @@ case $libdir in
 *) libdir=$prefix/$libdir ;;
 esac
 cc=${CC:-cc}
+sanflags=
+if [ -n "${SANITIZE:-}" ] && [ "$SANITIZE" != none ]; then
+  sanflags=-fsanitize=$SANITIZE
+fi
 
 if ! command -v pkg-config >/dev/null 2>&1; then
   echo "1..0 # SKIP pkg-config not installed"
@@ -76,7 +81,7 @@ for f in "${examples[@]}"; do
     continue
   fi
   # shellcheck disable=SC2086 # $cc and $flags are word lists
-  if $cc -std=c11 -Wall -Wextra -Werror -o "$tmp/$name" "$f" $flags \
+  if $cc -std=c11 -Wall -Wextra -Werror $sanflags -o "$tmp/$name" "$f" $flags \
     >"$tmp/$name.log" 2>&1; then
     ok "$name compiles against the installed header and library"
   else
