@@ -148,7 +148,7 @@ static void test_model(void) {
         ++adds;
       }
     }
-    if (!bad && (step % 7 == 0 || step > 59900)) {
+    if (!bad && (step % 11 == 0 || step > 59900)) {
       bad = verify(&d, &m);
     }
   }
