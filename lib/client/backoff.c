@@ -19,7 +19,9 @@
 tern_duration client_backoff_wait(tern_client *c) {
   tern_duration base = c->set.backoff_base, cap = c->set.backoff_cap;
   tern_duration bound = cap;
-  if (c->waits < 63 && base <= (cap >> c->waits)) {
+  /* base << waits without overflow: past 63 doublings any base exceeds
+     any cap. */
+  if (c->waits < 64 && base <= (cap >> c->waits)) {
     bound = base << c->waits;
   }
   ++c->waits;
