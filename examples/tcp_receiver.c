@@ -121,11 +121,8 @@ static void transport_write(tern_tstamp now) {
   while (fd >= 0 && !connecting) {
     if (out_off == out_len) {
       tern_ssize n = tern_client_write(client, out, sizeof(out), now);
-      if (n == TERN_ERR_CLOSED) { /* the goodbye is out */
-        transport_close();
-        return;
-      }
-      if (n <= 0) {
+      if (n <= 0) { /* TERN_ERR_CLOSED: the goodbye is out, and the
+                       DISCONNECTED event closes the socket */
         return;
       }
       out_off = 0;
@@ -154,11 +151,9 @@ static void transport_read(tern_tstamp now) {
     transport_lost(now);
     return;
   }
-  if (tern_client_read(client, buf, (size_t)n, now) < 0) {
-    /* A bad frame: the client already ended the connection (a
-       DISCONNECTED event follows); close the socket. */
-    transport_close();
-  }
+  /* A bad frame ends the connection: the client queues its one
+     DISCONNECTED event, which closes the socket (handle_events). */
+  tern_client_read(client, buf, (size_t)n, now);
 }
 
 /* ---- the app ----------------------------------------------------------- */
@@ -321,6 +316,7 @@ int main(int argc, char **argv) {
     }
     handle_events((uint16_t)port, now);
     transport_write(now);
+    handle_events((uint16_t)port, now); /* what writing ended, if anything */
 
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
     if (connecting || out_off < out_len || tern_client_want_write(client)) {

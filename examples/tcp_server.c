@@ -18,8 +18,14 @@
  * has as a duplicate, which is how a producer retries safely.
  *
  * What a host does, and where to find it here:
- *   - the clock: tern_tstamp from CLOCK_REALTIME, because the store keeps
- *     expiries across restarts (wall_now);
+ *   - the clocks: every tern_tstamp comes from CLOCK_MONOTONIC (mono_now);
+ *     the hub is told once what the wall clock reads at such a |now|
+ *     (tern_hub_set_wallclock), so the store keeps expiries and dedup
+ *     windows that stay right across restarts;
+ *   - the store's sync thread: fdatasync runs off the loop (the option
+ *     sync_thread), and the loop waits for the store's descriptor
+ *     beside its sockets, handing finished batches back to the hub with
+ *     tern_store_file_complete;
  *   - timers: epoll_wait sleeps until tern_hub_get_expiry, then
  *     tern_hub_handle_expiry runs what is due, which also hands the waiting
  *     batch to the store (main loop);
@@ -28,9 +34,11 @@
  *     generator waits when the hub rejects a publish for a full queue or
  *     when too many publishes wait for their confirmation (generate);
  *   - the end of a connection: EOF or an error on the socket deletes it at
- *     once; when the hub closes it (protocol error, liveness, the client's
- *     goodbye) the host writes out what tern_conn_write still gives until
- *     TERN_ERR_CLOSED, then deletes it (peer_flush);
+ *     once; every other end (a bad frame, liveness, the client's goodbye,
+ *     a newer stream of the same receiver) comes as exactly one
+ *     TERN_EV_CONN_DEAD or TERN_EV_CONN_CLOSED event, after which the host
+ *     writes out what tern_conn_write still gives until TERN_ERR_CLOSED,
+ *     then deletes it (handle_events, peer_flush);
  *   - SIGTERM or SIGINT: GOAWAY to every receiver, the last batch flushed,
  *     the store closed (which fsyncs), exit status 0 (shutdown).
  *
@@ -41,6 +49,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,7 +83,7 @@ static int epfd;
 static peer *peers; /* every open connection, for the shutdown */
 
 /* What epoll_event.data.ptr points to besides peers. */
-static char listener_tag, signal_tag;
+static char listener_tag, signal_tag, store_tag;
 
 /* The generator (the producer side of this example). */
 static struct {
@@ -87,11 +96,14 @@ static struct {
   int done_told;
 } gen;
 
-static tern_tstamp wall_now(void) {
+static uint64_t read_clock(clockid_t id) {
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (tern_tstamp)ts.tv_sec * TERN_SECONDS + (tern_tstamp)ts.tv_nsec;
+  clock_gettime(id, &ts);
+  return (uint64_t)ts.tv_sec * TERN_SECONDS + (uint64_t)ts.tv_nsec;
 }
+
+/* The |now| of every call: it never jumps when the wall clock is set. */
+static tern_tstamp mono_now(void) { return read_clock(CLOCK_MONOTONIC); }
 
 static void die(const char *what, int code) {
   fprintf(stderr, "tcp_server: %s: %s\n", what,
@@ -160,7 +172,9 @@ static int peer_flush(peer *p, tern_tstamp now) {
       peer_del(p);
       return -1;
     }
-    if (n < 0) { /* TERN_ERR_NOMEM: nothing written; the next round retries */
+    if (n < 0) { /* TERN_ERR_NOMEM: nothing written; the hub hands the
+                    connection back through tern_hub_next_ready after its
+                    next tern_hub_handle_expiry */
       printf("write error: %s\n", tern_strerror((int)n));
     }
     if (p->epollout) {
@@ -187,10 +201,9 @@ static void peer_read(peer *p, tern_tstamp now) {
     }
     tern_ssize rc = tern_conn_read(p->conn, buf, (size_t)n, now);
     if (rc < 0) {
-      /* A bad frame, a limit, no memory: the hub closed the connection and
-         queued a GOAWAY, which peer_flush writes before deleting it. */
+      /* A bad frame, a limit, no memory: the hub closed the connection,
+         queued a GOAWAY and its end event, which handle_events acts on. */
       printf("connection closed: %s\n", tern_strerror((int)rc));
-      peer_flush(p, now);
       return;
     }
   }
@@ -368,7 +381,7 @@ static int sleep_ms(tern_tstamp deadline, tern_tstamp now) {
 }
 
 static void shutdown_all(tern_store_file *store) {
-  tern_tstamp now = wall_now();
+  tern_tstamp now = mono_now();
   /* Every receiver is told to come back within 5 s; ones with HIGH
      messages pending get the earliest hints. */
   tern_hub_goaway_all(hub, TERN_GOAWAY_RESTART, 5 * TERN_SECONDS, now);
@@ -378,22 +391,32 @@ static void shutdown_all(tern_store_file *store) {
   }
   /* Give full sockets one second to take their GOAWAY. */
   tern_tstamp give_up = now + TERN_SECONDS;
-  while (peers && (now = wall_now()) < give_up) {
+  while (peers && (now = mono_now()) < give_up) {
     struct epoll_event evs[64];
     int n = epoll_wait(epfd, evs, 64, sleep_ms(give_up, now));
     for (int i = 0; i < n; ++i) {
-      if (evs[i].data.ptr != &listener_tag && evs[i].data.ptr != &signal_tag) {
-        peer_flush(evs[i].data.ptr, now);
+      void *ptr = evs[i].data.ptr;
+      if (ptr != &listener_tag && ptr != &signal_tag && ptr != &store_tag) {
+        peer_flush(ptr, now);
       }
     }
   }
   while (peers) {
     peer_del(peers);
   }
-  /* The last batch goes to the store; its confirmations are printed. */
+  /* The last batch goes to the store; wait for the sync thread to make it
+     durable, and print its confirmations. */
   int rc = tern_hub_flush(hub);
   if (rc != 0) {
     printf("last flush: %s\n", tern_strerror(rc));
+  }
+  while (gen.unconfirmed > 0 && rc == 0) {
+    struct pollfd pfd = {.fd = tern_store_file_fd(store), .events = POLLIN};
+    if (poll(&pfd, 1, 1000) <= 0) {
+      break;
+    }
+    tern_store_file_complete(store, hub);
+    handle_events(now);
   }
   handle_events(now);
   tern_hub_del(hub);
@@ -431,7 +454,10 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0); /* one line at a time, for pipes too */
 
   tern_store_file *store;
-  int rc = tern_store_file_open(&store, dir, NULL, NULL);
+  tern_store_file_options opt;
+  tern_store_file_options_default(&opt);
+  opt.sync_thread = 1; /* fdatasync off the loop; see store_tag below */
+  int rc = tern_store_file_open(&store, dir, &opt, NULL);
   if (rc != 0) {
     fprintf(stderr, "tcp_server: %s: %s (%s)\n", dir, tern_strerror(rc),
             tern_store_file_error(NULL));
@@ -439,7 +465,8 @@ int main(int argc, char **argv) {
   }
   tern_settings set;
   tern_settings_default(&set);
-  set.seed = wall_now() ^ ((uint64_t)getpid() << 32); /* fresh per process */
+  /* fresh per process */
+  set.seed = read_clock(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 32);
   /* A full session makes the producer wait instead of losing messages. */
   for (int prio = 0; prio < 3; ++prio) {
     set.overflow[prio] = TERN_OVERFLOW_REJECT;
@@ -449,7 +476,9 @@ int main(int argc, char **argv) {
   if ((rc = tern_hub_new(&hub, &set, NULL)) != 0) {
     die("tern_hub_new", rc);
   }
-  tern_tstamp now = wall_now();
+  tern_tstamp now = mono_now();
+  /* What is stored (expiries, dedup windows) goes by the wall clock. */
+  tern_hub_set_wallclock(hub, now, read_clock(CLOCK_REALTIME));
   /* Restores sessions, pending messages, dedup ids and the epoch. */
   if ((rc = tern_hub_set_store(hub, tern_store_file_methods(), store, now))) {
     fprintf(stderr, "tcp_server: loading %s: %s (%s)\n", dir,
@@ -469,11 +498,13 @@ int main(int argc, char **argv) {
   int sfd = signals_fd();
   watch(lfd, EPOLLIN, &listener_tag, EPOLL_CTL_ADD);
   watch(sfd, EPOLLIN, &signal_tag, EPOLL_CTL_ADD);
+  /* Readable when the sync thread finished batches. */
+  watch(tern_store_file_fd(store), EPOLLIN, &store_tag, EPOLL_CTL_ADD);
   gen.next = 1;
   printf("listening on 127.0.0.1:%lu\n", port);
 
   for (;;) {
-    now = wall_now();
+    now = mono_now();
     tern_tstamp wake = tern_hub_get_expiry(hub);
     if (gen.next <= gen.count && gen.unconfirmed < MAX_UNCONFIRMED &&
         gen.next_at < wake) {
@@ -484,7 +515,7 @@ int main(int argc, char **argv) {
     if (n < 0 && errno != EINTR) {
       die("epoll_wait", 0);
     }
-    now = wall_now();
+    now = mono_now();
     for (int i = 0; i < n; ++i) {
       void *ptr = evs[i].data.ptr;
       if (ptr == &signal_tag) {
@@ -497,6 +528,10 @@ int main(int argc, char **argv) {
       }
       if (ptr == &listener_tag) {
         accept_all(lfd, now);
+        continue;
+      }
+      if (ptr == &store_tag) { /* PERSISTED events follow */
+        tern_store_file_complete(store, hub);
         continue;
       }
       peer *p = ptr;
