@@ -259,6 +259,14 @@ typedef struct tern_settings {
      with TERN_GOAWAY_REJECTED (authentication by the host), at most
      liveness_timeout after tern_conn_new.  0 accepts at once. */
   uint32_t hello_accept;
+  /* max_pool_bytes: messages up to 1 KiB (payload and header) are carved
+     from 16 KiB slabs allocated through the hub's tern_mem, one allocation
+     per slab rather than per message.  As a backlog drains, slabs that
+     empty are kept for reuse up to max_pool_bytes in all, plus one per size
+     class, and the rest are freed, so a burst does not pin its memory.
+     1 MiB.  0 turns the pool off: each message is an allocation of its own
+     (what a tool tracing allocations, such as a sanitizer, needs). */
+  size_t max_pool_bytes;
 } tern_settings;
 
 /*

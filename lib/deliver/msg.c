@@ -1,25 +1,144 @@
 /*
- * Messages: freeing, the hub's pool of small message blocks, and the
- * circular lists messages live on.  Building one (msg_new) is in session.c,
- * next to its only caller, so that it inlines into publish.
+ * Messages: allocating and freeing, the hub's pool of message slabs (its
+ * rules are in hub.h), and the circular lists messages live on.  Building
+ * one (msg_new) is in session.c, next to its only caller, so that it
+ * inlines into publish.
  */
 #include <string.h>
 
 #include "base/mem.h"
 #include "deliver/hub.h"
 
+/* Four classes per doubling; a message with a 64-byte payload and a
+   generated id is about 210 bytes. */
+const uint16_t msg_class_size[MSG_CLASSES] = {128, 160, 192, 224, 256,
+                                              320, 384, 448, 512, 640,
+                                              768, 896, 1024};
+const uint8_t msg_class_of[MSG_POOL_MAX_BLOCK / 32] = {
+    0, 0, 0, 0, 1, 2, 3, 4, 5, 5, 6, 6, 7, 7, 8, 8,
+    9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11, 12, 12, 12, 12};
+
 void msg_free(tern_hub *hub, msg *m) { mem_free(&hub->mem, m); }
 
-void msg_pool_free(tern_hub *hub) {
-  while (hub->pool) {
-    void *next = *(void **)hub->pool;
-    mem_free(&hub->mem, hub->pool);
-    hub->pool = next;
+static void avail_push(tern_hub *hub, slab *s) {
+  slab **head = &hub->pool_avail[s->cls];
+  s->prev = NULL;
+  s->next = *head == &hub->pool_none ? NULL : *head;
+  if (s->next) {
+    s->next->prev = s;
   }
-  hub->pool_len = 0;
+  *head = s;
+  s->listed = 1;
 }
 
+static void avail_remove(tern_hub *hub, slab *s) {
+  if (s->prev) {
+    s->prev->next = s->next;
+  } else {
+    hub->pool_avail[s->cls] = s->next ? s->next : &hub->pool_none;
+  }
+  if (s->next) {
+    s->next->prev = s->prev;
+  }
+  s->listed = 0;
+}
 
+void msg_pool_init(tern_hub *hub) {
+  for (int c = 0; c < MSG_CLASSES; ++c) {
+    hub->pool_avail[c] = &hub->pool_none;
+  }
+  hub->pool_limit = hub->set.max_pool_bytes ? MSG_POOL_MAX_BLOCK : 0;
+}
+
+msg *msg_alloc_slow(tern_hub *hub, size_t size) {
+  if (size > hub->pool_limit) {
+    msg *m = mem_malloc(&hub->mem, size);
+    if (m) {
+      m->slab_off = 0;
+    }
+    return m;
+  }
+  uint8_t cls = msg_class_of[(size - 1) >> 5];
+  slab *s = hub->pool_avail[cls];
+  if (s != &hub->pool_none) {
+    /* The head filled up (a slab fills only at the head): the next one,
+       if any, has a free block. */
+    avail_remove(hub, s);
+    s = hub->pool_avail[cls];
+    if (s->free) {
+      return msg_alloc(hub, size);
+    }
+  }
+  /* No slab of this class has a free block: take a kept one or a new one,
+     and cut it into blocks. */
+  s = hub->pool_kept;
+  if (s) {
+    hub->pool_kept = s->next;
+    hub->pool_kept_bytes -= MSG_SLAB_BYTES;
+  } else {
+    s = mem_malloc(&hub->mem, MSG_SLAB_BYTES);
+    if (!s) {
+      return NULL;
+    }
+    ++hub->pool_slabs;
+  }
+  s->cls = cls;
+  s->used = 0;
+  size_t block = msg_class_size[cls];
+  uint8_t *first = (uint8_t *)s + sizeof(slab);
+  uint8_t *b = first + (MSG_SLAB_BYTES - sizeof(slab)) / block * block;
+  void *next = NULL;
+  while (b != first) { /* linked front to back: used in address order */
+    b -= block;
+    *(void **)b = next;
+    ((msg *)(void *)b)->slab_off = (uint16_t)(b - (uint8_t *)s);
+    next = b;
+  }
+  s->free = next;
+  avail_push(hub, s);
+  return msg_alloc(hub, size);
+}
+
+void msg_slab_relist(tern_hub *hub, slab *s) { avail_push(hub, s); }
+
+void msg_slab_empty(tern_hub *hub, slab *s) {
+  slab **spare = &hub->pool_spare[s->cls];
+  if (!*spare || (*spare)->used != 0) {
+    *spare = s; /* stays on the avail list */
+    return;
+  }
+  avail_remove(hub, s);
+  if (hub->pool_kept_bytes + MSG_SLAB_BYTES <= hub->set.max_pool_bytes) {
+    s->next = hub->pool_kept;
+    hub->pool_kept = s;
+    hub->pool_kept_bytes += MSG_SLAB_BYTES;
+    return;
+  }
+  mem_free(&hub->mem, s);
+  --hub->pool_slabs;
+}
+
+void msg_pool_free(tern_hub *hub) {
+  /* Every message is gone, so every slab is empty: on an avail list or
+     the kept list. */
+  for (int c = 0; c < MSG_CLASSES; ++c) {
+    slab *s = hub->pool_avail[c];
+    while (s && s != &hub->pool_none) {
+      slab *next = s->next;
+      mem_free(&hub->mem, s);
+      s = next;
+    }
+    hub->pool_avail[c] = &hub->pool_none;
+    hub->pool_spare[c] = NULL;
+  }
+  while (hub->pool_kept) {
+    slab *s = hub->pool_kept;
+    hub->pool_kept = s->next;
+    mem_free(&hub->mem, s);
+  }
+  hub->pool_kept_bytes = 0;
+  hub->pool_slabs = 0;
+}
 
 void mlist_insert_sorted(msg **head, msg *m) {
   msg *h = *head;
