@@ -6,6 +6,13 @@
  *   core spread  [messages]   the same over 100,000 sessions, driven the way
  *                             a host loop does (tern_hub_next_ready)
  *   core idle    [sessions]   RSS per idle session with one connection
+ *   core backlog [messages]   one publisher fills a backlog of 1,000,000
+ *                             messages (64 B) on one session, then it
+ *                             drains through tern_conn_write and ACKs;
+ *                             fill and drain rates and peak RSS with the
+ *                             message pool off (max_pool_bytes 0) and on
+ *                             (the default), alternating, each run in a
+ *                             fresh process
  *   core count   N [B]        N messages of `single` (B per write and ACK,
  *                             default 1) and nothing else, for
  *                             bench/callgrind.sh (instructions per message)
@@ -18,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tern.h"
 #include "wire/frame.h"
@@ -95,9 +104,8 @@ static void ack(tern_conn *c, uint64_t seq, tern_tstamp now) {
   }
 }
 
-static tern_hub *new_hub(void) {
-  tern_settings s;
-  tern_settings_default(&s);
+static tern_hub *new_hub_with(const tern_settings *set) {
+  tern_settings s = *set;
   s.seed = 1;
   tern_hub *hub;
   int rv = tern_hub_new(&hub, &s, NULL);
@@ -105,6 +113,12 @@ static tern_hub *new_hub(void) {
     die("tern_hub_new", rv);
   }
   return hub;
+}
+
+static tern_hub *new_hub(void) {
+  tern_settings s;
+  tern_settings_default(&s);
+  return new_hub_with(&s);
 }
 
 static void session_key(char *out, size_t i) {
@@ -281,6 +295,145 @@ static void report(const char *name, double runs[RUNS], double target) {
          median / 1e6, 1e9 / median, target / 1e6);
 }
 
+/* kB of a "Vm...:" line of /proc/self/status. */
+static long status_kb(const char *field) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = -1;
+  size_t n = strlen(field);
+  if (!f) {
+    return -1;
+  }
+  while (fgets(line, sizeof(line), f)) {
+    if (strncmp(line, field, n) == 0) {
+      kb = strtol(line + n, NULL, 10);
+      break;
+    }
+  }
+  fclose(f);
+  return kb;
+}
+
+typedef struct backlog_run {
+  double fill, drain;        /* messages per second */
+  long rss_before, rss_peak, rss_after; /* bytes */
+} backlog_run;
+
+/* One backlog run, in this process: fill |count| messages into one
+   session with its connection attached but not written, then drain. */
+static backlog_run run_backlog(uint64_t count, size_t pool_bytes) {
+  tern_settings s;
+  tern_settings_default(&s);
+  s.max_pending = (uint32_t)count;
+  s.max_pending_bytes = (size_t)count * PAYLOAD;
+  s.max_pool_bytes = pool_bytes;
+  backlog_run r;
+  r.rss_before = rss_bytes();
+  tern_hub *hub = new_hub_with(&s);
+  uint8_t payload[PAYLOAD];
+  tern_msg_desc d = bench_msg(payload, 'b');
+  char key[17];
+  session_key(key, 1);
+  tern_tstamp now = 1;
+  tern_conn *c = connect(hub, key, now);
+  tern_tstamp t0 = clock_ns();
+  for (uint64_t i = 0; i < count; ++i) {
+    int rv = tern_hub_publish(hub, (const uint8_t *)key, 16, &d, now, NULL);
+    if (rv != 0) {
+      die("publish", rv);
+    }
+  }
+  tern_tstamp t1 = clock_ns();
+  /* Drain: write what the in-flight window allows, ack it, again. */
+  static uint8_t out[65536];
+  uint64_t acked = 0;
+  tern_session_info info;
+  while (tern_conn_want_write(c)) {
+    tern_ssize n = tern_conn_write(c, out, sizeof(out), now);
+    if (n <= 0) {
+      die("write", (int)n);
+    }
+    tern_session_get_info(tern_conn_get_session(c), &info, sizeof(info));
+    if (info.next_seq - 1 > acked) {
+      acked = info.next_seq - 1;
+      ack(c, acked, now);
+    }
+  }
+  tern_tstamp t2 = clock_ns();
+  tern_stats st;
+  tern_hub_get_stats(hub, &st, sizeof(st));
+  if (st.acked != count || st.messages != 0) {
+    fprintf(stderr, "core: backlog: acked %llu of %llu\n",
+            (unsigned long long)st.acked, (unsigned long long)count);
+    exit(1);
+  }
+  r.rss_peak = status_kb("VmHWM:") * 1024;
+  r.rss_after = rss_bytes();
+  tern_conn_del(c);
+  tern_hub_del(hub);
+  r.fill = (double)count * 1e9 / (double)(t1 - t0);
+  r.drain = (double)count * 1e9 / (double)(t2 - t1);
+  return r;
+}
+
+/* The backlog runs, each in a child process so that its peak RSS is its
+   own; pool off and on alternate so that both see the same machine. */
+static void backlog(uint64_t count) {
+  backlog_run runs[2][RUNS];
+  for (int i = 0; i < RUNS; ++i) {
+    for (int on = 0; on < 2; ++on) {
+      int fd[2];
+      if (pipe(fd) != 0) {
+        die("pipe", TERN_ERR_NOMEM);
+      }
+      fflush(stdout);
+      pid_t pid = fork();
+      if (pid < 0) {
+        die("fork", TERN_ERR_NOMEM);
+      }
+      if (pid == 0) {
+        close(fd[0]);
+        backlog_run r = run_backlog(count, on ? 1024 * 1024 : 0);
+        _exit(write(fd[1], &r, sizeof(r)) == (ssize_t)sizeof(r) ? 0 : 1);
+      }
+      close(fd[1]);
+      ssize_t got = read(fd[0], &runs[on][i], sizeof(runs[on][i]));
+      close(fd[0]);
+      int status;
+      waitpid(pid, &status, 0);
+      if (got != (ssize_t)sizeof(runs[on][i]) || !WIFEXITED(status) ||
+          WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "core: backlog run failed\n");
+        exit(1);
+      }
+    }
+  }
+  for (int on = 0; on < 2; ++on) {
+    double fill[RUNS], drain[RUNS], peak[RUNS], after[RUNS];
+    printf("backlog of %llu messages, 64 B, pool %s:",
+           (unsigned long long)count,
+           on ? "on (max_pool_bytes 1 MiB)" : "off (max_pool_bytes 0)");
+    for (int i = 0; i < RUNS; ++i) {
+      const backlog_run *r = &runs[on][i];
+      fill[i] = r->fill;
+      drain[i] = r->drain;
+      peak[i] = (double)(r->rss_peak - r->rss_before);
+      after[i] = (double)(r->rss_after - r->rss_before);
+      printf(" %.2fM/%.2fM", fill[i] / 1e6, drain[i] / 1e6);
+    }
+    qsort(fill, RUNS, sizeof(double), cmp_double);
+    qsort(drain, RUNS, sizeof(double), cmp_double);
+    qsort(peak, RUNS, sizeof(double), cmp_double);
+    qsort(after, RUNS, sizeof(double), cmp_double);
+    printf("\n  median fill %.2fM msg/s (%.0f ns/msg), drain %.2fM msg/s"
+           " (%.0f ns/msg), peak RSS +%.0f MB (%.0f bytes per message),"
+           " RSS after the drain +%.1f MB\n",
+           fill[RUNS / 2] / 1e6, 1e9 / fill[RUNS / 2], drain[RUNS / 2] / 1e6,
+           1e9 / drain[RUNS / 2], peak[RUNS / 2] / 1e6,
+           peak[RUNS / 2] / (double)count, after[RUNS / 2] / 1e6);
+  }
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "all";
   uint64_t arg = argc > 2 ? strtoull(argv[2], NULL, 10) : 0;
@@ -313,6 +466,9 @@ int main(int argc, char **argv) {
       runs[i] = run_spread(arg ? arg : 2000000, nspread);
     }
     report("100,000 sessions, 64 B", runs, 2e6);
+  }
+  if (strcmp(mode, "backlog") == 0) {
+    backlog(arg ? arg : 1000000);
   }
   return 0;
 }
