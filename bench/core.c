@@ -12,7 +12,12 @@
  *                             fill and drain rates and peak RSS with the
  *                             message pool off (max_pool_bytes 0) and on
  *                             (the default), alternating, each run in a
- *                             fresh process
+ *                             fresh process.  "cold" runs in memory the
+ *                             process never had (page faults); "warm"
+ *                             runs again after libc was told to keep
+ *                             freed memory (mallopt M_TRIM_THRESHOLD).
+ *                             Rates per second of the thread's CPU time
+ *                             (page faults included), not wall time
  *   core count   N [B]        N messages of `single` (B per write and ACK,
  *                             default 1) and nothing else, for
  *                             bench/callgrind.sh (instructions per message)
@@ -22,6 +27,7 @@
  * client side is played cheaply (the receiver's costs are not the hub's):
  * ACK frames are pre-encoded and the written bytes are not parsed.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,12 +38,24 @@
 #include "tern.h"
 #include "wire/frame.h"
 
+#ifdef __GLIBC__
+#include <malloc.h> /* mallopt: backlog's warm runs */
+#endif
+
 #define PAYLOAD 64
 #define RUNS 5
 
 static tern_tstamp clock_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (tern_tstamp)ts.tv_sec * 1000000000u + (tern_tstamp)ts.tv_nsec;
+}
+
+/* CPU time of this thread, user and system (page faults included): a
+   busy machine's other work does not count. */
+static tern_tstamp cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return (tern_tstamp)ts.tv_sec * 1000000000u + (tern_tstamp)ts.tv_nsec;
 }
 
@@ -315,39 +333,36 @@ static long status_kb(const char *field) {
 }
 
 typedef struct backlog_run {
-  double fill, drain;        /* messages per second */
-  long rss_before, rss_peak, rss_after; /* bytes */
+  double fill, drain;        /* cold: memory the process never had */
+  double fill_warm, drain_warm; /* memory freed earlier, kept by libc */
+  long rss_before, rss_peak, rss_after; /* bytes; after the cold drain */
 } backlog_run;
 
-/* One backlog run, in this process: fill |count| messages into one
-   session with its connection attached but not written, then drain. */
-static backlog_run run_backlog(uint64_t count, size_t pool_bytes) {
-  tern_settings s;
-  tern_settings_default(&s);
-  s.max_pending = (uint32_t)count;
-  s.max_pending_bytes = (size_t)count * PAYLOAD;
-  s.max_pool_bytes = pool_bytes;
-  backlog_run r;
-  r.rss_before = rss_bytes();
-  tern_hub *hub = new_hub_with(&s);
+/* Fills |count| messages into the session of |c| (attached, not written
+   meanwhile), then drains them through tern_conn_write and ACKs.  Sets
+   messages per second of both phases. */
+static void backlog_cycle(tern_hub *hub, tern_conn *c, uint64_t count,
+                          double *fill, double *drain) {
   uint8_t payload[PAYLOAD];
   tern_msg_desc d = bench_msg(payload, 'b');
   char key[17];
   session_key(key, 1);
   tern_tstamp now = 1;
-  tern_conn *c = connect(hub, key, now);
-  tern_tstamp t0 = clock_ns();
+  tern_stats st;
+  tern_hub_get_stats(hub, &st, sizeof(st));
+  uint64_t acked_before = st.acked;
+  tern_session_info info;
+  tern_session_get_info(tern_conn_get_session(c), &info, sizeof(info));
+  uint64_t acked = info.next_seq - 1;
+  tern_tstamp t0 = cpu_ns();
   for (uint64_t i = 0; i < count; ++i) {
     int rv = tern_hub_publish(hub, (const uint8_t *)key, 16, &d, now, NULL);
     if (rv != 0) {
       die("publish", rv);
     }
   }
-  tern_tstamp t1 = clock_ns();
-  /* Drain: write what the in-flight window allows, ack it, again. */
+  tern_tstamp t1 = cpu_ns();
   static uint8_t out[65536];
-  uint64_t acked = 0;
-  tern_session_info info;
   while (tern_conn_want_write(c)) {
     tern_ssize n = tern_conn_write(c, out, sizeof(out), now);
     if (n <= 0) {
@@ -359,21 +374,48 @@ static backlog_run run_backlog(uint64_t count, size_t pool_bytes) {
       ack(c, acked, now);
     }
   }
-  tern_tstamp t2 = clock_ns();
-  tern_stats st;
+  tern_tstamp t2 = cpu_ns();
   tern_hub_get_stats(hub, &st, sizeof(st));
-  if (st.acked != count || st.messages != 0) {
+  if (st.acked - acked_before != count || st.messages != 0) {
     fprintf(stderr, "core: backlog: acked %llu of %llu\n",
-            (unsigned long long)st.acked, (unsigned long long)count);
+            (unsigned long long)(st.acked - acked_before),
+            (unsigned long long)count);
     exit(1);
   }
+  *fill = (double)count * 1e9 / (double)(t1 - t0);
+  *drain = (double)count * 1e9 / (double)(t2 - t1);
+}
+
+/* One backlog run, in this process: a cold cycle, then (libc told to keep
+   what is freed) one to map the memory and a warm one. */
+static backlog_run run_backlog(uint64_t count, size_t pool_bytes) {
+  tern_settings s;
+  tern_settings_default(&s);
+  s.max_pending = (uint32_t)count;
+  s.max_pending_bytes = (size_t)count * PAYLOAD;
+  s.max_pool_bytes = pool_bytes;
+  backlog_run r;
+  r.rss_before = rss_bytes();
+  tern_hub *hub = new_hub_with(&s);
+  char key[17];
+  session_key(key, 1);
+  tern_conn *c = connect(hub, key, 1);
+  backlog_cycle(hub, c, count, &r.fill, &r.drain);
   r.rss_peak = status_kb("VmHWM:") * 1024;
   r.rss_after = rss_bytes();
+#ifdef M_TRIM_THRESHOLD
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);
+#endif
+  backlog_cycle(hub, c, count, &r.fill_warm, &r.drain_warm);
+  backlog_cycle(hub, c, count, &r.fill_warm, &r.drain_warm);
   tern_conn_del(c);
   tern_hub_del(hub);
-  r.fill = (double)count * 1e9 / (double)(t1 - t0);
-  r.drain = (double)count * 1e9 / (double)(t2 - t1);
   return r;
+}
+
+static double median_of(double *v) {
+  qsort(v, RUNS, sizeof(double), cmp_double);
+  return v[RUNS / 2];
 }
 
 /* The backlog runs, each in a child process so that its peak RSS is its
@@ -409,28 +451,35 @@ static void backlog(uint64_t count) {
     }
   }
   for (int on = 0; on < 2; ++on) {
-    double fill[RUNS], drain[RUNS], peak[RUNS], after[RUNS];
-    printf("backlog of %llu messages, 64 B, pool %s:",
+    double fill[RUNS], drain[RUNS], fillw[RUNS], drainw[RUNS];
+    double peak[RUNS], after[RUNS];
+    printf("backlog of %llu messages, 64 B, pool %s\n  fill/drain, cold:",
            (unsigned long long)count,
            on ? "on (max_pool_bytes 1 MiB)" : "off (max_pool_bytes 0)");
     for (int i = 0; i < RUNS; ++i) {
       const backlog_run *r = &runs[on][i];
       fill[i] = r->fill;
       drain[i] = r->drain;
+      fillw[i] = r->fill_warm;
+      drainw[i] = r->drain_warm;
       peak[i] = (double)(r->rss_peak - r->rss_before);
       after[i] = (double)(r->rss_after - r->rss_before);
       printf(" %.2fM/%.2fM", fill[i] / 1e6, drain[i] / 1e6);
     }
-    qsort(fill, RUNS, sizeof(double), cmp_double);
-    qsort(drain, RUNS, sizeof(double), cmp_double);
-    qsort(peak, RUNS, sizeof(double), cmp_double);
-    qsort(after, RUNS, sizeof(double), cmp_double);
-    printf("\n  median fill %.2fM msg/s (%.0f ns/msg), drain %.2fM msg/s"
-           " (%.0f ns/msg), peak RSS +%.0f MB (%.0f bytes per message),"
-           " RSS after the drain +%.1f MB\n",
-           fill[RUNS / 2] / 1e6, 1e9 / fill[RUNS / 2], drain[RUNS / 2] / 1e6,
-           1e9 / drain[RUNS / 2], peak[RUNS / 2] / 1e6,
-           peak[RUNS / 2] / (double)count, after[RUNS / 2] / 1e6);
+    printf("\n  fill/drain, warm:");
+    for (int i = 0; i < RUNS; ++i) {
+      printf(" %.2fM/%.2fM", fillw[i] / 1e6, drainw[i] / 1e6);
+    }
+    double f = median_of(fill), dr = median_of(drain);
+    double fw = median_of(fillw), dw = median_of(drainw);
+    double pk = median_of(peak), af = median_of(after);
+    printf("\n  medians: cold fill %.2fM msg/s (%.0f ns/msg), drain %.2fM"
+           " msg/s (%.0f ns/msg); warm fill %.2fM msg/s (%.0f ns/msg),"
+           " drain %.2fM msg/s (%.0f ns/msg)\n"
+           "  peak RSS +%.0f MB (%.0f bytes per message), RSS after the"
+           " cold drain +%.1f MB\n",
+           f / 1e6, 1e9 / f, dr / 1e6, 1e9 / dr, fw / 1e6, 1e9 / fw,
+           dw / 1e6, 1e9 / dw, pk / 1e6, pk / (double)count, af / 1e6);
   }
 }
 

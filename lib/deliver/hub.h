@@ -73,11 +73,11 @@ struct msg {
  * blocks of one size class, so a backlog costs one allocation per slab
  * rather than one per message, and blocks are not rounded up far (classes
  * four per doubling waste 11% on average).  A slab is on its class's avail
- * list while it has a free block.  When a slab empties, the first one of
- * its class stays there as the class's spare (a session that publishes and
- * acks one message at a time reuses it without a slab call); others go to
- * the hub's kept list, reusable by any class, up to max_pool_bytes, and are
- * freed past it.  So a drained backlog gives its memory back as it drains,
+ * list while it has a free block.  The first slab of a class to empty
+ * becomes the class's spare, never freed before the hub (a session that
+ * publishes and acks one message at a time keeps reusing it); others that
+ * empty go to the hub's kept list, reusable by any class, up to
+ * max_pool_bytes, and are freed past it.  So a drained backlog gives its memory back as it drains,
  * down to max_pool_bytes plus one slab per class.
  */
 #define MSG_SLAB_BYTES 16384
@@ -88,10 +88,16 @@ struct slab {
   slab *prev, *next;   /* hub->pool_avail[cls] (NULL-terminated), or next on
                           hub->pool_kept                                   */
   void *free;          /* free blocks, linked through their first word    */
-  uint32_t used;       /* blocks handed out                                */
+  int32_t used;        /* blocks handed out, plus 1 for the class's spare;
+                          less SLAB_UNLISTED while off the avail list (it
+                          was full), so one test on a free finds both     */
+  uint16_t fresh;      /* offset of the first block never handed out:
+                          blocks are cut one by one as they are first
+                          needed, so that a new slab's memory is first
+                          touched by the message that uses it             */
   uint8_t cls;
-  uint8_t listed;      /* on the avail list; only its head may be full     */
 };
+#define SLAB_UNLISTED (1 << 30)
 
 /*
  * A session.  Kept small: a million idle sessions with one connection each
@@ -254,8 +260,7 @@ struct tern_hub {
                                     the head may be full; &pool_none when
                                     there is none                           */
   slab pool_none;          /* no free block: msg_alloc goes the slow way    */
-  slab *pool_spare[MSG_CLASSES]; /* an empty slab left on avail, or one that
-                                    was and has been used since             */
+  slab *pool_spare[MSG_CLASSES]; /* the class's spare, once one emptied     */
   slab *pool_kept;         /* empty slabs kept for reuse                    */
   size_t pool_kept_bytes;
   uint32_t pool_slabs;     /* slabs allocated                               */
@@ -331,8 +336,8 @@ extern const uint16_t msg_class_size[MSG_CLASSES];
 void msg_pool_init(tern_hub *hub);
 msg *msg_alloc_slow(tern_hub *hub, size_t size);
 void msg_free(tern_hub *hub, msg *m);
-void msg_slab_relist(tern_hub *hub, slab *s);
-void msg_slab_empty(tern_hub *hub, slab *s);
+/* msg_slab_settle: a block went back to |s|, which was full or is empty. */
+void msg_slab_settle(tern_hub *hub, slab *s);
 /*
  * msg_alloc returns a block of |size| bytes for a message, uninitialised
  * but for slab_off (which the caller must keep), or NULL (nothing
@@ -347,7 +352,7 @@ static inline msg *msg_alloc(tern_hub *hub, size_t size) {
     if (m) {
       s->free = *(void **)m;
       ++s->used;
-      return m; /* slab_off was set when the slab was cut */
+      return m; /* slab_off was set when the block was cut */
     }
   }
   return msg_alloc_slow(hub, size);
@@ -363,13 +368,10 @@ static inline void msg_unref(tern_hub *hub, msg *m) {
     return;
   }
   slab *s = (slab *)(void *)((uint8_t *)m - m->slab_off);
-  if (!s->listed) {
-    msg_slab_relist(hub, s);
-  }
   *(void **)m = s->free;
   s->free = m;
-  if (--s->used == 0 && hub->pool_spare[s->cls] != s) {
-    msg_slab_empty(hub, s);
+  if (--s->used <= 0) { /* empty, or off the avail list */
+    msg_slab_settle(hub, s);
   }
 }
 /* msg_pool_free frees the pool's slabs (tern_hub_del: no message left). */

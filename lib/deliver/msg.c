@@ -28,7 +28,6 @@ static void avail_push(tern_hub *hub, slab *s) {
     s->next->prev = s;
   }
   *head = s;
-  s->listed = 1;
 }
 
 static void avail_remove(tern_hub *hub, slab *s) {
@@ -40,7 +39,6 @@ static void avail_remove(tern_hub *hub, slab *s) {
   if (s->next) {
     s->next->prev = s->prev;
   }
-  s->listed = 0;
 }
 
 void msg_pool_init(tern_hub *hub) {
@@ -48,6 +46,15 @@ void msg_pool_init(tern_hub *hub) {
     hub->pool_avail[c] = &hub->pool_none;
   }
   hub->pool_limit = hub->set.max_pool_bytes ? MSG_POOL_MAX_BLOCK : 0;
+}
+
+/* cut hands out the next block of |s| never handed out before. */
+static msg *cut(slab *s) {
+  msg *m = (msg *)(void *)((uint8_t *)s + s->fresh);
+  m->slab_off = s->fresh;
+  s->fresh = (uint16_t)(s->fresh + msg_class_size[s->cls]);
+  ++s->used;
+  return m;
 }
 
 msg *msg_alloc_slow(tern_hub *hub, size_t size) {
@@ -59,18 +66,19 @@ msg *msg_alloc_slow(tern_hub *hub, size_t size) {
     return m;
   }
   uint8_t cls = msg_class_of[(size - 1) >> 5];
-  slab *s = hub->pool_avail[cls];
-  if (s != &hub->pool_none) {
-    /* The head filled up (a slab fills only at the head): the next one,
-       if any, has a free block. */
-    avail_remove(hub, s);
-    s = hub->pool_avail[cls];
+  size_t last = MSG_SLAB_BYTES - msg_class_size[cls];
+  slab *s;
+  while ((s = hub->pool_avail[cls]) != &hub->pool_none) {
     if (s->free) {
       return msg_alloc(hub, size);
     }
+    if (s->fresh <= last) {
+      return cut(s);
+    }
+    avail_remove(hub, s); /* full (only the head can be) */
+    s->used -= SLAB_UNLISTED;
   }
-  /* No slab of this class has a free block: take a kept one or a new one,
-     and cut it into blocks. */
+  /* No slab of this class has a free block: take a kept one or a new one. */
   s = hub->pool_kept;
   if (s) {
     hub->pool_kept = s->next;
@@ -84,27 +92,24 @@ msg *msg_alloc_slow(tern_hub *hub, size_t size) {
   }
   s->cls = cls;
   s->used = 0;
-  size_t block = msg_class_size[cls];
-  uint8_t *first = (uint8_t *)s + sizeof(slab);
-  uint8_t *b = first + (MSG_SLAB_BYTES - sizeof(slab)) / block * block;
-  void *next = NULL;
-  while (b != first) { /* linked front to back: used in address order */
-    b -= block;
-    *(void **)b = next;
-    ((msg *)(void *)b)->slab_off = (uint16_t)(b - (uint8_t *)s);
-    next = b;
-  }
-  s->free = next;
+  s->free = NULL;
+  s->fresh = sizeof(slab);
   avail_push(hub, s);
-  return msg_alloc(hub, size);
+  return cut(s);
 }
 
-void msg_slab_relist(tern_hub *hub, slab *s) { avail_push(hub, s); }
-
-void msg_slab_empty(tern_hub *hub, slab *s) {
+void msg_slab_settle(tern_hub *hub, slab *s) {
+  if (s->used < 0) { /* it was full: it has a free block now */
+    s->used += SLAB_UNLISTED;
+    avail_push(hub, s);
+  }
+  if (s->used != 0) {
+    return;
+  }
   slab **spare = &hub->pool_spare[s->cls];
-  if (!*spare || (*spare)->used != 0) {
-    *spare = s; /* stays on the avail list */
+  if (!*spare) {
+    *spare = s; /* stays on the avail list, and never empties again */
+    s->used = 1;
     return;
   }
   avail_remove(hub, s);
@@ -119,8 +124,8 @@ void msg_slab_empty(tern_hub *hub, slab *s) {
 }
 
 void msg_pool_free(tern_hub *hub) {
-  /* Every message is gone, so every slab is empty: on an avail list or
-     the kept list. */
+  /* Every message is gone, so every slab is empty (or the spare): on an
+     avail list or the kept list. */
   for (int c = 0; c < MSG_CLASSES; ++c) {
     slab *s = hub->pool_avail[c];
     while (s && s != &hub->pool_none) {
