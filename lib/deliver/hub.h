@@ -61,9 +61,8 @@ struct msg {
   uint8_t flags;
   uint8_t idlen, id_off;     /* id bytes at tail + id_off                   */
   uint8_t cklen, ck_off;     /* collapse key bytes at tail + ck_off         */
-  uint16_t slab_off;         /* offset from its slab's start, 0: its own
-                                allocation; set by msg_alloc, and kept
-                                while the block is free                     */
+  uint16_t slab_off;         /* offset from its slab's start; set by
+                                msg_alloc, and kept while the block is free */
   uint8_t tail[];
 };
 
@@ -78,11 +77,14 @@ struct msg {
  * publishes and acks one message at a time keeps reusing it); others that
  * empty go to the hub's kept list, reusable by any class, up to
  * max_pool_bytes, and are freed past it.  So a drained backlog gives its memory back as it drains,
- * down to max_pool_bytes plus one slab per class.
+ * down to max_pool_bytes plus one slab per class.  A larger message, or any
+ * with the pool off, is one allocation with a slab header of its own
+ * (class MSG_CLASS_SOLO), so that freeing takes one path.
  */
 #define MSG_SLAB_BYTES 16384
 #define MSG_POOL_MAX_BLOCK 1024
 #define MSG_CLASSES 13
+#define MSG_CLASS_SOLO 255 /* a "slab" of one message of any size           */
 typedef struct slab slab;
 struct slab {
   slab *prev, *next;   /* hub->pool_avail[cls] (NULL-terminated), or next on
@@ -335,7 +337,6 @@ extern const uint16_t msg_class_size[MSG_CLASSES];
 /* msg_pool_init readies the pool of a new hub (hub->set filled in). */
 void msg_pool_init(tern_hub *hub);
 msg *msg_alloc_slow(tern_hub *hub, size_t size);
-void msg_free(tern_hub *hub, msg *m);
 /* msg_slab_settle: a block went back to |s|, which was full or is empty. */
 void msg_slab_settle(tern_hub *hub, slab *s);
 /*
@@ -363,14 +364,10 @@ static inline void msg_unref(tern_hub *hub, msg *m) {
   if (--m->refs != 0) {
     return;
   }
-  if (!m->slab_off) {
-    msg_free(hub, m);
-    return;
-  }
   slab *s = (slab *)(void *)((uint8_t *)m - m->slab_off);
   *(void **)m = s->free;
   s->free = m;
-  if (--s->used <= 0) { /* empty, or off the avail list */
+  if (--s->used <= 0) { /* empty, off the avail list, or a solo message */
     msg_slab_settle(hub, s);
   }
 }

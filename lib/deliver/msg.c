@@ -18,8 +18,6 @@ const uint8_t msg_class_of[MSG_POOL_MAX_BLOCK / 32] = {
     0, 0, 0, 0, 1, 2, 3, 4, 5, 5, 6, 6, 7, 7, 8, 8,
     9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11, 12, 12, 12, 12};
 
-void msg_free(tern_hub *hub, msg *m) { mem_free(&hub->mem, m); }
-
 static void avail_push(tern_hub *hub, slab *s) {
   slab **head = &hub->pool_avail[s->cls];
   s->prev = NULL;
@@ -59,10 +57,15 @@ static msg *cut(slab *s) {
 
 msg *msg_alloc_slow(tern_hub *hub, size_t size) {
   if (size > hub->pool_limit) {
-    msg *m = mem_malloc(&hub->mem, size);
-    if (m) {
-      m->slab_off = 0;
+    slab *s = mem_malloc(&hub->mem, sizeof(slab) + size);
+    if (!s) {
+      return NULL;
     }
+    s->cls = MSG_CLASS_SOLO;
+    s->used = 1;
+    s->free = NULL;
+    msg *m = (msg *)(void *)(s + 1);
+    m->slab_off = sizeof(slab);
     return m;
   }
   uint8_t cls = msg_class_of[(size - 1) >> 5];
@@ -99,6 +102,10 @@ msg *msg_alloc_slow(tern_hub *hub, size_t size) {
 }
 
 void msg_slab_settle(tern_hub *hub, slab *s) {
+  if (s->cls == MSG_CLASS_SOLO) {
+    mem_free(&hub->mem, s);
+    return;
+  }
   if (s->used < 0) { /* it was full: it has a free block now */
     s->used += SLAB_UNLISTED;
     avail_push(hub, s);
