@@ -75,8 +75,9 @@ struct msg {
  * list while it has a free block.  The first slab of a class to empty
  * becomes the class's spare, never freed before the hub (a session that
  * publishes and acks one message at a time keeps reusing it); others that
- * empty go to the hub's kept list, reusable by any class, up to
- * max_pool_bytes, and are freed past it.  So a drained backlog gives its memory back as it drains,
+ * empty are kept, up to max_pool_bytes in all, and freed past it.  A kept
+ * slab keeps its blocks for its class (the next burst reuses them at the
+ * fast path's cost); another class takes it when its own has none.  So a drained backlog gives its memory back as it drains,
  * down to max_pool_bytes plus one slab per class.  A larger message, or any
  * with the pool off, is one allocation with a slab header of its own
  * (class MSG_CLASS_SOLO), so that freeing takes one path.
@@ -88,7 +89,7 @@ struct msg {
 typedef struct slab slab;
 struct slab {
   slab *prev, *next;   /* hub->pool_avail[cls] (NULL-terminated), or next on
-                          hub->pool_kept                                   */
+                          hub->pool_kept[cls]                              */
   void *free;          /* free blocks, linked through their first word    */
   int32_t used;        /* blocks handed out, plus 1 for the class's spare;
                           less SLAB_UNLISTED while off the avail list (it
@@ -263,7 +264,9 @@ struct tern_hub {
                                     there is none                           */
   slab pool_none;          /* no free block: msg_alloc goes the slow way    */
   slab *pool_spare[MSG_CLASSES]; /* the class's spare, once one emptied     */
-  slab *pool_kept;         /* empty slabs kept for reuse                    */
+  slab *pool_kept[MSG_CLASSES]; /* empty slabs kept for reuse, blocks cut:
+                                   its class takes them first, another
+                                   cuts them anew                           */
   size_t pool_kept_bytes;
   uint32_t pool_slabs;     /* slabs allocated                               */
   uint32_t nconns;

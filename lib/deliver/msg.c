@@ -81,10 +81,20 @@ msg *msg_alloc_slow(tern_hub *hub, size_t size) {
     avail_remove(hub, s); /* full (only the head can be) */
     s->used -= SLAB_UNLISTED;
   }
-  /* No slab of this class has a free block: take a kept one or a new one. */
-  s = hub->pool_kept;
+  /* No slab of this class has a free block: a kept one of this class
+     (its blocks are cut), of another class, or a new one. */
+  s = hub->pool_kept[cls];
   if (s) {
-    hub->pool_kept = s->next;
+    hub->pool_kept[cls] = s->next;
+    hub->pool_kept_bytes -= MSG_SLAB_BYTES;
+    avail_push(hub, s);
+    return msg_alloc(hub, size);
+  }
+  for (int c = 0; c < MSG_CLASSES && !s; ++c) {
+    s = hub->pool_kept[c];
+  }
+  if (s) {
+    hub->pool_kept[s->cls] = s->next;
     hub->pool_kept_bytes -= MSG_SLAB_BYTES;
   } else {
     s = mem_malloc(&hub->mem, MSG_SLAB_BYTES);
@@ -121,8 +131,8 @@ void msg_slab_settle(tern_hub *hub, slab *s) {
   }
   avail_remove(hub, s);
   if (hub->pool_kept_bytes + MSG_SLAB_BYTES <= hub->set.max_pool_bytes) {
-    s->next = hub->pool_kept;
-    hub->pool_kept = s;
+    s->next = hub->pool_kept[s->cls];
+    hub->pool_kept[s->cls] = s;
     hub->pool_kept_bytes += MSG_SLAB_BYTES;
     return;
   }
@@ -132,7 +142,7 @@ void msg_slab_settle(tern_hub *hub, slab *s) {
 
 void msg_pool_free(tern_hub *hub) {
   /* Every message is gone, so every slab is empty (or the spare): on an
-     avail list or the kept list. */
+     avail list or a kept list. */
   for (int c = 0; c < MSG_CLASSES; ++c) {
     slab *s = hub->pool_avail[c];
     while (s && s != &hub->pool_none) {
@@ -142,11 +152,11 @@ void msg_pool_free(tern_hub *hub) {
     }
     hub->pool_avail[c] = &hub->pool_none;
     hub->pool_spare[c] = NULL;
-  }
-  while (hub->pool_kept) {
-    slab *s = hub->pool_kept;
-    hub->pool_kept = s->next;
-    mem_free(&hub->mem, s);
+    while (hub->pool_kept[c]) {
+      s = hub->pool_kept[c];
+      hub->pool_kept[c] = s->next;
+      mem_free(&hub->mem, s);
+    }
   }
   hub->pool_kept_bytes = 0;
   hub->pool_slabs = 0;
