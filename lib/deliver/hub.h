@@ -77,10 +77,11 @@ struct msg {
  * publishes and acks one message at a time keeps reusing it); others that
  * empty are kept, up to max_pool_bytes in all, and freed past it.  A kept
  * slab keeps its blocks for its class (the next burst reuses them at the
- * fast path's cost); another class takes it when its own has none.  So a drained backlog gives its memory back as it drains,
- * down to max_pool_bytes plus one slab per class.  A larger message, or any
- * with the pool off, is one allocation with a slab header of its own
- * (class MSG_CLASS_SOLO), so that freeing takes one path.
+ * fast path's cost); another class takes it when its own has none.  So a
+ * backlog gives its memory back as it drains, down to max_pool_bytes plus
+ * one slab per class.  A larger message, or any with the pool off, is one
+ * allocation with a slab header of its own (class MSG_CLASS_SOLO), so that
+ * freeing takes one path.
  */
 #define MSG_SLAB_BYTES 16384
 #define MSG_POOL_MAX_BLOCK 1024
@@ -345,9 +346,8 @@ void msg_slab_settle(tern_hub *hub, slab *s);
 /*
  * msg_alloc returns a block of |size| bytes for a message, uninitialised
  * but for slab_off (which the caller must keep), or NULL (nothing
- * changed).  The pool's fast paths are
- * inline: they run once per message, the rest (a new slab, a slab that
- * fills or empties) once per slab.
+ * changed).  The pool's fast paths are inline: they run once per message,
+ * the rest (a new slab, a slab that fills or empties) once per slab.
  */
 static inline msg *msg_alloc(tern_hub *hub, size_t size) {
   if (size <= hub->pool_limit) {
