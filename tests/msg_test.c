@@ -158,6 +158,17 @@ static void test_backlog_returns_memory(void) {
   CHECK_INT(fill(hub, (long)(cap / 256)), 0, "a small second burst");
   CHECK_INT(a.calls - calls, 0, "served by the kept slabs");
   drain(c, UINT64_MAX);
+  /* Kept slabs serve another size class too (cut anew). */
+  static char big[701];
+  memset(big, 'q', 700);
+  calls = a.calls;
+  int ok = 1;
+  for (int i = 0; i < 40; ++i) { /* 40 * ~820 bytes: 3 slabs */
+    ok &= tu_pub(hub, KEY, TERN_PRIO_NORMAL, NULL, big, T0) == 0;
+  }
+  CHECK(ok && a.calls == calls,
+        "another size class takes the kept slabs (%ld calls)", a.calls - calls);
+  drain(c, UINT64_MAX);
   /* One message at a time reuses one slab, however long it goes on. */
   calls = a.calls;
   for (int i = 0; i < 1000; ++i) {
