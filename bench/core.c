@@ -6,6 +6,18 @@
  *   core spread  [messages]   the same over 100,000 sessions, driven the way
  *                             a host loop does (tern_hub_next_ready)
  *   core idle    [sessions]   RSS per idle session with one connection
+ *   core backlog [messages]   one publisher fills a backlog of 1,000,000
+ *                             messages (64 B) on one session, then it
+ *                             drains through tern_conn_write and ACKs;
+ *                             fill and drain rates and peak RSS with the
+ *                             message pool off (max_pool_bytes 0) and on
+ *                             (the default), alternating, each run in a
+ *                             fresh process.  "cold" runs in memory the
+ *                             process never had (page faults); "warm"
+ *                             runs again after libc was told to keep
+ *                             freed memory (mallopt M_TRIM_THRESHOLD).
+ *                             Rates per second of the thread's CPU time
+ *                             (page faults included), not wall time
  *   core count   N [B]        N messages of `single` (B per write and ACK,
  *                             default 1) and nothing else, for
  *                             bench/callgrind.sh (instructions per message)
@@ -15,13 +27,20 @@
  * client side is played cheaply (the receiver's costs are not the hub's):
  * ACK frames are pre-encoded and the written bytes are not parsed.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tern.h"
 #include "wire/frame.h"
+
+#ifdef __GLIBC__
+#include <malloc.h> /* mallopt: backlog's warm runs */
+#endif
 
 #define PAYLOAD 64
 #define RUNS 5
@@ -29,6 +48,14 @@
 static tern_tstamp clock_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (tern_tstamp)ts.tv_sec * 1000000000u + (tern_tstamp)ts.tv_nsec;
+}
+
+/* CPU time of this thread, user and system (page faults included): a
+   busy machine's other work does not count. */
+static tern_tstamp cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return (tern_tstamp)ts.tv_sec * 1000000000u + (tern_tstamp)ts.tv_nsec;
 }
 
@@ -95,9 +122,8 @@ static void ack(tern_conn *c, uint64_t seq, tern_tstamp now) {
   }
 }
 
-static tern_hub *new_hub(void) {
-  tern_settings s;
-  tern_settings_default(&s);
+static tern_hub *new_hub_with(const tern_settings *set) {
+  tern_settings s = *set;
   s.seed = 1;
   tern_hub *hub;
   int rv = tern_hub_new(&hub, &s, NULL);
@@ -105,6 +131,12 @@ static tern_hub *new_hub(void) {
     die("tern_hub_new", rv);
   }
   return hub;
+}
+
+static tern_hub *new_hub(void) {
+  tern_settings s;
+  tern_settings_default(&s);
+  return new_hub_with(&s);
 }
 
 static void session_key(char *out, size_t i) {
@@ -286,6 +318,176 @@ static void report(const char *name, double runs[RUNS], double target) {
          median / 1e6, 1e9 / median, target / 1e6);
 }
 
+/* kB of a "Vm...:" line of /proc/self/status. */
+static long status_kb(const char *field) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = -1;
+  size_t n = strlen(field);
+  if (!f) {
+    return -1;
+  }
+  while (fgets(line, sizeof(line), f)) {
+    if (strncmp(line, field, n) == 0) {
+      kb = strtol(line + n, NULL, 10);
+      break;
+    }
+  }
+  fclose(f);
+  return kb;
+}
+
+typedef struct backlog_run {
+  double fill, drain;        /* cold: memory the process never had */
+  double fill_warm, drain_warm; /* memory freed earlier, kept by libc */
+  long rss_before, rss_peak, rss_after; /* bytes; after the cold drain */
+} backlog_run;
+
+/* Fills |count| messages into the session of |c| (attached, not written
+   meanwhile), then drains them through tern_conn_write and ACKs.  Sets
+   messages per second of both phases. */
+static void backlog_cycle(tern_hub *hub, tern_conn *c, uint64_t count,
+                          double *fill, double *drain) {
+  uint8_t payload[PAYLOAD];
+  tern_msg_desc d = bench_msg(payload, 'b');
+  char key[17];
+  session_key(key, 1);
+  tern_tstamp now = 1;
+  tern_stats st;
+  tern_hub_get_stats(hub, &st, sizeof(st));
+  uint64_t acked_before = st.acked;
+  tern_session_info info;
+  tern_session_get_info(tern_conn_get_session(c), &info, sizeof(info));
+  uint64_t acked = info.next_seq - 1;
+  tern_tstamp t0 = cpu_ns();
+  for (uint64_t i = 0; i < count; ++i) {
+    int rv = tern_hub_publish(hub, (const uint8_t *)key, 16, &d, now, NULL);
+    if (rv != 0) {
+      die("publish", rv);
+    }
+  }
+  tern_tstamp t1 = cpu_ns();
+  static uint8_t out[65536];
+  while (tern_conn_want_write(c)) {
+    tern_ssize n = tern_conn_write(c, out, sizeof(out), now);
+    if (n <= 0) {
+      die("write", (int)n);
+    }
+    tern_session_get_info(tern_conn_get_session(c), &info, sizeof(info));
+    if (info.next_seq - 1 > acked) {
+      acked = info.next_seq - 1;
+      ack(c, acked, now);
+    }
+  }
+  tern_tstamp t2 = cpu_ns();
+  tern_hub_get_stats(hub, &st, sizeof(st));
+  if (st.acked - acked_before != count || st.messages != 0) {
+    fprintf(stderr, "core: backlog: acked %llu of %llu\n",
+            (unsigned long long)(st.acked - acked_before),
+            (unsigned long long)count);
+    exit(1);
+  }
+  *fill = (double)count * 1e9 / (double)(t1 - t0);
+  *drain = (double)count * 1e9 / (double)(t2 - t1);
+}
+
+/* One backlog run, in this process: a cold cycle, then (libc told to keep
+   what is freed) one to map the memory and a warm one. */
+static backlog_run run_backlog(uint64_t count, size_t pool_bytes) {
+  tern_settings s;
+  tern_settings_default(&s);
+  s.max_pending = (uint32_t)count;
+  s.max_pending_bytes = (size_t)count * PAYLOAD;
+  s.max_pool_bytes = pool_bytes;
+  backlog_run r;
+  r.rss_before = rss_bytes();
+  tern_hub *hub = new_hub_with(&s);
+  char key[17];
+  session_key(key, 1);
+  tern_conn *c = connect(hub, key, 1);
+  backlog_cycle(hub, c, count, &r.fill, &r.drain);
+  r.rss_peak = status_kb("VmHWM:") * 1024;
+  r.rss_after = rss_bytes();
+#ifdef M_TRIM_THRESHOLD
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);
+#endif
+  backlog_cycle(hub, c, count, &r.fill_warm, &r.drain_warm);
+  backlog_cycle(hub, c, count, &r.fill_warm, &r.drain_warm);
+  tern_conn_del(c);
+  tern_hub_del(hub);
+  return r;
+}
+
+static double median_of(double *v) {
+  qsort(v, RUNS, sizeof(double), cmp_double);
+  return v[RUNS / 2];
+}
+
+/* The backlog runs, each in a child process so that its peak RSS is its
+   own; pool off and on alternate so that both see the same machine. */
+static void backlog(uint64_t count) {
+  backlog_run runs[2][RUNS];
+  for (int i = 0; i < RUNS; ++i) {
+    for (int on = 0; on < 2; ++on) {
+      int fd[2];
+      if (pipe(fd) != 0) {
+        die("pipe", TERN_ERR_NOMEM);
+      }
+      fflush(stdout);
+      pid_t pid = fork();
+      if (pid < 0) {
+        die("fork", TERN_ERR_NOMEM);
+      }
+      if (pid == 0) {
+        close(fd[0]);
+        backlog_run r = run_backlog(count, on ? 1024 * 1024 : 0);
+        _exit(write(fd[1], &r, sizeof(r)) == (ssize_t)sizeof(r) ? 0 : 1);
+      }
+      close(fd[1]);
+      ssize_t got = read(fd[0], &runs[on][i], sizeof(runs[on][i]));
+      close(fd[0]);
+      int status;
+      waitpid(pid, &status, 0);
+      if (got != (ssize_t)sizeof(runs[on][i]) || !WIFEXITED(status) ||
+          WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "core: backlog run failed\n");
+        exit(1);
+      }
+    }
+  }
+  for (int on = 0; on < 2; ++on) {
+    double fill[RUNS], drain[RUNS], fillw[RUNS], drainw[RUNS];
+    double peak[RUNS], after[RUNS];
+    printf("backlog of %llu messages, 64 B, pool %s\n  fill/drain, cold:",
+           (unsigned long long)count,
+           on ? "on (max_pool_bytes 1 MiB)" : "off (max_pool_bytes 0)");
+    for (int i = 0; i < RUNS; ++i) {
+      const backlog_run *r = &runs[on][i];
+      fill[i] = r->fill;
+      drain[i] = r->drain;
+      fillw[i] = r->fill_warm;
+      drainw[i] = r->drain_warm;
+      peak[i] = (double)(r->rss_peak - r->rss_before);
+      after[i] = (double)(r->rss_after - r->rss_before);
+      printf(" %.2fM/%.2fM", fill[i] / 1e6, drain[i] / 1e6);
+    }
+    printf("\n  fill/drain, warm:");
+    for (int i = 0; i < RUNS; ++i) {
+      printf(" %.2fM/%.2fM", fillw[i] / 1e6, drainw[i] / 1e6);
+    }
+    double f = median_of(fill), dr = median_of(drain);
+    double fw = median_of(fillw), dw = median_of(drainw);
+    double pk = median_of(peak), af = median_of(after);
+    printf("\n  medians: cold fill %.2fM msg/s (%.0f ns/msg), drain %.2fM"
+           " msg/s (%.0f ns/msg); warm fill %.2fM msg/s (%.0f ns/msg),"
+           " drain %.2fM msg/s (%.0f ns/msg)\n"
+           "  peak RSS +%.0f MB (%.0f bytes per message), RSS after the"
+           " cold drain +%.1f MB\n",
+           f / 1e6, 1e9 / f, dr / 1e6, 1e9 / dr, fw / 1e6, 1e9 / fw,
+           dw / 1e6, 1e9 / dw, pk / 1e6, pk / (double)count, af / 1e6);
+  }
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "all";
   uint64_t arg = argc > 2 ? strtoull(argv[2], NULL, 10) : 0;
@@ -318,6 +520,9 @@ int main(int argc, char **argv) {
       runs[i] = run_spread(arg ? arg : 2000000, nspread);
     }
     report("100,000 sessions, 64 B", runs, 2e6);
+  }
+  if (strcmp(mode, "backlog") == 0) {
+    backlog(arg ? arg : 1000000);
   }
   return 0;
 }

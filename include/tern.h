@@ -217,8 +217,10 @@ typedef struct tern_mem {
 
 /* TERN_SETTINGS_V1 is the layout of tern_settings in version 0.1. */
 #define TERN_SETTINGS_V1 1
+/* TERN_SETTINGS_V2 adds |max_pool_bytes|. */
+#define TERN_SETTINGS_V2 2
 /* TERN_SETTINGS_VERSION is the layout of tern_settings in this header. */
-#define TERN_SETTINGS_VERSION TERN_SETTINGS_V1
+#define TERN_SETTINGS_VERSION TERN_SETTINGS_V2
 
 /*
  * tern_priority is a message's priority.  On the wire, a connection always
@@ -326,6 +328,14 @@ typedef struct tern_settings {
      with TERN_GOAWAY_REJECTED (authentication by the host), at most
      liveness_timeout after tern_conn_new.  0 accepts at once. */
   uint32_t hello_accept;
+  /* max_pool_bytes (layout V2): messages up to 1 KiB (payload and header) are carved
+     from 16 KiB slabs allocated through the hub's tern_mem, one allocation
+     per slab rather than per message.  As a backlog drains, slabs that
+     empty are kept for reuse up to max_pool_bytes in all, plus one per size
+     class, and the rest are freed, so a burst does not pin its memory.
+     1 MiB.  0 turns the pool off: each message is an allocation of its own
+     (what a tool tracing allocations, such as a sanitizer, needs). */
+  size_t max_pool_bytes;
 } tern_settings;
 
 /*

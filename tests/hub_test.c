@@ -38,6 +38,7 @@ static void test_defaults(void) {
   CHECK_INT(s.max_events, 65536, "default max_events 65536");
   CHECK(s.seed == 0 && s.trace == 0 && s.hello_accept == 0,
         "default seed, trace, hello_accept 0");
+  CHECK_INT(s.max_pool_bytes, 1024 * 1024, "default max_pool_bytes 1 MiB");
 
   /* The defaults themselves make a valid hub, as does NULL settings. */
   tern_hub *hub = NULL;

@@ -8,6 +8,8 @@ size_t layout_settings(uint32_t version) {
   switch (version) {
   case TERN_SETTINGS_V1:
     return END(tern_settings, hello_accept);
+  case TERN_SETTINGS_V2:
+    return END(tern_settings, max_pool_bytes);
   default:
     return 0;
   }

@@ -33,6 +33,7 @@ static void settings_defaults(tern_settings *s) {
   s->seed = 0;
   s->trace = 0;
   s->hello_accept = 0;
+  s->max_pool_bytes = 1024 * 1024;
 }
 
 void tern_settings_default_versioned(uint32_t version, tern_settings *s) {
@@ -107,6 +108,7 @@ int tern_hub_new(tern_hub **phub, const tern_settings *s, const tern_mem *mem) {
   }
   hub->mem = *mem;
   hub->set = *s;
+  msg_pool_init(hub);
   if (hmap_init(&hub->sessions, mem, 1024) != 0 ||
       hmap_init(&hub->collapse_index, mem, 64) != 0 ||
       hmap_init(&hub->dedup_index, mem, 64) != 0 ||

@@ -64,9 +64,47 @@ struct msg {
   uint8_t flags;
   uint8_t idlen, id_off;     /* id bytes at tail + id_off                   */
   uint8_t cklen, ck_off;     /* collapse key bytes at tail + ck_off         */
-  uint8_t pooled;            /* allocated from the hub's message pool       */
+  uint16_t slab_off;         /* offset from its slab's start; set by
+                                msg_alloc, and kept while the block is free */
   uint8_t tail[];
 };
+
+/*
+ * The message pool.  Messages up to MSG_POOL_MAX_BLOCK bytes (header and
+ * tail) come from slabs: MSG_SLAB_BYTES blocks from tern_mem, each cut into
+ * blocks of one size class, so a backlog costs one allocation per slab
+ * rather than one per message, and blocks are not rounded up far (classes
+ * four per doubling waste 11% on average).  A slab is on its class's avail
+ * list while it has a free block.  The first slab of a class to empty
+ * becomes the class's spare, never freed before the hub (a session that
+ * publishes and acks one message at a time keeps reusing it); others that
+ * empty are kept, up to max_pool_bytes in all, and freed past it.  A kept
+ * slab keeps its blocks for its class (the next burst reuses them at the
+ * fast path's cost); another class takes it when its own has none.  So a
+ * backlog gives its memory back as it drains, down to max_pool_bytes plus
+ * one slab per class.  A larger message, or any with the pool off, is one
+ * allocation with a slab header of its own (class MSG_CLASS_SOLO), so that
+ * freeing takes one path.
+ */
+#define MSG_SLAB_BYTES 16384
+#define MSG_POOL_MAX_BLOCK 1024
+#define MSG_CLASSES 13
+#define MSG_CLASS_SOLO 255 /* a "slab" of one message of any size           */
+typedef struct slab slab;
+struct slab {
+  slab *prev, *next;   /* hub->pool_avail[cls] (NULL-terminated), or next on
+                          hub->pool_kept[cls]                              */
+  void *free;          /* free blocks, linked through their first word    */
+  int32_t used;        /* blocks handed out, plus 1 for the class's spare;
+                          less SLAB_UNLISTED while off the avail list (it
+                          was full), so one test on a free finds both     */
+  uint16_t fresh;      /* offset of the first block never handed out:
+                          blocks are cut one by one as they are first
+                          needed, so that a new slab's memory is first
+                          touched by the message that uses it             */
+  uint8_t cls;
+};
+#define SLAB_UNLISTED (1 << 30)
 
 /*
  * A session.  Kept small: a million idle sessions with one connection each
@@ -208,9 +246,6 @@ typedef struct evrec {
   uint8_t type, keylen, idlen;
 } evrec;
 
-#define MSG_POOL_BLOCK 320 /* messages up to this size come from the pool */
-#define MSG_POOL_MAX 4096  /* blocks kept on the free list at most        */
-
 struct tern_hub {
   tern_settings set;
   tern_mem mem;
@@ -231,8 +266,18 @@ struct tern_hub {
   conn *ready_head, *ready_tail;
   conn *conns;             /* every connection not yet deleted              */
   session *last_session;   /* the last one published to: bursts skip hashing */
-  void *pool;              /* free message blocks, linked through first word */
-  uint32_t pool_len;
+  /* message pool (msg.c) */
+  size_t pool_limit;       /* largest pooled block; 0: pooling off          */
+  slab *pool_avail[MSG_CLASSES]; /* slabs with a free block, per class, but
+                                    the head may be full; &pool_none when
+                                    there is none                           */
+  slab pool_none;          /* no free block: msg_alloc goes the slow way    */
+  slab *pool_spare[MSG_CLASSES]; /* the class's spare, once one emptied     */
+  slab *pool_kept[MSG_CLASSES]; /* empty slabs kept for reuse, blocks cut:
+                                   its class takes them first, another
+                                   cuts them anew                           */
+  size_t pool_kept_bytes;
+  uint32_t pool_slabs;     /* slabs allocated                               */
   uint32_t nconns;
   /* events */
   evrec *ev;
@@ -305,23 +350,47 @@ static inline void hub_unready(tern_hub *hub, conn *c) {
 }
 
 /* ---- msg.c --------------------------------------------------------------- */
-/* msg_unref drops one reference and frees the message at zero: back to the
-   pool when it came from there and the pool has room, else msg_free.  The
-   list and reference helpers are inline: they run several times per
-   message. */
-void msg_free(tern_hub *hub, msg *m);
+/* msg_class_of maps (size - 1) / 32 to a size class, for sizes up to
+   MSG_POOL_MAX_BLOCK; msg_class_size is each class's block size. */
+extern const uint8_t msg_class_of[MSG_POOL_MAX_BLOCK / 32];
+extern const uint16_t msg_class_size[MSG_CLASSES];
+/* msg_pool_init readies the pool of a new hub (hub->set filled in). */
+void msg_pool_init(tern_hub *hub);
+msg *msg_alloc_slow(tern_hub *hub, size_t size);
+/* msg_slab_settle: a block went back to |s|, which was full or is empty. */
+void msg_slab_settle(tern_hub *hub, slab *s);
+/*
+ * msg_alloc returns a block of |size| bytes for a message, uninitialised
+ * but for slab_off (which the caller must keep), or NULL (nothing
+ * changed).  The pool's fast paths are inline: they run once per message,
+ * the rest (a new slab, a slab that fills or empties) once per slab.
+ */
+static inline msg *msg_alloc(tern_hub *hub, size_t size) {
+  if (size <= hub->pool_limit) {
+    slab *s = hub->pool_avail[msg_class_of[(size - 1) >> 5]];
+    msg *m = s->free;
+    if (m) {
+      s->free = *(void **)m;
+      ++s->used;
+      return m; /* slab_off was set when the block was cut */
+    }
+  }
+  return msg_alloc_slow(hub, size);
+}
+/* msg_unref drops one reference and frees the message at zero.  The list
+   and reference helpers are inline: they run several times per message. */
 static inline void msg_unref(tern_hub *hub, msg *m) {
   if (--m->refs != 0) {
     return;
   }
-  if (m->pooled && hub->pool_len < MSG_POOL_MAX) {
-    *(void **)m = hub->pool;
-    hub->pool = m;
-    ++hub->pool_len;
-    return;
+  slab *s = (slab *)(void *)((uint8_t *)m - m->slab_off);
+  *(void **)m = s->free;
+  s->free = m;
+  if (--s->used <= 0) { /* empty, off the avail list, or a solo message */
+    msg_slab_settle(hub, s);
   }
-  msg_free(hub, m);
 }
+/* msg_pool_free frees the pool's slabs (tern_hub_del: no message left). */
 void msg_pool_free(tern_hub *hub);
 static inline const uint8_t *msg_id(const msg *m) { return m->tail + m->id_off; }
 static inline const uint8_t *msg_ck(const msg *m) { return m->tail + m->ck_off; }

@@ -594,14 +594,12 @@ static void load_message(loader *l, uint64_t serial, const uint8_t *v,
     s->dropped_total += s->dropped_total != UINT32_MAX;
     return;
   }
-  size_t size = sizeof(msg) + taillen;
-  msg *m = mem_malloc(&hub->mem, size < MSG_POOL_BLOCK ? MSG_POOL_BLOCK : size);
+  msg *m = msg_alloc(hub, sizeof(msg) + taillen);
   if (!m) {
     l->error = TERN_ERR_NOMEM;
     return;
   }
-  memset(m, 0, sizeof(*m));
-  m->pooled = size <= MSG_POOL_BLOCK;
+  *m = (msg){.slab_off = m->slab_off};
   m->priority = (uint8_t)w.priority;
   m->flags = (uint8_t)((f[0] & MSG_TRACE) | MSG_STORED);
   m->deliveries = (uint16_t)(f[1] << 8 | f[2]);

@@ -342,22 +342,9 @@ static int msg_new(tern_hub *hub, msg **pm, const tern_msg_desc *d,
   size_t taillen = plain ? wire_plain_tail_size(idlen, cklen, d->payloadlen)
                          : rich_tail(NULL, d, id, idlen);
   size_t size = sizeof(msg) + taillen + (d->cookie ? sizeof(d->cookie) : 0);
-  msg *m;
-  uint8_t pooled = 1;
-  if (size <= MSG_POOL_BLOCK && hub->pool) {
-    m = hub->pool;
-    hub->pool = *(void **)hub->pool;
-    --hub->pool_len;
-  } else {
-    if (size <= MSG_POOL_BLOCK) {
-      size = MSG_POOL_BLOCK;
-    } else {
-      pooled = 0;
-    }
-    m = mem_malloc(&hub->mem, size);
-    if (!m) {
-      return TERN_ERR_NOMEM;
-    }
+  msg *m = msg_alloc(hub, size);
+  if (!m) {
+    return TERN_ERR_NOMEM;
   }
   if (plain) {
     wire_plain_tail_encode(m->tail, d->priority, id, idlen, d->collapse_key,
@@ -392,7 +379,6 @@ static int msg_new(tern_hub *hub, msg **pm, const tern_msg_desc *d,
   m->cklen = (uint8_t)cklen;
   m->ck_off = cklen ? (uint8_t)(m->id_off + idlen + wire_varint_len(cklen))
                     : 0;
-  m->pooled = pooled;
   *pm = m;
   return 0;
 }

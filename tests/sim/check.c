@@ -1240,9 +1240,9 @@ void model_check_memory(sim *s) {
   /* What legitimately stays: pooled message blocks, the event arrays, and
      tables that grew (they never shrink; growing swaps one block for a
      larger one). */
-  long blocks = s->base_blocks + (long)h->pool_len + (h->ev ? 1 : 0) +
+  long blocks = s->base_blocks + (long)h->pool_slabs + (h->ev ? 1 : 0) +
                 (h->arena ? 1 : 0);
-  size_t bytes = s->base_bytes + (size_t)h->pool_len * MSG_POOL_BLOCK +
+  size_t bytes = s->base_bytes + (size_t)h->pool_slabs * MSG_SLAB_BYTES +
                  h->ev_cap * sizeof(evrec) + h->arena_cap +
                  (h->timers.cap - s->base_heap) * sizeof(timer *) +
                  (h->sessions.mask + 1 - s->base_hmap[0] +
