@@ -626,13 +626,14 @@ static int put_messages(tern_hub *hub, conn *c, out *o, uint8_t *start,
   const int stored = hub->persist != NULL;
   uint64_t sent = 0, resent = 0;
   int rv = 0;
+  /* DROPPED is a control frame: it does not wait for the window.  It goes
+     before the next MSG, so a receiver hears of a loss in order.  Inside
+     the loop only an expiry found there adds a loss, so the check runs
+     here and after such an expiry, not once per message. */
+  if (session_has_drops(s) && !put_dropped(hub, c, o)) {
+    return 0;
+  }
   for (;;) {
-    /* DROPPED is a control frame: it does not wait for the window.  It
-       goes before the next MSG, so a receiver hears of a loss in order. */
-    if ((s->dropped[0] | s->dropped[1] | s->dropped[2]) &&
-        !put_dropped(hub, c, o)) {
-      break;
-    }
     if (c->ninflight >= window) {
       break;
     }
@@ -645,6 +646,9 @@ static int put_messages(tern_hub *hub, conn *c, out *o, uint8_t *start,
       /* Due but not yet handled: never send an expired message. */
       ++hub->stats.expired;
       session_discard(hub, m, TERN_DROP_EXPIRED, TERN_EV_EXPIRED);
+      if (session_has_drops(s) && !put_dropped(hub, c, o)) {
+        break;
+      }
       continue;
     }
     uint64_t ttl_ms = 0;
@@ -726,7 +730,7 @@ static inline int wants_write(const conn *c) {
   if (c->state != CONN_OPEN || !s) {
     return 0;
   }
-  return (s->dropped[0] | s->dropped[1] | s->dropped[2]) ||
+  return session_has_drops(s) ||
          (s->npending && c->ninflight < c->hub->set.inflight_window);
 }
 

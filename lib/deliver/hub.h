@@ -466,6 +466,11 @@ void session_destroy(tern_hub *hub, session *s);
    due. */
 int session_on_timer(tern_hub *hub, session *s, tern_tstamp now);
 void session_arm(tern_hub *hub, session *s);
+/* session_has_drops: losses the receiver has not been told of yet. */
+static inline int session_has_drops(const session *s) {
+  return (s->dropped[0] | s->dropped[1] | s->dropped[2]) != 0;
+}
+
 /* session_enqueue appends a new message to its pending queue. */
 static inline void session_enqueue(session *s, msg *m) {
   m->session = s;

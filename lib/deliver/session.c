@@ -422,7 +422,7 @@ void session_return(tern_hub *hub, session *s, msg *m) {
 }
 
 int session_has_output(const session *s) {
-  return s->npending || s->dropped[0] || s->dropped[1] || s->dropped[2];
+  return s->npending || session_has_drops(s);
 }
 
 /* ---- connections -------------------------------------------------------- */
