@@ -257,18 +257,23 @@ int persist_pending(const tern_hub *hub) {
 
 /* ---- what the hub records ----------------------------------------------- */
 
+/* |t| on a clock whose |from| is |to| on the other, clamped to what a
+   tern_tstamp holds below TERN_TSTAMP_NONE. */
+static uint64_t rebase(uint64_t t, uint64_t from, uint64_t to) {
+  if (t >= from) {
+    uint64_t d = t - from;
+    return d >= TERN_TSTAMP_NONE - to ? TERN_TSTAMP_NONE - 1 : to + d;
+  }
+  uint64_t d = from - t;
+  return d < to ? to - d : 0;
+}
+
 /* The wall clock's time for the hub's |t| (TERN_TSTAMP_NONE stays). */
 static uint64_t to_wall(const tern_hub *hub, tern_tstamp t) {
   if (!hub->wall_set || t == TERN_TSTAMP_NONE) {
     return t;
   }
-  if (t >= hub->wall_mono) {
-    uint64_t d = t - hub->wall_mono;
-    return d >= TERN_TSTAMP_NONE - hub->wall_real ? TERN_TSTAMP_NONE - 1
-                                                  : hub->wall_real + d;
-  }
-  uint64_t d = hub->wall_mono - t;
-  return d < hub->wall_real ? hub->wall_real - d : 0;
+  return rebase(t, hub->wall_mono, hub->wall_real);
 }
 
 /* The hub's time for the wall clock's |w|. */
@@ -276,13 +281,7 @@ static tern_tstamp from_wall(const tern_hub *hub, uint64_t w) {
   if (!hub->wall_set || w == TERN_TSTAMP_NONE) {
     return w;
   }
-  if (w >= hub->wall_real) {
-    uint64_t d = w - hub->wall_real;
-    return d >= TERN_TSTAMP_NONE - hub->wall_mono ? TERN_TSTAMP_NONE - 1
-                                                  : hub->wall_mono + d;
-  }
-  uint64_t d = hub->wall_real - w;
-  return d < hub->wall_mono ? hub->wall_mono - d : 0;
+  return rebase(w, hub->wall_real, hub->wall_mono);
 }
 
 int tern_hub_set_wallclock(tern_hub *hub, tern_tstamp now, uint64_t wall_ns) {
