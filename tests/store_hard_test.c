@@ -29,24 +29,6 @@ static tern_store_file_options opts(size_t segment_size, int strict) {
   return o;
 }
 
-static tern_store_file *open_ok(const char *dir,
-                                const tern_store_file_options *o) {
-  tern_store_file *s = NULL;
-  int rv = tern_store_file_open(&s, dir, o, NULL);
-  if (rv != 0) {
-    fprintf(stderr, "open %s: %s: %s\n", dir, tern_strerror(rv),
-            tern_store_file_error(NULL));
-    abort();
-  }
-  return s;
-}
-
-static tern_store_file_stats stats_of(tern_store_file *s) {
-  tern_store_file_stats st;
-  tern_store_file_get_stats(s, &st, sizeof(st));
-  return st;
-}
-
 /* put appends one SET (synced) to the store and the model. */
 static int put(tern_store_file *s, su_model *m, const char *key,
                const uint8_t *value, size_t len) {
@@ -113,7 +95,7 @@ static void test_lock_unlinked(void) {
   int rv;
 
   memset(&m, 0, sizeof(m));
-  a = open_ok(dir, &o);
+  a = su_open(dir, &o);
   fill(a, &m, 0, 3);
   CHECK(unlink(su_path(dir, "LOCK")) == 0, "LOCK deleted under the store");
   rv = tern_store_file_open(&b, dir, &o, NULL);
@@ -125,7 +107,7 @@ static void test_lock_unlinked(void) {
     tern_store_file_close(b);
   }
   tern_store_file_close(a);
-  b = open_ok(dir, &o);
+  b = su_open(dir, &o);
   CHECK(matches(b, &m), "after close the next open gets in, with the data");
   tern_store_file_close(b);
   su_model_free(&m);
@@ -162,7 +144,7 @@ static void test_not_segments(void) {
   uint64_t last;
 
   memset(&m, 0, sizeof(m));
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   fill(s, &m, 0, 30);
   tern_store_file_close(s);
   last = last_segment(dir);
@@ -187,7 +169,7 @@ static void test_not_segments(void) {
   if (s == NULL) {
     goto out;
   }
-  st = stats_of(s);
+  st = su_stats(s);
   CHECK(st.skipped_files == 4 && st.skipped == 0,
         "the four are counted as skipped files (%llu), not as damage",
         (unsigned long long)st.skipped_files);
@@ -199,12 +181,12 @@ static void test_not_segments(void) {
             "appends roll new segments past the taken numbers");
   CHECK(last_segment(dir) > last + 4, "new segments went past them");
   tern_store_file_close(s);
-  s = open_ok(dir, &o);
-  CHECK(matches(s, &m) && stats_of(s).skipped_files == 4,
+  s = su_open(dir, &o);
+  CHECK(matches(s, &m) && su_stats(s).skipped_files == 4,
         "a reopen loads everything and skips the same four");
   tern_store_file_close(s);
   o.strict = 1;
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   CHECK(matches(s, &m), "strict opens too: skipped files hold no records");
   tern_store_file_close(s);
 out:
@@ -221,20 +203,20 @@ static void test_highest_number(void) {
   int rv;
 
   memset(&m, 0, sizeof(m));
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   fill(s, &m, 0, 10);
   tern_store_file_close(s);
   su_write_file(su_path(dir, "4294967295.log"), (const uint8_t *)"", 0);
-  s = open_ok(dir, &o);
-  CHECK(stats_of(s).skipped == 1, "the empty 4294967295.log is damage");
+  s = su_open(dir, &o);
+  CHECK(su_stats(s).skipped == 1, "the empty 4294967295.log is damage");
   rv = fill(s, &m, 10, 30);
   CHECK(rv == 0, "appends still work: %s", tern_store_file_error(s));
   CHECK(su_file_size(su_path(dir, "4294967295.log.corrupt")) == 0 &&
             su_file_size(su_path(dir, "4294967295.log")) < 0,
         "it was moved aside as 4294967295.log.corrupt");
   tern_store_file_close(s);
-  s = open_ok(dir, &o);
-  CHECK(matches(s, &m) && stats_of(s).skipped == 0,
+  s = su_open(dir, &o);
+  CHECK(matches(s, &m) && su_stats(s).skipped == 0,
         "a reopen loads everything, with no damage left");
   tern_store_file_close(s);
   su_model_free(&m);
@@ -257,15 +239,15 @@ static void test_strict_last_record(void) {
   uint8_t *tail, *orig;
 
   memset(&m, 0, sizeof(m));
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   fill(s, &m, 0, 5);
   tern_store_file_close(s);
   size = su_file_size(su_path(dir, "000001.log"));
   orig = su_read_file(su_path(dir, "000001.log"), &len);
   /* A bit flips in the value of the last record, which was synced. */
   flip_byte(su_path(dir, "000001.log"), (size_t)size - 3, 0x20);
-  s = open_ok(dir, &o);
-  st = stats_of(s);
+  s = su_open(dir, &o);
+  st = su_stats(s);
   su_del(&m, (const uint8_t *)"r0004", 5);
   CHECK(st.truncated == rsize && matches(s, &m),
         "strict opens, cuts the record (%llu bytes) and serves the rest",
@@ -285,17 +267,17 @@ static void test_strict_last_record(void) {
   CHECK_INT(put(s, &m, "after", value, sizeof(value)), 0,
             "appends go on after the cut");
   tern_store_file_close(s);
-  s = open_ok(dir, &o);
-  CHECK(matches(s, &m) && stats_of(s).truncated == 0, "a reopen is clean");
+  s = su_open(dir, &o);
+  CHECK(matches(s, &m) && su_stats(s).truncated == 0, "a reopen is clean");
   tern_store_file_close(s);
 
   /* Not strict: the tail is truncated, nothing is kept. */
   size = su_file_size(su_path(dir, "000001.log"));
   flip_byte(su_path(dir, "000001.log"), (size_t)size - 3, 0x20);
   o.strict = 0;
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   su_del(&m, (const uint8_t *)"after", 5);
-  CHECK(stats_of(s).truncated == rsize && matches(s, &m) &&
+  CHECK(su_stats(s).truncated == rsize && matches(s, &m) &&
             su_count_files(dir, ".tail") == 1,
         "non-strict truncates without keeping a copy");
   tern_store_file_close(s);
@@ -364,8 +346,8 @@ static void test_hostile_recovery(void) {
 
   /* Through open: the same. */
   su_write_file(su_path(dir, "000001.log"), img, len);
-  s = open_ok(dir, &o);
-  st = stats_of(s);
+  s = su_open(dir, &o);
+  st = su_stats(s);
   CHECK(st.live == 40 && st.skipped == 1 && st.skipped_bytes == hsize,
         "open serves the 40 good records and skips the damaged one");
   tern_store_file_close(s);
@@ -416,23 +398,23 @@ static void test_old_format(void) {
   /* A torn tail: half a record. */
   memcpy(img + off, img + SEG_DATA_START, 15);
   su_write_file(su_path(dir, "000001.log"), img, off + 15);
-  s = open_ok(dir, &o);
-  CHECK(matches(s, &m) && stats_of(s).truncated == 15 &&
-            stats_of(s).skipped == 0,
+  s = su_open(dir, &o);
+  CHECK(matches(s, &m) && su_stats(s).truncated == 15 &&
+            su_stats(s).skipped == 0,
         "a version 1 segment loads, its torn tail cut");
   CHECK_INT(fill(s, &m, 0, 5), 0, "appends work");
   CHECK(su_file_size(su_path(dir, "000001.log")) == (off_t)off &&
             su_file_size(su_path(dir, "000002.log")) > 0,
         "they went to a new segment, not the old one");
   tern_store_file_close(s);
-  s = open_ok(dir, &o);
-  CHECK(matches(s, &m) && stats_of(s).skipped == 0, "a reopen loads both");
-  CHECK(M->compact(s) == 0 && stats_of(s).garbage_bytes == 0,
+  s = su_open(dir, &o);
+  CHECK(matches(s, &m) && su_stats(s).skipped == 0, "a reopen loads both");
+  CHECK(M->compact(s) == 0 && su_stats(s).garbage_bytes == 0,
         "compaction: %s", tern_store_file_error(s));
   tern_store_file_close(s);
-  s = open_ok(dir, &o);
-  CHECK(matches(s, &m) && stats_of(s).segments == 1 &&
-            stats_of(s).garbage_bytes == 0,
+  s = su_open(dir, &o);
+  CHECK(matches(s, &m) && su_stats(s).segments == 1 &&
+            su_stats(s).garbage_bytes == 0,
         "compaction rewrote everything into one segment, with no garbage");
   tern_store_file_close(s);
   su_model_free(&m);

@@ -49,24 +49,6 @@ static tern_store_file_options opts(size_t segment_size,
   return o;
 }
 
-static tern_store_file *open_ok(const char *dir,
-                                const tern_store_file_options *o) {
-  tern_store_file *s = NULL;
-  int rv = tern_store_file_open(&s, dir, o, NULL);
-  if (rv != 0) {
-    fprintf(stderr, "open %s: %s: %s\n", dir, tern_strerror(rv),
-            tern_store_file_error(NULL));
-    abort();
-  }
-  return s;
-}
-
-static tern_store_file_stats stats_of(tern_store_file *s) {
-  tern_store_file_stats st;
-  tern_store_file_get_stats(s, &st, sizeof(st));
-  return st;
-}
-
 /* append applies |recs| to the store and, on success, to the model. */
 static int append(tern_store_file *s, su_model *m,
                   const tern_store_record *recs, size_t n, int sync) {
@@ -156,7 +138,7 @@ static void test_options(void) {
         "tern_store_file_error(NULL) says why the last open failed");
   CHECK(su_count_files(dir, "") == 2, "failed opens created nothing");
 
-  s = open_ok(dir, NULL);
+  s = su_open(dir, NULL);
   CHECK(strcmp(tern_store_file_error(NULL), "") == 0,
         "a successful open clears the thread's open error");
   CHECK(strcmp(tern_store_file_error(s), "") == 0, "a new store has no error");
@@ -191,10 +173,10 @@ static void test_roundtrip(void) {
 
   snprintf(dirbuf, sizeof(dirbuf), "%s", dir);
   memset(&m, 0, sizeof(m));
-  s = open_ok(dirbuf, NULL);
+  s = su_open(dirbuf, NULL);
   CHECK(su_file_size(su_path(dirbuf, "LOCK")) >= 0,
         "open creates the directory and its lock file");
-  st = stats_of(s);
+  st = su_stats(s);
   CHECK(st.records == 0 && st.live == 0 && st.segments == 0,
         "an empty store has no records and no segment");
 
@@ -207,7 +189,7 @@ static void test_roundtrip(void) {
   CHECK_INT(append(s, &m, batch, 6, 1), 0, "append a batch of six");
   CHECK(matches(s, &m), "load: the last SET wins, DEL removes, an empty "
                         "value is a value");
-  st = stats_of(s);
+  st = su_stats(s);
   CHECK(st.records == 6 && st.live == 2 && st.segments == 1,
         "stats: 6 records, 2 live keys, 1 segment");
   CHECK_INT(M->append(s, 0, batch, 0, 1), 0, "an empty batch is fine");
@@ -235,13 +217,13 @@ static void test_roundtrip(void) {
   bad[1] = set_rec("y", "z", 1);
   bad[1].op = 3;
   CHECK_INT(M->append(s, 0, bad, 2, 0), TERN_ERR_INVALID, "an unknown op");
-  st = stats_of(s);
+  st = su_stats(s);
   CHECK(st.records == 8 && matches(s, &m),
         "a refused batch writes none of its records");
   tern_store_file_close(s);
 
-  s = open_ok(dirbuf, NULL);
-  st = stats_of(s);
+  s = su_open(dirbuf, NULL);
+  st = su_stats(s);
   CHECK(st.records == 8 && st.live == 4 && st.skipped == 0 &&
             st.truncated == 0,
         "reopen replays the 8 records: 4 live keys, nothing skipped");
@@ -268,7 +250,7 @@ static void test_reopen_random(void) {
   memset(&m, 0, sizeof(m));
   memset(&l, 0, sizeof(l));
   rng_seed(&r, 7);
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   for (int b = 0; b < 300; ++b) {
     size_t n = random_batch(&r, recs, 40, keys, vals, 400);
     ok &= append(s, &m, recs, n, b % 10 == 0) == 0;
@@ -276,11 +258,11 @@ static void test_reopen_random(void) {
   CHECK(ok, "300 random batches appended");
   CHECK(matches(s, &m), "load equals the model before reopening");
   tern_store_file_close(s);
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   CHECK(su_load(s, &l) == 0 && l.visits == su_live(&m) && l.duplicates == 0,
         "reopen: load visits each live key once (%zu keys)", su_live(&m));
   CHECK(su_equal(&l.m, &m, NULL, 0), "reopen: the values are the last SETs");
-  CHECK_INT(stats_of(s).live, su_live(&m), "stats: live keys");
+  CHECK_INT(su_stats(s).live, su_live(&m), "stats: live keys");
   tern_store_file_close(s);
   su_model_free(&l.m);
   su_model_free(&m);
@@ -303,14 +285,14 @@ static void test_segments(void) {
   memset(&m, 0, sizeof(m));
   memset(value, 'v', sizeof(value));
   memset(big, 'B', sizeof(big));
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   for (int i = 0; i < 300; ++i) {
     tern_store_record r;
     snprintf(key, sizeof(key), "k%03d", i);
     r = set_rec(key, value, sizeof(value));
     ok &= append(s, &m, &r, 1, 0) == 0;
   }
-  st = stats_of(s);
+  st = su_stats(s);
   CHECK(ok && st.segments >= 8, "300 records of 111 bytes fill %llu segments "
                                "of 4 KiB",
         (unsigned long long)st.segments);
@@ -330,16 +312,16 @@ static void test_segments(void) {
     CHECK_INT(append(s, &m, &r, 1, 0), 0, "a record larger than a segment");
     snprintf(name, sizeof(name), "%06llu.log",
              (unsigned long long)st.segments + 1);
-    CHECK(stats_of(s).segments == st.segments + 1 &&
+    CHECK(su_stats(s).segments == st.segments + 1 &&
               su_file_size(su_path(dir, name)) ==
                   (off_t)(SEG_DATA_START + rec_size(3, sizeof(big))),
           "gets a segment of its own");
   }
-  st = stats_of(s);
+  st = su_stats(s);
   tern_store_file_close(s);
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   CHECK(matches(s, &m), "reopen reads every segment");
-  CHECK_INT(stats_of(s).segments, st.segments, "reopen finds every segment");
+  CHECK_INT(su_stats(s).segments, st.segments, "reopen finds every segment");
   tern_store_file_close(s);
   su_model_free(&m);
   su_rmtree(dir);
@@ -386,7 +368,7 @@ static int try_open_in_child(const char *dir) {
 
 static void test_lock(void) {
   char *dir = su_tmpdir("lock");
-  tern_store_file *s = open_ok(dir, NULL), *t = NULL;
+  tern_store_file *s = su_open(dir, NULL), *t = NULL;
 
   CHECK_INT(try_open_in_child(dir), 1,
             "another process gets TERN_ERR_STATE (\"locked\")");
@@ -394,7 +376,7 @@ static void test_lock(void) {
             "a second open in the same process: TERN_ERR_STATE");
   tern_store_file_close(s);
   CHECK_INT(try_open_in_child(dir), 0, "after close another process opens it");
-  s = open_ok(dir, NULL);
+  s = su_open(dir, NULL);
   tern_store_file_close(s);
   su_rmtree(dir);
   free(dir);
@@ -502,7 +484,7 @@ static void test_compaction(void) {
   int ok = 1;
 
   memset(&m, 0, sizeof(m));
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   for (int v = 0; v < 20; ++v) {
     for (int k = 0; k < 50; ++k) {
       tern_store_record r;
@@ -513,13 +495,13 @@ static void test_compaction(void) {
       ok &= append(s, &m, &r, 1, 0) == 0;
     }
   }
-  st = stats_of(s);
+  st = su_stats(s);
   CHECK(ok && st.segments > 5 && st.garbage_bytes > st.bytes / 2,
         "1000 overwrites: %llu segments, %llu of %llu bytes garbage",
         (unsigned long long)st.segments, (unsigned long long)st.garbage_bytes,
         (unsigned long long)st.bytes);
   CHECK_INT(M->compact(s), 0, "compact");
-  st = stats_of(s);
+  st = su_stats(s);
   CHECK(st.segments == 1 && st.garbage_bytes == 0 && st.compactions == 1 &&
             st.records == st.live && st.live == su_live(&m),
         "after compaction: one segment, no garbage, only live records");
@@ -531,7 +513,7 @@ static void test_compaction(void) {
     CHECK_INT(append(s, &m, r, 2, 1), 0, "append after compaction");
   }
   tern_store_file_close(s);
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   CHECK(matches(s, &m), "reopen after compaction");
   CHECK_INT(M->compact(s), 0, "compact again");
   CHECK(matches(s, &m), "load after the second compaction");
@@ -540,7 +522,7 @@ static void test_compaction(void) {
   /* Automatic compaction keeps the log within a bound. */
   su_rmtree(dir);
   o = opts(4096, 50);
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   su_model_free(&m);
   ok = 1;
   for (int v = 0; v < 200; ++v) {
@@ -552,13 +534,13 @@ static void test_compaction(void) {
       ok &= append(s, &m, &r, 1, 0) == 0;
     }
   }
-  st = stats_of(s);
+  st = su_stats(s);
   CHECK(ok && st.compactions >= 10 && st.bytes < 4 * 4096 + 2 * 20 * 40,
         "4000 overwrites at compact_garbage 50: %llu compactions, %llu bytes",
         (unsigned long long)st.compactions, (unsigned long long)st.bytes);
   CHECK(matches(s, &m), "load after automatic compactions");
   tern_store_file_close(s);
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   CHECK(matches(s, &m), "reopen after automatic compactions");
   tern_store_file_close(s);
   su_model_free(&m);
@@ -592,7 +574,7 @@ static void test_torn_tail(void) {
   uint8_t junk[5] = {0x40, 0, 0, 0, 0x11};
 
   memset(&m, 0, sizeof(m));
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   fill(s, &m, 0, 10);
   tern_store_file_close(s);
   seg1 = su_path(dir, "000001.log");
@@ -602,8 +584,8 @@ static void test_torn_tail(void) {
     fwrite(junk, 1, sizeof(junk), f);
     fclose(f);
   }
-  s = open_ok(dir, &o);
-  st = stats_of(s);
+  s = su_open(dir, &o);
+  st = su_stats(s);
   CHECK(st.truncated == 5 && st.skipped == 0,
         "a partial record head at the end: 5 bytes truncated, none skipped");
   CHECK_INT(su_file_size(seg1), size, "the file is cut back to the last "
@@ -615,16 +597,16 @@ static void test_torn_tail(void) {
   if (truncate(seg1, size - 20) != 0) {
     su_die("truncate");
   }
-  s = open_ok(dir, &o);
-  st = stats_of(s);
+  s = su_open(dir, &o);
+  st = su_stats(s);
   CHECK_INT(st.truncated, rec_size(5, 40) - 20,
             "a half-written last record is truncated");
   su_del(&m, (const uint8_t *)"r0009", 5);
   CHECK(matches(s, &m), "the records before it are all there");
   fill(s, &m, 10, 3);
   tern_store_file_close(s);
-  s = open_ok(dir, &o);
-  CHECK(matches(s, &m) && stats_of(s).truncated == 0,
+  s = su_open(dir, &o);
+  CHECK(matches(s, &m) && su_stats(s).truncated == 0,
         "appends after a truncation reopen cleanly");
   tern_store_file_close(s);
 
@@ -636,8 +618,8 @@ static void test_torn_tail(void) {
     su_write_file(seg1, p, len);
     free(p);
   }
-  s = open_ok(dir, &o);
-  CHECK_INT(stats_of(s).truncated, rec_size(5, 40),
+  s = su_open(dir, &o);
+  CHECK_INT(su_stats(s).truncated, rec_size(5, 40),
             "a last record with a bad CRC is truncated");
   su_del(&m, (const uint8_t *)"r0012", 5);
   CHECK(matches(s, &m), "and only it is lost");
@@ -687,7 +669,7 @@ static void test_mid_damage(void) {
   int rv;
 
   memset(&m, 0, sizeof(m));
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   fill(s, &m, 0, 100); /* 56-byte records, 35 per 2 KiB segment */
   tern_store_file_close(s);
 
@@ -708,8 +690,8 @@ static void test_mid_damage(void) {
         tern_store_file_error(NULL));
   CHECK(s == (tern_store_file *)(uintptr_t)1, "*pstore untouched");
 
-  s = open_ok(dir, &o);
-  st = stats_of(s);
+  s = su_open(dir, &o);
+  st = su_stats(s);
   CHECK(st.skipped == 1 && st.skipped_bytes == rsize && st.truncated == 0,
         "non-strict: one record skipped (%llu bytes), nothing truncated",
         (unsigned long long)st.skipped_bytes);
@@ -720,8 +702,8 @@ static void test_mid_damage(void) {
   CHECK(su_count_files(dir, ".corrupt") == 1,
         "the damaged segment is kept aside as .corrupt");
   tern_store_file_close(s);
-  s = open_ok(dir, &o);
-  st = stats_of(s);
+  s = su_open(dir, &o);
+  st = su_stats(s);
   CHECK(st.skipped == 0 && matches(s, &m),
         "after compaction the store is clean and complete");
   tern_store_file_close(s);
@@ -732,15 +714,15 @@ static void test_mid_damage(void) {
     char name[64];
     first_log(dir, name, sizeof(name));
     flip_byte(su_path(dir, name), 3, 0x10);
-    s = open_ok(dir, &o);
-    CHECK(stats_of(s).skipped == 0 && matches(s, &m),
+    s = su_open(dir, &o);
+    CHECK(su_stats(s).skipped == 0 && matches(s, &m),
           "one bad header copy: the other one serves");
     tern_store_file_close(s);
     off_t size = su_file_size(su_path(dir, name));
     char kept[80];
     flip_byte(su_path(dir, name), SEG_HEADER_SIZE + 20, 0x10);
-    s = open_ok(dir, &o);
-    st = stats_of(s);
+    s = su_open(dir, &o);
+    st = su_stats(s);
     CHECK(st.skipped == 1 && st.live == 0 &&
               st.skipped_bytes == (uint64_t)size,
           "both copies bad: the segment is skipped and counted");
@@ -773,7 +755,7 @@ static void test_embedded_record(void) {
   rec_encode_head(fake, 0, REC_OP_SET, (const uint8_t *)"evil", 4,
                   (const uint8_t *)"0123456789", 10);
   memcpy(fake + REC_HEAD, "evil0123456789", 14);
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   fill(s, &m, 0, 2);
   {
     tern_store_record r = set_rec("victim", fake, fsize);
@@ -784,9 +766,9 @@ static void test_embedded_record(void) {
   /* Break the victim's length field. */
   flip_byte(su_path(dir, "000001.log"), SEG_DATA_START + 2 * rec_size(5, 40),
             0x04);
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   su_del(&m, (const uint8_t *)"victim", 6);
-  CHECK(matches(s, &m) && stats_of(s).skipped == 1,
+  CHECK(matches(s, &m) && su_stats(s).skipped == 1,
         "the embedded record is not loaded; the records after it are");
   tern_store_file_close(s);
   su_model_free(&m);
@@ -804,7 +786,7 @@ static void test_missing_and_short_segments(void) {
   off_t size;
 
   memset(&m, 0, sizeof(m));
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   fill(s, &m, 0, 100);
   tern_store_file_close(s);
   su_rmtree(copy);
@@ -817,16 +799,16 @@ static void test_missing_and_short_segments(void) {
       0) {
     su_die("truncate");
   }
-  s = open_ok(dir, &o);
-  st = stats_of(s);
+  s = su_open(dir, &o);
+  st = su_stats(s);
   CHECK(st.skipped == 1 && st.skipped_bytes == rec_size(5, 40),
         "a shortened sealed segment is reported (%llu bytes)",
         (unsigned long long)st.skipped_bytes);
   tern_store_file_close(s);
 
   unlink(su_path(copy, "000002.log"));
-  s = open_ok(copy, &o);
-  st = stats_of(s);
+  s = su_open(copy, &o);
+  st = su_stats(s);
   CHECK(st.skipped == 1 && st.skipped_bytes == (uint64_t)size,
         "a missing segment file is reported");
   tern_store_file_close(s);
@@ -852,7 +834,7 @@ static void test_compaction_leftovers(void) {
 
   memset(&m, 0, sizeof(m));
   memset(junk, 0x5a, sizeof(junk));
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   fill(s, &m, 0, 100);
   fill(s, &m, 0, 50); /* overwrite half */
   tern_store_file_close(s);
@@ -861,7 +843,7 @@ static void test_compaction_leftovers(void) {
 
   /* Before the rename: a temporary file beside the old segments. */
   su_write_file(su_path(dir, "000099.log.tmp"), junk, sizeof(junk));
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   CHECK(matches(s, &m) && su_count_files(dir, ".tmp") == 0,
         "a leftover temporary file is removed; the old state loads");
   CHECK_INT(M->compact(s), 0, "compact");
@@ -869,10 +851,10 @@ static void test_compaction_leftovers(void) {
 
   /* After the rename, before the deletes: old segments reappear. */
   su_copy_dir(old, dir);
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   CHECK(matches(s, &m), "old segments below a compacted one are ignored");
   CHECK_INT(su_count_files(dir, ".log"), 1, "and removed");
-  CHECK_INT(stats_of(s).skipped, 0, "nothing is reported as damage");
+  CHECK_INT(su_stats(s).skipped, 0, "nothing is reported as damage");
   tern_store_file_close(s);
   su_model_free(&m);
   su_rmtree(dir);
@@ -949,7 +931,7 @@ static void test_failures(void) {
   CHECK_INT(su_load(s, &l), TERN_ERR_STORE, "and load");
   tern_store_file_close(s);
   CHECK(su_f.fds == 0 && su_f.dirs == 0, "close releases every descriptor");
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   CHECK(su_load(s, &l) == 0 && su_find(&l.m, (const uint8_t *)"refused", 7) ==
                                    NULL,
         "reopen: the refused batch is not there");
@@ -985,7 +967,7 @@ static void test_large_values(void) {
   int n = 0;
 
   memset(&m, 0, sizeof(m));
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   {
     tern_store_record r[4];
     uint8_t *v[4];
@@ -1010,7 +992,7 @@ static void test_large_values(void) {
   CHECK_INT(n, 3, "no record is visited after it");
   CHECK_INT(M->compact(s), 0, "compact them");
   tern_store_file_close(s);
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   CHECK(matches(s, &m), "reopen after compaction");
   tern_store_file_close(s);
   su_model_free(&m);
@@ -1029,7 +1011,7 @@ static void test_index_memory(void) {
 
   memset(value, 1, sizeof(value));
   o.fsync = TERN_FSYNC_NEVER;
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   for (int b = 0; b < 100; ++b) {
     for (int i = 0; i < 1000; ++i) {
       snprintf(keys[i], sizeof(keys[i]), "m/%014d", b * 1000 + i);
@@ -1037,7 +1019,7 @@ static void test_index_memory(void) {
     }
     M->append(s, 0, recs, 1000, 0);
   }
-  st = stats_of(s);
+  st = su_stats(s);
   tap_diag("index: %llu bytes for %llu keys of 16 bytes: %.1f bytes a key",
            (unsigned long long)st.index_bytes, (unsigned long long)st.live,
            (double)st.index_bytes / (double)st.live);
@@ -1047,7 +1029,7 @@ static void test_index_memory(void) {
 
   /* The hub's keys are mostly 9 bytes: a type byte and a serial. */
   su_rmtree(dir);
-  s = open_ok(dir, &o);
+  s = su_open(dir, &o);
   for (int b = 0; b < 100; ++b) {
     for (int i = 0; i < 1000; ++i) {
       uint32_t serial = (uint32_t)(b * 1000 + i);
@@ -1060,7 +1042,7 @@ static void test_index_memory(void) {
     }
     M->append(s, 0, recs, 1000, 0);
   }
-  st = stats_of(s);
+  st = su_stats(s);
   tap_diag("index: %llu bytes for %llu keys of 9 bytes: %.1f bytes a key",
            (unsigned long long)st.index_bytes, (unsigned long long)st.live,
            (double)st.index_bytes / (double)st.live);

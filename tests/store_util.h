@@ -320,6 +320,26 @@ typedef struct su_loaded {
   size_t duplicates;
 } su_loaded;
 
+/* su_open opens the store in |dir| or aborts, saying why. */
+static inline tern_store_file *su_open(const char *dir,
+                                       const tern_store_file_options *o) {
+  tern_store_file *s = NULL;
+  int rv = tern_store_file_open(&s, dir, o, NULL);
+  if (rv != 0) {
+    fprintf(stderr, "open %s: %s: %s\n", dir, tern_strerror(rv),
+            tern_store_file_error(NULL));
+    abort();
+  }
+  return s;
+}
+
+/* su_stats returns the store's statistics. */
+static inline tern_store_file_stats su_stats(tern_store_file *s) {
+  tern_store_file_stats st;
+  tern_store_file_get_stats(s, &st, sizeof(st));
+  return st;
+}
+
 static inline int su_load_visit(void *ctx, const uint8_t *key, size_t keylen,
                                 const uint8_t *value, size_t valuelen) {
   su_loaded *l = ctx;
