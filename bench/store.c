@@ -610,20 +610,6 @@ static void bench_latency(size_t count, size_t sync_every) {
 
 /* ---- recovery after damage in a hostile payload ------------------------- */
 
-static tern_ssize image_read_at(void *ctx, uint8_t *buf, size_t n,
-                                uint64_t off) {
-  const uint8_t **img = ctx; /* [0] the bytes, [1] their end */
-  size_t len = (size_t)(img[1] - img[0]);
-  if (off >= len) {
-    return 0;
-  }
-  if (n > len - off) {
-    n = (size_t)(len - off);
-  }
-  memcpy(buf, img[0] + off, n);
-  return (tern_ssize)n;
-}
-
 static int no_visit(void *ctx, const rec *recs, size_t n) {
   (void)ctx;
   (void)recs;
@@ -639,8 +625,8 @@ static void hostile_one(uint32_t version, size_t payload) {
   char *dir = scratch();
   char path[4200];
   double t[RUNS];
-  const uint8_t *range[2] = {img, img + len};
-  scan_source src = {image_read_at, range, len};
+  su_mem_src image = {img, len};
+  scan_source src = {su_mem_read_at, &image, len};
   scan_buf sb = {NULL, 0, mem_default()};
   scan_result res;
   tern_store_file_options o;

@@ -71,24 +71,6 @@ static int key_index(const uint8_t *key, size_t keylen) {
   return atoi((const char *)key + 1) % NKEYS;
 }
 
-typedef struct mem_src {
-  const uint8_t *p;
-  size_t len;
-} mem_src;
-
-static tern_ssize mem_read_at(void *ctx, uint8_t *buf, size_t n,
-                              uint64_t off) {
-  mem_src *m = ctx;
-  if (off >= m->len) {
-    return 0;
-  }
-  if (n > m->len - off) {
-    n = (size_t)(m->len - off);
-  }
-  memcpy(buf, m->p + off, n);
-  return (tern_ssize)n;
-}
-
 typedef struct collect {
   layout *lay;
   int file;
@@ -138,7 +120,7 @@ static void read_layout(const char *dir, layout *l) {
   sb.mem = mem_default();
   for (int f = 0; f < l->nfiles; ++f) {
     seg_header h;
-    mem_src ms;
+    su_mem_src ms;
     scan_source src;
     scan_result res;
     collect c;
@@ -148,7 +130,7 @@ static void read_layout(const char *dir, layout *l) {
     }
     ms.p = l->bytes[f];
     ms.len = l->sizes[f];
-    src.read_at = mem_read_at;
+    src.read_at = su_mem_read_at;
     src.ctx = &ms;
     src.size = ms.len;
     c.lay = l;

@@ -288,24 +288,6 @@ static void test_strict_last_record(void) {
 
 /* ---- recovery work after damage in a hostile log ------------------------ */
 
-typedef struct mem_src {
-  const uint8_t *p;
-  size_t len;
-} mem_src;
-
-static tern_ssize mem_read_at(void *ctx, uint8_t *buf, size_t n,
-                              uint64_t off) {
-  mem_src *m = ctx;
-  if (off >= m->len) {
-    return 0;
-  }
-  if (n > m->len - off) {
-    n = (size_t)(m->len - off);
-  }
-  memcpy(buf, m->p + off, n);
-  return (tern_ssize)n;
-}
-
 static int count_recs(void *ctx, const rec *recs, size_t n) {
   (void)recs;
   *(size_t *)ctx += n;
@@ -324,11 +306,11 @@ static void test_hostile_recovery(void) {
   scan_result res;
   scan_source src;
   scan_buf sb;
-  mem_src m = {img, len};
+  su_mem_src m = {img, len};
 
   memset(&sb, 0, sizeof(sb));
   sb.mem = mem_default();
-  src.read_at = mem_read_at;
+  src.read_at = su_mem_read_at;
   src.ctx = &m;
   src.size = len;
   CHECK_INT(scan_segment(&sb, &src, SEG_DATA_START, salt, SEG_VERSION,

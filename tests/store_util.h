@@ -320,6 +320,26 @@ typedef struct su_loaded {
   size_t duplicates;
 } su_loaded;
 
+/* su_mem_src is a segment image in memory, read by su_mem_read_at as a
+   scan_source (format.h) reads a file. */
+typedef struct su_mem_src {
+  const uint8_t *p;
+  size_t len;
+} su_mem_src;
+
+static inline tern_ssize su_mem_read_at(void *ctx, uint8_t *buf, size_t n,
+                                        uint64_t off) {
+  su_mem_src *m = ctx;
+  if (off >= m->len) {
+    return 0;
+  }
+  if (n > m->len - off) {
+    n = (size_t)(m->len - off);
+  }
+  memcpy(buf, m->p + off, n);
+  return (tern_ssize)n;
+}
+
 /* su_open opens the store in |dir| or aborts, saying why. */
 static inline tern_store_file *su_open(const char *dir,
                                        const tern_store_file_options *o) {
