@@ -26,6 +26,7 @@ static int header_copy_ok(const uint8_t *p) {
   return memcmp(p, seg_magic, 8) == 0 && version >= SEG_VERSION_MIN &&
          version <= SEG_VERSION &&
          (get_le32(p + 12) & ~SEG_FLAGS_KNOWN) == 0 &&
+         get_le32(p + 28) == 0 && get_le32(p + 40) == 0 && /* reserved */
          get_le32(p + 44) == crc32c(0, p, 44);
 }
 
