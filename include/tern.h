@@ -550,7 +550,9 @@ typedef struct tern_msg_desc {
   /* cookie (layout V2) is the host's own value, such as a pointer to the
      producer waiting for this message.  The hub does not interpret it; it
      echoes it in the message's events (tern_event.cookie): PERSISTED,
-     ACKED, EXPIRED and every other lifecycle event.  It is not stored:
+     ACKED, EXPIRED and every other lifecycle event.  PERSISTED is a duty
+     event, never shed; the lifecycle events follow the trace rule and may
+     be shed past max_events (tern_event_type).  It is not stored:
      messages restored by tern_hub_set_store after a restart have cookie
      0.  0 (the default) costs no memory. */
   uint64_t cookie;
