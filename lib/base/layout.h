@@ -34,6 +34,20 @@ size_t layout_store_file_options(uint32_t version);
 #define LAYOUT_OLD
 #endif
 
+/* layout_fill_defaults gives a caller's struct whose layout is |len| bytes
+   long the library's defaults |all|; every struct filled so starts with
+   uint32_t version, set in |all| already.  |len| 0, a layout the library
+   does not know, sets only the version, to 0, which the constructors
+   refuse. */
+static inline void layout_fill_defaults(void *dst, size_t len,
+                                        const void *all) {
+  if (len == 0) {
+    memset(dst, 0, sizeof(uint32_t));
+    return;
+  }
+  memcpy(dst, all, len);
+}
+
 /* layout_copy_out gives a caller's |size|-byte struct the library's |len|
    bytes at |src|: the common prefix, zeros past what the library knows. */
 static inline void layout_copy_out(void *dst, size_t size, const void *src,

@@ -54,15 +54,10 @@ void tern_client_settings_default_versioned(uint32_t version,
   if (!s) {
     return;
   }
-  size_t len = layout_client_settings(version);
-  if (len == 0) {
-    s->version = 0;
-    return;
-  }
   tern_client_settings all;
   settings_defaults(&all);
   all.version = version;
-  memcpy(s, &all, len);
+  layout_fill_defaults(s, layout_client_settings(version), &all);
 }
 
 /* The 0.1 entry point, for programs built against its header. */

@@ -37,15 +37,10 @@ static void settings_defaults(tern_settings *s) {
 }
 
 void tern_settings_default_versioned(uint32_t version, tern_settings *s) {
-  size_t len = layout_settings(version);
-  if (len == 0) {
-    s->version = 0;
-    return;
-  }
   tern_settings all;
   settings_defaults(&all);
   all.version = version;
-  memcpy(s, &all, len);
+  layout_fill_defaults(s, layout_settings(version), &all);
 }
 
 /* The 0.1 entry point, for programs built against its header. */

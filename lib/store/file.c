@@ -36,18 +36,13 @@ static void options_defaults(tern_store_file_options *o) {
 
 void tern_store_file_options_default_versioned(uint32_t version,
                                                tern_store_file_options *o) {
-  size_t len = layout_store_file_options(version);
   tern_store_file_options all;
   if (o == NULL) {
     return;
   }
-  if (len == 0) {
-    o->version = 0;
-    return;
-  }
   options_defaults(&all);
   all.version = version;
-  memcpy(o, &all, len);
+  layout_fill_defaults(o, layout_store_file_options(version), &all);
 }
 
 /* The 0.1 entry point, for programs built against its header. */
