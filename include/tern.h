@@ -48,9 +48,9 @@ extern "C" {
 /* ---- version ------------------------------------------------------------ */
 
 /* TERN_VERSION is the version of this header as a string. */
-#define TERN_VERSION "0.2.0"
+#define TERN_VERSION "0.3.0"
 /* TERN_VERSION_NUM is the same as 0xMMmmpp: major, minor, patch. */
-#define TERN_VERSION_NUM 0x000200
+#define TERN_VERSION_NUM 0x000300
 
 /*
  * TERN_VERSION_CHECK(maj, min, patch) is nonzero when this header is
@@ -62,7 +62,7 @@ extern "C" {
 
 /*
  * tern_version returns the version of the linked library as a static
- * NUL-terminated string such as "0.2.0".  Compare it with TERN_VERSION to
+ * NUL-terminated string such as "0.3.0".  Compare it with TERN_VERSION to
  * detect a header/library mismatch.
  */
 TERN_EXTERN const char *tern_version(void);

@@ -375,8 +375,8 @@ static void test_version(void) {
   CHECK(strcmp(tern_version(), TERN_VERSION) == 0 &&
             strcmp(num, TERN_VERSION) == 0,
         "TERN_VERSION, TERN_VERSION_NUM and tern_version agree");
-  /* The macro in #if, on this header's version (0.2.0). */
-#if TERN_VERSION_CHECK(0, 2, 0) && !TERN_VERSION_CHECK(0, 2, 1) &&         \
+  /* The macro in #if, on this header's version (0.3.0). */
+#if TERN_VERSION_CHECK(0, 3, 0) && !TERN_VERSION_CHECK(0, 3, 1) &&         \
     !TERN_VERSION_CHECK(1, 0, 0) && TERN_VERSION_CHECK(0, 1, 9)
   int in_if = 1;
 #else
