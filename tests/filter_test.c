@@ -427,6 +427,9 @@ static void test_filter_text(void) {
       {"\"a.b-c_d\" = 1", "a.b-c_d = 1"},
       {"exists \"x y\"", "exists \"x y\""},
       {"a in (\"x\", \"1\", 1, \"not\")", "a in (x, \"1\", 1, \"not\")"},
+      /* The example of tern-filter(7). */
+      {"(STATUS IN(\"ItemAdd\",ItemUpdate)) AND (price>100)",
+       "STATUS in (ItemAdd, ItemUpdate) and price > 100"},
   };
   for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); ++i) {
     filter *f = compile_ok(t[i].in);
