@@ -921,7 +921,7 @@ const char *filter_text(const filter *f, size_t *len) {
 static const filter_attr *find(const filter_attr *attrs, size_t nattrs,
                                const uint8_t *name, size_t namelen) {
   for (size_t i = 0; i < nattrs; ++i) {
-    if (attrs[i].keylen == namelen &&
+    if (attrs[i].keylen == namelen && attrs[i].key[0] == name[0] &&
         memcmp(attrs[i].key, name, namelen) == 0) {
       return &attrs[i];
     }
@@ -930,12 +930,18 @@ static const filter_attr *find(const filter_attr *attrs, size_t nattrs,
 }
 
 /* compare: the attribute value against a value of the filter, numerically
-   when both are numbers, else byte by byte. */
+   when both are numbers, else byte by byte.  *anum caches whether the
+   attribute value is a number: -1 not known yet. */
 static int compare(const filter *f, const filter_attr *a, const fval *v,
-                   int anum) {
+                   int *anum) {
   const uint8_t *s = f->pool + v->off;
-  if (v->num && anum) {
-    return num_cmp(a->value, a->valuelen, s, v->len);
+  if (v->num) {
+    if (*anum < 0) {
+      *anum = is_number(a->value, a->valuelen);
+    }
+    if (*anum) {
+      return num_cmp(a->value, a->valuelen, s, v->len);
+    }
   }
   return byte_cmp(a->value, a->valuelen, s, v->len);
 }
@@ -984,14 +990,14 @@ int filter_match(const filter *f, const filter_attr *attrs, size_t nattrs) {
         r = a != NULL;
         break;
       }
-      int anum = is_number(a->value, a->valuelen);
+      int anum = -1;
       if (op->code == OP_CMP) {
-        r = test(op->cmp, compare(f, a, &f->vals[op->arg], anum));
+        r = test(op->cmp, compare(f, a, &f->vals[op->arg], &anum));
         break;
       }
       r = 0;
       for (uint16_t k = 0; k < op->nval && !r; ++k) {
-        r = compare(f, a, &f->vals[op->arg + k], anum) == 0;
+        r = compare(f, a, &f->vals[op->arg + k], &anum) == 0;
       }
       r ^= op->code == OP_NOTIN;
       break;

@@ -88,6 +88,12 @@ int pattern_match(const uint8_t *pat, size_t patlen, const uint8_t *name,
   size_t p = 0, n = 0;
   size_t star_p = SIZE_MAX, star_n = 0;
 
+  /* Names hold no wildcard segments, so a pattern equal to the name is
+     exact and matches it. */
+  if (patlen == namelen && memcmp(pat, name, namelen) == 0) {
+    return 1;
+  }
+
   while (n <= namelen) {
     size_t nend = seg_end(name, namelen, n);
     if (p <= patlen) {
