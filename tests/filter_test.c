@@ -628,7 +628,7 @@ static void test_filter_limits(void) {
   for (int i = 0; i < FILTER_MAX_DEPTH; ++i) {
     n += (size_t)sprintf(big + n, "not ");
   }
-  sprintf(big + n, "a = 1");
+  strcpy(big + n, "a = 1");
   check(big, 0, 0, "32 nots");
   memmove(big + 4, big, strlen(big) + 1);
   memcpy(big, "not ", 4);
@@ -660,7 +660,7 @@ static void test_filter_limits(void) {
   }
   check(big, 0, 0, "64 terms");
   at65 = n + 4;
-  sprintf(big + n, " or exists b");
+  strcpy(big + n, " or exists b");
   check(big, TERN_ERR_TOO_LARGE, at65, "65 terms: error at the 65th");
 
   /* A list of 64 values, not 65. */
@@ -669,9 +669,9 @@ static void test_filter_limits(void) {
     n += (size_t)sprintf(big + n, "%s%d", i ? "," : "", i);
   }
   size_t at = n + 1;
-  sprintf(big + n, ")");
+  strcpy(big + n, ")");
   check(big, 0, 0, "64 values in a list");
-  sprintf(big + n, ",x)");
+  strcpy(big + n, ",x)");
   check(big, TERN_ERR_TOO_LARGE, at, "65 values: error at the 65th");
 
   /* Names up to 64 bytes, values up to 256, after unescaping. */

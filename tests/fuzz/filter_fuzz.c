@@ -16,7 +16,8 @@
  *    every attribute key and value that is a valid topic name,
  *    pattern_match agrees with a plain recursive reference matcher (short
  *    inputs only), and an exact pattern matches only the equal name.
- * Any violation aborts.
+ * Any violation aborts.  tests/fuzz/filter.dict lists the language's
+ * tokens for libFuzzer's -dict=.
  */
 #include <stdint.h>
 #include <stdio.h>
