@@ -726,6 +726,7 @@ static void test_filter_nomem(void) {
     if (rv == 0) {
       CHECK_INT(a.calls, 1, "a filter is one allocation");
       CHECK_INT(a.outstanding, 1, "one live block");
+      CHECK_INT(a.bytes, filter_size(f), "filter_size is its size");
       filter_attr at[2];
       size_t n = attrs_of("status=ItemAdd;price=101", at, 2);
       CHECK_INT(filter_match(f, at, n), 1, "the compiled filter matches");

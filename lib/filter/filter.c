@@ -40,6 +40,7 @@ struct filter {
   const char *text;
   size_t nops;
   size_t textlen;
+  size_t size; /* of the block */
 };
 
 /* ---- parse tree --------------------------------------------------------- */
@@ -899,6 +900,7 @@ int filter_compile(const tern_mem *mem, const char *text, size_t len,
   f->text = t;
   f->nops = nops;
   f->textlen = p.textlen;
+  f->size = size;
   *pf = f;
   return 0;
 }
@@ -915,6 +917,8 @@ const char *filter_text(const filter *f, size_t *len) {
   }
   return f->text;
 }
+
+size_t filter_size(const filter *f) { return f->size; }
 
 /* ---- match -------------------------------------------------------------- */
 

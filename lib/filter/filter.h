@@ -93,4 +93,8 @@ int filter_match(const filter *f, const filter_attr *attrs, size_t nattrs);
    text back.  Valid while |f| is. */
 const char *filter_text(const filter *f, size_t *len);
 
+/* filter_size: the bytes of the one block |f| occupies (for memory
+   accounting by whoever shares it). */
+size_t filter_size(const filter *f);
+
 #endif
