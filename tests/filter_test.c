@@ -373,8 +373,22 @@ static void test_filter_match(void) {
       continue;
     }
     CHECK_INT(filter_match(f, a, n), t[i].want, what);
+    /* The canonical text compiles to itself and decides the same. */
+    size_t len;
+    const char *text = filter_text(f, &len);
+    filter *g = compile_ok(text);
+    size_t glen = 0;
+    const char *gtext = g ? filter_text(g, &glen) : "";
+    CHECK(g && glen == len && memcmp(gtext, text, len) == 0 &&
+              filter_match(g, a, n) == t[i].want,
+          "round trip of '%s' through '%s'", t[i].filter, text);
+    filter_free(NULL, g);
     filter_free(NULL, f);
   }
+  /* No attributes at all. */
+  filter *f = compile_ok("not exists a and not a = 1");
+  CHECK(f && filter_match(f, NULL, 0) == 1, "no attributes, NULL array");
+  filter_free(NULL, f);
 }
 
 /* Canonical text: what filter_text gives for an input. */
