@@ -64,7 +64,7 @@ typedef struct filter_attr {
 
 /* filter_compile parses |text| (|len| bytes, need not be NUL-terminated;
    at most TERN_MAX_FILTER bytes) into a compiled filter allocated through
-   |mem| (one block).  Returns 0 and *pf, TERN_ERR_INVALID (syntax, or NULL
+   |mem| (NULL: libc) in one block.  Returns 0 and *pf, TERN_ERR_INVALID (syntax, or NULL
    |text| with |len| > 0), TERN_ERR_TOO_LARGE (a limit) -- both with
    *errpos = byte offset of the error and *msg = a static English message
    such as "expected ')'", each when not NULL --, or TERN_ERR_NOMEM.
@@ -78,7 +78,7 @@ int filter_check(const char *text, size_t len, size_t *errpos,
                  const char **msg);
 
 /* filter_free releases |f| (NULL does nothing) to |mem|, the allocator it
-   was compiled with. */
+   was compiled with (NULL: libc). */
 void filter_free(const tern_mem *mem, filter *f);
 
 /* filter_match: 1 when the message with these attrs passes, else 0.  The
@@ -87,10 +87,11 @@ void filter_free(const tern_mem *mem, filter *f);
 int filter_match(const filter *f, const filter_attr *attrs, size_t nattrs);
 
 /* filter_text: the canonical text (keywords lower case, single spaces,
-   only the parentheses precedence needs, values quoted only when they
-   must be), NUL-terminated, *len (when len is not NULL) its length.
-   Equal filters have equal texts, and compiling the text gives the same
-   text back.  Valid while |f| is. */
+   only the parentheses precedence needs, nested and/or of one kind
+   flattened, values quoted only when they must be), NUL-terminated, *len
+   (when len is not NULL) its length.  Filters that differ only in those
+   respects have equal texts, and compiling the text gives the same text
+   back (and the same matches).  Valid while |f| is. */
 const char *filter_text(const filter *f, size_t *len);
 
 /* filter_size: the bytes of the one block |f| occupies (for memory
