@@ -11,8 +11,8 @@
  * to it (sessions, connections) may be used by one thread at a time; so may
  * each tern_client.  Distinct hubs and clients are independent.  The
  * functions that take no object (tern_strerror, tern_version,
- * tern_version_info, the *_default functions) may be called from any
- * thread.
+ * tern_version_info, the *_default functions, tern_topic_pattern_check,
+ * tern_filter_check) may be called from any thread.
  *
  * The overview is tern(3); the wire format is tern-protocol(7).
  */
@@ -371,6 +371,52 @@ TERN_EXTERN void tern_settings_default(tern_settings *s);
 #define TERN_MAX_ATTR_VALUE 256
 /* TERN_MAX_CONTENT_TYPE is the longest content type, in bytes. */
 #define TERN_MAX_CONTENT_TYPE 128
+/* TERN_MAX_TOPIC is the longest topic name or topic pattern, in bytes
+   (tern_topic_pattern_check). */
+#define TERN_MAX_TOPIC 255
+/* TERN_MAX_FILTER is the longest filter text, in bytes, both as given and
+   in its canonical form (tern_filter_check, tern-filter(7)). */
+#define TERN_MAX_FILTER 1024
+
+/* ---- topics: names, patterns and filters -------------------------------- */
+
+/*
+ * A topic name is 1..TERN_MAX_TOPIC bytes of segments separated by '.',
+ * every segment non-empty, every byte printable ASCII (0x21..0x7e) other
+ * than '*' and '#': "trade.usd.nyse".  A topic pattern is written like a
+ * name, except that a whole segment may be "*" (exactly one segment) or
+ * "#" (zero or more segments, anywhere in the pattern): "trade.*",
+ * "order.#", "#.error".  tern-filter(7) has the full rules.
+ *
+ * tern_topic_pattern_check validates the |len| bytes at |pattern| (need
+ * not be NUL-terminated) as a topic pattern; a topic name is a pattern
+ * without wildcards, so this checks names too.  It lets a host validate
+ * user input before subscribing.  Returns 0 or TERN_ERR_INVALID (NULL
+ * |pattern| with |len| > 0, an empty pattern, a longer one than
+ * TERN_MAX_TOPIC, an empty segment, a byte outside 0x21..0x7e, a '*' or
+ * '#' that is not a whole segment); on TERN_ERR_INVALID, *|errpos| (when
+ * |errpos| is not NULL) is the byte offset of the first bad byte (|len|
+ * for a pattern that ends in '.', TERN_MAX_TOPIC for one that is too
+ * long).  Uses no hub, allocates nothing; any thread.
+ */
+TERN_EXTERN int tern_topic_pattern_check(const char *pattern, size_t len,
+                                         size_t *errpos);
+
+/*
+ * tern_filter_check validates the |len| bytes at |text| (need not be
+ * NUL-terminated) as a filter: a predicate over message attributes such
+ * as "status in (ItemAdd, ItemUpdate) and price > 100", in the language
+ * of tern-filter(7).  It lets a host validate user input (a subscription
+ * coming over HTTP, say) before subscribing.  Returns 0,
+ * TERN_ERR_INVALID (a syntax error, or NULL |text| with |len| > 0) or
+ * TERN_ERR_TOO_LARGE (a limit of tern-filter(7): TERN_MAX_FILTER bytes,
+ * nesting, number of terms or values, length of a name or value).  On
+ * either error, *|errpos| is the byte offset of the error and *|msg| a
+ * static English message such as "expected ')'", each when not NULL.
+ * Uses no hub, allocates nothing; any thread.
+ */
+TERN_EXTERN int tern_filter_check(const char *text, size_t len,
+                                  size_t *errpos, const char **msg);
 
 /* ---- hub ---------------------------------------------------------------- */
 
