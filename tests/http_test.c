@@ -605,8 +605,21 @@ static void test_body_and_memory(void) {
 
   /* trim in the middle of a head keeps the bytes */
   http_parser_init(&p, NULL);
+  CHECK(http_parser_idle(&p), "idle: fresh parser");
   http_parse(&p, (const uint8_t *)"GET / HT", 8, &used);
+  CHECK(!http_parser_idle(&p), "idle: not with a partial head");
   CHECK(!http_parser_trim(&p) && p.buf != NULL, "trim: partial head kept");
+  http_parser_free(&p);
+
+  /* idle again between requests */
+  CHECK_INT(parse_one(&p, "POST /" H11 "Content-Length: 2\r\n\r\n", NULL,
+                      NULL),
+            HTTP_PARSE_MORE, "idle: head in");
+  CHECK(!http_parser_idle(&p), "idle: not while the body is awaited");
+  http_parse(&p, (const uint8_t *)"ok", 2, &used);
+  CHECK(!http_parser_idle(&p), "idle: not while a request is held");
+  http_parser_next(&p);
+  CHECK(http_parser_idle(&p), "idle: after next");
   http_parser_free(&p);
 
   /* 100-continue: flagged once the head is in, once */

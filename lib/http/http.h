@@ -229,6 +229,11 @@ void http_parser_next(http_parser *p);
    afterwards. */
 int http_parser_trim(http_parser *p);
 
+/* http_parser_idle: 1 when no byte of a request has arrived (between
+   requests), so the server applies its keep-alive idle timeout rather than
+   the request timeout (a 408 for a head or body that trickles in). */
+int http_parser_idle(const http_parser *p);
+
 /* http_error is the status code to answer (400, 413, 414, 417, 431, 501,
    505, 503), 0 when there is no error; |reason| (may be NULL) gets a short
    static text. */

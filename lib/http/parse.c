@@ -135,6 +135,10 @@ int http_parser_trim(http_parser *p) {
   return p->buf == NULL && p->bodybuf == NULL;
 }
 
+int http_parser_idle(const http_parser *p) {
+  return p->state == HTTP_S_HEAD && p->len == 0;
+}
+
 const http_request *http_parser_request(const http_parser *p) {
   return p->state == HTTP_S_DONE ? &p->req : NULL;
 }
