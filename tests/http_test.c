@@ -760,6 +760,70 @@ static void test_error_roundtrip(void) {
   http_parser_free(&p);
 }
 
+/* ---- allocation failures ------------------------------------------------- */
+
+typedef struct failing {
+  long calls, fail_at, live;
+} failing;
+
+static void *failing_realloc(void *ud, void *ptr, size_t n) {
+  failing *f = ud;
+  void *q;
+  if (n == 0) {
+    if (ptr != NULL) {
+      f->live--;
+    }
+    free(ptr);
+    return NULL;
+  }
+  if (++f->calls == f->fail_at) {
+    return NULL;
+  }
+  q = realloc(ptr, n);
+  if (q != NULL && ptr == NULL) {
+    f->live++;
+  }
+  return q;
+}
+
+/* Every allocation of a parse, failed in turn: a 503 (or success when the
+   failed call is past the last one), the parser stays usable for
+   http_parser_free, and nothing leaks. */
+static void test_alloc_failures(void) {
+  size_t len;
+  char *req = make_req("POST", 1, 40, 1500, 3000, &len);
+  long at;
+  int all_ok = 1, saw_503 = 0, saw_done = 0;
+  for (at = 1; at <= 8; at++) {
+    int chunk;
+    for (chunk = 0; chunk < 2; chunk++) {
+      failing f = {0, at, 0};
+      http_parser p;
+      size_t off = 0, used;
+      int rc = HTTP_PARSE_MORE;
+      http_parser_init(&p, NULL);
+      http_parser_set_allocator(&p, failing_realloc, &f);
+      while (off < len && rc == HTTP_PARSE_MORE) {
+        size_t n = chunk ? 1 : len - off;
+        rc = http_parse(&p, (const uint8_t *)req + off, n, &used);
+        off += used;
+      }
+      if (rc == HTTP_PARSE_ERROR) {
+        saw_503 += http_error(&p, NULL) == 503;
+        all_ok &= http_error(&p, NULL) == 503 && http_parser_closing(&p);
+      } else {
+        saw_done += rc == HTTP_PARSE_DONE;
+        all_ok &= rc == HTTP_PARSE_DONE && f.calls < at;
+      }
+      http_parser_free(&p);
+      all_ok &= f.live == 0;
+    }
+  }
+  CHECK(all_ok, "alloc failures: 503 or success, no leak");
+  CHECK(saw_503 > 0 && saw_done > 0, "alloc failures: both outcomes seen");
+  free(req);
+}
+
 int main(void) {
   test_table();
   test_fields();
@@ -770,5 +834,6 @@ int main(void) {
   test_body_and_memory();
   test_responses();
   test_error_roundtrip();
+  test_alloc_failures();
   return tap_done();
 }

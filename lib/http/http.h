@@ -170,8 +170,13 @@ enum http_state {
   HTTP_S_ERROR
 };
 
+/* An allocator: realloc-like; |n| == 0 frees |ptr| and returns NULL. */
+typedef void *(*http_realloc_fn)(void *user_data, void *ptr, size_t n);
+
 typedef struct http_parser {
   http_limits lim;
+  http_realloc_fn realloc_fn; /* NULL: libc                          */
+  void *alloc_user_data;
   enum http_state state;
   char *buf;            /* head, then body                           */
   size_t cap;
@@ -192,6 +197,12 @@ typedef struct http_parser {
 /* http_parser_init prepares |p| with |lim| (NULL: defaults).  No memory
    is taken until bytes arrive. */
 void http_parser_init(http_parser *p, const http_limits *lim);
+
+/* http_parser_set_allocator makes |p| take its buffers from |fn| (NULL:
+   libc); call it before the first http_parse.  A failed allocation is a
+   503 error. */
+void http_parser_set_allocator(http_parser *p, http_realloc_fn fn,
+                               void *user_data);
 
 /* http_parser_free gives back the buffer.  |p| may be reinitialised. */
 void http_parser_free(http_parser *p);

@@ -96,9 +96,32 @@ void http_parser_init(http_parser *p, const http_limits *lim) {
   p->state = HTTP_S_HEAD;
 }
 
+void http_parser_set_allocator(http_parser *p, http_realloc_fn fn,
+                               void *user_data) {
+  p->realloc_fn = fn;
+  p->alloc_user_data = user_data;
+}
+
+static void *mem_realloc(http_parser *p, void *ptr, size_t n) {
+  if (p->realloc_fn != NULL) {
+    return p->realloc_fn(p->alloc_user_data, ptr, n);
+  }
+  if (n == 0) {
+    free(ptr);
+    return NULL;
+  }
+  return realloc(ptr, n);
+}
+
+static void mem_free(http_parser *p, void *ptr) {
+  if (ptr != NULL) {
+    mem_realloc(p, ptr, 0);
+  }
+}
+
 void http_parser_free(http_parser *p) {
-  free(p->buf);
-  free(p->bodybuf);
+  mem_free(p, p->buf);
+  mem_free(p, p->bodybuf);
   p->buf = NULL;
   p->bodybuf = NULL;
   p->cap = 0;
@@ -106,7 +129,7 @@ void http_parser_free(http_parser *p) {
 }
 
 static void reset_request(http_parser *p) {
-  free(p->bodybuf);
+  mem_free(p, p->bodybuf);
   p->bodybuf = NULL;
   p->body_got = 0;
   p->len = 0;
@@ -128,7 +151,7 @@ void http_parser_next(http_parser *p) {
 
 int http_parser_trim(http_parser *p) {
   if (p->state == HTTP_S_HEAD && p->len == 0) {
-    free(p->buf);
+    mem_free(p, p->buf);
     p->buf = NULL;
     p->cap = 0;
   }
@@ -548,7 +571,7 @@ static int finish_head(http_parser *p) {
   if (r->content_length <= p->cap - p->len) {
     r->body = (const uint8_t *)p->buf + p->len;
   } else {
-    p->bodybuf = malloc((size_t)r->content_length);
+    p->bodybuf = mem_realloc(p, NULL, (size_t)r->content_length);
     if (p->bodybuf == NULL) {
       return fail(p, 503, "out of memory");
     }
@@ -574,7 +597,7 @@ static int grow(http_parser *p, size_t need) {
   if (cap > p->lim.max_head) {
     cap = p->lim.max_head;
   }
-  b = realloc(p->buf, cap);
+  b = mem_realloc(p, p->buf, cap);
   if (b == NULL) {
     return -1;
   }
