@@ -12,22 +12,27 @@
  *     in += used; len -= used;
  *     if (r == HTTP_PARSE_MORE) break;            // all consumed, read more
  *     if (r == HTTP_PARSE_ERROR) {                // answer, then close
- *       http_error(&p) gives the status and reason; stop reading
+ *       write http_error()'s status and reason; stop reading; break
  *     }
- *     handle(http_parser_request(&p));            // r == HTTP_PARSE_DONE
- *     if (!req->keep_alive) close after answering;
+ *     req = http_parser_request(&p);              // r == HTTP_PARSE_DONE
+ *     answer req;
+ *     if (http_parser_closing(&p)) close after the answer; break
  *     http_parser_next(&p);                       // next pipelined request
  *   }
+ *   if (http_parser_idle(&p)) http_parser_trim(&p);
  *
  * http_parse consumes bytes only up to the end of the current request (the
- * rest stays with the caller for the next one) or up to the byte where an
- * error was found (nothing past it is looked at).
+ * rest stays with the caller for the next one).  On an error it stops at
+ * once: a line is judged when its LF arrives, so nothing past that LF is
+ * consumed; a limit is judged as bytes arrive, so nothing past the limit
+ * is.  The result never depends on how the bytes were cut into reads.
  *
- * Head and body are copied into one buffer the parser owns (malloc), which
- * grows to at most max_head + max_body and is given back by
- * http_parser_next when it grew past max_head, or by http_parser_trim when
- * the connection sits idle between requests, so an idle connection holds no
- * buffer at all.
+ * The head is copied into a buffer the parser owns, which grows (from 1 KB,
+ * doubling) to at most max_head; the body goes into that buffer's spare
+ * room, or into a buffer of its own (exactly Content-Length bytes) that
+ * http_parser_next gives back.  http_parser_trim frees the head buffer
+ * while the connection sits idle between requests, so an idle connection
+ * holds no buffer at all.
  *
  * Decisions (RFC 9110/9112 leave them to the server):
  *  - Lines end with CRLF.  A bare LF or a bare CR anywhere in the head is a
@@ -67,6 +72,13 @@
  *  - Query strings are application/x-www-form-urlencoded as browsers send
  *    them: '&' separates, '=' splits name from value, '+' means a space,
  *    percent escapes are decoded; an empty piece ("a&&b") is skipped.
+ *  - The path and the parameters are decoded in place, in the request
+ *    line's bytes (decoding never lengthens), so the raw target is not
+ *    kept; target_len says how long it was.
+ *  - Bodies are buffered whole and handed out with the request, not
+ *    streamed: ternd's bodies are one message payload or a small JSON
+ *    document, which the hub needs in one piece anyway; max_body bounds
+ *    the memory.
  *  - Limits: request target > max_target 414; head > max_head 431; more
  *    than max_headers lines 431; more than HTTP_MAX_PARAMS query parameters
  *    400; body > max_body 413.
