@@ -279,6 +279,20 @@ static void test_fields(void) {
   CHECK_INT(http_parser_closing(&p), 0, "fields: connection stays");
   http_parser_free(&p);
 
+  /* a decoded %0A in the target does not start a header line */
+  CHECK_INT(parse_one(&p, "GET /a%0AX-Evil:%20yes?q=%0AHost:%20evil HTTP/1.1"
+                          "\r\nHost: good\r\n\r\n", NULL, NULL),
+            HTTP_PARSE_DONE, "decoded LF: parsed");
+  r = http_parser_request(&p);
+  pos = 0;
+  CHECK(!http_header_next(r, "x-evil", &pos, &v),
+        "decoded LF: no header from the path");
+  pos = 0;
+  CHECK(http_header_next(r, "host", &pos, &v) && slice_eq(v, "good") &&
+            !http_header_next(r, "host", &pos, &v),
+        "decoded LF: one Host, the real one");
+  http_parser_free(&p);
+
   /* duplicate parameters are reported, the first value kept */
   CHECK_INT(parse_one(&p, "GET /?a=1&b=2&a=3" H11 "\r\n", NULL, NULL),
             HTTP_PARSE_DONE, "dup params: parsed");

@@ -162,7 +162,8 @@ typedef struct http_request {
   uint64_t content_length;
   const uint8_t *body;     /* content_length bytes; NULL when 0         */
   size_t nheaders;         /* header field lines                       */
-  const char *head;        /* the raw head, for http_header_next        */
+  const char *head;        /* the raw field lines and the final empty
+                              line, for http_header_next               */
   size_t headlen;
 } http_request;
 

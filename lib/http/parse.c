@@ -463,10 +463,13 @@ static int finish_head(http_parser *p) {
   const char *l, *end;
   int conn = 0, te = 0;
 
-  r->head = p->buf + p->reqline_start;
-  r->headlen = p->len - p->reqline_start;
+  /* The field lines only: the request line is decoded in place below,
+     and a decoded %0A must not look like the start of a line. */
+  l = (const char *)memchr(p->buf + p->reqline_start, '\n',
+                           p->len - p->reqline_start) + 1;
+  r->head = l;
+  r->headlen = (size_t)(p->buf + p->len - l);
   end = p->buf + p->len - 2; /* the final empty line */
-  l = memchr(r->head, '\n', r->headlen) + 1;
   while (l < end) {
     const char *eol = memchr(l, '\n', (size_t)(end - l));
     const char *colon = memchr(l, ':', (size_t)(eol - l));

@@ -102,18 +102,13 @@ static int same_ci(const char *a, size_t n, const char *z) {
 
 int http_header_next(const http_request *r, const char *name, size_t *pos,
                      http_slice *value) {
-  const char *end = r->head + r->headlen;
-  const char *l;
+  const char *end, *l;
   if (r->head == NULL) {
     return 0;
   }
-  if (*pos == 0) {
-    /* skip the request line */
-    l = memchr(r->head, '\n', r->headlen);
-    *pos = (size_t)(l - r->head) + 1;
-  }
+  end = r->head + r->headlen;
   l = r->head + *pos;
-  while (l + 2 < end) {
+  while (l + 2 < end) { /* the head ends with the empty line */
     const char *eol = memchr(l, '\n', (size_t)(end - l));
     const char *colon = memchr(l, ':', (size_t)(eol - l));
     *pos = (size_t)(eol + 1 - r->head);

@@ -65,6 +65,8 @@ SEEDS = {
     "httpclient_post": httpclient("POST", "/publish?session=py&id=1",
                                   body=b"payload",
                                   headers={"Content-Type": "text/plain"}),
+    "decoded_lf": b"GET /a%0AHost:%20evil?x=%0D%0AHost:%20evil" + H +
+                  b"Content-Length: 0\r\n\r\n",
     "bad_bare_lf": b"GET / HTTP/1.1\nHost: x\n\n",
     "bad_obs_fold": b"GET /" + H + b"X-A: b\r\n c\r\n\r\n",
     "bad_space_colon": b"GET /" + H + b"X-A : b\r\n\r\n",
@@ -83,12 +85,12 @@ def main():
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus",
                        "http")
     os.makedirs(out, exist_ok=True)
-    for i, (name, data) in enumerate(sorted(SEEDS.items())):
+    for name, data in sorted(SEEDS.items()):
         with open(os.path.join(out, name + ".bin"), "wb") as f:
-            f.write(bytes([i & 0xff, 0]) + data)
+            f.write(bytes([sum(name.encode()) & 0xff, 0]) + data)
         # the same bytes under small limits
         with open(os.path.join(out, name + "_small.bin"), "wb") as f:
-            f.write(bytes([(i * 7) & 0xff, 0x5b]) + data)
+            f.write(bytes([(sum(name.encode()) * 7) & 0xff, 0x5b]) + data)
 
 
 if __name__ == "__main__":

@@ -176,6 +176,22 @@ static void check_requests(const uint8_t *in, size_t len,
       REQUIRE(r->minor == 1 || r->host.p == NULL || r->minor == 0);
       REQUIRE(r->minor == 0 || r->host.p != NULL);
       REQUIRE(!http_parser_take_continue(&p));
+      {
+        /* the field lines as http_header_next sees them agree with what
+           the parser captured */
+        http_slice v;
+        size_t pos = 0, nhost = 0, ncl = 0;
+        while (http_header_next(r, "host", &pos, &v)) {
+          REQUIRE(v.len == r->host.len && v.p == r->host.p);
+          nhost++;
+        }
+        REQUIRE(nhost == (r->host.p != NULL));
+        pos = 0;
+        while (http_header_next(r, "Content-Length", &pos, &v)) {
+          ncl++;
+        }
+        REQUIRE((ncl > 0) == (r->has_content_length != 0));
+      }
       hu_describe(&a, r);
       reserialise(&ser, r);
       /* the round trip stops after one request: keep-alive or not */
