@@ -313,8 +313,11 @@ ptrdiff_t http_pct_decode(char *dst, const char *src, size_t len, int plus);
 /* Response header flags. */
 #define HTTP_RESP_CLOSE 0x1u       /* Connection: close                    */
 #define HTTP_RESP_KEEP_ALIVE 0x2u  /* Connection: keep-alive (for 1.0)     */
-#define HTTP_RESP_NO_LENGTH 0x4u   /* no Content-Length (a stream that
-                                      ends with the connection)             */
+#define HTTP_RESP_NO_LENGTH 0x4u   /* no Content-Length: a stream whose
+                                      end is the connection's close (RFC
+                                      9112 §6.3); pair it with
+                                      HTTP_RESP_CLOSE so that nobody waits
+                                      to reuse the connection             */
 #define HTTP_RESP_SSE 0x8u         /* text/event-stream, Cache-Control:
                                       no-store, X-Accel-Buffering: no       */
 #define HTTP_RESP_NO_STORE 0x10u   /* Cache-Control: no-store              */
