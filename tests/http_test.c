@@ -748,6 +748,18 @@ static void test_responses(void) {
   CHECK(n > 0 && strstr(buf, "Retry-After: 5\r\n") != NULL,
         "error: Retry-After");
 
+  {
+    /* every status the parser or ternd's API answers has its phrase */
+    static const int used[] = {100, 101, 200, 202, 204, 400, 401, 403, 404,
+                               405, 408, 413, 414, 417, 429, 431, 500, 501,
+                               503, 505};
+    size_t i;
+    int all = 1;
+    for (i = 0; i < sizeof used / sizeof used[0]; i++) {
+      all &= strcmp(http_status_text(used[i]), "Unknown") != 0;
+    }
+    CHECK(all, "status texts: every status in use has its phrase");
+  }
   CHECK(strcmp(http_status_text(413), "Content Too Large") == 0 &&
             strcmp(http_status_text(431),
                    "Request Header Fields Too Large") == 0 &&
