@@ -774,13 +774,14 @@ static void test_ws_encoder(void) {
               TERN_ERR_INVALID, "close_write: reason not UTF-8");
     CHECK_INT(web_ws_close_write(f, sizeof f, 0, "x", 1, NULL),
               TERN_ERR_INVALID, "close_write: reason without code");
-    memset(f + 100, 'x', 100);
-    CHECK_INT(web_ws_close_write(f, sizeof f, 1000, (char *)f + 100, 124,
-                                 NULL),
-              TERN_ERR_INVALID, "close_write: reason of 124 bytes");
-    CHECK_INT(web_ws_close_write(f, sizeof f, 1000, (char *)f + 76, 123,
-                                 NULL),
-              127, "close_write: reason of 123 bytes");
+    {
+      char reason[124];
+      memset(reason, 'x', sizeof reason);
+      CHECK_INT(web_ws_close_write(f, sizeof f, 1000, reason, 124, NULL),
+                TERN_ERR_INVALID, "close_write: reason of 124 bytes");
+      CHECK_INT(web_ws_close_write(f, sizeof f, 1000, reason, 123, NULL),
+                127, "close_write: reason of 123 bytes");
+    }
   }
 }
 
