@@ -358,11 +358,17 @@ static void test_handshake(void) {
               "handshake: chosen protocol (untouched on error)");
   }
   {
+    /* Empty, unpadded, non-canonical, 15 bytes, 21 bytes, a space
+       inside, 19 bytes (a valid key and more). */
     static const char *badkeys[] = {
-        "",     "dGhlIHNhbXBsZSBub25jZQ",   "dGhlIHNhbXBsZSBub25jZR==",
-        "AAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        "dGhlIHNhbXBsZSBub25j ZQ=", "dGhlIHNhbXBsZSBub25jZQ=="
-                                    "AAAA"};
+        "",
+        "dGhlIHNhbXBsZSBub25jZQ",
+        "dGhlIHNhbXBsZSBub25jZR==",
+        "AAAAAAAAAAAAAAAAAAAA",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "dGhlIHNhbXBsZSBub25j ZQ=",
+        "dGhlIHNhbXBsZSBub25jZQ==AAAA",
+    };
     for (size_t i = 0; i < sizeof badkeys / sizeof badkeys[0]; ++i) {
       proto = 99;
       CHECK_INT(hs(badkeys[i], "13", NULL, both, &proto, accept),
@@ -682,6 +688,22 @@ static void test_ws_in_place(void) {
   CHECK_MEM(ev.data, ev.len, "Hello", 5, "in place: unmasked");
   n = web_ws_decode(&d, buf, 0, buf, sizeof buf, &ev);
   CHECK(n == 0 && ev.type == WEB_WS_EV_NONE, "decode of nothing: NONE");
+  {
+    /* Unmasked (client side), two frames, out at the start of the input:
+       the second frame's payload moves over the first frame's bytes. */
+    uint8_t two[] = {0x82, 0x02, 'a', 'b', 0x81, 0x03, 'c', 'd', 'e'};
+    tern_ssize used;
+    web_ws_decoder_init(&d, WEB_WS_CLIENT, 100, 100);
+    used = web_ws_decode(&d, two, sizeof two, two, sizeof two, &ev);
+    CHECK(used == 4 && ev.type == WEB_WS_EV_DATA && ev.opcode == WEB_WS_BINARY,
+          "in place, unmasked: first frame");
+    CHECK_MEM(ev.data, ev.len, "ab", 2, "in place, unmasked: first payload");
+    n = web_ws_decode(&d, two + used, sizeof two - (size_t)used, two,
+                      sizeof two, &ev);
+    CHECK(n == 5 && ev.type == WEB_WS_EV_DATA && ev.opcode == WEB_WS_TEXT,
+          "in place, unmasked: second frame");
+    CHECK_MEM(ev.data, ev.len, "cde", 3, "in place, unmasked: second payload");
+  }
 }
 
 static void test_ws_encoder(void) {

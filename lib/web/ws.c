@@ -315,6 +315,24 @@ static unsigned control_done(web_ws_decoder *d, web_ws_event *ev) {
   return 0;
 }
 
+/* unmask copies |n| payload bytes from |src| to |dst|, XORed with |mask|
+   (NULL: none) as bytes |offset| on in the frame.  |dst| may be |src| or
+   before it: each byte is read before anything at or after it is
+   written. */
+static void unmask(uint8_t *dst, const uint8_t *src, size_t n,
+                   const uint8_t *mask, uint64_t offset) {
+  if (n == 0) {
+    return;
+  }
+  if (mask == NULL) {
+    memmove(dst, src, n);
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    dst[i] = (uint8_t)(src[i] ^ mask[(offset + i) & 3]);
+  }
+}
+
 static void next_header(web_ws_decoder *d) {
   d->state = ST_HEADER;
   d->hdrlen = 0;
@@ -356,11 +374,8 @@ tern_ssize web_ws_decode(web_ws_decoder *d, const uint8_t *in, size_t len,
     if (is_control(d->opcode)) {
       size_t take = (size_t)d->remaining < len - used ? (size_t)d->remaining
                                                        : len - used;
-      for (size_t i = 0; i < take; ++i) {
-        d->ctl[d->offset + i] = (uint8_t)(in[used + i] ^
-                                          (d->masked ? d->mask[(d->offset + i) & 3]
-                                                     : 0));
-      }
+      unmask(d->ctl + d->offset, in + used, take, d->masked ? d->mask : NULL,
+             d->offset);
       used += take;
       d->offset += take;
       d->remaining -= take;
@@ -386,10 +401,7 @@ tern_ssize web_ws_decode(web_ws_decoder *d, const uint8_t *in, size_t len,
       if (take == 0 && d->remaining) {
         break; /* input used up */
       }
-      for (size_t i = 0; i < take; ++i) {
-        out[i] = (uint8_t)(in[used + i] ^
-                           (d->masked ? d->mask[(d->offset + i) & 3] : 0));
-      }
+      unmask(out, in + used, take, d->masked ? d->mask : NULL, d->offset);
       if (d->msg_opcode == WEB_WS_TEXT &&
           web_utf8_feed(&d->utf8, out, take) != 0) {
         return fail(d, WEB_WS_CLOSE_INVALID_DATA);
