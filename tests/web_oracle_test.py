@@ -12,6 +12,7 @@ Random inputs from a fixed seed; TAP output.
 """
 import base64
 import binascii
+import codecs
 import hashlib
 import hmac
 import json
@@ -72,12 +73,16 @@ def rand_bytes(rng, n, kind):
     return bytes(b)
 
 
+def _latin1_bytes(err):
+    """Decode error handler: each invalid byte as the code point of its
+    value (what the envelope's \\u00XX escapes of id and ct mean)."""
+    return ("".join(chr(c) for c in err.object[err.start:err.end]), err.end)
+
+
+codecs.register_error("tern_latin1", _latin1_bytes)
+
+
 def latin1_fallback(b):
-    def handler(err):
-        return ("".join(chr(c) for c in err.object[err.start:err.end]),
-                err.end)
-    import codecs
-    codecs.register_error("tern_latin1", handler)
     return b.decode("utf-8", errors="tern_latin1")
 
 
@@ -268,9 +273,9 @@ def main():
                     stream += ws_frame(opcode if k == 0 else 0, part,
                                        fin=k == len(parts) - 1, mask=mask)
                     if k == 0 and len(parts) > 1 and rng.random() < 0.5:
+                        # A ping between fragments is reported first.
                         stream += ws_frame(9, b"hb", mask=mask)
-                        want.append(None)  # placeholder, fixed below
-                        want[-1] = "P " + hx(b"hb")
+                        want.append("P " + hx(b"hb"))
                 want.append(("T " if opcode == 1 else "B ") + hx(msg))
             elif kind == 2:
                 p = rand_bytes(rng, rng.randrange(0, 126), 0)
@@ -289,7 +294,7 @@ def main():
     for n in [0, 1, 125, 126, 65535, 65536, 70000]:
         d = rand_bytes(rng, n, 0)
         fin, opcode, payload, rest = ws_parse_server_frame(
-            bytes.fromhex(tool.ask("wsenc", "2", hx(d)) .replace("-", "")))
+            bytes.fromhex(tool.ask("wsenc", "2", hx(d)).replace("-", "")))
         if not (fin and opcode == 2 and payload == d and rest == b""):
             bad.append(n)
     tap.check(not bad, "server frames of 0..70000 bytes parse here",
