@@ -110,8 +110,8 @@ TERN_EXTERN uint32_t tern_version_info(uint32_t least);
  * tern_store_file_stats) take the caller's sizeof instead: the library
  * writes exactly that many bytes, zero past the fields it knows.
  * Structs whose size both sides must agree on never change: tern_attr,
- * tern_store_record and tern_client_attr (passed in arrays) and tern_mem
- * are frozen.
+ * tern_store_record and tern_client_attr (passed in arrays), tern_mem and
+ * tern_session_iter are frozen.
  */
 
 /* ---- time and sizes ----------------------------------------------------- */
@@ -692,12 +692,16 @@ TERN_EXTERN void *tern_session_get_user_data(const tern_session *session);
  * TERN_EV_CANCELED event; the receiver is not told of them (no DROPPED).
  * With a store, the session's and its messages' records are deleted, so a
  * restarted hub does not restore it.  Its dedup ids are forgotten: a
- * session created again with the same key accepts them.  Such a session
- * starts its seqs above every seq the deleted one used, so a receiver that
- * resumes with an old last_seq never acks a new message by mistake (its
- * WELCOME has EXISTED clear: the receiver re-synchronises).  Pointers to
- * the session become invalid.  A connection whose HELLO waits for the host
- * (settings.hello_accept) is not attached yet: it is left alone.
+ * session created again with the same key accepts them (one limit: when
+ * that session is created before a restart from a store within the dedup
+ * window, the restarted hub counts them again for it, as after an expiry:
+ * the stored ids name the key, not the session's generation).  Such a
+ * session starts its seqs above every seq the deleted one used, so a
+ * receiver that resumes with an old last_seq never acks a new message by
+ * mistake (its WELCOME has EXISTED clear: the receiver re-synchronises).
+ * Pointers to the session become invalid.  A connection whose HELLO waits
+ * for the host (settings.hello_accept) is not attached yet: it is left
+ * alone.
  *
  * Returns 0, TERN_ERR_NOT_FOUND (no session with that key),
  * TERN_ERR_INVALID (hub or key NULL, keylen 0 or over

@@ -348,7 +348,24 @@ static void test_delete_store(void) {
   CHECK(m && m->u.msg.seq > old_max,
         "store: a session created again after the restart starts above "
         "the old seqs");
+  CHECK_EQ(tu_pub(hub, "gone", TERN_PRIO_NORMAL, "a", "a", T0 + SEC(1)), 0,
+           "store: after the restart the deleted session's ids are "
+           "forgotten");
+  /* The documented limit (tern_hub_delete_session): stored ids name the
+     key, so a session created again before a restart within the window
+     gets the old ids back as duplicates. */
+  tu_pub(hub, "again", TERN_PRIO_NORMAL, "x", "x", T0 + SEC(1));
+  CHECK_EQ(tern_hub_delete_session(hub, K("again"), T0 + SEC(1)), 0,
+           "store: delete another");
+  tu_pub(hub, "again", TERN_PRIO_NORMAL, "y", "y", T0 + SEC(1));
+  tern_hub_flush(hub);
+  memstore_sync(&ms);
   tern_conn_del(c2);
+  tern_hub_del(hub);
+  hub = hub_on(&ms, &s, T0 + SEC(2));
+  CHECK_EQ(tu_pub(hub, "again", TERN_PRIO_NORMAL, "x", "x", T0 + SEC(2)),
+           TERN_ERR_DUPLICATE,
+           "store: created again before a restart, old ids count again");
   tern_hub_del(hub);
   tu_out_free(&o);
   tu_out_free(&o2);
