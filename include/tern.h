@@ -780,8 +780,10 @@ typedef struct tern_session_iter {
  * expire, create a million more.  Every session that exists from the first
  * step to the last is returned exactly once; one created or deleted in
  * between may be returned or not.  The returned pointer is valid as
- * tern_hub_find_session's.  One step costs O(1) on average; a whole pass
- * O(sessions + table size).
+ * tern_hub_find_session's.  A whole pass costs O(sessions + table size),
+ * so a step O(1) on average while the table is not much larger than the
+ * number of sessions (it never shrinks: after most sessions went, steps
+ * skip empty buckets).
  */
 TERN_EXTERN tern_session *tern_hub_next_session(tern_hub *hub,
                                                 tern_session_iter *it);

@@ -794,9 +794,14 @@ static void test_cancel_purge_nomem(void) {
   CHECK_EQ(tern_hub_purge_session(hub, K("k"), 0, T0), TERN_ERR_NOMEM,
            "nomem: purge");
   CHECK_EQ(tu_info(hub, "k").pending, 100, "nomem: purge changed nothing");
+  CHECK_EQ(tern_hub_purge_session(hub, K("k"), TERN_PURGE_UNSENT, T0),
+           TERN_ERR_NOMEM, "nomem: purge unsent");
+  CHECK_EQ(tern_hub_cancel(hub, K("k"), K("m7"), T0), 0,
+           "nomem: cancel of one fits the batch's spare room");
+  CHECK_EQ(tu_info(hub, "k").pending, 99, "nomem: one canceled");
   a.fail_at = 0;
   a.fail_rest = 0;
-  CHECK_EQ(tern_hub_purge_session(hub, K("k"), 0, T0), 100,
+  CHECK_EQ(tern_hub_purge_session(hub, K("k"), 0, T0), 99,
            "nomem: purge once memory is back");
   tern_hub_del(hub);
   CHECK(a.outstanding == 0 && tu_alloc_finish(&a) == 0, "nomem: no leak");
