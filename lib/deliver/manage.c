@@ -243,6 +243,31 @@ static uint64_t bit_reverse(uint64_t x) {
   return x >> 32 | x << 32;
 }
 
+/* The bucket holding the sessions whose reversed hash starts with the
+   |bits| bits of |top|. */
+static size_t bucket_of(const hmap *map, uint64_t top, int bits) {
+  return (size_t)(bit_reverse(top << (64 - bits)) & map->mask);
+}
+
+/*
+ * A walk is a chain of dependent cache misses (a bucket slot, then its
+ * sessions, then the next slot, whose index comes from the last position)
+ * that the host's loop cannot overlap.  Fetch ahead instead: the chain of
+ * the next bucket (whose slot the previous step fetched) and the slot of
+ * the one after.
+ */
+static void fetch_ahead(const hmap *map, uint64_t top, int bits) {
+  if (top + 1 <= map->mask) {
+    const hnode *next = map->buckets[bucket_of(map, top + 1, bits)];
+    if (next) {
+      __builtin_prefetch(next);
+    }
+  }
+  if (top + 2 <= map->mask) {
+    __builtin_prefetch(&map->buckets[bucket_of(map, top + 2, bits)]);
+  }
+}
+
 tern_session *tern_hub_next_session(tern_hub *hub, tern_session_iter *it) {
   if (!hub || !it || it->opaque[1] == ITER_END || !hub->sessions.buckets) {
     return NULL;
@@ -268,13 +293,16 @@ tern_session *tern_hub_next_session(tern_hub *hub, tern_session_iter *it) {
         best_pos = p;
       }
     }
+    uint64_t top = bits ? pos >> (64 - bits) : 0;
     if (best) {
       it->opaque[0] = best_pos;
       it->opaque[1] = (uint64_t)best->uid + 1;
+      if (bits) {
+        fetch_ahead(map, top, bits);
+      }
       return (tern_session *)best;
     }
     /* The next bucket: the top |bits| bits of pos, plus one. */
-    uint64_t top = bits ? pos >> (64 - bits) : 0;
     if (top == map->mask) {
       it->opaque[1] = ITER_END;
       return NULL;
