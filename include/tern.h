@@ -817,10 +817,10 @@ typedef enum tern_goaway_reason {
  * How a connection ends, the one rule: whatever ends it (a protocol error
  * or NOMEM in tern_conn_read, max_conns or max_sessions, no HELLO in time,
  * liveness, a GOAWAY from the client, a newer connection of the receiver
- * resuming its stream, tern_conn_goaway, tern_hub_goaway_all), the hub
- * queues exactly one end event for it: TERN_EV_CONN_DEAD (liveness of an
- * open connection) or TERN_EV_CONN_CLOSED (everything else, |reason| says
- * why).  On that event the host writes out what tern_conn_write still
+ * resuming its stream, tern_conn_goaway, tern_hub_goaway_all,
+ * tern_hub_delete_session), the hub queues exactly one end event for it:
+ * TERN_EV_CONN_DEAD (liveness of an open connection) or
+ * TERN_EV_CONN_CLOSED (everything else, |reason| says why).  On that event the host writes out what tern_conn_write still
  * gives, until it returns TERN_ERR_CLOSED, then closes its socket and calls
  * tern_conn_del.  Return values (tern_conn_read's error, TERN_ERR_CLOSED
  * from a write) need no action of their own.  The room for the end event
