@@ -434,6 +434,28 @@ static void test_cancel(void) {
   tern_hub_del(hub);
 }
 
+/* CANCELED carries the message's cookie, like every lifecycle event. */
+static void test_cancel_cookie(void) {
+  tern_hub *hub = tu_hub(NULL);
+  tern_msg_desc d;
+  memset(&d, 0, sizeof(d));
+  d.id = (const uint8_t *)"c";
+  d.idlen = 1;
+  d.flags = TERN_MSG_TRACE;
+  d.cookie = 0xc00c1e;
+  tern_hub_publish(hub, (const uint8_t *)"k", 1, &d, T0, NULL);
+  tu_events_drain(hub);
+  CHECK_EQ(tern_hub_cancel(hub, K("k"), K("c"), T0), 0, "cookie: cancel");
+  tern_event ev;
+  int found = 0;
+  while (tern_hub_next_event(hub, &ev) == 1) {
+    found += ev.type == TERN_EV_CANCELED && ev.cookie == 0xc00c1e &&
+             ev.msg_idlen == 1;
+  }
+  CHECK_EQ(found, 1, "cookie: one CANCELED with the message's cookie");
+  tern_hub_del(hub);
+}
+
 /* Dedup off: two messages with one id both go.  Collapse: the canceled
    newest leaves the index, so a newer publish does not point at it. */
 static void test_cancel_twins_and_collapse(void) {
@@ -816,6 +838,7 @@ int main(void) {
   test_delete_recreate();
   test_delete_store();
   test_cancel();
+  test_cancel_cookie();
   test_cancel_twins_and_collapse();
   test_cancel_store();
   test_purge();
