@@ -110,8 +110,8 @@ TERN_EXTERN uint32_t tern_version_info(uint32_t least);
  * tern_store_file_stats) take the caller's sizeof instead: the library
  * writes exactly that many bytes, zero past the fields it knows.
  * Structs whose size both sides must agree on never change: tern_attr,
- * tern_store_record and tern_client_attr (passed in arrays) and tern_mem
- * are frozen.
+ * tern_store_record and tern_client_attr (passed in arrays), tern_mem and
+ * tern_session_iter are frozen.
  */
 
 /* ---- time and sizes ----------------------------------------------------- */
@@ -532,6 +532,10 @@ typedef struct tern_stats {
   uint64_t inflight;
   /* counters again (appended) */
   uint64_t store_batches;   /* batches handed to the store                  */
+  uint64_t sessions_deleted; /* by tern_hub_delete_session                  */
+  uint64_t canceled;        /* messages removed by tern_hub_cancel,
+                               tern_hub_purge_session or
+                               tern_hub_delete_session                      */
 } tern_stats;
 
 /*
@@ -679,7 +683,8 @@ TERN_EXTERN int tern_hub_publish(tern_hub *hub, const uint8_t *key,
 /*
  * tern_hub_find_session returns the session with key |key|, or NULL.  The
  * pointer stays valid until the session expires (TERN_EV_SESSION_EXPIRED,
- * which only happens inside tern_hub_handle_expiry) or the hub is deleted.
+ * which only happens inside tern_hub_handle_expiry), the host deletes it
+ * (tern_hub_delete_session) or the hub is deleted.
  */
 TERN_EXTERN tern_session *tern_hub_find_session(tern_hub *hub,
                                                 const uint8_t *key,
@@ -697,6 +702,9 @@ typedef struct tern_session_info {
   uint32_t nconns;        /* attached connections                           */
   uint64_t next_seq;      /* the seq the next MSG frame will carry          */
   uint64_t dropped;       /* messages lost before an ack, since creation    */
+  tern_tstamp expires;    /* (0.3) when it expires unless a connection
+                             attaches; TERN_TSTAMP_NONE while one is       */
+  void *user_data;        /* (0.3) tern_session_set_user_data's pointer     */
 } tern_session_info;
 
 /*
@@ -706,6 +714,125 @@ typedef struct tern_session_info {
  */
 TERN_EXTERN void tern_session_get_info(const tern_session *session,
                                        tern_session_info *info, size_t size);
+
+/*
+ * tern_session_set_user_data attaches an opaque pointer of the host to the
+ * session (its user record, say); tern_session_get_user_data returns it
+ * (NULL for a new session, and for every session restored by
+ * tern_hub_set_store: it is not stored).  The hub never dereferences it.
+ * When the session expires, its TERN_EV_SESSION_EXPIRED event carries the
+ * pointer in |cookie| (as (uint64_t)(uintptr_t)), so the host can release
+ * what it points to; tern_hub_delete_session hands the host nothing, the
+ * host knows.  Both do nothing (return NULL) for a NULL session.
+ */
+TERN_EXTERN void tern_session_set_user_data(tern_session *session,
+                                            void *user_data);
+TERN_EXTERN void *tern_session_get_user_data(const tern_session *session);
+
+/*
+ * tern_hub_delete_session ends the session with key |key| now, as if it had
+ * never been: its connections get a GOAWAY with TERN_GOAWAY_REPLACED and
+ * no retry hint, and each its end event (TERN_EV_CONN_CLOSED, the one rule
+ * of tern_conn_new); every message it holds, pending or in flight, is
+ * released and never sent again, a traced one (tern_event_type) with a
+ * TERN_EV_CANCELED event; the receiver is not told of them (no DROPPED).
+ * With a store, the session's and its messages' records are deleted, so a
+ * restarted hub does not restore it.  Its dedup ids are forgotten: a
+ * session created again with the same key accepts them (one limit: when
+ * that session is created before a restart from a store within the dedup
+ * window, the restarted hub counts them again for it, as after an expiry:
+ * the stored ids name the key, not the session's generation).  Such a
+ * session starts its seqs above every seq the deleted one used, so a
+ * receiver that resumes with an old last_seq never acks a new message by
+ * mistake (its WELCOME has EXISTED clear: the receiver re-synchronises).
+ * Pointers to the session become invalid.  A connection whose HELLO waits
+ * for the host (settings.hello_accept) is not attached yet: it is left
+ * alone.
+ *
+ * Returns 0, TERN_ERR_NOT_FOUND (no session with that key),
+ * TERN_ERR_INVALID (hub or key NULL, keylen 0 or over
+ * TERN_MAX_SESSION_KEY) or TERN_ERR_NOMEM (the store's batch found no room
+ * for the deletions; nothing changed).
+ */
+TERN_EXTERN int tern_hub_delete_session(tern_hub *hub, const uint8_t *key,
+                                        size_t keylen, tern_tstamp now);
+
+/* tern_hub_purge_session flag: purge only messages never sent. */
+#define TERN_PURGE_UNSENT 0x1u
+
+/*
+ * tern_hub_purge_session removes the messages the session with key |key|
+ * holds and keeps the session: its connections, its stream position
+ * (next_seq), its dedup ids and its losses still to tell.  With |flags| 0
+ * every message goes, pending or in flight (one in flight may have reached
+ * the receiver already, and is not sent again); with TERN_PURGE_UNSENT only
+ * those never sent (a message sent once and waiting to be sent again
+ * stays).  A host purges on purpose, so the receiver is not told: purged
+ * messages are not losses (no DROPPED, tern_session_info.dropped
+ * unchanged).  Each traced message gets a TERN_EV_CANCELED event, and its
+ * store record is deleted.
+ *
+ * Returns the number of messages removed (0 or more), TERN_ERR_NOT_FOUND
+ * (no session with that key), TERN_ERR_INVALID (hub or key NULL, keylen 0
+ * or over TERN_MAX_SESSION_KEY, unknown |flags|) or TERN_ERR_NOMEM (the
+ * store's batch found no room for the deletions; nothing changed).
+ */
+TERN_EXTERN tern_ssize tern_hub_purge_session(tern_hub *hub,
+                                              const uint8_t *key,
+                                              size_t keylen, uint32_t flags,
+                                              tern_tstamp now);
+
+/*
+ * tern_hub_cancel removes the message with id |id| (the id given to
+ * tern_hub_publish, or the one it generated: tern_publish_result.id) from
+ * the session with key |key|.  A pending message is never sent; one in
+ * flight is never sent again, but may have reached the receiver already:
+ * the return value says which.  Messages with that id that are held twice
+ * (possible with dedup off, or past the dedup window) all go.  The receiver
+ * is not told; a traced message gets a TERN_EV_CANCELED event; its store
+ * record is deleted.  The id stays in the dedup window: publishing it again
+ * within settings.dedup_window is still TERN_ERR_DUPLICATE (a retrying
+ * producer does not revive what the host canceled).  Cost: one pass over
+ * the messages the session holds (no index by id).
+ *
+ * Returns 0 (removed, and never sent), 1 (removed, but it had been sent at
+ * least once: the receiver may have it), TERN_ERR_NOT_FOUND (no such
+ * session, or it holds no message with that id: acked, expired, or never
+ * published), TERN_ERR_INVALID (NULL hub, key or id, a length 0 or over
+ * its limit) or TERN_ERR_NOMEM (the store's batch found no room for the
+ * deletion; nothing changed).
+ */
+TERN_EXTERN int tern_hub_cancel(tern_hub *hub, const uint8_t *key,
+                                size_t keylen, const uint8_t *id,
+                                size_t idlen, tern_tstamp now);
+
+/*
+ * tern_session_iter is a position in the hub's sessions for
+ * tern_hub_next_session.  Zero it to start (TERN_SESSION_ITER_INIT).  Its
+ * contents are private; its size is frozen.  It holds no pointer: it stays
+ * valid whatever happens to the hub between steps.
+ */
+typedef struct tern_session_iter {
+  uint64_t opaque[2];
+} tern_session_iter;
+#define TERN_SESSION_ITER_INIT {{0, 0}}
+
+/*
+ * tern_hub_next_session returns the next session of |hub| after the
+ * position |it|, and moves |it| past it, or returns NULL at the end (and
+ * keeps returning NULL).  The order is the hub's own (neither key nor
+ * creation order) and does not depend on the table's size, so the host may
+ * do anything between two steps: publish, delete sessions, let them
+ * expire, create a million more.  Every session that exists from the first
+ * step to the last is returned exactly once; one created or deleted in
+ * between may be returned or not.  The returned pointer is valid as
+ * tern_hub_find_session's.  A whole pass costs O(sessions + table size),
+ * so a step O(1) on average while the table is not much larger than the
+ * number of sessions (it never shrinks: after most sessions went, steps
+ * skip empty buckets).
+ */
+TERN_EXTERN tern_session *tern_hub_next_session(tern_hub *hub,
+                                                tern_session_iter *it);
 
 /* ---- connections -------------------------------------------------------- */
 
@@ -736,10 +863,10 @@ typedef enum tern_goaway_reason {
  * How a connection ends, the one rule: whatever ends it (a protocol error
  * or NOMEM in tern_conn_read, max_conns or max_sessions, no HELLO in time,
  * liveness, a GOAWAY from the client, a newer connection of the receiver
- * resuming its stream, tern_conn_goaway, tern_hub_goaway_all), the hub
- * queues exactly one end event for it: TERN_EV_CONN_DEAD (liveness of an
- * open connection) or TERN_EV_CONN_CLOSED (everything else, |reason| says
- * why).  On that event the host writes out what tern_conn_write still
+ * resuming its stream, tern_conn_goaway, tern_hub_goaway_all,
+ * tern_hub_delete_session), the hub queues exactly one end event for it:
+ * TERN_EV_CONN_DEAD (liveness of an open connection) or
+ * TERN_EV_CONN_CLOSED (everything else, |reason| says why).  On that event the host writes out what tern_conn_write still
  * gives, until it returns TERN_ERR_CLOSED, then closes its socket and calls
  * tern_conn_del.  Return values (tern_conn_read's error, TERN_ERR_CLOSED
  * from a write) need no action of their own.  The room for the end event
@@ -875,9 +1002,10 @@ TERN_EXTERN void tern_conn_get_info(const tern_conn *conn, tern_conn_info *info,
  * CONN_CLOSED, 0 or a tern_error for PERSISTED and STORE_FAILED, 0
  * otherwise.
  *
- * Trace events (ACCEPTED, SENT, ACKED, EXPIRED, COLLAPSED, EVICTED) come
- * only when tracing is on for the hub or the message; they may be shed
- * (settings.max_events, or no memory), counted in tern_stats.events_lost.
+ * Trace events (ACCEPTED, SENT, ACKED, EXPIRED, COLLAPSED, EVICTED,
+ * CANCELED) come only when tracing is on for the hub or the message; they
+ * may be shed (settings.max_events, or no memory), counted in
+ * tern_stats.events_lost.
  * The others carry a duty for the host and are never shed: PERSISTED and
  * STORE_FAILED (a producer waits), CONN_HELLO (the host must accept or
  * refuse), CONN_DEAD and CONN_CLOSED (the host must delete the
@@ -907,12 +1035,16 @@ typedef enum tern_event_type {
   TERN_EV_SESSION_EXPIRED = 11, /* a session expired; |count| messages lost   */
   TERN_EV_PERSISTED = 12,      /* a TERN_MSG_SYNC message is durable; |reason|
                                   is 0, or a tern_error if its batch failed   */
-  TERN_EV_STORE_FAILED = 13    /* a store batch failed: |reason| the error.
+  TERN_EV_STORE_FAILED = 13,   /* a store batch failed: |reason| the error.
                                   One per batch, naming no message: each
                                   SYNC message of the batch gets its own
                                   PERSISTED with the error and its cookie;
                                   ASYNC ones were confirmed by their
                                   publish and stay queued                     */
+  TERN_EV_CANCELED = 14        /* (0.3) removed by the host: tern_hub_cancel,
+                                  tern_hub_purge_session or
+                                  tern_hub_delete_session; |seq| is its last
+                                  seq, 0 if it was never sent                 */
 } tern_event_type;
 
 /* TERN_EVENT_V1 is the layout of tern_event in version 0.1 (up to |count|);
@@ -943,9 +1075,12 @@ typedef struct tern_event {
                                   batch                                       */
   uint64_t count;              /* SESSION_EXPIRED: messages it still held     */
   uint64_t cookie;             /* (layout V2) message events (ACCEPTED ..
-                                  DEAD, PERSISTED): tern_msg_desc.cookie of
-                                  the message; 0 for other events and for
-                                  messages restored from a store            */
+                                  DEAD, PERSISTED, CANCELED):
+                                  tern_msg_desc.cookie of the message, 0 for
+                                  messages restored from a store;
+                                  SESSION_EXPIRED (0.3): the session's user
+                                  data (tern_session_set_user_data); 0 for
+                                  other events                              */
 } tern_event;
 
 /*

@@ -140,6 +140,7 @@ struct session {
   timer timer;
   tern_tstamp ttl_at;      /* session expiry; NONE while connected          */
   tern_tstamp msg_due;
+  void *user_data;         /* the host's (tern_session_set_user_data)      */
   uint8_t key[];
 };
 
@@ -526,6 +527,14 @@ void persist_dedup_gone(tern_hub *hub, uint64_t serial);
 int persist_session(tern_hub *hub, session *s, uint64_t reserved);
 void persist_seq(tern_hub *hub, session *s);
 void persist_session_gone(tern_hub *hub, const session *s);
+/* persist_reserve_dels makes room in the batch for |n| more records of
+   |bytes| key and value bytes in all, so that the DELs (and the epoch
+   record) of a host's deletion cannot be lost.  0 (also without a store)
+   or TERN_ERR_NOMEM. */
+int persist_reserve_dels(tern_hub *hub, size_t n, size_t bytes);
+/* Sizes of the records a deletion writes, for persist_reserve_dels. */
+#define PERSIST_MSG_DEL_BYTES 9u   /* "M" + serial                          */
+#define PERSIST_EPOCH_BYTES 17u    /* "E" + epoch + seq floor               */
 /* persist_drops writes the session record again with the losses it has not
    had confirmed yet (persist.c), so a restarted hub tells them. */
 void persist_drops(tern_hub *hub, session *s);

@@ -471,9 +471,9 @@ void persist_seq(tern_hub *hub, session *s) {
 }
 
 void persist_epoch(tern_hub *hub) {
-  if (reserve(hub, 1, 1 + 16) != 0) {
+  if (reserve(hub, 1, PERSIST_EPOCH_BYTES) != 0) {
     tern_hub_flush(hub);
-    if (reserve(hub, 1, 1 + 16) != 0) {
+    if (reserve(hub, 1, PERSIST_EPOCH_BYTES) != 0) {
       return; /* the floor is a margin; the next deletion writes it */
     }
   }
@@ -485,6 +485,10 @@ void persist_epoch(tern_hub *hub) {
 
 void persist_session_gone(tern_hub *hub, const session *s) {
   add_del(hub, 'S', s->key, s->keylen);
+}
+
+int persist_reserve_dels(tern_hub *hub, size_t n, size_t bytes) {
+  return hub->persist ? reserve(hub, n, bytes) : 0;
 }
 
 /* ---- loading ------------------------------------------------------------ */

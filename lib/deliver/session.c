@@ -50,6 +50,8 @@ void tern_session_get_info(const tern_session *ts, tern_session_info *info,
     i.nconns = s->nconns;
     i.next_seq = s->next_seq;
     i.dropped = s->dropped_total;
+    i.expires = s->ttl_at;
+    i.user_data = s->user_data;
   }
   if (info) {
     layout_copy_out(info, size, &i, sizeof(i));
@@ -593,8 +595,9 @@ static int session_expire(tern_hub *hub, session *s) {
   if (event_reserve(hub, 1, s->keylen) != 0) {
     return TERN_ERR_NOMEM;
   }
-  event_duty(hub, TERN_EV_SESSION_EXPIRED, 0, NULL, s->key, s->keylen, NULL,
-             0, NULL, 0, 0, s->nmsgs);
+  evrec *e = event_duty(hub, TERN_EV_SESSION_EXPIRED, 0, NULL, s->key,
+                        s->keylen, NULL, 0, NULL, 0, 0, s->nmsgs);
+  e->cookie = (uint64_t)(uintptr_t)s->user_data; /* for the host to free */
   ++hub->stats.sessions_expired;
   session_destroy(hub, s);
   return 0;
