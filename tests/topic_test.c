@@ -545,8 +545,51 @@ static void test_clients(void) {
   tern_hub_del(hub);
 }
 
+static void test_ack_timeout(void) {
+  tern_settings s = tu_settings();
+  s.ack_timeout = SEC(1);
+  s.max_deliver = 2;
+  tern_hub *hub = tu_hub(&s);
+  tern_topic *t = mk(hub, "feed", 100);
+  tu_out o;
+  tu_out_init(&o);
+  tern_conn *c = tu_connect(hub, "u", T0, &o);
+  sub(hub, "u", "feed", NULL);
+  tpub(t, TERN_PRIO_NORMAL, "x", NULL, NULL);
+  tu_drain(&o, c, T0);
+  CHECK_INT(tu_count(&o, WIRE_MSG, 0), 1, "sent");
+  tern_tstamp now = T0 + SEC(1);
+  tern_hub_handle_expiry(hub, now);
+  tu_drain(&o, c, now);
+  CHECK_INT(tu_count(&o, WIRE_MSG, 0), 2, "sent again after the ack timeout");
+  CHECK(receipt(t, 1).sent == 1, "still one member sent it");
+  now += SEC(2);
+  tern_hub_handle_expiry(hub, now);
+  tu_events_drain(hub);
+  tu_drain(&o, c, now);
+  CHECK(tu_dropped(&o, TERN_DROP_DEAD, 0) == 1,
+        "dead after max_deliver sends, told");
+  const member *mb =
+      ((const session *)tern_hub_find_session(hub, K("u"), 1))->members;
+  CHECK(member_cursor(mb) == 2 && mb->out == NULL,
+        "the cursor moves past a dead message");
+  /* A pending per-send message goes when its topic goes. */
+  tpub(t, TERN_PRIO_NORMAL, "y", NULL, NULL);
+  uint8_t tiny[4];
+  tern_conn_write(c, tiny, 0, now); /* makes it, cannot send it */
+  CHECK(tu_info(hub, "u").pending == 1, "a per-send message is pending");
+  tern_topic_del(t);
+  tu_drain(&o, c, now);
+  CHECK(tu_count(&o, WIRE_MSG, 0) == 2 && tu_stats(hub).messages == 0,
+        "a topic deleted before its message went out: not sent");
+  tern_conn_del(c);
+  tu_out_free(&o);
+  tern_hub_del(hub);
+}
+
 int main(void) {
   test_clients();
+  test_ack_timeout();
   test_fanout();
   test_merge_order();
   test_resend();
