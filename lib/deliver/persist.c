@@ -39,6 +39,7 @@
 #include "base/mem.h"
 #include "deliver/hub.h"
 #include "deliver/persist.h"
+#include "deliver/topic.h"
 
 #define BATCH_RECORDS 1024          /* flush a batch past this many ...  */
 #define BATCH_BYTES (1024 * 1024)   /* ... or this many bytes            */
@@ -183,6 +184,10 @@ void prec_del(tern_hub *hub, uint8_t type, const uint8_t *id, size_t idlen) {
 }
 
 void prec_maybe_flush(tern_hub *hub) { maybe_flush(hub); }
+
+struct ptopic **persist_ptopic(tern_hub *hub) {
+  return &hub->persist->pt;
+}
 
 void persist_sync(tern_hub *hub) { hub->persist->sync = 1; }
 
@@ -487,6 +492,9 @@ void persist_drops(tern_hub *hub, session *s) {
   if (hub->loading) {
     return;
   }
+  if (s->members) {
+    persist_topic_drops(hub, s); /* retention losses: in a cursor record */
+  }
   /* A record of the session waits in this batch: its counts change in
      place (it precedes whatever follows, the DEL of a lost message among
      them), so a burst of losses costs one record per batch. */
@@ -584,6 +592,13 @@ static int decode_tail(tern_hub *hub, const uint8_t *tail, size_t taillen,
                             ? tail + (size_t)(out->collapse_key - base)
                             : NULL;
     out->payload = tail + (size_t)(out->payload - base);
+    out->content_type = out->content_typelen
+                            ? tail + (size_t)(out->content_type - base)
+                            : NULL;
+    for (size_t i = 0; i < out->nattrs; ++i) {
+      out->attrs[i].key = tail + (size_t)(out->attrs[i].key - base);
+      out->attrs[i].value = tail + (size_t)(out->attrs[i].value - base);
+    }
     rv = 0;
   }
   if (buf != stack) {
@@ -600,7 +615,7 @@ int persist_decode_tail(tern_hub *hub, const uint8_t *tail, size_t taillen,
 /* |pl|: the shared payload of a format 1 record, resolved by
    tload_finish; NULL for format 0 (which the first pass builds). */
 static void load_message(loader *l, uint64_t serial, const uint8_t *v,
-                         size_t len, payload *pl) {
+                         size_t len, spayload *pl) {
   tern_hub *hub = l->hub;
   if (len < 1 || v[0] == 0 || v[0] > TERN_MAX_SESSION_KEY ||
       len < 1u + v[0] + MESSAGE_FIXED + 1u) {
@@ -819,7 +834,7 @@ static int visit(void *ctx, const uint8_t *key, size_t keylen,
 
 /* tload_finish's way back for the messages of shared payloads. */
 static int load_shared(void *ctx, uint64_t serial, const uint8_t *v,
-                       size_t len, payload *pl) {
+                       size_t len, spayload *pl) {
   loader *l = ctx;
   load_message(l, serial, v, len, pl);
   return l->error;
@@ -863,7 +878,7 @@ int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m, void *store,
   if (!hub || mlen == 0 || !m->append || !m->load) {
     return TERN_ERR_INVALID;
   }
-  if (hub->persist || hub->sessions.len || hub->conns) {
+  if (hub->persist || hub->sessions.len || hub->conns || hub->topic_list) {
     return TERN_ERR_STATE;
   }
   persist *p = mem_calloc(&hub->mem, 1, sizeof(*p));

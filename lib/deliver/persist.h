@@ -87,7 +87,7 @@ int tload_record(tern_hub *hub, tload **tl, const uint8_t *key,
    (0 or an error).  0, TERN_ERR_STORE (a reference to a record that is
    not there) or TERN_ERR_NOMEM. */
 typedef int (*tload_shared_fn)(void *ctx, uint64_t serial, const uint8_t *v,
-                               size_t len, struct payload *pl);
+                               size_t len, spayload *pl);
 int tload_finish(tern_hub *hub, tload *tl, tern_tstamp now,
                  tload_shared_fn shared, void *ctx);
 /* tload_after runs once the load is done (hub->loading 0) and frees |tl|
@@ -98,7 +98,12 @@ void tload_after(tern_hub *hub, tload *tl, tern_tstamp now);
 void tload_free(tern_hub *hub, tload *tl);
 /* tload_unload frees the topics a failed load built. */
 void tload_unload(tern_hub *hub);
-/* The cursor coalescing state hung on the persist struct. */
+/* The cursor coalescing state of persist_topic.c, hung on the persist
+   struct (persist_ptopic) and freed with it (ptopic_free). */
+struct ptopic **persist_ptopic(tern_hub *hub);
 void ptopic_free(tern_hub *hub);
+/* persist_topic_drops: the session's unconfirmed losses changed; its
+   first member's cursor record counts the retention ones. */
+void persist_topic_drops(tern_hub *hub, const session *s);
 
 #endif
