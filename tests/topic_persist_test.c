@@ -180,6 +180,48 @@ static void test_file_store(void) {
   free(dir);
 }
 
+/* A burst of acks rewrites the member's record waiting in the batch: one
+   record per batch, not one per ack. */
+static void test_cursor_coalesce(void) {
+  memstore ms;
+  memset(&ms, 0, sizeof(ms));
+  tern_settings s = tu_settings();
+  s.session_ttl = SEC(3600);
+  s.inflight_window = 1000;
+  tern_hub *hub = hub_with(&ms, &s, NULL, T0);
+  tern_hub_create_topic(hub, "burst", NULL, T0, NULL);
+  sub(hub, "b", "burst", NULL, T0);
+  char p[16];
+  for (int i = 1; i <= 100; ++i) {
+    snprintf(p, sizeof(p), "b%d", i);
+    tpub(hub, "burst", p, NULL, T0);
+  }
+  tu_out o;
+  tern_conn *c;
+  read_all(hub, "b", T0, &o, &c);
+  tern_hub_flush(hub);
+  size_t before = ms.records;
+  for (int i = 1; i <= 100; ++i) {
+    snprintf(p, sizeof(p), "b%d", i);
+    tu_ack(c, seq_of(&o, p), T0);
+  }
+  tern_hub_flush(hub);
+  CHECK(ms.records - before == 1,
+        "coalesce: 100 acks wrote %zu cursor records in one batch",
+        ms.records - before);
+  tern_conn_del(c);
+  tu_out_free(&o);
+  stop(hub, &ms);
+  hub = hub_on(&ms, T0 + SEC(1));
+  read_all(hub, "b", T0 + SEC(1), &o, NULL);
+  CHECK(strcmp(pbuf, "") == 0, "coalesce: the last cursor is the one kept "
+                               "(%s)",
+        pbuf);
+  tu_out_free(&o);
+  tern_hub_del(hub);
+  memstore_free(&ms);
+}
+
 /* ---- 2. retention losses across a restart ------------------------------ */
 
 static tern_tstamp now_r = T0;
@@ -629,6 +671,57 @@ static void test_corrupt(void) {
   memstore_free(&base);
 }
 
+/* Offsets far apart (forged, or a long run of volatile messages) do not
+   make a log of their span: libFuzzer found a store whose load tried to
+   allocate one for 16 million offsets. */
+static void test_forged_offsets(void) {
+  memstore base;
+  memset(&base, 0, sizeof(base));
+  tern_hub *hub = hub_on(&base, T0);
+  tern_topic_options opt;
+  tern_topic_options_default(&opt);
+  opt.max_messages = 0x1000000; /* a large bound, as in the fuzzer's input */
+  tern_hub_create_topic(hub, "far", &opt, T0, NULL);
+  sub(hub, "k", "far", NULL, T0);
+  tpub(hub, "far", "first", NULL, T0);
+  stop(hub, &base);
+  const memrec *u = NULL;
+  for (size_t i = 0; i < base.nkv; ++i) {
+    if (base.kv[i].key[0] == 'U') {
+      u = &base.kv[i];
+    }
+  }
+  if (!u) {
+    CHECK(0, "forged: the base store has a U record");
+    memstore_free(&base);
+    return;
+  }
+  uint8_t key[17];
+  memcpy(key, u->key, 17);
+  key[11] = 1; /* offset 2^40 + 1 */
+  tern_store_record r = {TERN_STORE_SET, key, 17, u->value, u->valuelen};
+  memstore_append(&base, 0, &r, 1, 1);
+  tu_alloc a;
+  memset(&a, 0, sizeof(a));
+  tern_mem mem = tu_alloc_mem(&a);
+  tern_settings s = tu_settings();
+  s.max_pool_bytes = 0;
+  tern_hub *h = NULL;
+  tern_hub_new(&h, &s, &mem);
+  CHECK_INT(tern_hub_set_store(h, &memstore_methods, &base, T0), 0,
+            "forged: the store loads");
+  tern_topic_info ti;
+  tern_topic_get_info(tern_hub_find_topic(h, "far"), &ti, sizeof(ti));
+  CHECK(ti.end_offset == ((uint64_t)1 << 40) + 2 && ti.messages <= 2048,
+        "forged: the log keeps a bounded window (%llu messages, end %llu)",
+        (unsigned long long)ti.messages, (unsigned long long)ti.end_offset);
+  CHECK(a.peak < 4 * 1024 * 1024, "forged: loading took %zu bytes at most",
+        a.peak);
+  tern_hub_del(h);
+  tu_alloc_finish(&a);
+  memstore_free(&base);
+}
+
 /* ---- 8. allocation failures while loading ------------------------------ */
 
 static void test_nomem(void) {
@@ -683,6 +776,7 @@ static void test_nomem(void) {
 
 int main(void) {
   test_resume();
+  test_cursor_coalesce();
   test_retention_losses();
   test_expired_while_down();
   test_pattern();
@@ -690,6 +784,7 @@ int main(void) {
   test_deletes();
   test_crash_prefix();
   test_corrupt();
+  test_forged_offsets();
   test_nomem();
   test_file_store();
   return tap_done();

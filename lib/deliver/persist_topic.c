@@ -706,8 +706,8 @@ static int load_logs(tern_hub *hub, tload *tl) {
     qsort(u, n, sizeof(*u), cmp_umsg);
   }
   /* Per topic: the records from the highest offset down, at most a
-     window's worth (its max_messages, or a margin over the records when
-     unlimited) so that a forged offset cannot make a huge log; offsets in
+     window's worth (its max_messages, and a margin over the number of
+     records) so that a forged offset cannot make a huge log; offsets in
      the window without a record (volatile messages) get a placeholder no
      member matches; records below the window are deleted. */
   for (size_t i = 0; i < n && rv == 0;) {
@@ -719,8 +719,10 @@ static int load_logs(tern_hub *hub, tload *tl) {
     }
     uint64_t top = get_be64(u[j - 1]->key + 9) + 1;
     uint64_t end = tr->end > top ? tr->end : top;
-    uint64_t window = t->opt.max_messages ? t->opt.max_messages
-                                          : 16 * (uint64_t)(j - i) + 1024;
+    uint64_t window = 16 * (uint64_t)(j - i) + 1024;
+    if (t->opt.max_messages && t->opt.max_messages < window) {
+      window = t->opt.max_messages;
+    }
     uint64_t first = end - window > end ? 1 : end - window;
     if (first < get_be64(u[i]->key + 9)) {
       first = get_be64(u[i]->key + 9);
