@@ -758,10 +758,18 @@ static ALWAYS_INLINE int put_messages_of(tern_hub *hub, conn *c, out *o,
   return rv;
 }
 
-static int put_messages(tern_hub *hub, conn *c, out *o, uint8_t *start,
-                        tern_tstamp now) {
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static int put_messages_topics(tern_hub *hub, conn *c, out *o,
+                               uint8_t *start, tern_tstamp now) {
+  return put_messages_of(hub, c, o, start, now, 1);
+}
+
+static inline int put_messages(tern_hub *hub, conn *c, out *o,
+                               uint8_t *start, tern_tstamp now) {
   if (c->session->members) {
-    return put_messages_of(hub, c, o, start, now, 1);
+    return put_messages_topics(hub, c, o, start, now);
   }
   return put_messages_of(hub, c, o, start, now, 0);
 }
