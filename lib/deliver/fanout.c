@@ -160,7 +160,10 @@ static int expired(const topic *t, const tmsg *tm, tern_tstamp now) {
    match and counting those past their time as lost; NULL when none. */
 static tmsg *member_advance(tern_hub *hub, member *mb, tern_tstamp now) {
   topic *t = mb->slot->topic;
-  if (t->first < t->end && expired(t, log_at(t, t->first), now)) {
+  if (mb->next_off >= t->end) {
+    return NULL; /* caught up: the common case of a second look */
+  }
+  if (expired(t, log_at(t, t->first), now)) {
     topic_evict_due(hub, t, now);
   }
   member_catch_up(mb);
@@ -288,10 +291,17 @@ void topic_lost_return(session *s, uint32_t n) {
   }
 }
 
-/* Catches every member of |s| up, so that its losses are known before
-   anything is written. */
-void topic_refresh(tern_hub *hub, session *s, tern_tstamp now) {
+uint32_t topic_refresh(tern_hub *hub, session *s, tern_tstamp now) {
+  uint64_t n = 0;
   for (member *mb = s->members; mb; mb = mb->s_next) {
-    member_advance(hub, mb, now);
+    topic *t = mb->slot->topic;
+    if (mb->next_off < t->end && expired(t, log_at(t, t->first), now)) {
+      topic_evict_due(hub, t, now);
+    }
+    if (mb->next_off < t->first) {
+      member_catch_up(mb);
+    }
+    n += mb->lost;
   }
+  return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }

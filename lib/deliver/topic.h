@@ -204,9 +204,10 @@ void member_catch_up(member *mb);
 /* topic_has_output: a member of |s| may have a message to send (not
    paced out), or losses to tell. */
 int topic_has_output(const tern_hub *hub, const session *s);
-/* topic_refresh catches the members of |s| up so that their losses are
-   known before a write. */
-void topic_refresh(tern_hub *hub, session *s, tern_tstamp now);
+/* topic_refresh applies the time-based retention of the topics of |s|
+   and catches up the members it passed, so that their losses are told
+   before the messages after them; returns topic_lost_total(s). */
+uint32_t topic_refresh(tern_hub *hub, session *s, tern_tstamp now);
 /* topic_pace_expiry: the pacing refill time passed: connections of
    members with messages waiting get back on the ready list. */
 void topic_pace_expiry(tern_hub *hub, tern_tstamp now);
