@@ -4,6 +4,11 @@
  * subscriptions and shared payloads; what deleting leaves; what a crash in
  * the middle of a batch may do to a cursor; corrupt records.
  */
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "memstore.h"
 #include "store_util.h"
 #include "tap.h"
@@ -582,6 +587,207 @@ static void test_crash_prefix(void) {
                  "silently");
 }
 
+/* The same over the file store, killed with SIGKILL at random moments
+   (tests/hub_crash_test.c style): a child publishes to a topic and a
+   member acks as it reads, making some acks durable and saying so; after
+   each kill the member must resume after its last durable ack at the
+   earliest, after its last ack sent at the latest, and get everything
+   from there on without a gap. */
+#define KILLS 20
+
+static tern_tstamp wall_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (tern_tstamp)ts.tv_sec * TERN_SECONDS + (tern_tstamp)ts.tv_nsec;
+}
+
+static unsigned long id_num(const wire_frame *f) {
+  char num[24] = {0};
+  size_t n = f->u.msg.idlen - 1 < 23 ? f->u.msg.idlen - 1 : 23;
+  memcpy(num, f->u.msg.id + 1, n);
+  return strtoul(num, NULL, 10);
+}
+
+static tern_hub *kill_hub(const char *dir, tern_store_file **pfs,
+                          tern_tstamp now) {
+  *pfs = su_open(dir, NULL);
+  tern_settings s;
+  tern_settings_default(&s);
+  s.session_ttl = SEC(3600);
+  s.inflight_window = 1000000;
+  tern_hub *hub;
+  if (tern_hub_new(&hub, &s, NULL) != 0 ||
+      tern_hub_set_store(hub, tern_store_file_methods(), *pfs, now) != 0) {
+    _exit(2);
+  }
+  tern_topic_options o;
+  tern_topic_options_default(&o);
+  o.max_messages = 0;
+  o.max_bytes = 0;
+  tern_hub_create_topic(hub, "k", &o, now, NULL); /* or it was restored */
+  sub(hub, "r", "k", NULL, now);
+  return hub;
+}
+
+static void kill_child(const char *dir, int fd, unsigned long first) {
+  tern_store_file *fs;
+  tern_hub *hub = kill_hub(dir, &fs, wall_now());
+  tern_hub_flush(hub);
+  tern_store_file_methods()->sync(fs);
+  tu_out o;
+  tu_out_init(&o);
+  tern_conn *c = tu_connect(hub, "r", wall_now(), &o);
+  for (unsigned long i = first;; ++i) {
+    tern_tstamp now = wall_now();
+    char id[24];
+    snprintf(id, sizeof(id), "m%lu", i);
+    tern_msg_desc d;
+    memset(&d, 0, sizeof(d));
+    d.id = (const uint8_t *)id;
+    d.idlen = strlen(id);
+    d.payload = (const uint8_t *)id;
+    d.payloadlen = d.idlen;
+    tern_topic_publish(tern_hub_find_topic(hub, "k"), &d, now, NULL);
+    if (i % 5 == 0) {
+      size_t from = o.nframes;
+      tu_drain(&o, c, now);
+      /* the receiver acks all but the last message it read, so that
+         a durable message is always unacked */
+      const wire_frame *f = NULL, *newest = NULL;
+      for (size_t k = from; k < o.nframes; ++k) {
+        if (o.frames[k].f.type == WIRE_MSG) {
+          f = newest;
+          newest = &o.frames[k].f;
+        }
+      }
+      if (f && (i / 5) % 2 == 0) {
+        char line[32];
+        int len = snprintf(line, sizeof(line), "i%lu\n", id_num(f));
+        if (write(fd, line, (size_t)len) != len) {
+          _exit(3);
+        }
+        tu_ack(c, f->u.msg.seq, now);
+        tern_hub_flush(hub);
+        tern_store_file_methods()->sync(fs);
+        /* durable: the ack, and every message published so far */
+        len = snprintf(line, sizeof(line), "a%lu\ns%lu\n", id_num(f), i);
+        if (write(fd, line, (size_t)len) != len) {
+          _exit(3);
+        }
+      }
+      if (o.nframes > 10000) {
+        tu_out_free(&o);
+        tu_out_init(&o);
+      }
+    }
+    tern_hub_handle_expiry(hub, now);
+  }
+}
+
+static void test_kill(void) {
+  char *dir = su_tmpdir("topic-kill");
+  srand((unsigned)time(NULL));
+  unsigned long next = 1, durable = 0, intent = 0, synced = 0;
+  int ok_open = 1, ok_back = 1, ok_forward = 1, ok_gap = 1, kills = 0;
+  for (int round = 0; round < KILLS; ++round) {
+    int fds[2];
+    if (pipe(fds) != 0) {
+      abort();
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+      close(fds[0]);
+      kill_child(dir, fds[1], next);
+      _exit(0);
+    }
+    close(fds[1]);
+    FILE *in = fdopen(fds[0], "r");
+    char line[64];
+    /* every other child first gets as far as a durable ack */
+    int wait_ack = round % 2 == 0;
+    while (wait_ack && in && fgets(line, sizeof(line), in)) {
+      unsigned long n = strtoul(line + 1, NULL, 10);
+      if (line[0] == 'i' && n > intent) {
+        intent = n;
+      } else if (line[0] == 'a') {
+        durable = n > durable ? n : durable;
+      } else if (line[0] == 's') {
+        synced = n > synced ? n : synced;
+        wait_ack = 0;
+      }
+    }
+    struct timespec t = {0, (long)(2 + rand() % 30) * 1000000L};
+    nanosleep(&t, NULL);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    ++kills;
+    while (in && fgets(line, sizeof(line), in)) {
+      unsigned long n = strtoul(line + 1, NULL, 10);
+      if (line[0] == 'i' && n > intent) {
+        intent = n;
+      } else if (line[0] == 'a' && n > durable) {
+        durable = n;
+      } else if (line[0] == 's' && n > synced) {
+        synced = n;
+      }
+    }
+    if (in) {
+      fclose(in);
+    }
+    /* What the store holds: r resumes between its durable ack and its
+       last ack sent, then reads without a gap. */
+    tern_store_file *fs;
+    tern_tstamp now = wall_now();
+    tern_hub *hub = kill_hub(dir, &fs, now);
+    tu_out o;
+    tu_out_init(&o);
+    tern_conn *c = tu_connect(hub, "r", now, &o);
+    tu_drain(&o, c, now);
+    unsigned long first = 0, prev = 0, last = 0;
+    for (size_t k = 0; k < o.nframes; ++k) {
+      if (o.frames[k].f.type != WIRE_MSG) {
+        continue;
+      }
+      unsigned long n = id_num(&o.frames[k].f);
+      if (!first) {
+        first = n;
+      } else if (n != prev + 1) {
+        ok_gap = 0;
+        tap_diag("round %d: m%lu after m%lu", round, n, prev);
+      }
+      prev = last = n;
+    }
+    /* ids of a child start at |next|, beyond every earlier one: an id
+       below a durable ack must never come back */
+    if (first && first <= durable) {
+      ok_back = 0;
+      tap_diag("round %d: resumed at m%lu, durably acked m%lu", round,
+               first, durable);
+    }
+    /* m(intent + 1), when durably published, was never acked: it must
+       be the first sent again, or an earlier one */
+    if (intent + 1 <= synced && (first == 0 || first > intent + 1)) {
+      ok_forward = 0;
+      tap_diag("round %d: resumed at m%lu, last ack m%lu", round, first,
+               intent);
+    }
+    tern_conn_del(c);
+    tern_hub_del(hub); /* nothing acked: what it writes changes nothing */
+    tern_store_file_close(fs);
+    tu_out_free(&o);
+    next = (last > next ? last : next) + 1000;
+  }
+  CHECK(kills == KILLS && ok_open, "kill: %d SIGKILLs, the store reopened "
+                                   "every time",
+        kills);
+  CHECK(durable > 0, "kill: acks were made durable (up to m%lu)", durable);
+  CHECK(ok_back, "kill: a durably acked topic message never came back");
+  CHECK(ok_forward, "kill: a cursor never moved past what was not acked");
+  CHECK(ok_gap, "kill: from the cursor on, nothing is skipped");
+  su_rmtree(dir);
+  free(dir);
+}
+
 /* ---- 7. corrupt records ------------------------------------------------ */
 
 static int load_with(const char *key, size_t keylen, const uint8_t *value,
@@ -784,6 +990,7 @@ int main(void) {
   test_publish_many();
   test_deletes();
   test_crash_prefix();
+  test_kill();
   test_corrupt();
   test_forged_offsets();
   test_nomem();
