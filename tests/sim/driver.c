@@ -205,6 +205,8 @@ static void hub_events(sim *s) {
   }
 }
 
+void sim_hub_events(sim *s) { hub_events(s); }
+
 /* settings.hello_accept: the host's verdict on a waiting HELLO. */
 static void hub_decide(sim *s, sim_link *l) {
   l->accept_at = TERN_TSTAMP_NONE;
@@ -1050,6 +1052,9 @@ static tern_tstamp next_time(sim *s) {
   if (s->phase == PH_CHAOS) {
     t = tmin(t, tmin(s->next_publish, s->chaos_end));
     t = tmin(t, s->next_crash);
+    if (s->tp) {
+      t = tmin(t, topics_next(s));
+    }
   }
   t = tmin(t, s->hub_up_at);
   if (s->phase != PH_TEARDOWN) {
@@ -1117,10 +1122,13 @@ static void step(sim *s, tern_tstamp limit) {
   }
   if (s->phase == PH_CHAOS) {
     while (s->next_publish <= s->now && !s->failed) {
-      if (s->hub) {
+      if (s->hub && !(s->tp && topics_publish(s))) {
         publish_one(s); /* while the hub is down, producers cannot */
       }
       s->next_publish += publish_gap(s);
+    }
+    if (s->tp) {
+      topics_step(s);
     }
     if (s->dur) {
       restart_step(s, 1);
@@ -1128,6 +1136,9 @@ static void step(sim *s, tern_tstamp limit) {
   }
   pump(s);
   if (!s->failed) {
+    if (s->tp) {
+      topics_check_step(s);
+    }
     model_check_step(s);
   }
   reap_links(s);
@@ -1186,6 +1197,9 @@ int sim_run(const sim_opts *o, sim_result *r) {
   s->next_crash = s->hub_up_at = s->next_os_sync = TERN_TSTAMP_NONE;
   draw_scenario(s);
   draw_hub_settings(s);
+  if (s->opt.topics) {
+    topics_init(s); /* the topic scenario, and the hub's pacing */
+  }
   s->hubtmem = sim_alloc_mem(&s->hubmem);
   int rv = tern_hub_new(&s->hub, &s->hs, &s->hubtmem);
   if (rv != 0) {
@@ -1204,6 +1218,10 @@ int sim_run(const sim_opts *o, sim_result *r) {
     c->next_fault = SIM_T0 + fault_gap(s);
   }
   model_init(s);
+  if (s->tp) {
+    topics_start(s);
+    hub_events(s);
+  }
   s->settle = settle_time(s);
   if (s->opt.verbose) {
     sim_log(s, "seed %llu: %d clients, chaos %.0f s, window %u, max_pending "
@@ -1260,6 +1278,10 @@ int sim_run(const sim_opts *o, sim_result *r) {
 
   s->phase = PH_TEARDOWN;
   sim_log(s, "teardown: every app exits");
+  if (s->tp) {
+    topics_teardown(s); /* the topics go: their logs would stay */
+    hub_events(s);
+  }
   for (int i = 0; i < s->nclients; ++i) {
     client_stop(s, &s->cl[i], 0);
     s->cl[i].restart_at = TERN_TSTAMP_NONE;
@@ -1306,6 +1328,7 @@ int sim_run(const sim_opts *o, sim_result *r) {
     durable_free(s);
   }
   r->virtual_time = s->now - SIM_T0;
+  topics_free(s);
   model_free(s);
   free(s);
   return r->failed;
@@ -1313,8 +1336,9 @@ int sim_run(const sim_opts *o, sim_result *r) {
 
 void sim_replay_command(char *buf, size_t cap, const char *prog,
                         const sim_opts *o) {
-  snprintf(buf, cap, "%s --seed %llu --verbose%s%s%s", prog,
+  snprintf(buf, cap, "%s --seed %llu --verbose%s%s%s%s", prog,
            (unsigned long long)o->seed, o->hub_restart ? " --hub-restart" : "",
            o->strict_dropped ? " --strict-dropped" : "",
-           o->ack_livelock ? " --ack-livelock" : "");
+           o->ack_livelock ? " --ack-livelock" : "",
+           o->topics ? " --topics" : "");
 }

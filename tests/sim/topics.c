@@ -1,0 +1,1350 @@
+/*
+ * --topics: topics, members joining and leaving, topic publishes and
+ * tern_hub_publish_many, and the model of topic messages.
+ *
+ * The scenario.  A run creates a few topics from a fixed set of names
+ * (retention limits by count, bytes and age drawn from the seed).  Now and
+ * then a client's session subscribes with a pattern (an exact name or a
+ * wildcard one: "trade.*", "order.#", "#.error", "#") and sometimes a
+ * filter over the message attrs (status, price, region), or drops one of
+ * its subscriptions; such changes also come right after a publish, before
+ * the host writes anything (a member joining or leaving mid-broadcast).
+ * Producers publish to topics (any priority, with or without a TTL)
+ * besides their direct messages, and publish one payload to a random set
+ * of sessions with tern_hub_publish_many (booked as direct messages, one
+ * model record per recipient sharing the payload's tag).
+ *
+ * The model.  A topic message is one record (tpmsg) with one copy per
+ * client; a copy is expected when, at publish, the client's session had a
+ * subscription whose pattern matches the topic and whose filter passes the
+ * message (the model has its own matcher and evaluator, written from
+ * tern-filter(7)).  A session holds at most one subscription matching any
+ * topic name of the run, so "member of topic T" is one subscription.  The
+ * invariants then read, for copies:
+ *  1  an expected copy reaches its app (acked at the end), or is lost to
+ *     retention before its first send (counted: see 6), or expires
+ *     (EXPIRED event, or its TTL passed unsent), or its member left before
+ *     it was sent, or its session expired; nothing else;
+ *     a copy that is not expected is never sent: a member joining gets
+ *     nothing published before it joined, one leaving gets nothing sent
+ *     after it left, a filter that fails keeps the message away;
+ *  2  dedup as for direct messages (ids are unique per topic message);
+ *  3  no send at or after the expiry, honest ttl_ms;
+ *  4  per client and topic, copies sent once reach the app in offset
+ *     order (a member has one cursor, whatever the priorities);
+ *  6  the copies retention took from a session instance unsent add up to
+ *     its DROPPED(retention) notices (exactly, once drained; a notice lost
+ *     with its connection is told again);
+ *  7  memory: the topics are deleted in the teardown, then the hub is back
+ *     to its baseline;
+ *  receipts: at the end of the quiet phase, for every retained message,
+ *     tern_topic_get_receipt's counts equal the model's (members at
+ *     publish, copies sent, copies acked).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deliver/hub.h"
+#include "deliver/topic.h"
+#include "sim.h"
+#include "wire/frame.h"
+
+/* ---- the fixed names, patterns and filters ----------------------------- */
+
+#define NTOPICS 6
+#define NSUBS 3 /* subscriptions per client at most */
+
+static const char *const topic_names[NTOPICS] = {
+    "news", "trade.usd", "trade.eur", "order.new.eu", "order.paid",
+    "db.error"};
+
+static const char *const patterns[] = {
+    "news", "trade.usd", "trade.eur", "order.new.eu", "order.paid",
+    "db.error", "trade.*", "order.#", "#.error", "#", "*.usd", "order.*.eu"};
+#define NPATTERNS (sizeof(patterns) / sizeof(patterns[0]))
+
+/* Attributes of topic messages: status, price, region, each maybe absent. */
+static const char *const statuses[] = {"Add", "Update", "Del"};
+static const char *const regions[] = {"eu", "us", "ap"};
+
+enum { A_STATUS = 0, A_PRICE, A_REGION };
+enum { P_CMP = 0, P_IN, P_NOTIN, P_EXISTS };
+enum { OP_EQ = 0, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE };
+
+typedef struct spred {
+  uint8_t neg, kind, attr, op;
+  int v;        /* CMP: the value (index, or price)                       */
+  unsigned set; /* IN, NOTIN: bit per value index                         */
+} spred;
+
+typedef struct sfilter {
+  int np;       /* 0: no filter                                           */
+  int any;      /* 1: or, 0: and                                          */
+  spred p[2];
+  char text[160];
+} sfilter;
+
+#define NFILTERS 8
+
+/* ---- model records ------------------------------------------------------ */
+
+enum {
+  C_NONE = 0, /* not expected                                            */
+  C_PEND,     /* expected, never sent                                    */
+  C_OUT,      /* sent, neither acked nor dropped                         */
+  C_ACKED,
+  C_RETAINED, /* retention took it before its first send                 */
+  C_EXPIRED,  /* EXPIRED event, or its TTL passed unsent                 */
+  C_LEFT,     /* its member left before it was acked                     */
+  C_GONE,     /* its session expired                                     */
+  C_DEAD,
+  C_EVICTED
+};
+
+static const char *cstate_name(int st) {
+  static const char *const n[] = {"not expected", "pending", "out", "acked",
+                                  "retained away", "expired", "left",
+                                  "session gone", "dead", "evicted"};
+  return st >= 0 && st <= C_EVICTED ? n[st] : "?";
+}
+
+typedef struct tcopy {
+  uint8_t state;
+  uint8_t sub;        /* the subscription (slot) it came through            */
+  uint16_t sends;
+  uint16_t deliveries;
+  uint32_t last_inc;  /* client incarnation its last send went to           */
+  uint32_t inst;      /* session instance at publish                        */
+  uint32_t sub_gen;   /* the subscription's generation                      */
+} tcopy;
+
+typedef struct tpmsg {
+  int topic;
+  uint64_t offset;
+  uint64_t serial;
+  int prio;
+  tern_tstamp published, expiry;
+  uint32_t paylen;
+  int8_t status, region; /* index, -1 absent                               */
+  int16_t price;         /* -1 absent                                      */
+  uint8_t nattrs;
+  uint8_t id[16];
+  uint8_t idlen;
+  uint8_t retained;      /* the model's log holds it                       */
+  uint32_t members;      /* expected copies at publish                     */
+  uint32_t sent, acked;  /* copies sent at least once, acked               */
+  tcopy c[SIM_MAX_CLIENTS];
+} tpmsg;
+
+typedef struct stopic {
+  const char *name;
+  tern_topic *t;         /* NULL until created                             */
+  uint32_t max_count;
+  uint64_t max_bytes;
+  tern_duration max_age;
+  uint32_t rate, burst;  /* pacing                                         */
+  int32_t *log;          /* tpmsg indices by offset - 1                    */
+  size_t n, cap;
+  uint64_t first;        /* first retained offset (model)                  */
+  uint64_t bytes;        /* retained payload bytes (model)                 */
+} stopic;
+
+typedef struct ssub {
+  int active;
+  int pat;
+  int filt;              /* index into filters; 0: none                    */
+  uint32_t gen;
+} ssub;
+
+typedef struct topics {
+  prng rng;
+  stopic tp[NTOPICS];
+  int ntopics;
+  sfilter filters[NFILTERS];
+  ssub subs[SIM_MAX_CLIENTS][NSUBS];
+  uint32_t gen;
+  tpmsg *m;
+  size_t nm, mcap;
+  kmap ids;              /* id -> tpmsg index                              */
+  unsigned pct_topic, pct_many, pct_midcast;
+  tern_duration change_gap;
+  tern_tstamp next_change;
+  int broken_receipts;   /* reported once                                  */
+} topics;
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static void *xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q) {
+    abort();
+  }
+  return q;
+}
+
+static double secs(tern_tstamp t) {
+  return (double)(int64_t)(t - SIM_T0) / 1e9;
+}
+
+/* The model's own pattern matcher (tern-filter(7)): '*' one segment, '#'
+   zero or more. */
+static int seg_len(const char *p) {
+  int n = 0;
+  while (p[n] && p[n] != '.') {
+    ++n;
+  }
+  return n;
+}
+
+static int pmatch(const char *pat, const char *name) {
+  if (!*pat) {
+    return !*name;
+  }
+  int pl = seg_len(pat);
+  const char *pn = pat[pl] ? pat + pl + 1 : pat + pl;
+  if (pl == 1 && pat[0] == '#') {
+    /* zero segments, or one and stay on '#' */
+    if (pmatch(pn, name)) {
+      return 1;
+    }
+    if (!*name) {
+      return 0;
+    }
+    int nl = seg_len(name);
+    return pmatch(pat, name[nl] ? name + nl + 1 : name + nl) ||
+           (!name[nl] && !*pn);
+  }
+  if (!*name) {
+    return 0;
+  }
+  int nl = seg_len(name);
+  const char *nn = name[nl] ? name + nl + 1 : name + nl;
+  if (!(pl == 1 && pat[0] == '*') &&
+      (pl != nl || memcmp(pat, name, (size_t)pl) != 0)) {
+    return 0;
+  }
+  if (!pat[pl] && !name[nl]) {
+    return 1;
+  }
+  if (!pat[pl] || !name[nl]) {
+    /* one ended: the rest of the pattern may still be "#" */
+    return !name[nl] && pat[pl] && strcmp(pn, "#") == 0;
+  }
+  return pmatch(pn, nn);
+}
+
+static int pred_eval(const spred *p, const tpmsg *m) {
+  int have, v;
+  switch (p->attr) {
+  case A_STATUS:
+    have = m->status >= 0;
+    v = m->status;
+    break;
+  case A_PRICE:
+    have = m->price >= 0;
+    v = m->price;
+    break;
+  default:
+    have = m->region >= 0;
+    v = m->region;
+    break;
+  }
+  int r;
+  if (p->kind == P_EXISTS) {
+    r = have;
+  } else if (!have) {
+    r = 0;
+  } else if (p->kind == P_IN) {
+    r = (p->set >> v) & 1;
+  } else if (p->kind == P_NOTIN) {
+    r = !((p->set >> v) & 1);
+  } else {
+    switch (p->op) {
+    case OP_EQ: r = v == p->v; break;
+    case OP_NE: r = v != p->v; break;
+    case OP_LT: r = v < p->v; break;
+    case OP_LE: r = v <= p->v; break;
+    case OP_GT: r = v > p->v; break;
+    default: r = v >= p->v; break;
+    }
+  }
+  return p->neg ? !r : r;
+}
+
+static int filter_eval(const sfilter *f, const tpmsg *m) {
+  if (!f->np) {
+    return 1;
+  }
+  int r = pred_eval(&f->p[0], m);
+  if (f->np == 2) {
+    int r2 = pred_eval(&f->p[1], m);
+    r = f->any ? (r || r2) : (r && r2);
+  }
+  return r;
+}
+
+static const char *const attr_names[] = {"status", "price", "region"};
+static const char *const op_text[] = {"=", "!=", "<", "<=", ">", ">="};
+
+static const char *attr_value(int attr, int v, char *buf, size_t cap,
+                              prng *r) {
+  if (attr == A_STATUS) {
+    return statuses[v];
+  }
+  if (attr == A_REGION) {
+    return regions[v];
+  }
+  /* numbers, sometimes written unusually: equal as decimals */
+  switch (prng_below(r, 4)) {
+  case 0:
+    snprintf(buf, cap, "%d.00", v);
+    break;
+  case 1:
+    snprintf(buf, cap, "0%d", v);
+    break;
+  default:
+    snprintf(buf, cap, "%d", v);
+    break;
+  }
+  return buf;
+}
+
+static void pred_draw(prng *r, spred *p) {
+  memset(p, 0, sizeof(*p));
+  p->neg = prng_pct(r, 15) ? 1 : 0;
+  p->attr = (uint8_t)prng_below(r, 3);
+  unsigned k = (unsigned)prng_below(r, 10);
+  int nv = p->attr == A_PRICE ? 0 : 3;
+  if (k == 0) {
+    p->kind = P_EXISTS;
+  } else if (nv && k < 4) {
+    p->kind = prng_pct(r, 70) ? P_IN : P_NOTIN;
+    p->set = (unsigned)prng_range(r, 1, 6);
+  } else {
+    p->kind = P_CMP;
+    if (p->attr == A_PRICE) {
+      p->op = (uint8_t)prng_below(r, 6);
+      p->v = (int)prng_range(r, 0, 200);
+    } else {
+      p->op = (uint8_t)prng_below(r, 2);
+      p->v = (int)prng_below(r, 3);
+    }
+  }
+}
+
+static size_t pred_text(prng *r, const spred *p, char *out, size_t cap) {
+  char nb[16];
+  size_t n = 0;
+  if (p->neg) {
+    n += (size_t)snprintf(out + n, cap - n, "not ");
+  }
+  const char *an = attr_names[p->attr];
+  if (p->kind == P_EXISTS) {
+    n += (size_t)snprintf(out + n, cap - n, "exists %s", an);
+  } else if (p->kind == P_CMP) {
+    n += (size_t)snprintf(out + n, cap - n, "%s %s %s", an, op_text[p->op],
+                          attr_value(p->attr, p->v, nb, sizeof(nb), r));
+  } else {
+    n += (size_t)snprintf(out + n, cap - n, "%s %sin (", an,
+                          p->kind == P_NOTIN ? "not " : "");
+    int first = 1;
+    for (int v = 0; v < 3; ++v) {
+      if ((p->set >> v) & 1) {
+        n += (size_t)snprintf(out + n, cap - n, "%s%s", first ? "" : ", ",
+                              attr_value(p->attr, v, nb, sizeof(nb), r));
+        first = 0;
+      }
+    }
+    n += (size_t)snprintf(out + n, cap - n, ")");
+  }
+  return n;
+}
+
+static void filter_draw(prng *r, sfilter *f) {
+  memset(f, 0, sizeof(*f));
+  f->np = prng_pct(r, 60) ? 1 : 2;
+  f->any = prng_pct(r, 50);
+  size_t n = 0;
+  for (int i = 0; i < f->np; ++i) {
+    pred_draw(r, &f->p[i]);
+    if (i) {
+      n += (size_t)snprintf(f->text + n, sizeof(f->text) - n, " %s ",
+                            f->any ? (prng_pct(r, 50) ? "or" : "OR")
+                                   : (prng_pct(r, 50) ? "and" : "AND"));
+    }
+    n += pred_text(r, &f->p[i], f->text + n, sizeof(f->text) - n);
+  }
+}
+
+/* Two patterns that match one topic name of the run overlap. */
+static int overlaps(int a, int b) {
+  for (int t = 0; t < NTOPICS; ++t) {
+    if (pmatch(patterns[a], topic_names[t]) &&
+        pmatch(patterns[b], topic_names[t])) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* The client's subscription whose pattern matches topic |t|, or -1. */
+static int member_sub(const topics *T, int client, int t) {
+  for (int k = 0; k < NSUBS; ++k) {
+    const ssub *u = &T->subs[client][k];
+    if (u->active && pmatch(patterns[u->pat], topic_names[t])) {
+      return k;
+    }
+  }
+  return -1;
+}
+
+static const session *hub_session(sim *s, const client_slot *c) {
+  return (const session *)tern_hub_find_session(
+      s->hub, (const uint8_t *)c->key, c->keylen);
+}
+
+/* ---- setup ------------------------------------------------------------------ */
+
+/* Before the hub is created: draws the topic scenario and the hub's
+   pacing settings. */
+void topics_init(sim *s) {
+  topics *T = calloc(1, sizeof(*T));
+  if (!T) {
+    abort();
+  }
+  s->tp = T;
+  /* A stream of its own, so the topic draws do not shift each other. */
+  T->rng.s = s->opt.seed ^ UINT64_C(0x746f70696373);
+  prng *r = &T->rng;
+  T->ntopics = (int)prng_range(r, 2, NTOPICS);
+  for (int i = 0; i < NTOPICS; ++i) {
+    stopic *t = &T->tp[i];
+    t->name = topic_names[i];
+    if (prng_pct(r, 60)) {
+      t->max_count = (uint32_t)prng_range(r, 1, 40);
+    }
+    if (prng_pct(r, 30)) {
+      t->max_bytes = prng_range(r, 2000, 40000);
+    }
+    if (prng_pct(r, 30)) {
+      t->max_age = SIM_SEC(prng_range(r, 2, 60));
+    }
+    if (prng_pct(r, 15)) {
+      t->rate = (uint32_t)prng_range(r, 1, 100);
+      t->burst = prng_pct(r, 50) ? (uint32_t)prng_range(r, 1, 20) : 0;
+    }
+  }
+  for (int i = 1; i < NFILTERS; ++i) {
+    filter_draw(r, &T->filters[i]);
+  }
+  T->pct_topic = (unsigned)prng_range(r, 20, 60);
+  T->pct_many = (unsigned)prng_range(r, 0, 20);
+  T->pct_midcast = (unsigned)prng_range(r, 0, 30);
+  T->change_gap = SIM_MS(prng_range(r, 200, 5000));
+  if (prng_pct(r, 30)) {
+    /* paced fan-out over the hub */
+    s->hs.topic_rate = (uint32_t)prng_range(r, 2, 200);
+    s->hs.topic_burst = prng_pct(r, 50) ? (uint32_t)prng_range(r, 1, 30) : 0;
+  }
+  T->next_change = SIM_T0 + SIM_MS(prng_range(r, 0, 3000));
+  kmap_init(&T->ids, 1024);
+}
+
+void topics_free(sim *s) {
+  topics *T = s->tp;
+  if (!T) {
+    return;
+  }
+  for (int i = 0; i < NTOPICS; ++i) {
+    free(T->tp[i].log);
+  }
+  kmap_free(&T->ids);
+  free(T->m);
+  free(T);
+  s->tp = NULL;
+}
+
+static void create_topic(sim *s, int i) {
+  topics *T = s->tp;
+  stopic *t = &T->tp[i];
+  tern_topic_options o;
+  tern_topic_options_default(&o);
+  o.max_messages = t->max_count;
+  o.max_bytes = t->max_bytes;
+  o.max_age = t->max_age;
+  o.rate = t->rate;
+  o.burst = t->burst;
+  int rv = tern_hub_create_topic(s->hub, t->name, &o, s->now, &t->t);
+  sim_log(s, "topic %s created (retention %u messages, %llu bytes, %.0f s): "
+             "%s",
+          t->name, t->max_count, (unsigned long long)t->max_bytes,
+          (double)t->max_age / 1e9, rv ? tern_strerror(rv) : "ok");
+  if (rv != 0) {
+    sim_fail(s, 0, "tern_topic_create(%s): %s", t->name, tern_strerror(rv));
+    t->t = NULL;
+  }
+}
+
+void topics_start(sim *s) {
+  topics *T = s->tp;
+  /* Most topics exist from the start; the others come later (a pattern
+     subscribed before must then give their members). */
+  for (int i = 0; i < T->ntopics; ++i) {
+    if (i < 2 || prng_pct(&T->rng, 70)) {
+      create_topic(s, i);
+    }
+  }
+}
+
+/* ---- joining and leaving ---------------------------------------------------- */
+
+static void leave(sim *s, int ci, int k) {
+  topics *T = s->tp;
+  ssub *u = &T->subs[ci][k];
+  client_slot *c = &s->cl[ci];
+  const char *pat = patterns[u->pat];
+  int nmem = 0;
+  for (int t = 0; t < T->ntopics; ++t) {
+    nmem += T->tp[t].t && pmatch(pat, topic_names[t]);
+  }
+  tern_ssize rv = tern_hub_unsubscribe(s->hub, (const uint8_t *)c->key,
+                                       c->keylen, pat);
+  sim_log(s, "%s leaves %s: %s (%d members)", c->key, pat,
+          rv < 0 ? tern_strerror((int)rv) : "ok", (int)rv);
+  if (rv != nmem) {
+    sim_fail(s, 0, "tern_hub_unsubscribe(%s, %s) gave %td, the model counts "
+                   "%d members",
+             c->key, pat, rv, nmem);
+    return;
+  }
+  ++s->res->leaves;
+  u->active = 0;
+  /* Copies not yet sent stay away from now on; those in flight are still
+     delivered (and may be sent again) and acked. */
+  for (size_t i = 0; i < T->nm; ++i) {
+    tcopy *cp = &T->m[i].c[ci];
+    if (cp->sub == k && cp->sub_gen == u->gen && cp->state == C_PEND) {
+      cp->state = C_LEFT;
+      ++s->res->topic_left;
+    }
+  }
+}
+
+static void join(sim *s, int ci) {
+  topics *T = s->tp;
+  client_slot *c = &s->cl[ci];
+  int k = -1;
+  for (int j = 0; j < NSUBS; ++j) {
+    if (!T->subs[ci][j].active) {
+      k = j;
+      break;
+    }
+  }
+  if (k < 0) {
+    return;
+  }
+  int pat = (int)prng_below(&T->rng, NPATTERNS);
+  for (int j = 0; j < NSUBS; ++j) {
+    if (T->subs[ci][j].active && overlaps(T->subs[ci][j].pat, pat)) {
+      return; /* one subscription per topic: see the header */
+    }
+  }
+  int filt = prng_pct(&T->rng, 40) ? (int)prng_range(&T->rng, 1, NFILTERS - 1)
+                                   : 0;
+  const char *ftext = filt ? T->filters[filt].text : NULL;
+  const char *p = patterns[pat];
+  int nmem = 0;
+  for (int t = 0; t < T->ntopics; ++t) {
+    nmem += T->tp[t].t && pmatch(p, topic_names[t]);
+  }
+  int exact = !strchr(p, '*') && !strchr(p, '#');
+  size_t errpos = 0;
+  tern_ssize rv = tern_hub_subscribe(s->hub, (const uint8_t *)c->key,
+                                     c->keylen, p, ftext, s->now, &errpos);
+  sim_log(s, "%s joins %s%s%s%s: %s (%d members)", c->key, p,
+          ftext ? " where \"" : "", ftext ? ftext : "", ftext ? "\"" : "",
+          rv < 0 ? tern_strerror((int)rv) : "ok", (int)rv);
+  if (exact && !nmem) {
+    if (rv != TERN_ERR_NOT_FOUND) {
+      sim_fail(s, 0, "tern_hub_subscribe(%s, %s) to no topic gave %td",
+               c->key, p, rv);
+    }
+    return;
+  }
+  if (rv != nmem) {
+    sim_fail(s, 0, "tern_hub_subscribe(%s, %s, \"%s\") gave %td (%s at "
+                   "%zu), the model counts %d topics",
+             c->key, p, ftext ? ftext : "", rv,
+             rv < 0 ? tern_strerror((int)rv) : "", errpos, nmem);
+    return;
+  }
+  ++s->res->joins;
+  ssub *u = &T->subs[ci][k];
+  u->active = 1;
+  u->pat = pat;
+  u->filt = filt;
+  u->gen = ++T->gen;
+}
+
+static void change(sim *s) {
+  topics *T = s->tp;
+  int ci = (int)prng_below(&T->rng, (uint64_t)s->nclients);
+  int nact = 0;
+  for (int k = 0; k < NSUBS; ++k) {
+    nact += T->subs[ci][k].active;
+  }
+  if (nact && prng_pct(&T->rng, 45)) {
+    int pick = (int)prng_below(&T->rng, (uint64_t)nact);
+    for (int k = 0; k < NSUBS; ++k) {
+      if (T->subs[ci][k].active && pick-- == 0) {
+        leave(s, ci, k);
+        break;
+      }
+    }
+  } else {
+    join(s, ci);
+  }
+}
+
+tern_tstamp topics_next(const sim *s) {
+  return s->tp && s->phase == PH_CHAOS ? s->tp->next_change
+                                       : TERN_TSTAMP_NONE;
+}
+
+void topics_step(sim *s) {
+  topics *T = s->tp;
+  if (!T || s->phase != PH_CHAOS || !s->hub) {
+    return;
+  }
+  while (T->next_change <= s->now && !s->failed) {
+    change(s);
+    if (prng_pct(&T->rng, 3)) {
+      /* a topic that did not exist comes now */
+      for (int i = 0; i < T->ntopics; ++i) {
+        if (!T->tp[i].t) {
+          create_topic(s, i);
+          break;
+        }
+      }
+    }
+    T->next_change += prng_range(&T->rng, 0, 2 * T->change_gap);
+  }
+}
+
+/* ---- retention (the model's log) ------------------------------------------ */
+
+/* A copy that retention takes before its first send is a loss of its
+   session instance. */
+static void retire(sim *s, int32_t idx, int by_age) {
+  topics *T = s->tp;
+  tpmsg *m = &T->m[idx];
+  m->retained = 0;
+  for (int ci = 0; ci < s->nclients; ++ci) {
+    tcopy *cp = &m->c[ci];
+    if (cp->state != C_PEND) {
+      continue;
+    }
+    if (by_age) {
+      cp->state = C_EXPIRED;
+    } else {
+      cp->state = C_RETAINED;
+      ++s->res->topic_retention;
+    }
+    if (cp->inst == s->cl[ci].inst) {
+      ++s->insts[cp->inst].tdiscards[by_age ? 0 : 1];
+    }
+  }
+}
+
+static void trim(sim *s, stopic *t) {
+  topics *T = s->tp;
+  for (;;) {
+    uint64_t n = t->n - t->first;
+    if (!n) {
+      return;
+    }
+    tpmsg *m = &T->m[t->log[t->first]];
+    int over = (t->max_count && n > t->max_count) ||
+               (t->max_bytes && t->bytes > t->max_bytes);
+    int aged = (t->max_age && s->now >= m->published + t->max_age) ||
+               (m->expiry != TERN_TSTAMP_NONE && s->now >= m->expiry);
+    if (!over && !aged) {
+      return;
+    }
+    t->bytes -= m->paylen;
+    ++t->first;
+    retire(s, t->log[t->first - 1], aged && !over);
+  }
+}
+
+/* ---- publishing --------------------------------------------------------------- */
+
+static void topic_payload(const sim *s, int32_t tidx, uint8_t *out,
+                          size_t len) {
+  prng r = {s->opt.seed ^ ((uint64_t)(uint32_t)tidx << 24) ^ 0x7470};
+  uint32_t tag = (uint32_t)tidx | UINT32_C(0x80000000);
+  for (size_t i = 0; i < len; ++i) {
+    uint64_t v = i < 4 ? tag >> (8 * i) : prng_next(&r);
+    out[i] = (uint8_t)v;
+  }
+}
+
+static size_t topic_attrs(const tpmsg *m, tern_attr *a, char *pbuf) {
+  size_t n = 0;
+  if (m->status >= 0) {
+    a[n].key = "status";
+    a[n++].value = statuses[m->status];
+  }
+  if (m->price >= 0) {
+    snprintf(pbuf, 8, "%d", m->price);
+    a[n].key = "price";
+    a[n++].value = pbuf;
+  }
+  if (m->region >= 0) {
+    a[n].key = "region";
+    a[n++].value = regions[m->region];
+  }
+  return n;
+}
+
+static void publish_topic(sim *s) {
+  topics *T = s->tp;
+  prng *r = &s->rng;
+  int live[NTOPICS], nl = 0;
+  for (int i = 0; i < T->ntopics; ++i) {
+    if (T->tp[i].t) {
+      live[nl++] = i;
+    }
+  }
+  if (!nl) {
+    return;
+  }
+  int ti = live[prng_below(r, (uint64_t)nl)];
+  stopic *t = &T->tp[ti];
+  tpmsg m;
+  memset(&m, 0, sizeof(m));
+  m.topic = ti;
+  m.prio = (int)prng_below(r, 3);
+  m.status = prng_pct(r, 80) ? (int8_t)prng_below(r, 3) : -1;
+  m.price = prng_pct(r, 80) ? (int16_t)prng_range(r, 0, 200) : -1;
+  m.region = prng_pct(r, 60) ? (int8_t)prng_below(r, 3) : -1;
+  tern_duration ttl = 0;
+  if (prng_pct(r, s->pct_ttl)) {
+    ttl = prng_pct(r, 40) ? SIM_MS(prng_range(r, 200, s->ttl_short))
+                          : SIM_MS(prng_range(r, s->ttl_short, s->ttl_long));
+  }
+  tern_duration life = ttl ? ttl : s->hs.default_ttl;
+  m.published = s->now;
+  m.expiry = life ? s->now + life : TERN_TSTAMP_NONE;
+  m.paylen = (uint32_t)(prng_pct(r, s->pct_big)
+                            ? prng_range(r, 1000, s->max_payload_big)
+                            : prng_range(r, 8, s->max_payload_small));
+  if (T->nm == T->mcap) {
+    T->mcap = T->mcap ? T->mcap * 2 : 256;
+    T->m = xrealloc(T->m, T->mcap * sizeof(*T->m));
+  }
+  int32_t idx = (int32_t)T->nm;
+  m.idlen = (uint8_t)snprintf((char *)m.id, sizeof(m.id), "t%d", (int)idx);
+
+  uint8_t payload[8192];
+  topic_payload(s, idx, payload, m.paylen);
+  tern_attr attrs[3];
+  char pbuf[8];
+  tern_msg_desc d;
+  memset(&d, 0, sizeof(d));
+  d.id = m.id;
+  d.idlen = m.idlen;
+  d.priority = m.prio;
+  d.ttl = ttl;
+  d.payload = payload;
+  d.payloadlen = m.paylen;
+  d.nattrs = topic_attrs(&m, attrs, pbuf);
+  d.attrs = d.nattrs ? attrs : NULL;
+  m.nattrs = (uint8_t)d.nattrs;
+  uint64_t offset = 0;
+  int rv = tern_topic_publish(t->t, &d, s->now, &offset);
+  if (t->max_bytes && m.paylen > t->max_bytes) {
+    if (rv != TERN_ERR_TOO_LARGE) {
+      sim_fail(s, 0, "tern_topic_publish of %u bytes to %s (max_bytes "
+                     "%llu) gave %d",
+               m.paylen, t->name, (unsigned long long)t->max_bytes, rv);
+    }
+    return;
+  }
+  sim_log(s, "topic publish t%d to %s prio %d ttl %.3f len %u: %s offset "
+             "%llu",
+          (int)idx, t->name, m.prio, (double)ttl / 1e9, m.paylen,
+          rv ? tern_strerror(rv) : "ok", (unsigned long long)offset);
+  ++s->res->publishes;
+  if (rv != 0) {
+    sim_fail(s, 0, "tern_topic_publish(%s): %s", t->name, tern_strerror(rv));
+    return;
+  }
+  if (offset != t->n + 1) {
+    sim_fail(s, 0, "topic %s: publish gave offset %llu, the model counts "
+                   "%zu published",
+             t->name, (unsigned long long)offset, t->n);
+  }
+  m.offset = offset;
+  m.serial = ++s->next_serial;
+  m.retained = 1;
+  for (int ci = 0; ci < s->nclients; ++ci) {
+    int k = member_sub(T, ci, ti);
+    tcopy *cp = &m.c[ci];
+    if (k < 0 || !filter_eval(&T->filters[T->subs[ci][k].filt], &m)) {
+      continue;
+    }
+    cp->state = C_PEND;
+    cp->sub = (uint8_t)k;
+    cp->sub_gen = T->subs[ci][k].gen;
+    cp->inst = s->cl[ci].inst;
+    ++m.members;
+    ++s->res->topic_copies;
+  }
+  T->m[T->nm++] = m;
+  kmap_put(&T->ids, m.id, m.idlen, idx);
+  ++s->res->topic_publishes;
+  if (t->n == t->cap) {
+    t->cap = t->cap ? t->cap * 2 : 64;
+    t->log = xrealloc(t->log, t->cap * sizeof(*t->log));
+  }
+  t->log[t->n++] = idx;
+  t->bytes += m.paylen;
+  trim(s, t);
+}
+
+/* tern_hub_publish_many: one payload to a random set of sessions, booked
+   as direct messages (check.c) that share the payload's tag. */
+static void publish_many(sim *s) {
+  prng *r = &s->rng;
+  int who[SIM_MAX_CLIENTS], n = 0;
+  for (int ci = 0; ci < s->nclients; ++ci) {
+    if (prng_pct(r, 60)) {
+      who[n++] = ci;
+    }
+  }
+  if (!n) {
+    who[n++] = (int)prng_below(r, (uint64_t)s->nclients);
+  }
+  mmsg m;
+  memset(&m, 0, sizeof(m));
+  m.prio = (int)prng_below(r, 3);
+  m.idnum = -1;
+  tern_duration ttl = 0;
+  if (prng_pct(r, s->pct_ttl)) {
+    ttl = SIM_MS(prng_range(r, 200, s->ttl_long));
+  }
+  tern_duration life = ttl ? ttl : s->hs.default_ttl;
+  m.published = s->now;
+  m.expiry = life ? s->now + life : TERN_TSTAMP_NONE;
+  m.paylen = (uint32_t)prng_range(r, 8, s->max_payload_small);
+  int32_t first = (int32_t)s->nmsgs;
+  /* one explicit id for all: "g<first>" (unique: model indices are) */
+  m.idlen = (uint8_t)snprintf((char *)m.id, sizeof(m.id), "g%d", (int)first);
+  m.group = first + 1;
+  for (int i = 0; i < n; ++i) {
+    m.client = who[i];
+    m.inst = s->cl[who[i]].inst;
+    model_add(s, &m);
+  }
+  uint8_t payload[8192];
+  model_payload(s, first, payload, m.paylen);
+  tern_key keys[SIM_MAX_CLIENTS];
+  for (int i = 0; i < n; ++i) {
+    keys[i].key = (const uint8_t *)s->cl[who[i]].key;
+    keys[i].keylen = s->cl[who[i]].keylen;
+  }
+  tern_msg_desc d;
+  memset(&d, 0, sizeof(d));
+  d.id = m.id;
+  d.idlen = m.idlen;
+  d.priority = m.prio;
+  d.ttl = ttl;
+  d.payload = payload;
+  d.payloadlen = m.paylen;
+  tern_key_result krs[SIM_MAX_CLIENTS];
+  tern_publish_result all;
+  memset(krs, 0, sizeof(krs));
+  memset(&all, 0, sizeof(all));
+  tern_ssize rv = tern_hub_publish_many(s->hub, keys, (size_t)n, &d, s->now,
+                                        krs, &all);
+  sim_log(s, "publish_many g%d to %d sessions prio %d ttl %.3f len %u: %s "
+             "(%td queued)",
+          (int)first, n, m.prio, (double)ttl / 1e9, m.paylen,
+          rv < 0 ? tern_strerror((int)rv) : "ok", rv);
+  if (rv < 0) {
+    sim_fail(s, 0, "tern_hub_publish_many: %s", tern_strerror((int)rv));
+    return;
+  }
+  ++s->res->many_publishes;
+  tern_ssize queued = 0;
+  uint32_t nevicted = 0;
+  for (int i = 0; i < n; ++i) {
+    tern_publish_result pr;
+    memset(&pr, 0, sizeof(pr));
+    memcpy(pr.id, m.id, m.idlen);
+    pr.idlen = m.idlen;
+    pr.outcome = krs[i].outcome;
+    pr.nevicted = krs[i].nevicted;
+    nevicted += krs[i].nevicted;
+    queued += krs[i].error == 0;
+    model_publish_result(s, first + i, krs[i].error, &pr);
+  }
+  if (queued != rv || all.nevicted != nevicted ||
+      all.idlen != m.idlen || memcmp(all.id, m.id, m.idlen) != 0) {
+    sim_fail(s, 0, "tern_hub_publish_many returned %td with %u evicted, its "
+                   "per-key results say %td and %u",
+             rv, all.nevicted, queued, nevicted);
+  }
+  /* The events of every key, in key order: check.c finds each one's
+     record in the group. */
+  s->publishing = first;
+  s->publish_evicted = 0;
+  sim_hub_events(s);
+  if (s->publish_evicted != nevicted) {
+    sim_fail(s, 0, "publish_many says %u evicted, %u EVICTED events came",
+             nevicted, s->publish_evicted);
+  }
+  s->publishing = -1;
+}
+
+int topics_publish(sim *s) {
+  topics *T = s->tp;
+  if (!T) {
+    return 0;
+  }
+  unsigned k = (unsigned)prng_below(&s->rng, 100);
+  if (k < T->pct_topic) {
+    publish_topic(s);
+  } else if (k < T->pct_topic + T->pct_many) {
+    publish_many(s);
+  } else {
+    return 0;
+  }
+  /* A member joining or leaving mid-broadcast: before the host writes
+     anything of this publish. */
+  if (prng_pct(&T->rng, T->pct_midcast)) {
+    change(s);
+  }
+  return 1;
+}
+
+/* ---- the hub's events --------------------------------------------------------- */
+
+static tpmsg *by_id(sim *s, const uint8_t *id, size_t idlen, int32_t *idx) {
+  topics *T = s->tp;
+  int32_t *v = kmap_find(&T->ids, id, idlen);
+  if (!v) {
+    return NULL;
+  }
+  *idx = *v;
+  return &T->m[*v];
+}
+
+int topics_hub_event(sim *s, const tern_event *ev, int client) {
+  topics *T = s->tp;
+  int32_t idx;
+  if (!T || client < 0 || !ev->msg_idlen ||
+      ev->type == TERN_EV_ACCEPTED || ev->type == TERN_EV_PERSISTED) {
+    return 0;
+  }
+  tpmsg *m = by_id(s, ev->msg_id, ev->msg_idlen, &idx);
+  if (!m) {
+    return 0;
+  }
+  tcopy *cp = &m->c[client];
+  const char *key = s->cl[client].key;
+  switch (ev->type) {
+  case TERN_EV_SENT: {
+    if (cp->state != C_PEND && cp->state != C_OUT) {
+      sim_fail(s, 1, "topic message t%d (%s offset %llu) sent to %s, whose "
+                     "copy is %s",
+               (int)idx, topic_names[m->topic],
+               (unsigned long long)m->offset, key, cstate_name(cp->state));
+      return 1;
+    }
+    if (s->now >= m->expiry) {
+      sim_fail(s, 3, "t%d sent to %s at %.6f, at or after its expiry %.6f",
+               (int)idx, key, secs(s->now), secs(m->expiry));
+    }
+    sim_link *l = ev->conn ? tern_conn_get_user_data(ev->conn) : NULL;
+    if (!l || l->client != client) {
+      sim_fail(s, 0, "SENT of t%d without its connection", (int)idx);
+      return 1;
+    }
+    if (ev->seq <= l->last_seq) {
+      sim_fail(s, 0, "seq %llu after %llu on one connection",
+               (unsigned long long)ev->seq, (unsigned long long)l->last_seq);
+    }
+    l->last_seq = ev->seq;
+    if (cp->state == C_PEND) {
+      ++m->sent;
+    }
+    cp->state = C_OUT;
+    ++cp->sends;
+    cp->last_inc = l->incarnation;
+    if (l->nsent == l->sentcap) {
+      l->sentcap = l->sentcap ? l->sentcap * 2 : 32;
+      l->sent = xrealloc(l->sent, l->sentcap * sizeof(*l->sent));
+    }
+    sent_rec *sr = &l->sent[l->nsent++];
+    sr->seq = ev->seq;
+    sr->msg = -1 - idx;
+    sr->at = s->now;
+    sr->ttl_ms = UINT64_MAX;
+    break;
+  }
+  case TERN_EV_ACKED: {
+    if (cp->state != C_OUT) {
+      sim_fail(s, 0, "ACKED for t%d of %s, whose copy is %s", (int)idx, key,
+               cstate_name(cp->state));
+      return 1;
+    }
+    uint8_t k[TERN_MAX_ID + 8];
+    memcpy(k, &cp->last_inc, 4);
+    memcpy(k + 4, m->id, m->idlen);
+    if (!kmap_find(&s->cl[client].everseen, k, 4 + (size_t)m->idlen)) {
+      sim_fail(s, 1, "t%d of %s acked but its app (#%u) never got it",
+               (int)idx, key, cp->last_inc);
+    }
+    cp->state = C_ACKED;
+    /* the receipt counts acks of members (not of ones that left) */
+    const ssub *u = &T->subs[client][cp->sub];
+    if (u->active && u->gen == cp->sub_gen) {
+      ++m->acked;
+    }
+    ++s->res->topic_acked;
+    s->last_progress = s->now;
+    break;
+  }
+  case TERN_EV_EXPIRED:
+  case TERN_EV_DEAD:
+  case TERN_EV_EVICTED:
+    if (cp->state != C_OUT && cp->state != C_PEND && cp->state != C_LEFT) {
+      sim_fail(s, 0, "%s event for t%d of %s, whose copy is %s",
+               ev->type == TERN_EV_EXPIRED ? "EXPIRED"
+               : ev->type == TERN_EV_DEAD  ? "DEAD"
+                                           : "EVICTED",
+               (int)idx, key, cstate_name(cp->state));
+      return 1;
+    }
+    if (ev->type == TERN_EV_EXPIRED && s->now < m->expiry) {
+      sim_fail(s, 0, "t%d expired at %.6f, before its expiry %.6f", (int)idx,
+               secs(s->now), secs(m->expiry));
+    }
+    if (cp->state != C_LEFT) {
+      ++s->insts[s->cl[client].inst].discards[ev->reason - 1];
+    }
+    cp->state = ev->type == TERN_EV_EXPIRED ? C_EXPIRED
+                : ev->type == TERN_EV_DEAD  ? C_DEAD
+                                            : C_EVICTED;
+    s->last_progress = s->now;
+    break;
+  case TERN_EV_COLLAPSED:
+    sim_fail(s, 0, "topic message t%d collapsed: it has no collapse key",
+             (int)idx);
+    break;
+  default:
+    break;
+  }
+  return 1;
+}
+
+void topics_session_expired(sim *s, int client) {
+  topics *T = s->tp;
+  if (!T) {
+    return;
+  }
+  for (int k = 0; k < NSUBS; ++k) {
+    T->subs[client][k].active = 0;
+  }
+  for (size_t i = 0; i < T->nm; ++i) {
+    tcopy *cp = &T->m[i].c[client];
+    if (cp->state == C_PEND || cp->state == C_OUT) {
+      cp->state = C_GONE;
+    }
+  }
+}
+
+uint32_t topics_held(const sim *s, int client, uint64_t *bytes) {
+  const topics *T = s->tp;
+  uint32_t n = 0;
+  *bytes = 0;
+  if (!T) {
+    return 0;
+  }
+  for (size_t i = 0; i < T->nm; ++i) {
+    if (T->m[i].c[client].state == C_OUT) {
+      ++n;
+      *bytes += T->m[i].paylen;
+    }
+  }
+  return n;
+}
+
+/* ---- the app's side ------------------------------------------------------------ */
+
+static int topic_intact(const sim *s, const tpmsg *m, int32_t idx,
+                        const tern_client_event *ev) {
+  if (ev->idlen != m->idlen || memcmp(ev->id, m->id, m->idlen) != 0 ||
+      ev->priority != m->prio || ev->payloadlen != m->paylen ||
+      ev->collapse_keylen || ev->content_typelen) {
+    return 0;
+  }
+  tern_attr a[3];
+  char pbuf[8];
+  size_t na = topic_attrs(m, a, pbuf);
+  if (ev->nattrs != na) {
+    return 0;
+  }
+  for (size_t i = 0; i < na; ++i) {
+    size_t kl = strlen(a[i].key), vl = strlen(a[i].value);
+    if (ev->attrs[i].keylen != kl || memcmp(ev->attrs[i].key, a[i].key, kl) ||
+        ev->attrs[i].valuelen != vl ||
+        memcmp(ev->attrs[i].value, a[i].value, vl)) {
+      return 0;
+    }
+  }
+  uint8_t want[8192];
+  topic_payload(s, idx, want, m->paylen);
+  return memcmp(ev->payload, want, m->paylen) == 0;
+}
+
+void topics_on_message(sim *s, client_slot *c, sim_link *l,
+                       const tern_client_event *ev, int32_t idx) {
+  topics *T = s->tp;
+  if (!T || (size_t)idx >= T->nm) {
+    sim_fail(s, 0, "MESSAGE with a topic payload the producers never made");
+    return;
+  }
+  tpmsg *m = &T->m[idx];
+  tcopy *cp = &m->c[c->idx];
+  sim_log(s, "app %s#%u: MESSAGE t%d (%s offset %llu) seq %llu", c->key,
+          c->incarnation, (int)idx, topic_names[m->topic],
+          (unsigned long long)m->offset, (unsigned long long)ev->seq);
+  if (!cp->sends) {
+    sim_fail(s, 1, "t%d reached app %s, which it was never sent to (copy "
+                   "%s)",
+             (int)idx, c->key, cstate_name(cp->state));
+    return;
+  }
+  if (!topic_intact(s, m, idx, ev)) {
+    sim_fail(s, 0, "t%d reached app %s altered", (int)idx, c->key);
+    return;
+  }
+  const sent_rec *r = model_find_sent(l, ev->seq);
+  if (!r || r->msg != -1 - idx) {
+    sim_fail(s, 0, "t%d reached the app with seq %llu, which the hub did "
+                   "not send it with on this connection",
+             (int)idx, (unsigned long long)ev->seq);
+    return;
+  }
+  if (m->expiry == TERN_TSTAMP_NONE) {
+    if (ev->ttl != 0) {
+      sim_fail(s, 3, "t%d never expires, but the app got ttl %llu ns",
+               (int)idx, (unsigned long long)ev->ttl);
+    }
+  } else if (ev->ttl == 0 || (r->ttl_ms != UINT64_MAX &&
+                              ev->ttl > r->ttl_ms * TERN_MILLISECONDS)) {
+    sim_fail(s, 3, "t%d: the app got ttl %llu ns, the frame carried %llu ms",
+             (int)idx, (unsigned long long)ev->ttl,
+             (unsigned long long)r->ttl_ms);
+  }
+  model_app_saw(s, c, -1 - idx, m->id, m->idlen);
+  ++cp->deliveries;
+  ++s->res->topic_delivered;
+}
+
+void topics_tap_msg(sim *s, sim_link *l, const sent_rec *r, const void *fp) {
+  const wire_frame *f = fp;
+  tpmsg *m = &s->tp->m[-1 - r->msg];
+  if (f->u.msg.idlen != m->idlen ||
+      memcmp(f->u.msg.id, m->id, m->idlen) != 0) {
+    sim_fail(s, 0, "link %u: MSG seq %llu carries another id than its SENT "
+                   "event",
+             l->id, (unsigned long long)f->u.msg.seq);
+  }
+  if (m->expiry == TERN_TSTAMP_NONE) {
+    if (f->u.msg.ttl_ms != 0) {
+      sim_fail(s, 3, "t%d never expires but went out with ttl_ms %llu",
+               -1 - r->msg, (unsigned long long)f->u.msg.ttl_ms);
+    }
+  } else {
+    tern_duration left = m->expiry - r->at;
+    tern_duration said = f->u.msg.ttl_ms * TERN_MILLISECONDS;
+    if (said < left || said >= left + TERN_MILLISECONDS) {
+      sim_fail(s, 3, "t%d sent with %.6f s to live, its frame says %llu ms",
+               -1 - r->msg, (double)left / 1e9,
+               (unsigned long long)f->u.msg.ttl_ms);
+    }
+  }
+}
+
+/* ---- checks ----------------------------------------------------------------- */
+
+void topics_check_step(sim *s) {
+  topics *T = s->tp;
+  if (!T) {
+    return;
+  }
+  /* retention by age and TTL passes with time */
+  for (int i = 0; i < NTOPICS; ++i) {
+    trim(s, &T->tp[i]);
+  }
+}
+
+int topics_drained(sim *s) {
+  topics *T = s->tp;
+  if (!T) {
+    return 1;
+  }
+  for (size_t i = 0; i < T->nm; ++i) {
+    for (int ci = 0; ci < s->nclients; ++ci) {
+      int st = T->m[i].c[ci].state;
+      if (st == C_PEND || st == C_OUT) {
+        return 0;
+      }
+    }
+  }
+  for (int ci = 0; ci < s->nclients; ++ci) {
+    const session *ss = hub_session(s, &s->cl[ci]);
+    if (ss && topic_lost_total(ss)) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static void check_receipts(sim *s) {
+  topics *T = s->tp;
+  for (int i = 0; i < NTOPICS; ++i) {
+    stopic *t = &T->tp[i];
+    if (!t->t) {
+      continue;
+    }
+    for (uint64_t off = t->first + 1; off <= t->n; ++off) {
+      const tpmsg *m = &T->m[t->log[off - 1]];
+      tern_receipt rc;
+      memset(&rc, 0, sizeof(rc));
+      int rv = tern_topic_get_receipt(t->t, off, &rc, sizeof(rc));
+      if (rv != 0) {
+        sim_fail(s, 0, "tern_topic_get_receipt(%s, %llu): %s", t->name,
+                 (unsigned long long)off, tern_strerror(rv));
+        return;
+      }
+      ++s->res->receipts_checked;
+      if (rc.offset != off || rc.subscribed != m->members ||
+          rc.sent != m->sent || rc.acked != m->acked) {
+        sim_fail(s, 0, "receipt of t%d (%s offset %llu): %llu subscribed, "
+                       "%llu sent, %llu acked; the model saw %u, %u, %u",
+                 t->log[off - 1], t->name, (unsigned long long)off,
+                 (unsigned long long)rc.subscribed,
+                 (unsigned long long)rc.sent, (unsigned long long)rc.acked,
+                 m->members, m->sent, m->acked);
+        return;
+      }
+    }
+  }
+}
+
+void topics_check_end(sim *s) {
+  topics *T = s->tp;
+  if (!T) {
+    return;
+  }
+  /* 1: nothing is left pending or out. */
+  for (size_t i = 0; i < T->nm; ++i) {
+    for (int ci = 0; ci < s->nclients; ++ci) {
+      const tcopy *cp = &T->m[i].c[ci];
+      if (cp->state == C_PEND || cp->state == C_OUT) {
+        sim_fail(s, 1, "after the quiet phase t%d (%s offset %llu) is still "
+                       "%s for %s (sent %u times)",
+                 (int)i, topic_names[T->m[i].topic],
+                 (unsigned long long)T->m[i].offset, cstate_name(cp->state),
+                 s->cl[ci].key, cp->sends);
+        return;
+      }
+    }
+  }
+  /* 4, topic form: per client and topic, copies sent once come in offset
+     order (a member has one cursor, whatever the priorities). */
+  for (int ci = 0; ci < s->nclients; ++ci) {
+    int32_t last[NTOPICS];
+    for (int i = 0; i < NTOPICS; ++i) {
+      last[i] = -1;
+    }
+    for (size_t k = 0; k < s->nlog; ++k) {
+      int32_t lm = s->log[k].msg;
+      if (lm >= 0 || s->log[k].client != ci) {
+        continue;
+      }
+      const tpmsg *m = &T->m[-1 - lm];
+      if (m->c[ci].sends != 1) {
+        continue;
+      }
+      int32_t p = last[m->topic];
+      if (p >= 0 && T->m[p].offset > m->offset) {
+        sim_fail(s, 4, "app %s got t%d (%s offset %llu) after t%d (offset "
+                       "%llu), both sent once",
+                 s->cl[ci].key, (int)(-1 - lm), topic_names[m->topic],
+                 (unsigned long long)m->offset, (int)p,
+                 (unsigned long long)T->m[p].offset);
+        return;
+      }
+      last[m->topic] = -1 - lm;
+    }
+  }
+  /* 6: what retention (by count or bytes: reason 4) and age took unsent
+     reached the apps, with what expired (reason 1; the hub may tell a
+     topic message that aged away either way). */
+  for (size_t k = 0; k < s->ninsts && !s->failed; ++k) {
+    const inst_rec *ir = &s->insts[k];
+    const session *ss = ir->ended ? NULL : hub_session(s, &s->cl[ir->client]);
+    if (ir->written[3] != ir->told[3] + ir->lost[3]) {
+      sim_fail(s, 6, "%s (session %zu): %llu retention losses written in "
+                     "DROPPED, %llu told as GAP, %llu lost",
+               s->cl[ir->client].key, k, (unsigned long long)ir->written[3],
+               (unsigned long long)ir->told[3],
+               (unsigned long long)ir->lost[3]);
+      return;
+    }
+    if (!ss) {
+      continue;
+    }
+    uint64_t held = ss->dropped[0] + topic_lost_total(ss);
+    for (const conn *cc = ss->conns; cc; cc = cc->session_next) {
+      held += cc->aux ? cc->aux->told[0] : 0;
+    }
+    uint64_t want = ir->discards[0] + ir->discards[3] + ir->tdiscards[0] +
+                    ir->tdiscards[1] + ir->carried[0] + ir->carried[3];
+    if (ir->told[0] + ir->told[3] + held < want) {
+      sim_fail(s, 6, "%s (session %zu): %llu expired, %llu aged and %llu "
+                     "retention losses of topic messages, but only %llu "
+                     "told as GAP (reasons 1 and 4) and %llu still to tell",
+               s->cl[ir->client].key, k, (unsigned long long)ir->discards[0],
+               (unsigned long long)ir->tdiscards[0],
+               (unsigned long long)ir->tdiscards[1],
+               (unsigned long long)(ir->told[0] + ir->told[3]),
+               (unsigned long long)held);
+      return;
+    }
+  }
+  if (!s->failed) {
+    check_receipts(s);
+  }
+}
+
+void topics_teardown(sim *s) {
+  topics *T = s->tp;
+  if (!T || !s->hub) {
+    return;
+  }
+  for (int i = 0; i < NTOPICS; ++i) {
+    stopic *t = &T->tp[i];
+    if (t->t) {
+      tern_topic_del(t->t);
+      t->t = NULL;
+    }
+  }
+}
