@@ -11,8 +11,8 @@
  * to it (sessions, connections) may be used by one thread at a time; so may
  * each tern_client.  Distinct hubs and clients are independent.  The
  * functions that take no object (tern_strerror, tern_version,
- * tern_version_info, the *_default functions) may be called from any
- * thread.
+ * tern_version_info, the *_default functions, tern_topic_pattern_check,
+ * tern_filter_check) may be called from any thread.
  *
  * The overview is tern(3); the wire format is tern-protocol(7).
  */
@@ -219,8 +219,10 @@ typedef struct tern_mem {
 #define TERN_SETTINGS_V1 1
 /* TERN_SETTINGS_V2 adds |max_pool_bytes|. */
 #define TERN_SETTINGS_V2 2
+/* TERN_SETTINGS_V3 adds |topic_rate| and |topic_burst|. */
+#define TERN_SETTINGS_V3 3
 /* TERN_SETTINGS_VERSION is the layout of tern_settings in this header. */
-#define TERN_SETTINGS_VERSION TERN_SETTINGS_V2
+#define TERN_SETTINGS_VERSION TERN_SETTINGS_V3
 
 /*
  * tern_priority is a message's priority.  On the wire, a connection always
@@ -336,6 +338,16 @@ typedef struct tern_settings {
      1 MiB.  0 turns the pool off: each message is an allocation of its own
      (what a tool tracing allocations, such as a sanitizer, needs). */
   size_t max_pool_bytes;
+  /* topic_rate (layout V3) paces topic fan-out: at most this many topic
+     messages per second are written, over all connections of the hub, in
+     a token bucket of |topic_burst| tokens.  When the bucket is empty,
+     topic messages wait (tern_hub_get_expiry reports when it refills);
+     direct messages never wait.  0 (default) does not pace. */
+  uint32_t topic_rate;
+  /* topic_burst (layout V3) is the size of that bucket: how many topic
+     messages may go out at once after a quiet spell.  0 takes topic_rate
+     (one second's worth).  Unused while topic_rate is 0. */
+  uint32_t topic_burst;
 } tern_settings;
 
 /*
@@ -371,6 +383,52 @@ TERN_EXTERN void tern_settings_default(tern_settings *s);
 #define TERN_MAX_ATTR_VALUE 256
 /* TERN_MAX_CONTENT_TYPE is the longest content type, in bytes. */
 #define TERN_MAX_CONTENT_TYPE 128
+/* TERN_MAX_TOPIC is the longest topic name or topic pattern, in bytes
+   (tern_topic_pattern_check). */
+#define TERN_MAX_TOPIC 255
+/* TERN_MAX_FILTER is the longest filter text, in bytes, both as given and
+   in its canonical form (tern_filter_check, tern-filter(7)). */
+#define TERN_MAX_FILTER 1024
+
+/* ---- topics: names, patterns and filters -------------------------------- */
+
+/*
+ * A topic name is 1..TERN_MAX_TOPIC bytes of segments separated by '.',
+ * every segment non-empty, every byte printable ASCII (0x21..0x7e) other
+ * than '*' and '#': "trade.usd.nyse".  A topic pattern is written like a
+ * name, except that a whole segment may be "*" (exactly one segment) or
+ * "#" (zero or more segments, anywhere in the pattern): "trade.*",
+ * "order.#", "#.error".  tern-filter(7) has the full rules.
+ *
+ * tern_topic_pattern_check validates the |len| bytes at |pattern| (need
+ * not be NUL-terminated) as a topic pattern; a topic name is a pattern
+ * without wildcards, so this checks names too.  It lets a host validate
+ * user input before subscribing.  Returns 0 or TERN_ERR_INVALID (NULL
+ * |pattern| with |len| > 0, an empty pattern, a longer one than
+ * TERN_MAX_TOPIC, an empty segment, a byte outside 0x21..0x7e, a '*' or
+ * '#' that is not a whole segment); on TERN_ERR_INVALID, *|errpos| (when
+ * |errpos| is not NULL) is the byte offset of the first bad byte (|len|
+ * for a pattern that ends in '.', TERN_MAX_TOPIC for one that is too
+ * long).  Uses no hub, allocates nothing; any thread.
+ */
+TERN_EXTERN int tern_topic_pattern_check(const char *pattern, size_t len,
+                                         size_t *errpos);
+
+/*
+ * tern_filter_check validates the |len| bytes at |text| (need not be
+ * NUL-terminated) as a filter: a predicate over message attributes such
+ * as "status in (ItemAdd, ItemUpdate) and price > 100", in the language
+ * of tern-filter(7).  It lets a host validate user input (a subscription
+ * coming over HTTP, say) before subscribing.  Returns 0,
+ * TERN_ERR_INVALID (a syntax error, or NULL |text| with |len| > 0) or
+ * TERN_ERR_TOO_LARGE (a limit of tern-filter(7): TERN_MAX_FILTER bytes,
+ * nesting, number of terms or values, length of a name or value).  On
+ * either error, *|errpos| is the byte offset of the error and *|msg| a
+ * static English message such as "expected ')'", each when not NULL.
+ * Uses no hub, allocates nothing; any thread.
+ */
+TERN_EXTERN int tern_filter_check(const char *text, size_t len,
+                                  size_t *errpos, const char **msg);
 
 /* ---- hub ---------------------------------------------------------------- */
 
@@ -486,6 +544,11 @@ typedef struct tern_stats {
   uint64_t inflight;
   /* counters again (appended) */
   uint64_t store_batches;   /* batches handed to the store                  */
+  /* topic gauges (appended in 0.3) */
+  uint64_t topics;          /* topics                                       */
+  uint64_t members;         /* subscriptions of a session to a topic        */
+  uint64_t topic_messages;  /* messages retained in topic logs              */
+  uint64_t topic_bytes;     /* their payload bytes (each stored once)       */
 } tern_stats;
 
 /*
@@ -627,6 +690,242 @@ TERN_EXTERN int tern_hub_publish(tern_hub *hub, const uint8_t *key,
   tern_hub_publish_versioned((hub), (key), (keylen), TERN_MSG_DESC_VERSION, \
                              (desc), (now), TERN_PUBLISH_RESULT_VERSION,   \
                              (result))
+
+/*
+ * tern_key names one session by its key (1..TERN_MAX_SESSION_KEY bytes),
+ * in the arrays of tern_hub_publish_many.  Frozen: it never changes.
+ */
+typedef struct tern_key {
+  const uint8_t *key;
+  size_t keylen;
+} tern_key;
+
+/*
+ * tern_key_result is the outcome of tern_hub_publish_many for one key.
+ * Frozen: it never changes.
+ */
+typedef struct tern_key_result {
+  /* error is 0 when the message was queued for the session, else what
+     tern_hub_publish would have returned for it alone:
+     TERN_ERR_INVALID or TERN_ERR_TOO_LARGE (a bad key),
+     TERN_ERR_DUPLICATE, TERN_ERR_FULL, TERN_ERR_LIMIT or TERN_ERR_NOMEM. */
+  int32_t error;
+  /* outcome is a set of TERN_PUBLISH_* bits, as in tern_publish_result. */
+  uint32_t outcome;
+  /* nevicted counts the messages evicted from this session. */
+  uint32_t nevicted;
+} tern_key_result;
+
+/*
+ * tern_hub_publish_many queues one message for each of the |nkeys|
+ * sessions named by |keys|, creating the sessions that do not exist yet.
+ * The payload and the rest of the encoded message are stored once and
+ * shared by every session (reference-counted), so a 1 MiB message to
+ * 10,000 sessions costs about 1 MiB plus a small record per session.
+ * Every session gets the same message id: |desc|'s, or one generated id,
+ * written to *|result| (when not NULL, layout |result_version|; its
+ * outcome is the union of the per-key outcomes and nevicted their sum).
+ * Dedup, collapse keys and the overflow rules apply per session, as for
+ * tern_hub_publish; |results| (NULL, or an array of |nkeys|) tells each
+ * key's outcome.  A key listed twice is a duplicate the second time when
+ * the message has an id and dedup is on, otherwise it gets two copies.
+ * |desc| and the keys are copied.  Call it through the
+ * tern_hub_publish_many macro.
+ *
+ * Returns the number of sessions the message was queued for (0 to
+ * |nkeys|), or, before anything changed, TERN_ERR_INVALID (NULL hub,
+ * desc or keys with nkeys > 0, a bad descriptor, an unknown layout),
+ * TERN_ERR_TOO_LARGE (a field of |desc| over its limit) or
+ * TERN_ERR_NOMEM (the shared payload).
+ */
+TERN_EXTERN tern_ssize tern_hub_publish_many_versioned(
+    tern_hub *hub, const tern_key *keys, size_t nkeys, uint32_t desc_version,
+    const tern_msg_desc *desc, tern_tstamp now, tern_key_result *results,
+    uint32_t result_version, tern_publish_result *result);
+#define tern_hub_publish_many(hub, keys, nkeys, desc, now, results, result) \
+  tern_hub_publish_many_versioned((hub), (keys), (nkeys),                   \
+                                  TERN_MSG_DESC_VERSION, (desc), (now),     \
+                                  (results), TERN_PUBLISH_RESULT_VERSION,   \
+                                  (result))
+
+/* ---- topics ------------------------------------------------------------- */
+
+/*
+ * tern_topic is a store-once log for fan-out.  A message published to a
+ * topic is kept once, with an offset (1, 2, ... per topic), and every
+ * subscribed session (a "member") keeps a cursor into the log: an offline
+ * member costs a cursor, not a copy.  A topic message is merged into each
+ * member's stream by priority, then publish order, and gets the member's
+ * seq only when it is sent; the member's acks advance its cursor.  When
+ * the topic's retention (count, bytes, age) or the message's own TTL
+ * discards messages a member was not sent yet, the member's next frames
+ * include DROPPED(count, TERN_DROP_RETENTION) with the exact count of the
+ * ones it lost (those its filter matched).
+ */
+typedef struct tern_topic tern_topic;
+
+/* TERN_TOPIC_OPTIONS_V1 is the layout of tern_topic_options in 0.3. */
+#define TERN_TOPIC_OPTIONS_V1 1
+/* TERN_TOPIC_OPTIONS_VERSION is its layout in this header. */
+#define TERN_TOPIC_OPTIONS_VERSION TERN_TOPIC_OPTIONS_V1
+
+/*
+ * tern_topic_options configures a topic.  Fill it with
+ * tern_topic_options_default, then change what you need.
+ */
+typedef struct tern_topic_options {
+  /* version is set by tern_topic_options_default. */
+  uint32_t version;
+  /* max_messages bounds the messages the log keeps; the oldest go first.
+     10000; 0 is unlimited. */
+  uint32_t max_messages;
+  /* max_bytes bounds the payload bytes the log keeps.  64 MiB; 0 is
+     unlimited. */
+  uint64_t max_bytes;
+  /* max_age: a message is discarded this long after its publish.  0
+     (default) keeps it until count, bytes or its own TTL discard it. */
+  tern_duration max_age;
+  /* rate and burst pace this topic's sends (messages per second, bucket
+     size), on top of the hub's topic_rate.  0 (default): not paced. */
+  uint32_t rate;
+  uint32_t burst;
+} tern_topic_options;
+
+/*
+ * tern_topic_options_default_versioned fills the fields of layout
+ * |version| of |o| with the defaults above and sets o->version; an
+ * unknown |version| sets o->version to 0 only, which
+ * tern_hub_create_topic refuses.  |o| must not be NULL.  Any thread.
+ * Call it through the tern_topic_options_default macro.
+ */
+TERN_EXTERN void tern_topic_options_default_versioned(uint32_t version,
+                                                      tern_topic_options *o);
+#define tern_topic_options_default(o) \
+  tern_topic_options_default_versioned(TERN_TOPIC_OPTIONS_VERSION, (o))
+
+/*
+ * tern_hub_create_topic creates the topic |name| (a topic name, see
+ * tern_topic_pattern_check; NUL-terminated) with options |opts| (NULL:
+ * the defaults; copied).  Sessions whose pattern subscriptions
+ * (tern_hub_subscribe) match the name become members at once, their
+ * cursors at the (empty) log's end.  *|ptopic| (when not NULL) gets the
+ * topic, valid until tern_topic_del or tern_hub_del.  Returns 0,
+ * TERN_ERR_INVALID (NULL hub or name, a bad name, unknown options
+ * layout), TERN_ERR_DUPLICATE (a topic of that name exists; *|ptopic|
+ * gets it) or TERN_ERR_NOMEM (nothing changed).
+ */
+TERN_EXTERN int tern_hub_create_topic(tern_hub *hub, const char *name,
+                                      const tern_topic_options *opts,
+                                      tern_tstamp now, tern_topic **ptopic);
+
+/* tern_hub_find_topic returns the topic |name|, or NULL. */
+TERN_EXTERN tern_topic *tern_hub_find_topic(tern_hub *hub, const char *name);
+
+/*
+ * tern_topic_del deletes |topic|, its log and its members.  Messages of
+ * the topic already sent and not yet acked stay in flight (their payload
+ * lives until the last of them is acked or dropped); the others are not
+ * sent.  Pattern subscriptions stay, and match a topic created again
+ * under the name.  NULL does nothing.
+ */
+TERN_EXTERN void tern_topic_del(tern_topic *topic);
+
+/*
+ * tern_topic_publish_versioned appends a message to |topic|'s log: stored
+ * once, shared by reference with every member it is sent to.  |desc| is
+ * read in layout |desc_version| and copied; its collapse key is carried
+ * to receivers but does not collapse topic messages, and TERN_MSG_SYNC is
+ * not supported (TERN_ERR_INVALID).  Members whose filter does not match
+ * the message's attrs skip it.  *|offset| (when not NULL) gets the
+ * message's offset.  Retention is applied first: the oldest messages
+ * over the topic's limits are discarded.  Call it through the
+ * tern_topic_publish macro.  Returns 0, TERN_ERR_INVALID,
+ * TERN_ERR_TOO_LARGE (a field, or a payload over max_bytes) or
+ * TERN_ERR_NOMEM (nothing changed).
+ */
+TERN_EXTERN int tern_topic_publish_versioned(tern_topic *topic,
+                                             uint32_t desc_version,
+                                             const tern_msg_desc *desc,
+                                             tern_tstamp now,
+                                             uint64_t *offset);
+#define tern_topic_publish(topic, desc, now, offset)                      \
+  tern_topic_publish_versioned((topic), TERN_MSG_DESC_VERSION, (desc),    \
+                               (now), (offset))
+
+/*
+ * tern_hub_subscribe subscribes the session |key| (created when it does
+ * not exist) to the topics matching |pattern| (NUL-terminated; a topic
+ * name, or a pattern with "*" and "#" segments), with an optional
+ * |filter| (NULL or a filter text of tern-filter(7), compiled once;
+ * members of one topic with equal filters share it, so a message is
+ * matched once per distinct filter).  An exact name needs the topic to
+ * exist; a wildcard pattern also subscribes to topics created later.
+ * Each new member starts at the end of its topic's log: it gets only
+ * messages published after this call.  Subscribing again with the same
+ * pattern replaces the filter (the cursors stay).  Returns the number of
+ * topics joined now (>= 0), TERN_ERR_INVALID (NULL arguments, a bad key,
+ * pattern or filter: *|errpos| (when not NULL) gets the byte offset of a
+ * bad pattern's or filter's error), TERN_ERR_NOT_FOUND (an exact name
+ * that is no topic), TERN_ERR_LIMIT (max_sessions, or more than 64
+ * distinct filters on a topic) or TERN_ERR_NOMEM (nothing changed).
+ */
+TERN_EXTERN tern_ssize tern_hub_subscribe(tern_hub *hub, const uint8_t *key,
+                                          size_t keylen, const char *pattern,
+                                          const char *filter, tern_tstamp now,
+                                          size_t *errpos);
+
+/*
+ * tern_hub_unsubscribe ends the subscription of session |key| made with
+ * |pattern| (the same text given to tern_hub_subscribe), and its members
+ * on the topics it matched.  Messages of those topics not yet sent to the
+ * session are not sent; those in flight are still delivered and acked,
+ * but no longer move a cursor.  Returns the number of members removed,
+ * TERN_ERR_INVALID or TERN_ERR_NOT_FOUND (no such session or
+ * subscription).
+ */
+TERN_EXTERN tern_ssize tern_hub_unsubscribe(tern_hub *hub, const uint8_t *key,
+                                            size_t keylen,
+                                            const char *pattern);
+
+/*
+ * tern_receipt is a topic message's read receipt.  The library writes
+ * the caller's sizeof (fields are only ever appended).
+ */
+typedef struct tern_receipt {
+  uint64_t offset;     /* the message's offset                            */
+  uint64_t subscribed; /* members whose filter matched it when published  */
+  uint64_t sent;       /* of those, members it was sent to at least once  */
+  uint64_t acked;      /* members that acked it                           */
+} tern_receipt;
+
+/*
+ * tern_topic_get_receipt fills *|receipt| (|size| bytes, pass
+ * sizeof(tern_receipt)) for the message at |offset| of |topic|, while the
+ * log retains it.  Constant time, whatever the number of members.
+ * Returns 0, TERN_ERR_INVALID (NULL arguments) or TERN_ERR_NOT_FOUND (no
+ * such offset, or retention discarded it).
+ */
+TERN_EXTERN int tern_topic_get_receipt(const tern_topic *topic,
+                                       uint64_t offset,
+                                       tern_receipt *receipt, size_t size);
+
+/*
+ * tern_topic_info describes a topic; the library writes the caller's
+ * sizeof.  |name| is valid while the topic is.
+ */
+typedef struct tern_topic_info {
+  const char *name;
+  uint64_t first_offset; /* oldest retained message; end if none          */
+  uint64_t end_offset;   /* the offset the next message will get          */
+  uint64_t messages;     /* retained                                      */
+  uint64_t bytes;        /* their payload bytes                           */
+  uint64_t members;
+} tern_topic_info;
+
+/* tern_topic_get_info fills *|info| (|size| bytes); NULL topic gives
+   zeros. */
+TERN_EXTERN void tern_topic_get_info(const tern_topic *topic,
+                                     tern_topic_info *info, size_t size);
 
 /* ---- sessions ----------------------------------------------------------- */
 
@@ -928,7 +1227,9 @@ TERN_EXTERN int tern_hub_next_event(tern_hub *hub, tern_event *ev);
 typedef enum tern_drop_reason {
   TERN_DROP_EXPIRED = 1,  /* their TTL passed                           */
   TERN_DROP_OVERFLOW = 2, /* evicted or refused by a full queue         */
-  TERN_DROP_DEAD = 3      /* sent max_deliver times without an ack      */
+  TERN_DROP_DEAD = 3,     /* sent max_deliver times without an ack      */
+  TERN_DROP_RETENTION = 4 /* a topic's retention passed its subscription's
+                             cursor before they were sent (0.3)         */
 } tern_drop_reason;
 
 /* ==== persistence: tern_store ============================================ */

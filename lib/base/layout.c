@@ -10,6 +10,8 @@ size_t layout_settings(uint32_t version) {
     return END(tern_settings, hello_accept);
   case TERN_SETTINGS_V2:
     return END(tern_settings, max_pool_bytes);
+  case TERN_SETTINGS_V3:
+    return END(tern_settings, topic_burst);
   default:
     return 0;
   }
@@ -79,6 +81,15 @@ size_t layout_store_file_options(uint32_t version) {
     return END(tern_store_file_options, compact_garbage);
   case TERN_STORE_FILE_OPTIONS_V2:
     return END(tern_store_file_options, sync_thread);
+  default:
+    return 0;
+  }
+}
+
+size_t layout_topic_options(uint32_t version) {
+  switch (version) {
+  case TERN_TOPIC_OPTIONS_V1:
+    return END(tern_topic_options, burst);
   default:
     return 0;
   }

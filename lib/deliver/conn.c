@@ -13,6 +13,7 @@
 #include "base/layout.h"
 #include "base/mem.h"
 #include "deliver/hub.h"
+#include "deliver/topic.h"
 
 #define MS(d) ((tern_duration)(d) * TERN_MILLISECONDS)
 
@@ -27,6 +28,7 @@ static int aux_get(tern_hub *hub, conn *c) {
     c->aux->wctllen = c->aux->wctloff = 0;
     c->aux->hello_waiting = 0;
     c->aux->told[0] = c->aux->told[1] = c->aux->told[2] = 0;
+    c->aux->told_retention = 0;
     c->aux->told_seq = 0;
   }
   return 0;
@@ -36,7 +38,7 @@ static int aux_get(tern_hub *hub, conn *c) {
 static void aux_trim(tern_hub *hub, conn *c) {
   conn_aux *a = c->aux;
   if (a && a->rlen == 0 && !a->wmsg && !a->wctllen && !a->hello_waiting &&
-      !(a->told[0] | a->told[1] | a->told[2])) {
+      !(a->told[0] | a->told[1] | a->told[2] | a->told_retention)) {
     mem_free(&hub->mem, a);
     c->aux = NULL;
   }
@@ -305,13 +307,16 @@ static int on_ack(conn *c, uint64_t seq) {
   }
   if (c->inflight && c->inflight->seq <= seq) {
     conn_ack(c->hub, c, seq);
-    if (c->session->npending) {
+    if (c->session->npending ||
+        (c->session->members && topic_has_output(c->hub, c->session))) {
       hub_mark_ready(c->hub, c);
     }
   }
   conn_aux *a = c->aux;
-  if (a && seq >= a->told_seq && (a->told[0] | a->told[1] | a->told[2])) {
-    a->told[0] = a->told[1] = a->told[2] = 0; /* the notices arrived */
+  if (a && seq >= a->told_seq &&
+      (a->told[0] | a->told[1] | a->told[2] | a->told_retention)) {
+    /* the notices arrived */
+    a->told[0] = a->told[1] = a->told[2] = a->told_retention = 0;
     aux_trim(c->hub, c);
     if (c->hub->persist) {
       persist_drops(c->hub, c->session); /* a restart need not tell them */
@@ -523,7 +528,7 @@ static int put_partial(tern_hub *hub, conn *c, out *o) {
       size_t off = a->woff - a->wheadlen;
       n = a->wmsg->taillen - off;
       n = n < room ? n : room;
-      memcpy(o->p, a->wmsg->tail + off, n);
+      memcpy(o->p, msg_tail(a->wmsg) + off, n);
     }
     o->p += n;
     a->woff += n;
@@ -601,6 +606,21 @@ static int put_dropped(tern_hub *hub, conn *c, out *o) {
       ++hub->stats.dropped_notices;
     }
   }
+  uint32_t lost = s->members ? topic_lost_total(s) : 0;
+  if (lost) {
+    wire_frame f;
+    f.type = WIRE_DROPPED;
+    f.u.dropped.count = lost;
+    f.u.dropped.reason = TERN_DROP_RETENTION;
+    if (!put_frame(hub, c, o, &f)) {
+      aux_trim(hub, c);
+      return 0;
+    }
+    c->aux->told_retention += lost;
+    c->aux->told_seq = s->next_seq;
+    topic_lost_told(s);
+    ++hub->stats.dropped_notices;
+  }
   return 1;
 }
 
@@ -617,8 +637,17 @@ static msg *peek_pending(const session *s) {
    TERN_ERR_NOMEM (a partial frame needed the aux block).  The settings the
    loop reads are copied to locals first: every byte it stores could alias
    them, so the compiler would load them again for each message. */
-static int put_messages(tern_hub *hub, conn *c, out *o, uint8_t *start,
-                        tern_tstamp now) {
+#if defined(__GNUC__)
+#define ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define ALWAYS_INLINE inline
+#endif
+/* |topics|: the session has members, whose next topic messages merge with
+   its pending ones (a constant in each of the two copies below, so that a
+   session without subscriptions pays nothing for them). */
+static ALWAYS_INLINE int put_messages_of(tern_hub *hub, conn *c, out *o,
+                                         uint8_t *start, tern_tstamp now,
+                                         const int topics) {
   session *s = c->session;
   const uint32_t window = hub->set.inflight_window;
   const tern_duration ack_timeout = hub->set.ack_timeout;
@@ -630,7 +659,11 @@ static int put_messages(tern_hub *hub, conn *c, out *o, uint8_t *start,
      before the next MSG, so a receiver hears of a loss in order.  Inside
      the loop only an expiry found there adds a loss, so the check runs
      here and after such an expiry, not once per message. */
-  if (session_has_drops(s) && !put_dropped(hub, c, o)) {
+  if (topics) {
+    topic_refresh(hub, s, now);
+  }
+  if ((session_has_drops(s) || (topics && topic_lost_total(s))) &&
+      !put_dropped(hub, c, o)) {
     return 0;
   }
   for (;;) {
@@ -638,6 +671,14 @@ static int put_messages(tern_hub *hub, conn *c, out *o, uint8_t *start,
       break;
     }
     msg *m = peek_pending(s);
+    if (topics) {
+      int nomem = 0;
+      m = topic_next(hub, s, m, now, &nomem);
+      if (nomem) {
+        rv = TERN_ERR_NOMEM;
+        break;
+      }
+    }
     if (!m) {
       break;
     }
@@ -660,7 +701,7 @@ static int put_messages(tern_hub *hub, conn *c, out *o, uint8_t *start,
       /* The common case: encode the head in place, then the tail. */
       size_t headlen = wire_msg_head_encode(o->p, s->next_seq, ttl_ms,
                                             m->taillen);
-      memcpy(o->p + headlen, m->tail, m->taillen);
+      memcpy(o->p + headlen, msg_tail(m), m->taillen);
       o->p += headlen + m->taillen;
     } else {
       uint8_t head[WIRE_MSG_HEAD_MAX];
@@ -669,7 +710,7 @@ static int put_messages(tern_hub *hub, conn *c, out *o, uint8_t *start,
       size_t total = headlen + m->taillen;
       if (total <= room) {
         memcpy(o->p, head, headlen);
-        memcpy(o->p + headlen, m->tail, m->taillen);
+        memcpy(o->p + headlen, msg_tail(m), m->taillen);
         o->p += total;
       } else if (o->p == start && room > 0) {
         if (aux_get(hub, c) != 0) {
@@ -717,6 +758,14 @@ static int put_messages(tern_hub *hub, conn *c, out *o, uint8_t *start,
   return rv;
 }
 
+static int put_messages(tern_hub *hub, conn *c, out *o, uint8_t *start,
+                        tern_tstamp now) {
+  if (c->session->members) {
+    return put_messages_of(hub, c, o, start, now, 1);
+  }
+  return put_messages_of(hub, c, o, start, now, 0);
+}
+
 /* Something to write: a frame in progress, a control frame, a DROPPED
    notice, or a pending message the window lets out. */
 static inline int wants_write(const conn *c) {
@@ -730,8 +779,13 @@ static inline int wants_write(const conn *c) {
   if (c->state != CONN_OPEN || !s) {
     return 0;
   }
-  return session_has_drops(s) ||
-         (s->npending && c->ninflight < c->hub->set.inflight_window);
+  if (session_has_drops(s)) {
+    return 1;
+  }
+  if (c->ninflight >= c->hub->set.inflight_window) {
+    return s->members && topic_lost_total(s) != 0;
+  }
+  return s->npending || (s->members && topic_has_output(c->hub, s));
 }
 
 int tern_conn_want_write(const tern_conn *tc) {

@@ -8,6 +8,7 @@
 #include "base/layout.h"
 #include "base/mem.h"
 #include "deliver/hub.h"
+#include "deliver/topic.h"
 
 /* The defaults of every field this library knows. */
 static void settings_defaults(tern_settings *s) {
@@ -34,6 +35,8 @@ static void settings_defaults(tern_settings *s) {
   s->trace = 0;
   s->hello_accept = 0;
   s->max_pool_bytes = 1024 * 1024;
+  s->topic_rate = 0;
+  s->topic_burst = 0;
 }
 
 void tern_settings_default_versioned(uint32_t version, tern_settings *s) {
@@ -107,10 +110,13 @@ int tern_hub_new(tern_hub **phub, const tern_settings *s, const tern_mem *mem) {
   if (hmap_init(&hub->sessions, mem, 1024) != 0 ||
       hmap_init(&hub->collapse_index, mem, 64) != 0 ||
       hmap_init(&hub->dedup_index, mem, 64) != 0 ||
+      hmap_init(&hub->topics, mem, 16) != 0 ||
       heap_reserve(&hub->timers, mem, 64) != 0) {
     tern_hub_del(hub);
     return TERN_ERR_NOMEM;
   }
+  hub->topic_tokens = s->topic_burst ? s->topic_burst : s->topic_rate;
+  hub->topic_refill = TERN_TSTAMP_NONE;
   uint64_t seed = s->seed ? s->seed : (uint64_t)(uintptr_t)hub;
   rng_seed(&hub->rand, seed);
   hub->hash_key[0] = rng_next(&hub->rand);
@@ -162,6 +168,7 @@ void tern_hub_del(tern_hub *hub) {
       }
     }
   }
+  topic_hub_free(hub);
   while (hub->dedup_head) {
     dedup *e = hub->dedup_head;
     hub->dedup_head = e->fifo_next;
@@ -199,6 +206,9 @@ tern_tstamp tern_hub_get_expiry(const tern_hub *hub) {
   if (hub->dedup_head && hub->dedup_head->expires < t) {
     t = hub->dedup_head->expires;
   }
+  if (hub->topic_refill < t) {
+    t = hub->topic_refill;
+  }
   if (persist_pending(hub)) {
     t = 0; /* a batch waits: flush now */
   }
@@ -226,6 +236,9 @@ int tern_hub_handle_expiry(tern_hub *hub, tern_tstamp now) {
     }
   }
   dedup_expire(hub, now);
+  if (hub->topic_refill <= now) {
+    topic_pace_expiry(hub, now);
+  }
   tern_hub_flush(hub);
   return rv;
 }

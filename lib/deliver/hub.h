@@ -12,6 +12,7 @@
 #ifndef TERN_DELIVER_HUB_H
 #define TERN_DELIVER_HUB_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -25,6 +26,9 @@ typedef struct session session;
 typedef struct persist persist;
 typedef struct conn conn;
 typedef struct msg msg;
+typedef struct member member;
+typedef struct psub psub;
+typedef struct topic topic;
 
 /* timer.kind */
 enum { TIMER_SESSION = 2, TIMER_CONN = 3 };
@@ -35,7 +39,11 @@ enum {
   MSG_SUPERSEDED = 0x2, /* a newer message with its collapse key exists   */
   MSG_GONE = 0x4,       /* left its session; only a partial write holds it */
   MSG_STORED = 0x8,     /* a store record holds it                         */
-  MSG_COOKIE = 0x10     /* a nonzero host cookie follows the tail          */
+  MSG_COOKIE = 0x10,    /* a nonzero host cookie follows the tail          */
+  MSG_SHARED = 0x20,    /* the tail area holds a msg_ref to a shared
+                           payload instead of the bytes (topic.h)      */
+  MSG_TOPIC = 0x40      /* a per-send message of a topic member: its
+                           msg_ref names the member and offset         */
 };
 
 /*
@@ -68,6 +76,45 @@ struct msg {
                                 msg_alloc, and kept while the block is free */
   uint8_t tail[];
 };
+
+/*
+ * A message's wire tail (flags, id, collapse key, content type, attrs,
+ * payload), stored once and shared by reference: by the messages of a
+ * tern_hub_publish_many and by a topic's log and its per-send messages.
+ */
+typedef struct spayload {
+  uint32_t refs;
+  uint32_t taillen;
+  uint32_t payloadlen;
+  uint8_t idlen, id_off;   /* as in struct msg                            */
+  uint8_t cklen, ck_off;
+  uint64_t serial;         /* the hub serial of its publish: the key its
+                              store record will have                    */
+  uint8_t tail[];
+} spayload;
+
+/*
+ * What the tail area of a MSG_SHARED message holds instead of the bytes
+ * (at MSG_REF_OFF, for alignment).  A MSG_TOPIC message (a member's
+ * per-send message) also names its member and offset, and links into the
+ * member's list of outstanding messages.  A host cookie follows it.
+ */
+typedef struct msg_ref {
+  spayload *pl;
+  member *mb;              /* MSG_TOPIC: NULL once the member is gone      */
+  uint64_t offset;         /* MSG_TOPIC: its offset in the topic           */
+  msg *mprev, *mnext;      /* MSG_TOPIC: the member's outstanding list,
+                              circular, in offset order                  */
+} msg_ref;
+#define MSG_REF_OFF \
+  (((offsetof(msg, tail) + 7) & ~(size_t)7) - offsetof(msg, tail))
+static inline msg_ref *msg_ref_of(const msg *m) {
+  return (msg_ref *)(void *)((uint8_t *)(uintptr_t)m->tail + MSG_REF_OFF);
+}
+/* msg_tail: the wire tail of |m|, its own or the shared one. */
+static inline const uint8_t *msg_tail(const msg *m) {
+  return (m->flags & MSG_SHARED) ? msg_ref_of(m)->pl->tail : m->tail;
+}
 
 /*
  * The message pool.  Messages up to MSG_POOL_MAX_BLOCK bytes (header and
@@ -140,6 +187,9 @@ struct session {
   timer timer;
   tern_tstamp ttl_at;      /* session expiry; NONE while connected          */
   tern_tstamp msg_due;
+  member *members;         /* its topic subscriptions (topic.h); a session
+                              without any pays one pointer test per write */
+  psub *psubs;             /* its wildcard pattern subscriptions            */
   uint8_t key[];
 };
 
@@ -184,6 +234,7 @@ typedef struct conn_aux {
      connection dies first, they go back to the session to be told again.
      So a receiver may hear of a loss twice, never not at all. */
   uint32_t told[3];
+  uint32_t told_retention; /* TERN_DROP_RETENTION: the members' losses    */
   uint64_t told_seq;
   /* HELLO waiting for tern_conn_accept */
   int hello_waiting;
@@ -295,6 +346,16 @@ struct tern_hub {
   int wall_set;
   tern_tstamp wall_mono;
   uint64_t wall_real;
+  /* topics (topic.c) */
+  hmap topics;             /* by name                                        */
+  topic *topic_list;       /* every topic                                    */
+  psub *psubs;             /* every wildcard pattern subscription            */
+  struct ifilter *filters; /* interned filters                               */
+  member *member_free;     /* the member pool's free list                    */
+  void *member_chunks;     /* the pool's blocks, linked through their start  */
+  uint32_t topic_tokens;   /* pacing (set.topic_rate): tokens at tokens_at   */
+  tern_tstamp topic_tokens_at;
+  tern_tstamp topic_refill; /* when a paced send may go; NONE: none waits   */
   tern_stats stats;
 };
 
@@ -379,10 +440,12 @@ static inline msg *msg_alloc(tern_hub *hub, size_t size) {
 }
 /* msg_unref drops one reference and frees the message at zero.  The list
    and reference helpers are inline: they run several times per message. */
-static inline void msg_unref(tern_hub *hub, msg *m) {
-  if (--m->refs != 0) {
-    return;
-  }
+/* msg_release_shared: a MSG_SHARED message is being freed: drop its
+   payload reference (topic.c). */
+void msg_release_shared(tern_hub *hub, msg *m);
+/* msg_free_block returns |m|'s block to the pool (refs reached 0, not
+   MSG_SHARED). */
+static inline void msg_free_block(tern_hub *hub, msg *m) {
   slab *s = (slab *)(void *)((uint8_t *)m - m->slab_off);
   *(void **)m = s->free;
   s->free = m;
@@ -390,14 +453,30 @@ static inline void msg_unref(tern_hub *hub, msg *m) {
     msg_slab_settle(hub, s);
   }
 }
+static inline void msg_unref(tern_hub *hub, msg *m) {
+  if (--m->refs != 0) {
+    return;
+  }
+  if (m->flags & MSG_SHARED) {
+    msg_release_shared(hub, m);
+  }
+  msg_free_block(hub, m);
+}
 /* msg_pool_free frees the pool's slabs (tern_hub_del: no message left). */
 void msg_pool_free(tern_hub *hub);
-static inline const uint8_t *msg_id(const msg *m) { return m->tail + m->id_off; }
-static inline const uint8_t *msg_ck(const msg *m) { return m->tail + m->ck_off; }
+static inline const uint8_t *msg_id(const msg *m) {
+  return msg_tail(m) + m->id_off;
+}
+static inline const uint8_t *msg_ck(const msg *m) {
+  return msg_tail(m) + m->ck_off;
+}
 static inline uint64_t msg_cookie(const msg *m) {
   uint64_t cookie = 0;
   if (m->flags & MSG_COOKIE) {
-    memcpy(&cookie, m->tail + m->taillen, sizeof(cookie));
+    const uint8_t *at = (m->flags & MSG_SHARED)
+                            ? (const uint8_t *)(msg_ref_of(m) + 1)
+                            : m->tail + m->taillen;
+    memcpy(&cookie, at, sizeof(cookie));
   }
   return cookie;
 }
@@ -503,6 +582,13 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
                     const tern_msg_desc *d, tern_tstamp now,
                     tern_publish_result *res);
 void dedup_expire(tern_hub *hub, tern_tstamp now);
+/* For shared payloads: the publish checks of a descriptor (0 or an error),
+   the next generated id (sizeof(hub->genid) bytes), and the encoded tail
+   of a message (its size when |out| is NULL). */
+int session_check_desc(const tern_hub *hub, const tern_msg_desc *d);
+const uint8_t *session_next_id(tern_hub *hub);
+size_t session_desc_tail(uint8_t *out, const tern_msg_desc *d,
+                         const uint8_t *id, size_t idlen);
 int dedup_restore(tern_hub *hub, session *s, const uint8_t *id, size_t idlen,
                   tern_tstamp expires, uint64_t serial);
 /* dedup_forget lets an id be published again (its SYNC batch failed). */
@@ -559,7 +645,8 @@ static inline void conn_ack(tern_hub *hub, conn *c, uint64_t seq) {
   uint64_t bytes = 0;
   msg *m;
   while ((m = c->inflight) != NULL && m->seq <= seq) {
-    if (traced || (m->flags & (MSG_TRACE | MSG_STORED)) || m->cklen) {
+    if (traced || (m->flags & (MSG_TRACE | MSG_STORED | MSG_SHARED)) ||
+        m->cklen) {
       ++hub->stats.acked;
       session_discard(hub, m, 0, TERN_EV_ACKED);
       continue;
@@ -570,7 +657,9 @@ static inline void conn_ack(tern_hub *hub, conn *c, uint64_t seq) {
     m->session = NULL;
     m->conn = NULL;
     m->flags |= MSG_GONE;
-    msg_unref(hub, m);
+    if (--m->refs == 0) {
+      msg_free_block(hub, m); /* not MSG_SHARED: that took the way above */
+    }
   }
   c->ninflight -= n;
   s->nmsgs -= n;

@@ -348,7 +348,7 @@ void persist_message(tern_hub *hub, const session *s, msg *m, int sync,
   put_be64(v, to_wall(hub, m->expiry));
   v += 8;
   *v++ = 0; /* reserved */
-  memcpy(v, m->tail, m->taillen);
+  memcpy(v, msg_tail(m), m->taillen);
   m->flags |= MSG_STORED;
   if (dedup_expires) {
     v = add(p, TERN_STORE_SET, 'D', serial, 8,

@@ -8,6 +8,7 @@
 #include "base/layout.h"
 #include "base/mem.h"
 #include "deliver/hub.h"
+#include "deliver/topic.h"
 
 /* ---- lookup ------------------------------------------------------------- */
 
@@ -122,6 +123,9 @@ static void unlink_msg(tern_hub *hub, msg *m) {
   if ((m->flags & MSG_STORED) && hub->persist) {
     persist_message_gone(hub, m);
   }
+  if (m->flags & MSG_TOPIC) {
+    topic_msg_leave(hub, m);
+  }
   --s->nmsgs;
   s->bytes -= m->payloadlen;
   --hub->stats.messages;
@@ -138,6 +142,9 @@ void session_discard(tern_hub *hub, msg *m, int reason, int ev) {
                NULL, 0, m->seq, 0);
   } else if (ev && msg_traced(hub, m)) {
     event_msg(hub, ev, reason, m, NULL, NULL, 0);
+  }
+  if (ev == TERN_EV_ACKED && (m->flags & MSG_TOPIC)) {
+    topic_msg_acked(hub, m);
   }
   if (reason) {
     ++s->dropped[reason - 1];
@@ -432,7 +439,9 @@ void session_attach(tern_hub *hub, session *s, conn *c) {
   c->stream = ++s->stream_serial;
   c->session_next = s->conns;
   s->conns = c;
-  ++s->nconns;
+  if (++s->nconns == 1 && s->members) {
+    topic_session_online(hub, s);
+  }
   s->ttl_at = TERN_TSTAMP_NONE;
   session_arm(hub, s);
 }
@@ -454,6 +463,11 @@ void session_detach(tern_hub *hub, session *s, conn *c, tern_tstamp now) {
     }
     session_notify(hub, s);
   }
+  if (c->aux && c->aux->told_retention) {
+    topic_lost_return(s, c->aux->told_retention);
+    c->aux->told_retention = 0;
+    session_notify(hub, s);
+  }
   while (c->inflight) {
     msg *m = c->inflight;
     mlist_remove(&c->inflight, m);
@@ -464,8 +478,11 @@ void session_detach(tern_hub *hub, session *s, conn *c, tern_tstamp now) {
   if (s->nconns == 0) {
     s->ttl_at = now + hub->set.session_ttl;
     session_arm(hub, s);
+    if (s->members) {
+      topic_session_offline(hub, s);
+    }
   }
-  if (s->npending) {
+  if (s->npending || (s->members && topic_has_output(hub, s))) {
     session_notify(hub, s);
   }
 }
@@ -562,6 +579,9 @@ void session_resume(tern_hub *hub, session *s, uint64_t last_seq,
 /* ---- expiry ------------------------------------------------------------- */
 
 void session_destroy(tern_hub *hub, session *s) {
+  if (s->members || s->psubs) {
+    topic_session_gone(hub, s);
+  }
   for (int p = 0; p < 3; ++p) {
     while (s->queue[p]) {
       msg *m = s->queue[p];
@@ -789,23 +809,37 @@ static void fill_result(tern_publish_result *res, const uint8_t *id,
   res->idlen = idlen;
 }
 
-int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
-                    const tern_msg_desc *d, tern_tstamp now,
-                    tern_publish_result *res) {
+#if defined(__GNUC__)
+#define ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define ALWAYS_INLINE inline
+#endif
+
+/* One publish to one session.  |shared| (a constant NULL in
+   session_publish's copy) is the payload of a tern_hub_publish_many, with
+   its id |sid| (given or generated once); |d| is then checked already. */
+static ALWAYS_INLINE int publish_to(tern_hub *hub, const uint8_t *key,
+                                    size_t keylen, const tern_msg_desc *d,
+                                    tern_tstamp now, tern_publish_result *res,
+                                    spayload *shared, const uint8_t *sid,
+                                    size_t sidlen) {
   if (!key || keylen == 0) {
     return TERN_ERR_INVALID;
   }
   if (keylen > TERN_MAX_SESSION_KEY) {
     return TERN_ERR_TOO_LARGE;
   }
-  int rv = check_desc(hub, d);
+  int rv = shared ? 0 : check_desc(hub, d);
   if (rv != 0) {
     return rv;
   }
   const uint8_t *id = d->id;
   size_t idlen = d->idlen;
   int given_id = idlen > 0;
-  if (!given_id) {
+  if (shared) {
+    id = sid;
+    idlen = sidlen;
+  } else if (!given_id) {
     id = next_id(hub);
     idlen = sizeof(hub->genid);
   }
@@ -892,7 +926,15 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
     expiry = ttl > TERN_TSTAMP_NONE - 1 - now ? TERN_TSTAMP_NONE - 1 : now + ttl;
   }
   msg *m;
-  rv = msg_new(hub, &m, d, id, idlen, expiry);
+  if (shared) {
+    m = msg_new_shared(hub, shared, d->priority, expiry, d->cookie);
+    rv = m ? 0 : TERN_ERR_NOMEM;
+    if (m && (d->flags & TERN_MSG_TRACE)) {
+      m->flags |= MSG_TRACE;
+    }
+  } else {
+    rv = msg_new(hub, &m, d, id, idlen, expiry);
+  }
   dedup *de = NULL;
   if (rv == 0 && given_id && hub->set.dedup_window) {
     de = mem_malloc(&hub->mem, sizeof(dedup) + idlen);
@@ -988,4 +1030,94 @@ int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
   }
   session_notify(hub, s);
   return 0;
+}
+
+int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
+                    const tern_msg_desc *d, tern_tstamp now,
+                    tern_publish_result *res) {
+  return publish_to(hub, key, keylen, d, now, res, NULL, NULL, 0);
+}
+
+tern_ssize tern_hub_publish_many_versioned(
+    tern_hub *hub, const tern_key *keys, size_t nkeys, uint32_t desc_version,
+    const tern_msg_desc *desc, tern_tstamp now, tern_key_result *results,
+    uint32_t result_version, tern_publish_result *result) {
+  size_t dlen = layout_msg_desc(desc_version);
+  size_t rlen = layout_publish_result(result_version);
+  if (!hub || !desc || (!keys && nkeys) || dlen == 0 || rlen == 0) {
+    return TERN_ERR_INVALID;
+  }
+  tern_msg_desc d;
+  memset(&d, 0, sizeof(d));
+  memcpy(&d, desc, dlen);
+  int rv = check_desc(hub, &d);
+  if (rv != 0) {
+    return rv;
+  }
+  uint8_t id[TERN_MAX_ID > sizeof(hub->genid) ? TERN_MAX_ID
+                                                : sizeof(hub->genid)];
+  size_t idlen = d.idlen;
+  if (idlen) {
+    memcpy(id, d.id, idlen);
+  } else {
+    idlen = sizeof(hub->genid);
+    memcpy(id, next_id(hub), idlen);
+  }
+  spayload *p;
+  if (payload_new(hub, &p, &d, id, idlen) != 0) {
+    return TERN_ERR_NOMEM;
+  }
+  p->serial = hub->next_serial + 1;
+  if (hub->persist) {
+    persist_payload(hub, p);
+  }
+  tern_ssize queued = 0;
+  tern_publish_result all;
+  memset(&all, 0, sizeof(all));
+  for (size_t i = 0; i < nkeys; ++i) {
+    tern_publish_result r;
+    memset(&r, 0, sizeof(r));
+    rv = publish_to(hub, keys[i].key, keys[i].keylen, &d, now, &r, p, id,
+                    idlen);
+    queued += rv == 0;
+    all.outcome |= r.outcome;
+    all.nevicted += r.nevicted;
+    if (r.outcome & TERN_PUBLISH_REJECTED) {
+      all.retry_after = r.retry_after;
+    }
+    if (results) {
+      results[i].error = rv;
+      results[i].outcome = r.outcome;
+      results[i].nevicted = r.nevicted;
+    }
+  }
+  payload_unref(hub, p); /* the messages hold their own references */
+  if (result) {
+    memcpy(all.id, id, idlen);
+    all.idlen = idlen;
+    memcpy(result, &all, rlen);
+  }
+  return queued;
+}
+
+/* ---- for shared payloads (topic.c) --------------------------------------- */
+
+int session_check_desc(const tern_hub *hub, const tern_msg_desc *d) {
+  return check_desc(hub, d);
+}
+
+const uint8_t *session_next_id(tern_hub *hub) { return next_id(hub); }
+
+size_t session_desc_tail(uint8_t *out, const tern_msg_desc *d,
+                         const uint8_t *id, size_t idlen) {
+  size_t cklen = d->collapse_key ? d->collapse_keylen : 0;
+  if (!d->content_type && d->nattrs == 0) {
+    if (!out) {
+      return wire_plain_tail_size(idlen, cklen, d->payloadlen);
+    }
+    return wire_plain_tail_encode(out, d->priority, id, idlen,
+                                  d->collapse_key, cklen, d->payload,
+                                  d->payloadlen);
+  }
+  return rich_tail(out, d, id, idlen);
 }

@@ -1,0 +1,259 @@
+/*
+ * Sending topic messages: picking a session's next topic message among its
+ * members (merged with its direct messages by priority, then publish
+ * serial), the per-send message made for it, members' cursors and
+ * retention losses, and pacing (a token bucket per hub and per topic).
+ *
+ * Nothing here runs per member per message while the member is offline:
+ * a member looks at its topic's log only when its session can write.
+ */
+#include "deliver/topic.h"
+
+/* ---- pacing --------------------------------------------------------------- */
+
+/* Refills a bucket of |rate| tokens a second, |burst| at most. */
+static void refill(uint32_t *tokens, tern_tstamp *at, uint32_t rate,
+                   uint32_t burst, tern_tstamp now) {
+  if (now <= *at) {
+    return;
+  }
+  uint64_t cap = burst ? burst : rate;
+  uint64_t n = (now - *at) / (TERN_SECONDS / rate);
+  if (n == 0) {
+    return;
+  }
+  if (*tokens + n >= cap) {
+    *tokens = (uint32_t)cap;
+    *at = now;
+  } else {
+    *tokens += (uint32_t)n;
+    *at += n * (TERN_SECONDS / rate);
+  }
+}
+
+/* 1 when topic |t| may send one message now; else notes when it may. */
+static int pace_ok(tern_hub *hub, topic *t, tern_tstamp now) {
+  tern_tstamp wait = TERN_TSTAMP_NONE;
+  if (hub->set.topic_rate) {
+    refill(&hub->topic_tokens, &hub->topic_tokens_at, hub->set.topic_rate,
+           hub->set.topic_burst, now);
+    if (hub->topic_tokens == 0) {
+      wait = hub->topic_tokens_at + TERN_SECONDS / hub->set.topic_rate;
+    }
+  }
+  if (t->opt.rate) {
+    refill(&t->tokens, &t->tokens_at, t->opt.rate, t->opt.burst, now);
+    if (t->tokens == 0) {
+      tern_tstamp w = t->tokens_at + TERN_SECONDS / t->opt.rate;
+      wait = w < wait ? w : wait;
+    }
+  }
+  if (wait == TERN_TSTAMP_NONE) {
+    return 1;
+  }
+  if (wait < hub->topic_refill) {
+    hub->topic_refill = wait;
+  }
+  return 0;
+}
+
+static void pace_take(tern_hub *hub, topic *t) {
+  if (hub->set.topic_rate) {
+    --hub->topic_tokens;
+  }
+  if (t->opt.rate) {
+    --t->tokens;
+  }
+}
+
+/* 1 when a bucket is known empty (no clock here: the refill deadline puts
+   the connections back on the ready list). */
+static int paced_out(const tern_hub *hub, const topic *t) {
+  return (hub->set.topic_rate && hub->topic_tokens == 0) ||
+         (t->opt.rate && t->tokens == 0);
+}
+
+void topic_pace_expiry(tern_hub *hub, tern_tstamp now) {
+  if (hub->topic_refill > now) {
+    return;
+  }
+  hub->topic_refill = TERN_TSTAMP_NONE;
+  if (hub->set.topic_rate) {
+    refill(&hub->topic_tokens, &hub->topic_tokens_at, hub->set.topic_rate,
+           hub->set.topic_burst, now);
+  }
+  for (topic *t = hub->topic_list; t; t = t->all_next) {
+    if (t->opt.rate) {
+      refill(&t->tokens, &t->tokens_at, t->opt.rate, t->opt.burst, now);
+    }
+    if (t->first == t->end) {
+      continue;
+    }
+    for (member *mb = t->online; mb; mb = mb->t_next) {
+      if (mb->next_off < t->end) {
+        session_notify(hub, mb->session);
+      }
+    }
+  }
+}
+
+/* ---- members -------------------------------------------------------------- */
+
+void member_catch_up(member *mb) {
+  topic *t = mb->slot->topic;
+  if (mb->next_off >= t->first) {
+    return;
+  }
+  uint64_t n;
+  if (mb->slot == &t->slots[0]) {
+    n = t->first - mb->next_off;
+  } else {
+    n = (uint32_t)(mb->slot->evicted - mb->consumed);
+    mb->consumed = mb->slot->evicted;
+  }
+  n += mb->lost;
+  mb->lost = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+  mb->next_off = t->first;
+  tern_hub *hub = t->hub;
+  if (hub->persist && !hub->loading) {
+    persist_sub_cursor(hub, mb);
+  }
+}
+
+static int expired(const topic *t, const tmsg *tm, tern_tstamp now) {
+  return tm->expiry <= now ||
+         (t->opt.max_age && tm->published + t->opt.max_age <= now);
+}
+
+/* The member's next message to send, skipping those its filter does not
+   match and counting those past their time as lost; NULL when none. */
+static tmsg *member_advance(tern_hub *hub, member *mb, tern_tstamp now) {
+  topic *t = mb->slot->topic;
+  if (t->first < t->end && expired(t, log_at(t, t->first), now)) {
+    topic_evict_due(hub, t, now);
+  }
+  member_catch_up(mb);
+  uint32_t i = (uint32_t)(mb->slot - t->slots);
+  uint64_t bit = (uint64_t)1 << i;
+  while (mb->next_off < t->end) {
+    tmsg *tm = log_at(t, mb->next_off);
+    if (!(tm->match & bit)) {
+      ++mb->next_off;
+      continue;
+    }
+    if (!expired(t, tm, now)) {
+      return tm;
+    }
+    mb->lost += mb->lost != UINT32_MAX;
+    mb->consumed += i != 0;
+    ++mb->next_off;
+  }
+  return NULL;
+}
+
+msg *topic_next(tern_hub *hub, session *s, msg *direct, tern_tstamp now,
+                int *nomem) {
+  member *best = NULL;
+  tmsg *btm = NULL;
+  for (member *mb = s->members; mb; mb = mb->s_next) {
+    tmsg *tm = member_advance(hub, mb, now);
+    if (!tm) {
+      continue;
+    }
+    if (btm && (tm->priority < btm->priority ||
+                (tm->priority == btm->priority && tm->serial > btm->serial))) {
+      continue;
+    }
+    if (!pace_ok(hub, mb->slot->topic, now)) {
+      continue;
+    }
+    best = mb;
+    btm = tm;
+  }
+  if (!best || (direct && (direct->priority > btm->priority ||
+                           (direct->priority == btm->priority &&
+                            direct->serial < btm->serial)))) {
+    return direct;
+  }
+  topic *t = best->slot->topic;
+  msg *m = msg_new_shared(hub, btm->pl, btm->priority, btm->expiry, 0);
+  if (!m) {
+    *nomem = 1;
+    return NULL;
+  }
+  pace_take(hub, t);
+  uint64_t off = best->next_off++;
+  best->consumed += best->slot != &t->slots[0];
+  ++btm->sent;
+  m->flags |= MSG_TOPIC;
+  m->cklen = 0; /* topic messages do not collapse */
+  m->serial = btm->serial;
+  msg_ref *r = msg_ref_of(m);
+  r->mb = best;
+  r->offset = off;
+  /* Offsets only grow: the new one goes last. */
+  if (best->out) {
+    msg *first = best->out;
+    msg *last = msg_ref_of(first)->mprev;
+    r->mprev = last;
+    r->mnext = first;
+    msg_ref_of(last)->mnext = m;
+    msg_ref_of(first)->mprev = m;
+  } else {
+    r->mprev = r->mnext = m;
+    best->out = m;
+  }
+  /* Pending in its session like any message, at the head of its queue
+     (it goes before the direct message there). */
+  session_enqueue(s, m);
+  s->queue[m->priority] = m;
+  ++hub->stats.messages;
+  hub->stats.message_bytes += m->payloadlen;
+  if (m->expiry < s->msg_due) {
+    s->msg_due = m->expiry;
+    session_arm(hub, s);
+  }
+  return m;
+}
+
+int topic_has_output(const tern_hub *hub, const session *s) {
+  for (const member *mb = s->members; mb; mb = mb->s_next) {
+    const topic *t = mb->slot->topic;
+    if (mb->lost || mb->next_off < t->first) {
+      return 1;
+    }
+    if (mb->next_off < t->end && !paced_out(hub, t)) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+uint32_t topic_lost_total(const session *s) {
+  uint64_t n = 0;
+  for (const member *mb = s->members; mb; mb = mb->s_next) {
+    n += mb->lost;
+  }
+  return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
+void topic_lost_told(session *s) {
+  for (member *mb = s->members; mb; mb = mb->s_next) {
+    mb->lost = 0;
+  }
+}
+
+void topic_lost_return(session *s, uint32_t n) {
+  if (s->members) {
+    uint64_t v = (uint64_t)s->members->lost + n;
+    s->members->lost = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+  }
+}
+
+/* Catches every member of |s| up, so that its losses are known before
+   anything is written. */
+void topic_refresh(tern_hub *hub, session *s, tern_tstamp now) {
+  for (member *mb = s->members; mb; mb = mb->s_next) {
+    member_advance(hub, mb, now);
+  }
+}
