@@ -22,7 +22,7 @@
 static void usage(FILE *f) {
   fprintf(f, "usage: sim_soak (--seconds S | --count N) [--start S] "
              "[--jobs J] [--hub-restart] [--strict-dropped] "
-             "[--ack-livelock] [--topics]\n");
+             "[--ack-livelock] [--topics] [--allow-spurious-want]\n");
 }
 
 /* The simulator binary next to this one: build/bench/sim_soak ->
@@ -68,6 +68,8 @@ int main(int argc, char **argv) {
       b.opts.ack_livelock = 1;
     } else if (strcmp(a, "--topics") == 0) {
       b.opts.topics = 1;
+    } else if (strcmp(a, "--allow-spurious-want") == 0) {
+      b.opts.spurious_want = 1;
     } else {
       usage(stderr);
       return 2;

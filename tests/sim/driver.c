@@ -238,6 +238,7 @@ static void hub_decide(sim *s, sim_link *l) {
    something happened. */
 static int hub_write_link(sim *s, sim_link *l) {
   int moved = 0;
+  int probe = l->probe;
   while (l->conn && !s->failed) {
     size_t room = link_room(&l->down);
     if (room < MIN_WRITE) {
@@ -246,6 +247,12 @@ static int hub_write_link(sim *s, sim_link *l) {
     size_t cap = link_chunk(s, l, room < IOBUF ? room : IOBUF);
     tern_ssize n = tern_conn_write(l->conn, iobuf, cap, s->now);
     hub_events(s); /* SENT before the tap sees the frame */
+    if (n > 0 && l->probe) {
+      sim_fail(s, 0, "link %u: the connection had %td bytes to write but "
+                     "tern_hub_next_ready never returned it",
+               l->id, n);
+    }
+    l->probe = 0;
     if (n > 0) {
       link_send(s, l, &l->down, iobuf, (size_t)n);
       link_tap(s, l, iobuf, (size_t)n);
@@ -259,6 +266,9 @@ static int hub_write_link(sim *s, sim_link *l) {
     if (n < 0) {
       sim_fail(s, 0, "tern_conn_write: %s", tern_strerror((int)n));
       return moved;
+    }
+    if (n == 0 && probe) {
+      ++s->res->spurious_wants; /* --allow-spurious-want */
     }
     if (l->conn && tern_conn_want_write(l->conn)) {
       sim_fail(s, 0, "link %u: tern_conn_write wrote nothing with %zu bytes "
@@ -1336,9 +1346,10 @@ int sim_run(const sim_opts *o, sim_result *r) {
 
 void sim_replay_command(char *buf, size_t cap, const char *prog,
                         const sim_opts *o) {
-  snprintf(buf, cap, "%s --seed %llu --verbose%s%s%s%s", prog,
+  snprintf(buf, cap, "%s --seed %llu --verbose%s%s%s%s%s", prog,
            (unsigned long long)o->seed, o->hub_restart ? " --hub-restart" : "",
            o->strict_dropped ? " --strict-dropped" : "",
            o->ack_livelock ? " --ack-livelock" : "",
-           o->topics ? " --topics" : "");
+           o->topics ? " --topics" : "",
+           o->spurious_want ? " --allow-spurious-want" : "");
 }

@@ -27,7 +27,7 @@ static void usage(FILE *f) {
   fprintf(f, "usage: sim [--seeds N [--start S] [--jobs J] | --seed X "
              "[--verbose]]\n"
              "           [--hub-restart] [--strict-dropped] [--ack-livelock]\n"
-             "           [--topics]\n");
+             "           [--topics] [--allow-spurious-want]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *v) {
@@ -71,6 +71,8 @@ int main(int argc, char **argv) {
       o.ack_livelock = 1;
     } else if (strcmp(a, "--topics") == 0) {
       o.topics = 1;
+    } else if (strcmp(a, "--allow-spurious-want") == 0) {
+      o.spurious_want = 1;
     } else if (strcmp(a, "--help") == 0) {
       usage(stdout);
       return 0;

@@ -831,6 +831,7 @@ static void publish_many(sim *s) {
   memset(&m, 0, sizeof(m));
   m.prio = (int)prng_below(r, 3);
   m.idnum = -1;
+  m.ck = -1;
   tern_duration ttl = 0;
   if (prng_pct(r, s->pct_ttl)) {
     ttl = SIM_MS(prng_range(r, 200, s->ttl_long));
