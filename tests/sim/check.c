@@ -315,7 +315,9 @@ void model_publish_result(sim *s, int32_t idx, int rv,
     }
     /* Full means full: held messages (less one the publish would have
        collapsed) plus this one pass a limit. */
-    uint64_t n = s->live_n[m->client] + 1, bytes = s->live_bytes[m->client];
+    uint64_t tbytes;
+    uint64_t n = s->live_n[m->client] + 1 + topics_held(s, m->client, &tbytes);
+    uint64_t bytes = s->live_bytes[m->client] + tbytes;
     bytes += m->paylen;
     if (m->ck >= 0) {
       n -= 1; /* a pending message with the key would make room */
@@ -1291,6 +1293,7 @@ void model_baseline(sim *s) {
   s->base_hmap[0] = h->sessions.mask + 1;
   s->base_hmap[1] = h->collapse_index.mask + 1;
   s->base_hmap[2] = h->dedup_index.mask + 1;
+  s->base_hmap[3] = h->topics.mask + 1;
   s->base_heap = h->timers.cap;
 }
 
@@ -1322,6 +1325,19 @@ void model_check_memory(sim *s) {
                   h->collapse_index.mask + 1 - s->base_hmap[1] +
                   h->dedup_index.mask + 1 - s->base_hmap[2]) *
                      sizeof(hnode *);
+  /* Topics: the member pool keeps its blocks (linked through their
+     first word), and the table of topics may have grown. */
+  for (void *b = h->member_chunks; b; b = *(void **)b) {
+    size_t bsize = sim_alloc_size(&s->hubmem, b);
+    if (bsize == SIZE_MAX) {
+      sim_fail(s, 7, "a block of the member pool is not one the hub "
+                     "allocated");
+      return;
+    }
+    ++blocks;
+    bytes += bsize;
+  }
+  bytes += (h->topics.mask + 1 - s->base_hmap[3]) * sizeof(hnode *);
   if (h->persist) {
     /* With a store: the persistence state and the blocks it points to
        (the batch being built, the SYNC publishes waiting), which keep the

@@ -296,6 +296,7 @@ static int hub_writes(sim *s) {
       return 0;
     }
     l->hub_want = 1;
+    l->probe = 0; /* returned after all */
   }
   int moved = 0;
   for (sim_link *l = s->links; l; l = l->next) {

@@ -390,7 +390,7 @@ typedef struct sim {
   /* baseline for invariant 7 */
   long base_blocks;
   size_t base_bytes;
-  size_t base_hmap[3], base_heap;
+  size_t base_hmap[4], base_heap;
   /* clients and links */
   int nclients;
   client_slot cl[SIM_MAX_CLIENTS];

@@ -111,6 +111,8 @@ static const char *cstate_name(int st) {
 
 typedef struct tcopy {
   uint8_t state;
+  uint8_t mat;        /* C_PEND: the hub made its per-send message (seen in
+                         the session; it will not be lost to retention)  */
   uint8_t sub;        /* the subscription (slot) it came through            */
   uint16_t sends;
   uint16_t deliveries;
@@ -170,7 +172,10 @@ typedef struct topics {
   unsigned pct_topic, pct_many, pct_midcast;
   tern_duration change_gap;
   tern_tstamp next_change;
-  int broken_receipts;   /* reported once                                  */
+  /* per client: copies the hub holds as per-send messages (C_OUT, and
+     C_PEND with mat), and their payload bytes */
+  uint32_t held[SIM_MAX_CLIENTS];
+  uint64_t held_bytes[SIM_MAX_CLIENTS];
 } topics;
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -404,6 +409,29 @@ static const session *hub_session(sim *s, const client_slot *c) {
       s->hub, (const uint8_t *)c->key, c->keylen);
 }
 
+/* A copy the hub holds as a per-send message. */
+static int is_held(const tcopy *cp) {
+  return cp->state == C_OUT || (cp->state == C_PEND && cp->mat);
+}
+
+/* cset moves a copy to state |st| (and |mat|), keeping the counts of
+   held copies. */
+static void cset(sim *s, tpmsg *m, int ci, int st, int mat) {
+  topics *T = s->tp;
+  tcopy *cp = &m->c[ci];
+  int was = is_held(cp);
+  cp->state = (uint8_t)st;
+  cp->mat = (uint8_t)(st == C_PEND && mat);
+  int now = is_held(cp);
+  if (was && !now) {
+    --T->held[ci];
+    T->held_bytes[ci] -= m->paylen;
+  } else if (now && !was) {
+    ++T->held[ci];
+    T->held_bytes[ci] += m->paylen;
+  }
+}
+
 /* ---- setup ------------------------------------------------------------------ */
 
 /* Before the hub is created: draws the topic scenario and the hub's
@@ -497,6 +525,88 @@ void topics_start(sim *s) {
   }
 }
 
+/* ---- what the hub holds ------------------------------------------------------ */
+
+/* held_walk calls |fn| for every per-send topic message the session of
+   |client| holds: pending, or in flight on one of its connections. */
+typedef void (*held_fn)(sim *s, int client, int32_t tidx, int inflight,
+                        void *arg);
+
+static void held_walk(sim *s, int client, held_fn fn, void *arg) {
+  topics *T = s->tp;
+  const session *ss = hub_session(s, &s->cl[client]);
+  if (!ss) {
+    return;
+  }
+  const msg *lists[3 + 64];
+  int nl = 0, first_conn;
+  for (int p = 0; p < 3; ++p) {
+    lists[nl++] = ss->queue[p];
+  }
+  first_conn = nl;
+  for (const conn *c = ss->conns; c && nl < 3 + 64; c = c->session_next) {
+    lists[nl++] = c->inflight;
+  }
+  for (int i = 0; i < nl; ++i) {
+    const msg *h = lists[i];
+    if (!h) {
+      continue;
+    }
+    const msg *m = h;
+    do {
+      if (m->flags & MSG_TOPIC) {
+        int32_t *v = kmap_find(&T->ids, msg_tail(m) + m->id_off, m->idlen);
+        if (!v) {
+          sim_fail(s, 0, "%s holds a topic message with id %.*s, which was "
+                         "never published",
+                   s->cl[client].key, (int)m->idlen,
+                   (const char *)msg_tail(m) + m->id_off);
+          return;
+        }
+        fn(s, client, *v, i >= first_conn, arg);
+      }
+      m = m->next;
+    } while (m != h);
+  }
+}
+
+/* Per step: per-send messages the hub made are copies it no longer loses
+   to retention; each must be of a copy the model expects. */
+static void held_mark(sim *s, int client, int32_t tidx, int inflight,
+                      void *arg) {
+  (void)inflight;
+  uint32_t *n = arg;
+  tpmsg *m = &s->tp->m[tidx];
+  tcopy *cp = &m->c[client];
+  ++*n;
+  if (cp->state == C_PEND && !cp->mat) {
+    cset(s, m, client, C_PEND, 1);
+  } else if (cp->state != C_PEND && cp->state != C_OUT) {
+    sim_fail(s, 1, "%s holds t%d (%s offset %llu) to send, whose copy is %s",
+             s->cl[client].key, (int)tidx, topic_names[m->topic],
+             (unsigned long long)m->offset, cstate_name(cp->state));
+  }
+}
+
+/* After a leave: which copies out the hub still holds. */
+typedef struct held_set {
+  int32_t *v;
+  size_t n, cap;
+} held_set;
+
+static void held_collect(sim *s, int client, int32_t tidx, int inflight,
+                         void *arg) {
+  (void)s;
+  (void)client;
+  (void)inflight;
+  held_set *h = arg;
+  if (h->n == h->cap) {
+    h->cap = h->cap ? h->cap * 2 : 16;
+    h->v = xrealloc(h->v, h->cap * sizeof(*h->v));
+  }
+  h->v[h->n++] = tidx;
+}
+
 /* ---- joining and leaving ---------------------------------------------------- */
 
 static void leave(sim *s, int ci, int k) {
@@ -521,14 +631,31 @@ static void leave(sim *s, int ci, int k) {
   ++s->res->leaves;
   u->active = 0;
   /* Copies not yet sent stay away from now on; those in flight are still
-     delivered (and may be sent again) and acked. */
+     delivered (and may be sent again) and acked.  Those sent whose
+     connection went away before an ack wait in the session again: the
+     hub discards them with the member (no event; the model learns it
+     from what the session still holds). */
+  held_set h = {NULL, 0, 0};
+  held_walk(s, ci, held_collect, &h);
   for (size_t i = 0; i < T->nm; ++i) {
     tcopy *cp = &T->m[i].c[ci];
-    if (cp->sub == k && cp->sub_gen == u->gen && cp->state == C_PEND) {
-      cp->state = C_LEFT;
-      ++s->res->topic_left;
+    if (cp->sub != k || cp->sub_gen != u->gen) {
+      continue;
+    }
+    int still = 0;
+    if (cp->state == C_OUT) {
+      for (size_t j = 0; j < h.n && !still; ++j) {
+        still = h.v[j] == (int32_t)i;
+      }
+    }
+    if (cp->state == C_PEND || (cp->state == C_OUT && !still)) {
+      if (cp->state == C_PEND) {
+        ++s->res->topic_left;
+      }
+      cset(s, &T->m[i], ci, C_LEFT, 0);
     }
   }
+  free(h.v);
 }
 
 static void join(sim *s, int ci) {
@@ -642,13 +769,13 @@ static void retire(sim *s, int32_t idx, int by_age) {
   m->retained = 0;
   for (int ci = 0; ci < s->nclients; ++ci) {
     tcopy *cp = &m->c[ci];
-    if (cp->state != C_PEND) {
-      continue;
+    if (cp->state != C_PEND || cp->mat) {
+      continue; /* a per-send message made before keeps its payload */
     }
     if (by_age) {
-      cp->state = C_EXPIRED;
+      cset(s, m, ci, C_EXPIRED, 0);
     } else {
-      cp->state = C_RETAINED;
+      cset(s, m, ci, C_RETAINED, 0);
       ++s->res->topic_retention;
     }
     if (cp->inst == s->cl[ci].inst) {
@@ -772,10 +899,11 @@ static void publish_topic(sim *s) {
     }
     return;
   }
-  sim_log(s, "topic publish t%d to %s prio %d ttl %.3f len %u: %s offset "
-             "%llu",
-          (int)idx, t->name, m.prio, (double)ttl / 1e9, m.paylen,
-          rv ? tern_strerror(rv) : "ok", (unsigned long long)offset);
+  sim_log(s, "topic publish t%d to %s prio %d ttl %.3f len %u status %d "
+             "price %d region %d: %s offset %llu",
+          (int)idx, t->name, m.prio, (double)ttl / 1e9, m.paylen, m.status,
+          m.price, m.region, rv ? tern_strerror(rv) : "ok",
+          (unsigned long long)offset);
   ++s->res->publishes;
   if (rv != 0) {
     sim_fail(s, 0, "tern_topic_publish(%s): %s", t->name, tern_strerror(rv));
@@ -982,7 +1110,7 @@ int topics_hub_event(sim *s, const tern_event *ev, int client) {
     if (cp->state == C_PEND) {
       ++m->sent;
     }
-    cp->state = C_OUT;
+    cset(s, m, client, C_OUT, 0);
     ++cp->sends;
     cp->last_inc = l->incarnation;
     if (l->nsent == l->sentcap) {
@@ -1009,7 +1137,7 @@ int topics_hub_event(sim *s, const tern_event *ev, int client) {
       sim_fail(s, 1, "t%d of %s acked but its app (#%u) never got it",
                (int)idx, key, cp->last_inc);
     }
-    cp->state = C_ACKED;
+    cset(s, m, client, C_ACKED, 0);
     /* the receipt counts acks of members (not of ones that left) */
     const ssub *u = &T->subs[client][cp->sub];
     if (u->active && u->gen == cp->sub_gen) {
@@ -1037,9 +1165,14 @@ int topics_hub_event(sim *s, const tern_event *ev, int client) {
     if (cp->state != C_LEFT) {
       ++s->insts[s->cl[client].inst].discards[ev->reason - 1];
     }
-    cp->state = ev->type == TERN_EV_EXPIRED ? C_EXPIRED
-                : ev->type == TERN_EV_DEAD  ? C_DEAD
-                                            : C_EVICTED;
+    if (ev->type == TERN_EV_EVICTED) {
+      ++s->publish_evicted;
+    }
+    cset(s, m, client,
+         ev->type == TERN_EV_EXPIRED ? C_EXPIRED
+         : ev->type == TERN_EV_DEAD  ? C_DEAD
+                                     : C_EVICTED,
+         0);
     s->last_progress = s->now;
     break;
   case TERN_EV_COLLAPSED:
@@ -1063,25 +1196,19 @@ void topics_session_expired(sim *s, int client) {
   for (size_t i = 0; i < T->nm; ++i) {
     tcopy *cp = &T->m[i].c[client];
     if (cp->state == C_PEND || cp->state == C_OUT) {
-      cp->state = C_GONE;
+      cset(s, &T->m[i], client, C_GONE, 0);
     }
   }
 }
 
 uint32_t topics_held(const sim *s, int client, uint64_t *bytes) {
   const topics *T = s->tp;
-  uint32_t n = 0;
-  *bytes = 0;
   if (!T) {
+    *bytes = 0;
     return 0;
   }
-  for (size_t i = 0; i < T->nm; ++i) {
-    if (T->m[i].c[client].state == C_OUT) {
-      ++n;
-      *bytes += T->m[i].paylen;
-    }
-  }
-  return n;
+  *bytes = T->held_bytes[client];
+  return T->held[client];
 }
 
 /* ---- the app's side ------------------------------------------------------------ */
@@ -1188,6 +1315,17 @@ void topics_check_step(sim *s) {
   topics *T = s->tp;
   if (!T) {
     return;
+  }
+  if (s->hub) {
+    for (int ci = 0; ci < s->nclients && !s->failed; ++ci) {
+      uint32_t n = 0;
+      held_walk(s, ci, held_mark, &n);
+      if (n != T->held[ci]) {
+        sim_fail(s, 0, "%s: the hub holds %u per-send topic messages, the "
+                       "model %u",
+                 s->cl[ci].key, n, T->held[ci]);
+      }
+    }
   }
   /* retention by age and TTL passes with time */
   for (int i = 0; i < NTOPICS; ++i) {
