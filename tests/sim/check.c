@@ -1153,6 +1153,7 @@ int model_drained(sim *s) {
 
 static void describe_left(sim *s) {
   int shown = 0;
+  topics_describe(s);
   for (size_t i = 0; i < s->nmsgs && shown < 5; ++i) {
     const mmsg *m = &s->msgs[i];
     if (m->state != M_LIVE) {

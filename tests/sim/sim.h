@@ -558,6 +558,7 @@ void topics_check_step(sim *s);
 int topics_drained(sim *s);
 void topics_check_end(sim *s);
 void topics_teardown(sim *s); /* deletes the topics                       */
+void topics_describe(sim *s); /* what is left (verbose)                   */
 
 /* durable.c: the store under the hub and the durability model */
 void durable_init(sim *s);

@@ -176,6 +176,13 @@ typedef struct topics {
      C_PEND with mat), and their payload bytes */
   uint32_t held[SIM_MAX_CLIENTS];
   uint64_t held_bytes[SIM_MAX_CLIENTS];
+  /* topic messages with a TTL, a min-heap by expiry: one that expires in
+     the middle of its log stays there, but members pass it as a loss */
+  struct ttl_ent {
+    tern_tstamp at;
+    int32_t idx;
+  } *ttl;
+  size_t nttl, ttlcap;
 } topics;
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -488,6 +495,7 @@ void topics_free(sim *s) {
     free(T->tp[i].log);
   }
   kmap_free(&T->ids);
+  free(T->ttl);
   free(T->m);
   free(T);
   s->tp = NULL;
@@ -763,10 +771,9 @@ void topics_step(sim *s) {
 
 /* A copy that retention takes before its first send is a loss of its
    session instance. */
-static void retire(sim *s, int32_t idx, int by_age) {
+static void lose_unsent(sim *s, int32_t idx, int by_age) {
   topics *T = s->tp;
   tpmsg *m = &T->m[idx];
-  m->retained = 0;
   for (int ci = 0; ci < s->nclients; ++ci) {
     tcopy *cp = &m->c[ci];
     if (cp->state != C_PEND || cp->mat) {
@@ -782,6 +789,57 @@ static void retire(sim *s, int32_t idx, int by_age) {
       ++s->insts[cp->inst].tdiscards[by_age ? 0 : 1];
     }
   }
+}
+
+static void ttl_push(topics *T, tern_tstamp at, int32_t idx) {
+  if (T->nttl == T->ttlcap) {
+    T->ttlcap = T->ttlcap ? T->ttlcap * 2 : 64;
+    T->ttl = xrealloc(T->ttl, T->ttlcap * sizeof(*T->ttl));
+  }
+  size_t i = T->nttl++;
+  while (i > 0 && T->ttl[(i - 1) / 2].at > at) {
+    T->ttl[i] = T->ttl[(i - 1) / 2];
+    i = (i - 1) / 2;
+  }
+  T->ttl[i].at = at;
+  T->ttl[i].idx = idx;
+}
+
+static void ttl_pop(topics *T) {
+  struct ttl_ent last = T->ttl[--T->nttl];
+  size_t i = 0;
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= T->nttl) {
+      break;
+    }
+    if (c + 1 < T->nttl && T->ttl[c + 1].at < T->ttl[c].at) {
+      ++c;
+    }
+    if (T->ttl[c].at >= last.at) {
+      break;
+    }
+    T->ttl[i] = T->ttl[c];
+    i = c;
+  }
+  if (T->nttl) {
+    T->ttl[i] = last;
+  }
+}
+
+/* Messages whose TTL passed: copies not sent (nor made) are losses. */
+static void ttl_due(sim *s) {
+  topics *T = s->tp;
+  while (T->nttl && T->ttl[0].at <= s->now) {
+    int32_t idx = T->ttl[0].idx;
+    ttl_pop(T);
+    lose_unsent(s, idx, 1);
+  }
+}
+
+static void retire(sim *s, int32_t idx, int by_age) {
+  s->tp->m[idx].retained = 0;
+  lose_unsent(s, idx, by_age);
 }
 
 static void trim(sim *s, stopic *t) {
@@ -939,6 +997,9 @@ static void publish_topic(sim *s) {
   }
   t->log[t->n++] = idx;
   t->bytes += m.paylen;
+  if (m.expiry != TERN_TSTAMP_NONE) {
+    ttl_push(T, m.expiry, idx);
+  }
   trim(s, t);
 }
 
@@ -1328,6 +1389,7 @@ void topics_check_step(sim *s) {
     }
   }
   /* retention by age and TTL passes with time */
+  ttl_due(s);
   for (int i = 0; i < NTOPICS; ++i) {
     trim(s, &T->tp[i]);
   }
@@ -1353,6 +1415,41 @@ int topics_drained(sim *s) {
     }
   }
   return 1;
+}
+
+void topics_describe(sim *s) {
+  topics *T = s->tp;
+  if (!T) {
+    return;
+  }
+  int shown = 0;
+  for (size_t i = 0; i < T->nm && shown < 8; ++i) {
+    for (int ci = 0; ci < s->nclients; ++ci) {
+      const tcopy *cp = &T->m[i].c[ci];
+      if (cp->state == C_PEND || cp->state == C_OUT) {
+        ++shown;
+        sim_log(s, "left: t%d (%s offset %llu) for %s: %s%s, sent %u",
+                (int)i, topic_names[T->m[i].topic],
+                (unsigned long long)T->m[i].offset, s->cl[ci].key,
+                cstate_name(cp->state), cp->mat ? " (made)" : "", cp->sends);
+      }
+    }
+  }
+  for (int ci = 0; ci < s->nclients; ++ci) {
+    const session *ss = hub_session(s, &s->cl[ci]);
+    if (ss && topic_lost_total(ss)) {
+      sim_log(s, "%s: %u retention losses not told", s->cl[ci].key,
+              topic_lost_total(ss));
+    }
+    for (const member *mb = ss ? ss->members : NULL; mb; mb = mb->s_next) {
+      sim_log(s, "%s: member of %s: next_off %llu, lost %u, topic [%llu, "
+                 "%llu)",
+              s->cl[ci].key, mb->slot->topic->name,
+              (unsigned long long)mb->next_off, mb->lost,
+              (unsigned long long)mb->slot->topic->first,
+              (unsigned long long)mb->slot->topic->end);
+    }
+  }
 }
 
 static void check_receipts(sim *s) {
@@ -1406,12 +1503,15 @@ void topics_check_end(sim *s) {
       }
     }
   }
-  /* 4, topic form: per client and topic, copies sent once come in offset
-     order (a member has one cursor, whatever the priorities). */
+  /* 4, topic form: per client, topic and priority, copies sent once come
+     in offset order.  (Across priorities a member's cursor mostly keeps
+     offset order, a HIGH message waiting behind an older LOW one of its
+     topic; but a per-send message made and left pending when the write
+     had no room lets a newer one of higher priority pass it.) */
   for (int ci = 0; ci < s->nclients; ++ci) {
-    int32_t last[NTOPICS];
+    int32_t last[NTOPICS][3];
     for (int i = 0; i < NTOPICS; ++i) {
-      last[i] = -1;
+      last[i][0] = last[i][1] = last[i][2] = -1;
     }
     for (size_t k = 0; k < s->nlog; ++k) {
       int32_t lm = s->log[k].msg;
@@ -1422,16 +1522,16 @@ void topics_check_end(sim *s) {
       if (m->c[ci].sends != 1) {
         continue;
       }
-      int32_t p = last[m->topic];
+      int32_t p = last[m->topic][m->prio];
       if (p >= 0 && T->m[p].offset > m->offset) {
         sim_fail(s, 4, "app %s got t%d (%s offset %llu) after t%d (offset "
-                       "%llu), both sent once",
+                       "%llu), both sent once, of one priority",
                  s->cl[ci].key, (int)(-1 - lm), topic_names[m->topic],
                  (unsigned long long)m->offset, (int)p,
                  (unsigned long long)T->m[p].offset);
         return;
       }
-      last[m->topic] = -1 - lm;
+      last[m->topic][m->prio] = -1 - lm;
     }
   }
   /* 6: what retention (by count or bytes: reason 4) and age took unsent
