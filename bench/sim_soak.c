@@ -22,7 +22,8 @@
 static void usage(FILE *f) {
   fprintf(f, "usage: sim_soak (--seconds S | --count N) [--start S] "
              "[--jobs J] [--hub-restart] [--strict-dropped] "
-             "[--ack-livelock] [--topics] [--allow-spurious-want]\n");
+             "[--ack-livelock] [--topics] [--allow-spurious-want] "
+             "[--allow-leave-losses]\n");
 }
 
 /* The simulator binary next to this one: build/bench/sim_soak ->
@@ -70,6 +71,8 @@ int main(int argc, char **argv) {
       b.opts.topics = 1;
     } else if (strcmp(a, "--allow-spurious-want") == 0) {
       b.opts.spurious_want = 1;
+    } else if (strcmp(a, "--allow-leave-losses") == 0) {
+      b.opts.leave_losses = 1;
     } else {
       usage(stderr);
       return 2;

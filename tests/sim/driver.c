@@ -1347,10 +1347,11 @@ int sim_run(const sim_opts *o, sim_result *r) {
 
 void sim_replay_command(char *buf, size_t cap, const char *prog,
                         const sim_opts *o) {
-  snprintf(buf, cap, "%s --seed %llu --verbose%s%s%s%s%s", prog,
+  snprintf(buf, cap, "%s --seed %llu --verbose%s%s%s%s%s%s", prog,
            (unsigned long long)o->seed, o->hub_restart ? " --hub-restart" : "",
            o->strict_dropped ? " --strict-dropped" : "",
            o->ack_livelock ? " --ack-livelock" : "",
            o->topics ? " --topics" : "",
-           o->spurious_want ? " --allow-spurious-want" : "");
+           o->spurious_want ? " --allow-spurious-want" : "",
+           o->leave_losses ? " --allow-leave-losses" : "");
 }

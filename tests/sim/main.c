@@ -27,7 +27,8 @@ static void usage(FILE *f) {
   fprintf(f, "usage: sim [--seeds N [--start S] [--jobs J] | --seed X "
              "[--verbose]]\n"
              "           [--hub-restart] [--strict-dropped] [--ack-livelock]\n"
-             "           [--topics] [--allow-spurious-want]\n");
+             "           [--topics] [--allow-spurious-want] "
+             "[--allow-leave-losses]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *v) {
@@ -73,6 +74,8 @@ int main(int argc, char **argv) {
       o.topics = 1;
     } else if (strcmp(a, "--allow-spurious-want") == 0) {
       o.spurious_want = 1;
+    } else if (strcmp(a, "--allow-leave-losses") == 0) {
+      o.leave_losses = 1;
     } else if (strcmp(a, "--help") == 0) {
       usage(stdout);
       return 0;

@@ -48,6 +48,8 @@ typedef struct sim_opts {
   int topics;         /* --topics: topics, members joining and leaving,
                          topic publishes and tern_hub_publish_many
                          (topics.c)                                      */
+  int leave_losses;   /* --allow-leave-losses: losses of a member that
+                         leaves may go untold (a known bug: topics.c) */
   int spurious_want;  /* --allow-spurious-want: a connection that wants
                          to write but that tern_hub_next_ready did not
                          return is written once; if it then writes
@@ -106,6 +108,7 @@ typedef struct sim_result {
   uint64_t many_publishes;   /* tern_hub_publish_many calls that queued     */
   uint64_t receipts_checked;
   uint64_t spurious_wants;   /* --allow-spurious-want: counted             */
+  uint64_t leave_losses;     /* --allow-leave-losses: forgiven             */
   tern_duration virtual_time;
 } sim_result;
 
@@ -323,6 +326,8 @@ typedef struct inst_rec {
   uint64_t carried[4];    /* --hub-restart: losses of earlier instances
                              the store held for it to tell (its session
                              record's counts when the hub restarted)     */
+  uint64_t tforgiven;     /* --allow-leave-losses: of those, losses of
+                             members that left, never told              */
   uint64_t tdiscards[2];  /* --topics: copies that left their topic's log
                              unsent: [0] by age or TTL, [1] by count or
                              bytes (the hub counts them lazily, as its

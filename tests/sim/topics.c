@@ -113,6 +113,8 @@ typedef struct tcopy {
   uint8_t state;
   uint8_t mat;        /* C_PEND: the hub made its per-send message (seen in
                          the session; it will not be lost to retention)  */
+  uint8_t quiet;      /* C_EXPIRED, C_RETAINED: lost unsent with no event
+                         (counted by the member when it passes it)     */
   uint8_t sub;        /* the subscription (slot) it came through            */
   uint16_t sends;
   uint16_t deliveries;
@@ -617,6 +619,55 @@ static void held_collect(sim *s, int client, int32_t tidx, int inflight,
 
 /* ---- joining and leaving ---------------------------------------------------- */
 
+/*
+ * --allow-leave-losses.  A member counts the messages it lost unsent (to
+ * retention or their time) lazily, as it moves past them; when it leaves,
+ * the losses it counted and did not tell yet go to another member of the
+ * session, if there is one, and the ones it had not come to are never
+ * counted.  So such losses of a member that leaves are never told (a
+ * known bug: topic_regress.c).  This forgives them before the leave: the
+ * copies at or past the member's cursor, and its untold count when it is
+ * the session's last member.
+ */
+static void forgive_losses(sim *s, int ci, int k) {
+  topics *T = s->tp;
+  const ssub *u = &T->subs[ci][k];
+  const session *ss = hub_session(s, &s->cl[ci]);
+  if (!ss) {
+    return;
+  }
+  inst_rec *ir = &s->insts[s->cl[ci].inst];
+  uint64_t n = 0, untold = 0;
+  int others = 0;
+  for (const member *mb = ss->members; mb; mb = mb->s_next) {
+    const char *name = mb->slot->topic->name;
+    if (!pmatch(patterns[u->pat], name)) {
+      ++others;
+      continue;
+    }
+    untold += mb->lost;
+    for (size_t i = 0; i < T->nm; ++i) {
+      const tpmsg *m = &T->m[i];
+      const tcopy *cp = &m->c[ci];
+      if (cp->quiet && cp->sub == k && cp->sub_gen == u->gen &&
+          cp->inst == s->cl[ci].inst &&
+          strcmp(topic_names[m->topic], name) == 0 &&
+          m->offset >= mb->next_off) {
+        ++n;
+      }
+    }
+  }
+  if (!others) {
+    n += untold;
+  }
+  if (n) {
+    sim_log(s, "%s: %llu losses of its leaving member will not be told",
+            s->cl[ci].key, (unsigned long long)n);
+  }
+  ir->tforgiven += n;
+  s->res->leave_losses += n;
+}
+
 static void leave(sim *s, int ci, int k) {
   topics *T = s->tp;
   ssub *u = &T->subs[ci][k];
@@ -625,6 +676,9 @@ static void leave(sim *s, int ci, int k) {
   int nmem = 0;
   for (int t = 0; t < T->ntopics; ++t) {
     nmem += T->tp[t].t && pmatch(pat, topic_names[t]);
+  }
+  if (s->opt.leave_losses) {
+    forgive_losses(s, ci, k);
   }
   tern_ssize rv = tern_hub_unsubscribe(s->hub, (const uint8_t *)c->key,
                                        c->keylen, pat);
@@ -779,12 +833,16 @@ static void lose_unsent(sim *s, int32_t idx, int by_age) {
     if (cp->state != C_PEND || cp->mat) {
       continue; /* a per-send message made before keeps its payload */
     }
+    cp->quiet = 1;
     if (by_age) {
       cset(s, m, ci, C_EXPIRED, 0);
     } else {
       cset(s, m, ci, C_RETAINED, 0);
       ++s->res->topic_retention;
     }
+    sim_log(s, "t%d (%s offset %llu) lost for %s unsent (%s)", (int)idx,
+            topic_names[m->topic], (unsigned long long)m->offset,
+            s->cl[ci].key, by_age ? "its time passed" : "retention");
     if (cp->inst == s->cl[ci].inst) {
       ++s->insts[cp->inst].tdiscards[by_age ? 0 : 1];
     }
@@ -1556,7 +1614,8 @@ void topics_check_end(sim *s) {
       held += cc->aux ? cc->aux->told[0] : 0;
     }
     uint64_t want = ir->discards[0] + ir->discards[3] + ir->tdiscards[0] +
-                    ir->tdiscards[1] + ir->carried[0] + ir->carried[3];
+                    ir->tdiscards[1] + ir->carried[0] + ir->carried[3] -
+                    ir->tforgiven;
     if (ir->told[0] + ir->told[3] + held < want) {
       sim_fail(s, 6, "%s (session %zu): %llu expired, %llu aged and %llu "
                      "retention losses of topic messages, but only %llu "
