@@ -60,6 +60,7 @@ static void add(sim_result *t, const sim_result *r) {
   t->receipts_checked += r->receipts_checked;
   t->spurious_wants += r->spurious_wants;
   t->leave_losses += r->leave_losses;
+  t->late_wakeups += r->late_wakeups;
   t->lossy_sessions += r->lossy_sessions;
   t->blind_sessions += r->blind_sessions;
   t->hub_crashes += r->hub_crashes;
@@ -365,7 +366,8 @@ void sim_print_topics(const char *name, const sim_result *t) {
          "to apps, %llu acked, %llu taken by retention unsent, %llu left "
          "unsent by their member; %llu joins, %llu leaves, %llu "
          "publish_many calls, %llu receipts checked, %llu spurious "
-         "want_write, %llu losses of leaving members untold\n",
+         "want_write, %llu late wakeups of paced sends, %llu losses of "
+         "leaving members untold\n",
          name, (unsigned long long)t->topic_publishes,
          (unsigned long long)t->topic_copies,
          (unsigned long long)t->topic_delivered,
@@ -376,5 +378,6 @@ void sim_print_topics(const char *name, const sim_result *t) {
          (unsigned long long)t->many_publishes,
          (unsigned long long)t->receipts_checked,
          (unsigned long long)t->spurious_wants,
+         (unsigned long long)t->late_wakeups,
          (unsigned long long)t->leave_losses);
 }

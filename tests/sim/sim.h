@@ -109,6 +109,9 @@ typedef struct sim_result {
   uint64_t receipts_checked;
   uint64_t spurious_wants;   /* --allow-spurious-want: counted             */
   uint64_t leave_losses;     /* --allow-leave-losses: forgiven             */
+  uint64_t late_wakeups;     /* --allow-spurious-want: paced connections
+                                with something to write, not on the ready
+                                list (until the refill deadline)        */
   tern_duration virtual_time;
 } sim_result;
 
@@ -563,7 +566,8 @@ void topics_check_step(sim *s);
 int topics_drained(sim *s);
 void topics_check_end(sim *s);
 void topics_teardown(sim *s); /* deletes the topics                       */
-void topics_describe(sim *s); /* what is left (verbose)                   */
+void topics_describe(sim *s);
+int topics_paced(const sim *s); /* the hub or a topic paces sends           */ /* what is left (verbose)                   */
 
 /* durable.c: the store under the hub and the durability model */
 void durable_init(sim *s);

@@ -484,6 +484,10 @@ void topics_init(sim *s) {
     s->hs.topic_rate = (uint32_t)prng_range(r, 2, 200);
     s->hs.topic_burst = prng_pct(r, 50) ? (uint32_t)prng_range(r, 1, 30) : 0;
   }
+  sim_log(s, "topics: %d, hub pacing %u/s burst %u; %u%% topic publishes, "
+             "%u%% publish_many, %u%% joins or leaves mid-broadcast",
+          T->ntopics, s->hs.topic_rate, s->hs.topic_burst, T->pct_topic,
+          T->pct_many, T->pct_midcast);
   T->next_change = SIM_T0 + SIM_MS(prng_range(r, 0, 3000));
   kmap_init(&T->ids, 1024);
 }
@@ -514,10 +518,11 @@ static void create_topic(sim *s, int i) {
   o.rate = t->rate;
   o.burst = t->burst;
   int rv = tern_hub_create_topic(s->hub, t->name, &o, s->now, &t->t);
-  sim_log(s, "topic %s created (retention %u messages, %llu bytes, %.0f s): "
-             "%s",
+  sim_log(s, "topic %s created (retention %u messages, %llu bytes, %.0f s; "
+             "pacing %u/s burst %u): %s",
           t->name, t->max_count, (unsigned long long)t->max_bytes,
-          (double)t->max_age / 1e9, rv ? tern_strerror(rv) : "ok");
+          (double)t->max_age / 1e9, t->rate, t->burst,
+          rv ? tern_strerror(rv) : "ok");
   if (rv != 0) {
     sim_fail(s, 0, "tern_topic_create(%s): %s", t->name, tern_strerror(rv));
     t->t = NULL;
@@ -1475,6 +1480,19 @@ int topics_drained(sim *s) {
   return 1;
 }
 
+int topics_paced(const sim *s) {
+  const topics *T = s->tp;
+  if (s->hs.topic_rate) {
+    return 1;
+  }
+  for (int i = 0; i < T->ntopics; ++i) {
+    if (T->tp[i].t && T->tp[i].rate) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
 void topics_describe(sim *s) {
   topics *T = s->tp;
   if (!T) {
@@ -1611,7 +1629,7 @@ void topics_check_end(sim *s) {
     }
     uint64_t held = ss->dropped[0] + topic_lost_total(ss);
     for (const conn *cc = ss->conns; cc; cc = cc->session_next) {
-      held += cc->aux ? cc->aux->told[0] : 0;
+      held += cc->aux ? cc->aux->told[0] + cc->aux->told_retention : 0;
     }
     uint64_t want = ir->discards[0] + ir->discards[3] + ir->tdiscards[0] +
                     ir->tdiscards[1] + ir->carried[0] + ir->carried[3] -
