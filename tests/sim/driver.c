@@ -272,7 +272,7 @@ static int hub_write_link(sim *s, sim_link *l) {
       return moved;
     }
     if (n == 0 && probe) {
-      ++s->res->spurious_wants; /* --allow-spurious-want */
+      ++s->res->spurious_wants; /* --known-bugs */
     }
     if (l->conn && tern_conn_want_write(l->conn)) {
       sim_fail(s, 0, "link %u: tern_conn_write wrote nothing with %zu bytes "
@@ -1351,11 +1351,12 @@ int sim_run(const sim_opts *o, sim_result *r) {
 
 void sim_replay_command(char *buf, size_t cap, const char *prog,
                         const sim_opts *o) {
-  snprintf(buf, cap, "%s --seed %llu --verbose%s%s%s%s%s%s", prog,
+  snprintf(buf, cap, "%s --seed %llu --verbose%s%s%s%s%s", prog,
            (unsigned long long)o->seed, o->hub_restart ? " --hub-restart" : "",
            o->strict_dropped ? " --strict-dropped" : "",
            o->ack_livelock ? " --ack-livelock" : "",
            o->topics ? " --topics" : "",
-           o->spurious_want ? " --allow-spurious-want" : "",
-           o->leave_losses ? " --allow-leave-losses" : "");
+           o->spurious_want && o->leave_losses && o->receipt_made
+               ? " --known-bugs"
+               : "");
 }

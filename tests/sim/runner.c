@@ -366,8 +366,8 @@ void sim_print_topics(const char *name, const sim_result *t) {
          "to apps, %llu acked, %llu taken by retention unsent, %llu left "
          "unsent by their member; %llu joins, %llu leaves, %llu "
          "publish_many calls, %llu receipts checked, %llu spurious "
-         "want_write, %llu late wakeups of paced sends, %llu losses of "
-         "leaving members untold\n",
+         "want_write, %llu late wakeups of paced sends, %llu sessions with "
+         "topic losses untold after a member left\n",
          name, (unsigned long long)t->topic_publishes,
          (unsigned long long)t->topic_copies,
          (unsigned long long)t->topic_delivered,

@@ -596,6 +596,9 @@ static void held_mark(sim *s, int client, int32_t tidx, int inflight,
   ++*n;
   if (cp->state == C_PEND && !cp->mat) {
     cset(s, m, client, C_PEND, 1);
+    if (s->opt.receipt_made) {
+      ++m->sent; /* the hub counts it now (known bug) */
+    }
   } else if (cp->state != C_PEND && cp->state != C_OUT) {
     sim_fail(s, 1, "%s holds t%d (%s offset %llu) to send, whose copy is %s",
              s->cl[client].key, (int)tidx, topic_names[m->topic],
@@ -625,54 +628,18 @@ static void held_collect(sim *s, int client, int32_t tidx, int inflight,
 /* ---- joining and leaving ---------------------------------------------------- */
 
 /*
- * --allow-leave-losses.  A member counts the messages it lost unsent (to
- * retention or their time) lazily, as it moves past them; when it leaves,
- * the losses it counted and did not tell yet go to another member of the
- * session, if there is one, and the ones it had not come to are never
- * counted.  So such losses of a member that leaves are never told (a
- * known bug: topic_regress.c).  This forgives them before the leave: the
- * copies at or past the member's cursor, and its untold count when it is
- * the session's last member.
+ * --known-bugs (leave losses).  A member counts the messages it lost unsent (to
+ * retention or their time) lazily, as it moves past them, and keeps the
+ * count (and the count of DROPPED notices a dead connection did not
+ * confirm) itself, not in its session.  When it leaves, what it counted
+ * and did not tell goes to another member of the session if there is
+ * one, else is dropped; what it had not come to is never counted; a
+ * notice returned by a dead connection to a session without members is
+ * dropped.  So the losses of a session instance in which a member left
+ * may go untold (a known bug: topic_regress.c leave_losses).  With this
+ * option the lower bound of invariant 6 for topic losses holds only for
+ * the session instances in which no member left.
  */
-static void forgive_losses(sim *s, int ci, int k) {
-  topics *T = s->tp;
-  const ssub *u = &T->subs[ci][k];
-  const session *ss = hub_session(s, &s->cl[ci]);
-  if (!ss) {
-    return;
-  }
-  inst_rec *ir = &s->insts[s->cl[ci].inst];
-  uint64_t n = 0, untold = 0;
-  int others = 0;
-  for (const member *mb = ss->members; mb; mb = mb->s_next) {
-    const char *name = mb->slot->topic->name;
-    if (!pmatch(patterns[u->pat], name)) {
-      ++others;
-      continue;
-    }
-    untold += mb->lost;
-    for (size_t i = 0; i < T->nm; ++i) {
-      const tpmsg *m = &T->m[i];
-      const tcopy *cp = &m->c[ci];
-      if (cp->quiet && cp->sub == k && cp->sub_gen == u->gen &&
-          cp->inst == s->cl[ci].inst &&
-          strcmp(topic_names[m->topic], name) == 0 &&
-          m->offset >= mb->next_off) {
-        ++n;
-      }
-    }
-  }
-  if (!others) {
-    n += untold;
-  }
-  if (n) {
-    sim_log(s, "%s: %llu losses of its leaving member will not be told",
-            s->cl[ci].key, (unsigned long long)n);
-  }
-  ir->tforgiven += n;
-  s->res->leave_losses += n;
-}
-
 static void leave(sim *s, int ci, int k) {
   topics *T = s->tp;
   ssub *u = &T->subs[ci][k];
@@ -681,9 +648,6 @@ static void leave(sim *s, int ci, int k) {
   int nmem = 0;
   for (int t = 0; t < T->ntopics; ++t) {
     nmem += T->tp[t].t && pmatch(pat, topic_names[t]);
-  }
-  if (s->opt.leave_losses) {
-    forgive_losses(s, ci, k);
   }
   tern_ssize rv = tern_hub_unsubscribe(s->hub, (const uint8_t *)c->key,
                                        c->keylen, pat);
@@ -696,6 +660,9 @@ static void leave(sim *s, int ci, int k) {
     return;
   }
   ++s->res->leaves;
+  if (rv > 0) {
+    s->insts[c->inst].tleft = 1;
+  }
   u->active = 0;
   /* Copies not yet sent stay away from now on; those in flight are still
      delivered (and may be sent again) and acked.  Those sent whose
@@ -1231,7 +1198,7 @@ int topics_hub_event(sim *s, const tern_event *ev, int client) {
                (unsigned long long)ev->seq, (unsigned long long)l->last_seq);
     }
     l->last_seq = ev->seq;
-    if (cp->state == C_PEND) {
+    if (cp->state == C_PEND && !(cp->mat && s->opt.receipt_made)) {
       ++m->sent;
     }
     cset(s, m, client, C_OUT, 0);
@@ -1632,8 +1599,11 @@ void topics_check_end(sim *s) {
       held += cc->aux ? cc->aux->told[0] + cc->aux->told_retention : 0;
     }
     uint64_t want = ir->discards[0] + ir->discards[3] + ir->tdiscards[0] +
-                    ir->tdiscards[1] + ir->carried[0] + ir->carried[3] -
-                    ir->tforgiven;
+                    ir->tdiscards[1] + ir->carried[0] + ir->carried[3];
+    if (ir->tleft && s->opt.leave_losses) {
+      s->res->leave_losses += ir->told[0] + ir->told[3] + held < want;
+      continue;
+    }
     if (ir->told[0] + ir->told[3] + held < want) {
       sim_fail(s, 6, "%s (session %zu): %llu expired, %llu aged and %llu "
                      "retention losses of topic messages, but only %llu "
