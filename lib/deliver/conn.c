@@ -659,10 +659,7 @@ static ALWAYS_INLINE int put_messages_of(tern_hub *hub, conn *c, out *o,
      before the next MSG, so a receiver hears of a loss in order.  Inside
      the loop only an expiry found there adds a loss, so the check runs
      here and after such an expiry, not once per message. */
-  if (topics) {
-    topic_refresh(hub, s, now);
-  }
-  if ((session_has_drops(s) || (topics && topic_lost_total(s))) &&
+  if ((session_has_drops(s) || (topics && topic_refresh(hub, s, now))) &&
       !put_dropped(hub, c, o)) {
     return 0;
   }
@@ -752,16 +749,29 @@ static ALWAYS_INLINE int put_messages_of(tern_hub *hub, conn *c, out *o,
       break; /* the rest of this frame goes first next time */
     }
   }
+  if (topics && rv == 0 && topic_lost_total(s) && !(c->aux && c->aux->wmsg)) {
+    /* Losses found on the way (a message past its time): told now, not
+       after the next message. */
+    put_dropped(hub, c, o);
+  }
   hub->stats.sent += sent;
   hub->stats.resent += resent;
   hub->stats.inflight += sent;
   return rv;
 }
 
-static int put_messages(tern_hub *hub, conn *c, out *o, uint8_t *start,
-                        tern_tstamp now) {
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static int put_messages_topics(tern_hub *hub, conn *c, out *o,
+                               uint8_t *start, tern_tstamp now) {
+  return put_messages_of(hub, c, o, start, now, 1);
+}
+
+static inline int put_messages(tern_hub *hub, conn *c, out *o,
+                               uint8_t *start, tern_tstamp now) {
   if (c->session->members) {
-    return put_messages_of(hub, c, o, start, now, 1);
+    return put_messages_topics(hub, c, o, start, now);
   }
   return put_messages_of(hub, c, o, start, now, 0);
 }

@@ -57,12 +57,20 @@ static int pace_ok(tern_hub *hub, topic *t, tern_tstamp now) {
   return 0;
 }
 
+/* Takes a token from each bucket; an empty one notes its refill time,
+   when the hub's expiry puts the waiting connections back on the ready
+   list (they leave it meanwhile: topic_has_output says no). */
 static void pace_take(tern_hub *hub, topic *t) {
-  if (hub->set.topic_rate) {
-    --hub->topic_tokens;
+  tern_tstamp wait = TERN_TSTAMP_NONE;
+  if (hub->set.topic_rate && --hub->topic_tokens == 0) {
+    wait = hub->topic_tokens_at + TERN_SECONDS / hub->set.topic_rate;
   }
-  if (t->opt.rate) {
-    --t->tokens;
+  if (t->opt.rate && --t->tokens == 0) {
+    tern_tstamp w = t->tokens_at + TERN_SECONDS / t->opt.rate;
+    wait = w < wait ? w : wait;
+  }
+  if (wait < hub->topic_refill) {
+    hub->topic_refill = wait;
   }
 }
 
@@ -78,21 +86,44 @@ void topic_pace_expiry(tern_hub *hub, tern_tstamp now) {
     return;
   }
   hub->topic_refill = TERN_TSTAMP_NONE;
+  uint64_t hub_budget = UINT64_MAX;
   if (hub->set.topic_rate) {
     refill(&hub->topic_tokens, &hub->topic_tokens_at, hub->set.topic_rate,
            hub->set.topic_burst, now);
+    hub_budget = hub->topic_tokens;
   }
-  for (topic *t = hub->topic_list; t; t = t->all_next) {
+  /* Only as many connections as there are tokens get back on the ready
+     list: waiting members are at the head of the online lists (those that
+     caught up moved to the tail), so this walk is short. */
+  for (topic *t = hub->topic_list; t && hub_budget; t = t->all_next) {
+    if (!hub->set.topic_rate && !t->opt.rate) {
+      continue; /* never waits */
+    }
+    uint64_t budget = hub_budget;
     if (t->opt.rate) {
       refill(&t->tokens, &t->tokens_at, t->opt.rate, t->opt.burst, now);
+      budget = t->tokens < budget ? t->tokens : budget;
     }
-    if (t->first == t->end) {
-      continue;
-    }
-    for (member *mb = t->online; mb; mb = mb->t_next) {
+    member *mb = t->online;
+    for (; mb && budget; mb = mb->t_next) {
       if (mb->next_off < t->end) {
         session_notify(hub, mb->session);
+        --budget;
+        --hub_budget;
+      } else if (hub->set.topic_rate || t->opt.rate) {
+        mb = NULL; /* the rest caught up */
+        break;
       }
+    }
+    if (mb) {
+      /* Members still wait; those notified may not take their tokens (a
+         full window), so look again a token's time from now. */
+      uint32_t rate = hub->set.topic_rate ? hub->set.topic_rate : t->opt.rate;
+      if (t->opt.rate && t->opt.rate < rate) {
+        rate = t->opt.rate;
+      }
+      tern_tstamp again = now + TERN_SECONDS / rate;
+      hub->topic_refill = again < hub->topic_refill ? again : hub->topic_refill;
     }
   }
 }
@@ -129,7 +160,10 @@ static int expired(const topic *t, const tmsg *tm, tern_tstamp now) {
    match and counting those past their time as lost; NULL when none. */
 static tmsg *member_advance(tern_hub *hub, member *mb, tern_tstamp now) {
   topic *t = mb->slot->topic;
-  if (t->first < t->end && expired(t, log_at(t, t->first), now)) {
+  if (mb->next_off >= t->end) {
+    return NULL; /* caught up: the common case of a second look */
+  }
+  if (expired(t, log_at(t, t->first), now)) {
     topic_evict_due(hub, t, now);
   }
   member_catch_up(mb);
@@ -183,6 +217,13 @@ msg *topic_next(tern_hub *hub, session *s, msg *direct, tern_tstamp now,
   }
   pace_take(hub, t);
   uint64_t off = best->next_off++;
+  if (best->next_off == t->end && best->t_next &&
+      (hub->set.topic_rate || t->opt.rate)) {
+    /* caught up: to the tail, so that paced refills find the waiting
+       members first */
+    tlist_unlink(t, best, 1);
+    tlist_push(t, best, 1, 1);
+  }
   best->consumed += best->slot != &t->slots[0];
   ++btm->sent;
   m->flags |= MSG_TOPIC;
@@ -250,10 +291,17 @@ void topic_lost_return(session *s, uint32_t n) {
   }
 }
 
-/* Catches every member of |s| up, so that its losses are known before
-   anything is written. */
-void topic_refresh(tern_hub *hub, session *s, tern_tstamp now) {
+uint32_t topic_refresh(tern_hub *hub, session *s, tern_tstamp now) {
+  uint64_t n = 0;
   for (member *mb = s->members; mb; mb = mb->s_next) {
-    member_advance(hub, mb, now);
+    topic *t = mb->slot->topic;
+    if (mb->next_off < t->end && expired(t, log_at(t, t->first), now)) {
+      topic_evict_due(hub, t, now);
+    }
+    if (mb->next_off < t->first) {
+      member_catch_up(mb);
+    }
+    n += mb->lost;
   }
+  return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }

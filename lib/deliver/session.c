@@ -10,6 +10,12 @@
 #include "deliver/hub.h"
 #include "deliver/topic.h"
 
+#if defined(__GNUC__)
+#define ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define ALWAYS_INLINE inline
+#endif
+
 /* ---- lookup ------------------------------------------------------------- */
 
 uint64_t session_hash(const tern_hub *hub, const uint8_t *key, size_t keylen) {
@@ -342,7 +348,8 @@ static size_t rich_tail(uint8_t *out, const tern_msg_desc *d,
 /* msg_new builds a message from a validated descriptor: its wire tail
    (flags, id, collapse key, content type, attrs, payload) is encoded once
    here, so each send only writes the frame head.  No side effects. */
-static int msg_new(tern_hub *hub, msg **pm, const tern_msg_desc *d,
+static ALWAYS_INLINE int msg_new(tern_hub *hub, msg **pm,
+                                 const tern_msg_desc *d,
             const uint8_t *id, size_t idlen, tern_tstamp expiry) {
   size_t cklen = d->collapse_key ? d->collapse_keylen : 0;
   int plain = !d->content_type && d->nattrs == 0;
@@ -684,7 +691,8 @@ static size_t bounded_len(const char *s, size_t max) {
   return n;
 }
 
-static int check_desc(const tern_hub *hub, const tern_msg_desc *d) {
+static ALWAYS_INLINE int check_desc(const tern_hub *hub,
+                                    const tern_msg_desc *d) {
   if (((size_t)d->idlen | d->collapse_keylen | d->nattrs) == 0 &&
       !d->content_type) {
     /* A plain message (most are): only the priority and the payload. */
@@ -809,34 +817,29 @@ static void fill_result(tern_publish_result *res, const uint8_t *id,
   res->idlen = idlen;
 }
 
-#if defined(__GNUC__)
-#define ALWAYS_INLINE __attribute__((always_inline)) inline
-#else
-#define ALWAYS_INLINE inline
-#endif
-
-/* One publish to one session.  |shared| (a constant NULL in
-   session_publish's copy) is the payload of a tern_hub_publish_many, with
-   its id |sid| (given or generated once); |d| is then checked already. */
+/* One publish to one session.  |many| (a constant in each copy) says it
+   is one of a tern_hub_publish_many: the message refers to the payload
+   |shared|, with its id |sid| (given or generated once), and |d| is
+   checked already. */
 static ALWAYS_INLINE int publish_to(tern_hub *hub, const uint8_t *key,
                                     size_t keylen, const tern_msg_desc *d,
                                     tern_tstamp now, tern_publish_result *res,
-                                    spayload *shared, const uint8_t *sid,
-                                    size_t sidlen) {
+                                    const int many, spayload *shared,
+                                    const uint8_t *sid, size_t sidlen) {
   if (!key || keylen == 0) {
     return TERN_ERR_INVALID;
   }
   if (keylen > TERN_MAX_SESSION_KEY) {
     return TERN_ERR_TOO_LARGE;
   }
-  int rv = shared ? 0 : check_desc(hub, d);
+  int rv = many ? 0 : check_desc(hub, d);
   if (rv != 0) {
     return rv;
   }
   const uint8_t *id = d->id;
   size_t idlen = d->idlen;
   int given_id = idlen > 0;
-  if (shared) {
+  if (many) {
     id = sid;
     idlen = sidlen;
   } else if (!given_id) {
@@ -926,7 +929,7 @@ static ALWAYS_INLINE int publish_to(tern_hub *hub, const uint8_t *key,
     expiry = ttl > TERN_TSTAMP_NONE - 1 - now ? TERN_TSTAMP_NONE - 1 : now + ttl;
   }
   msg *m;
-  if (shared) {
+  if (many) {
     m = msg_new_shared(hub, shared, d->priority, expiry, d->cookie);
     rv = m ? 0 : TERN_ERR_NOMEM;
     if (m && (d->flags & TERN_MSG_TRACE)) {
@@ -1035,7 +1038,7 @@ static ALWAYS_INLINE int publish_to(tern_hub *hub, const uint8_t *key,
 int session_publish(tern_hub *hub, const uint8_t *key, size_t keylen,
                     const tern_msg_desc *d, tern_tstamp now,
                     tern_publish_result *res) {
-  return publish_to(hub, key, keylen, d, now, res, NULL, NULL, 0);
+  return publish_to(hub, key, keylen, d, now, res, 0, NULL, NULL, 0);
 }
 
 tern_ssize tern_hub_publish_many_versioned(
@@ -1077,7 +1080,7 @@ tern_ssize tern_hub_publish_many_versioned(
   for (size_t i = 0; i < nkeys; ++i) {
     tern_publish_result r;
     memset(&r, 0, sizeof(r));
-    rv = publish_to(hub, keys[i].key, keys[i].keylen, &d, now, &r, p, id,
+    rv = publish_to(hub, keys[i].key, keys[i].keylen, &d, now, &r, 1, p, id,
                     idlen);
     queued += rv == 0;
     all.outcome |= r.outcome;
@@ -1110,14 +1113,7 @@ const uint8_t *session_next_id(tern_hub *hub) { return next_id(hub); }
 
 size_t session_desc_tail(uint8_t *out, const tern_msg_desc *d,
                          const uint8_t *id, size_t idlen) {
-  size_t cklen = d->collapse_key ? d->collapse_keylen : 0;
-  if (!d->content_type && d->nattrs == 0) {
-    if (!out) {
-      return wire_plain_tail_size(idlen, cklen, d->payloadlen);
-    }
-    return wire_plain_tail_encode(out, d->priority, id, idlen,
-                                  d->collapse_key, cklen, d->payload,
-                                  d->payloadlen);
-  }
+  /* wire_msg_tail_encode writes the plain tail's bytes too; the inline
+     plain encoder stays with its one caller, msg_new. */
   return rich_tail(out, d, id, idlen);
 }

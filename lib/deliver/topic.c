@@ -291,13 +291,7 @@ static member *member_join(tern_hub *hub, topic *t, session *s,
   mb->consumed = slot->matched;
   mb->s_next = s->members;
   s->members = mb;
-  member **head = s->nconns ? &t->online : &t->offline;
-  mb->t_prev = NULL;
-  mb->t_next = *head;
-  if (*head) {
-    (*head)->t_prev = mb;
-  }
-  *head = mb;
+  tlist_push(t, mb, s->nconns != 0, 0);
   ++slot->nmembers;
   ++t->nmembers;
   ++hub->stats.members;
@@ -584,16 +578,7 @@ static void member_leave(tern_hub *hub, member *mb, int store) {
     pp = &(*pp)->s_next;
   }
   *pp = mb->s_next;
-  if (mb->t_prev) {
-    mb->t_prev->t_next = mb->t_next;
-  } else if (t->online == mb) {
-    t->online = mb->t_next;
-  } else {
-    t->offline = mb->t_next;
-  }
-  if (mb->t_next) {
-    mb->t_next->t_prev = mb->t_prev;
-  }
+  tlist_unlink(t, mb, s->nconns != 0);
   if (store && hub->persist && !hub->loading) {
     persist_sub_gone(hub, mb);
   }
@@ -604,22 +589,8 @@ static void member_leave(tern_hub *hub, member *mb, int store) {
 }
 
 static void move_list(topic *t, member *mb, int online) {
-  member **from = online ? &t->offline : &t->online;
-  member **to = online ? &t->online : &t->offline;
-  if (mb->t_prev) {
-    mb->t_prev->t_next = mb->t_next;
-  } else {
-    *from = mb->t_next;
-  }
-  if (mb->t_next) {
-    mb->t_next->t_prev = mb->t_prev;
-  }
-  mb->t_prev = NULL;
-  mb->t_next = *to;
-  if (*to) {
-    (*to)->t_prev = mb;
-  }
-  *to = mb;
+  tlist_unlink(t, mb, !online);
+  tlist_push(t, mb, online, 0);
 }
 
 void topic_session_online(tern_hub *hub, session *s) {

@@ -103,6 +103,7 @@ struct topic {
   uint64_t first, end;     /* retained offsets: [first, end)               */
   uint64_t bytes;          /* payload bytes retained                       */
   member *online;          /* members whose session has a connection      */
+  member *online_tail;
   member *offline;
   uint32_t nmembers;
   /* pacing (opt.rate): tokens at tokens_at */
@@ -123,6 +124,43 @@ struct psub {
   uint16_t patlen;
   char pattern[];          /* NUL-terminated                               */
 };
+
+/* A member is on its topic's online list while its session has a
+   connection (session->nconns > 0), else on the offline list. */
+static inline void tlist_unlink(topic *t, member *mb, int online) {
+  if (mb->t_prev) {
+    mb->t_prev->t_next = mb->t_next;
+  } else if (online) {
+    t->online = mb->t_next;
+  } else {
+    t->offline = mb->t_next;
+  }
+  if (mb->t_next) {
+    mb->t_next->t_prev = mb->t_prev;
+  } else if (online) {
+    t->online_tail = mb->t_prev;
+  }
+  mb->t_prev = mb->t_next = NULL;
+}
+
+static inline void tlist_push(topic *t, member *mb, int online, int tail) {
+  member **head = online ? &t->online : &t->offline;
+  if (online && tail && t->online_tail) {
+    mb->t_prev = t->online_tail;
+    mb->t_next = NULL;
+    t->online_tail->t_next = mb;
+    t->online_tail = mb;
+    return;
+  }
+  mb->t_prev = NULL;
+  mb->t_next = *head;
+  if (*head) {
+    (*head)->t_prev = mb;
+  } else if (online) {
+    t->online_tail = mb;
+  }
+  *head = mb;
+}
 
 /* ---- topic.c -------------------------------------------------------------- */
 /* topic_hub_free frees every topic, member and pattern (tern_hub_del). */
@@ -164,9 +202,10 @@ void member_catch_up(member *mb);
 /* topic_has_output: a member of |s| may have a message to send (not
    paced out), or losses to tell. */
 int topic_has_output(const tern_hub *hub, const session *s);
-/* topic_refresh catches the members of |s| up so that their losses are
-   known before a write. */
-void topic_refresh(tern_hub *hub, session *s, tern_tstamp now);
+/* topic_refresh applies the time-based retention of the topics of |s|
+   and catches up the members it passed, so that their losses are told
+   before the messages after them; returns topic_lost_total(s). */
+uint32_t topic_refresh(tern_hub *hub, session *s, tern_tstamp now);
 /* topic_pace_expiry: the pacing refill time passed: connections of
    members with messages waiting get back on the ready list. */
 void topic_pace_expiry(tern_hub *hub, tern_tstamp now);

@@ -283,6 +283,10 @@ static inline size_t wire_plain_tail_encode(uint8_t *out, int priority,
  * |out| (room for WIRE_MSG_HEAD_MAX bytes) and returns its size.
  */
 #define WIRE_MSG_HEAD_MAX (WIRE_HEADER_MAX + 8 + 8)
+#if defined(__GNUC__)
+/* Every send runs it: inline even where the write loop has two copies. */
+__attribute__((always_inline))
+#endif
 static inline size_t wire_msg_head_encode(uint8_t *out, uint64_t seq,
                                           uint64_t ttl_ms, size_t taillen) {
   uint8_t *p = out;
