@@ -90,6 +90,8 @@ typedef struct spayload {
   uint8_t cklen, ck_off;
   uint64_t serial;         /* the hub serial of its publish: the key its
                               store record will have                    */
+  uint8_t stored;          /* h-tpersist: a "P" record holds it, deleted
+                              with it (persist_topic.c)                 */
   uint8_t tail[];
 } spayload;
 

@@ -38,6 +38,8 @@
 #include "base/layout.h"
 #include "base/mem.h"
 #include "deliver/hub.h"
+#include "deliver/persist.h"
+#include "deliver/topic.h"
 
 #define BATCH_RECORDS 1024          /* flush a batch past this many ...  */
 #define BATCH_BYTES (1024 * 1024)   /* ... or this many bytes            */
@@ -68,22 +70,8 @@ struct persist {
   uint64_t done_batch;   /* every batch below this one is complete       */
   waiter *waiters;       /* FIFO of SYNC publishes                       */
   size_t wfirst, wlen, wcap;
+  struct ptopic *pt;     /* persist_topic.c: cursors in this batch       */
 };
-
-static void put_be64(uint8_t *p, uint64_t v) {
-  for (int i = 7; i >= 0; --i) {
-    p[i] = (uint8_t)v;
-    v >>= 8;
-  }
-}
-
-static uint64_t get_be64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) {
-    v = v << 8 | p[i];
-  }
-  return v;
-}
 
 /* ---- the batch buffer --------------------------------------------------- */
 
@@ -159,6 +147,52 @@ static void maybe_flush(tern_hub *hub) {
   if (p->nrecs >= BATCH_RECORDS || p->nbytes >= BATCH_BYTES) {
     tern_hub_flush(hub);
   }
+}
+
+/* The batch, for persist_topic.c (persist.h). */
+int prec_reserve(tern_hub *hub, size_t n, size_t bytes) {
+  return reserve(hub, n, bytes);
+}
+
+uint8_t *prec_set(tern_hub *hub, uint8_t type, const uint8_t *id,
+                  size_t idlen, size_t valuelen, uint32_t *index) {
+  persist *p = hub->persist;
+  uint8_t *v = add(p, TERN_STORE_SET, type, id, idlen, valuelen);
+  if (index) {
+    *index = (uint32_t)(p->nrecs - 1);
+  }
+  return v;
+}
+
+uint8_t *prec_value(tern_hub *hub, uint32_t index, const uint8_t *key,
+                    size_t keylen, size_t valuelen) {
+  persist *p = hub->persist;
+  if (index >= p->nrecs) {
+    return NULL;
+  }
+  const prec *r = &p->recs[index];
+  if (r->op != TERN_STORE_SET || r->keylen != keylen ||
+      r->valuelen != valuelen ||
+      memcmp(p->bytes + r->key_off, key, keylen) != 0) {
+    return NULL;
+  }
+  return p->bytes + r->value_off;
+}
+
+void prec_del(tern_hub *hub, uint8_t type, const uint8_t *id, size_t idlen) {
+  add_del(hub, type, id, idlen);
+}
+
+void prec_maybe_flush(tern_hub *hub) { maybe_flush(hub); }
+
+struct ptopic **persist_ptopic(tern_hub *hub) {
+  return &hub->persist->pt;
+}
+
+void persist_sync(tern_hub *hub) { hub->persist->sync = 1; }
+
+uint64_t persist_batch_number(const tern_hub *hub) {
+  return hub->persist->next_batch;
 }
 
 /* ---- confirming SYNC publishes ------------------------------------------ */
@@ -284,6 +318,14 @@ static tern_tstamp from_wall(const tern_hub *hub, uint64_t w) {
   return rebase(w, hub->wall_real, hub->wall_mono);
 }
 
+uint64_t persist_to_wall(const tern_hub *hub, tern_tstamp t) {
+  return to_wall(hub, t);
+}
+
+tern_tstamp persist_from_wall(const tern_hub *hub, uint64_t w) {
+  return from_wall(hub, w);
+}
+
 int tern_hub_set_wallclock(tern_hub *hub, tern_tstamp now, uint64_t wall_ns) {
   if (!hub || now == TERN_TSTAMP_NONE || wall_ns == 0 ||
       wall_ns == TERN_TSTAMP_NONE) {
@@ -296,11 +338,17 @@ int tern_hub_set_wallclock(tern_hub *hub, tern_tstamp now, uint64_t wall_ns) {
 }
 
 /* Message record value: session keylen, key, flags, deliveries (2),
-   expiry (8), then the MSG tail as sent on the wire, which the loader
-   decodes with the wire codec: a damaged record is refused, not sent. */
+   expiry (8), format (1), then
+     format 0: the MSG tail as sent on the wire, which the loader decodes
+               with the wire codec: a damaged record is refused, not sent;
+     format 1: the 8-byte serial of the shared payload ("P" record) that
+               holds the tail (MSG_SHARED: tern_hub_publish_many), so a
+               payload sent to many sessions is stored once. */
 #define MESSAGE_FIXED 12
+#define MESSAGE_SHARED 1
 static size_t message_size(const session *s, const msg *m) {
-  return 1u + s->keylen + MESSAGE_FIXED + m->taillen;
+  return 1u + s->keylen + MESSAGE_FIXED +
+         ((m->flags & MSG_SHARED) ? 8u : m->taillen);
 }
 
 int persist_reserve_publish(tern_hub *hub, const session *s, size_t taillen,
@@ -308,7 +356,8 @@ int persist_reserve_publish(tern_hub *hub, const session *s, size_t taillen,
                             int sync) {
   persist *p = hub->persist;
   (void)s;
-  size_t bytes = 9 + 1 + keylen + MESSAGE_FIXED + taillen;
+  /* a shared payload's message stores its 8-byte reference instead */
+  size_t bytes = 9 + 1 + keylen + MESSAGE_FIXED + (taillen < 8 ? 8 : taillen);
   if (with_dedup) {
     bytes += 9 + 8 + 1 + keylen + idlen;
   }
@@ -347,8 +396,14 @@ void persist_message(tern_hub *hub, const session *s, msg *m, int sync,
   *v++ = (uint8_t)m->deliveries;
   put_be64(v, to_wall(hub, m->expiry));
   v += 8;
-  *v++ = 0; /* reserved */
-  memcpy(v, msg_tail(m), m->taillen);
+  if (m->flags & MSG_SHARED) {
+    /* persist_payload wrote the "P" record before this one */
+    *v++ = MESSAGE_SHARED;
+    put_be64(v, msg_ref_of(m)->pl->serial);
+  } else {
+    *v++ = 0;
+    memcpy(v, m->tail, m->taillen);
+  }
   m->flags |= MSG_STORED;
   if (dedup_expires) {
     v = add(p, TERN_STORE_SET, 'D', serial, 8,
@@ -437,6 +492,9 @@ void persist_drops(tern_hub *hub, session *s) {
   if (hub->loading) {
     return;
   }
+  if (s->members) {
+    persist_topic_drops(hub, s); /* retention losses: in a cursor record */
+  }
   /* A record of the session waits in this batch: its counts change in
      place (it precedes whatever follows, the DEL of a lost message among
      them), so a burst of losses costs one record per batch. */
@@ -496,6 +554,7 @@ typedef struct loader {
   int error;
   uint64_t *gone;      /* serials of messages that expired while down:   */
   size_t ngone, capgone; /* deleted after the counts that tell them     */
+  tload *tl;           /* topics, cursors, shared payloads: built last   */
 } loader;
 
 static session *load_session(loader *l, const uint8_t *key, size_t keylen) {
@@ -533,6 +592,13 @@ static int decode_tail(tern_hub *hub, const uint8_t *tail, size_t taillen,
                             ? tail + (size_t)(out->collapse_key - base)
                             : NULL;
     out->payload = tail + (size_t)(out->payload - base);
+    out->content_type = out->content_typelen
+                            ? tail + (size_t)(out->content_type - base)
+                            : NULL;
+    for (size_t i = 0; i < out->nattrs; ++i) {
+      out->attrs[i].key = tail + (size_t)(out->attrs[i].key - base);
+      out->attrs[i].value = tail + (size_t)(out->attrs[i].value - base);
+    }
     rv = 0;
   }
   if (buf != stack) {
@@ -541,8 +607,15 @@ static int decode_tail(tern_hub *hub, const uint8_t *tail, size_t taillen,
   return rv;
 }
 
+int persist_decode_tail(tern_hub *hub, const uint8_t *tail, size_t taillen,
+                        wire_msg *out) {
+  return decode_tail(hub, tail, taillen, out);
+}
+
+/* |pl|: the shared payload of a format 1 record, resolved by
+   tload_finish; NULL for format 0 (which the first pass builds). */
 static void load_message(loader *l, uint64_t serial, const uint8_t *v,
-                         size_t len) {
+                         size_t len, spayload *pl) {
   tern_hub *hub = l->hub;
   if (len < 1 || v[0] == 0 || v[0] > TERN_MAX_SESSION_KEY ||
       len < 1u + v[0] + MESSAGE_FIXED + 1u) {
@@ -553,9 +626,36 @@ static void load_message(loader *l, uint64_t serial, const uint8_t *v,
   const uint8_t *f = key + keylen;
   const uint8_t *tail = f + MESSAGE_FIXED;
   size_t taillen = len - (1 + keylen + MESSAGE_FIXED);
+  if (f[11] == MESSAGE_SHARED && !pl) {
+    /* Its payload may come later in the store's order. */
+    uint8_t k[9];
+    k[0] = 'M';
+    put_be64(k + 1, serial);
+    int rv = tload_record(hub, &l->tl, k, 9, v, len);
+    if (rv != 0) {
+      l->error = rv;
+    }
+    return;
+  }
+  if (f[11] != 0 && !pl) {
+    return; /* a format this version does not know: skip */
+  }
   tern_tstamp expiry = from_wall(hub, get_be64(f + 3));
   wire_msg w;
-  int rv = decode_tail(hub, tail, taillen, &w);
+  int rv = 0;
+  if (pl) {
+    /* checked when its "P" record was loaded */
+    w.id = pl->tail + pl->id_off;
+    w.idlen = pl->idlen;
+    w.collapse_key = pl->cklen ? pl->tail + pl->ck_off : NULL;
+    w.collapse_keylen = pl->cklen;
+    w.payloadlen = pl->payloadlen;
+    w.priority = (int)(pl->tail[0] & WIRE_MSG_PRIO_MASK);
+    tail = pl->tail;
+    taillen = pl->taillen;
+  } else {
+    rv = decode_tail(hub, tail, taillen, &w);
+  }
   if (rv == -2) {
     l->error = TERN_ERR_NOMEM;
     return;
@@ -593,25 +693,36 @@ static void load_message(loader *l, uint64_t serial, const uint8_t *v,
     s->dropped_total += s->dropped_total != UINT32_MAX;
     return;
   }
-  msg *m = msg_alloc(hub, sizeof(msg) + taillen);
-  if (!m) {
-    l->error = TERN_ERR_NOMEM;
-    return;
+  msg *m;
+  if (pl) {
+    /* shares the payload again, as before the restart */
+    m = msg_new_shared(hub, pl, w.priority, expiry, 0);
+    if (!m) {
+      l->error = TERN_ERR_NOMEM;
+      return;
+    }
+    m->flags |= (uint8_t)((f[0] & MSG_TRACE) | MSG_STORED);
+  } else {
+    m = msg_alloc(hub, sizeof(msg) + taillen);
+    if (!m) {
+      l->error = TERN_ERR_NOMEM;
+      return;
+    }
+    *m = (msg){.slab_off = m->slab_off};
+    m->priority = (uint8_t)w.priority;
+    m->flags = (uint8_t)((f[0] & MSG_TRACE) | MSG_STORED);
+    m->expiry = expiry;
+    m->id_off = (uint8_t)(w.id - tail);
+    m->idlen = (uint8_t)w.idlen;
+    m->ck_off = (uint8_t)(w.collapse_key ? w.collapse_key - tail : 0);
+    m->cklen = (uint8_t)w.collapse_keylen;
+    m->payloadlen = (uint32_t)w.payloadlen;
+    m->taillen = (uint32_t)taillen;
+    m->refs = 1;
+    memcpy(m->tail, tail, taillen);
   }
-  *m = (msg){.slab_off = m->slab_off};
-  m->priority = (uint8_t)w.priority;
-  m->flags = (uint8_t)((f[0] & MSG_TRACE) | MSG_STORED);
   m->deliveries = (uint16_t)(f[1] << 8 | f[2]);
-  m->expiry = expiry;
-  m->id_off = (uint8_t)(w.id - tail);
-  m->idlen = (uint8_t)w.idlen;
-  m->ck_off = (uint8_t)(w.collapse_key ? w.collapse_key - tail : 0);
-  m->cklen = (uint8_t)w.collapse_keylen;
-  m->payloadlen = (uint32_t)w.payloadlen;
-  m->taillen = (uint32_t)taillen;
-  m->refs = 1;
   m->serial = serial;
-  memcpy(m->tail, tail, taillen);
   m->session = s;
   mlist_insert_sorted(&s->queue[m->priority], m);
   ++s->npending;
@@ -696,9 +807,20 @@ static int visit(void *ctx, const uint8_t *key, size_t keylen,
     break;
   case 'M':
     if (keylen == 9) {
-      load_message(l, get_be64(key + 1), value, valuelen);
+      load_message(l, get_be64(key + 1), value, valuelen, NULL);
     }
     break;
+  case 'T':
+  case 'U':
+  case 'C':
+  case 'W':
+  case 'P': {
+    int rv = tload_record(hub, &l->tl, key, keylen, value, valuelen);
+    if (rv != 0) {
+      l->error = rv;
+    }
+    break;
+  }
   case 'D':
     if (keylen == 9) {
       load_dedup(l, get_be64(key + 1), value, valuelen);
@@ -710,8 +832,17 @@ static int visit(void *ctx, const uint8_t *key, size_t keylen,
   return l->error;
 }
 
+/* tload_finish's way back for the messages of shared payloads. */
+static int load_shared(void *ctx, uint64_t serial, const uint8_t *v,
+                       size_t len, spayload *pl) {
+  loader *l = ctx;
+  load_message(l, serial, v, len, pl);
+  return l->error;
+}
+
 /* Frees everything a failed load built. */
 static void unload(tern_hub *hub) {
+  tload_unload(hub);
   for (size_t i = 0; i <= hub->sessions.mask; ++i) {
     while (hub->sessions.buckets[i]) {
       session_destroy(hub, (session *)hub->sessions.buckets[i]);
@@ -728,6 +859,7 @@ static void persist_free(tern_hub *hub) {
   mem_free(&hub->mem, p->recs);
   mem_free(&hub->mem, p->bytes);
   mem_free(&hub->mem, p->waiters);
+  ptopic_free(hub);
   mem_free(&hub->mem, p);
   hub->persist = NULL;
 }
@@ -746,7 +878,7 @@ int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m, void *store,
   if (!hub || mlen == 0 || !m->append || !m->load) {
     return TERN_ERR_INVALID;
   }
-  if (hub->persist || hub->sessions.len || hub->conns) {
+  if (hub->persist || hub->sessions.len || hub->conns || hub->topic_list) {
     return TERN_ERR_STATE;
   }
   persist *p = mem_calloc(&hub->mem, 1, sizeof(*p));
@@ -762,7 +894,7 @@ int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m, void *store,
     persist_free(hub);
     return TERN_ERR_NOMEM;
   }
-  loader l = {hub, now, 0, 0, NULL, 0, 0};
+  loader l = {hub, now, 0, 0, NULL, 0, 0, NULL};
   uint64_t old_epoch = hub->epoch, old_expired = hub->stats.expired;
   size_t old_ev_head = hub->ev_head, old_ev_len = hub->ev_len,
          old_arena_len = hub->arena_len;
@@ -770,6 +902,11 @@ int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m, void *store,
   int rv = p->m.load(store, visit, &l);
   if (rv == 0) {
     rv = l.error;
+  }
+  if (rv == 0 && l.tl) {
+    /* Sessions are in: topics, their logs, shared payloads and the
+       messages that refer to them, then members and patterns. */
+    rv = tload_finish(hub, l.tl, now, load_shared, &l);
   }
   /* Sessions named only by dedup or message records lost their "S" record
      (deleted): their remains go too. */
@@ -786,6 +923,7 @@ int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m, void *store,
   }
   if (rv != 0) {
     mem_free(&hub->mem, l.gone);
+    tload_free(hub, l.tl);
     persist_free(hub); /* before unloading: nothing may be written */
     unload(hub);
     hub->loading = 0;
@@ -822,6 +960,10 @@ int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m, void *store,
     persist_message_gone(hub, &(msg){.serial = l.gone[i]});
   }
   mem_free(&hub->mem, l.gone);
+  /* Topic messages that expired while down go now, as a live hub's would
+     (their members count the losses when they next look); payloads no
+     record refers to any more go too. */
+  tload_after(hub, l.tl, now);
   rv = tern_hub_flush(hub);
   return rv == TERN_ERR_NOMEM ? 0 : rv;
 }

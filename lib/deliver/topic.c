@@ -8,6 +8,7 @@
 
 #include "base/layout.h"
 #include "base/mem.h"
+#include "deliver/persist.h"
 #include "deliver/topic.h"
 #include "filter/filter.h"
 
@@ -31,12 +32,16 @@ int payload_new(tern_hub *hub, spayload **pp, const tern_msg_desc *d,
   p->ck_off =
       cklen ? (uint8_t)(p->id_off + idlen + wire_varint_len(cklen)) : 0;
   p->serial = 0;
+  p->stored = 0;
   *pp = p;
   return 0;
 }
 
 void payload_unref(tern_hub *hub, spayload *p) {
   if (--p->refs == 0) {
+    if (p->stored && hub->persist && !hub->loading) {
+      persist_payload_gone(hub, p); /* h-tpersist: after its messages' */
+    }
     mem_free(&hub->mem, p);
   }
 }
@@ -586,6 +591,85 @@ static void member_leave(tern_hub *hub, member *mb, int store) {
   --t->nmembers;
   --hub->stats.members;
   member_put(hub, mb);
+}
+
+/* ---- restoring (h-tpersist) ------------------------------------------------ */
+
+/* 1 when the message at |tm| passes |f| (its attrs decoded again from the
+   stored tail); a placeholder (no tail) or an undecodable tail never
+   does. */
+static int restored_match(tern_hub *hub, const tmsg *tm, const filter *f) {
+  wire_msg w;
+  if (tm->pl->taillen == 0 ||
+      persist_decode_tail(hub, tm->pl->tail, tm->pl->taillen, &w) != 0) {
+    return 0;
+  }
+  filter_attr attrs[TERN_MAX_ATTRS];
+  for (size_t i = 0; i < w.nattrs; ++i) {
+    attrs[i].key = w.attrs[i].key;
+    attrs[i].keylen = w.attrs[i].keylen;
+    attrs[i].value = w.attrs[i].value;
+    attrs[i].valuelen = w.attrs[i].valuelen;
+  }
+  return filter_match(f, attrs, w.nattrs);
+}
+
+int topic_member_restore(tern_hub *hub, topic *t, session *s,
+                         const char *ftext, size_t flen, uint64_t cursor,
+                         uint32_t lost) {
+  if (member_of(s, t)) {
+    return TERN_ERR_STORE;
+  }
+  ifilter *flt = NULL;
+  if (ftext) {
+    int rv = filter_intern(hub, ftext, flen, &flt, NULL);
+    if (rv != 0) {
+      return rv == TERN_ERR_NOMEM ? rv : TERN_ERR_STORE;
+    }
+  }
+  fslot *sl = slot_find(t, flt);
+  if (!sl) {
+    filter_release(hub, flt);
+    return TERN_ERR_LIMIT;
+  }
+  if (member_reserve(hub, 1) != 0) {
+    filter_release(hub, flt);
+    return TERN_ERR_NOMEM;
+  }
+  if (flt && sl->flt != flt) {
+    slot_take(hub, t, sl, flt);
+    uint32_t i = (uint32_t)(sl - t->slots);
+    for (uint64_t o = t->first; o < t->end; ++o) {
+      tmsg *tm = log_at(t, o);
+      if (restored_match(hub, tm, flt->f)) {
+        tm->match |= (uint64_t)1 << i;
+        ++sl->matched;
+      }
+    }
+  }
+  member *mb = member_join(hub, t, s, sl);
+  filter_release(hub, flt); /* the slot holds its own reference */
+  if (cursor > t->end) {
+    cursor = t->end;
+  }
+  mb->lost = lost;
+  if (cursor < t->first && sl != &t->slots[0]) {
+    /* Which of the discarded messages its filter matched is gone with
+       them: all count, so that none is missed (man tern_store). */
+    uint64_t n = (uint64_t)lost + (t->first - cursor);
+    mb->lost = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+    cursor = t->first;
+  }
+  /* Unfiltered, behind retention: member_catch_up counts first - cursor
+     when the member next looks, as it would have without the restart. */
+  mb->next_off = cursor;
+  uint32_t i = (uint32_t)(sl - t->slots);
+  uint32_t ahead = 0;
+  for (uint64_t o = cursor > t->first ? cursor : t->first; o < t->end; ++o) {
+    ahead += (uint32_t)((log_at(t, o)->match >> i) & 1);
+  }
+  mb->consumed = sl->matched - ahead;
+  return 0;
 }
 
 static void move_list(topic *t, member *mb, int online) {

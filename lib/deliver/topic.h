@@ -110,6 +110,8 @@ struct topic {
   uint32_t tokens;
   tern_tstamp tokens_at;
   fslot slots[TOPIC_SLOTS];
+  uint64_t sid;            /* h-tpersist: its store records' key (a hub
+                              serial), 0 until it has some               */
   uint16_t namelen;
   char name[];             /* NUL-terminated                               */
 };
@@ -238,5 +240,16 @@ void persist_sub_gone(tern_hub *hub, const member *mb);   /* left           */
 void persist_sub_cursor(tern_hub *hub, const member *mb);
 void persist_psub(tern_hub *hub, const psub *p);
 void persist_psub_gone(tern_hub *hub, const psub *p);
+/* h-tpersist: a payload with a "P" record (stored) is freed. */
+void persist_payload_gone(tern_hub *hub, const spayload *p);
+/* topic_member_restore (loading, persist_topic.c): |s| becomes a member
+   of |t| again, with filter text |ftext| (|flen| bytes, NULL: none), the
+   acked cursor |cursor| and |lost| losses not yet confirmed.  Retained
+   messages get the match bit of a filter slot taken here.  0,
+   TERN_ERR_STORE (a filter that does not compile, a member twice),
+   TERN_ERR_LIMIT (no filter slot left) or TERN_ERR_NOMEM. */
+int topic_member_restore(tern_hub *hub, topic *t, session *s,
+                         const char *ftext, size_t flen, uint64_t cursor,
+                         uint32_t lost);
 
 #endif

@@ -32,6 +32,43 @@ def dedup(serial, key, msgid, expires):
     v = struct.pack(">Q", expires) + bytes([len(key)]) + key + msgid
     return rec(b"D" + struct.pack(">Q", serial), v)
 
+def tail(msgid, payload, prio=1, attrs=()):
+    t = bytes([prio, len(msgid)]) + msgid
+    if attrs:
+        t += bytes([len(attrs)])
+        for k, v in attrs:
+            t += bytes([len(k)]) + k + bytes([len(v)]) + v
+    else:
+        t += b"\x00"
+    return t + payload
+
+def topic(sid, name, end=1, max_messages=10000, max_bytes=64 << 20, max_age=0):
+    v = bytes([1]) + struct.pack(">IQQII", max_messages, max_bytes, max_age, 0, 0)
+    v += struct.pack(">Q", end) + bytes([len(name)]) + bytes(8) + name
+    return rec(b"T" + struct.pack(">Q", sid), v)
+
+def tmsg(sid, offset, serial, t, expiry=2**64 - 1, published=0):
+    v = bytes([1, 0]) + struct.pack(">QQQ", expiry, published, serial) + bytes([0]) + t
+    return rec(b"U" + struct.pack(">QQ", sid, offset), v)
+
+def cursor(sid, key, acked, lost=0, flt=b""):
+    v = bytes([1]) + struct.pack(">QIH", acked, lost, len(flt)) + flt
+    return rec(b"C" + struct.pack(">Q", sid) + key, v)
+
+def psubs(key, subs):
+    v = bytes([1]) + struct.pack(">H", len(subs))
+    for pat, flt in subs:
+        v += bytes([len(pat)]) + pat + struct.pack(">H", len(flt)) + flt
+    return rec(b"W" + key, v)
+
+def payload(serial, t):
+    return rec(b"P" + struct.pack(">Q", serial), bytes([1]) + t)
+
+def shared(serial, key, pserial, expiry=2**64 - 1):
+    v = bytes([len(key)]) + key + bytes([0]) + struct.pack(">H", 0)
+    v += struct.pack(">Q", expiry) + bytes([1]) + struct.pack(">Q", pserial)
+    return rec(b"M" + struct.pack(">Q", serial), v)
+
 corpus = {
     "empty": bytes([1]),
     "epoch": bytes([1]) + epoch(0x1234),
@@ -48,6 +85,23 @@ corpus = {
     + session(b"full", losses=(0xffffffff, 0xffffffff, 0xffffffff))
     + message(1, b"full", b"gone", b"x", expiry=10 * SEC)
     + message(2, b"k", b"live", b"y"),
+    "topic": bytes([1]) + epoch(7) + session(b"a") + session(b"b")
+    + topic(5, b"news", end=3) + tmsg(5, 3, 10, tail(b"t3", b"hello"))
+    + tmsg(5, 4, 11, tail(b"t4", b"world", attrs=((b"price", b"150"),)))
+    + cursor(5, b"a", 4) + cursor(5, b"b", 1, lost=2, flt=b"price > 100"),
+    "topic_gap": bytes([50]) + session(b"a") + topic(9, b"g", end=1, max_messages=4)
+    + tmsg(9, 2, 20, tail(b"x", b"1")) + tmsg(9, 5, 21, tail(b"y", b"2"), expiry=10 * SEC)
+    + tmsg(9, 9, 22, tail(b"z", b"3")) + cursor(9, b"a", 12),
+    "topic_orphans": bytes([1]) + session(b"a") + tmsg(77, 1, 1, tail(b"o", b"x"))
+    + cursor(77, b"a", 1) + cursor(5, b"ghost", 1) + topic(5, b"t") + psubs(b"nobody", [(b"t.*", b"")]),
+    "patterns": bytes([1]) + session(b"p") + topic(3, b"trade.usd")
+    + psubs(b"p", [(b"trade.*", b"price > 100"), (b"order.#", b"")]),
+    "shared": bytes([1]) + session(b"a") + session(b"b")
+    + payload(40, tail(b"many", b"once")) + shared(40, b"a", 40) + shared(41, b"b", 40)
+    + shared(42, b"b", 40, expiry=0),
+    "shared_missing": bytes([1]) + session(b"a") + shared(40, b"a", 99),
+    "topic_bad": bytes([1]) + session(b"a") + rec(b"T" + bytes(8), b"\x01")
+    + rec(b"C" + struct.pack(">Q", 1) + b"a", b"\x02" + bytes(14)),
     "garbage": bytes([1]) + rec(b"M" + b"\x00" * 8, b"\xff" * 30) + rec(b"S", b"") + rec(b"Zq", b"1"),
 }
 
