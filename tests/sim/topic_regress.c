@@ -191,6 +191,54 @@ static void test_paced_wakeup(void) {
   tu_out_free(&ob);
 }
 
+/*
+ * Seed 1845 (--topics --known-bugs, bench/sim_soak): a retention loss a
+ * write found on its way (a member passing a message whose TTL had run
+ * out) is not written before the next MSG, and the session is not
+ * notified of it (another connection of the session wanting to write it
+ * was not on the ready list).  Here the order: the receiver must hear of
+ * the loss of t2 before it gets t3.
+ */
+static void test_loss_order(void) {
+  tern_settings s = tu_settings();
+  s.inflight_window = 1;
+  tern_hub *hub = tu_hub(&s);
+  tu_out o;
+  tu_out_init(&o);
+  tern_topic *t = NULL;
+  tern_hub_create_topic(hub, "news", NULL, T0, &t);
+  tern_conn *c = tu_connect(hub, "k", T0, &o);
+  tern_hub_subscribe(hub, (const uint8_t *)"k", 1, "news", NULL, T0, NULL);
+  tern_msg_desc d1 = tdesc("t1", "1", NULL, 0);
+  tern_msg_desc d2 = tdesc("t2", "2", NULL, 0);
+  tern_msg_desc d3 = tdesc("t3", "3", NULL, 0);
+  d2.ttl = SEC(1);
+  tern_topic_publish(t, &d1, T0, NULL);
+  tern_topic_publish(t, &d2, T0, NULL);
+  tern_topic_publish(t, &d3, T0, NULL);
+  tu_drain(&o, c, T0); /* t1: the window is full */
+  CHECK_INT(tu_count(&o, WIRE_MSG, 0), 1, "t1 sent");
+  /* t2 expires unsent; the ack of t1 lets the window move */
+  tu_ack(c, tu_max_seq(&o), T0 + SEC(2));
+  size_t from = o.nframes;
+  tu_drain(&o, c, T0 + SEC(2));
+  long dropped_at = -1, t3_at = -1;
+  for (size_t i = from; i < o.nframes; ++i) {
+    if (o.frames[i].f.type == WIRE_DROPPED && dropped_at < 0) {
+      dropped_at = (long)i;
+    }
+    if (o.frames[i].f.type == WIRE_MSG && t3_at < 0) {
+      t3_at = (long)i;
+    }
+  }
+  CHECK(dropped_at >= 0 && t3_at >= 0, "DROPPED and t3 written");
+  CHECK(dropped_at < t3_at, "DROPPED (the loss of t2) before t3");
+  tap_diag("DROPPED frame %ld, t3 frame %ld", dropped_at, t3_at);
+  tern_conn_del(c);
+  tern_hub_del(hub);
+  tu_out_free(&o);
+}
+
 int main(int argc, char **argv) {
   const char *only = argc > 1 ? argv[1] : NULL;
   if (!only || strcmp(only, "filtered_ready") == 0) {
@@ -204,6 +252,9 @@ int main(int argc, char **argv) {
   }
   if (!only || strcmp(only, "paced_wakeup") == 0) {
     test_paced_wakeup();
+  }
+  if (!only || strcmp(only, "loss_order") == 0) {
+    test_loss_order();
   }
   return tap_done();
 }
