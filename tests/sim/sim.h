@@ -12,6 +12,9 @@
  *   durable.c --hub-restart: the store under the hub (tests/memstore.h),
  *             followed batch by batch, and what a restarted hub must
  *             restore.
+ *   topics.c  --topics: topics, members joining and leaving, topic
+ *             publishes and tern_hub_publish_many, and the model of topic
+ *             messages (topic_regress.c: the topic bugs it found).
  *   util.c    the counting allocator, a small map, printable ids.
  *   main.c    the command line (tests/sim/sim); bench/sim_soak.c is the
  *             other front end.
