@@ -14,7 +14,8 @@
  *             restore.
  *   topics.c  --topics: topics, members joining and leaving, topic
  *             publishes and tern_hub_publish_many, and the model of topic
- *             messages (topic_regress.c: the topic bugs it found).
+ *             messages; tcheck.c its checks, topics.h what they share
+ *             (topic_regress.c: the topic bugs it found).
  *   util.c    the counting allocator, a small map, printable ids.
  *   main.c    the command line (tests/sim/sim); bench/sim_soak.c is the
  *             other front end.
