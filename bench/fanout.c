@@ -298,7 +298,7 @@ static void memory(size_t subs) {
     }
   }
   size_t b1 = cnt.bytes;
-  printf("%zu offline subscriptions: %.1f bytes per subscription "
+  printf("%zu offline subscriptions: %.2f bytes per subscription "
          "(target <= 64)\n",
          subs, (double)(b1 - b0) / (double)subs);
   uint8_t payload[64];

@@ -834,8 +834,10 @@ TERN_EXTERN void tern_topic_del(tern_topic *topic);
  * tern_topic_publish_versioned appends a message to |topic|'s log: stored
  * once, shared by reference with every member it is sent to.  |desc| is
  * read in layout |desc_version| and copied; its collapse key is carried
- * to receivers but does not collapse topic messages, and TERN_MSG_SYNC is
- * not supported (TERN_ERR_INVALID).  Members whose filter does not match
+ * to receivers but does not collapse topic messages, its id is not
+ * deduplicated, TERN_MSG_TRACE asks for nothing (the hub's trace setting
+ * traces the sends), and TERN_MSG_SYNC is not supported
+ * (TERN_ERR_INVALID).  Members whose filter does not match
  * the message's attrs skip it.  *|offset| (when not NULL) gets the
  * message's offset.  Retention is applied first: the oldest messages
  * over the topic's limits are discarded.  Call it through the

@@ -422,6 +422,22 @@ static void test_nomem(void) {
                 tern_hub_find_session(hub, K("v"), 1) == NULL,
             "subscribe NOMEM at %ld changes nothing", k);
     }
+    al.fail_at = al.calls + k;
+    before = tu_stats(hub);
+    tern_topic *nt = NULL;
+    rv = tern_hub_create_topic(hub, "a.c", NULL, T0, &nt);
+    after = tu_stats(hub);
+    if (rv == TERN_ERR_NOMEM) {
+      CHECK(tern_hub_find_topic(hub, "a.c") == NULL &&
+                after.members == before.members &&
+                after.topics == before.topics,
+            "create NOMEM at %ld changes nothing", k);
+    } else {
+      /* u's "a.*", and v's "a.#" when that subscribe got through */
+      uint64_t psubs = 1 + (tern_hub_find_session(hub, K("v"), 1) != NULL);
+      CHECK(rv == 0 && after.members == before.members + psubs,
+            "create at %ld: the patterns' members join", k);
+    }
     al.fail_at = 0;
     tern_hub_del(hub);
     CHECK(al.outstanding == 0, "no leak at %ld", k);
@@ -430,7 +446,150 @@ static void test_nomem(void) {
   CHECK(failures > 0 && successes > 0, "the sweep hit both");
 }
 
+/* ---- real receivers ------------------------------------------------------- */
+
+typedef struct rx {
+  tern_client *cl;
+  tern_conn *conn;
+  char got[256];
+  uint64_t gap, gap_reason;
+} rx;
+
+static void rx_pump(tern_hub *hub, rx *r, int n, tern_tstamp now) {
+  uint8_t buf[8192];
+  for (int round = 0; round < 20; ++round) {
+    int moved = 0;
+    for (int i = 0; i < n; ++i) {
+      tern_ssize k;
+      while ((k = tern_client_write(r[i].cl, buf, sizeof(buf), now)) > 0) {
+        tern_conn_read(r[i].conn, buf, (size_t)k, now);
+        moved = 1;
+      }
+      while ((k = tern_conn_write(r[i].conn, buf, sizeof(buf), now)) > 0) {
+        tern_client_read(r[i].cl, buf, (size_t)k, now);
+        moved = 1;
+      }
+      tern_client_event ev;
+      while (tern_client_next_event(r[i].cl, &ev) == 1) {
+        if (ev.type == TERN_CLIENT_EV_MESSAGE) {
+          size_t len = strlen(r[i].got);
+          snprintf(r[i].got + len, sizeof(r[i].got) - len, "%s%.*s",
+                   len ? " " : "", (int)ev.payloadlen,
+                   (const char *)ev.payload);
+        } else if (ev.type == TERN_CLIENT_EV_GAP) {
+          r[i].gap += ev.count;
+          r[i].gap_reason = (uint64_t)ev.reason;
+        }
+      }
+    }
+    tern_client_handle_expiry(r[0].cl, now);
+    (void)hub;
+    if (!moved) {
+      break;
+    }
+  }
+}
+
+static void rx_open(tern_hub *hub, rx *r, const char *key, tern_tstamp now) {
+  tern_client_settings cs;
+  tern_client_settings_default(&cs);
+  cs.ack_every = 1;
+  memset(r, 0, sizeof(*r));
+  if (tern_client_new(&r->cl, K(key), strlen(key), NULL, 0, &cs, NULL, now) !=
+      0) {
+    abort();
+  }
+  tern_client_event ev;
+  tern_client_next_event(r->cl, &ev);
+  tern_client_connect(r->cl, now);
+  tern_conn_new(&r->conn, hub, now);
+}
+
+static void test_clients(void) {
+  tern_settings s = tu_settings();
+  tern_hub *hub = tu_hub(&s);
+  tern_topic *t = mk(hub, "feed", 2);
+  rx r[2];
+  rx_open(hub, &r[0], "one", T0);
+  rx_open(hub, &r[1], "two", T0);
+  sub(hub, "one", "feed", NULL);
+  sub(hub, "two", "feed", "k = a");
+  rx_pump(hub, r, 1, T0); /* only "one" connects for now */
+  tpub(t, TERN_PRIO_NORMAL, "a1", "a", NULL);
+  tpub(t, TERN_PRIO_NORMAL, "b1", "b", NULL);
+  tu_pub(hub, "one", TERN_PRIO_HIGH, NULL, "direct", T0);
+  rx_pump(hub, r, 1, T0);
+  CHECK(strcmp(r[0].got, "direct a1 b1") == 0,
+        "a tern_client gets the topic and direct messages merged (%s)",
+        r[0].got);
+  tern_receipt rc = receipt(t, 2);
+  CHECK(rc.subscribed == 1 && rc.sent == 1 && rc.acked == 1,
+        "the client's acks reach the receipt");
+  const member *mb =
+      ((const session *)tern_hub_find_session(hub, K("one"), 3))->members;
+  CHECK(member_cursor(mb) == 3, "and move the cursor");
+  /* "two" was offline: a2 a3 go by while the log keeps 2 */
+  tpub(t, TERN_PRIO_NORMAL, "a2", "a", NULL);
+  tpub(t, TERN_PRIO_NORMAL, "a3", "a", NULL);
+  tpub(t, TERN_PRIO_NORMAL, "b2", "b", NULL);
+  rx_pump(hub, r, 2, T0);
+  CHECK(strcmp(r[1].got, "a3") == 0 && r[1].gap == 2 &&
+            r[1].gap_reason == TERN_DROP_RETENTION,
+        "the late client hears of its 2 filtered losses, then a3 (%s, gap "
+        "%" PRIu64 ")",
+        r[1].got, r[1].gap);
+  for (int i = 0; i < 2; ++i) {
+    tern_conn_del(r[i].conn);
+    tern_client_del(r[i].cl);
+  }
+  tern_hub_del(hub);
+}
+
+static void test_ack_timeout(void) {
+  tern_settings s = tu_settings();
+  s.ack_timeout = SEC(1);
+  s.max_deliver = 2;
+  tern_hub *hub = tu_hub(&s);
+  tern_topic *t = mk(hub, "feed", 100);
+  tu_out o;
+  tu_out_init(&o);
+  tern_conn *c = tu_connect(hub, "u", T0, &o);
+  sub(hub, "u", "feed", NULL);
+  tpub(t, TERN_PRIO_NORMAL, "x", NULL, NULL);
+  tu_drain(&o, c, T0);
+  CHECK_INT(tu_count(&o, WIRE_MSG, 0), 1, "sent");
+  tern_tstamp now = T0 + SEC(1);
+  tern_hub_handle_expiry(hub, now);
+  tu_drain(&o, c, now);
+  CHECK_INT(tu_count(&o, WIRE_MSG, 0), 2, "sent again after the ack timeout");
+  CHECK(receipt(t, 1).sent == 1, "still one member sent it");
+  now += SEC(2);
+  tern_hub_handle_expiry(hub, now);
+  tu_events_drain(hub);
+  tu_drain(&o, c, now);
+  CHECK(tu_dropped(&o, TERN_DROP_DEAD, 0) == 1,
+        "dead after max_deliver sends, told");
+  const member *mb =
+      ((const session *)tern_hub_find_session(hub, K("u"), 1))->members;
+  CHECK(member_cursor(mb) == 2 && mb->out == NULL,
+        "the cursor moves past a dead message");
+  /* A pending per-send message goes when its topic goes. */
+  tpub(t, TERN_PRIO_NORMAL, "y", NULL, NULL);
+  uint8_t tiny[4];
+  tern_conn_write(c, tiny, 0, now); /* makes it, cannot send it */
+  CHECK(tu_info(hub, "u").pending == 1, "a per-send message is pending");
+  tern_topic_del(t);
+  tu_drain(&o, c, now);
+  CHECK(tu_count(&o, WIRE_MSG, 0) == 2 && tu_stats(hub).messages == 0,
+        "a topic deleted before its message went out: not sent");
+  tern_conn_del(c);
+  tu_out_free(&o);
+  tern_hub_del(hub);
+}
+
 int main(void) {
+  test_clients();
+  test_ack_timeout();
   test_fanout();
   test_merge_order();
   test_resend();

@@ -355,6 +355,7 @@ struct tern_hub {
   struct ifilter *filters; /* interned filters                               */
   member *member_free;     /* the member pool's free list                    */
   void *member_chunks;     /* the pool's blocks, linked through their start  */
+  uint32_t member_blocks;
   uint32_t topic_tokens;   /* pacing (set.topic_rate): tokens at tokens_at   */
   tern_tstamp topic_tokens_at;
   tern_tstamp topic_refill; /* when a paced send may go; NONE: none waits   */

@@ -94,9 +94,11 @@ void msg_release_shared(tern_hub *hub, msg *m) {
 /* ---- the member pool ------------------------------------------------------ */
 
 /* A block of the pool: its first slot links the blocks, the rest are
-   members, so that every member is 64-byte aligned in a 16 KiB block. */
-#define MEMBER_BLOCK 16384
-#define MEMBERS_PER_BLOCK (MEMBER_BLOCK / sizeof(member) - 1)
+   members, each 64-byte aligned in the block.  Blocks grow from 16 KiB
+   to 1 MiB as the pool does, so a small hub takes little and a large one
+   pays almost nothing for the links. */
+#define MEMBER_BLOCK_MIN 16384
+#define MEMBER_BLOCK_MAX (1024 * 1024)
 
 /* member_reserve makes sure |n| members can be had without failing. */
 static int member_reserve(tern_hub *hub, size_t n) {
@@ -105,17 +107,22 @@ static int member_reserve(tern_hub *hub, size_t n) {
     ++have;
   }
   while (have < n) {
-    member *b = mem_malloc(&hub->mem, MEMBER_BLOCK);
+    unsigned shift = hub->member_blocks < 6 ? hub->member_blocks : 6;
+    size_t bytes = (size_t)MEMBER_BLOCK_MIN << shift;
+    bytes = bytes > MEMBER_BLOCK_MAX ? MEMBER_BLOCK_MAX : bytes;
+    member *b = mem_malloc(&hub->mem, bytes);
     if (!b) {
       return TERN_ERR_NOMEM;
     }
     *(void **)b = hub->member_chunks;
     hub->member_chunks = b;
-    for (size_t i = MEMBERS_PER_BLOCK; i >= 1; --i) {
+    ++hub->member_blocks;
+    size_t count = bytes / sizeof(member) - 1;
+    for (size_t i = count; i >= 1; --i) {
       b[i].s_next = hub->member_free;
       hub->member_free = &b[i];
     }
-    have += MEMBERS_PER_BLOCK;
+    have += count;
   }
   return 0;
 }
@@ -132,6 +139,7 @@ static void member_pool_free(tern_hub *hub) {
     mem_free(&hub->mem, b);
   }
   hub->member_free = NULL;
+  hub->member_blocks = 0;
 }
 
 /* ---- interned filters ----------------------------------------------------- */
