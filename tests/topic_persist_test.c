@@ -154,6 +154,7 @@ static void resume_scenario(void *store, memstore *ms, const char *tag) {
   CHECK(off == 6, "%s: offsets go on after the restart (%llu)", tag,
         (unsigned long long)off);
   tern_receipt r;
+  memset(&r, 0, sizeof(r));
   tern_topic_get_receipt(tern_hub_find_topic(hub, "news"), 2, &r, sizeof(r));
   CHECK(r.subscribed == 3 && r.acked == 1,
         "%s: receipts from the restored cursors: 3 members, a acked it "
