@@ -4,8 +4,8 @@
  *   sim_soak --seconds 600 [--start S] [--jobs J]   seeds S, S+1, ... for
  *                                                   ten minutes
  *   sim_soak --count N [--start S] [--jobs J]       N seeds
- *   options: --hub-restart, --strict-dropped, --ack-livelock (as for
- *            tests/sim/sim)
+ *   options: --hub-restart, --strict-dropped, --ack-livelock, --topics,
+ *            --known-bugs (as for tests/sim/sim)
  *
  * Prints progress every 10 s, each failing seed with the command line that
  * replays it, and at the end the seeds run, seeds per second and what the
@@ -22,7 +22,7 @@
 static void usage(FILE *f) {
   fprintf(f, "usage: sim_soak (--seconds S | --count N) [--start S] "
              "[--jobs J] [--hub-restart] [--strict-dropped] "
-             "[--ack-livelock]\n");
+             "[--ack-livelock] [--topics [--known-bugs]]\n");
 }
 
 /* The simulator binary next to this one: build/bench/sim_soak ->
@@ -66,6 +66,10 @@ int main(int argc, char **argv) {
       b.opts.strict_dropped = 1;
     } else if (strcmp(a, "--ack-livelock") == 0) {
       b.opts.ack_livelock = 1;
+    } else if (strcmp(a, "--topics") == 0) {
+      b.opts.topics = 1;
+    } else if (strcmp(a, "--known-bugs") == 0) {
+      b.opts.spurious_want = b.opts.leave_losses = b.opts.receipt_made = 1;
     } else {
       usage(stderr);
       return 2;
@@ -74,6 +78,12 @@ int main(int argc, char **argv) {
       usage(stderr);
       return 2;
     }
+  }
+  if (b.opts.topics && b.opts.hub_restart) {
+    /* Topics are not persisted yet: a restarted hub would forget them. */
+    fprintf(stderr, "sim_soak: --topics with --hub-restart needs "
+                    "persistent topics\n");
+    return 2;
   }
   if ((b.seconds <= 0 && b.count == 0) || b.jobs < 0) {
     usage(stderr);

@@ -315,7 +315,9 @@ void model_publish_result(sim *s, int32_t idx, int rv,
     }
     /* Full means full: held messages (less one the publish would have
        collapsed) plus this one pass a limit. */
-    uint64_t n = s->live_n[m->client] + 1, bytes = s->live_bytes[m->client];
+    uint64_t tbytes;
+    uint64_t n = s->live_n[m->client] + 1 + topics_held(s, m->client, &tbytes);
+    uint64_t bytes = s->live_bytes[m->client] + tbytes;
     bytes += m->paylen;
     if (m->ck >= 0) {
       n -= 1; /* a pending message with the key would make room */
@@ -364,6 +366,22 @@ static const char *ev_name(int type) {
   return type > 0 && type <= TERN_EV_STORE_FAILED ? names[type] : "?";
 }
 
+/* The record of the message being published to |client|: for
+   tern_hub_publish_many, the group member of that client. */
+static int32_t publishing_for(const sim *s, int client) {
+  int32_t p = s->publishing;
+  if (p < 0 || !s->msgs[p].group) {
+    return p;
+  }
+  for (int32_t j = p; (size_t)j < s->nmsgs && s->msgs[j].group == p + 1;
+       ++j) {
+    if (s->msgs[j].client == client) {
+      return j;
+    }
+  }
+  return p;
+}
+
 /* The live message an event names, or -1 after reporting. */
 static int32_t event_msg_idx(sim *s, const tern_event *ev, int client) {
   int32_t idx = model_find_live(s, client, ev->msg_id, ev->msg_idlen);
@@ -379,11 +397,15 @@ static int32_t event_msg_idx(sim *s, const tern_event *ev, int client) {
 
 static void session_expired(sim *s, int client, uint64_t count) {
   client_slot *c = &s->cl[client];
-  if (count != s->live_n[client]) {
+  uint64_t tbytes;
+  uint32_t theld = topics_held(s, client, &tbytes);
+  if (count != s->live_n[client] + theld) {
     sim_fail(s, 0, "SESSION_EXPIRED for %s says %llu messages lost, the "
-                   "trace says %u were held",
-             c->key, (unsigned long long)count, s->live_n[client]);
+                   "trace says %u were held (%u of topics)",
+             c->key, (unsigned long long)count, s->live_n[client] + theld,
+             theld);
   }
+  topics_session_expired(s, client);
   for (size_t i = 0; i < s->nmsgs && s->live_n[client]; ++i) {
     if (s->msgs[i].client == client && s->msgs[i].state == M_LIVE) {
       end_msg(s, (int32_t)i, M_SESSION_GONE);
@@ -446,9 +468,12 @@ void model_hub_event(sim *s, const tern_event *ev) {
   }
   int32_t idx;
   mmsg *m;
+  if (s->tp && topics_hub_event(s, ev, client)) {
+    return;
+  }
   switch (ev->type) {
   case TERN_EV_ACCEPTED:
-    idx = s->publishing;
+    idx = publishing_for(s, client);
     if (idx < 0 || s->msgs[idx].state != M_LIVE ||
         s->msgs[idx].idlen != ev->msg_idlen ||
         memcmp(s->msgs[idx].id, ev->msg_id, ev->msg_idlen) != 0) {
@@ -563,7 +588,7 @@ void model_hub_event(sim *s, const tern_event *ev) {
       break;
     }
     if (idx < 0) {
-      const mmsg *p = &s->msgs[s->publishing];
+      const mmsg *p = &s->msgs[publishing_for(s, client)];
       if (p->state != M_REFUSED || p->idlen != ev->msg_idlen ||
           memcmp(p->id, ev->msg_id, p->idlen) != 0) {
         sim_fail(s, 0, "EVICTED for id %.*s, neither held nor refused",
@@ -574,7 +599,7 @@ void model_hub_event(sim *s, const tern_event *ev) {
       break;
     }
     m = &s->msgs[idx];
-    if (idx == s->publishing) {
+    if (idx == publishing_for(s, client)) {
       sim_fail(s, 0, "a publish evicted its own message");
     }
     if (m->prio > s->msgs[s->publishing].prio) {
@@ -620,7 +645,7 @@ void model_hub_event(sim *s, const tern_event *ev) {
 
 /* ---- the receiving side --------------------------------------------------- */
 
-static const sent_rec *find_sent(const sim_link *l, uint64_t seq) {
+const sent_rec *model_find_sent(const sim_link *l, uint64_t seq) {
   for (size_t i = l->nsent; i > 0; --i) {
     if (l->sent[i - 1].seq == seq) {
       return &l->sent[i - 1];
@@ -630,6 +655,11 @@ static const sent_rec *find_sent(const sim_link *l, uint64_t seq) {
     }
   }
   return NULL;
+}
+
+/* The index that tags |idx|'s payload. */
+static int32_t model_tag(const sim *s, int32_t idx) {
+  return s->msgs[idx].group ? s->msgs[idx].group - 1 : idx;
 }
 
 /* Compares what the app got with what was published. */
@@ -659,7 +689,7 @@ static int intact(const sim *s, const mmsg *m, int32_t idx,
   }
   for (size_t i = 0; i < ev->nattrs; ++i) {
     char v[16];
-    int vl = snprintf(v, sizeof(v), "%d.%zu", (int)idx, i);
+    int vl = snprintf(v, sizeof(v), "%d.%zu", (int)model_tag(s, idx), i);
     if (ev->attrs[i].keylen != 1 || ev->attrs[i].key[0] != 'a' + (int)i ||
         ev->attrs[i].valuelen != (size_t)vl ||
         memcmp(ev->attrs[i].value, v, (size_t)vl) != 0) {
@@ -670,8 +700,46 @@ static int intact(const sim *s, const mmsg *m, int32_t idx,
   if (m->paylen > sizeof(want)) {
     return 0;
   }
-  model_payload(s, idx, want, m->paylen);
+  model_payload(s, model_tag(s, idx), want, m->paylen);
   return memcmp(ev->payload, want, m->paylen) == 0;
+}
+
+/* 2: at most once per incarnation within the client's dedup window;
+   then the app's log and its maps of ids seen. */
+void model_app_saw(sim *s, client_slot *c, int32_t logmsg, const uint8_t *id,
+                   size_t idlen) {
+  uint8_t key[TERN_MAX_ID + 8];
+  size_t klen = live_key(key, 0, id, idlen);
+  int32_t *prev = kmap_find(&c->seen, key, klen);
+  if (prev) {
+    const delivery *d = &s->log[*prev];
+    tern_duration age = s->now - d->at;
+    uint64_t between = c->inc_deliveries - d->inc_index - 1;
+    if ((c->cs.dedup_window == 0 ||
+         age + TERN_MILLISECONDS < c->cs.dedup_window) &&
+        between + 2 < c->cs.dedup_max) {
+      sim_fail(s, 2, "app %s#%u saw id %.*s twice, %.3f s apart with %llu "
+                     "other ids between (dedup window %.0f s, %u ids)",
+               c->key, c->incarnation, (int)idlen, (const char *)id,
+               (double)age / 1e9, (unsigned long long)between,
+               (double)c->cs.dedup_window / 1e9, c->cs.dedup_max);
+    }
+  }
+  if (s->nlog == s->logcap) {
+    s->logcap = s->logcap ? s->logcap * 2 : 256;
+    s->log = xrealloc(s->log, s->logcap * sizeof(*s->log));
+  }
+  delivery *d = &s->log[s->nlog];
+  d->msg = logmsg;
+  d->client = c->idx;
+  d->incarnation = c->incarnation;
+  d->inc_index = c->inc_deliveries++;
+  d->at = s->now;
+  kmap_put(&c->seen, key, klen, (int32_t)s->nlog);
+  uint8_t ekey[TERN_MAX_ID + 8];
+  kmap_put(&c->everseen, ekey, seen_key(ekey, c->incarnation, id, idlen),
+           logmsg);
+  ++s->nlog;
 }
 
 static void on_message(sim *s, client_slot *c, sim_link *l,
@@ -689,9 +757,22 @@ static void on_message(sim *s, client_slot *c, sim_link *l,
                           (uint32_t)ev->payload[1] << 8 |
                           (uint32_t)ev->payload[2] << 16 |
                           (uint32_t)ev->payload[3] << 24);
+  if (idx < 0 && s->tp) {
+    topics_on_message(s, c, l, ev, idx & INT32_MAX);
+    return;
+  }
   if (idx < 0 || (size_t)idx >= s->nmsgs) {
     sim_fail(s, 0, "MESSAGE with a payload the producers never made");
     return;
+  }
+  /* tern_hub_publish_many: the payload's tag is the first recipient's
+     record; this app's follows it. */
+  for (int32_t j = idx; (size_t)j < s->nmsgs && s->msgs[j].group == idx + 1;
+       ++j) {
+    if (s->msgs[j].client == c->idx) {
+      idx = j;
+      break;
+    }
   }
   mmsg *m = &s->msgs[idx];
   sim_log(s, "app %s#%u: MESSAGE %s seq %llu prio %d", c->key,
@@ -713,7 +794,7 @@ static void on_message(sim *s, client_slot *c, sim_link *l,
              sim_idstr(m));
     return;
   }
-  const sent_rec *r = find_sent(l, ev->seq);
+  const sent_rec *r = model_find_sent(l, ev->seq);
   if (!r || r->msg != idx) {
     sim_fail(s, 0, "%s reached the app with seq %llu, which the hub did "
                    "not send it with on this connection",
@@ -733,24 +814,8 @@ static void on_message(sim *s, client_slot *c, sim_link *l,
              sim_idstr(m), (unsigned long long)ev->ttl, secs(r->at),
              (unsigned long long)r->ttl_ms, secs(m->expiry));
   }
-  /* 2: at most once per incarnation within the client's dedup window. */
-  uint8_t key[TERN_MAX_ID + 8];
-  size_t klen = live_key(key, 0, m->id, m->idlen);
-  int32_t *prev = kmap_find(&c->seen, key, klen);
-  if (prev) {
-    const delivery *d = &s->log[*prev];
-    tern_duration age = s->now - d->at;
-    uint64_t between = c->inc_deliveries - d->inc_index - 1;
-    if ((c->cs.dedup_window == 0 ||
-         age + TERN_MILLISECONDS < c->cs.dedup_window) &&
-        between + 2 < c->cs.dedup_max) {
-      sim_fail(s, 2, "app %s#%u saw id %s twice, %.3f s apart with %llu "
-                     "other ids between (dedup window %.0f s, %u ids)",
-               c->key, c->incarnation, sim_idstr(m), (double)age / 1e9,
-               (unsigned long long)between,
-               (double)c->cs.dedup_window / 1e9, c->cs.dedup_max);
-    }
-  }
+  /* 2 */
+  model_app_saw(s, c, idx, m->id, m->idlen);
   /* 5: never an older message of a collapse key after a newer one.  The
      one exception: a hub crash forgot the newer one (its record was not
      durable yet), and the restarted hub restored the older one, whose
@@ -772,15 +837,6 @@ static void on_message(sim *s, client_slot *c, sim_link *l,
       c->ck_last[m->ck] = idx;
     }
   }
-  if (s->nlog == s->logcap) {
-    s->logcap = s->logcap ? s->logcap * 2 : 256;
-    s->log = xrealloc(s->log, s->logcap * sizeof(*s->log));
-  }
-  delivery *d = &s->log[s->nlog];
-  d->msg = idx;
-  d->incarnation = c->incarnation;
-  d->inc_index = c->inc_deliveries++;
-  d->at = s->now;
   if (m->state == M_LOST) {
     ++s->res->lost_arrived;
   }
@@ -792,11 +848,6 @@ static void on_message(sim *s, client_slot *c, sim_link *l,
   }
   m->deliv_inc = c->incarnation;
   m->deliv_restart = s->nrestarts;
-  kmap_put(&c->seen, key, klen, (int32_t)s->nlog);
-  uint8_t ekey[TERN_MAX_ID + 8];
-  kmap_put(&c->everseen, ekey,
-           seen_key(ekey, c->incarnation, m->id, m->idlen), idx);
-  ++s->nlog;
   ++m->deliveries;
   s->last_progress = s->now;
   ++s->res->delivered;
@@ -929,6 +980,10 @@ void model_tap_frame(sim *s, sim_link *l, const uint8_t *frame, size_t len,
       return;
     }
     r->ttl_ms = f.u.msg.ttl_ms;
+    if (r->msg < 0) {
+      topics_tap_msg(s, l, r, &f);
+      return;
+    }
     const mmsg *m = &s->msgs[r->msg];
     if (f.u.msg.idlen != m->idlen ||
         memcmp(f.u.msg.id, m->id, m->idlen) != 0) {
@@ -956,7 +1011,7 @@ void model_tap_frame(sim *s, sim_link *l, const uint8_t *frame, size_t len,
     return;
   }
   if (f.u.dropped.count == 0 || f.u.dropped.reason < 1 ||
-      f.u.dropped.reason > 3) {
+      f.u.dropped.reason > (s->tp ? TERN_DROP_RETENTION : 3)) {
     sim_fail(s, 6, "DROPPED with count %llu reason %llu",
              (unsigned long long)f.u.dropped.count,
              (unsigned long long)f.u.dropped.reason);
@@ -1002,10 +1057,17 @@ void model_check_step(sim *s) {
     sim_fail(s, 0, "the hub lost %llu events; the model is blind",
              (unsigned long long)st.events_lost);
   }
-  if (st.messages != s->total_live) {
-    sim_fail(s, 0, "the hub holds %llu messages, its trace says %llu",
+  uint64_t all_theld = 0;
+  for (int i = 0; i < s->nclients; ++i) {
+    uint64_t b;
+    all_theld += topics_held(s, i, &b);
+  }
+  if (st.messages != s->total_live + all_theld) {
+    sim_fail(s, 0, "the hub holds %llu messages, its trace says %llu (%llu "
+                   "of topics)",
              (unsigned long long)st.messages,
-             (unsigned long long)s->total_live);
+             (unsigned long long)(s->total_live + all_theld),
+             (unsigned long long)all_theld);
   }
   for (int i = 0; i < s->nclients; ++i) {
     client_slot *c = &s->cl[i];
@@ -1021,13 +1083,15 @@ void model_check_step(sim *s) {
     tern_session_info info;
     tern_session_get_info((const tern_session *)ss, &info, sizeof(info));
     const inst_rec *ir = &s->insts[c->inst];
-    if (info.pending + info.inflight != s->live_n[i] ||
-        info.pending_bytes != s->live_bytes[i]) {
+    uint64_t tbytes;
+    uint32_t theld = topics_held(s, i, &tbytes);
+    if (info.pending + info.inflight != s->live_n[i] + theld ||
+        info.pending_bytes != s->live_bytes[i] + tbytes) {
       sim_fail(s, 0, "%s: the hub holds %u messages (%llu bytes), the "
                      "trace says %u (%llu)",
                c->key, info.pending + info.inflight,
-               (unsigned long long)info.pending_bytes, s->live_n[i],
-               (unsigned long long)s->live_bytes[i]);
+               (unsigned long long)info.pending_bytes, s->live_n[i] + theld,
+               (unsigned long long)(s->live_bytes[i] + tbytes));
     }
     uint64_t discards = ir->discards[0] + ir->discards[1] + ir->discards[2];
     if (info.dropped != discards) {
@@ -1055,6 +1119,11 @@ void model_check_step(sim *s) {
   for (sim_link *l = s->links; l; l = l->next) {
     if (l->conn && !l->hub_want && tern_conn_want_write(l->conn) &&
         link_room(&l->down) >= l->min_chunk) {
+      if (s->opt.spurious_want) {
+        l->hub_want = 1; /* the next pump writes it: see driver.c */
+        l->probe = 1;
+        continue;
+      }
       sim_fail(s, 0, "link %u: the connection wants to write but "
                      "tern_hub_next_ready never returned it",
                l->id);
@@ -1064,7 +1133,7 @@ void model_check_step(sim *s) {
 }
 
 int model_drained(sim *s) {
-  if (s->total_live) {
+  if (s->total_live || !topics_drained(s)) {
     return 0;
   }
   for (int i = 0; i < s->nclients; ++i) {
@@ -1084,6 +1153,7 @@ int model_drained(sim *s) {
 
 static void describe_left(sim *s) {
   int shown = 0;
+  topics_describe(s);
   for (size_t i = 0; i < s->nmsgs && shown < 5; ++i) {
     const mmsg *m = &s->msgs[i];
     if (m->state != M_LIVE) {
@@ -1153,6 +1223,9 @@ void model_check_end(sim *s) {
     uint64_t last[3] = {0, 0, 0};
     int32_t lastmsg[3] = {-1, -1, -1};
     for (size_t k = 0; k < s->nlog; ++k) {
+      if (s->log[k].msg < 0) {
+        continue; /* a topic message: topics.c */
+      }
       const mmsg *m = &s->msgs[s->log[k].msg];
       if (m->client != i || m->sends != 1) {
         continue;
@@ -1209,6 +1282,9 @@ void model_check_end(sim *s) {
       }
     }
   }
+  if (s->tp) {
+    topics_check_end(s);
+  }
 }
 
 void model_baseline(sim *s) {
@@ -1218,6 +1294,7 @@ void model_baseline(sim *s) {
   s->base_hmap[0] = h->sessions.mask + 1;
   s->base_hmap[1] = h->collapse_index.mask + 1;
   s->base_hmap[2] = h->dedup_index.mask + 1;
+  s->base_hmap[3] = h->topics.mask + 1;
   s->base_heap = h->timers.cap;
 }
 
@@ -1249,6 +1326,19 @@ void model_check_memory(sim *s) {
                   h->collapse_index.mask + 1 - s->base_hmap[1] +
                   h->dedup_index.mask + 1 - s->base_hmap[2]) *
                      sizeof(hnode *);
+  /* Topics: the member pool keeps its blocks (linked through their
+     first word), and the table of topics may have grown. */
+  for (void *b = h->member_chunks; b; b = *(void **)b) {
+    size_t bsize = sim_alloc_size(&s->hubmem, b);
+    if (bsize == SIZE_MAX) {
+      sim_fail(s, 7, "a block of the member pool is not one the hub "
+                     "allocated");
+      return;
+    }
+    ++blocks;
+    bytes += bsize;
+  }
+  bytes += (h->topics.mask + 1 - s->base_hmap[3]) * sizeof(hnode *);
   if (h->persist) {
     /* With a store: the persistence state and the blocks it points to
        (the batch being built, the SYNC publishes waiting), which keep the

@@ -48,6 +48,19 @@ static void add(sim_result *t, const sim_result *r) {
   t->restarts += r->restarts;
   t->links += r->links;
   t->steps += r->steps;
+  t->topic_publishes += r->topic_publishes;
+  t->topic_copies += r->topic_copies;
+  t->topic_delivered += r->topic_delivered;
+  t->topic_acked += r->topic_acked;
+  t->topic_retention += r->topic_retention;
+  t->topic_left += r->topic_left;
+  t->joins += r->joins;
+  t->leaves += r->leaves;
+  t->many_publishes += r->many_publishes;
+  t->receipts_checked += r->receipts_checked;
+  t->spurious_wants += r->spurious_wants;
+  t->leave_losses += r->leave_losses;
+  t->late_wakeups += r->late_wakeups;
   t->lossy_sessions += r->lossy_sessions;
   t->blind_sessions += r->blind_sessions;
   t->hub_crashes += r->hub_crashes;
@@ -304,6 +317,9 @@ void sim_print_totals(const char *name, const sim_batch_result *r, int jobs) {
          (unsigned long long)t->lost_notices,
          (unsigned long long)t->blind_sessions,
          (unsigned long long)t->lossy_sessions);
+  if (t->topic_publishes || t->joins) {
+    sim_print_topics(name, t);
+  }
   if (t->hub_crashes || t->hub_shutdowns) {
     sim_print_durability(name, t);
   }
@@ -343,4 +359,25 @@ int sim_default_jobs(void) {
   n = sysconf(_SC_NPROCESSORS_ONLN);
 #endif
   return n < 1 ? 1 : n > 8 ? 8 : (int)n;
+}
+
+void sim_print_topics(const char *name, const sim_result *t) {
+  printf("%s: topics: %llu publishes, %llu copies expected, %llu delivered "
+         "to apps, %llu acked, %llu taken by retention unsent, %llu left "
+         "unsent by their member; %llu joins, %llu leaves, %llu "
+         "publish_many calls, %llu receipts checked, %llu spurious "
+         "want_write, %llu late wakeups of paced sends, %llu sessions with "
+         "topic losses untold after a member left\n",
+         name, (unsigned long long)t->topic_publishes,
+         (unsigned long long)t->topic_copies,
+         (unsigned long long)t->topic_delivered,
+         (unsigned long long)t->topic_acked,
+         (unsigned long long)t->topic_retention,
+         (unsigned long long)t->topic_left, (unsigned long long)t->joins,
+         (unsigned long long)t->leaves,
+         (unsigned long long)t->many_publishes,
+         (unsigned long long)t->receipts_checked,
+         (unsigned long long)t->spurious_wants,
+         (unsigned long long)t->late_wakeups,
+         (unsigned long long)t->leave_losses);
 }

@@ -34,6 +34,8 @@ int sim_run_batch(const sim_batch *b, sim_batch_result *out);
 void sim_print_totals(const char *name, const sim_batch_result *r, int jobs);
 /* sim_print_durability prints the --hub-restart figures of |t|. */
 void sim_print_durability(const char *name, const sim_result *t);
+/* sim_print_topics prints the --topics figures of |t|. */
+void sim_print_topics(const char *name, const sim_result *t);
 /* sim_default_jobs: the processors online, at least 1, at most 8. */
 int sim_default_jobs(void);
 

@@ -12,6 +12,10 @@
  *   durable.c --hub-restart: the store under the hub (tests/memstore.h),
  *             followed batch by batch, and what a restarted hub must
  *             restore.
+ *   topics.c  --topics: topics, members joining and leaving, topic
+ *             publishes and tern_hub_publish_many, and the model of topic
+ *             messages; tcheck.c its checks, topics.h what they share
+ *             (topic_regress.c: the topic bugs it found).
  *   util.c    the counting allocator, a small map, printable ids.
  *   main.c    the command line (tests/sim/sim); bench/sim_soak.c is the
  *             other front end.
@@ -45,6 +49,19 @@ typedef struct sim_opts {
                          lost fails invariant 6 (see check.c)             */
   int ack_livelock;   /* --ack-livelock: also draw max_deliver 0 with an
                          ack_timeout (a known livelock, see regress.c)    */
+  int topics;         /* --topics: topics, members joining and leaving,
+                         topic publishes and tern_hub_publish_many
+                         (topics.c)                                      */
+  int leave_losses;   /* --known-bugs: losses of a member that
+                         leaves may go untold (a known bug: topics.c) */
+  int receipt_made;   /* --known-bugs: a receipt counts as sent a
+                         copy whose per-send message was made, sent or
+                         not (a known bug: topic_regress.c)            */
+  int spurious_want;  /* --known-bugs: a connection that wants
+                         to write but that tern_hub_next_ready did not
+                         return is written once; if it then writes
+                         nothing, that is counted, not a failure (a
+                         known bug of the topics: topic_regress.c)     */
 } sim_opts;
 
 typedef struct sim_result {
@@ -87,6 +104,22 @@ typedef struct sim_result {
                               newer one (collapse key)                   */
   uint64_t dedup_adopted;  /* restored dedup ids of an expired session that
                               a newer session of the key took over        */
+  /* --topics (topics.c) */
+  uint64_t topic_publishes;  /* accepted topic publishes                    */
+  uint64_t topic_copies;     /* (message, member) pairs the model expects   */
+  uint64_t topic_delivered;  /* MESSAGE events of topic messages            */
+  uint64_t topic_acked;      /* copies acked                                */
+  uint64_t topic_retention;  /* copies lost to retention before their send  */
+  uint64_t topic_left;       /* copies a member left before they were sent  */
+  uint64_t joins, leaves;    /* subscribe and unsubscribe calls that worked */
+  uint64_t many_publishes;   /* tern_hub_publish_many calls that queued     */
+  uint64_t receipts_checked;
+  uint64_t spurious_wants;   /* --known-bugs: counted             */
+  uint64_t leave_losses;     /* --known-bugs: session instances
+                                whose topic losses were not all told     */
+  uint64_t late_wakeups;     /* --known-bugs: paced connections
+                                with something to write, not on the ready
+                                list (until the refill deadline)        */
   tern_duration virtual_time;
 } sim_result;
 
@@ -187,6 +220,8 @@ typedef struct sim_link {
   int hub_want;           /* the hub host owes it a tern_conn_write       */
   int connected;          /* CONNECTED seen on it                         */
   tern_tstamp accept_at;  /* hello_accept: the host decides then; NONE    */
+  int probe;              /* --known-bugs: written although
+                             tern_hub_next_ready did not return it      */
   int could_send;         /* before the last tern_hub_handle_expiry: open,
                              bound, room in the window and the socket     */
   int reject;             /* ... and refuses the HELLO                    */
@@ -261,6 +296,10 @@ typedef struct mmsg {
                              had left (its deletion was not durable)      */
   uint32_t send_restart;  /* hub restarts before its last send             */
   int32_t prev_same_id;   /* the message accepted before it with its id    */
+  int32_t group;          /* tern_hub_publish_many: 1 + the index of the
+                             first recipient's record, whose index tags
+                             the shared payload (the others follow it);
+                             0: the message's own index tags it         */
   uint32_t dd_inst;       /* its hub dedup entry counts for this session
                              instance (UINT32_MAX: none) ...               */
   tern_tstamp dd_until;   /* ... until then                                */
@@ -289,19 +328,27 @@ typedef struct kmap {
 /* Everything the hub told about one session instance (invariant 6). */
 typedef struct inst_rec {
   int client;
-  uint64_t discards[3];   /* EXPIRED, EVICTED (and refused), DEAD events  */
-  uint64_t written[3];    /* DROPPED frames the hub wrote (tap)           */
-  uint64_t told[3];       /* GAP events the apps got                      */
-  uint64_t lost[3];       /* DROPPED frames the network lost              */
-  uint64_t carried[3];    /* --hub-restart: losses of earlier instances
+  /* by tern_drop_reason - 1; [3], RETENTION, only with --topics */
+  uint64_t discards[4];   /* EXPIRED, EVICTED (and refused), DEAD events;
+                             --topics: copies retention took unsent      */
+  uint64_t written[4];    /* DROPPED frames the hub wrote (tap)           */
+  uint64_t told[4];       /* GAP events the apps got                      */
+  uint64_t lost[4];       /* DROPPED frames the network lost              */
+  uint64_t carried[4];    /* --hub-restart: losses of earlier instances
                              the store held for it to tell (its session
                              record's counts when the hub restarted)     */
+  int tleft;              /* --topics: a member of this instance left     */
+  uint64_t tdiscards[2];  /* --topics: copies that left their topic's log
+                             unsent: [0] by age or TTL, [1] by count or
+                             bytes (the hub counts them lazily, as its
+                             members move on; reasons 1 and 4)          */
   int ended;
 } inst_rec;
 
 /* One MESSAGE event: the app saw a message. */
 typedef struct delivery {
-  int32_t msg;
+  int32_t msg;            /* model index; -1 - index of a topic message   */
+  int client;
   uint32_t incarnation;
   uint64_t inc_index;     /* its place among this incarnation's MESSAGEs  */
   tern_tstamp at;
@@ -358,7 +405,7 @@ typedef struct sim {
   /* baseline for invariant 7 */
   long base_blocks;
   size_t base_bytes;
-  size_t base_hmap[3], base_heap;
+  size_t base_hmap[4], base_heap;
   /* clients and links */
   int nclients;
   client_slot cl[SIM_MAX_CLIENTS];
@@ -402,6 +449,8 @@ typedef struct sim {
                                     publishes, before their batch is
                                     flushed                               */
   uint32_t nrestarts;            /* hub restarts so far                    */
+  /* --topics: topics, members and topic messages (topics.c) */
+  struct topics *tp;
   /* failure */
   int failed;
   uint64_t same_time;            /* steps in a row without time moving    */
@@ -419,6 +468,9 @@ void sim_fail(sim *s, int invariant, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/* sim_hub_events: the hub host reads every queued event. */
+void sim_hub_events(sim *s);
 
 /* net.c */
 sim_link *link_new(sim *s, int client);
@@ -490,6 +542,39 @@ void model_end_msg(sim *s, int32_t idx, int state);
 int model_revive_msg(sim *s, int32_t idx);
 /* model_dedup_active: the hub refuses |p|'s id as a duplicate now. */
 int model_dedup_active(const sim *s, const mmsg *p);
+
+/* check.c, for topics.c: what every MESSAGE event goes through.
+   model_app_saw checks invariant 2 for id |id| and books the delivery
+   (log entry |logmsg|: a model index, or -1 - topic message index). */
+void model_app_saw(sim *s, client_slot *c, int32_t logmsg, const uint8_t *id,
+                   size_t idlen);
+const sent_rec *model_find_sent(const sim_link *l, uint64_t seq);
+
+/* topics.c: --topics */
+void topics_init(sim *s);    /* draws the topic scenario                   */
+void topics_start(sim *s);   /* creates the topics on the hub             */
+void topics_free(sim *s);
+/* topics_next: the next topic action (join, leave...), or NONE. */
+tern_tstamp topics_next(const sim *s);
+void topics_step(sim *s);    /* does what is due                          */
+/* topics_publish: one publish to a topic or with tern_hub_publish_many;
+   0 when the draw says a plain publish instead. */
+int topics_publish(sim *s);
+/* topics_hub_event: 1 when |ev| is about a topic message (booked). */
+int topics_hub_event(sim *s, const tern_event *ev, int client);
+void topics_on_message(sim *s, client_slot *c, sim_link *l,
+                       const tern_client_event *ev, int32_t tidx);
+void topics_tap_msg(sim *s, sim_link *l, const sent_rec *r, const void *f);
+void topics_session_expired(sim *s, int client);
+/* topics_held: topic messages the model says |client|'s session holds
+   (per-send messages pending or in flight). */
+uint32_t topics_held(const sim *s, int client, uint64_t *bytes);
+void topics_check_step(sim *s);
+int topics_drained(sim *s);
+void topics_check_end(sim *s);
+void topics_teardown(sim *s); /* deletes the topics                       */
+void topics_describe(sim *s);
+int topics_paced(const sim *s); /* the hub or a topic paces sends           */ /* what is left (verbose)                   */
 
 /* durable.c: the store under the hub and the durability model */
 void durable_init(sim *s);
