@@ -493,12 +493,18 @@ static int cmp_tref(const void *a, const void *b) {
 
 static spayload *find_payload(const tload *tl, uint64_t serial) {
   pref k = {serial, NULL};
+  if (tl->npayloads == 0) {
+    return NULL; /* bsearch's base may not be NULL, even with no element */
+  }
   pref *p = bsearch(&k, tl->payloads, tl->npayloads, sizeof(pref), cmp_pref);
   return p ? p->pl : NULL;
 }
 
 static tref *find_topic(const tload *tl, uint64_t sid) {
   tref k = {sid, NULL, 0};
+  if (tl->ntopics == 0) {
+    return NULL;
+  }
   return bsearch(&k, tl->topics, tl->ntopics, sizeof(tref), cmp_tref);
 }
 
@@ -563,7 +569,9 @@ static int load_payloads(tern_hub *hub, tload *tl) {
     tl->payloads[tl->npayloads].serial = p->serial;
     tl->payloads[tl->npayloads++].pl = p;
   }
-  qsort(tl->payloads, tl->npayloads, sizeof(pref), cmp_pref);
+  if (tl->npayloads > 1) { /* qsort's base may not be NULL */
+    qsort(tl->payloads, tl->npayloads, sizeof(pref), cmp_pref);
+  }
   for (size_t i = 1; i < tl->npayloads; ++i) {
     if (tl->payloads[i].serial == tl->payloads[i - 1].serial) {
       return TERN_ERR_STORE;
@@ -624,7 +632,9 @@ static int load_topics(tern_hub *hub, tload *tl, tern_tstamp now) {
     tl->topics[tl->ntopics].t = t;
     tl->topics[tl->ntopics++].end = end;
   }
-  qsort(tl->topics, tl->ntopics, sizeof(tref), cmp_tref);
+  if (tl->ntopics > 1) {
+    qsort(tl->topics, tl->ntopics, sizeof(tref), cmp_tref);
+  }
   for (size_t i = 1; i < tl->ntopics; ++i) {
     if (tl->topics[i].sid == tl->topics[i - 1].sid) {
       return TERN_ERR_STORE;
@@ -702,7 +712,7 @@ static int load_logs(tern_hub *hub, tload *tl) {
     }
     u[n++] = r;
   }
-  if (rv == 0) {
+  if (rv == 0 && n > 1) {
     qsort(u, n, sizeof(*u), cmp_umsg);
   }
   /* Per topic: the records from the highest offset down, at most a
