@@ -684,12 +684,23 @@ static void kill_child(const char *dir, int fd, unsigned long first) {
   }
 }
 
+static int is_start(const unsigned long *starts, int n, unsigned long id) {
+  for (int i = 0; i < n; ++i) {
+    if (starts[i] == id) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
 static void test_kill(void) {
   char *dir = su_tmpdir("topic-kill");
   srand((unsigned)time(NULL));
   unsigned long next = 1, durable = 0, intent = 0, synced = 0;
   int ok_open = 1, ok_back = 1, ok_forward = 1, ok_gap = 1, kills = 0;
+  unsigned long starts[KILLS]; /* each child's first id */
   for (int round = 0; round < KILLS; ++round) {
+    starts[round] = next;
     int fds[2];
     if (pipe(fds) != 0) {
       abort();
@@ -751,7 +762,8 @@ static void test_kill(void) {
       unsigned long n = id_num(&o.frames[k].f);
       if (!first) {
         first = n;
-      } else if (n != prev + 1) {
+      } else if (n != prev + 1 && !is_start(starts, round + 1, n)) {
+        /* a jump to a child's first id crosses ids that never existed */
         ok_gap = 0;
         tap_diag("round %d: m%lu after m%lu", round, n, prev);
       }
