@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_conn.h"
 #include "tern.h"
 #include "wire/frame.h"
 
@@ -64,32 +65,12 @@ static void die(const char *what, int rv) {
   exit(1);
 }
 
-static size_t encode(uint8_t *out, const wire_frame *f) {
-  return wire_frame_encode(out, 64 + TERN_MAX_SESSION_KEY, f);
-}
-
 /* Opens a connection bound to |key| and flushes its WELCOME. */
 static tern_conn *connect(tern_hub *hub, const char *key, tern_tstamp now) {
-  tern_conn *c;
-  int rv = tern_conn_new(&c, hub, now);
+  tern_conn *c = NULL;
+  int rv = bench_connect(hub, key, now, &c);
   if (rv != 0) {
-    die("tern_conn_new", rv);
-  }
-  uint8_t buf[256];
-  wire_frame f;
-  memset(&f, 0, sizeof(f));
-  f.type = WIRE_HELLO;
-  f.u.hello.version = WIRE_VERSION;
-  f.u.hello.key = (const uint8_t *)key;
-  f.u.hello.keylen = strlen(key);
-  size_t n = encode(buf, &f);
-  tern_ssize r = tern_conn_read(c, buf, n, now);
-  if (r < 0) {
-    die("HELLO", (int)r);
-  }
-  r = tern_conn_write(c, buf, sizeof(buf), now);
-  if (r <= 0) {
-    die("WELCOME", (int)r);
+    die("connect", rv);
   }
   return c;
 }

@@ -21,8 +21,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_conn.h"
 #include "tern.h"
-#include "wire/frame.h"
 
 #define RUNS 5
 
@@ -111,38 +111,18 @@ static void *c_realloc(void *p, size_t n, void *ud) {
 /* ---- helpers ------------------------------------------------------------- */
 
 static tern_conn *connect_key(tern_hub *hub, const char *key, tern_tstamp now) {
-  tern_conn *c;
-  int rv = tern_conn_new(&c, hub, now);
+  tern_conn *c = NULL;
+  int rv = bench_connect(hub, key, now, &c);
   if (rv != 0) {
-    die("tern_conn_new", rv);
-  }
-  uint8_t buf[256];
-  wire_frame f;
-  memset(&f, 0, sizeof(f));
-  f.type = WIRE_HELLO;
-  f.u.hello.version = WIRE_VERSION;
-  f.u.hello.key = (const uint8_t *)key;
-  f.u.hello.keylen = strlen(key);
-  size_t n = wire_frame_encode(buf, sizeof(buf), &f);
-  tern_ssize r = tern_conn_read(c, buf, n, now);
-  if (r < 0) {
-    die("HELLO", r);
-  }
-  if (tern_conn_write(c, buf, sizeof(buf), now) <= 0) {
-    die("WELCOME", 0);
+    die("connect", rv);
   }
   return c;
 }
 
 static void ack(tern_conn *c, uint64_t seq, tern_tstamp now) {
-  uint8_t buf[32];
-  wire_frame f;
-  memset(&f, 0, sizeof(f));
-  f.type = WIRE_ACK;
-  f.u.ack_seq = seq;
-  size_t n = wire_frame_encode(buf, sizeof(buf), &f);
-  if (tern_conn_read(c, buf, n, now) < 0) {
-    die("ACK", 0);
+  int rv = bench_ack(c, seq, now);
+  if (rv != 0) {
+    die("ACK", rv);
   }
 }
 

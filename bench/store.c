@@ -45,10 +45,10 @@
 #include <unistd.h>
 
 #include "../tests/store_util.h"
+#include "bench_conn.h"
 #include "base/mem.h"
 #include "store/format.h"
 #include "tern.h"
-#include "wire/frame.h"
 
 #define RUNS 5
 #define KEYLEN 16
@@ -388,35 +388,18 @@ static double pct_us(uint64_t *v, size_t n, double p) {
 }
 
 static tern_conn *live_conn(tern_hub *hub, tern_tstamp now) {
-  tern_conn *c;
-  uint8_t buf[256];
-  wire_frame f;
-  int rv = tern_conn_new(&c, hub, now);
+  tern_conn *c = NULL;
+  int rv = bench_connect(hub, "live", now, &c);
   if (rv != 0) {
-    die("tern_conn_new", rv);
-  }
-  memset(&f, 0, sizeof(f));
-  f.type = WIRE_HELLO;
-  f.u.hello.version = WIRE_VERSION;
-  f.u.hello.key = (const uint8_t *)"live";
-  f.u.hello.keylen = 4;
-  size_t n = wire_frame_encode(buf, sizeof(buf), &f);
-  if (n == 0 || tern_conn_read(c, buf, n, now) < 0 ||
-      tern_conn_write(c, buf, sizeof(buf), now) <= 0) {
-    die("HELLO", TERN_ERR_STATE);
+    die("HELLO", rv);
   }
   return c;
 }
 
 static void live_ack(tern_conn *c, uint64_t seq, tern_tstamp now) {
-  uint8_t buf[32];
-  wire_frame f;
-  memset(&f, 0, sizeof(f));
-  f.type = WIRE_ACK;
-  f.u.ack_seq = seq;
-  size_t n = wire_frame_encode(buf, sizeof(buf), &f);
-  if (n == 0 || tern_conn_read(c, buf, n, now) < 0) {
-    die("ACK", TERN_ERR_STATE);
+  int rv = bench_ack(c, seq, now);
+  if (rv != 0) {
+    die("ACK", rv);
   }
 }
 
