@@ -15,7 +15,7 @@ static inline uint32_t be32(const uint8_t *p) {
          (uint32_t)p[3];
 }
 
-static void compress(uint32_t h[5], const uint8_t *block) {
+static void compress(uint32_t *h, const uint8_t *block) {
   uint32_t w[16];
   uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
   for (unsigned i = 0; i < 16; ++i) {
@@ -61,48 +61,14 @@ void web_sha1_init(web_sha1 *c) {
   c->h[2] = 0x98badcfeu;
   c->h[3] = 0x10325476u;
   c->h[4] = 0xc3d2e1f0u;
-  c->total = 0;
-  c->blocklen = 0;
+  c->md.total = 0;
+  c->md.blocklen = 0;
 }
 
 void web_sha1_update(web_sha1 *c, const void *data, size_t len) {
-  const uint8_t *p = data;
-  c->total += len;
-  if (c->blocklen) {
-    size_t take = 64 - c->blocklen < len ? 64 - c->blocklen : len;
-    memcpy(c->block + c->blocklen, p, take);
-    c->blocklen += take;
-    p += take;
-    len -= take;
-    if (c->blocklen < 64) {
-      return;
-    }
-    compress(c->h, c->block);
-    c->blocklen = 0;
-  }
-  for (; len >= 64; p += 64, len -= 64) {
-    compress(c->h, p);
-  }
-  if (len) {
-    memcpy(c->block, p, len);
-    c->blocklen = len;
-  }
+  web_md_update(&c->md, c->h, compress, data, len);
 }
 
 void web_sha1_final(web_sha1 *c, uint8_t out[WEB_SHA1_LEN]) {
-  uint64_t bits = c->total * 8;
-  uint8_t pad[72];
-  size_t padlen = (c->blocklen < 56 ? 56 : 120) - c->blocklen;
-  memset(pad, 0, sizeof pad);
-  pad[0] = 0x80;
-  for (unsigned i = 0; i < 8; ++i) {
-    pad[padlen + i] = (uint8_t)(bits >> (56 - 8 * i));
-  }
-  web_sha1_update(c, pad, padlen + 8);
-  for (unsigned i = 0; i < 5; ++i) {
-    out[4 * i] = (uint8_t)(c->h[i] >> 24);
-    out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);
-    out[4 * i + 2] = (uint8_t)(c->h[i] >> 8);
-    out[4 * i + 3] = (uint8_t)c->h[i];
-  }
+  web_md_final(&c->md, c->h, compress, 5, out);
 }

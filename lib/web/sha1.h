@@ -9,13 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "web/md.h"
+
 #define WEB_SHA1_LEN 20
 
 typedef struct web_sha1 {
   uint32_t h[5];
-  uint64_t total;     /* bytes hashed so far                */
-  uint8_t block[64];  /* a partial block                    */
-  size_t blocklen;
+  web_md md;          /* the partial block and the length */
 } web_sha1;
 
 void web_sha1_init(web_sha1 *c);

@@ -26,7 +26,7 @@ static inline uint32_t ror(uint32_t x, unsigned n) {
   return x >> n | x << (32 - n);
 }
 
-static void compress(uint32_t h[8], const uint8_t *block) {
+static void compress(uint32_t *h, const uint8_t *block) {
   uint32_t w[64];
   uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5],
            g = h[6], k = h[7];
@@ -69,50 +69,16 @@ void web_sha256_init(web_sha256 *c) {
                                  0xa54ff53au, 0x510e527fu, 0x9b05688cu,
                                  0x1f83d9abu, 0x5be0cd19u};
   memcpy(c->h, iv, sizeof iv);
-  c->total = 0;
-  c->blocklen = 0;
+  c->md.total = 0;
+  c->md.blocklen = 0;
 }
 
 void web_sha256_update(web_sha256 *c, const void *data, size_t len) {
-  const uint8_t *p = data;
-  c->total += len;
-  if (c->blocklen) {
-    size_t take = 64 - c->blocklen < len ? 64 - c->blocklen : len;
-    memcpy(c->block + c->blocklen, p, take);
-    c->blocklen += take;
-    p += take;
-    len -= take;
-    if (c->blocklen < 64) {
-      return;
-    }
-    compress(c->h, c->block);
-    c->blocklen = 0;
-  }
-  for (; len >= 64; p += 64, len -= 64) {
-    compress(c->h, p);
-  }
-  if (len) {
-    memcpy(c->block, p, len);
-    c->blocklen = len;
-  }
+  web_md_update(&c->md, c->h, compress, data, len);
 }
 
 void web_sha256_final(web_sha256 *c, uint8_t out[WEB_SHA256_LEN]) {
-  uint64_t bits = c->total * 8;
-  uint8_t pad[72];
-  size_t padlen = (c->blocklen < 56 ? 56 : 120) - c->blocklen;
-  memset(pad, 0, sizeof pad);
-  pad[0] = 0x80;
-  for (unsigned i = 0; i < 8; ++i) {
-    pad[padlen + i] = (uint8_t)(bits >> (56 - 8 * i));
-  }
-  web_sha256_update(c, pad, padlen + 8);
-  for (unsigned i = 0; i < 8; ++i) {
-    out[4 * i] = (uint8_t)(c->h[i] >> 24);
-    out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);
-    out[4 * i + 2] = (uint8_t)(c->h[i] >> 8);
-    out[4 * i + 3] = (uint8_t)c->h[i];
-  }
+  web_md_final(&c->md, c->h, compress, 8, out);
 }
 
 void web_sha256_buf(const void *p, size_t len, uint8_t out[WEB_SHA256_LEN]) {

@@ -10,14 +10,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "web/md.h"
+
 #define WEB_SHA256_LEN 32
 #define WEB_SHA256_BLOCK 64
 
 typedef struct web_sha256 {
   uint32_t h[8];
-  uint64_t total;     /* bytes hashed so far                */
-  uint8_t block[64];  /* a partial block                    */
-  size_t blocklen;
+  web_md md;          /* the partial block and the length */
 } web_sha256;
 
 void web_sha256_init(web_sha256 *c);
