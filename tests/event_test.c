@@ -12,22 +12,6 @@
 #include "tap.h"
 #include "testutil.h"
 
-/* CHECK_EQ(got, want, what...): CHECK_INT with a formatted description. */
-#define CHECK_EQ(got, want, ...)                                            \
-  do {                                                                      \
-    long long g_ = (long long)(got), w_ = (long long)(want);                \
-    CHECK(g_ == w_, __VA_ARGS__);                                           \
-    if (g_ != w_) {                                                         \
-      printf("#   got %lld, want %lld\n", g_, w_);                          \
-    }                                                                       \
-  } while (0)
-
-#define BAILOUT(what)                                                       \
-  do {                                                                      \
-    printf("Bail out! %s\n", what);                                         \
-    exit(1);                                                                \
-  } while (0)
-
 /* Events of |type| naming |c|. */
 static size_t count_for(const tu_events *e, int type, const tern_conn *c) {
   size_t n = 0;

@@ -8,21 +8,6 @@
 #include "tap.h"
 #include "testutil.h"
 
-#define CHECK_EQ(got, want, ...)                                            \
-  do {                                                                      \
-    long long g_ = (long long)(got), w_ = (long long)(want);                \
-    CHECK(g_ == w_, __VA_ARGS__);                                           \
-    if (g_ != w_) {                                                         \
-      printf("#   got %lld, want %lld\n", g_, w_);                          \
-    }                                                                       \
-  } while (0)
-
-#define BAILOUT(what)                                                       \
-  do {                                                                      \
-    printf("Bail out! %s\n", what);                                         \
-    exit(1);                                                                \
-  } while (0)
-
 #define K(s) (const uint8_t *)(s), strlen(s)
 
 static tern_settings traced(void) {

@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int tap_count;
@@ -51,6 +52,23 @@ static void tap_report(int pass, const char *file, int line, const char *fmt,
     if (tap_g_ != tap_w_) {                                                 \
       printf("#   got %lld, want %lld\n", tap_g_, tap_w_);                  \
     }                                                                       \
+  } while (0)
+
+/* CHECK_EQ(got, want, what...): CHECK_INT with a formatted description. */
+#define CHECK_EQ(got, want, ...)                                            \
+  do {                                                                      \
+    long long tap_g_ = (long long)(got), tap_w_ = (long long)(want);        \
+    CHECK(tap_g_ == tap_w_, __VA_ARGS__);                                   \
+    if (tap_g_ != tap_w_) {                                                 \
+      printf("#   got %lld, want %lld\n", tap_g_, tap_w_);                  \
+    }                                                                       \
+  } while (0)
+
+/* BAILOUT(what): stop the whole test program (TAP "Bail out!"). */
+#define BAILOUT(what)                                                       \
+  do {                                                                      \
+    printf("Bail out! %s\n", what);                                         \
+    exit(1);                                                                \
   } while (0)
 
 /* CHECK_MEM(got, gotlen, want, wantlen, what): byte strings. */
