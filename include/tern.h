@@ -872,7 +872,7 @@ TERN_EXTERN int tern_topic_publish_versioned(tern_topic *topic,
  * topics joined now (>= 0), TERN_ERR_INVALID (NULL arguments, a bad key,
  * pattern or filter: *|errpos| (when not NULL) gets the byte offset of a
  * bad pattern's or filter's error), TERN_ERR_NOT_FOUND (an exact name
- * that is no topic), TERN_ERR_LIMIT (max_sessions, or more than 64
+ * that is no topic), TERN_ERR_LIMIT (max_sessions, or more than 63
  * distinct filters on a topic) or TERN_ERR_NOMEM (nothing changed).
  */
 TERN_EXTERN tern_ssize tern_hub_subscribe(tern_hub *hub, const uint8_t *key,

@@ -587,6 +587,37 @@ static void test_ack_timeout(void) {
   tern_hub_del(hub);
 }
 
+/* A topic holds 63 distinct filters (slot 0 is "no filter"): the 64th is
+   TERN_ERR_LIMIT and changes nothing; an equal filter shares its slot. */
+static void test_filter_limit(void) {
+  tern_settings s = tu_settings();
+  tern_hub *hub = tu_hub(&s);
+  mk(hub, "feed", 100);
+  char key[16], flt[32];
+  int joined = 0;
+  for (int i = 0; i < 63; ++i) {
+    snprintf(key, sizeof(key), "k%d", i);
+    snprintf(flt, sizeof(flt), "n = %d", i);
+    joined += tern_hub_subscribe(hub, (const uint8_t *)key, strlen(key),
+                                 "feed", flt, T0, NULL) == 1;
+  }
+  CHECK_INT(joined, 63, "63 distinct filters each take a slot");
+  tern_stats before = tu_stats(hub);
+  CHECK_INT((int)tern_hub_subscribe(hub, (const uint8_t *)"k63", 3, "feed",
+                                    "n = 63", T0, NULL),
+            TERN_ERR_LIMIT, "the 64th distinct filter is refused");
+  tern_stats after = tu_stats(hub);
+  CHECK(after.members == before.members && after.sessions == before.sessions,
+        "the refused subscribe changed nothing");
+  CHECK_INT((int)tern_hub_subscribe(hub, (const uint8_t *)"k63", 3, "feed",
+                                    "n = 5", T0, NULL),
+            1, "an equal filter shares its slot");
+  CHECK_INT((int)tern_hub_subscribe(hub, (const uint8_t *)"k64", 3, "feed",
+                                    NULL, T0, NULL),
+            1, "no filter needs no slot");
+  tern_hub_del(hub);
+}
+
 int main(void) {
   test_clients();
   test_ack_timeout();
@@ -599,5 +630,6 @@ int main(void) {
   test_patterns();
   test_delete_and_expiry();
   test_nomem();
+  test_filter_limit();
   return tap_done();
 }
