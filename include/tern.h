@@ -342,7 +342,12 @@ typedef struct tern_settings {
      messages per second are written, over all connections of the hub, in
      a token bucket of |topic_burst| tokens.  When the bucket is empty,
      topic messages wait (tern_hub_get_expiry reports when it refills);
-     direct messages never wait.  0 (default) does not pace. */
+     direct messages never wait.  A refill puts as many waiting
+     connections back on the ready list as it brings tokens, not all of
+     them, so that a broadcast to many does not wake every member for
+     each token: until its turn, a waiting connection may say yes to
+     tern_conn_want_write without tern_hub_next_ready returning it yet.
+     0 (default) does not pace. */
   uint32_t topic_rate;
   /* topic_burst (layout V3) is the size of that bucket: how many topic
      messages may go out at once after a quiet spell.  0 takes topic_rate

@@ -669,10 +669,15 @@ static ALWAYS_INLINE int put_messages_of(tern_hub *hub, conn *c, out *o,
     }
     msg *m = peek_pending(s);
     if (topics) {
-      int nomem = 0;
-      m = topic_next(hub, s, m, now, &nomem);
-      if (nomem) {
+      int found = 0;
+      m = topic_next(hub, s, m, now, &found);
+      if (found & TOPIC_NEXT_NOMEM) {
         rv = TERN_ERR_NOMEM;
+        break;
+      }
+      /* A loss found on the way is told before the next MSG; without
+         room for the notice, the message waits at its queue's head. */
+      if ((found & TOPIC_NEXT_LOST) && !put_dropped(hub, c, o)) {
         break;
       }
     }
@@ -734,6 +739,9 @@ static ALWAYS_INLINE int put_messages_of(tern_hub *hub, conn *c, out *o,
     m->stream = c->stream;
     m->conn = c;
     m->sent_at = now;
+    if (topics && m->deliveries == 0 && (m->flags & MSG_TOPIC)) {
+      topic_msg_sent(m); /* its receipt counts it now, not when made */
+    }
     resent += m->deliveries++ != 0;
     ++sent;
     if (!c->inflight && ack_timeout &&

@@ -31,18 +31,31 @@ static void refill(uint32_t *tokens, tern_tstamp *at, uint32_t rate,
   }
 }
 
+static void pace_wake(tern_hub *hub, tern_tstamp now);
+
 /* 1 when topic |t| may send one message now; else notes when it may. */
 static int pace_ok(tern_hub *hub, topic *t, tern_tstamp now) {
   tern_tstamp wait = TERN_TSTAMP_NONE;
   if (hub->set.topic_rate) {
+    uint32_t had = hub->topic_tokens;
     refill(&hub->topic_tokens, &hub->topic_tokens_at, hub->set.topic_rate,
            hub->set.topic_burst, now);
+    if (had == 0 && hub->topic_tokens && hub->topic_refill != TERN_TSTAMP_NONE) {
+      /* This write found the hub's bucket refilled before its deadline:
+         the sessions waiting for it may write now too, and paced_out no
+         longer says otherwise, so they go back on the ready list now. */
+      pace_wake(hub, now);
+    }
     if (hub->topic_tokens == 0) {
       wait = hub->topic_tokens_at + TERN_SECONDS / hub->set.topic_rate;
     }
   }
   if (t->opt.rate) {
+    uint32_t had = t->tokens;
     refill(&t->tokens, &t->tokens_at, t->opt.rate, t->opt.burst, now);
+    if (had == 0 && t->tokens && hub->topic_refill != TERN_TSTAMP_NONE) {
+      pace_wake(hub, now); /* likewise for the topic's bucket */
+    }
     if (t->tokens == 0) {
       tern_tstamp w = t->tokens_at + TERN_SECONDS / t->opt.rate;
       wait = w < wait ? w : wait;
@@ -82,9 +95,14 @@ static int paced_out(const tern_hub *hub, const topic *t) {
 }
 
 void topic_pace_expiry(tern_hub *hub, tern_tstamp now) {
-  if (hub->topic_refill > now) {
-    return;
+  if (hub->topic_refill <= now) {
+    pace_wake(hub, now);
   }
+}
+
+/* Buckets refilled: as many waiting members' connections as there are
+   tokens get back on the ready list. */
+static void pace_wake(tern_hub *hub, tern_tstamp now) {
   hub->topic_refill = TERN_TSTAMP_NONE;
   uint64_t hub_budget = UINT64_MAX;
   if (hub->set.topic_rate) {
@@ -106,12 +124,13 @@ void topic_pace_expiry(tern_hub *hub, tern_tstamp now) {
     }
     member *mb = t->online;
     for (; mb && budget; mb = mb->t_next) {
-      if (mb->next_off < t->end) {
+      if (member_behind(mb)) {
         session_notify(hub, mb->session);
         --budget;
         --hub_budget;
-      } else if (hub->set.topic_rate || t->opt.rate) {
-        mb = NULL; /* the rest caught up */
+      } else if (mb->slot == &t->slots[0]) {
+        mb = NULL; /* the rest caught up (a filtered member may be caught
+                      up among members still waiting) */
         break;
       }
     }
@@ -158,14 +177,16 @@ static int expired(const topic *t, const tmsg *tm, tern_tstamp now) {
 
 /* The member's next message to send, skipping those its filter does not
    match and counting those past their time as lost; NULL when none. */
-static tmsg *member_advance(tern_hub *hub, member *mb, tern_tstamp now) {
+static tmsg *member_advance(tern_hub *hub, member *mb, tern_tstamp now,
+                            int *found) {
   topic *t = mb->slot->topic;
-  if (mb->next_off >= t->end) {
+  if (!member_behind(mb) && mb->next_off >= t->first) {
     return NULL; /* caught up: the common case of a second look */
   }
   if (expired(t, log_at(t, t->first), now)) {
     topic_evict_due(hub, t, now);
   }
+  uint32_t lost = mb->lost;
   member_catch_up(mb);
   uint32_t i = (uint32_t)(mb->slot - t->slots);
   uint64_t bit = (uint64_t)1 << i;
@@ -176,21 +197,24 @@ static tmsg *member_advance(tern_hub *hub, member *mb, tern_tstamp now) {
       continue;
     }
     if (!expired(t, tm, now)) {
-      return tm;
+      break;
     }
     mb->lost += mb->lost != UINT32_MAX;
     mb->consumed += i != 0;
     ++mb->next_off;
   }
-  return NULL;
+  if (mb->lost != lost) {
+    *found |= TOPIC_NEXT_LOST;
+  }
+  return mb->next_off < t->end ? log_at(t, mb->next_off) : NULL;
 }
 
 msg *topic_next(tern_hub *hub, session *s, msg *direct, tern_tstamp now,
-                int *nomem) {
+                int *found) {
   member *best = NULL;
   tmsg *btm = NULL;
   for (member *mb = s->members; mb; mb = mb->s_next) {
-    tmsg *tm = member_advance(hub, mb, now);
+    tmsg *tm = member_advance(hub, mb, now, found);
     if (!tm) {
       continue;
     }
@@ -212,12 +236,12 @@ msg *topic_next(tern_hub *hub, session *s, msg *direct, tern_tstamp now,
   topic *t = best->slot->topic;
   msg *m = msg_new_shared(hub, btm->pl, btm->priority, btm->expiry, 0);
   if (!m) {
-    *nomem = 1;
+    *found |= TOPIC_NEXT_NOMEM;
     return NULL;
   }
   pace_take(hub, t);
   uint64_t off = best->next_off++;
-  if (best->next_off == t->end && best->t_next &&
+  if (!member_behind(best) && best->t_next &&
       (hub->set.topic_rate || t->opt.rate)) {
     /* caught up: to the tail, so that paced refills find the waiting
        members first */
@@ -225,7 +249,6 @@ msg *topic_next(tern_hub *hub, session *s, msg *direct, tern_tstamp now,
     tlist_push(t, best, 1, 1);
   }
   best->consumed += best->slot != &t->slots[0];
-  ++btm->sent;
   m->flags |= MSG_TOPIC;
   m->cklen = 0; /* topic messages do not collapse */
   m->serial = btm->serial;
@@ -260,10 +283,12 @@ msg *topic_next(tern_hub *hub, session *s, msg *direct, tern_tstamp now,
 int topic_has_output(const tern_hub *hub, const session *s) {
   for (const member *mb = s->members; mb; mb = mb->s_next) {
     const topic *t = mb->slot->topic;
-    if (mb->lost || mb->next_off < t->first) {
-      return 1;
-    }
-    if (mb->next_off < t->end && !paced_out(hub, t)) {
+    /* Losses counted, to tell; or a message to send or pass (a loss not
+       counted yet lies behind one the filter matched, so this covers
+       it), unless the bucket is empty: then the refill wakes it
+       (pace_wake), and only then may it look, or the want would change
+       without the connection being put back on the ready list. */
+    if (mb->lost || (member_behind(mb) && !paced_out(hub, t))) {
       return 1;
     }
   }

@@ -347,6 +347,7 @@ static void slot_take(tern_hub *hub, topic *t, fslot *sl, ifilter *flt) {
   sl->flt = flt;
   ++flt->refs;
   sl->matched = sl->evicted = 0;
+  sl->tail = 0;
   /* Retained messages matched the slot's previous filter. */
   for (uint64_t o = t->first; o < t->end; ++o) {
     log_at(t, o)->match &= ~((uint64_t)1 << i);
@@ -552,6 +553,17 @@ void topic_msg_leave(tern_hub *hub, msg *m) {
   }
 }
 
+void topic_msg_sent(msg *m) {
+  msg_ref *r = msg_ref_of(m);
+  if (!r->mb) {
+    return;
+  }
+  topic *t = r->mb->slot->topic;
+  if (r->offset >= t->first && r->offset < t->end) {
+    ++log_at(t, r->offset)->sent;
+  }
+}
+
 void topic_msg_acked(tern_hub *hub, msg *m) {
   (void)hub;
   msg_ref *r = msg_ref_of(m);
@@ -652,6 +664,7 @@ int topic_member_restore(tern_hub *hub, topic *t, session *s,
       if (restored_match(hub, tm, flt->f)) {
         tm->match |= (uint64_t)1 << i;
         ++sl->matched;
+        sl->tail = o + 1;
       }
     }
   }
@@ -810,6 +823,7 @@ int tern_topic_publish_versioned(tern_topic *tt, uint32_t desc_version,
       if (sl->flt && filter_match(sl->flt->f, attrs, d.nattrs)) {
         tm->match |= (uint64_t)1 << i;
         ++sl->matched;
+        sl->tail = t->end + 1;
         subscribed += sl->nmembers;
       }
     }

@@ -72,6 +72,8 @@ typedef struct fslot {
   uint32_t matched;        /* messages matched since the slot was taken    */
   uint32_t evicted;        /* of those, discarded by retention             */
   uint32_t unused_;
+  uint64_t tail;           /* filtered: offset after the last message it
+                              matched (slot 0 uses the topic's end)      */
 } fslot;
 
 /*
@@ -186,6 +188,12 @@ void topic_msg_leave(tern_hub *hub, msg *m);
 static inline tmsg *log_at(const topic *t, uint64_t offset) {
   return &t->log[offset & (t->cap - 1)];
 }
+/* member_behind: the log holds a message for |mb| (matching its filter)
+   at or after its cursor, sent or lost yet. */
+static inline int member_behind(const member *mb) {
+  const topic *t = mb->slot->topic;
+  return mb->next_off < (mb->slot == &t->slots[0] ? t->end : mb->slot->tail);
+}
 
 /* ---- fanout.c ------------------------------------------------------------- */
 /*
@@ -194,10 +202,15 @@ static inline tmsg *log_at(const topic *t, uint64_t offset) {
  * priority, then publish serial, makes a per-send message for it and
  * queues it at the head of its priority queue, and returns it; else
  * returns |direct|.  Members behind retention get their losses counted
- * on the way.  NULL with *nomem set when the message could not be made.
+ * on the way (TOPIC_NEXT_LOST).  NULL with TOPIC_NEXT_NOMEM when the
+ * message could not be made.
  */
 msg *topic_next(tern_hub *hub, session *s, msg *direct, tern_tstamp now,
-                int *nomem);
+                int *found);
+/* topic_next's |*found| bits: no memory for the message (NULL returned);
+   losses counted on the way, to be told before the message returned. */
+#define TOPIC_NEXT_NOMEM 1
+#define TOPIC_NEXT_LOST 2
 /* member_catch_up: a member behind its topic's retention counts what it
    lost and moves to the log's first offset. */
 void member_catch_up(member *mb);
@@ -218,6 +231,9 @@ void topic_lost_told(session *s);
 /* topic_lost_return: a connection died before its DROPPED(retention)
    notice was confirmed: tell |n| again. */
 void topic_lost_return(session *s, uint32_t n);
+/* topic_msg_sent: |m| (MSG_TOPIC) is written for the first time: count
+   the receipt. */
+void topic_msg_sent(msg *m);
 /* topic_msg_acked: |m| (MSG_TOPIC) was acked: count the receipt and move
    its member's cursor. */
 void topic_msg_acked(tern_hub *hub, msg *m);

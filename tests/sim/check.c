@@ -1119,7 +1119,11 @@ void model_check_step(sim *s) {
   for (sim_link *l = s->links; l; l = l->next) {
     if (l->conn && !l->hub_want && tern_conn_want_write(l->conn) &&
         link_room(&l->down) >= l->min_chunk) {
-      if (s->opt.spurious_want) {
+      /* Paced topic sends: a refill wakes as many waiting connections
+         as it brings tokens (tern.h, topic_rate), so a connection may
+         want to write before its turn comes; counted as late wakeups
+         (driver.c), and the quiet phase checks that all arrive. */
+      if (s->tp && topics_paced(s)) {
         l->hub_want = 1; /* the next pump writes it: see driver.c */
         l->probe = 1;
         continue;

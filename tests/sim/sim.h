@@ -54,14 +54,6 @@ typedef struct sim_opts {
                          (topics.c)                                      */
   int leave_losses;   /* --known-bugs: losses of a member that
                          leaves may go untold (a known bug: topics.c) */
-  int receipt_made;   /* --known-bugs: a receipt counts as sent a
-                         copy whose per-send message was made, sent or
-                         not (a known bug: topic_regress.c)            */
-  int spurious_want;  /* --known-bugs: a connection that wants
-                         to write but that tern_hub_next_ready did not
-                         return is written once; if it then writes
-                         nothing, that is counted, not a failure (a
-                         known bug of the topics: topic_regress.c)     */
 } sim_opts;
 
 typedef struct sim_result {
@@ -114,12 +106,10 @@ typedef struct sim_result {
   uint64_t joins, leaves;    /* subscribe and unsubscribe calls that worked */
   uint64_t many_publishes;   /* tern_hub_publish_many calls that queued     */
   uint64_t receipts_checked;
-  uint64_t spurious_wants;   /* --known-bugs: counted             */
   uint64_t leave_losses;     /* --known-bugs: session instances
                                 whose topic losses were not all told     */
-  uint64_t late_wakeups;     /* --known-bugs: paced connections
-                                with something to write, not on the ready
-                                list (until the refill deadline)        */
+  uint64_t late_wakeups;     /* paced connections wanting to write
+                                before a refill's turn came to them    */
   tern_duration virtual_time;
 } sim_result;
 

@@ -58,7 +58,7 @@ int topics_hub_event(sim *s, const tern_event *ev, int client) {
                (unsigned long long)ev->seq, (unsigned long long)l->last_seq);
     }
     l->last_seq = ev->seq;
-    if (cp->state == C_PEND && !(cp->mat && s->opt.receipt_made)) {
+    if (cp->state == C_PEND) {
       ++m->sent;
     }
     tp_cset(s, m, client, C_OUT, 0);
