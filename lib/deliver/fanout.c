@@ -175,6 +175,12 @@ static int expired(const topic *t, const tmsg *tm, tern_tstamp now) {
          (t->opt.max_age && tm->published + t->opt.max_age <= now);
 }
 
+/* The log's head is past its time (an empty log has no head: its slot at
+   t->first may be stale, or the log not allocated at all after a load). */
+static int head_expired(const topic *t, tern_tstamp now) {
+  return t->first < t->end && expired(t, log_at(t, t->first), now);
+}
+
 /* The member's next message to send, skipping those its filter does not
    match and counting those past their time as lost; NULL when none. */
 static tmsg *member_advance(tern_hub *hub, member *mb, tern_tstamp now,
@@ -183,7 +189,7 @@ static tmsg *member_advance(tern_hub *hub, member *mb, tern_tstamp now,
   if (!member_behind(mb) && mb->next_off >= t->first) {
     return NULL; /* caught up: the common case of a second look */
   }
-  if (expired(t, log_at(t, t->first), now)) {
+  if (head_expired(t, now)) {
     topic_evict_due(hub, t, now);
   }
   uint32_t lost = mb->lost;
@@ -320,7 +326,7 @@ uint32_t topic_refresh(tern_hub *hub, session *s, tern_tstamp now) {
   uint64_t n = 0;
   for (member *mb = s->members; mb; mb = mb->s_next) {
     topic *t = mb->slot->topic;
-    if (mb->next_off < t->end && expired(t, log_at(t, t->first), now)) {
+    if (mb->next_off < t->end && head_expired(t, now)) {
       topic_evict_due(hub, t, now);
     }
     if (mb->next_off < t->first) {
