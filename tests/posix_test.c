@@ -220,9 +220,74 @@ static void test_driver(void) {
   tern_epoll_del(srv_ep);
 }
 
+/* Backpressure: a receiver that says HELLO and never reads.  The hub keeps
+   the messages; the driver holds at most out_cap bytes for the socket. */
+static void test_backpressure(void) {
+  tern_hub *hub;
+  tern_driver *d;
+  tern_inbox *in;
+  uint16_t port = 0;
+  tern_settings set;
+  tern_settings_default(&set);
+  set.inflight_window = 100000;
+  set.max_pending = 100000;
+  set.max_pending_bytes = (size_t)1 << 30;
+  tern_epoll_new(&srv_ep);
+  tern_hub_new(&hub, &set, NULL);
+  tern_driver_new(&d, hub, tern_epoll_methods(), srv_ep, NULL);
+  tern_driver_listen(d, "127.0.0.1", 0, NULL, NULL, &port);
+  tern_inbox_new(&in, d, NULL, NULL);
+  pthread_t th;
+  pthread_create(&th, NULL, server_thread, NULL);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  CHECK_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect");
+  tern_client *c;
+  tern_tstamp now = tern_posix_now();
+  tern_client_new(&c, (const uint8_t *)"slow", 4, NULL, 0, NULL, NULL, now);
+  tern_client_connect(c, now);
+  uint8_t buf[4096];
+  tern_ssize n = tern_client_write(c, buf, sizeof(buf), now);
+  CHECK(n > 0 && write(fd, buf, (size_t)n) == n, "HELLO sent");
+  static uint8_t payload[4096];
+  memset(payload, 'p', sizeof(payload));
+  for (int i = 0; i < 4000; ++i) {
+    tern_msg_desc desc;
+    memset(&desc, 0, sizeof(desc));
+    desc.payload = payload;
+    desc.payloadlen = sizeof(payload);
+    tern_inbox_publish(in, (const uint8_t *)"slow", 4, &desc);
+  }
+  usleep(500000);
+  tern_epoll_stop(srv_ep);
+  pthread_join(th, NULL);
+  tern_driver_stats ds;
+  tern_driver_get_stats(d, &ds, sizeof(ds));
+  tern_stats st;
+  tern_hub_get_stats(hub, &st, sizeof(st));
+  CHECK(ds.blocked > 0, "the socket filled up");
+  CHECK(ds.buffered_max <= 65536 && ds.buffered <= 65536,
+        "the driver held at most out_cap bytes (%llu)",
+        (unsigned long long)ds.buffered_max);
+  CHECK(ds.pulled < (uint64_t)4000 * 4096 / 2,
+        "the hub was not drained into memory (%llu bytes pulled)",
+        (unsigned long long)ds.pulled);
+  CHECK_EQ(st.messages, 4000, "the hub still holds every message");
+  tern_client_del(c);
+  close(fd);
+  tern_inbox_del(in);
+  tern_driver_del(d);
+  tern_hub_del(hub);
+  tern_epoll_del(srv_ep);
+}
+
 int main(void) {
   test_shard();
   test_loop();
   test_driver();
+  test_backpressure();
   return tap_done();
 }
