@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -284,10 +285,130 @@ static void test_backpressure(void) {
   tern_epoll_del(srv_ep);
 }
 
+/* Workers: 3 hubs on 3 threads; 6 receivers connect wherever the kernel
+   puts them and are handed to their session's worker; 3 producer threads
+   publish through tern_workers_publish; every message arrives once. */
+#define WSESS 6
+#define WPER 200
+static tern_workers *wk;
+static void *producer(void *arg) {
+  int t = (int)(intptr_t)arg;
+  for (int i = 0; i < WPER; ++i) {
+    for (int k = 0; k < WSESS; ++k) {
+      if (k % 3 != t) {
+        continue;
+      }
+      char key[8], id[16];
+      snprintf(key, sizeof(key), "w%d", k);
+      snprintf(id, sizeof(id), "m%d", i);
+      tern_msg_desc desc;
+      memset(&desc, 0, sizeof(desc));
+      desc.id = (const uint8_t *)id;
+      desc.idlen = strlen(id);
+      desc.payload = (const uint8_t *)id;
+      desc.payloadlen = strlen(id);
+      tern_workers_publish(wk, (const uint8_t *)key, strlen(key), &desc);
+    }
+  }
+  return NULL;
+}
+
+static void test_workers(void) {
+  tern_workers_options o;
+  tern_workers_options_default(&o);
+  o.nthreads = 3;
+  uint16_t port = 0;
+  CHECK_EQ(tern_workers_new(&wk, &o), 0, "tern_workers_new");
+  CHECK_EQ(tern_workers_listen(wk, "127.0.0.1", 0, &port), 0,
+           "tern_workers_listen");
+  CHECK_EQ(tern_workers_start(wk), 0, "tern_workers_start");
+  int fds[WSESS];
+  tern_client *cl[WSESS];
+  static uint8_t seen[WSESS][WPER];
+  tern_tstamp now = tern_posix_now();
+  for (int k = 0; k < WSESS; ++k) {
+    char key[8];
+    snprintf(key, sizeof(key), "w%d", k);
+    fds[k] = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(fds[k], (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+      BAILOUT("connect");
+    }
+    tern_client_new(&cl[k], (const uint8_t *)key, strlen(key), NULL, 0, NULL,
+                    NULL, now);
+    tern_client_connect(cl[k], now);
+  }
+  pthread_t prod[3];
+  for (int t = 0; t < 3; ++t) {
+    pthread_create(&prod[t], NULL, producer, (void *)(intptr_t)t);
+  }
+  int got = 0, dups = 0, wrong = 0;
+  tern_tstamp end = now + 20 * TERN_SECONDS;
+  while (got < WSESS * WPER && (now = tern_posix_now()) < end) {
+    struct pollfd p[WSESS];
+    for (int k = 0; k < WSESS; ++k) {
+      uint8_t buf[8192];
+      tern_ssize n;
+      while ((n = tern_client_write(cl[k], buf, sizeof(buf), now)) > 0) {
+        if (write(fds[k], buf, (size_t)n) != n) {
+          BAILOUT("write");
+        }
+      }
+      p[k].fd = fds[k];
+      p[k].events = POLLIN;
+    }
+    poll(p, WSESS, 20);
+    for (int k = 0; k < WSESS; ++k) {
+      uint8_t buf[65536];
+      if (p[k].revents & POLLIN) {
+        ssize_t r = read(fds[k], buf, sizeof(buf));
+        if (r > 0) {
+          tern_client_read(cl[k], buf, (size_t)r, now);
+        }
+      }
+      if (tern_client_get_expiry(cl[k]) <= now) {
+        tern_client_handle_expiry(cl[k], now);
+      }
+      tern_client_event ev;
+      while (tern_client_next_event(cl[k], &ev) == 1) {
+        if (ev.type == TERN_CLIENT_EV_MESSAGE) {
+          int i = atoi((const char *)ev.id + 1);
+          if (i < 0 || i >= WPER) {
+            ++wrong;
+            continue;
+          }
+          dups += seen[k][i]++;
+          ++got;
+        }
+      }
+    }
+  }
+  for (int t = 0; t < 3; ++t) {
+    pthread_join(prod[t], NULL);
+  }
+  CHECK_EQ(got, WSESS * WPER, "every message reached its receiver");
+  CHECK_EQ(dups + wrong, 0, "once each, none foreign");
+  tern_workers_stop(wk);
+  uint64_t streams = 0;
+  for (uint32_t i = 0; i < tern_workers_count(wk); ++i) {
+    tern_driver_stats ds;
+    tern_driver_get_stats(tern_workers_get_driver(wk, i), &ds, sizeof(ds));
+    streams += ds.streams;
+  }
+  CHECK_EQ(streams, WSESS, "each receiver has one stream, on one worker");
+  for (int k = 0; k < WSESS; ++k) {
+    tern_client_del(cl[k]);
+    close(fds[k]);
+  }
+  tern_workers_del(wk);
+}
+
 int main(void) {
   test_shard();
   test_loop();
   test_driver();
   test_backpressure();
+  test_workers();
   return tap_done();
 }
