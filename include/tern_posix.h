@@ -345,9 +345,9 @@ TERN_EXTERN void tern_driver_get_stats(const tern_driver *d,
 TERN_EXTERN void tern_stream_want_write(tern_stream *s);
 
 /* tern_stream_end ends the stream: what pull still gives and what is
-   buffered is sent (while the socket takes it; a peer that does not read
-   is cut off after the driver's out_cap is full), then the handler's close
-   is called and the socket closed.  A binary stream gets a GOAWAY with
+   buffered is sent (while the socket takes it: an ending stream whose
+   socket is full is closed at once, its last bytes dropped), then the
+   handler's close is called and the socket closed.  A binary stream gets a GOAWAY with
    TERN_GOAWAY_REPLACED through tern_conn_goaway. */
 TERN_EXTERN void tern_stream_end(tern_stream *s);
 
@@ -364,7 +364,8 @@ TERN_EXTERN tern_driver *tern_stream_get_driver(const tern_stream *s);
 
 /* tern_stream_set_user_data attaches the protocol's own pointer to the
    stream; tern_stream_get_user_data returns it (NULL at first).  For
-   binary streams the tern_conn's user data is the driver's, so a host
+   binary streams the tern_conn's user data is the driver's (it is the
+   tern_stream: tern_conn_get_user_data(ev->conn) in on_event), so a host
    keeps its own per-connection data here. */
 TERN_EXTERN void tern_stream_set_user_data(tern_stream *s, void *user_data);
 TERN_EXTERN void *tern_stream_get_user_data(const tern_stream *s);
