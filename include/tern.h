@@ -757,6 +757,24 @@ TERN_EXTERN tern_ssize tern_hub_publish_many_versioned(
                                   (results), TERN_PUBLISH_RESULT_VERSION,   \
                                   (result))
 
+/* ---- sharding ----------------------------------------------------------- */
+
+/*
+ * tern_shard_of returns which of |nshards| hubs owns the session with key
+ * |key| (|keylen| bytes): a number in [0, nshards).  A host that runs one
+ * hub per thread or per process publishes to, and accepts the receivers
+ * of, each session on the hub this names.  It is a pure function, stable
+ * across versions, platforms and processes: FNV-1a (64 bit) of the key
+ * followed by the jump consistent hash of Lamping and Veach (tern_shard_of(3)
+ * gives the algorithm, for routers written in other languages).  When
+ * |nshards| grows by one, a key either keeps its shard or moves to the new
+ * one (shard nshards - 1); nothing moves between old shards.  |nshards| 0
+ * or 1 returns 0; a NULL |key| with |keylen| > 0 returns 0.  Uses no hub,
+ * allocates nothing; any thread.
+ */
+TERN_EXTERN uint32_t tern_shard_of(const uint8_t *key, size_t keylen,
+                                   uint32_t nshards);
+
 /* ---- topics ------------------------------------------------------------- */
 
 /*

@@ -1,0 +1,516 @@
+/*
+ * libtern-posix — the optional I/O backend of libtern.
+ *
+ * libtern itself never opens a socket, starts a thread or reads a clock.
+ * This library does, on top of tern.h's public API alone:
+ *
+ *   tern_loop_methods  the backend interface: a loop with readiness,
+ *                      timers, a wake-up from other threads and a clock,
+ *                      as a table of methods.  A host with its own loop
+ *                      (libuv, libevent, its own epoll) fills the table.
+ *   tern_epoll         the shipped implementation (epoll, eventfd).
+ *   tern_driver        runs one hub on any loop through that interface:
+ *                      TCP listeners, non-blocking sockets, the binary
+ *                      framing of tern-protocol(7), output batched into one
+ *                      writev per wake-up per connection, backpressure,
+ *                      the hub's timers, its events, the file store's
+ *                      sync thread; and streams of the host's own
+ *                      protocols (HTTP, say) on the same loop.
+ *   tern_inbox         publishing into a driver's hub from any thread.
+ *   tern_workers       N threads, one hub each, sessions sharded by
+ *                      tern_shard_of.
+ *
+ * The overview is tern_posix(3).  Link with pkg-config libtern-posix.
+ *
+ * Thread rule: a tern_epoll, a tern_driver and its streams belong to the
+ * thread that runs the loop, except where a function says "any thread"
+ * (tern_epoll_stop, the loop's wake method, tern_inbox_publish,
+ * tern_workers_publish).
+ */
+#ifndef TERN_POSIX_H
+#define TERN_POSIX_H
+
+#include <tern.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- the backend interface ---------------------------------------------- */
+
+/* TERN_IO_READ and TERN_IO_WRITE are readiness bits: what to watch a
+   descriptor for, and what it is ready for.  TERN_IO_ERROR comes with
+   either when the descriptor failed or hung up (read it to find out). */
+#define TERN_IO_READ 0x1u
+#define TERN_IO_WRITE 0x2u
+#define TERN_IO_ERROR 0x4u
+
+/* tern_loop_io_cb is called on the loop's thread when the descriptor is
+   ready; |events| is a set of TERN_IO_* bits.  Readiness is level
+   triggered: a descriptor that stays ready is reported again. */
+typedef void (*tern_loop_io_cb)(void *arg, unsigned events);
+/* tern_loop_cb is called on the loop's thread: a timer is due, or a waker
+   was woken. */
+typedef void (*tern_loop_cb)(void *arg);
+
+/* TERN_LOOP_METHODS_V1 is the first layout of tern_loop_methods. */
+#define TERN_LOOP_METHODS_V1 1
+/* TERN_LOOP_METHODS_VERSION is the layout of tern_loop_methods here. */
+#define TERN_LOOP_METHODS_VERSION TERN_LOOP_METHODS_V1
+
+/*
+ * tern_loop_methods is the backend interface, the model of tern_store_methods:
+ * a host that has a loop fills a table (static, for the life of every user)
+ * and passes it with its loop pointer |loop| to tern_driver_new.  The driver
+ * calls nothing else.  Methods are only ever appended; |version| says which
+ * the table has.  Every method gets |loop| first and is called on the loop's
+ * thread, except wake.  Handles (|*pio|, |*ptimer|, |*pwaker|) are opaque
+ * to the caller; a callback may delete any handle, its own included, and
+ * the loop must then not call that handle's callback again.
+ */
+typedef struct tern_loop_methods {
+  uint32_t version; /* TERN_LOOP_METHODS_VERSION */
+  /* now returns the loop's monotonic clock in tern_tstamp units
+     (nanoseconds, any origin, never going backwards): the |now| of every
+     tern.h call the driver makes. */
+  tern_tstamp (*now)(void *loop);
+  /* io_add watches |fd| for |events| (TERN_IO_READ, TERN_IO_WRITE, both,
+     or 0 for nothing yet) and calls |cb| with |arg| when it is ready.
+     Returns 0 and the handle in |*pio|, or a negative tern_error. */
+  int (*io_add)(void *loop, void **pio, int fd, unsigned events,
+                tern_loop_io_cb cb, void *arg);
+  /* io_set changes what the handle watches for.  0 or a tern_error. */
+  int (*io_set)(void *loop, void *io, unsigned events);
+  /* io_del stops watching and frees the handle (the fd stays open). */
+  void (*io_del)(void *loop, void *io);
+  /* timer_add makes a stopped one-shot timer that calls |cb| with |arg|.
+     0 and |*ptimer|, or a tern_error. */
+  int (*timer_add)(void *loop, void **ptimer, tern_loop_cb cb, void *arg);
+  /* timer_set arms the timer for |deadline| on the now clock (a deadline
+     already past fires on the next turn of the loop), replacing what it
+     was armed for; TERN_TSTAMP_NONE stops it. */
+  void (*timer_set)(void *loop, void *timer, tern_tstamp deadline);
+  /* timer_del stops and frees the timer. */
+  void (*timer_del)(void *loop, void *timer);
+  /* waker_add makes a waker: wake, from any thread, makes the loop call
+     |cb| with |arg| on its own thread soon after (several wakes before
+     that call may make one call).  0 and |*pwaker|, or a tern_error. */
+  int (*waker_add)(void *loop, void **pwaker, tern_loop_cb cb, void *arg);
+  /* wake may be called from any thread, also from signal-free contexts
+     that hold locks; it never blocks. */
+  void (*wake)(void *loop, void *waker);
+  /* waker_del frees the waker; no thread may wake it any more. */
+  void (*waker_del)(void *loop, void *waker);
+} tern_loop_methods;
+
+/* ---- the epoll loop ------------------------------------------------------ */
+
+/* tern_epoll is the shipped loop: epoll(7), an eventfd for wakers, timers
+   kept in a list (made for a few per loop: the driver uses one). */
+typedef struct tern_epoll tern_epoll;
+
+/*
+ * tern_posix_now returns CLOCK_MONOTONIC in tern_tstamp units; the epoll
+ * loop's now method.  Any thread.
+ */
+TERN_EXTERN tern_tstamp tern_posix_now(void);
+
+/*
+ * tern_epoll_new creates a loop and stores it in |*pep|.  Returns 0,
+ * TERN_ERR_INVALID (pep NULL), TERN_ERR_NOMEM or TERN_ERR_STORE (a system
+ * call failed: epoll_create1 or eventfd; errno says which).
+ */
+TERN_EXTERN int tern_epoll_new(tern_epoll **pep);
+
+/* tern_epoll_del frees the loop.  Every handle made on it must have been
+   deleted first.  NULL does nothing. */
+TERN_EXTERN void tern_epoll_del(tern_epoll *ep);
+
+/*
+ * tern_epoll_methods returns the epoll loop's methods table (static, layout
+ * TERN_LOOP_METHODS_VERSION); the loop pointer to pass with it is the
+ * tern_epoll.
+ */
+TERN_EXTERN const tern_loop_methods *tern_epoll_methods(void);
+
+/*
+ * tern_epoll_run_once waits at most |max_wait| (0: does not wait;
+ * TERN_TSTAMP_NONE: until something happens) for readiness, a due timer or
+ * a wake, and calls the callbacks of what happened.  Returns the number of
+ * callbacks called, TERN_ERR_INVALID or TERN_ERR_STORE (epoll_wait
+ * failed other than with EINTR).
+ */
+TERN_EXTERN int tern_epoll_run_once(tern_epoll *ep, tern_duration max_wait);
+
+/*
+ * tern_epoll_run turns the loop until tern_epoll_stop.  Returns 0 after a
+ * stop, or the error of tern_epoll_run_once.  A stop asked before run
+ * started makes it return at once (and is then used up).
+ */
+TERN_EXTERN int tern_epoll_run(tern_epoll *ep);
+
+/* tern_epoll_stop makes tern_epoll_run return after the callbacks of its
+   current turn.  Any thread. */
+TERN_EXTERN void tern_epoll_stop(tern_epoll *ep);
+
+/* ---- the driver: one hub on a loop --------------------------------------- */
+
+/* tern_driver runs one hub on one loop. */
+typedef struct tern_driver tern_driver;
+/* tern_stream is one socket the driver serves: a binary tern_conn or a
+   stream of a host protocol. */
+typedef struct tern_stream tern_stream;
+
+/*
+ * tern_stream_handler is a protocol on a stream: the table a host fills to
+ * serve its own protocol (HTTP, say) on the driver's loop.  A NULL handler
+ * means the binary framing of tern-protocol(7) on the driver's hub.
+ * Every method gets the handler's |user| pointer first (given with the
+ * handler to tern_driver_listen or tern_driver_adopt) and runs on the
+ * loop's thread.  Methods may call every tern_stream_* function and the
+ * driver's hub; none may call tern_driver_del.
+ *
+ * Output is pulled, like tern_conn_write: when the stream may send, the
+ * driver calls pull with room for |cap| bytes; bytes the socket does not
+ * take at once stay in the stream's one buffer (at most the driver's
+ * out_cap) and pull is not called again until they are sent, so a slow
+ * peer costs a bounded amount of memory and leaves the rest with the
+ * protocol (in the hub, for the binary framing).  pull is called when the
+ * stream opens, after every read, and after tern_stream_want_write.
+ */
+/* TERN_STREAM_HANDLER_V1 is the first layout of tern_stream_handler. */
+#define TERN_STREAM_HANDLER_V1 1
+/* TERN_STREAM_HANDLER_VERSION is its layout in this header. */
+#define TERN_STREAM_HANDLER_VERSION TERN_STREAM_HANDLER_V1
+typedef struct tern_stream_handler {
+  uint32_t version; /* TERN_STREAM_HANDLER_VERSION */
+  /* open: a stream was accepted or adopted.  0 keeps it, a negative
+     tern_error closes it at once (close is not called).  Optional. */
+  int (*open)(void *user, tern_stream *s, tern_tstamp now);
+  /* read: |len| bytes came from the peer, valid during the call.  0, or a
+     negative tern_error to end the stream (what pull still gives is sent
+     first).  Required. */
+  int (*read)(void *user, tern_stream *s, const uint8_t *in, size_t len,
+              tern_tstamp now);
+  /* pull: fill |out| with up to |cap| bytes.  Returns the count, 0 for
+     nothing now, or a negative tern_error once everything was given: the
+     stream closes when the buffered bytes are sent.  Required. */
+  tern_ssize (*pull)(void *user, tern_stream *s, uint8_t *out, size_t cap,
+                     tern_tstamp now);
+  /* close: the stream is closing (the peer left, a socket error, an end
+     asked for); the socket is closed after it returns.  The stream is
+     freed then: forget it.  Optional. */
+  void (*close)(void *user, tern_stream *s);
+} tern_stream_handler;
+
+/* TERN_DRIVER_OPTIONS_V1 is the first layout of tern_driver_options. */
+#define TERN_DRIVER_OPTIONS_V1 1
+/* TERN_DRIVER_OPTIONS_VERSION is its layout in this header. */
+#define TERN_DRIVER_OPTIONS_VERSION TERN_DRIVER_OPTIONS_V1
+
+/*
+ * tern_driver_options configures a driver.  Fill it with
+ * tern_driver_options_default; fields are only ever appended.
+ */
+typedef struct tern_driver_options {
+  uint32_t version;
+  /* out_cap is the most bytes a stream holds that its socket has not
+     taken, and the most one pull is asked for.  64 KiB; 1 KiB..64 MiB. */
+  size_t out_cap;
+  /* on_event, when set, is called for each event of the hub
+     (tern_hub_next_event), on the loop's thread, before the driver acts
+     on it.  The driver pulls every event: a host that wants them sets
+     this.  The driver itself acts on the end events (CONN_DEAD,
+     CONN_CLOSED: the connection's last bytes are sent, its socket closed,
+     the tern_conn deleted, after the callback) and, with
+     settings.hello_accept 0, on nothing else.  With hello_accept, the
+     callback must answer CONN_HELLO with tern_conn_accept or
+     tern_conn_goaway (now or later).  It may publish and call every
+     function of the hub and the tern_stream_* functions; not
+     tern_driver_del.  NULL: events are dropped after the driver's part. */
+  void (*on_event)(void *user_data, tern_driver *d, const tern_event *ev);
+  /* user_data is passed to on_event. */
+  void *user_data;
+} tern_driver_options;
+
+/* tern_driver_options_default_versioned fills the fields of layout
+   |version| of |o| with the defaults and sets o->version (an unknown
+   |version| sets it to 0, which tern_driver_new refuses).  NULL does
+   nothing.  Call it through the macro. */
+TERN_EXTERN void tern_driver_options_default_versioned(uint32_t version,
+                                                       tern_driver_options *o);
+#define tern_driver_options_default(o) \
+  tern_driver_options_default_versioned(TERN_DRIVER_OPTIONS_VERSION, (o))
+
+/*
+ * tern_driver_new makes a driver for |hub| on the loop |loop| with methods
+ * |m| (the table is not copied: it must outlive the driver) and options
+ * |o| (NULL: defaults; copied).  The hub stays the host's: it is used on
+ * the loop's thread only from now on, and deleted by the host after
+ * tern_driver_del.  Returns 0, TERN_ERR_INVALID (NULL arguments, an
+ * unknown version, out_cap out of range, a method missing) or
+ * TERN_ERR_NOMEM, or what the loop's timer_add returned.
+ */
+TERN_EXTERN int tern_driver_new(tern_driver **pd, tern_hub *hub,
+                                const tern_loop_methods *m, void *loop,
+                                const tern_driver_options *o);
+
+/*
+ * tern_driver_del closes every listener and stream (binary connections
+ * are deleted with tern_conn_del, without end events; host streams get
+ * their close call) and frees the driver.  Bytes not yet sent are
+ * dropped: to say goodbye first, call tern_hub_goaway_all and
+ * tern_driver_process and turn the loop until tern_driver_get_stats
+ * reports no streams.  NULL does nothing.
+ */
+TERN_EXTERN void tern_driver_del(tern_driver *d);
+
+/*
+ * tern_driver_listen listens on TCP |host| (a numeric IPv4 or IPv6
+ * address; NULL or "" is 127.0.0.1) port |port| (0: a free one, stored in
+ * |*pport| when |pport| is not NULL) and serves every connection accepted
+ * there with |h| and |user| (|h| NULL: the binary framing on the hub).
+ * Sockets are non-blocking and close-on-exec, with TCP_NODELAY.  |h| is
+ * not copied: it must outlive the driver.  Returns 0, TERN_ERR_INVALID (a
+ * bad address, an unknown handler version, read or pull missing),
+ * TERN_ERR_NOMEM or TERN_ERR_STORE (socket, bind or listen failed; errno
+ * says why).
+ */
+TERN_EXTERN int tern_driver_listen(tern_driver *d, const char *host,
+                                   uint16_t port, const tern_stream_handler *h,
+                                   void *user, uint16_t *pport);
+
+/*
+ * tern_driver_adopt serves the connected socket |fd| (made non-blocking
+ * here) with |h| and |user| as if it had been accepted; the driver owns
+ * the fd from then on, also on failure (it is closed).  The new stream is
+ * stored in |*ps| when |ps| is not NULL; it is valid until its close.
+ * Returns 0, TERN_ERR_INVALID, TERN_ERR_NOMEM, or the error of the
+ * handler's open or of tern_conn_new.
+ */
+TERN_EXTERN int tern_driver_adopt(tern_driver *d, int fd,
+                                  const tern_stream_handler *h, void *user,
+                                  tern_stream **ps);
+
+/*
+ * tern_driver_watch_store watches |store|'s completion descriptor
+ * (tern_store_file_fd) on the loop and calls tern_store_file_complete on
+ * the driver's hub when it is readable, so that PERSISTED events come out
+ * of the loop.  Attach the store to the hub first.  A store without a
+ * sync thread has no descriptor: nothing is watched.  The store must stay
+ * open until tern_driver_del.  Returns 0, TERN_ERR_INVALID, TERN_ERR_STATE
+ * (a store is watched already) or the loop's io_add error.
+ */
+TERN_EXTERN int tern_driver_watch_store(tern_driver *d,
+                                        tern_store_file *store);
+
+/*
+ * tern_driver_process does the driver's work after the host changed the
+ * hub outside a driver callback (published, accepted, closed, from a
+ * callback of its own on the loop): it takes the hub's events, handles the
+ * deadlines that are due, writes to the connections that became ready and
+ * re-arms the loop's timer.  Calls made from inside driver callbacks and
+ * tern_inbox publishes need no such call.  NULL does nothing.
+ */
+TERN_EXTERN void tern_driver_process(tern_driver *d);
+
+/* tern_driver_get_hub returns the driver's hub. */
+TERN_EXTERN tern_hub *tern_driver_get_hub(const tern_driver *d);
+
+/* tern_driver_stats holds counters since tern_driver_new, and gauges of
+   now.  Fields are only ever appended. */
+typedef struct tern_driver_stats {
+  uint64_t streams;        /* open streams now (binary and host)          */
+  uint64_t accepted;       /* streams accepted or adopted                  */
+  uint64_t closed;         /* streams closed                               */
+  uint64_t bytes_in;       /* bytes read from sockets                      */
+  uint64_t bytes_out;      /* bytes sockets took                           */
+  uint64_t writes;         /* write and writev calls                       */
+  uint64_t pulled;         /* bytes taken by pull (tern_conn_write...)    */
+  uint64_t blocked;        /* times a socket was full with bytes left      */
+  uint64_t buffered;       /* bytes held for full sockets now, all streams */
+  uint64_t buffered_max;   /* most bytes one stream has held               */
+  uint64_t events;         /* hub events taken                             */
+} tern_driver_stats;
+
+/* tern_driver_get_stats copies the first |size| bytes of the driver's
+   statistics into |st|, zero past the fields this library knows. */
+TERN_EXTERN void tern_driver_get_stats(const tern_driver *d,
+                                       tern_driver_stats *st, size_t size);
+
+/* ---- streams -------------------------------------------------------------- */
+
+/* tern_stream_want_write asks for a pull soon (on this turn of the loop,
+   after the current callback): the protocol has bytes to send. */
+TERN_EXTERN void tern_stream_want_write(tern_stream *s);
+
+/* tern_stream_end ends the stream: what pull still gives and what is
+   buffered is sent (while the socket takes it: an ending stream whose
+   socket is full is closed at once, its last bytes dropped), then the
+   handler's close is called and the socket closed.  A binary stream gets a GOAWAY with
+   TERN_GOAWAY_REPLACED through tern_conn_goaway. */
+TERN_EXTERN void tern_stream_end(tern_stream *s);
+
+/* tern_stream_fd returns the stream's socket (for getpeername, say; do not
+   read, write or close it). */
+TERN_EXTERN int tern_stream_fd(const tern_stream *s);
+
+/* tern_stream_get_conn returns the tern_conn of a binary stream, NULL for
+   a host stream. */
+TERN_EXTERN tern_conn *tern_stream_get_conn(const tern_stream *s);
+
+/* tern_stream_get_driver returns the stream's driver. */
+TERN_EXTERN tern_driver *tern_stream_get_driver(const tern_stream *s);
+
+/* tern_stream_set_user_data attaches the protocol's own pointer to the
+   stream; tern_stream_get_user_data returns it (NULL at first).  For
+   binary streams the tern_conn's user data is the driver's (it is the
+   tern_stream: tern_conn_get_user_data(ev->conn) in on_event), so a host
+   keeps its own per-connection data here. */
+TERN_EXTERN void tern_stream_set_user_data(tern_stream *s, void *user_data);
+TERN_EXTERN void *tern_stream_get_user_data(const tern_stream *s);
+
+/* ---- the inbox: publishing from any thread -------------------------------- */
+
+/* tern_inbox queues publishes for a driver's hub from any thread. */
+typedef struct tern_inbox tern_inbox;
+
+/* tern_inbox_done is called on the loop's thread with the publish call's
+   result for each message taken from the inbox: |rc| 0 or the error of
+   tern_hub_publish, |cookie| the desc's cookie. */
+typedef void (*tern_inbox_done)(void *user_data, uint64_t cookie, int rc);
+
+/*
+ * tern_inbox_new makes an inbox for the hub of |d| (call it on the loop's
+ * thread).  |done| (optional) gets each result, with |user_data|.  The
+ * lock it takes is held only to link or unlink a queue; publishing into
+ * the hub happens on the loop's thread, woken through the loop's waker.
+ * Returns 0, TERN_ERR_INVALID, TERN_ERR_NOMEM or the loop's waker_add
+ * error.
+ */
+TERN_EXTERN int tern_inbox_new(tern_inbox **pin, tern_driver *d,
+                               tern_inbox_done done, void *user_data);
+
+/*
+ * tern_inbox_publish queues a copy of the message |desc| for session |key|
+ * and wakes the loop, which publishes it with tern_hub_publish at its
+ * |now|.  Everything |desc| points to and |key| are copied before it
+ * returns (one allocation per message): the caller keeps its buffers.
+ * Any thread.  Returns 0 (queued; the publish's own result goes to the
+ * done callback), TERN_ERR_INVALID (NULL arguments, empty key, attrs with
+ * NULL strings), TERN_ERR_TOO_LARGE (key, id, collapse key, content type
+ * or attribute count over their limits) or TERN_ERR_NOMEM.
+ */
+TERN_EXTERN int tern_inbox_publish(tern_inbox *in, const uint8_t *key,
+                                   size_t keylen, const tern_msg_desc *desc);
+
+/* tern_inbox_del frees the inbox and drops what it still holds (no done
+   calls).  No thread may publish into it any more.  Call it on the loop's
+   thread before tern_driver_del.  NULL does nothing. */
+TERN_EXTERN void tern_inbox_del(tern_inbox *in);
+
+/* ---- workers: N hubs on N threads ------------------------------------------ */
+
+/* tern_workers runs N threads, each an epoll loop with its own hub,
+   driver and inbox. */
+typedef struct tern_workers tern_workers;
+
+/* TERN_WORKERS_OPTIONS_V1 is the first layout of tern_workers_options. */
+#define TERN_WORKERS_OPTIONS_V1 1
+/* TERN_WORKERS_OPTIONS_VERSION is its layout in this header. */
+#define TERN_WORKERS_OPTIONS_VERSION TERN_WORKERS_OPTIONS_V1
+
+/* tern_workers_options configures the workers.  Fill it with
+   tern_workers_options_default; fields are only ever appended. */
+typedef struct tern_workers_options {
+  uint32_t version;
+  /* nthreads is the number of workers (and hubs).  1; at most 1024. */
+  uint32_t nthreads;
+  /* settings for every hub (copied); NULL: tern_settings_default.  Each
+     hub's seed is settings->seed plus its worker number. */
+  const tern_settings *settings;
+  /* driver options for every worker (copied; on_event is replaced by
+     the workers' own, which calls on_event below). */
+  const tern_driver_options *driver;
+  /* on_event, when set, gets each hub event on its worker's thread, as
+     tern_driver_options.on_event; |worker| is the worker number.  With
+     settings->hello_accept, CONN_HELLO reaches it only on the worker that
+     owns the session, and it must answer it as there. */
+  void (*on_event)(void *user_data, uint32_t worker, tern_driver *d,
+                   const tern_event *ev);
+  /* on_done, when set, gets each inbox publish result on the worker's
+     thread (see tern_inbox_done). */
+  void (*on_done)(void *user_data, uint32_t worker, uint64_t cookie, int rc);
+  void *user_data;
+} tern_workers_options;
+
+/* tern_workers_options_default_versioned fills the fields of layout
+   |version| of |o| with the defaults and sets o->version (an unknown
+   |version| sets it to 0).  NULL does nothing.  Call it through the
+   macro. */
+TERN_EXTERN void
+tern_workers_options_default_versioned(uint32_t version,
+                                       tern_workers_options *o);
+#define tern_workers_options_default(o) \
+  tern_workers_options_default_versioned(TERN_WORKERS_OPTIONS_VERSION, (o))
+
+/*
+ * tern_workers_new makes |o|->nthreads workers, not yet running.  Returns
+ * 0, TERN_ERR_INVALID, TERN_ERR_NOMEM, TERN_ERR_STORE (a loop could not be
+ * made) or the error of tern_hub_new.
+ */
+TERN_EXTERN int tern_workers_new(tern_workers **pw,
+                                 const tern_workers_options *o);
+
+/*
+ * tern_workers_listen listens for binary connections on |host| |port| on
+ * every worker (SO_REUSEPORT: the kernel spreads connections over them).
+ * A connection accepted by one worker is handed, once its HELLO names the
+ * session, to the worker tern_shard_of gives for the session key, which
+ * serves it from then on; so a session's messages and its receivers meet
+ * on one hub.  Port 0 picks a free port, stored in |*pport|.  Call it
+ * before tern_workers_start.  Returns 0, TERN_ERR_INVALID, TERN_ERR_STATE
+ * (running) or the error of tern_driver_listen.
+ */
+TERN_EXTERN int tern_workers_listen(tern_workers *w, const char *host,
+                                    uint16_t port, uint16_t *pport);
+
+/* tern_workers_start starts the threads.  Returns 0, TERN_ERR_STATE
+   (started already), TERN_ERR_INVALID or TERN_ERR_NOMEM (a thread could
+   not start; those started were stopped). */
+TERN_EXTERN int tern_workers_start(tern_workers *w);
+
+/*
+ * tern_workers_publish publishes a copy of |desc| to session |key| on the
+ * worker tern_shard_of names, through its inbox.  Any thread, once the
+ * workers exist (before start, messages wait for it).  Returns what
+ * tern_inbox_publish returns.
+ */
+TERN_EXTERN int tern_workers_publish(tern_workers *w, const uint8_t *key,
+                                     size_t keylen, const tern_msg_desc *desc);
+
+/* tern_workers_count returns the number of workers. */
+TERN_EXTERN uint32_t tern_workers_count(const tern_workers *w);
+
+/*
+ * tern_workers_get_driver returns the driver of worker |i| (NULL when out
+ * of range), to be used only on that worker's thread (in its callbacks) or
+ * while the workers are stopped.
+ */
+TERN_EXTERN tern_driver *tern_workers_get_driver(const tern_workers *w,
+                                                 uint32_t i);
+
+/* tern_workers_stop stops every thread after its current turn and joins
+   them; the hubs keep their state (read them now, from this thread).
+   tern_workers_start starts them again.  NULL does nothing. */
+TERN_EXTERN void tern_workers_stop(tern_workers *w);
+
+/* tern_workers_del stops the workers and frees everything (hubs,
+   drivers, inboxes, loops, sockets).  NULL does nothing. */
+TERN_EXTERN void tern_workers_del(tern_workers *w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TERN_POSIX_H */

@@ -1,0 +1,780 @@
+/*
+ * The driver: one hub on one loop, through tern_loop_methods only.  It
+ * owns the streams (sockets), the listeners, the hub's timer, the hub's
+ * events and the store's completion descriptor.
+ *
+ * Every entry from the loop (readiness, the timer, a waker) ends in
+ * process(), which takes the hub's events, runs its due deadlines,
+ * services the streams that want to write (the "dirty" list: streams the
+ * hub returned from tern_hub_next_ready, streams just read from, streams
+ * whose socket drained, streams asked for) and re-arms the timer.  A
+ * stream writes with one writev per service: the bytes its socket did not
+ * take last time, then what one pull gave into the driver's scratch
+ * buffer.  Bytes left over are kept in the stream's own buffer, and while
+ * there are any the stream is not pulled: a slow reader holds at most
+ * out_cap bytes here and the rest stays in the hub.  An idle stream holds
+ * no buffer at all.
+ */
+#define _GNU_SOURCE /* accept4 */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "posix/posix.h"
+
+/* Reads per readiness report of one stream, so one busy peer cannot hold
+   the loop (level-triggered: the rest is reported again). */
+#define READS_PER_TURN 4
+#define READ_BUF 65536
+/* Passes of process() before it leaves the rest to the next turn. */
+#define MAX_PASSES 16
+
+typedef struct listener {
+  tern_driver *d;
+  int fd;
+  void *io;
+  const tern_stream_handler *h;
+  void *user;
+  struct listener *next;
+} listener;
+
+struct tern_driver {
+  tern_hub *hub;
+  const tern_loop_methods *m;
+  void *loop;
+  tern_driver_options o;
+  void *timer;
+  tern_tstamp armed;
+  uint8_t *scratch; /* out_cap bytes: what pull writes into */
+  uint8_t *rbuf;    /* READ_BUF bytes */
+  tern_stream *streams;
+  tern_stream *dirty;
+  tern_stream *dead;
+  listener *listeners;
+  tern_store_file *store;
+  void *store_io;
+  int depth; /* process() nesting */
+  int again; /* process() asked for while running */
+  posix_hello_hook hello_hook;
+  void *hello_arg;
+  tern_driver_stats st;
+};
+
+void tern_driver_options_default_versioned(uint32_t version,
+                                           tern_driver_options *o) {
+  if (!o) {
+    return;
+  }
+  if (version != TERN_DRIVER_OPTIONS_V1) {
+    o->version = 0;
+    return;
+  }
+  memset(o, 0, sizeof(*o));
+  o->version = version;
+  o->out_cap = 65536;
+}
+
+static void process(tern_driver *d);
+
+/* ---- streams ---------------------------------------------------------------- */
+
+static void watch(tern_stream *s, unsigned events) {
+  if (s->watching != events && s->io) {
+    if (s->d->m->io_set(s->d->loop, s->io, events) == 0) {
+      s->watching = events;
+    }
+  }
+}
+
+static void mark_dirty(tern_stream *s) {
+  if (!s->dirty && !s->dead) {
+    s->dirty = 1;
+    s->next_dirty = s->d->dirty;
+    s->d->dirty = s;
+  }
+}
+
+static void stream_close(tern_stream *s) {
+  tern_driver *d = s->d;
+  if (s->dead) {
+    return;
+  }
+  s->dead = 1;
+  if (s->io) {
+    d->m->io_del(d->loop, s->io);
+    s->io = NULL;
+  }
+  if (s->prev) {
+    s->prev->next = s->next;
+  } else {
+    d->streams = s->next;
+  }
+  if (s->next) {
+    s->next->prev = s->prev;
+  }
+  if (s->conn) {
+    /* In-flight messages go back to the session.  A connection the hub
+       had not closed ends here without an event (the host knows). */
+    tern_conn_del(s->conn);
+    s->conn = NULL;
+  } else if (s->h && s->h->close) {
+    s->h->close(s->h_user, s);
+  }
+  if (s->fd >= 0) {
+    close(s->fd);
+    s->fd = -1;
+  }
+  d->st.buffered -= s->len - s->off;
+  d->st.streams--;
+  d->st.closed++;
+  s->next_dead = d->dead;
+  d->dead = s;
+}
+
+static void stream_free(tern_stream *s) {
+  free(s->buf);
+  free(s->hello);
+  free(s);
+}
+
+static tern_ssize stream_pull(tern_stream *s, uint8_t *out, size_t cap,
+                              tern_tstamp now) {
+  if (!s->conn) {
+    return s->h->pull(s->h_user, s, out, cap, now);
+  }
+  tern_ssize n = tern_conn_write(s->conn, out, cap, now);
+  if (n == TERN_ERR_NOMEM) {
+    /* The hub hands the connection back through tern_hub_next_ready once
+       its expiry ran (tern_conn_write says so). */
+    return 0;
+  }
+  return n;
+}
+
+/* Writes what |s| holds and what one pull gives, in one writev.  Keeps
+   what the socket did not take.  Returns 0, or -1 when |s| was closed. */
+static int stream_service(tern_stream *s, tern_tstamp now) {
+  tern_driver *d = s->d;
+  for (int round = 0; round < 8; ++round) {
+    size_t held = s->len - s->off;
+    size_t room = d->o.out_cap - held;
+    tern_ssize n = 0;
+    if (!s->pull_done && room > 0) {
+      n = stream_pull(s, d->scratch, room, now);
+      if (n < 0 || (n == 0 && s->ending)) {
+        s->pull_done = 1; /* everything was given */
+        n = 0;
+      }
+      d->st.pulled += (uint64_t)n;
+    }
+    if (held + (size_t)n == 0) {
+      if (s->pull_done) {
+        stream_close(s);
+        return -1;
+      }
+      watch(s, TERN_IO_READ);
+      return 0;
+    }
+    struct iovec iov[2];
+    int niov = 0;
+    if (held) {
+      iov[niov].iov_base = s->buf + s->off;
+      iov[niov++].iov_len = held;
+    }
+    if (n > 0) {
+      iov[niov].iov_base = d->scratch;
+      iov[niov++].iov_len = (size_t)n;
+    }
+    ssize_t w;
+    do {
+      w = writev(s->fd, iov, niov);
+    } while (w < 0 && errno == EINTR);
+    d->st.writes++;
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      stream_close(s); /* the peer is gone */
+      return -1;
+    }
+    size_t took = w > 0 ? (size_t)w : 0;
+    d->st.bytes_out += took;
+    size_t total = held + (size_t)n;
+    if (took == total) {
+      d->st.buffered -= held;
+      s->off = s->len = 0;
+      /* Everything went out; a pull that filled the room may have more,
+         and one that did not says so with 0 next round. */
+      continue;
+    }
+    /* The socket is full: keep the rest (at most out_cap bytes). */
+    if (!s->buf) {
+      s->buf = malloc(d->o.out_cap);
+      if (!s->buf) {
+        stream_close(s); /* cannot keep its bytes: the stream is broken */
+        return -1;
+      }
+    }
+    if (took < held) {
+      memmove(s->buf, s->buf + s->off + took, held - took);
+      memcpy(s->buf + held - took, d->scratch, (size_t)n);
+    } else {
+      memcpy(s->buf, d->scratch + (took - held), total - took);
+    }
+    s->off = 0;
+    s->len = total - took;
+    d->st.buffered += s->len;
+    d->st.buffered -= held;
+    if (s->len > d->st.buffered_max) {
+      d->st.buffered_max = s->len;
+    }
+    d->st.blocked++;
+    if (s->pull_done) {
+      /* Ending, and the peer does not read: drop the goodbye rather than
+         hold the socket with no deadline. */
+      stream_close(s);
+      return -1;
+    }
+    watch(s, TERN_IO_READ | TERN_IO_WRITE);
+    return 0;
+  }
+  /* Still more after several full rounds: leave the loop to others and
+     come back on the next turn. */
+  mark_dirty(s);
+  return 0;
+}
+
+static void stream_read(tern_stream *s, tern_tstamp now) {
+  tern_driver *d = s->d;
+  for (int i = 0; i < READS_PER_TURN && !s->dead; ++i) {
+    ssize_t n = read(s->fd, d->rbuf, READ_BUF);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return;
+    }
+    if (n <= 0) { /* EOF or a reset: the peer is gone */
+      stream_close(s);
+      return;
+    }
+    d->st.bytes_in += (uint64_t)n;
+    if (s->ending) {
+      continue; /* bytes after the end are not served */
+    }
+    if (s->conn) {
+      if (s->hello && tern_conn_get_session(s->conn) == NULL) {
+        size_t keep = (size_t)n;
+        if (s->hello_len + keep > POSIX_HELLO_RECORD) {
+          keep = POSIX_HELLO_RECORD - s->hello_len;
+        }
+        memcpy(s->hello + s->hello_len, d->rbuf, keep);
+        s->hello_len += keep;
+      }
+      /* An error closed the connection and queued its end event, which
+         process() acts on. */
+      (void)tern_conn_read(s->conn, d->rbuf, (size_t)n, now);
+      if (s->hello && tern_conn_get_session(s->conn) != NULL) {
+        free(s->hello); /* bound where it is: nothing to hand over */
+        s->hello = NULL;
+      }
+    } else {
+      int rc = s->h->read(s->h_user, s, d->rbuf, (size_t)n, now);
+      if (rc < 0) {
+        s->ending = 1;
+      }
+      mark_dirty(s);
+    }
+  }
+}
+
+static void stream_io(void *arg, unsigned events) {
+  tern_stream *s = arg;
+  tern_driver *d = s->d;
+  tern_tstamp now = d->m->now(d->loop);
+  d->depth++;
+  if ((events & TERN_IO_WRITE) && !s->dead) {
+    mark_dirty(s);
+  }
+  if ((events & (TERN_IO_READ | TERN_IO_ERROR)) && !s->dead) {
+    stream_read(s, now);
+  }
+  d->depth--;
+  process(d);
+}
+
+static int stream_new(tern_driver *d, int fd, const tern_stream_handler *h,
+                      void *user, int record, tern_stream **ps) {
+  tern_tstamp now = d->m->now(d->loop);
+  tern_stream *s = calloc(1, sizeof(*s));
+  int rc = s ? 0 : TERN_ERR_NOMEM;
+  if (rc == 0 && record && !h) {
+    s->hello = malloc(POSIX_HELLO_RECORD);
+    rc = s->hello ? 0 : TERN_ERR_NOMEM;
+  }
+  if (rc == 0 && !h) {
+    rc = tern_conn_new(&s->conn, d->hub, now);
+  }
+  if (rc == 0) {
+    s->d = d;
+    s->fd = fd;
+    s->h = h;
+    s->h_user = user;
+    if (s->conn) {
+      tern_conn_set_user_data(s->conn, s);
+    }
+    rc = d->m->io_add(d->loop, &s->io, fd, TERN_IO_READ, stream_io, s);
+    s->watching = TERN_IO_READ;
+  }
+  if (rc != 0) {
+    if (s) {
+      tern_conn_del(s->conn);
+      free(s->hello);
+      free(s);
+    }
+    close(fd);
+    return rc;
+  }
+  s->next = d->streams;
+  if (d->streams) {
+    d->streams->prev = s;
+  }
+  d->streams = s;
+  d->st.streams++;
+  d->st.accepted++;
+  if (h && h->open) {
+    rc = h->open(user, s, now);
+    if (rc != 0) {
+      const tern_stream_handler *saved = s->h;
+      s->h = NULL; /* no close call for a stream its open refused */
+      stream_close(s);
+      s->h = saved;
+      return rc < 0 ? rc : TERN_ERR_INVALID;
+    }
+  }
+  mark_dirty(s);
+  if (ps) {
+    *ps = s;
+  }
+  return 0;
+}
+
+static int nonblocking(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static int check_handler(const tern_stream_handler *h) {
+  return !h || (h->version >= TERN_STREAM_HANDLER_V1 && h->read && h->pull);
+}
+
+int tern_driver_adopt(tern_driver *d, int fd, const tern_stream_handler *h,
+                      void *user, tern_stream **ps) {
+  if (!d || fd < 0 || !check_handler(h)) {
+    if (fd >= 0) {
+      close(fd);
+    }
+    return TERN_ERR_INVALID;
+  }
+  if (nonblocking(fd) != 0) {
+    close(fd);
+    return TERN_ERR_INVALID;
+  }
+  d->depth++;
+  int rc = stream_new(d, fd, h, user, d->hello_hook != NULL, ps);
+  d->depth--;
+  process(d);
+  return rc;
+}
+
+int posix_driver_adopt_replay(tern_driver *d, int fd, const uint8_t *bytes,
+                              size_t len) {
+  tern_stream *s;
+  if (nonblocking(fd) != 0) {
+    close(fd);
+    return TERN_ERR_INVALID;
+  }
+  d->depth++;
+  int rc = stream_new(d, fd, NULL, NULL, 0, &s);
+  if (rc == 0 && len > 0) {
+    d->st.bytes_in += len;
+    (void)tern_conn_read(s->conn, bytes, len, d->m->now(d->loop));
+  }
+  d->depth--;
+  process(d);
+  return rc;
+}
+
+void posix_stream_detach(tern_stream *s, int *pfd, uint8_t **phello,
+                         size_t *phello_len) {
+  *pfd = s->fd;
+  *phello = s->hello;
+  *phello_len = s->hello_len;
+  s->fd = -1;
+  s->hello = NULL;
+  stream_close(s);
+}
+
+/* ---- public stream calls ------------------------------------------------------ */
+
+void tern_stream_want_write(tern_stream *s) {
+  if (!s || s->dead) {
+    return;
+  }
+  mark_dirty(s);
+  if (s->d->depth == 0) {
+    /* Called from outside the driver's callbacks: let the loop come back
+       at once rather than rely on a tern_driver_process. */
+    s->d->m->timer_set(s->d->loop, s->d->timer, 0);
+    s->d->armed = 0;
+  }
+}
+
+void tern_stream_end(tern_stream *s) {
+  if (!s || s->dead || s->ending) {
+    return;
+  }
+  s->ending = 1;
+  if (s->conn) {
+    tern_conn_goaway(s->conn, TERN_GOAWAY_REPLACED, 0, s->d->m->now(s->d->loop));
+  }
+  tern_stream_want_write(s);
+}
+
+int tern_stream_fd(const tern_stream *s) { return s ? s->fd : -1; }
+
+tern_conn *tern_stream_get_conn(const tern_stream *s) {
+  return s ? s->conn : NULL;
+}
+
+tern_driver *tern_stream_get_driver(const tern_stream *s) {
+  return s ? s->d : NULL;
+}
+
+void tern_stream_set_user_data(tern_stream *s, void *user_data) {
+  if (s) {
+    s->user_data = user_data;
+  }
+}
+
+void *tern_stream_get_user_data(const tern_stream *s) {
+  return s ? s->user_data : NULL;
+}
+
+/* ---- the hub's side ------------------------------------------------------------- */
+
+static void handle_event(tern_driver *d, const tern_event *ev) {
+  tern_stream *s = ev->conn ? tern_conn_get_user_data(ev->conn) : NULL;
+  if (ev->type == TERN_EV_CONN_HELLO && s && d->hello_hook &&
+      d->hello_hook(d->hello_arg, d, s, ev)) {
+    return; /* handed to another driver */
+  }
+  if (d->o.on_event) {
+    d->o.on_event(d->o.user_data, d, ev);
+  }
+  if ((ev->type == TERN_EV_CONN_DEAD || ev->type == TERN_EV_CONN_CLOSED) &&
+      ev->conn) {
+    /* The one rule of tern_conn_new: write out what is left, until
+       TERN_ERR_CLOSED, then close and delete. */
+    s = tern_conn_get_user_data(ev->conn);
+    if (s && !s->dead) {
+      s->ending = 1;
+      mark_dirty(s);
+    }
+  }
+}
+
+static void process(tern_driver *d) {
+  if (d->depth > 0) {
+    d->again = 1;
+    return;
+  }
+  d->depth++;
+  int pass = 0;
+  do {
+    d->again = 0;
+    tern_tstamp now = d->m->now(d->loop);
+    if (tern_hub_get_expiry(d->hub) <= now) {
+      tern_hub_handle_expiry(d->hub, now);
+    }
+    tern_event ev;
+    while (tern_hub_next_event(d->hub, &ev) == 1) {
+      d->st.events++;
+      handle_event(d, &ev);
+    }
+    tern_conn *c;
+    while ((c = tern_hub_next_ready(d->hub)) != NULL) {
+      tern_stream *s = tern_conn_get_user_data(c);
+      if (s && !s->dead && s->len == s->off) {
+        mark_dirty(s);
+      }
+    }
+    tern_stream *list = d->dirty;
+    d->dirty = NULL;
+    while (list) {
+      tern_stream *s = list;
+      list = s->next_dirty;
+      s->dirty = 0;
+      if (s->dead) {
+        continue;
+      }
+      stream_service(s, now);
+      if (d->dirty) {
+        d->again = 1;
+      }
+    }
+    /* Writing made events (SENT, CONN_CLOSED after a GOAWAY...) or the
+       host asked for more: another pass. */
+  } while ((d->again || d->dirty) && ++pass < MAX_PASSES);
+  while (d->dead) {
+    tern_stream *s = d->dead;
+    d->dead = s->next_dead;
+    stream_free(s);
+  }
+  d->depth--;
+  tern_tstamp expiry = d->dirty || d->again ? 0 : tern_hub_get_expiry(d->hub);
+  if (expiry != d->armed) {
+    d->m->timer_set(d->loop, d->timer, expiry);
+    d->armed = expiry;
+  }
+}
+
+static void on_timer(void *arg) {
+  tern_driver *d = arg;
+  d->armed = TERN_TSTAMP_NONE; /* it fired: no longer armed */
+  process(d);
+}
+
+void tern_driver_process(tern_driver *d) {
+  if (d) {
+    process(d);
+  }
+}
+
+tern_hub *tern_driver_get_hub(const tern_driver *d) {
+  return d ? d->hub : NULL;
+}
+
+void tern_driver_get_stats(const tern_driver *d, tern_driver_stats *st,
+                           size_t size) {
+  if (!d || !st) {
+    return;
+  }
+  if (size > sizeof(d->st)) {
+    memset((char *)st + sizeof(d->st), 0, size - sizeof(d->st));
+    size = sizeof(d->st);
+  }
+  memcpy(st, &d->st, size);
+}
+
+/* ---- listeners and the store ------------------------------------------------- */
+
+static void on_accept(void *arg, unsigned events) {
+  listener *l = arg;
+  tern_driver *d = l->d;
+  (void)events;
+  d->depth++;
+  for (int i = 0; i < 64; ++i) {
+    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      break; /* EAGAIN, or a connection that died in the backlog */
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    (void)stream_new(d, fd, l->h, l->user, d->hello_hook != NULL, NULL);
+  }
+  d->depth--;
+  process(d);
+}
+
+int posix_listen_socket(const char *host, uint16_t port, int reuseport,
+                        uint16_t *pport) {
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  memset(&ss, 0, sizeof(ss));
+  if (!host || !*host) {
+    host = "127.0.0.1";
+  }
+  struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+  struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+  if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    sslen = sizeof(*sin);
+  } else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(port);
+    sslen = sizeof(*sin6);
+  } else {
+    return TERN_ERR_INVALID;
+  }
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return TERN_ERR_STORE;
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (reuseport) {
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  }
+  if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, 511) != 0 ||
+      getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return TERN_ERR_STORE;
+  }
+  if (pport) {
+    *pport = ntohs(ss.ss_family == AF_INET ? sin->sin_port : sin6->sin6_port);
+  }
+  return fd;
+}
+
+int posix_driver_listen_fd(tern_driver *d, int fd, const tern_stream_handler *h,
+                           void *user) {
+  listener *l = calloc(1, sizeof(*l));
+  if (!l) {
+    close(fd);
+    return TERN_ERR_NOMEM;
+  }
+  l->d = d;
+  l->fd = fd;
+  l->h = h;
+  l->user = user;
+  int rc = d->m->io_add(d->loop, &l->io, fd, TERN_IO_READ, on_accept, l);
+  if (rc != 0) {
+    close(fd);
+    free(l);
+    return rc;
+  }
+  l->next = d->listeners;
+  d->listeners = l;
+  return 0;
+}
+
+int tern_driver_listen(tern_driver *d, const char *host, uint16_t port,
+                       const tern_stream_handler *h, void *user,
+                       uint16_t *pport) {
+  if (!d || !check_handler(h)) {
+    return TERN_ERR_INVALID;
+  }
+  int fd = posix_listen_socket(host, port, 0, pport);
+  if (fd < 0) {
+    return fd;
+  }
+  return posix_driver_listen_fd(d, fd, h, user);
+}
+
+static void on_store(void *arg, unsigned events) {
+  tern_driver *d = arg;
+  (void)events;
+  tern_store_file_complete(d->store, d->hub);
+  process(d);
+}
+
+int tern_driver_watch_store(tern_driver *d, tern_store_file *store) {
+  if (!d || !store) {
+    return TERN_ERR_INVALID;
+  }
+  if (d->store) {
+    return TERN_ERR_STATE;
+  }
+  int fd = tern_store_file_fd(store);
+  if (fd < 0) {
+    return 0; /* it completes every batch inside append */
+  }
+  int rc = d->m->io_add(d->loop, &d->store_io, fd, TERN_IO_READ, on_store, d);
+  if (rc == 0) {
+    d->store = store;
+  }
+  return rc;
+}
+
+/* ---- life ------------------------------------------------------------------------ */
+
+int tern_driver_new(tern_driver **pd, tern_hub *hub, const tern_loop_methods *m,
+                    void *loop, const tern_driver_options *o) {
+  tern_driver_options def;
+  if (!o) {
+    tern_driver_options_default(&def);
+    o = &def;
+  }
+  if (!pd || !hub || !m || m->version < TERN_LOOP_METHODS_V1 || !m->now ||
+      !m->io_add || !m->io_set || !m->io_del || !m->timer_add ||
+      !m->timer_set || !m->timer_del || !m->waker_add || !m->wake ||
+      !m->waker_del || o->version != TERN_DRIVER_OPTIONS_V1 ||
+      o->out_cap < 1024 || o->out_cap > ((size_t)64 << 20)) {
+    return TERN_ERR_INVALID;
+  }
+  tern_driver *d = calloc(1, sizeof(*d));
+  if (!d) {
+    return TERN_ERR_NOMEM;
+  }
+  d->hub = hub;
+  d->m = m;
+  d->loop = loop;
+  d->o = *o;
+  d->armed = TERN_TSTAMP_NONE;
+  d->scratch = malloc(o->out_cap);
+  d->rbuf = malloc(READ_BUF);
+  int rc = d->scratch && d->rbuf ? 0 : TERN_ERR_NOMEM;
+  if (rc == 0) {
+    rc = m->timer_add(loop, &d->timer, on_timer, d);
+  }
+  if (rc != 0) {
+    free(d->scratch);
+    free(d->rbuf);
+    free(d);
+    return rc;
+  }
+  /* The hub may have deadlines already (a restored store). */
+  process(d);
+  *pd = d;
+  return 0;
+}
+
+void tern_driver_del(tern_driver *d) {
+  if (!d) {
+    return;
+  }
+  d->depth++; /* no process() from the close calls */
+  while (d->listeners) {
+    listener *l = d->listeners;
+    d->listeners = l->next;
+    d->m->io_del(d->loop, l->io);
+    close(l->fd);
+    free(l);
+  }
+  while (d->streams) {
+    stream_close(d->streams);
+  }
+  while (d->dead) {
+    tern_stream *s = d->dead;
+    d->dead = s->next_dead;
+    stream_free(s);
+  }
+  if (d->store_io) {
+    d->m->io_del(d->loop, d->store_io);
+  }
+  d->m->timer_del(d->loop, d->timer);
+  free(d->scratch);
+  free(d->rbuf);
+  free(d);
+}
+
+void posix_driver_set_hello_hook(tern_driver *d, posix_hello_hook hook,
+                                 void *arg) {
+  d->hello_hook = hook;
+  d->hello_arg = arg;
+}
+
+/* Internal accessors for the inbox and the workers. */
+const tern_loop_methods *posix_driver_methods(const tern_driver *d,
+                                              void **ploop) {
+  *ploop = d->loop;
+  return d->m;
+}

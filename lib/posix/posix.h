@@ -1,0 +1,77 @@
+/*
+ * What the files of lib/posix share and nothing outside them sees: the
+ * driver's structs, and the hooks by which tern_workers moves a binary
+ * connection from the hub that accepted it to the hub owning its session.
+ */
+#ifndef TERN_POSIX_INTERNAL_H
+#define TERN_POSIX_INTERNAL_H
+
+#include <tern_posix.h>
+
+/* The most bytes a binary connection may send before its HELLO is taken
+   (HELLO with the longest key and token fits with room to spare); the
+   bytes are kept for a hand-over only while the driver records them. */
+#define POSIX_HELLO_RECORD 4096
+
+struct tern_stream {
+  tern_driver *d;
+  int fd;
+  void *io;
+  unsigned watching;               /* TERN_IO_* bits the loop watches     */
+  const tern_stream_handler *h;    /* NULL: binary framing                */
+  void *h_user;
+  void *user_data;
+  tern_conn *conn;                 /* binary streams                      */
+  uint8_t *buf;                    /* bytes the socket has not taken      */
+  size_t off, len;                 /* buf[off..len)                       */
+  int pull_done;                   /* pull said everything was given      */
+  int ending;                      /* tern_stream_end or a read error     */
+  int dead;                        /* closed; freed at the end of process */
+  int dirty;                       /* on the driver's dirty list          */
+  tern_stream *prev, *next;        /* every live stream of the driver     */
+  tern_stream *next_dirty;
+  tern_stream *next_dead;
+  uint8_t *hello;                  /* bytes read before the HELLO took    */
+  size_t hello_len;                /* (recorded for a hand-over)          */
+};
+
+/* hello_hook, when set, sees each CONN_HELLO before on_event; it returns
+   1 when it took the connection away (its stream is gone then). */
+typedef int (*posix_hello_hook)(void *arg, tern_driver *d, tern_stream *s,
+                                const tern_event *ev);
+
+void posix_driver_set_hello_hook(tern_driver *d, posix_hello_hook hook,
+                                 void *arg);
+
+/* Takes binary stream |s| off its driver without closing its socket:
+   the tern_conn is deleted (no end event), the loop stops watching, and
+   the socket and the bytes recorded before its HELLO go to the caller
+   (*phello malloc'ed or NULL; free it). */
+void posix_stream_detach(tern_stream *s, int *pfd, uint8_t **phello,
+                         size_t *phello_len);
+
+/* Serves |fd| as a binary stream on |d| and hands it |len| bytes as if
+   just read (a HELLO received by another driver).  The driver owns |fd|
+   from then on.  0 or an error (|fd| closed). */
+int posix_driver_adopt_replay(tern_driver *d, int fd, const uint8_t *bytes,
+                              size_t len);
+
+/* A listening TCP socket on |host| |port| (SO_REUSEPORT when |reuseport|),
+   non-blocking; the fd, or a negative tern_error. */
+int posix_listen_socket(const char *host, uint16_t port, int reuseport,
+                        uint16_t *pport);
+
+/* Serves connections accepted on the listening socket |fd| (owned by the
+   driver from then on, closed on failure) with |h| and |user|. */
+int posix_driver_listen_fd(tern_driver *d, int fd, const tern_stream_handler *h,
+                           void *user);
+
+/* The driver's loop methods and loop pointer. */
+const tern_loop_methods *posix_driver_methods(const tern_driver *d,
+                                              void **ploop);
+
+/* Internal: the inbox's hand-over of a connection (tern_workers). */
+int posix_inbox_handover(tern_inbox *in, int fd, uint8_t *hello,
+                         size_t hello_len);
+
+#endif
