@@ -599,6 +599,8 @@ static void end_conn(conn *c, int reason, tern_tstamp now) {
   }
 }
 
+static void rearm(tern_hub *hub, conn *c);
+
 /* ---- writing ---------------------------------------------------------------- */
 
 /* The goodbye of a closing connection, the rest of a poll's array. */
@@ -634,6 +636,8 @@ static void put_open(tern_hub *hub, conn *c, webconn *w, wout *o,
       return;
     }
     c->ctl &= (uint8_t)~CTL_PING;
+    c->last_tx = now;
+    rearm(hub, c); /* the timer waited without a heartbeat deadline */
   }
   *rv = put_messages(hub, c, w, o, now);
   if (c->framing != TERN_FRAMING_POLL || *rv != 0 || o->full || o->nomem ||
