@@ -104,6 +104,9 @@ static void check_gauges(tern_hub *hub) {
 }
 
 static void script_mode(const uint8_t *p, size_t n) {
+  if (n == 0) {
+    return;
+  }
   tern_settings set;
   tern_settings_default(&set);
   set.seed = 1;
