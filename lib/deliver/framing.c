@@ -699,7 +699,9 @@ static tern_tstamp deadline_of(const tern_hub *hub, const conn *c) {
   const webconn *w = web_of(c);
   tern_tstamp d = TERN_TSTAMP_NONE;
   if (c->framing == TERN_FRAMING_POLL) {
-    if (!w->array_open) {
+    /* Once ready, its next write answers: a passed hold time re-armed
+       here would make tern_hub_handle_expiry spin. */
+    if (!w->array_open && !c->ready) {
       d = w->hold_until;
     }
   } else if (!(c->ctl & CTL_PING)) {
