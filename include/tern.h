@@ -1127,9 +1127,11 @@ typedef enum tern_goaway_reason {
   TERN_GOAWAY_LIMIT = 5,     /* too many connections or sessions           */
   TERN_GOAWAY_INTERNAL = 6,  /* the server ran out of memory               */
   TERN_GOAWAY_CLIENT = 7,    /* the client said goodbye                    */
-  TERN_GOAWAY_REPLACED = 8   /* the host closed it (tern_conn_goaway), or a
+  TERN_GOAWAY_REPLACED = 8,  /* the host closed it (tern_conn_goaway), or a
                                 newer connection of the same receiver
                                 resumed its stream                          */
+  TERN_GOAWAY_DONE = 9       /* (0.3) a poll's answer is complete
+                                (TERN_FRAMING_POLL); never on the wire      */
 } tern_goaway_reason;
 
 /*
@@ -1271,6 +1273,157 @@ typedef struct tern_conn_info {
  */
 TERN_EXTERN void tern_conn_get_info(const tern_conn *conn, tern_conn_info *info,
                                     size_t size);
+
+/* ---- web framings: one-way connections ---------------------------------- */
+
+/*
+ * tern_framing names what a connection speaks.  The binary framing of
+ * tern-protocol(7) is two-way (tern_conn_new: HELLO, acks in-band).  The
+ * web framings of tern-web(7) are one-way: the hub writes, the peer never
+ * sends a byte through the connection; it acks out of band
+ * (tern_hub_ack) or by resuming with a higher seq.
+ */
+typedef enum tern_framing {
+  TERN_FRAMING_BINARY = 0,  /* tern-protocol(7): tern_conn_new              */
+  TERN_FRAMING_SSE = 1,     /* text/event-stream (Server-Sent Events)       */
+  TERN_FRAMING_NDJSON = 2,  /* one JSON envelope per line, "\r\n" ended     */
+  TERN_FRAMING_POLL = 3,    /* one JSON array per answer (long or short
+                               poll), then the connection ends             */
+  TERN_FRAMING_WS_BIN = 4,  /* reserved: WebSocket, subprotocol tern.bin    */
+  TERN_FRAMING_WS_JSON = 5  /* reserved: WebSocket, subprotocol tern.json   */
+} tern_framing;
+
+/* TERN_STREAM_OPTS_V1 is the layout of tern_stream_opts in 0.3. */
+#define TERN_STREAM_OPTS_V1 1
+/* TERN_STREAM_OPTS_VERSION is its layout in this header. */
+#define TERN_STREAM_OPTS_VERSION TERN_STREAM_OPTS_V1
+
+/*
+ * tern_stream_opts describes a one-way connection for tern_conn_new_stream.
+ * Fill it with tern_stream_opts_default, then set |framing|, the session
+ * key and what the request carried.  Fields are only ever appended; the
+ * struct is read in layout |version| and not kept (the key is copied).
+ */
+typedef struct tern_stream_opts {
+  /* version is set to TERN_STREAM_OPTS_VERSION by tern_stream_opts_default. */
+  uint32_t version;
+  /* framing is TERN_FRAMING_SSE, _NDJSON or _POLL.  0 (BINARY) by default,
+     which tern_conn_new_stream refuses: the caller must choose. */
+  int framing;
+  /* key is the session key, 1..TERN_MAX_SESSION_KEY bytes; the session is
+     created when it does not exist.  NULL by default. */
+  const uint8_t *key;
+  size_t keylen;
+  /* resume_epoch and resume_seq say what the receiver already has: every
+     message of this session up to resume_seq, in hub epoch resume_epoch
+     (SSE's Last-Event-ID "<epoch>.<seq>", or ?seq=N; see
+     tern_stream_parse_resume).  The seq acks what it names, as a HELLO's
+     last_seq does (tern-protocol(7)): the messages up to it on the stream
+     that carried it are acked, that stream's connection, if still open,
+     is closed (TERN_GOAWAY_REPLACED) and the rest is sent again here.  A
+     seq of another epoch, or one that names nothing the session holds,
+     acks nothing.  resume_epoch 0 means "not known" (?seq=N alone): the
+     seq is then taken as of the current epoch.  0 and 0 by default. */
+  uint64_t resume_epoch;
+  uint64_t resume_seq;
+  /* heartbeat_interval (SSE, NDJSON): a connection that wrote nothing for
+     this long writes a heartbeat (an SSE comment line, an NDJSON
+     {"hb":MS} line).  0 takes the hub's settings.heartbeat_interval
+     (default); otherwise at least 1 s and at most settings.max_heartbeat.
+     Polls have none. */
+  tern_duration heartbeat_interval;
+  /* retry (SSE): the reconnection delay the browser should use, written
+     first as "retry: MS".  0 writes none (default).  At most 24 h. */
+  tern_duration retry;
+  /* poll_hold (POLL): how long the poll waits for a message when none is
+     pending, after which it ends with an empty answer (the host answers
+     204).  0 is a short poll: it answers at once.  25 s by default (below
+     the usual proxy timeouts of 30 s and more).  At most 24 h. */
+  tern_duration poll_hold;
+} tern_stream_opts;
+
+/* tern_stream_opts_default_versioned fills the fields of layout |version|
+   of |o| with the defaults above and sets o->version (no byte past the
+   layout); an unknown |version| sets o->version to 0 only, which
+   tern_conn_new_stream refuses.  NULL does nothing.  Call it through the
+   tern_stream_opts_default macro. */
+TERN_EXTERN void tern_stream_opts_default_versioned(uint32_t version,
+                                                    tern_stream_opts *o);
+#define tern_stream_opts_default(o) \
+  tern_stream_opts_default_versioned(TERN_STREAM_OPTS_VERSION, (o))
+
+/*
+ * tern_conn_new_stream creates a one-way connection of framing
+ * opts->framing, bound at once to the session opts->key (created when it
+ * does not exist; no HELLO, no TERN_EV_CONN_HELLO, and settings.hello_accept
+ * does not apply: the host authenticated the request before this call).
+ * The resume in |opts| is applied first.  Then call tern_conn_write as for
+ * any connection: it gives the bytes of the response body (the host writes
+ * the HTTP status and headers itself; tern-web(7) lists them).
+ *
+ * A one-way connection has no liveness timeout (nothing comes from the
+ * peer): the host calls tern_conn_del when its socket closes, and the
+ * messages in flight on it go back to the session, to be sent again unless
+ * acked (tern_hub_ack) first.  tern_conn_read refuses it (TERN_ERR_STATE).
+ * Its heartbeats, the poll's hold time and the ack timeout are deadlines
+ * of the hub (tern_hub_get_expiry, tern_hub_handle_expiry).  A poll ends
+ * by itself once its answer is written, or its hold time passed with
+ * nothing to send: tern_conn_write then returns TERN_ERR_CLOSED (after 0
+ * bytes in all: answer 204), with its end event (TERN_EV_CONN_CLOSED,
+ * reason TERN_GOAWAY_DONE); every other end is as for tern_conn_new.
+ *
+ * Returns 0 and *|pconn|, or: TERN_ERR_INVALID (NULL arguments, an unknown
+ * opts->version, a framing that is not SSE, NDJSON or POLL, an empty key,
+ * an option out of its range), TERN_ERR_TOO_LARGE (key over
+ * TERN_MAX_SESSION_KEY), TERN_ERR_NOMEM or TERN_ERR_LIMIT (the session is
+ * at max_conns, or max_sessions is reached).  On TERN_ERR_INVALID,
+ * TERN_ERR_TOO_LARGE and TERN_ERR_NOMEM nothing changed; on TERN_ERR_LIMIT
+ * only the resume's acks took effect (the receiver did get those
+ * messages).  *|pconn| is untouched on error.
+ */
+TERN_EXTERN int tern_conn_new_stream(tern_conn **pconn, tern_hub *hub,
+                                     const tern_stream_opts *opts,
+                                     tern_tstamp now);
+
+/*
+ * tern_stream_parse_resume parses a resume position: a Last-Event-ID value
+ * "<epoch>.<seq>" as the SSE framing writes it, or a bare "<seq>" (a
+ * ?seq=N parameter; *|epoch| is then 0, "not known").  Both numbers are
+ * decimal, 1 to 20 digits, no sign, no spaces, at most UINT64_MAX.  The
+ * |len| bytes at |text| need not be NUL-terminated; trim the header value
+ * first.  Returns 0 with *|epoch| and *|seq| set, or TERN_ERR_INVALID
+ * (anything else, NULL arguments), leaving them untouched.  Uses no hub;
+ * any thread.
+ */
+TERN_EXTERN int tern_stream_parse_resume(const char *text, size_t len,
+                                         uint64_t *epoch, uint64_t *seq);
+
+/*
+ * tern_framing_content_type returns the media type of a framing's response
+ * body as a static string: "text/event-stream" (SSE),
+ * "application/x-ndjson" (NDJSON), "application/json" (POLL), or NULL for
+ * any other value.  Any thread.
+ */
+TERN_EXTERN const char *tern_framing_content_type(int framing);
+
+/*
+ * tern_hub_ack acknowledges, out of band, every message up to |seq| on the
+ * stream that carried |seq| to the session |key| (acks are per connection:
+ * a seq names one connection's messages; an "ack" request of the web
+ * framings comes here).  The stream's connection may be open, closed or
+ * deleted already (its messages waiting in the session to be sent again
+ * are acked then, and not sent again).  A seq whose message is no longer
+ * held (acked, expired, or sent again under a newer seq) names its stream
+ * only when the session never had another one; otherwise nothing is
+ * acked, which is safe (the messages come again, with their ids).
+ * Returns the number of messages acked (0 or more), TERN_ERR_NOT_FOUND (no
+ * session with that key), TERN_ERR_INVALID (NULL hub or key, keylen 0 or
+ * over TERN_MAX_SESSION_KEY, seq 0, or a seq the session has not sent
+ * yet); on error nothing changed.
+ */
+TERN_EXTERN tern_ssize tern_hub_ack(tern_hub *hub, const uint8_t *key,
+                                    size_t keylen, uint64_t seq,
+                                    tern_tstamp now);
 
 /* ---- events ------------------------------------------------------------- */
 

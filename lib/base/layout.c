@@ -94,3 +94,12 @@ size_t layout_topic_options(uint32_t version) {
     return 0;
   }
 }
+
+size_t layout_stream_opts(uint32_t version) {
+  switch (version) {
+  case TERN_STREAM_OPTS_V1:
+    return END(tern_stream_opts, poll_hold);
+  default:
+    return 0;
+  }
+}

@@ -143,6 +143,9 @@ void tern_conn_del(tern_conn *tc) {
     mem_free(&hub->mem, c->aux);
   }
   c->aux = NULL;
+  if (c->framing) {
+    framing_release(hub, c);
+  }
   c->state = CONN_DELETED;
   --hub->nconns;
   --hub->stats.conns;
@@ -305,6 +308,13 @@ static int on_ack(conn *c, uint64_t seq) {
   if (c->state != CONN_OPEN || seq >= c->session->next_seq) {
     return TERN_ERR_PROTO;
   }
+  conn_on_ack(c, seq);
+  return 0;
+}
+
+/* The ack of an open connection's messages up to |seq| (< next_seq), in-band
+   or out of band (tern_hub_ack). */
+void conn_on_ack(conn *c, uint64_t seq) {
   if (c->inflight && c->inflight->seq <= seq) {
     conn_ack(c->hub, c, seq);
     if (c->session->npending ||
@@ -322,8 +332,13 @@ static int on_ack(conn *c, uint64_t seq) {
       persist_drops(c->hub, c->session); /* a restart need not tell them */
     }
   }
-  return 0;
 }
+
+int conn_aux_get(tern_hub *hub, conn *c) { return aux_get(hub, c); }
+tern_tstamp conn_ack_deadline(const tern_hub *hub, const msg *m) {
+  return ack_deadline(hub, m);
+}
+void conn_aux_trim(tern_hub *hub, conn *c) { aux_trim(hub, c); }
 
 static int on_frame(conn *c, const wire_frame *f, tern_tstamp now) {
   tern_hub *hub = c->hub;
@@ -401,6 +416,9 @@ tern_ssize tern_conn_read(tern_conn *tc, const uint8_t *in, size_t len,
   }
   if (c->state >= CONN_CLOSING) {
     return TERN_ERR_CLOSED;
+  }
+  if (c->framing) {
+    return TERN_ERR_STATE; /* one-way: nothing comes from the peer */
   }
   tern_hub *hub = c->hub;
   hub->stats.bytes_in += len;
@@ -790,6 +808,9 @@ static inline int wants_write(const conn *c) {
   if (c->state == CONN_CLOSED) {
     return 0;
   }
+  if (c->framing) {
+    return framing_wants_write(c);
+  }
   if (c->ctl || (c->aux && (c->aux->wmsg || c->aux->wctllen))) {
     return 1;
   }
@@ -818,6 +839,9 @@ tern_ssize tern_conn_write(tern_conn *tc, uint8_t *buf, size_t cap,
   }
   if (c->state == CONN_CLOSED) {
     return TERN_ERR_CLOSED;
+  }
+  if (c->framing) {
+    return framing_write(c, buf, cap, now);
   }
   tern_hub *hub = c->hub;
   out o = {buf, buf + cap, buf, 0};
@@ -877,7 +901,7 @@ done:
 
 /* ---- timers ------------------------------------------------------------- */
 
-static int ack_timeouts(tern_hub *hub, conn *c, tern_tstamp now) {
+int conn_ack_timeouts(tern_hub *hub, conn *c, tern_tstamp now) {
   int moved = 0, rv = 0;
   while (c->inflight && ack_deadline(hub, c->inflight) <= now) {
     msg *m = c->inflight;
@@ -915,6 +939,9 @@ int conn_on_timer(tern_hub *hub, conn *c, tern_tstamp now) {
   if (c->state >= CONN_CLOSING) {
     return 0; /* it has no deadlines of its own any more */
   }
+  if (c->framing) {
+    return framing_on_timer(hub, c, now);
+  }
   if (now >= c->last_rx + MS(c->liveness_ms)) {
     if (c->state == CONN_OPEN) {
       ++hub->stats.conns_dead;
@@ -929,7 +956,7 @@ int conn_on_timer(tern_hub *hub, conn *c, tern_tstamp now) {
       hub_mark_ready(hub, c);
     }
     if (hub->set.ack_timeout) {
-      rv = ack_timeouts(hub, c, now);
+      rv = conn_ack_timeouts(hub, c, now);
     }
   }
   if (rv != 0) {

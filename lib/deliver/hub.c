@@ -156,6 +156,9 @@ void tern_hub_del(tern_hub *hub) {
       }
       mem_free(&hub->mem, c->aux);
     }
+    if (c->framing) {
+      framing_release(hub, c);
+    }
     /* Its timer leaves the heap before it is freed: later arming (the
        session TTL above) compares against every armed timer. */
     heap_disarm(&hub->timers, &c->timer);

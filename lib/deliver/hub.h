@@ -263,6 +263,8 @@ struct conn {
   uint8_t welcome_flags;   /* WIRE_WELCOME_* for the queued WELCOME        */
   uint8_t write_retry;     /* tern_conn_write ran out of memory: the timer
                               puts it back on the ready list               */
+  uint8_t framing;         /* tern_framing; not BINARY: a webconn follows
+                              the struct (framing.c)                       */
   /* cold */
   timer timer;             /* handshake, heartbeat, liveness, ack timeout   */
   conn *session_next;      /* session->conns                                */
@@ -681,6 +683,27 @@ static inline void conn_ack(tern_hub *hub, conn *c, uint64_t seq) {
   hub->stats.messages -= n;
   hub->stats.message_bytes -= bytes;
 }
+
+/* conn.c's helpers for the one-way connections of framing.c: the aux
+   block (DROPPED notices told), the ack of an in-flight prefix with its
+   notices, and the ack timeouts. */
+int conn_aux_get(tern_hub *hub, conn *c);
+void conn_aux_trim(tern_hub *hub, conn *c);
+void conn_on_ack(conn *c, uint64_t seq);
+int conn_ack_timeouts(tern_hub *hub, conn *c, tern_tstamp now);
+tern_tstamp conn_ack_deadline(const tern_hub *hub, const msg *m);
+
+/* ---- framing.c ----------------------------------------------------------- */
+/* The one-way connections (c->framing not TERN_FRAMING_BINARY): conn.c
+   hands them their writes, their wants_write and their timer. */
+tern_ssize framing_write(conn *c, uint8_t *buf, size_t cap, tern_tstamp now);
+int framing_wants_write(const conn *c);
+int framing_on_timer(tern_hub *hub, conn *c, tern_tstamp now);
+/* framing_release frees what the connection holds (tern_conn_del,
+   tern_hub_del). */
+void framing_release(tern_hub *hub, conn *c);
+/* session_find_stream: the stream that |seq| names (session.c). */
+int session_find_stream(const session *s, uint64_t seq, uint32_t *stream);
 
 /* ---- event.c ------------------------------------------------------------- */
 /*

@@ -554,6 +554,10 @@ static int find_stream(const session *s, uint64_t last_seq, uint32_t *stream) {
   return 0;
 }
 
+int session_find_stream(const session *s, uint64_t seq, uint32_t *stream) {
+  return find_stream(s, seq, stream);
+}
+
 void session_resume(tern_hub *hub, session *s, uint64_t last_seq,
                     tern_tstamp now) {
   uint32_t stream;
