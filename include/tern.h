@@ -1424,6 +1424,67 @@ TERN_EXTERN const char *tern_framing_content_type(int framing);
 TERN_EXTERN tern_ssize tern_hub_ack(tern_hub *hub, const uint8_t *key,
                                     size_t keylen, uint64_t seq,
                                     tern_tstamp now);
+/* ---- producers on the binary framing (0.3) ------------------------------ */
+
+/*
+ * tern_puback_status is the outcome of one PUBLISH frame, carried by its
+ * PUBACK (tern-protocol(7)) and by TERN_CLIENT_EV_PUBACK.  A receiver
+ * accepts values it does not know.
+ */
+typedef enum tern_puback_status {
+  TERN_PUBACK_ACCEPTED = 0,  /* queued (see tern_hub_publish; a SYNC publish
+                                without a store too), or appended to the
+                                topic                                        */
+  TERN_PUBACK_PERSISTED = 1, /* a SYNC publish is durable: its store batch
+                                completed (the TERN_EV_PERSISTED moment)    */
+  TERN_PUBACK_DUPLICATE = 2, /* the id was published within dedup_window:
+                                nothing changed                             */
+  TERN_PUBACK_FULL = 3,      /* the overflow rule refused it (retry 0: it is
+                                counted as dropped) or rejected it (retry:
+                                try again after that many milliseconds)     */
+  TERN_PUBACK_INVALID = 4,   /* a bad session key or topic name, a NUL in a
+                                content type or attribute, SYNC to a topic  */
+  TERN_PUBACK_TOO_LARGE = 5, /* a payload over max_payload (or the topic's
+                                max_bytes)                                  */
+  TERN_PUBACK_NOT_FOUND = 6, /* no topic of that name                       */
+  TERN_PUBACK_LIMIT = 7,     /* max_sessions reached                        */
+  TERN_PUBACK_INTERNAL = 8,  /* the hub ran out of memory: nothing changed  */
+  TERN_PUBACK_STORE = 9      /* a SYNC publish's store batch failed: the
+                                message stays queued, not durable           */
+} tern_puback_status;
+
+/*
+ * tern_conn_allow_publish lets the connection's peer publish with PUBLISH
+ * frames (|allow| nonzero), or stops it (0).  No connection may publish
+ * until its host allows it: a PUBLISH on any other connection ends it with
+ * GOAWAY REJECTED and TERN_ERR_PROTO from tern_conn_read.  The host decides
+ * who produces: every connection of a listener reserved for producers,
+ * say (call it right after tern_conn_new), or those whose HELLO token it
+ * checked (settings.hello_accept; call it before or after
+ * tern_conn_accept).  A producer still opens with HELLO: its session is
+ * its own and receives only what is published to it.  The right covers
+ * every session and topic of the hub.
+ *
+ * A PUBLISH is handled as tern_hub_publish or tern_topic_publish would
+ * handle it, at the |now| of its tern_conn_read, and answered by a PUBACK
+ * with a tern_puback_status; a SYNC publish with a store is answered once
+ * its batch completes (instead of a TERN_EV_PERSISTED event).  PUBACKs are
+ * written before any message.
+ *
+ * Once allowed, tern_conn_read may consume fewer than |len| bytes: the
+ * connection owes as many PUBACKs as it holds room for (about 700 not yet
+ * written, or 256 SYNC publishes waiting for the store).  The host keeps
+ * the bytes not consumed, stops reading the socket, and passes them again
+ * after its next tern_conn_write of this connection (a PUBACK that becomes
+ * due puts the connection on the ready list).  A connection that stays
+ * blocked past its liveness timeout is closed like a silent one.
+ *
+ * The connection's producer state (64 KiB) is allocated at the first
+ * allow and kept until tern_conn_del.  Returns 0, TERN_ERR_CLOSED (the
+ * connection is closed), TERN_ERR_NOMEM (nothing changed) or
+ * TERN_ERR_INVALID (|conn| NULL).
+ */
+TERN_EXTERN int tern_conn_allow_publish(tern_conn *conn, int allow);
 
 /* ---- events ------------------------------------------------------------- */
 
@@ -2184,7 +2245,14 @@ typedef enum tern_client_event_type {
                                       reconnect is scheduled, waiting
                                       |retry_after| when the server gave a
                                       hint                                 */
-  TERN_CLIENT_EV_GIVE_UP = 7       /* |count| attempts failed in a row     */
+  TERN_CLIENT_EV_GIVE_UP = 7,      /* |count| attempts failed in a row     */
+  TERN_CLIENT_EV_PUBACK = 8        /* (0.3) the answer to a
+                                      tern_client_publish: |seq| its
+                                      request number, |reason| a
+                                      tern_puback_status, |id| the message
+                                      id (given or generated; empty for a
+                                      topic publish without one),
+                                      |retry_after| with FULL              */
 } tern_client_event_type;
 
 /* TERN_CLIENT_TRANSPORT_LOST is the reason of the DISCONNECTED event that
@@ -2251,6 +2319,47 @@ TERN_EXTERN int tern_client_next_event(tern_client *client,
                                        tern_client_event *ev);
 #define tern_client_next_event(client, ev) \
   tern_client_next_event_versioned((client), TERN_CLIENT_EVENT_VERSION, (ev))
+
+/* TERN_CLIENT_PUBLISH_TOPIC: tern_client_publish's target is a topic
+   name, not a session key. */
+#define TERN_CLIENT_PUBLISH_TOPIC 0x1u
+
+/*
+ * tern_client_publish (0.3) queues a PUBLISH frame for the server: the
+ * message |desc| (read in layout V1: the id, collapse key, priority, ttl in
+ * whole milliseconds, payload, content type, attrs and the flags
+ * TERN_MSG_SYNC and TERN_MSG_VOLATILE; cookie and TERN_MSG_TRACE are not
+ * sent) for the session |target| (1..TERN_MAX_SESSION_KEY bytes), or with
+ * TERN_CLIENT_PUBLISH_TOPIC in |flags| for the topic |target|
+ * (1..TERN_MAX_TOPIC bytes).  Everything is copied.  *|req| (when not
+ * NULL) gets the request number, 1, 2, ... per client, that the
+ * TERN_CLIENT_EV_PUBACK event answering it carries in |seq|.  Publishes
+ * are pipelined: queue many, write them with tern_client_write (after any
+ * ACK or PONG due), and take their PUBACK events as they come.  PUBACKs
+ * come in request order, except that a SYNC publish to a server with a
+ * store is answered when its store confirms it, after PUBACKs of later
+ * publishes.
+ *
+ * The server must let the connection publish (tern_conn_allow_publish), or
+ * it ends it with GOAWAY REJECTED.  A publish queued or written on a
+ * connection that ends before its PUBACK came has an unknown fate: the app
+ * publishes it again (with the same id, so that dedup keeps one copy)
+ * after the next CONNECTED event; the queue is emptied at every
+ * disconnect.
+ *
+ * Returns 0, TERN_ERR_STATE (not connected: wait for
+ * TERN_CLIENT_EV_CONNECTED), TERN_ERR_FULL (1 MiB of publishes is queued
+ * and not yet written, or 65536 wait for their PUBACK: write, read, and
+ * try again), TERN_ERR_TOO_LARGE (a field over its limit, or a payload
+ * over the client's max_payload), TERN_ERR_NOMEM (nothing changed),
+ * TERN_ERR_CLOSED (after tern_client_close) or TERN_ERR_INVALID (NULL
+ * arguments, an empty target, unknown |flags|, a priority out of range,
+ * SYNC with VOLATILE or with a topic).
+ */
+TERN_EXTERN int tern_client_publish(tern_client *client, uint32_t flags,
+                                    const uint8_t *target, size_t targetlen,
+                                    const tern_msg_desc *desc, uint64_t *req,
+                                    tern_tstamp now);
 
 /* tern_client_stats: counters since tern_client_new; only appended. */
 typedef struct tern_client_stats {

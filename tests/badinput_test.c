@@ -217,8 +217,18 @@ static void test_bad_frames(void) {
   r_hello(&r, "k");
   body.n = 0;
   r_byte(&body, 0);
+  r_frame(&r, 0x0b, &body);
+  bad_case(&r, TERN_ERR_PROTO, TERN_GOAWAY_PROTO, "unknown type 0x0b");
+  /* PUBLISH on a connection its host did not let publish; PUBACK, a
+     server's frame. */
+  r.n = 0;
+  r_hello(&r, "k");
   r_frame(&r, 0x09, &body);
-  bad_case(&r, TERN_ERR_PROTO, TERN_GOAWAY_PROTO, "unknown type 0x09");
+  bad_case(&r, TERN_ERR_PROTO, TERN_GOAWAY_REJECTED, "PUBLISH not allowed");
+  r.n = 0;
+  r_hello(&r, "k");
+  r_frame(&r, 0x0a, &body);
+  bad_case(&r, TERN_ERR_PROTO, TERN_GOAWAY_PROTO, "PUBACK from a client");
   r.n = 0;
   r_hello(&r, "k");
   r_frame(&r, 0x00, &body);

@@ -84,6 +84,7 @@ static void free_all(tern_client *c) {
   }
   ackq_free(&c->acks, mem);
   mem_free(mem, c->taken);
+  client_pub_free(c);
   mem_free(mem, c->rbuf);
   mem_free(mem, c->token);
   tern_mem copy = *mem;
@@ -186,6 +187,7 @@ static void reset_conn(tern_client *c) {
   c->ack_due = 0;
   c->rx_seq = 0;
   c->hb_ms = c->live_ms = c->window = c->retry_ms = 0;
+  client_pub_reset(c);
 }
 
 void client_end_conn(tern_client *c, int reason, uint64_t hint_ms, int emit,
@@ -545,6 +547,11 @@ static int next_event(tern_client *c, tern_client_event *ev) {
   ev->count = e.count;
   ev->retry_after = e.retry_after;
   c->pull_gen = e.gen;
+  if (e.type == TERN_CLIENT_EV_PUBACK && e.msg) {
+    ev->id = e.msg->raw;
+    ev->idlen = e.msg->len;
+    c->taken = e.msg;
+  }
   if (e.type == TERN_CLIENT_EV_MESSAGE) {
     fill_message(ev, e.msg);
     c->taken = e.msg;

@@ -232,7 +232,9 @@ struct tern_client {
 
   idset dd;
   evq events;
-  msg_copy *taken;           /* storage of the last MESSAGE taken          */
+  msg_copy *taken;           /* storage of the last MESSAGE (or PUBACK id)
+                                taken                                      */
+  struct client_pub *pub;    /* publishes (publish.c); NULL until the first */
   tern_client_stats stats;
 };
 
@@ -260,6 +262,19 @@ int client_want_write(const tern_client *c);
 /* recv.c */
 tern_ssize client_read(tern_client *c, const uint8_t *in, size_t len,
                        tern_tstamp now);
+
+/* publish.c: the PUBLISH queue and PUBACK frames */
+int client_pub_want_write(const tern_client *c);
+/* client_pub_cut: a PUBLISH was written in part; its rest goes first. */
+int client_pub_cut(const tern_client *c);
+/* client_pub_write copies queued PUBLISH bytes to |out|; bytes copied. */
+size_t client_pub_write(tern_client *c, uint8_t *out, size_t cap);
+/* client_pub_reset empties the queue (the connection ended). */
+void client_pub_reset(tern_client *c);
+void client_pub_free(tern_client *c);
+/* client_puback handles the PUBACK at [in, in+len): its size, 0 when
+   incomplete, or an error. */
+tern_ssize client_puback(tern_client *c, const uint8_t *in, size_t len);
 
 /* backoff.c */
 tern_duration client_backoff_wait(tern_client *c);

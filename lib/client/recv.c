@@ -11,6 +11,7 @@
 
 #include "base/mem.h"
 #include "client/client.h"
+#include "wire/publish.h"
 
 static uint64_t clamp32(uint64_t v) { return v > UINT32_MAX ? UINT32_MAX : v; }
 
@@ -207,7 +208,7 @@ static tern_ssize frame_size(const tern_client *c, const uint8_t *p,
   if (n == 0) {
     return 0;
   }
-  if (p[0] < WIRE_HELLO || p[0] > WIRE_GOAWAY) {
+  if ((p[0] < WIRE_HELLO || p[0] > WIRE_GOAWAY) && p[0] != WIRE_PUBACK) {
     return TERN_ERR_PROTO;
   }
   uint64_t body;
@@ -241,11 +242,19 @@ static int live(const tern_client *c) {
 /* Handles the complete frame in the receive buffer. */
 static int buffered_frame(tern_client *c, size_t size, tern_tstamp now) {
   wire_frame f;
-  tern_ssize n = wire_frame_decode(&f, c->rbuf, size, max_body(c));
-  if (n < 0) {
-    return (int)n;
+  int rv = 0;
+  if (c->rbuf[0] == WIRE_PUBACK) {
+    tern_ssize n = client_puback(c, c->rbuf, size);
+    if (n < 0) {
+      return (int)n;
+    }
+  } else {
+    tern_ssize n = wire_frame_decode(&f, c->rbuf, size, max_body(c));
+    if (n < 0) {
+      return (int)n;
+    }
+    rv = on_frame(c, &f, c->rbuf, size, now);
   }
-  int rv = on_frame(c, &f, c->rbuf, size, now);
   c->rlen = 0;
   if (c->rcap > CLIENT_RBUF_KEEP) {
     mem_free(&c->mem, c->rbuf);
@@ -285,7 +294,10 @@ static int read_frames(tern_client *c, const uint8_t *in, size_t len,
       continue;
     }
     wire_frame f;
-    tern_ssize n = wire_frame_decode(&f, in + used, len - used, max_body(c));
+    int puback = in[used] == WIRE_PUBACK;
+    tern_ssize n = puback ? client_puback(c, in + used, len - used)
+                          : wire_frame_decode(&f, in + used, len - used,
+                                              max_body(c));
     if (n < 0) {
       return (int)n;
     }
@@ -305,7 +317,7 @@ static int read_frames(tern_client *c, const uint8_t *in, size_t len,
       c->rlen = tail;
       return 0;
     }
-    int rv = on_frame(c, &f, in + used, (size_t)n, now);
+    int rv = puback ? 0 : on_frame(c, &f, in + used, (size_t)n, now);
     if (rv != 0) {
       return rv;
     }

@@ -15,7 +15,7 @@ static int ack_pending(const tern_client *c) {
 }
 
 int client_want_write(const tern_client *c) {
-  if (c->woff < c->wlen) {
+  if (c->woff < c->wlen || client_pub_want_write(c)) {
     return 1;
   }
   switch (c->state) {
@@ -138,7 +138,16 @@ tern_ssize tern_client_write(tern_client *c, uint8_t *out, size_t cap,
   }
   size_t n = 0;
   while (n < cap) {
+    if (c->woff == c->wlen && client_pub_cut(c)) {
+      n += client_pub_write(c, out + n, cap - n);
+      continue;
+    }
     if (c->woff == c->wlen && !next_frame(c, now)) {
+      /* PUBLISH frames go when no frame of the client's own is due. */
+      if (c->state == CL_CONNECTED && client_pub_want_write(c)) {
+        n += client_pub_write(c, out + n, cap - n);
+        continue;
+      }
       break;
     }
     size_t chunk = c->wlen - c->woff;

@@ -13,7 +13,9 @@
 #include "base/layout.h"
 #include "base/mem.h"
 #include "deliver/hub.h"
+#include "deliver/produce.h"
 #include "deliver/topic.h"
+#include "wire/publish.h"
 
 #define MS(d) ((tern_duration)(d) * TERN_MILLISECONDS)
 
@@ -146,6 +148,7 @@ void tern_conn_del(tern_conn *tc) {
   if (c->framing) {
     framing_release(hub, c);
   }
+  produce_free(hub, c);
   c->state = CONN_DELETED;
   --hub->nconns;
   --hub->stats.conns;
@@ -189,6 +192,9 @@ void conn_close(conn *c, int reason, uint32_t retry_ms, int error, int quiet,
     c->aux->rlen = 0;
     c->aux->hello_waiting = 0;
     aux_trim(hub, c);
+  }
+  if (c->prod) {
+    produce_closed(hub, c); /* PUBACKs queued so far go before the GOAWAY */
   }
   c->error = error;
   c->goaway_reason = (uint8_t)reason;
@@ -391,6 +397,14 @@ static tern_ssize on_bytes(conn *c, const uint8_t *p, size_t len,
       used += (size_t)n;
       continue;
     }
+    if (p[used] == WIRE_PUBLISH) {
+      if (c->prod) {
+        return (tern_ssize)used; /* produce_read takes it */
+      }
+      /* Not allowed to publish (tern_conn_allow_publish). */
+      conn_close(c, TERN_GOAWAY_REJECTED, 0, TERN_ERR_PROTO, 0, now);
+      return TERN_ERR_PROTO;
+    }
     wire_frame f;
     n = wire_frame_decode(&f, p + used, len - used, WIRE_CLIENT_BODY_MAX);
     if (n <= 0) {
@@ -406,6 +420,11 @@ static tern_ssize on_bytes(conn *c, const uint8_t *p, size_t len,
     }
   }
   return (tern_ssize)used;
+}
+
+tern_ssize conn_frames(conn *c, const uint8_t *p, size_t len,
+                       tern_tstamp now) {
+  return on_bytes(c, p, len, now);
 }
 
 tern_ssize tern_conn_read(tern_conn *tc, const uint8_t *in, size_t len,
@@ -427,6 +446,15 @@ tern_ssize tern_conn_read(tern_conn *tc, const uint8_t *in, size_t len,
   }
   size_t left = len;
   tern_ssize rv = 0;
+  if (c->prod) {
+    /* A producer: it may stop early (see produce.c). */
+    rv = produce_read(c, in, len, now);
+    if (rv >= 0) {
+      hub->stats.bytes_in -= len - (size_t)rv;
+      return rv;
+    }
+    left = 0;
+  }
   while (left > 0 && c->state < CONN_CLOSING) {
     if (c->aux && c->aux->rlen) {
       /* Complete the buffered frame; the buffer holds a whole one. */
@@ -814,6 +842,9 @@ static inline int wants_write(const conn *c) {
   if (c->ctl || (c->aux && (c->aux->wmsg || c->aux->wctllen))) {
     return 1;
   }
+  if (c->prod && produce_want_write(c)) {
+    return 1;
+  }
   const session *s = c->session;
   if (c->state != CONN_OPEN || !s) {
     return 0;
@@ -852,7 +883,13 @@ tern_ssize tern_conn_write(tern_conn *tc, uint8_t *buf, size_t cap,
   if (c->aux && c->aux->wctllen && !put_ctl_rest(hub, c, &o)) {
     goto done;
   }
+  if (c->prod && produce_cut_pending(c) && !produce_write(c, &o.p, o.end)) {
+    goto done; /* the rest of a PUBACK goes before anything else */
+  }
   if (c->state == CONN_CLOSING) {
+    if (c->prod && !produce_write(c, &o.p, o.end)) {
+      goto done;
+    }
     if (c->ctl & CTL_GOAWAY) {
       wire_frame f;
       f.type = WIRE_GOAWAY;
@@ -872,6 +909,10 @@ tern_ssize tern_conn_write(tern_conn *tc, uint8_t *buf, size_t cap,
     goto done;
   }
   if (c->ctl && !put_control(hub, c, &o, now)) {
+    goto done;
+  }
+  /* PUBACKs are control frames: before any message. */
+  if (c->prod && !produce_write(c, &o.p, o.end)) {
     goto done;
   }
   if (c->state == CONN_OPEN) {

@@ -29,6 +29,7 @@ typedef struct msg msg;
 typedef struct member member;
 typedef struct psub psub;
 typedef struct topic topic;
+typedef struct producer producer;
 
 /* timer.kind */
 enum { TIMER_SESSION = 2, TIMER_CONN = 3 };
@@ -277,6 +278,8 @@ struct conn {
   uint32_t goaway_retry_ms;
   uint32_t nevents;        /* queued events naming this connection          */
   int error;
+  producer *prod;          /* allowed to publish: PUBLISH/PUBACK state
+                              (produce.c); NULL for a plain receiver      */
 };
 
 /* One dedup entry: (session uid, id) seen at a time. */

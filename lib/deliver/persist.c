@@ -39,6 +39,7 @@
 #include "base/mem.h"
 #include "deliver/hub.h"
 #include "deliver/persist.h"
+#include "deliver/produce.h"
 #include "deliver/topic.h"
 
 #define BATCH_RECORDS 1024          /* flush a batch past this many ...  */
@@ -53,6 +54,9 @@ typedef struct prec {
 typedef struct waiter {
   uint64_t batch;
   uint64_t cookie;       /* the message's, for its PERSISTED event       */
+  conn *producer;        /* a producer connection's publish: its PUBACK
+                            instead of the event (NULL once it ended)    */
+  uint8_t produced;      /* it came from a producer connection           */
   uint8_t idlen, keylen;
   uint8_t id[TERN_MAX_ID];
   uint8_t key[TERN_MAX_SESSION_KEY];
@@ -71,6 +75,7 @@ struct persist {
   waiter *waiters;       /* FIFO of SYNC publishes                       */
   size_t wfirst, wlen, wcap;
   struct ptopic *pt;     /* persist_topic.c: cursors in this batch       */
+  conn *producing;       /* persist_set_producer                         */
 };
 
 /* ---- the batch buffer --------------------------------------------------- */
@@ -212,9 +217,18 @@ static void complete(tern_hub *hub, uint64_t batch, int status) {
   event_unreserve(hub, n, 0);
   while (p->wlen && p->waiters[p->wfirst].batch <= batch) {
     waiter *w = &p->waiters[p->wfirst];
-    evrec *e = event_duty(hub, TERN_EV_PERSISTED, status, NULL, w->key,
-                          w->keylen, w->id, w->idlen, NULL, 0, 0, 0);
-    e->cookie = w->cookie;
+    if (w->produced) {
+      /* A PUBACK answers it, not the host (produce.c). */
+      event_unreserve(hub, 1, (size_t)w->keylen + w->idlen);
+      if (w->producer) {
+        produce_persisted(hub, w->producer, w->cookie, w->id, w->idlen,
+                          status);
+      }
+    } else {
+      evrec *e = event_duty(hub, TERN_EV_PERSISTED, status, NULL, w->key,
+                            w->keylen, w->id, w->idlen, NULL, 0, 0, 0);
+      e->cookie = w->cookie;
+    }
     if (status != 0) {
       dedup_forget(hub, w->key, w->keylen, w->id, w->idlen);
     }
@@ -222,6 +236,20 @@ static void complete(tern_hub *hub, uint64_t batch, int status) {
     --p->wlen;
   }
   p->done_batch = batch + 1;
+}
+
+void persist_set_producer(tern_hub *hub, conn *c) {
+  hub->persist->producing = c;
+}
+
+void persist_forget_producer(tern_hub *hub, const conn *c) {
+  persist *p = hub->persist;
+  for (size_t i = 0; p && i < p->wlen; ++i) {
+    waiter *w = &p->waiters[(p->wfirst + i) % p->wcap];
+    if (w->producer == c) {
+      w->producer = NULL;
+    }
+  }
 }
 
 int tern_hub_store_done(tern_hub *hub, uint64_t batch, int status) {
@@ -419,6 +447,8 @@ void persist_message(tern_hub *hub, const session *s, msg *m, int sync,
     ++p->wlen;
     w->batch = p->next_batch;
     w->cookie = msg_cookie(m);
+    w->producer = p->producing;
+    w->produced = p->producing != NULL;
     w->idlen = m->idlen;
     memcpy(w->id, msg_id(m), m->idlen);
     w->keylen = s->keylen;
