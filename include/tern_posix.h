@@ -14,7 +14,7 @@
  *                      framing of tern-protocol(7), output batched into one
  *                      writev per wake-up per connection, backpressure,
  *                      the hub's timers, its events, the file store's
- *                      sync thread; and streams of the host's own
+ *                      sync thread; and sockets of the host's own
  *                      protocols (HTTP, say) on the same loop.
  *   tern_inbox         publishing into a driver's hub from any thread.
  *   tern_workers       N threads, one hub each, sessions sharded by
@@ -22,7 +22,7 @@
  *
  * The overview is tern_posix(3).  Link with pkg-config libtern-posix.
  *
- * Thread rule: a tern_epoll, a tern_driver and its streams belong to the
+ * Thread rule: a tern_epoll, a tern_driver and its sockets belong to the
  * thread that runs the loop, except where a function says "any thread"
  * (tern_epoll_stop, the loop's wake method, tern_inbox_publish,
  * tern_workers_publish).
@@ -157,51 +157,51 @@ TERN_EXTERN void tern_epoll_stop(tern_epoll *ep);
 
 /* tern_driver runs one hub on one loop. */
 typedef struct tern_driver tern_driver;
-/* tern_stream is one socket the driver serves: a binary tern_conn or a
-   stream of a host protocol. */
-typedef struct tern_stream tern_stream;
+/* tern_socket is one connected socket the driver serves: a binary tern_conn or a
+   socket of a host protocol. */
+typedef struct tern_socket tern_socket;
 
 /*
- * tern_stream_handler is a protocol on a stream: the table a host fills to
+ * tern_socket_handler is a protocol on a socket: the table a host fills to
  * serve its own protocol (HTTP, say) on the driver's loop.  A NULL handler
  * means the binary framing of tern-protocol(7) on the driver's hub.
  * Every method gets the handler's |user| pointer first (given with the
  * handler to tern_driver_listen or tern_driver_adopt) and runs on the
- * loop's thread.  Methods may call every tern_stream_* function and the
+ * loop's thread.  Methods may call every tern_socket_* function and the
  * driver's hub; none may call tern_driver_del.
  *
- * Output is pulled, like tern_conn_write: when the stream may send, the
+ * Output is pulled, like tern_conn_write: when the socket may send, the
  * driver calls pull with room for |cap| bytes; bytes the socket does not
- * take at once stay in the stream's one buffer (at most the driver's
+ * take at once stay in the socket's one buffer (at most the driver's
  * out_cap) and pull is not called again until they are sent, so a slow
  * peer costs a bounded amount of memory and leaves the rest with the
  * protocol (in the hub, for the binary framing).  pull is called when the
- * stream opens, after every read, and after tern_stream_want_write.
+ * socket opens, after every read, and after tern_socket_want_write.
  */
-/* TERN_STREAM_HANDLER_V1 is the first layout of tern_stream_handler. */
-#define TERN_STREAM_HANDLER_V1 1
-/* TERN_STREAM_HANDLER_VERSION is its layout in this header. */
-#define TERN_STREAM_HANDLER_VERSION TERN_STREAM_HANDLER_V1
-typedef struct tern_stream_handler {
-  uint32_t version; /* TERN_STREAM_HANDLER_VERSION */
-  /* open: a stream was accepted or adopted.  0 keeps it, a negative
+/* TERN_SOCKET_HANDLER_V1 is the first layout of tern_socket_handler. */
+#define TERN_SOCKET_HANDLER_V1 1
+/* TERN_SOCKET_HANDLER_VERSION is its layout in this header. */
+#define TERN_SOCKET_HANDLER_VERSION TERN_SOCKET_HANDLER_V1
+typedef struct tern_socket_handler {
+  uint32_t version; /* TERN_SOCKET_HANDLER_VERSION */
+  /* open: a socket was accepted or adopted.  0 keeps it, a negative
      tern_error closes it at once (close is not called).  Optional. */
-  int (*open)(void *user, tern_stream *s, tern_tstamp now);
+  int (*open)(void *user, tern_socket *s, tern_tstamp now);
   /* read: |len| bytes came from the peer, valid during the call.  0, or a
-     negative tern_error to end the stream (what pull still gives is sent
+     negative tern_error to end the socket (what pull still gives is sent
      first).  Required. */
-  int (*read)(void *user, tern_stream *s, const uint8_t *in, size_t len,
+  int (*read)(void *user, tern_socket *s, const uint8_t *in, size_t len,
               tern_tstamp now);
   /* pull: fill |out| with up to |cap| bytes.  Returns the count, 0 for
      nothing now, or a negative tern_error once everything was given: the
-     stream closes when the buffered bytes are sent.  Required. */
-  tern_ssize (*pull)(void *user, tern_stream *s, uint8_t *out, size_t cap,
+     socket closes when the buffered bytes are sent.  Required. */
+  tern_ssize (*pull)(void *user, tern_socket *s, uint8_t *out, size_t cap,
                      tern_tstamp now);
-  /* close: the stream is closing (the peer left, a socket error, an end
-     asked for); the socket is closed after it returns.  The stream is
+  /* close: the socket is closing (the peer left, a socket error, an end
+     asked for); the socket is closed after it returns.  The socket is
      freed then: forget it.  Optional. */
-  void (*close)(void *user, tern_stream *s);
-} tern_stream_handler;
+  void (*close)(void *user, tern_socket *s);
+} tern_socket_handler;
 
 /* TERN_DRIVER_OPTIONS_V1 is the first layout of tern_driver_options. */
 #define TERN_DRIVER_OPTIONS_V1 1
@@ -214,7 +214,7 @@ typedef struct tern_stream_handler {
  */
 typedef struct tern_driver_options {
   uint32_t version;
-  /* out_cap is the most bytes a stream holds that its socket has not
+  /* out_cap is the most bytes a socket holds that the kernel has not
      taken, and the most one pull is asked for.  64 KiB; 1 KiB..64 MiB. */
   size_t out_cap;
   /* on_event, when set, is called for each event of the hub
@@ -226,7 +226,7 @@ typedef struct tern_driver_options {
      settings.hello_accept 0, on nothing else.  With hello_accept, the
      callback must answer CONN_HELLO with tern_conn_accept or
      tern_conn_goaway (now or later).  It may publish and call every
-     function of the hub and the tern_stream_* functions; not
+     function of the hub and the tern_socket_* functions; not
      tern_driver_del.  NULL: events are dropped after the driver's part. */
   void (*on_event)(void *user_data, tern_driver *d, const tern_event *ev);
   /* user_data is passed to on_event. */
@@ -256,12 +256,12 @@ TERN_EXTERN int tern_driver_new(tern_driver **pd, tern_hub *hub,
                                 const tern_driver_options *o);
 
 /*
- * tern_driver_del closes every listener and stream (binary connections
- * are deleted with tern_conn_del, without end events; host streams get
+ * tern_driver_del closes every listener and socket (binary connections
+ * are deleted with tern_conn_del, without end events; host sockets get
  * their close call) and frees the driver.  Bytes not yet sent are
  * dropped: to say goodbye first, call tern_hub_goaway_all and
  * tern_driver_process and turn the loop until tern_driver_get_stats
- * reports no streams.  NULL does nothing.
+ * reports no sockets.  NULL does nothing.
  */
 TERN_EXTERN void tern_driver_del(tern_driver *d);
 
@@ -277,20 +277,20 @@ TERN_EXTERN void tern_driver_del(tern_driver *d);
  * says why).
  */
 TERN_EXTERN int tern_driver_listen(tern_driver *d, const char *host,
-                                   uint16_t port, const tern_stream_handler *h,
+                                   uint16_t port, const tern_socket_handler *h,
                                    void *user, uint16_t *pport);
 
 /*
  * tern_driver_adopt serves the connected socket |fd| (made non-blocking
  * here) with |h| and |user| as if it had been accepted; the driver owns
- * the fd from then on, also on failure (it is closed).  The new stream is
+ * the fd from then on, also on failure (it is closed).  The new socket is
  * stored in |*ps| when |ps| is not NULL; it is valid until its close.
  * Returns 0, TERN_ERR_INVALID, TERN_ERR_NOMEM, or the error of the
  * handler's open or of tern_conn_new.
  */
 TERN_EXTERN int tern_driver_adopt(tern_driver *d, int fd,
-                                  const tern_stream_handler *h, void *user,
-                                  tern_stream **ps);
+                                  const tern_socket_handler *h, void *user,
+                                  tern_socket **ps);
 
 /*
  * tern_driver_watch_store watches |store|'s completion descriptor
@@ -320,16 +320,16 @@ TERN_EXTERN tern_hub *tern_driver_get_hub(const tern_driver *d);
 /* tern_driver_stats holds counters since tern_driver_new, and gauges of
    now.  Fields are only ever appended. */
 typedef struct tern_driver_stats {
-  uint64_t streams;        /* open streams now (binary and host)          */
-  uint64_t accepted;       /* streams accepted or adopted                  */
-  uint64_t closed;         /* streams closed                               */
+  uint64_t sockets;        /* open sockets now (binary and host)          */
+  uint64_t accepted;       /* sockets accepted or adopted                  */
+  uint64_t closed;         /* sockets closed                               */
   uint64_t bytes_in;       /* bytes read from sockets                      */
   uint64_t bytes_out;      /* bytes sockets took                           */
   uint64_t writes;         /* write and writev calls                       */
   uint64_t pulled;         /* bytes taken by pull (tern_conn_write...)    */
   uint64_t blocked;        /* times a socket was full with bytes left      */
-  uint64_t buffered;       /* bytes held for full sockets now, all streams */
-  uint64_t buffered_max;   /* most bytes one stream has held               */
+  uint64_t buffered;       /* bytes held for full sockets now, all sockets */
+  uint64_t buffered_max;   /* most bytes one socket has held               */
   uint64_t events;         /* hub events taken                             */
 } tern_driver_stats;
 
@@ -338,37 +338,37 @@ typedef struct tern_driver_stats {
 TERN_EXTERN void tern_driver_get_stats(const tern_driver *d,
                                        tern_driver_stats *st, size_t size);
 
-/* ---- streams -------------------------------------------------------------- */
+/* ---- sockets -------------------------------------------------------------- */
 
-/* tern_stream_want_write asks for a pull soon (on this turn of the loop,
+/* tern_socket_want_write asks for a pull soon (on this turn of the loop,
    after the current callback): the protocol has bytes to send. */
-TERN_EXTERN void tern_stream_want_write(tern_stream *s);
+TERN_EXTERN void tern_socket_want_write(tern_socket *s);
 
-/* tern_stream_end ends the stream: what pull still gives and what is
-   buffered is sent (while the socket takes it: an ending stream whose
+/* tern_socket_end ends the socket: what pull still gives and what is
+   buffered is sent (while the kernel takes it: an ending socket whose
    socket is full is closed at once, its last bytes dropped), then the
-   handler's close is called and the socket closed.  A binary stream gets a GOAWAY with
+   handler's close is called and the socket closed.  A binary socket gets a GOAWAY with
    TERN_GOAWAY_REPLACED through tern_conn_goaway. */
-TERN_EXTERN void tern_stream_end(tern_stream *s);
+TERN_EXTERN void tern_socket_end(tern_socket *s);
 
-/* tern_stream_fd returns the stream's socket (for getpeername, say; do not
+/* tern_socket_fd returns the socket's file descriptor (for getpeername, say; do not
    read, write or close it). */
-TERN_EXTERN int tern_stream_fd(const tern_stream *s);
+TERN_EXTERN int tern_socket_fd(const tern_socket *s);
 
-/* tern_stream_get_conn returns the tern_conn of a binary stream, NULL for
-   a host stream. */
-TERN_EXTERN tern_conn *tern_stream_get_conn(const tern_stream *s);
+/* tern_socket_get_conn returns the tern_conn of a binary socket, NULL for
+   a host socket. */
+TERN_EXTERN tern_conn *tern_socket_get_conn(const tern_socket *s);
 
-/* tern_stream_get_driver returns the stream's driver. */
-TERN_EXTERN tern_driver *tern_stream_get_driver(const tern_stream *s);
+/* tern_socket_get_driver returns the socket's driver. */
+TERN_EXTERN tern_driver *tern_socket_get_driver(const tern_socket *s);
 
-/* tern_stream_set_user_data attaches the protocol's own pointer to the
-   stream; tern_stream_get_user_data returns it (NULL at first).  For
-   binary streams the tern_conn's user data is the driver's (it is the
-   tern_stream: tern_conn_get_user_data(ev->conn) in on_event), so a host
+/* tern_socket_set_user_data attaches the protocol's own pointer to the
+   socket; tern_socket_get_user_data returns it (NULL at first).  For
+   binary sockets the tern_conn's user data is the driver's (it is the
+   tern_socket: tern_conn_get_user_data(ev->conn) in on_event), so a host
    keeps its own per-connection data here. */
-TERN_EXTERN void tern_stream_set_user_data(tern_stream *s, void *user_data);
-TERN_EXTERN void *tern_stream_get_user_data(const tern_stream *s);
+TERN_EXTERN void tern_socket_set_user_data(tern_socket *s, void *user_data);
+TERN_EXTERN void *tern_socket_get_user_data(const tern_socket *s);
 
 /* ---- the inbox: publishing from any thread -------------------------------- */
 

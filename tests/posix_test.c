@@ -390,13 +390,13 @@ static void test_workers(void) {
   CHECK_EQ(got, WSESS * WPER, "every message reached its receiver");
   CHECK_EQ(dups + wrong, 0, "once each, none foreign");
   tern_workers_stop(wk);
-  uint64_t streams = 0;
+  uint64_t sockets = 0;
   for (uint32_t i = 0; i < tern_workers_count(wk); ++i) {
     tern_driver_stats ds;
     tern_driver_get_stats(tern_workers_get_driver(wk, i), &ds, sizeof(ds));
-    streams += ds.streams;
+    sockets += ds.sockets;
   }
-  CHECK_EQ(streams, WSESS, "each receiver has one stream, on one worker");
+  CHECK_EQ(sockets, WSESS, "each receiver has one socket, on one worker");
   for (int k = 0; k < WSESS; ++k) {
     tern_client_del(cl[k]);
     close(fds[k]);

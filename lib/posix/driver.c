@@ -1,18 +1,18 @@
 /*
  * The driver: one hub on one loop, through tern_loop_methods only.  It
- * owns the streams (sockets), the listeners, the hub's timer, the hub's
+ * owns the connected sockets, the listeners, the hub's timer, the hub's
  * events and the store's completion descriptor.
  *
  * Every entry from the loop (readiness, the timer, a waker) ends in
  * process(), which takes the hub's events, runs its due deadlines,
- * services the streams that want to write (the "dirty" list: streams the
- * hub returned from tern_hub_next_ready, streams just read from, streams
- * whose socket drained, streams asked for) and re-arms the timer.  A
- * stream writes with one writev per service: the bytes its socket did not
+ * services the sockets that want to write (the "dirty" list: sockets the
+ * hub returned from tern_hub_next_ready, sockets just read from, sockets
+ * that drained, sockets asked for) and re-arms the timer.  A
+ * socket writes with one writev per service: the bytes the kernel did not
  * take last time, then what one pull gave into the driver's scratch
- * buffer.  Bytes left over are kept in the stream's own buffer, and while
- * there are any the stream is not pulled: a slow reader holds at most
- * out_cap bytes here and the rest stays in the hub.  An idle stream holds
+ * buffer.  Bytes left over are kept in the socket's own buffer, and while
+ * there are any the socket is not pulled: a slow reader holds at most
+ * out_cap bytes here and the rest stays in the hub.  An idle socket holds
  * no buffer at all.
  */
 #define _GNU_SOURCE /* accept4 */
@@ -29,7 +29,7 @@
 
 #include "posix/posix.h"
 
-/* Reads per readiness report of one stream, so one busy peer cannot hold
+/* Reads per readiness report of one socket, so one busy peer cannot hold
    the loop (level-triggered: the rest is reported again). */
 #define READS_PER_TURN 4
 #define READ_BUF 65536
@@ -40,7 +40,7 @@ typedef struct listener {
   tern_driver *d;
   int fd;
   void *io;
-  const tern_stream_handler *h;
+  const tern_socket_handler *h;
   void *user;
   struct listener *next;
 } listener;
@@ -54,9 +54,9 @@ struct tern_driver {
   tern_tstamp armed;
   uint8_t *scratch; /* out_cap bytes: what pull writes into */
   uint8_t *rbuf;    /* READ_BUF bytes */
-  tern_stream *streams;
-  tern_stream *dirty;
-  tern_stream *dead;
+  tern_socket *sockets;
+  tern_socket *dirty;
+  tern_socket *dead;
   listener *listeners;
   tern_store_file *store;
   void *store_io;
@@ -83,9 +83,9 @@ void tern_driver_options_default_versioned(uint32_t version,
 
 static void process(tern_driver *d);
 
-/* ---- streams ---------------------------------------------------------------- */
+/* ---- sockets ---------------------------------------------------------------- */
 
-static void watch(tern_stream *s, unsigned events) {
+static void watch(tern_socket *s, unsigned events) {
   if (s->watching != events && s->io) {
     if (s->d->m->io_set(s->d->loop, s->io, events) == 0) {
       s->watching = events;
@@ -93,7 +93,7 @@ static void watch(tern_stream *s, unsigned events) {
   }
 }
 
-static void mark_dirty(tern_stream *s) {
+static void mark_dirty(tern_socket *s) {
   if (!s->dirty && !s->dead) {
     s->dirty = 1;
     s->next_dirty = s->d->dirty;
@@ -101,7 +101,7 @@ static void mark_dirty(tern_stream *s) {
   }
 }
 
-static void stream_close(tern_stream *s) {
+static void stream_close(tern_socket *s) {
   tern_driver *d = s->d;
   if (s->dead) {
     return;
@@ -114,7 +114,7 @@ static void stream_close(tern_stream *s) {
   if (s->prev) {
     s->prev->next = s->next;
   } else {
-    d->streams = s->next;
+    d->sockets = s->next;
   }
   if (s->next) {
     s->next->prev = s->prev;
@@ -132,19 +132,19 @@ static void stream_close(tern_stream *s) {
     s->fd = -1;
   }
   d->st.buffered -= s->len - s->off;
-  d->st.streams--;
+  d->st.sockets--;
   d->st.closed++;
   s->next_dead = d->dead;
   d->dead = s;
 }
 
-static void stream_free(tern_stream *s) {
+static void stream_free(tern_socket *s) {
   free(s->buf);
   free(s->hello);
   free(s);
 }
 
-static tern_ssize stream_pull(tern_stream *s, uint8_t *out, size_t cap,
+static tern_ssize stream_pull(tern_socket *s, uint8_t *out, size_t cap,
                               tern_tstamp now) {
   if (!s->conn) {
     return s->h->pull(s->h_user, s, out, cap, now);
@@ -160,7 +160,7 @@ static tern_ssize stream_pull(tern_stream *s, uint8_t *out, size_t cap,
 
 /* Writes what |s| holds and what one pull gives, in one writev.  Keeps
    what the socket did not take.  Returns 0, or -1 when |s| was closed. */
-static int stream_service(tern_stream *s, tern_tstamp now) {
+static int stream_service(tern_socket *s, tern_tstamp now) {
   tern_driver *d = s->d;
   for (int round = 0; round < 8; ++round) {
     size_t held = s->len - s->off;
@@ -215,7 +215,7 @@ static int stream_service(tern_stream *s, tern_tstamp now) {
     if (!s->buf) {
       s->buf = malloc(d->o.out_cap);
       if (!s->buf) {
-        stream_close(s); /* cannot keep its bytes: the stream is broken */
+        stream_close(s); /* cannot keep its bytes: the socket is broken */
         return -1;
       }
     }
@@ -248,7 +248,7 @@ static int stream_service(tern_stream *s, tern_tstamp now) {
   return 0;
 }
 
-static void stream_read(tern_stream *s, tern_tstamp now) {
+static void stream_read(tern_socket *s, tern_tstamp now) {
   tern_driver *d = s->d;
   for (int i = 0; i < READS_PER_TURN && !s->dead; ++i) {
     ssize_t n = read(s->fd, d->rbuf, READ_BUF);
@@ -293,7 +293,7 @@ static void stream_read(tern_stream *s, tern_tstamp now) {
 }
 
 static void stream_io(void *arg, unsigned events) {
-  tern_stream *s = arg;
+  tern_socket *s = arg;
   tern_driver *d = s->d;
   tern_tstamp now = d->m->now(d->loop);
   d->depth++;
@@ -307,10 +307,10 @@ static void stream_io(void *arg, unsigned events) {
   process(d);
 }
 
-static int stream_new(tern_driver *d, int fd, const tern_stream_handler *h,
-                      void *user, int record, tern_stream **ps) {
+static int stream_new(tern_driver *d, int fd, const tern_socket_handler *h,
+                      void *user, int record, tern_socket **ps) {
   tern_tstamp now = d->m->now(d->loop);
-  tern_stream *s = calloc(1, sizeof(*s));
+  tern_socket *s = calloc(1, sizeof(*s));
   int rc = s ? 0 : TERN_ERR_NOMEM;
   if (rc == 0 && record && !h) {
     s->hello = malloc(POSIX_HELLO_RECORD);
@@ -339,18 +339,18 @@ static int stream_new(tern_driver *d, int fd, const tern_stream_handler *h,
     close(fd);
     return rc;
   }
-  s->next = d->streams;
-  if (d->streams) {
-    d->streams->prev = s;
+  s->next = d->sockets;
+  if (d->sockets) {
+    d->sockets->prev = s;
   }
-  d->streams = s;
-  d->st.streams++;
+  d->sockets = s;
+  d->st.sockets++;
   d->st.accepted++;
   if (h && h->open) {
     rc = h->open(user, s, now);
     if (rc != 0) {
-      const tern_stream_handler *saved = s->h;
-      s->h = NULL; /* no close call for a stream its open refused */
+      const tern_socket_handler *saved = s->h;
+      s->h = NULL; /* no close call for a socket its open refused */
       stream_close(s);
       s->h = saved;
       return rc < 0 ? rc : TERN_ERR_INVALID;
@@ -368,12 +368,12 @@ static int nonblocking(int fd) {
   return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-static int check_handler(const tern_stream_handler *h) {
-  return !h || (h->version >= TERN_STREAM_HANDLER_V1 && h->read && h->pull);
+static int check_handler(const tern_socket_handler *h) {
+  return !h || (h->version >= TERN_SOCKET_HANDLER_V1 && h->read && h->pull);
 }
 
-int tern_driver_adopt(tern_driver *d, int fd, const tern_stream_handler *h,
-                      void *user, tern_stream **ps) {
+int tern_driver_adopt(tern_driver *d, int fd, const tern_socket_handler *h,
+                      void *user, tern_socket **ps) {
   if (!d || fd < 0 || !check_handler(h)) {
     if (fd >= 0) {
       close(fd);
@@ -393,7 +393,7 @@ int tern_driver_adopt(tern_driver *d, int fd, const tern_stream_handler *h,
 
 int posix_driver_adopt_replay(tern_driver *d, int fd, const uint8_t *bytes,
                               size_t len) {
-  tern_stream *s;
+  tern_socket *s;
   if (nonblocking(fd) != 0) {
     close(fd);
     return TERN_ERR_INVALID;
@@ -409,7 +409,7 @@ int posix_driver_adopt_replay(tern_driver *d, int fd, const uint8_t *bytes,
   return rc;
 }
 
-void posix_stream_detach(tern_stream *s, int *pfd, uint8_t **phello,
+void posix_stream_detach(tern_socket *s, int *pfd, uint8_t **phello,
                          size_t *phello_len) {
   *pfd = s->fd;
   *phello = s->hello;
@@ -419,9 +419,9 @@ void posix_stream_detach(tern_stream *s, int *pfd, uint8_t **phello,
   stream_close(s);
 }
 
-/* ---- public stream calls ------------------------------------------------------ */
+/* ---- public socket calls ------------------------------------------------------ */
 
-void tern_stream_want_write(tern_stream *s) {
+void tern_socket_want_write(tern_socket *s) {
   if (!s || s->dead) {
     return;
   }
@@ -434,7 +434,7 @@ void tern_stream_want_write(tern_stream *s) {
   }
 }
 
-void tern_stream_end(tern_stream *s) {
+void tern_socket_end(tern_socket *s) {
   if (!s || s->dead || s->ending) {
     return;
   }
@@ -442,33 +442,33 @@ void tern_stream_end(tern_stream *s) {
   if (s->conn) {
     tern_conn_goaway(s->conn, TERN_GOAWAY_REPLACED, 0, s->d->m->now(s->d->loop));
   }
-  tern_stream_want_write(s);
+  tern_socket_want_write(s);
 }
 
-int tern_stream_fd(const tern_stream *s) { return s ? s->fd : -1; }
+int tern_socket_fd(const tern_socket *s) { return s ? s->fd : -1; }
 
-tern_conn *tern_stream_get_conn(const tern_stream *s) {
+tern_conn *tern_socket_get_conn(const tern_socket *s) {
   return s ? s->conn : NULL;
 }
 
-tern_driver *tern_stream_get_driver(const tern_stream *s) {
+tern_driver *tern_socket_get_driver(const tern_socket *s) {
   return s ? s->d : NULL;
 }
 
-void tern_stream_set_user_data(tern_stream *s, void *user_data) {
+void tern_socket_set_user_data(tern_socket *s, void *user_data) {
   if (s) {
     s->user_data = user_data;
   }
 }
 
-void *tern_stream_get_user_data(const tern_stream *s) {
+void *tern_socket_get_user_data(const tern_socket *s) {
   return s ? s->user_data : NULL;
 }
 
 /* ---- the hub's side ------------------------------------------------------------- */
 
 static void handle_event(tern_driver *d, const tern_event *ev) {
-  tern_stream *s = ev->conn ? tern_conn_get_user_data(ev->conn) : NULL;
+  tern_socket *s = ev->conn ? tern_conn_get_user_data(ev->conn) : NULL;
   if (ev->type == TERN_EV_CONN_HELLO && s && d->hello_hook &&
       d->hello_hook(d->hello_arg, d, s, ev)) {
     return; /* handed to another driver */
@@ -508,15 +508,15 @@ static void process(tern_driver *d) {
     }
     tern_conn *c;
     while ((c = tern_hub_next_ready(d->hub)) != NULL) {
-      tern_stream *s = tern_conn_get_user_data(c);
+      tern_socket *s = tern_conn_get_user_data(c);
       if (s && !s->dead && s->len == s->off) {
         mark_dirty(s);
       }
     }
-    tern_stream *list = d->dirty;
+    tern_socket *list = d->dirty;
     d->dirty = NULL;
     while (list) {
-      tern_stream *s = list;
+      tern_socket *s = list;
       list = s->next_dirty;
       s->dirty = 0;
       if (s->dead) {
@@ -531,7 +531,7 @@ static void process(tern_driver *d) {
        host asked for more: another pass. */
   } while ((d->again || d->dirty) && ++pass < MAX_PASSES);
   while (d->dead) {
-    tern_stream *s = d->dead;
+    tern_socket *s = d->dead;
     d->dead = s->next_dead;
     stream_free(s);
   }
@@ -634,7 +634,7 @@ int posix_listen_socket(const char *host, uint16_t port, int reuseport,
   return fd;
 }
 
-int posix_driver_listen_fd(tern_driver *d, int fd, const tern_stream_handler *h,
+int posix_driver_listen_fd(tern_driver *d, int fd, const tern_socket_handler *h,
                            void *user) {
   listener *l = calloc(1, sizeof(*l));
   if (!l) {
@@ -657,7 +657,7 @@ int posix_driver_listen_fd(tern_driver *d, int fd, const tern_stream_handler *h,
 }
 
 int tern_driver_listen(tern_driver *d, const char *host, uint16_t port,
-                       const tern_stream_handler *h, void *user,
+                       const tern_socket_handler *h, void *user,
                        uint16_t *pport) {
   if (!d || !check_handler(h)) {
     return TERN_ERR_INVALID;
@@ -749,11 +749,11 @@ void tern_driver_del(tern_driver *d) {
     close(l->fd);
     free(l);
   }
-  while (d->streams) {
-    stream_close(d->streams);
+  while (d->sockets) {
+    stream_close(d->sockets);
   }
   while (d->dead) {
-    tern_stream *s = d->dead;
+    tern_socket *s = d->dead;
     d->dead = s->next_dead;
     stream_free(s);
   }

@@ -13,44 +13,44 @@
    bytes are kept for a hand-over only while the driver records them. */
 #define POSIX_HELLO_RECORD 4096
 
-struct tern_stream {
+struct tern_socket {
   tern_driver *d;
   int fd;
   void *io;
   unsigned watching;               /* TERN_IO_* bits the loop watches     */
-  const tern_stream_handler *h;    /* NULL: binary framing                */
+  const tern_socket_handler *h;    /* NULL: binary framing                */
   void *h_user;
   void *user_data;
-  tern_conn *conn;                 /* binary streams                      */
+  tern_conn *conn;                 /* binary sockets                      */
   uint8_t *buf;                    /* bytes the socket has not taken      */
   size_t off, len;                 /* buf[off..len)                       */
   int pull_done;                   /* pull said everything was given      */
-  int ending;                      /* tern_stream_end or a read error     */
+  int ending;                      /* tern_socket_end or a read error     */
   int dead;                        /* closed; freed at the end of process */
   int dirty;                       /* on the driver's dirty list          */
-  tern_stream *prev, *next;        /* every live stream of the driver     */
-  tern_stream *next_dirty;
-  tern_stream *next_dead;
+  tern_socket *prev, *next;        /* every live socket of the driver     */
+  tern_socket *next_dirty;
+  tern_socket *next_dead;
   uint8_t *hello;                  /* bytes read before the HELLO took    */
   size_t hello_len;                /* (recorded for a hand-over)          */
 };
 
 /* hello_hook, when set, sees each CONN_HELLO before on_event; it returns
-   1 when it took the connection away (its stream is gone then). */
-typedef int (*posix_hello_hook)(void *arg, tern_driver *d, tern_stream *s,
+   1 when it took the connection away (its socket is gone then). */
+typedef int (*posix_hello_hook)(void *arg, tern_driver *d, tern_socket *s,
                                 const tern_event *ev);
 
 void posix_driver_set_hello_hook(tern_driver *d, posix_hello_hook hook,
                                  void *arg);
 
-/* Takes binary stream |s| off its driver without closing its socket:
+/* Takes binary socket |s| off its driver without closing its fd:
    the tern_conn is deleted (no end event), the loop stops watching, and
    the socket and the bytes recorded before its HELLO go to the caller
    (*phello malloc'ed or NULL; free it). */
-void posix_stream_detach(tern_stream *s, int *pfd, uint8_t **phello,
+void posix_stream_detach(tern_socket *s, int *pfd, uint8_t **phello,
                          size_t *phello_len);
 
-/* Serves |fd| as a binary stream on |d| and hands it |len| bytes as if
+/* Serves |fd| as a binary socket on |d| and hands it |len| bytes as if
    just read (a HELLO received by another driver).  The driver owns |fd|
    from then on.  0 or an error (|fd| closed). */
 int posix_driver_adopt_replay(tern_driver *d, int fd, const uint8_t *bytes,
@@ -63,7 +63,7 @@ int posix_listen_socket(const char *host, uint16_t port, int reuseport,
 
 /* Serves connections accepted on the listening socket |fd| (owned by the
    driver from then on, closed on failure) with |h| and |user|. */
-int posix_driver_listen_fd(tern_driver *d, int fd, const tern_stream_handler *h,
+int posix_driver_listen_fd(tern_driver *d, int fd, const tern_socket_handler *h,
                            void *user);
 
 /* The driver's loop methods and loop pointer. */

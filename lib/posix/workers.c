@@ -62,7 +62,7 @@ static void on_done(void *arg, uint64_t cookie, int rc) {
 
 /* Sees every CONN_HELLO first: hands the connection to the session's
    owner, or accepts it here (unless the host accepts itself). */
-static int hello_hook(void *arg, tern_driver *d, tern_stream *s,
+static int hello_hook(void *arg, tern_driver *d, tern_socket *s,
                       const tern_event *ev) {
   worker *wk = arg;
   tern_workers *w = wk->w;
