@@ -4,8 +4,8 @@
  *   sim_soak --seconds 600 [--start S] [--jobs J]   seeds S, S+1, ... for
  *                                                   ten minutes
  *   sim_soak --count N [--start S] [--jobs J]       N seeds
- *   options: --hub-restart, --strict-dropped, --ack-livelock, --topics,
- *            --known-bugs (as for tests/sim/sim)
+ *   options: --hub-restart, --strict-dropped, --ack-livelock, --topics
+ *            (as for tests/sim/sim)
  *
  * Prints progress every 10 s, each failing seed with the command line that
  * replays it, and at the end the seeds run, seeds per second and what the
@@ -22,7 +22,7 @@
 static void usage(FILE *f) {
   fprintf(f, "usage: sim_soak (--seconds S | --count N) [--start S] "
              "[--jobs J] [--hub-restart] [--strict-dropped] "
-             "[--ack-livelock] [--topics [--known-bugs]]\n");
+             "[--ack-livelock] [--topics]\n");
 }
 
 /* The simulator binary next to this one: build/bench/sim_soak ->
@@ -68,8 +68,6 @@ int main(int argc, char **argv) {
       b.opts.ack_livelock = 1;
     } else if (strcmp(a, "--topics") == 0) {
       b.opts.topics = 1;
-    } else if (strcmp(a, "--known-bugs") == 0) {
-      b.opts.leave_losses = 1;
     } else {
       usage(stderr);
       return 2;

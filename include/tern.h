@@ -852,10 +852,12 @@ TERN_EXTERN tern_topic *tern_hub_find_topic(tern_hub *hub, const char *name);
  * tern_topic_del deletes |topic|, its log and its members.  Messages of
  * the topic already sent and not yet acked stay in flight (their payload
  * lives until the last of them is acked or dropped); the others are not
- * sent.  Pattern subscriptions stay, and match a topic created again
- * under the name.  NULL does nothing.
+ * sent.  What a member lost before |now| (retention, or a TTL that passed
+ * before it was sent) and was not told yet is still told to its session
+ * (DROPPED, reason retention).  Pattern subscriptions stay, and match a
+ * topic created again under the name.  NULL does nothing.
  */
-TERN_EXTERN void tern_topic_del(tern_topic *topic);
+TERN_EXTERN void tern_topic_del(tern_topic *topic, tern_tstamp now);
 
 /*
  * tern_topic_publish_versioned appends a message to |topic|'s log: stored
@@ -908,13 +910,15 @@ TERN_EXTERN tern_ssize tern_hub_subscribe(tern_hub *hub, const uint8_t *key,
  * |pattern| (the same text given to tern_hub_subscribe), and its members
  * on the topics it matched.  Messages of those topics not yet sent to the
  * session are not sent; those in flight are still delivered and acked,
- * but no longer move a cursor.  Returns the number of members removed,
- * TERN_ERR_INVALID or TERN_ERR_NOT_FOUND (no such session or
- * subscription).
+ * but no longer move a cursor.  What a member lost before |now|
+ * (retention, or a TTL that passed before it was sent) and was not told
+ * yet is still told to the session (DROPPED, reason retention).  Returns
+ * the number of members removed, TERN_ERR_INVALID or TERN_ERR_NOT_FOUND
+ * (no such session or subscription).
  */
 TERN_EXTERN tern_ssize tern_hub_unsubscribe(tern_hub *hub, const uint8_t *key,
-                                            size_t keylen,
-                                            const char *pattern);
+                                            size_t keylen, const char *pattern,
+                                            tern_tstamp now);
 
 /*
  * tern_receipt is a topic message's read receipt.  The library writes

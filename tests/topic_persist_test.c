@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deliver/hub.h"
 #include "memstore.h"
 #include "store_util.h"
 #include "tap.h"
@@ -47,9 +48,9 @@ static void stop(tern_hub *hub, memstore *ms) {
   memstore_restart(ms);
 }
 
-static int tpub(tern_hub *hub, const char *topic, const char *payload,
+static int tpub(tern_hub *hub, const char *name, const char *payload,
                 const char *price, tern_tstamp now) {
-  tern_topic *t = tern_hub_find_topic(hub, topic);
+  tern_topic *t = tern_hub_find_topic(hub, name);
   tern_msg_desc d;
   memset(&d, 0, sizeof(d));
   d.priority = TERN_PRIO_NORMAL;
@@ -292,6 +293,66 @@ static void test_retention_losses(void) {
   memstore_free(&ms);
 }
 
+/* A member that leaves behind its losses: its session still tells them,
+   across a restart too (the "S" record's fourth count), until an ACK
+   past the notice confirms them; then the session's topic state goes. */
+static void test_leave_losses(void) {
+  memstore ms;
+  memset(&ms, 0, sizeof(ms));
+  tern_hub *hub = hub_on(&ms, T0);
+  tern_topic_options opt;
+  tern_topic_options_default(&opt);
+  opt.max_messages = 3;
+  tern_hub_create_topic(hub, "t", &opt, T0, NULL);
+  sub(hub, "x", "t", NULL, T0); /* offline throughout */
+  sub(hub, "y", "t", NULL, T0);
+  tern_hub_unsubscribe(hub, (const uint8_t *)"y", 1, "t", T0);
+  const session *sy =
+      (const session *)tern_hub_find_session(hub, (const uint8_t *)"y", 1);
+  CHECK(sy && sy->tp == NULL,
+        "leave: a session that lost nothing keeps no topic state");
+  char p[16];
+  for (int i = 1; i <= 5; ++i) {
+    snprintf(p, sizeof(p), "p%d", i);
+    tpub(hub, "t", p, NULL, T0);
+  }
+  tern_msg_desc d;
+  memset(&d, 0, sizeof(d));
+  d.priority = TERN_PRIO_NORMAL;
+  d.payload = (const uint8_t *)"e1";
+  d.payloadlen = 2;
+  d.ttl = SEC(1);
+  tern_topic_publish(tern_hub_find_topic(hub, "t"), &d, T0, NULL);
+  /* x lost p1..p3 to retention, e1 to its TTL; p4 p5 it just leaves */
+  CHECK_INT(tern_hub_unsubscribe(hub, (const uint8_t *)"x", 1, "t",
+                                 T0 + SEC(2)),
+            1, "leave: x leaves");
+  stop(hub, &ms);
+  hub = hub_on(&ms, T0 + SEC(3));
+  /* a message after the notice: its ACK confirms the notice arrived */
+  tu_pub(hub, "x", TERN_PRIO_NORMAL, "i1", "d1", T0 + SEC(3));
+  tu_out o;
+  tern_conn *c;
+  read_all(hub, "x", T0 + SEC(3), &o, &c);
+  CHECK_INT(tu_dropped(&o, TERN_DROP_RETENTION, 0), 4,
+            "leave: after a restart x hears of its 4 losses");
+  CHECK(strcmp(pbuf, "d1") == 0, "leave: and no topic message (%s)", pbuf);
+  tu_ack(c, tu_max_seq(&o), T0 + SEC(3));
+  const session *sx =
+      (const session *)tern_hub_find_session(hub, (const uint8_t *)"x", 1);
+  CHECK(sx && sx->tp == NULL,
+        "leave: confirmed, the session's topic state is freed");
+  tern_conn_del(c);
+  tu_out_free(&o);
+  stop(hub, &ms);
+  hub = hub_on(&ms, T0 + SEC(4));
+  read_all(hub, "x", T0 + SEC(4), &o, NULL);
+  CHECK_INT(tu_dropped(&o, 0, 0), 0, "leave: confirmed losses stay told");
+  tu_out_free(&o);
+  tern_hub_del(hub);
+  memstore_free(&ms);
+}
+
 /* Messages of a topic whose TTL passes while the hub is down are lost for
    the members behind them, counted as a live hub counts them. */
 static void test_expired_while_down(void) {
@@ -351,7 +412,7 @@ static void test_pattern(void) {
   CHECK(strcmp(pbuf, "dear") == 0, "pattern: its filter still applies (%s)",
         pbuf);
   tu_out_free(&o);
-  CHECK_INT(tern_hub_unsubscribe(hub, (const uint8_t *)"p", 1, "trade.*"), 1,
+  CHECK_INT(tern_hub_unsubscribe(hub, (const uint8_t *)"p", 1, "trade.*", T0), 1,
             "pattern: unsubscribe after the restart");
   tern_hub_flush(hub);
   memstore_sync(&ms);
@@ -453,8 +514,8 @@ static void test_deletes(void) {
   memstore_sync(&ms);
   CHECK(count_kinds(&ms, "TUCW") == 2 + 2 + 4 + 1,
         "deletes: the records are there (%zu)", count_kinds(&ms, "TUCW"));
-  tern_topic_del(tern_hub_find_topic(hub, "a.one"));
-  tern_hub_unsubscribe(hub, (const uint8_t *)"k3", 2, "a.two");
+  tern_topic_del(tern_hub_find_topic(hub, "a.one"), T0);
+  tern_hub_unsubscribe(hub, (const uint8_t *)"k3", 2, "a.two", T0);
   tern_hub_flush(hub);
   memstore_sync(&ms);
   CHECK_INT(count_kinds(&ms, "TUC"), 1 + 1 + 1,
@@ -464,7 +525,7 @@ static void test_deletes(void) {
   memstore_sync(&ms);
   CHECK_INT(count_kinds(&ms, "CWS"), 0,
             "deletes: expired sessions leave no cursor or pattern");
-  tern_topic_del(tern_hub_find_topic(hub, "a.two"));
+  tern_topic_del(tern_hub_find_topic(hub, "a.two"), T0);
   tern_hub_flush(hub);
   memstore_sync(&ms);
   CHECK_INT(count_kinds(&ms, "TUCWP"), 0, "deletes: nothing is left");
@@ -998,6 +1059,7 @@ int main(void) {
   test_cursor_coalesce();
   test_retention_losses();
   test_expired_while_down();
+  test_leave_losses();
   test_pattern();
   test_publish_many();
   test_deletes();

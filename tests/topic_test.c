@@ -97,9 +97,10 @@ static void test_fanout(void) {
   r = receipt(t, 2);
   CHECK(r.acked == 1, "one acked offset 2");
   tern_session *ts = tern_hub_find_session(hub, K("bob"), 3);
-  const member *mb = ((const session *)ts)->members;
+  const member *mb = ((const session *)ts)->tp->members;
   CHECK(member_cursor(mb) == 2, "bob's cursor is 2");
-  mb = ((const session *)tern_hub_find_session(hub, K("alice"), 5))->members;
+  mb = ((const session *)tern_hub_find_session(hub, K("alice"), 5))
+           ->tp->members;
   CHECK(member_cursor(mb) == 3, "alice's cursor is past both");
   CHECK(tern_topic_get_receipt(t, 3, &r, sizeof(r)) == TERN_ERR_NOT_FOUND,
         "no receipt past the end");
@@ -166,7 +167,7 @@ static void test_resend(void) {
   r = receipt(t, 2);
   CHECK(r.acked == 1, "acked after the resend");
   const member *mb =
-      ((const session *)tern_hub_find_session(hub, K("u"), 1))->members;
+      ((const session *)tern_hub_find_session(hub, K("u"), 1))->tp->members;
   CHECK(member_cursor(mb) == 3, "cursor past both");
   tern_conn_del(c);
   tu_out_free(&o);
@@ -300,7 +301,7 @@ static void test_join_leave(void) {
   tu_drain(&oa, a, T0);
   CHECK_INT(tu_count(&oa, WIRE_MSG, 0), 1, "a: m1 in flight (window 1)");
   /* a leaves: m1 stays in flight, m2 and m3 are never sent */
-  CHECK_INT((int)tern_hub_unsubscribe(hub, K("a"), 1, "feed"), 1, "leave");
+  CHECK_INT((int)tern_hub_unsubscribe(hub, K("a"), 1, "feed", T0), 1, "leave");
   tu_ack(a, tu_max_seq(&oa), T0);
   tu_drain(&oa, a, T0);
   CHECK(strcmp(tu_payloads(&oa, 0, buf, sizeof(buf)), "m1") == 0,
@@ -308,7 +309,7 @@ static void test_join_leave(void) {
   CHECK(receipt(t, 1).acked == 0,
         "an ack after leaving moves no receipt (the member is gone)");
   CHECK_INT((int)tu_stats(hub).members, 1, "one member left");
-  CHECK(tern_hub_unsubscribe(hub, K("a"), 1, "feed") == TERN_ERR_NOT_FOUND,
+  CHECK(tern_hub_unsubscribe(hub, K("a"), 1, "feed", T0) == TERN_ERR_NOT_FOUND,
         "unsubscribing twice: not found");
   tern_conn_del(a);
   tern_conn_del(b);
@@ -344,7 +345,7 @@ static void test_patterns(void) {
   char buf[64];
   CHECK(strcmp(tu_payloads(&o, 0, buf, sizeof(buf)), "usd eur") == 0,
         "both topics (%s)", buf);
-  CHECK_INT((int)tern_hub_unsubscribe(hub, K("u"), 1, "trade.*"), 2,
+  CHECK_INT((int)tern_hub_unsubscribe(hub, K("u"), 1, "trade.*", T0), 2,
             "unsubscribe leaves both");
   mk(hub, "trade.gbp", 100);
   CHECK_INT((int)tu_stats(hub).members, 0, "and the pattern is gone");
@@ -369,7 +370,7 @@ static void test_delete_and_expiry(void) {
   sub(hub, "off", "feed", NULL);
   tpub(t, TERN_PRIO_NORMAL, "x", NULL, NULL);
   tu_drain(&o, c, T0);
-  tern_topic_del(t);
+  tern_topic_del(t, T0);
   tern_stats st = tu_stats(hub);
   CHECK(st.topics == 0 && st.members == 0 && st.topic_messages == 0,
         "delete removes the topic and its members");
@@ -526,7 +527,7 @@ static void test_clients(void) {
   CHECK(rc.subscribed == 1 && rc.sent == 1 && rc.acked == 1,
         "the client's acks reach the receipt");
   const member *mb =
-      ((const session *)tern_hub_find_session(hub, K("one"), 3))->members;
+      ((const session *)tern_hub_find_session(hub, K("one"), 3))->tp->members;
   CHECK(member_cursor(mb) == 3, "and move the cursor");
   /* "two" was offline: a2 a3 go by while the log keeps 2 */
   tpub(t, TERN_PRIO_NORMAL, "a2", "a", NULL);
@@ -570,7 +571,7 @@ static void test_ack_timeout(void) {
   CHECK(tu_dropped(&o, TERN_DROP_DEAD, 0) == 1,
         "dead after max_deliver sends, told");
   const member *mb =
-      ((const session *)tern_hub_find_session(hub, K("u"), 1))->members;
+      ((const session *)tern_hub_find_session(hub, K("u"), 1))->tp->members;
   CHECK(member_cursor(mb) == 2 && mb->out == NULL,
         "the cursor moves past a dead message");
   /* A pending per-send message goes when its topic goes. */
@@ -578,7 +579,7 @@ static void test_ack_timeout(void) {
   uint8_t tiny[4];
   tern_conn_write(c, tiny, 0, now); /* makes it, cannot send it */
   CHECK(tu_info(hub, "u").pending == 1, "a per-send message is pending");
-  tern_topic_del(t);
+  tern_topic_del(t, now);
   tu_drain(&o, c, now);
   CHECK(tu_count(&o, WIRE_MSG, 0) == 2 && tu_stats(hub).messages == 0,
         "a topic deleted before its message went out: not sent");

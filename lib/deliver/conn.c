@@ -19,7 +19,7 @@
 
 #define MS(d) ((tern_duration)(d) * TERN_MILLISECONDS)
 
-static int aux_get(tern_hub *hub, conn *c) {
+int conn_aux_get(tern_hub *hub, conn *c) {
   if (!c->aux) {
     c->aux = mem_malloc(&hub->mem, sizeof(conn_aux));
     if (!c->aux) {
@@ -32,6 +32,7 @@ static int aux_get(tern_hub *hub, conn *c) {
     c->aux->told[0] = c->aux->told[1] = c->aux->told[2] = 0;
     c->aux->told_retention = 0;
     c->aux->told_seq = 0;
+    c->aux->prod = NULL;
   }
   return 0;
 }
@@ -39,7 +40,7 @@ static int aux_get(tern_hub *hub, conn *c) {
 /* Frees the aux block once nothing in it is in use. */
 static void aux_trim(tern_hub *hub, conn *c) {
   conn_aux *a = c->aux;
-  if (a && a->rlen == 0 && !a->wmsg && !a->wctllen && !a->hello_waiting &&
+  if (a && a->rlen == 0 && !a->wmsg && !a->wctllen && !a->hello_waiting && !a->prod &&
       !(a->told[0] | a->told[1] | a->told[2] | a->told_retention)) {
     mem_free(&hub->mem, a);
     c->aux = NULL;
@@ -138,6 +139,7 @@ void tern_conn_del(tern_conn *tc) {
   hub_unready(hub, c);
   heap_disarm(&hub->timers, &c->timer);
   hub_release_timer(hub);
+  produce_free(hub, c);
   if (c->aux) {
     if (c->aux->wmsg) {
       msg_unref(hub, c->aux->wmsg);
@@ -148,7 +150,6 @@ void tern_conn_del(tern_conn *tc) {
   if (c->framing) {
     framing_release(hub, c);
   }
-  produce_free(hub, c);
   c->state = CONN_DELETED;
   --hub->nconns;
   --hub->stats.conns;
@@ -193,7 +194,7 @@ void conn_close(conn *c, int reason, uint32_t retry_ms, int error, int quiet,
     c->aux->hello_waiting = 0;
     aux_trim(hub, c);
   }
-  if (c->prod) {
+  if (conn_producer(c)) {
     produce_closed(hub, c); /* PUBACKs queued so far go before the GOAWAY */
   }
   c->error = error;
@@ -287,7 +288,7 @@ static int on_hello(conn *c, const wire_hello *h, tern_tstamp now) {
   if (event_reserve(hub, 1, h->keylen + h->tokenlen) != 0) {
     return TERN_ERR_NOMEM;
   }
-  int rv = hub->set.hello_accept ? aux_get(hub, c) : 0;
+  int rv = hub->set.hello_accept ? conn_aux_get(hub, c) : 0;
   if (rv != 0) {
     event_unreserve(hub, 1, h->keylen + h->tokenlen);
     return rv;
@@ -324,7 +325,7 @@ void conn_on_ack(conn *c, uint64_t seq) {
   if (c->inflight && c->inflight->seq <= seq) {
     conn_ack(c->hub, c, seq);
     if (c->session->npending ||
-        (c->session->members && topic_has_output(c->hub, c->session))) {
+        (c->session->tp && topic_has_output(c->hub, c->session))) {
       hub_mark_ready(c->hub, c);
     }
   }
@@ -334,13 +335,15 @@ void conn_on_ack(conn *c, uint64_t seq) {
     /* the notices arrived */
     a->told[0] = a->told[1] = a->told[2] = a->told_retention = 0;
     aux_trim(c->hub, c);
+    if (c->session->tp) {
+      topic_session_trim(c->hub, c->session); /* held for the notice */
+    }
     if (c->hub->persist) {
       persist_drops(c->hub, c->session); /* a restart need not tell them */
     }
   }
 }
 
-int conn_aux_get(tern_hub *hub, conn *c) { return aux_get(hub, c); }
 tern_tstamp conn_ack_deadline(const tern_hub *hub, const msg *m) {
   return ack_deadline(hub, m);
 }
@@ -398,7 +401,7 @@ static tern_ssize on_bytes(conn *c, const uint8_t *p, size_t len,
       continue;
     }
     if (p[used] == WIRE_PUBLISH) {
-      if (c->prod) {
+      if (conn_producer(c)) {
         return (tern_ssize)used; /* produce_read takes it */
       }
       /* Not allowed to publish (tern_conn_allow_publish). */
@@ -446,7 +449,7 @@ tern_ssize tern_conn_read(tern_conn *tc, const uint8_t *in, size_t len,
   }
   size_t left = len;
   tern_ssize rv = 0;
-  if (c->prod) {
+  if (conn_producer(c)) {
     /* A producer: it may stop early (see produce.c). */
     rv = produce_read(c, in, len, now);
     if (rv >= 0) {
@@ -482,7 +485,7 @@ tern_ssize tern_conn_read(tern_conn *tc, const uint8_t *in, size_t len,
     if (left > 0 && c->state < CONN_CLOSING) {
       /* An incomplete frame: keep it (the decoder already refused any
          frame longer than the buffer). */
-      rv = aux_get(hub, c);
+      rv = conn_aux_get(hub, c);
       if (rv < 0) {
         break;
       }
@@ -544,7 +547,7 @@ static int put_frame(tern_hub *hub, conn *c, out *o, const wire_frame *f) {
   if (o->p != o->start || o->p == o->end) {
     return 0;
   }
-  if (aux_get(hub, c) != 0) {
+  if (conn_aux_get(hub, c) != 0) {
     o->nomem = 1;
     return 0;
   }
@@ -632,7 +635,7 @@ static int put_control(tern_hub *hub, conn *c, out *o, tern_tstamp now) {
 
 static int put_dropped(tern_hub *hub, conn *c, out *o) {
   session *s = c->session;
-  if (aux_get(hub, c) != 0) {
+  if (conn_aux_get(hub, c) != 0) {
     o->nomem = 1; /* the notice waits: it must be remembered once written */
     return 0;
   }
@@ -652,7 +655,7 @@ static int put_dropped(tern_hub *hub, conn *c, out *o) {
       ++hub->stats.dropped_notices;
     }
   }
-  uint32_t lost = s->members ? topic_lost_total(s) : 0;
+  uint32_t lost = s->tp ? topic_lost_total(s) : 0;
   if (lost) {
     wire_frame f;
     f.type = WIRE_DROPPED;
@@ -761,7 +764,7 @@ static ALWAYS_INLINE int put_messages_of(tern_hub *hub, conn *c, out *o,
         memcpy(o->p + headlen, msg_tail(m), m->taillen);
         o->p += total;
       } else if (o->p == start && room > 0) {
-        if (aux_get(hub, c) != 0) {
+        if (conn_aux_get(hub, c) != 0) {
           rv = TERN_ERR_NOMEM;
           break;
         }
@@ -824,7 +827,7 @@ static int put_messages_topics(tern_hub *hub, conn *c, out *o,
 
 static inline int put_messages(tern_hub *hub, conn *c, out *o,
                                uint8_t *start, tern_tstamp now) {
-  if (c->session->members) {
+  if (c->session->tp) {
     return put_messages_topics(hub, c, o, start, now);
   }
   return put_messages_of(hub, c, o, start, now, 0);
@@ -842,7 +845,7 @@ static inline int wants_write(const conn *c) {
   if (c->ctl || (c->aux && (c->aux->wmsg || c->aux->wctllen))) {
     return 1;
   }
-  if (c->prod && produce_want_write(c)) {
+  if (conn_producer(c) && produce_want_write(c)) {
     return 1;
   }
   const session *s = c->session;
@@ -853,9 +856,9 @@ static inline int wants_write(const conn *c) {
     return 1;
   }
   if (c->ninflight >= c->hub->set.inflight_window) {
-    return s->members && topic_lost_total(s) != 0;
+    return s->tp && topic_lost_total(s) != 0;
   }
-  return s->npending || (s->members && topic_has_output(c->hub, s));
+  return s->npending || (s->tp && topic_has_output(c->hub, s));
 }
 
 int tern_conn_want_write(const tern_conn *tc) {
@@ -883,11 +886,12 @@ tern_ssize tern_conn_write(tern_conn *tc, uint8_t *buf, size_t cap,
   if (c->aux && c->aux->wctllen && !put_ctl_rest(hub, c, &o)) {
     goto done;
   }
-  if (c->prod && produce_cut_pending(c) && !produce_write(c, &o.p, o.end)) {
+  if (conn_producer(c) && produce_cut_pending(c) &&
+      !produce_write(c, &o.p, o.end)) {
     goto done; /* the rest of a PUBACK goes before anything else */
   }
   if (c->state == CONN_CLOSING) {
-    if (c->prod && !produce_write(c, &o.p, o.end)) {
+    if (conn_producer(c) && !produce_write(c, &o.p, o.end)) {
       goto done;
     }
     if (c->ctl & CTL_GOAWAY) {
@@ -912,7 +916,7 @@ tern_ssize tern_conn_write(tern_conn *tc, uint8_t *buf, size_t cap,
     goto done;
   }
   /* PUBACKs are control frames: before any message. */
-  if (c->prod && !produce_write(c, &o.p, o.end)) {
+  if (conn_producer(c) && !produce_write(c, &o.p, o.end)) {
     goto done;
   }
   if (c->state == CONN_OPEN) {

@@ -181,6 +181,24 @@ static int head_expired(const topic *t, tern_tstamp now) {
   return t->first < t->end && expired(t, log_at(t, t->first), now);
 }
 
+uint32_t member_losses(const member *mb, tern_tstamp now) {
+  const topic *t = mb->slot->topic;
+  uint64_t n = mb->lost;
+  uint64_t o = mb->next_off;
+  if (o < t->first) { /* as member_catch_up counts */
+    n += mb->slot == &t->slots[0] ? t->first - o
+                                  : mb->slot->evicted - mb->consumed;
+    o = t->first;
+  }
+  uint64_t bit = (uint64_t)1 << (mb->slot - t->slots);
+  uint64_t end = mb->slot == &t->slots[0] ? t->end : mb->slot->tail;
+  for (; o < end; ++o) {
+    const tmsg *tm = log_at(t, o);
+    n += (tm->match & bit) && expired(t, tm, now);
+  }
+  return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
 /* The member's next message to send, skipping those its filter does not
    match and counting those past their time as lost; NULL when none. */
 static tmsg *member_advance(tern_hub *hub, member *mb, tern_tstamp now,
@@ -219,7 +237,7 @@ msg *topic_next(tern_hub *hub, session *s, msg *direct, tern_tstamp now,
                 int *found) {
   member *best = NULL;
   tmsg *btm = NULL;
-  for (member *mb = s->members; mb; mb = mb->s_next) {
+  for (member *mb = session_members(s); mb; mb = mb->s_next) {
     tmsg *tm = member_advance(hub, mb, now, found);
     if (!tm) {
       continue;
@@ -287,7 +305,10 @@ msg *topic_next(tern_hub *hub, session *s, msg *direct, tern_tstamp now,
 }
 
 int topic_has_output(const tern_hub *hub, const session *s) {
-  for (const member *mb = s->members; mb; mb = mb->s_next) {
+  if (s->tp && s->tp->lost) {
+    return 1; /* losses of members that left, to tell */
+  }
+  for (const member *mb = session_members(s); mb; mb = mb->s_next) {
     const topic *t = mb->slot->topic;
     /* Losses counted, to tell; or a message to send or pass (a loss not
        counted yet lies behind one the filter matched, so this covers
@@ -302,29 +323,32 @@ int topic_has_output(const tern_hub *hub, const session *s) {
 }
 
 uint32_t topic_lost_total(const session *s) {
-  uint64_t n = 0;
-  for (const member *mb = s->members; mb; mb = mb->s_next) {
+  uint64_t n = s->tp ? s->tp->lost : 0;
+  for (const member *mb = session_members(s); mb; mb = mb->s_next) {
     n += mb->lost;
   }
   return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
 void topic_lost_told(session *s) {
-  for (member *mb = s->members; mb; mb = mb->s_next) {
+  if (!s->tp) {
+    return;
+  }
+  s->tp->lost = 0;
+  for (member *mb = s->tp->members; mb; mb = mb->s_next) {
     mb->lost = 0;
   }
 }
 
 void topic_lost_return(session *s, uint32_t n) {
-  if (s->members) {
-    uint64_t v = (uint64_t)s->members->lost + n;
-    s->members->lost = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
-  }
+  /* s->tp stays while a connection holds told losses (topic_session_trim) */
+  uint64_t v = (uint64_t)s->tp->lost + n;
+  s->tp->lost = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
 
 uint32_t topic_refresh(tern_hub *hub, session *s, tern_tstamp now) {
-  uint64_t n = 0;
-  for (member *mb = s->members; mb; mb = mb->s_next) {
+  uint64_t n = s->tp ? s->tp->lost : 0;
+  for (member *mb = session_members(s); mb; mb = mb->s_next) {
     topic *t = mb->slot->topic;
     if (mb->next_off < t->end && head_expired(t, now)) {
       topic_evict_due(hub, t, now);

@@ -367,7 +367,7 @@ static int put_dropped(tern_hub *hub, conn *c, webconn *w, wout *o) {
       ++hub->stats.dropped_notices;
     }
   }
-  uint32_t lost = s->members ? topic_lost_total(s) : 0;
+  uint32_t lost = s->tp ? topic_lost_total(s) : 0;
   if (lost) {
     if (!put_notice(hub, c, w, o, lost, TERN_DROP_RETENTION)) {
       conn_aux_trim(hub, c);
@@ -491,7 +491,7 @@ static msg *peek_pending(const session *s) {
 static int put_messages(tern_hub *hub, conn *c, webconn *w, wout *o,
                         tern_tstamp now) {
   session *s = c->session;
-  const int topics = s->members != NULL;
+  const int topics = s->tp != NULL;
   int rv = 0;
   if ((session_has_drops(s) || (topics && topic_refresh(hub, s, now))) &&
       !put_dropped(hub, c, w, o)) {
@@ -563,9 +563,9 @@ static int has_output(const conn *c) {
     return 1;
   }
   if (c->ninflight >= c->hub->set.inflight_window) {
-    return s->members && topic_lost_total(s) != 0;
+    return s->tp && topic_lost_total(s) != 0;
   }
-  return s->npending || (s->members && topic_has_output(c->hub, s));
+  return s->npending || (s->tp && topic_has_output(c->hub, s));
 }
 
 int framing_wants_write(const conn *c) {

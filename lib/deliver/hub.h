@@ -28,6 +28,7 @@ typedef struct conn conn;
 typedef struct msg msg;
 typedef struct member member;
 typedef struct psub psub;
+typedef struct stopics stopics;
 typedef struct topic topic;
 typedef struct producer producer;
 
@@ -191,11 +192,29 @@ struct session {
   tern_tstamp ttl_at;      /* session expiry; NONE while connected          */
   tern_tstamp msg_due;
   void *user_data;         /* the host's (tern_session_set_user_data)      */
-  member *members;         /* its topic subscriptions (topic.h); a session
-                              without any pays one pointer test per write */
-  psub *psubs;             /* its wildcard pattern subscriptions            */
+  stopics *tp;             /* its topic subscriptions; NULL without any,
+                              which costs one pointer test per write      */
   uint8_t key[];
 };
+
+/*
+ * A session's topic state: allocated with its first subscription, freed
+ * once it has none left and no loss to tell (topic_session_trim).
+ */
+struct stopics {
+  member *members;         /* its members, one per topic (topic.h)          */
+  psub *psubs;             /* its wildcard pattern subscriptions            */
+  uint32_t lost;           /* retention losses of members that left (or of
+                              notices a dead connection gave back), not
+                              yet told                                      */
+};
+
+static inline member *session_members(const session *s) {
+  return s->tp ? s->tp->members : NULL;
+}
+static inline psub *session_psubs(const session *s) {
+  return s->tp ? s->tp->psubs : NULL;
+}
 
 /* conn.state */
 enum {
@@ -245,7 +264,13 @@ typedef struct conn_aux {
   uint64_t hello_last_seq, hello_epoch, hello_heartbeat_ms;
   uint8_t hello_keylen;
   uint8_t hello_key[TERN_MAX_SESSION_KEY];
+  /* allowed to publish: the PUBLISH/PUBACK state (produce.c), kept until
+     tern_conn_del (so the block stays).  Here rather than in the conn: a
+     producer is rare, an idle receiver is not. */
+  producer *prod;
 } conn_aux;
+
+
 
 struct conn {
   /* hot: read, write and ack, in the first line */
@@ -278,9 +303,12 @@ struct conn {
   uint32_t goaway_retry_ms;
   uint32_t nevents;        /* queued events naming this connection          */
   int error;
-  producer *prod;          /* allowed to publish: PUBLISH/PUBACK state
-                              (produce.c); NULL for a plain receiver      */
 };
+
+/* conn_producer: the connection's producer state, NULL for a receiver. */
+static inline producer *conn_producer(const conn *c) {
+  return c->aux ? c->aux->prod : NULL;
+}
 
 /* One dedup entry: (session uid, id) seen at a time. */
 typedef struct dedup {

@@ -469,7 +469,11 @@ void persist_dedup_gone(tern_hub *hub, uint64_t serial) {
   add_del(hub, 'D', id, 8);
 }
 
-#define SESSION_VALUE 20 /* reservation, three loss counts */
+/* reservation, three loss counts by tern_drop_reason, and the retention
+   losses of the session's topics not in a member's record (those of
+   members that left, told and unconfirmed); 8 and 20 bytes still load */
+#define SESSION_VALUE 24
+#define SESSION_VALUE_V1 20
 
 /* The value of |s|'s last "S" record in the batch being built, or NULL. */
 static uint8_t *batch_session(const persist *p, const session *s) {
@@ -487,8 +491,14 @@ static uint8_t *batch_session(const persist *p, const session *s) {
 }
 
 static void put_counts(uint8_t *v, const session *s) {
-  for (int r = 0; r < 3; ++r) {
-    uint32_t n = session_untold(s, r);
+  for (int r = 0; r < 4; ++r) {
+    uint64_t n;
+    if (r < 3) {
+      n = session_untold(s, r);
+    } else {
+      n = s->tp ? (uint64_t)s->tp->lost + topic_told_retention(s) : 0;
+      n = n > UINT32_MAX ? UINT32_MAX : n;
+    }
     v[8 + 4 * r] = (uint8_t)(n >> 24);
     v[9 + 4 * r] = (uint8_t)(n >> 16);
     v[10 + 4 * r] = (uint8_t)(n >> 8);
@@ -522,8 +532,8 @@ void persist_drops(tern_hub *hub, session *s) {
   if (hub->loading) {
     return;
   }
-  if (s->members) {
-    persist_topic_drops(hub, s); /* retention losses: in a cursor record */
+  if (session_members(s)) {
+    persist_topic_drops(hub, s); /* their own: in their cursor records */
   }
   /* A record of the session waits in this batch: its counts change in
      place (it precedes whatever follows, the DEL of a lost message among
@@ -822,19 +832,27 @@ static int visit(void *ctx, const uint8_t *key, size_t keylen,
     break;
   case 'S':
     if (keylen >= 2 && keylen - 1 <= TERN_MAX_SESSION_KEY &&
-        (valuelen == 8 || valuelen == SESSION_VALUE)) {
+        (valuelen == 8 || valuelen == SESSION_VALUE_V1 ||
+         valuelen == SESSION_VALUE)) {
       session *s = load_session(l, key + 1, keylen - 1);
       if (s) {
         /* one block past the reservation: see the top of this file */
         uint64_t next = get_be64(value) + SEQ_BLOCK;
         s->next_seq = next > s->next_seq ? next : s->next_seq;
         s->restored = 1;
-        for (int r = 0; valuelen == SESSION_VALUE && r < 3; ++r) {
+        for (int r = 0; valuelen > 8 && r < 3; ++r) {
           const uint8_t *c = value + 8 + 4 * r;
           uint64_t n = (uint64_t)s->dropped[r] +
                        ((uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 |
                         (uint32_t)c[2] << 8 | c[3]);
           s->dropped[r] = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+        }
+        uint32_t lost = valuelen == SESSION_VALUE ? get_be32(value + 20) : 0;
+        if (lost && topic_session_tp(hub, s) != 0) {
+          l->error = TERN_ERR_NOMEM;
+        } else if (lost) {
+          uint64_t n = (uint64_t)s->tp->lost + lost;
+          s->tp->lost = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
         }
       }
     }
@@ -984,7 +1002,8 @@ int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m, void *store,
          second restart would hand out these seqs again.  It carries the
          losses to tell, those that expired while down among them. */
       persist_session(hub, s, s->next_seq + 2 * SEQ_BLOCK);
-      if (s->dropped[0] | s->dropped[1] | s->dropped[2]) {
+      if (s->dropped[0] | s->dropped[1] | s->dropped[2] ||
+          (s->tp && s->tp->lost)) {
         session_notify(hub, s);
       }
     }

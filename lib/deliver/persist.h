@@ -103,7 +103,7 @@ void tload_unload(tern_hub *hub);
 struct ptopic **persist_ptopic(tern_hub *hub);
 void ptopic_free(tern_hub *hub);
 /* persist_topic_drops: the session's unconfirmed losses changed; its
-   first member's cursor record counts the retention ones. */
+   members' cursor records count their own untold ones. */
 void persist_topic_drops(tern_hub *hub, const session *s);
 
 #endif

@@ -143,35 +143,17 @@ static void del_cursor(tern_hub *hub, const topic *t, const session *s) {
   prec_del(hub, 'C', id, 8u + s->keylen);
 }
 
-static void write_cursor(tern_hub *hub, const member *mb, uint32_t extra);
-
-/* The losses of |s| told in DROPPED frames and not yet confirmed. */
-static uint32_t told_retention(const session *s) {
-  uint64_t n = 0;
-  for (const conn *c = s->conns; c; c = c->session_next) {
-    n += c->aux ? c->aux->told_retention : 0;
-  }
-  return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
-}
 
 void persist_topic_gone(tern_hub *hub, const topic *t) {
   if (!writing(hub) || !t->sid) {
     return;
   }
   /* The members leave without a hook of their own (topic_free): their
-     untold losses go to another member of their session, whose record
-     says so first. */
+     untold losses go to their sessions' "S" records (persist_drops). */
   for (int online = 0; online < 2; ++online) {
     for (const member *mb = online ? t->online : t->offline; mb;
          mb = mb->t_next) {
-      const session *s = mb->session;
-      const member *heir = s->members == mb ? mb->s_next : s->members;
-      if (heir && (mb->lost || s->members == mb)) {
-        write_cursor(hub, heir, mb->lost + (s->members == mb
-                                                ? told_retention(s)
-                                                : 0));
-      }
-      del_cursor(hub, t, s);
+      del_cursor(hub, t, mb->session);
     }
   }
   for (uint64_t o = t->first; o < t->end; ++o) {
@@ -248,10 +230,10 @@ static const char *member_filter(const member *mb, size_t *len) {
   return filter_text(mb->slot->flt->f, len);
 }
 
-/* Writes |mb|'s record with |extra| losses on top of its own (and, for
-   the first member of its session, those told and not confirmed), in
-   place when the batch holds one already. */
-static void write_cursor(tern_hub *hub, const member *mb, uint32_t extra) {
+/* Writes |mb|'s record with its untold losses (those of its session,
+   told and not, are in the session's "S" record), in place when the
+   batch holds one already. */
+static void write_cursor(tern_hub *hub, const member *mb) {
   const topic *t = mb->slot->topic;
   const session *s = mb->session;
   if (!t->sid) {
@@ -259,10 +241,7 @@ static void write_cursor(tern_hub *hub, const member *mb, uint32_t extra) {
   }
   size_t flen;
   const char *ftext = member_filter(mb, &flen);
-  uint64_t lost = (uint64_t)mb->lost + extra;
-  if (s->members == mb) {
-    lost += told_retention(s);
-  }
+  uint64_t lost = mb->lost;
   uint8_t id[8 + TERN_MAX_SESSION_KEY];
   put_be64(id, t->sid);
   memcpy(id + 8, s->key, s->keylen);
@@ -323,13 +302,23 @@ static void write_cursor(tern_hub *hub, const member *mb, uint32_t extra) {
 
 void persist_sub(tern_hub *hub, const member *mb) {
   if (writing(hub)) {
-    write_cursor(hub, mb, 0);
+    write_cursor(hub, mb);
   }
 }
 
 void persist_sub_cursor(tern_hub *hub, const member *mb) {
   if (writing(hub)) {
-    write_cursor(hub, mb, 0);
+    write_cursor(hub, mb);
+  }
+}
+
+/* The session's losses not confirmed changed (persist_drops): its
+   members' records say what each still has to tell. */
+void persist_topic_drops(tern_hub *hub, const session *s) {
+  if (writing(hub)) {
+    for (const member *mb = session_members(s); mb; mb = mb->s_next) {
+      write_cursor(hub, mb);
+    }
   }
 }
 
@@ -337,29 +326,15 @@ void persist_sub_gone(tern_hub *hub, const member *mb) {
   if (!writing(hub)) {
     return;
   }
-  const session *s = mb->session;
-  /* member_leave gave its losses to the session's first member; the
-     first member's record also carries those told and unconfirmed. */
-  if (s->members) {
-    write_cursor(hub, s->members, 0);
-  }
   if (mb->slot->topic->sid) {
-    del_cursor(hub, mb->slot->topic, s);
-  }
-}
-
-/* The session's losses not confirmed changed (persist_drops): its first
-   member's record carries those told. */
-void persist_topic_drops(tern_hub *hub, const session *s) {
-  if (writing(hub) && s->members) {
-    write_cursor(hub, s->members, 0);
+    del_cursor(hub, mb->slot->topic, mb->session);
   }
 }
 
 /* Writes the "W" record of |s|: every wildcard pattern it subscribed. */
 static void put_psubs(tern_hub *hub, const session *s) {
   size_t len = 3, n = 0;
-  for (const psub *p = s->psubs; p; p = p->s_next) {
+  for (const psub *p = session_psubs(s); p; p = p->s_next) {
     size_t flen = 0;
     if (p->flt) {
       filter_text(p->flt->f, &flen);
@@ -379,7 +354,7 @@ static void put_psubs(tern_hub *hub, const session *s) {
   v[1] = (uint8_t)(n >> 8);
   v[2] = (uint8_t)n;
   v += 3;
-  for (const psub *p = s->psubs; p; p = p->s_next) {
+  for (const psub *p = session_psubs(s); p; p = p->s_next) {
     size_t flen = 0;
     const char *ftext = p->flt ? filter_text(p->flt->f, &flen) : NULL;
     *v++ = (uint8_t)p->patlen;
@@ -1041,6 +1016,6 @@ void tload_after(tern_hub *hub, tload *tl, tern_tstamp now) {
 
 void tload_unload(tern_hub *hub) {
   while (hub->topic_list) {
-    tern_topic_del((tern_topic *)hub->topic_list);
+    tern_topic_del((tern_topic *)hub->topic_list, TERN_TSTAMP_NONE);
   }
 }

@@ -57,7 +57,7 @@ static int blocked(const producer *pr) {
 
 static void queue_ack(conn *c, uint64_t req, int status, uint64_t retry_ms,
                       const uint8_t *id, size_t idlen) {
-  producer *pr = c->prod;
+  producer *pr = c->aux->prod;
   wire_puback a = {req, (uint64_t)status, retry_ms, id, idlen};
   if (pr->acklen + WIRE_PUBACK_MAX > PRODUCE_ACK_BYTES) {
     memmove(pr->ack, pr->ack + pr->ackoff, pr->acklen - pr->ackoff);
@@ -111,7 +111,7 @@ static int cstr(char *dst, const uint8_t *src, size_t len) {
    itself are PUBACK statuses; nothing here fails. */
 static void publish(conn *c, const wire_publish *wp, tern_tstamp now) {
   tern_hub *hub = c->hub;
-  producer *pr = c->prod;
+  producer *pr = c->aux->prod;
   char ct[TERN_MAX_CONTENT_TYPE + 1];
   char keys[TERN_MAX_ATTRS][TERN_MAX_ATTR_KEY + 1];
   char values[TERN_MAX_ATTRS][TERN_MAX_ATTR_VALUE + 1];
@@ -200,7 +200,7 @@ static int rbuf_reserve(tern_hub *hub, producer *pr, size_t n) {
 /* Handles one complete PUBLISH at [p, p+len): its size or an error. */
 static tern_ssize on_publish(conn *c, const uint8_t *p, size_t len,
                              tern_tstamp now) {
-  if (!c->prod->allowed) {
+  if (!c->aux->prod->allowed) {
     /* The host took the right back: refused like on any connection. */
     conn_close(c, TERN_GOAWAY_REJECTED, 0, TERN_ERR_PROTO, 0, now);
     return TERN_ERR_PROTO;
@@ -241,7 +241,7 @@ static int stash(tern_hub *hub, producer *pr, const uint8_t *p, size_t len) {
 static tern_ssize buffered_frame(conn *c, const uint8_t *in, size_t len,
                                  tern_tstamp now) {
   tern_hub *hub = c->hub;
-  producer *pr = c->prod;
+  producer *pr = c->aux->prod;
   size_t taken = 0;
   uint8_t type;
   uint64_t body;
@@ -290,7 +290,7 @@ static tern_ssize buffered_frame(conn *c, const uint8_t *in, size_t len,
 
 tern_ssize produce_read(conn *c, const uint8_t *in, size_t len,
                         tern_tstamp now) {
-  producer *pr = c->prod;
+  producer *pr = c->aux->prod;
   size_t used = 0;
   if (pr->rlen) {
     tern_ssize n = buffered_frame(c, in, len, now);
@@ -334,11 +334,11 @@ tern_ssize produce_read(conn *c, const uint8_t *in, size_t len,
 /* ---- writing ------------------------------------------------------------ */
 
 int produce_want_write(const conn *c) {
-  return c->prod->acklen > c->prod->ackoff;
+  return c->aux->prod->acklen > c->aux->prod->ackoff;
 }
 
 int produce_write(conn *c, uint8_t **pp, uint8_t *end) {
-  producer *pr = c->prod;
+  producer *pr = c->aux->prod;
   uint8_t *p = *pp;
   uint8_t *start = p;
   while (pr->ackoff < pr->acklen && p < end) {
@@ -375,21 +375,21 @@ int produce_write(conn *c, uint8_t **pp, uint8_t *end) {
   return pr->acklen == 0;
 }
 
-int produce_cut_pending(const conn *c) { return c->prod->cut != 0; }
+int produce_cut_pending(const conn *c) { return c->aux->prod->cut != 0; }
 
 /* ---- completions and the end -------------------------------------------- */
 
 void produce_persisted(tern_hub *hub, conn *c, uint64_t req,
                        const uint8_t *id, size_t idlen, int status) {
   (void)hub;
-  producer *pr = c->prod;
+  producer *pr = c->aux->prod;
   --pr->nsync;
   queue_ack(c, req, status == 0 ? TERN_PUBACK_PERSISTED : status_of(status),
             0, id, idlen);
 }
 
 void produce_closed(tern_hub *hub, conn *c) {
-  producer *pr = c->prod;
+  producer *pr = c->aux->prod;
   if (pr->nsync) {
     persist_forget_producer(hub, c);
     pr->nsync = 0;
@@ -398,7 +398,7 @@ void produce_closed(tern_hub *hub, conn *c) {
 }
 
 void produce_free(tern_hub *hub, conn *c) {
-  producer *pr = c->prod;
+  producer *pr = conn_producer(c);
   if (!pr) {
     return;
   }
@@ -407,7 +407,7 @@ void produce_free(tern_hub *hub, conn *c) {
   }
   mem_free(&hub->mem, pr->rbuf);
   mem_free(&hub->mem, pr);
-  c->prod = NULL;
+  c->aux->prod = NULL;
 }
 
 int tern_conn_allow_publish(tern_conn *tc, int allow) {
@@ -418,16 +418,20 @@ int tern_conn_allow_publish(tern_conn *tc, int allow) {
   if (c->state >= CONN_CLOSING) {
     return TERN_ERR_CLOSED;
   }
-  if (!c->prod) {
+  if (!conn_producer(c)) {
     if (!allow) {
       return 0;
+    }
+    if (conn_aux_get(c->hub, c) != 0) {
+      return TERN_ERR_NOMEM; /* nothing changed: an empty block is trimmed
+                                by the next read or write */
     }
     producer *pr = mem_malloc(&c->hub->mem, sizeof(producer));
     if (!pr) {
       return TERN_ERR_NOMEM;
     }
     memset(pr, 0, offsetof(producer, ack));
-    if (c->aux && c->aux->rlen) {
+    if (c->aux->rlen) {
       /* An incomplete frame read before: it moves to the new buffer. */
       if (rbuf_reserve(c->hub, pr, sizeof(c->aux->rbuf)) != 0) {
         mem_free(&c->hub->mem, pr);
@@ -437,8 +441,8 @@ int tern_conn_allow_publish(tern_conn *tc, int allow) {
       pr->rlen = c->aux->rlen;
       c->aux->rlen = 0;
     }
-    c->prod = pr;
+    c->aux->prod = pr;
   }
-  c->prod->allowed = allow != 0;
+  c->aux->prod->allowed = allow != 0;
   return 0;
 }

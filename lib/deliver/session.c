@@ -448,7 +448,7 @@ void session_attach(tern_hub *hub, session *s, conn *c) {
   c->stream = ++s->stream_serial;
   c->session_next = s->conns;
   s->conns = c;
-  if (++s->nconns == 1 && s->members) {
+  if (++s->nconns == 1 && s->tp) {
     topic_session_online(hub, s);
   }
   s->ttl_at = TERN_TSTAMP_NONE;
@@ -487,11 +487,11 @@ void session_detach(tern_hub *hub, session *s, conn *c, tern_tstamp now) {
   if (s->nconns == 0) {
     s->ttl_at = now + hub->set.session_ttl;
     session_arm(hub, s);
-    if (s->members) {
+    if (s->tp) {
       topic_session_offline(hub, s);
     }
   }
-  if (s->npending || (s->members && topic_has_output(hub, s))) {
+  if (s->npending || (s->tp && topic_has_output(hub, s))) {
     session_notify(hub, s);
   }
 }
@@ -592,7 +592,7 @@ void session_resume(tern_hub *hub, session *s, uint64_t last_seq,
 /* ---- expiry ------------------------------------------------------------- */
 
 void session_destroy(tern_hub *hub, session *s) {
-  if (s->members || s->psubs) {
+  if (s->tp) {
     topic_session_gone(hub, s);
   }
   for (int p = 0; p < 3; ++p) {

@@ -288,7 +288,8 @@ void topic_evict_due(tern_hub *hub, topic *t, tern_tstamp now) {
   }
 }
 
-static void member_leave(tern_hub *hub, member *mb, int store);
+static void member_leave(tern_hub *hub, member *mb, int store,
+                         tern_tstamp now);
 
 /* A member joins |t| with filter slot |slot|: taken from the reserved
    pool, so it cannot fail. */
@@ -302,8 +303,8 @@ static member *member_join(tern_hub *hub, topic *t, session *s,
   mb->next_off = t->end;
   mb->lost = 0;
   mb->consumed = slot->matched;
-  mb->s_next = s->members;
-  s->members = mb;
+  mb->s_next = s->tp->members; /* the caller made s->tp */
+  s->tp->members = mb;
   tlist_push(t, mb, s->nconns != 0, 0);
   ++slot->nmembers;
   ++t->nmembers;
@@ -312,7 +313,7 @@ static member *member_join(tern_hub *hub, topic *t, session *s,
 }
 
 static member *member_of(const session *s, const topic *t) {
-  for (member *mb = s->members; mb; mb = mb->s_next) {
+  for (member *mb = session_members(s); mb; mb = mb->s_next) {
     if (mb->slot->topic == t) {
       return mb;
     }
@@ -483,12 +484,13 @@ tern_topic *tern_hub_find_topic(tern_hub *hub, const char *name) {
   return (tern_topic *)topic_find(hub, name, name_len(name, TERN_MAX_TOPIC + 1));
 }
 
-static void topic_free(tern_hub *hub, topic *t, int store) {
+static void topic_free(tern_hub *hub, topic *t, int store,
+                       tern_tstamp now) {
   while (t->online) {
-    member_leave(hub, t->online, store);
+    member_leave(hub, t->online, store, now);
   }
   while (t->offline) {
-    member_leave(hub, t->offline, store);
+    member_leave(hub, t->offline, store, now);
   }
   while (t->first < t->end) {
     tmsg *tm = log_at(t, t->first);
@@ -512,7 +514,7 @@ static void topic_free(tern_hub *hub, topic *t, int store) {
   mem_free(&hub->mem, t);
 }
 
-void tern_topic_del(tern_topic *tt) {
+void tern_topic_del(tern_topic *tt, tern_tstamp now) {
   topic *t = (topic *)tt;
   if (!t) {
     return;
@@ -521,7 +523,7 @@ void tern_topic_del(tern_topic *tt) {
   if (hub->persist && !hub->loading) {
     persist_topic_gone(hub, t);
   }
-  topic_free(hub, t, 0);
+  topic_free(hub, t, 0, now);
 }
 
 /* ---- members -------------------------------------------------------------- */
@@ -577,10 +579,14 @@ void topic_msg_acked(tern_hub *hub, msg *m) {
 }
 
 /* Removes |mb|: its pending per-send messages are discarded, those in
-   flight go on without it. */
-static void member_leave(tern_hub *hub, member *mb, int store) {
+   flight go on without it.  What it lost and did not tell, as of |now|,
+   stays with its session (s->tp->lost), to be told; TERN_TSTAMP_NONE when
+   the session goes too. */
+static void member_leave(tern_hub *hub, member *mb, int store,
+                         tern_tstamp now) {
   session *s = mb->session;
   topic *t = mb->slot->topic;
+  uint32_t lost = now != TERN_TSTAMP_NONE ? member_losses(mb, now) : 0;
   while (mb->out) {
     msg *m = mb->out;
     if (!m->conn && m->session) {
@@ -589,16 +595,7 @@ static void member_leave(tern_hub *hub, member *mb, int store) {
       topic_msg_leave(hub, m);
     }
   }
-  if (mb->lost) {
-    /* Losses not told yet go to another member of the session, if any. */
-    for (member *o = s->members; o; o = o->s_next) {
-      if (o != mb) {
-        o->lost += mb->lost;
-        break;
-      }
-    }
-  }
-  member **pp = &s->members;
+  member **pp = &s->tp->members;
   while (*pp != mb) {
     pp = &(*pp)->s_next;
   }
@@ -611,6 +608,43 @@ static void member_leave(tern_hub *hub, member *mb, int store) {
   --t->nmembers;
   --hub->stats.members;
   member_put(hub, mb);
+  if (lost) {
+    uint64_t v = (uint64_t)s->tp->lost + lost;
+    s->tp->lost = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+    if (hub->persist && !hub->loading) {
+      persist_drops(hub, s); /* its "S" record carries them now */
+    }
+  } else if (now != TERN_TSTAMP_NONE) {
+    topic_session_trim(hub, s);
+  }
+}
+
+int topic_session_tp(tern_hub *hub, session *s) {
+  if (!s->tp) {
+    s->tp = mem_malloc(&hub->mem, sizeof(stopics));
+    if (!s->tp) {
+      return TERN_ERR_NOMEM;
+    }
+    memset(s->tp, 0, sizeof(stopics));
+  }
+  return 0;
+}
+
+uint32_t topic_told_retention(const session *s) {
+  uint64_t n = 0;
+  for (const conn *c = s->conns; c; c = c->session_next) {
+    n += c->aux ? c->aux->told_retention : 0;
+  }
+  return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
+void topic_session_trim(tern_hub *hub, session *s) {
+  stopics *tp = s->tp;
+  if (tp && !tp->members && !tp->psubs && !tp->lost &&
+      !topic_told_retention(s)) {
+    mem_free(&hub->mem, tp);
+    s->tp = NULL;
+  }
 }
 
 /* ---- restoring (h-tpersist) ------------------------------------------------ */
@@ -639,6 +673,9 @@ int topic_member_restore(tern_hub *hub, topic *t, session *s,
                          uint32_t lost) {
   if (member_of(s, t)) {
     return TERN_ERR_STORE;
+  }
+  if (topic_session_tp(hub, s) != 0) {
+    return TERN_ERR_NOMEM; /* an empty s->tp is freed with the session */
   }
   ifilter *flt = NULL;
   if (ftext) {
@@ -700,14 +737,14 @@ static void move_list(topic *t, member *mb, int online) {
 
 void topic_session_online(tern_hub *hub, session *s) {
   (void)hub;
-  for (member *mb = s->members; mb; mb = mb->s_next) {
+  for (member *mb = session_members(s); mb; mb = mb->s_next) {
     move_list(mb->slot->topic, mb, 1);
   }
 }
 
 void topic_session_offline(tern_hub *hub, session *s) {
   (void)hub;
-  for (member *mb = s->members; mb; mb = mb->s_next) {
+  for (member *mb = session_members(s); mb; mb = mb->s_next) {
     move_list(mb->slot->topic, mb, 0);
   }
 }
@@ -727,22 +764,24 @@ static void psub_free(tern_hub *hub, psub *p) {
 
 void topic_session_gone(tern_hub *hub, session *s) {
   int store = hub->persist && !hub->loading;
-  while (s->members) {
-    member_leave(hub, s->members, store);
+  while (s->tp->members) {
+    member_leave(hub, s->tp->members, store, TERN_TSTAMP_NONE);
   }
-  while (s->psubs) {
-    psub *p = s->psubs;
-    s->psubs = p->s_next;
+  while (s->tp->psubs) {
+    psub *p = s->tp->psubs;
+    s->tp->psubs = p->s_next;
     if (store) {
       persist_psub_gone(hub, p);
     }
     psub_free(hub, p);
   }
+  mem_free(&hub->mem, s->tp);
+  s->tp = NULL;
 }
 
 void topic_hub_free(tern_hub *hub) {
   while (hub->topic_list) {
-    topic_free(hub, hub->topic_list, 0);
+    topic_free(hub, hub->topic_list, 0, TERN_TSTAMP_NONE);
   }
   while (hub->psubs) {
     psub_free(hub, hub->psubs);
@@ -913,7 +952,7 @@ tern_ssize tern_hub_subscribe(tern_hub *hub, const uint8_t *key,
   psub *p = NULL;
   psub *old = NULL;
   if (!exact) {
-    for (old = s ? s->psubs : NULL; old; old = old->s_next) {
+    for (old = s ? session_psubs(s) : NULL; old; old = old->s_next) {
       if (old->patlen == patlen && memcmp(old->pattern, pattern, patlen) == 0) {
         break;
       }
@@ -926,7 +965,12 @@ tern_ssize tern_hub_subscribe(tern_hub *hub, const uint8_t *key,
       }
     }
   }
-  if (member_reserve(hub, ntopics) != 0) {
+  stopics *tp = NULL; /* the session's, made before anything changes */
+  if (!(s && s->tp)) {
+    tp = mem_malloc(&hub->mem, sizeof(stopics));
+  }
+  if ((!tp && !(s && s->tp)) || member_reserve(hub, ntopics) != 0) {
+    mem_free(&hub->mem, tp);
     mem_free(&hub->mem, p);
     filter_release(hub, flt);
     return TERN_ERR_NOMEM;
@@ -934,10 +978,15 @@ tern_ssize tern_hub_subscribe(tern_hub *hub, const uint8_t *key,
   if (!s) {
     rv = session_new(hub, &s, key, keylen, hash, now);
     if (rv != 0) {
+      mem_free(&hub->mem, tp);
       mem_free(&hub->mem, p);
       filter_release(hub, flt);
       return rv;
     }
+  }
+  if (tp) {
+    memset(tp, 0, sizeof(stopics));
+    s->tp = tp;
   }
   /* Commit. */
   int store = hub->persist && !hub->loading;
@@ -959,8 +1008,8 @@ tern_ssize tern_hub_subscribe(tern_hub *hub, const uint8_t *key,
     p->patlen = (uint16_t)patlen;
     memcpy(p->pattern, pattern, patlen);
     p->pattern[patlen] = '\0';
-    p->s_next = s->psubs;
-    s->psubs = p;
+    p->s_next = s->tp->psubs;
+    s->tp->psubs = p;
     p->h_prev = NULL;
     p->h_next = hub->psubs;
     if (hub->psubs) {
@@ -990,11 +1039,13 @@ tern_ssize tern_hub_subscribe(tern_hub *hub, const uint8_t *key,
     }
   }
   filter_release(hub, flt); /* the psub and slots hold their own */
+  topic_session_trim(hub, s); /* a wildcard matching nothing, no psub */
   return (tern_ssize)ntopics;
 }
 
 tern_ssize tern_hub_unsubscribe(tern_hub *hub, const uint8_t *key,
-                                size_t keylen, const char *pattern) {
+                                size_t keylen, const char *pattern,
+                                tern_tstamp now) {
   if (!hub || !pattern || check_key(key, keylen) != 0) {
     return TERN_ERR_INVALID;
   }
@@ -1003,12 +1054,12 @@ tern_ssize tern_hub_unsubscribe(tern_hub *hub, const uint8_t *key,
     return TERN_ERR_INVALID;
   }
   session *s = session_find(hub, key, keylen, session_hash(hub, key, keylen));
-  if (!s) {
+  if (!s || !s->tp) {
     return TERN_ERR_NOT_FOUND;
   }
   int store = hub->persist && !hub->loading;
   int found = 0;
-  for (psub **pp = &s->psubs; *pp; pp = &(*pp)->s_next) {
+  for (psub **pp = &s->tp->psubs; *pp; pp = &(*pp)->s_next) {
     psub *p = *pp;
     if (p->patlen == patlen && memcmp(p->pattern, pattern, patlen) == 0) {
       *pp = p->s_next;
@@ -1021,13 +1072,13 @@ tern_ssize tern_hub_unsubscribe(tern_hub *hub, const uint8_t *key,
     }
   }
   tern_ssize n = 0;
-  member *mb = s->members;
+  member *mb = s->tp->members;
   while (mb) {
     member *next = mb->s_next;
     const topic *t = mb->slot->topic;
     if (pattern_match((const uint8_t *)pattern, patlen,
                       (const uint8_t *)t->name, t->namelen)) {
-      member_leave(hub, mb, store);
+      member_leave(hub, mb, store, now);
       ++n;
     }
     mb = next;
@@ -1035,6 +1086,7 @@ tern_ssize tern_hub_unsubscribe(tern_hub *hub, const uint8_t *key,
   if (!found && n == 0) {
     return TERN_ERR_NOT_FOUND;
   }
+  topic_session_trim(hub, s);
   session_notify(hub, s); /* a connection may have nothing left to write */
   return n;
 }

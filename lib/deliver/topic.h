@@ -214,6 +214,19 @@ msg *topic_next(tern_hub *hub, session *s, msg *direct, tern_tstamp now,
 /* member_catch_up: a member behind its topic's retention counts what it
    lost and moves to the log's first offset. */
 void member_catch_up(member *mb);
+/* member_losses: what |mb| lost and has not told: its count, what
+   retention discarded behind it, and the messages for it past their time
+   at |now| that it had not come to.  The losses it takes along when it
+   leaves (into session->tp->lost). */
+uint32_t member_losses(const member *mb, tern_tstamp now);
+/* topic_session_trim frees s->tp once it holds nothing: no member, no
+   pattern, no loss to tell, none told and unconfirmed. */
+void topic_session_trim(tern_hub *hub, session *s);
+/* topic_session_tp allocates s->tp when absent: 0 or TERN_ERR_NOMEM. */
+int topic_session_tp(tern_hub *hub, session *s);
+/* topic_told_retention: the losses of |s| told in DROPPED frames and not
+   yet confirmed (its connections' told_retention). */
+uint32_t topic_told_retention(const session *s);
 /* topic_has_output: a member of |s| may have a message to send (not
    paced out), or losses to tell. */
 int topic_has_output(const tern_hub *hub, const session *s);
@@ -224,7 +237,8 @@ uint32_t topic_refresh(tern_hub *hub, session *s, tern_tstamp now);
 /* topic_pace_expiry: the pacing refill time passed: connections of
    members with messages waiting get back on the ready list. */
 void topic_pace_expiry(tern_hub *hub, tern_tstamp now);
-/* topic_lost_total sums the members' untold retention losses. */
+/* topic_lost_total sums the untold retention losses of |s|: its members'
+   and those of members that left. */
 uint32_t topic_lost_total(const session *s);
 /* topic_lost_told: the losses were written in a DROPPED frame. */
 void topic_lost_told(session *s);

@@ -1357,10 +1357,9 @@ int sim_run(const sim_opts *o, sim_result *r) {
 
 void sim_replay_command(char *buf, size_t cap, const char *prog,
                         const sim_opts *o) {
-  snprintf(buf, cap, "%s --seed %llu --verbose%s%s%s%s%s", prog,
+  snprintf(buf, cap, "%s --seed %llu --verbose%s%s%s%s", prog,
            (unsigned long long)o->seed, o->hub_restart ? " --hub-restart" : "",
            o->strict_dropped ? " --strict-dropped" : "",
            o->ack_livelock ? " --ack-livelock" : "",
-           o->topics ? " --topics" : "",
-           o->leave_losses ? " --known-bugs" : "");
+           o->topics ? " --topics" : "");
 }

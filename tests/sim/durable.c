@@ -296,8 +296,8 @@ static void watch_record(sim *s, const tern_store_record *r, int sync) {
     if (!set) {
       break;
     }
-    if (r->valuelen != 20) {
-      sim_fail(s, 6, "a session record of %zu bytes: no loss counts",
+    if (r->valuelen != 24) {
+      sim_fail(s, 6, "a session record of %zu bytes: not 24 (reservation and four loss counts)",
                r->valuelen);
       break;
     }

@@ -10,9 +10,7 @@
  *            --ack-livelock (also draw max_deliver 0 with ack_timeout,
  *            which livelocks on slow links: a known issue, regress.c),
  *            --topics (topics, members joining and leaving, topic
- *            publishes and tern_hub_publish_many: topics.c),
- *            --known-bugs (with --topics: tolerate, and count, the topic
- *            bugs that tests/sim/topic_regress.c shows)
+ *            publishes and tern_hub_publish_many: topics.c)
  *
  * Exits 0 when every seed held every invariant; otherwise prints, for each
  * failing seed, the invariant, the reason and the one command line that
@@ -29,7 +27,7 @@ static void usage(FILE *f) {
   fprintf(f, "usage: sim [--seeds N [--start S] [--jobs J] | --seed X "
              "[--verbose]]\n"
              "           [--hub-restart] [--strict-dropped] [--ack-livelock]\n"
-             "           [--topics [--known-bugs]]\n");
+             "           [--topics]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *v) {
@@ -73,9 +71,6 @@ int main(int argc, char **argv) {
       o.ack_livelock = 1;
     } else if (strcmp(a, "--topics") == 0) {
       o.topics = 1;
-    } else if (strcmp(a, "--known-bugs") == 0) {
-      /* tolerate the topic bugs topic_regress.c shows (see sim.h) */
-      o.leave_losses = 1;
     } else if (strcmp(a, "--help") == 0) {
       usage(stdout);
       return 0;

@@ -58,7 +58,6 @@ static void add(sim_result *t, const sim_result *r) {
   t->leaves += r->leaves;
   t->many_publishes += r->many_publishes;
   t->receipts_checked += r->receipts_checked;
-  t->leave_losses += r->leave_losses;
   t->late_wakeups += r->late_wakeups;
   t->lossy_sessions += r->lossy_sessions;
   t->blind_sessions += r->blind_sessions;
@@ -365,8 +364,7 @@ void sim_print_topics(const char *name, const sim_result *t) {
          "to apps, %llu acked, %llu taken by retention unsent, %llu left "
          "unsent by their member; %llu joins, %llu leaves, %llu "
          "publish_many calls, %llu receipts checked, %llu late wakeups "
-         "of paced sends, %llu sessions with topic losses untold after a "
-         "member left\n",
+         "of paced sends\n",
          name, (unsigned long long)t->topic_publishes,
          (unsigned long long)t->topic_copies,
          (unsigned long long)t->topic_delivered,
@@ -376,6 +374,5 @@ void sim_print_topics(const char *name, const sim_result *t) {
          (unsigned long long)t->leaves,
          (unsigned long long)t->many_publishes,
          (unsigned long long)t->receipts_checked,
-         (unsigned long long)t->late_wakeups,
-         (unsigned long long)t->leave_losses);
+         (unsigned long long)t->late_wakeups);
 }

@@ -52,8 +52,6 @@ typedef struct sim_opts {
   int topics;         /* --topics: topics, members joining and leaving,
                          topic publishes and tern_hub_publish_many
                          (topics.c)                                      */
-  int leave_losses;   /* --known-bugs: losses of a member that
-                         leaves may go untold (a known bug: topics.c) */
 } sim_opts;
 
 typedef struct sim_result {
@@ -106,8 +104,6 @@ typedef struct sim_result {
   uint64_t joins, leaves;    /* subscribe and unsubscribe calls that worked */
   uint64_t many_publishes;   /* tern_hub_publish_many calls that queued     */
   uint64_t receipts_checked;
-  uint64_t leave_losses;     /* --known-bugs: session instances
-                                whose topic losses were not all told     */
   uint64_t late_wakeups;     /* paced connections wanting to write
                                 before a refill's turn came to them    */
   tern_duration virtual_time;
@@ -210,7 +206,7 @@ typedef struct sim_link {
   int hub_want;           /* the hub host owes it a tern_conn_write       */
   int connected;          /* CONNECTED seen on it                         */
   tern_tstamp accept_at;  /* hello_accept: the host decides then; NONE    */
-  int probe;              /* --known-bugs: written although
+  int probe;              /* written although
                              tern_hub_next_ready did not return it      */
   int could_send;         /* before the last tern_hub_handle_expiry: open,
                              bound, room in the window and the socket     */

@@ -48,8 +48,6 @@
  *     tern_topic_get_receipt's counts equal the model's (members whose
  *     filter matched at publish, copies sent at least once, copies acked
  *     while a member).
- * Known bugs (topic_regress.c) fail these; --known-bugs tolerates and
- * counts them: untold losses of a session whose member left.
  * Pacing (topic_rate, a topic's rate) wakes as many waiting connections
  * at a refill as it brings tokens: one wanting to write before its turn
  * is tolerated and counted (late wakeups), and the quiet phase checks
@@ -491,17 +489,10 @@ static void held_collect(sim *s, int client, int32_t tidx, int inflight,
 /* ---- joining and leaving ---------------------------------------------------- */
 
 /*
- * --known-bugs (leave losses).  A member counts the messages it lost unsent (to
- * retention or their time) lazily, as it moves past them, and keeps the
- * count (and the count of DROPPED notices a dead connection did not
- * confirm) itself, not in its session.  When it leaves, what it counted
- * and did not tell goes to another member of the session if there is
- * one, else is dropped; what it had not come to is never counted; a
- * notice returned by a dead connection to a session without members is
- * dropped.  So the losses of a session instance in which a member left
- * may go untold (a known bug: topic_regress.c leave_losses).  With this
- * option the lower bound of invariant 6 for topic losses holds only for
- * the session instances in which no member left.
+ * A member that leaves takes what it lost and did not tell (what it
+ * counted, what retention discarded behind it, and what passed its time
+ * before it came to it) to its session (tern_hub_unsubscribe's |now|),
+ * which tells it: invariant 6 holds for every session instance.
  */
 static void leave(sim *s, int ci, int k) {
   topics *T = s->tp;
@@ -513,7 +504,7 @@ static void leave(sim *s, int ci, int k) {
     nmem += T->tp[t].t && tp_pmatch(pat, topic_names[t]);
   }
   tern_ssize rv = tern_hub_unsubscribe(s->hub, (const uint8_t *)c->key,
-                                       c->keylen, pat);
+                                       c->keylen, pat, s->now);
   sim_log(s, "%s leaves %s: %s (%d members)", c->key, pat,
           rv < 0 ? tern_strerror((int)rv) : "ok", (int)rv);
   if (rv != nmem) {
