@@ -880,15 +880,17 @@ tern_ssize tern_conn_write(tern_conn *tc, uint8_t *buf, size_t cap,
   tern_hub *hub = c->hub;
   out o = {buf, buf + cap, buf, 0};
   int rv = 0;
-  if (c->aux && c->aux->wmsg && !put_partial(hub, c, &o)) {
-    goto done;
-  }
-  if (c->aux && c->aux->wctllen && !put_ctl_rest(hub, c, &o)) {
-    goto done;
-  }
-  if (conn_producer(c) && produce_cut_pending(c) &&
-      !produce_write(c, &o.p, o.end)) {
-    goto done; /* the rest of a PUBACK goes before anything else */
+  if (c->aux) { /* rare: one test for the common case */
+    if (c->aux->wmsg && !put_partial(hub, c, &o)) {
+      goto done;
+    }
+    if (c->aux->wctllen && !put_ctl_rest(hub, c, &o)) {
+      goto done;
+    }
+    if (c->aux->prod && produce_cut_pending(c) &&
+        !produce_write(c, &o.p, o.end)) {
+      goto done; /* the rest of a PUBACK goes before anything else */
+    }
   }
   if (c->state == CONN_CLOSING) {
     if (conn_producer(c) && !produce_write(c, &o.p, o.end)) {
