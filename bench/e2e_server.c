@@ -16,6 +16,9 @@
  *                           ?seq= resume), POST /ack?session=&seq= (204),
  *                           POST /subscribe?session=&topic= (204).
  *   --publish-token T       the producers' HELLO token ("e2e").
+ *   --max-pending N         the hub's max_pending (10000): a small one
+ *                           makes the hub evict, which the suite uses to
+ *                           see bench/e2e fail a row that lost messages.
  *
  * Topic "e2e" exists from the start (the generator's fan-out rows).  The
  * server runs until SIGTERM or SIGINT.  It is a benchmark fixture, not a
@@ -392,12 +395,14 @@ static int parse_addr(const char *arg, char *host, size_t hostcap,
 
 static int usage(void) {
   fprintf(stderr, "usage: e2e_server [--bin-listen ADDR:PORT] "
-                  "[--listen ADDR:PORT] [--publish-token T]\n");
+                  "[--listen ADDR:PORT] [--publish-token T] "
+                  "[--max-pending N]\n");
   return 2;
 }
 
 int main(int argc, char **argv) {
   const char *bin = NULL, *web = NULL;
+  unsigned long max_pending = 10000;
   server srv;
   memset(&srv, 0, sizeof(srv));
   srv.token = "e2e";
@@ -408,6 +413,8 @@ int main(int argc, char **argv) {
       web = argv[++i];
     } else if (i + 1 < argc && strcmp(argv[i], "--publish-token") == 0) {
       srv.token = argv[++i];
+    } else if (i + 1 < argc && strcmp(argv[i], "--max-pending") == 0) {
+      max_pending = strtoul(argv[++i], NULL, 10);
     } else {
       return usage();
     }
@@ -418,6 +425,7 @@ int main(int argc, char **argv) {
   tern_settings s;
   tern_settings_default(&s);
   s.hello_accept = 1;
+  s.max_pending = (uint32_t)max_pending;
   s.seed = (uint64_t)tern_posix_now() | 1;
   int rc = tern_hub_new(&srv.hub, &s, NULL);
   if (rc == 0) {
