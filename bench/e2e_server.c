@@ -14,7 +14,10 @@
  *                           (?session= or ?topic=, body = payload, 202),
  *                           GET /stream?session= (SSE, Last-Event-ID or
  *                           ?seq= resume), POST /ack?session=&seq= (204),
- *                           POST /subscribe?session=&topic= (204).
+ *                           POST /subscribe?session=&topic= (204),
+ *                           GET /ws?session= (WebSocket, subprotocol
+ *                           tern.bin only: the binary framing inside
+ *                           binary messages).
  *   --publish-token T       the producers' HELLO token ("e2e").
  *   --max-pending N         the hub's max_pending (10000): a small one
  *                           makes the hub evict, which the suite uses to
@@ -32,6 +35,7 @@
 #include "http/http.h"
 #include "tern.h"
 #include "tern_posix.h"
+#include "web/ws.h"
 
 typedef struct server {
   tern_epoll *ep;
@@ -49,7 +53,9 @@ typedef struct hsock {
   http_parser *p;    /* NULL once streaming                               */
   char *out;         /* answers not yet pulled                            */
   size_t outlen, outoff, outcap;
-  tern_conn *stream; /* the SSE connection                                */
+  tern_conn *stream; /* the SSE connection, or the binary connection
+                        inside a WebSocket                               */
+  web_ws_decoder *ws; /* a WebSocket's decoder                            */
   int closing;       /* answer, then end                                  */
 } hsock;
 
@@ -216,6 +222,78 @@ static int do_stream(hsock *h, tern_socket *s, const http_request *r,
   return n ? put(h, head, n) : -1;
 }
 
+/* GET /ws: the upgrade, then a binary connection (tern_conn_new) whose
+   bytes travel in binary messages.  Its user data is the socket, as for
+   SSE; its HELLO goes through on_event like any other. */
+static int do_ws(hsock *h, tern_socket *s, const http_request *r,
+                 tern_tstamp now) {
+  unsigned proto = 0;
+  char accept[WEB_WS_ACCEPT_LEN];
+  if (!r->upgrade.p || !r->connection_upgrade ||
+      !web_http_has_token(r->upgrade.p, r->upgrade.len, "websocket")) {
+    return answer_error(h, 400, "not a WebSocket upgrade");
+  }
+  if (web_ws_handshake(r->ws_key.p, r->ws_key.len, r->ws_version.p,
+                       r->ws_version.len, r->ws_protocol.p,
+                       r->ws_protocol.len, WEB_WS_PROTO_BIN, &proto,
+                       accept) != WEB_WS_HS_OK) {
+    return answer_error(h, 400, "bad WebSocket handshake (tern.bin only)");
+  }
+  h->ws = malloc(sizeof(*h->ws));
+  if (!h->ws) {
+    return -1;
+  }
+  web_ws_decoder_init(h->ws, WEB_WS_SERVER, 1 << 20, 1 << 20);
+  int rc = tern_conn_new(&h->stream, h->srv->hub, now);
+  if (rc != 0) {
+    free(h->ws);
+    h->ws = NULL;
+    return answer_error(h, 503, tern_strerror(rc));
+  }
+  tern_conn_set_user_data(h->stream, s);
+  char head[256];
+  int n = snprintf(head, sizeof(head),
+                   "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Accept: %.*s\r\n"
+                   "Sec-WebSocket-Protocol: tern.bin\r\n\r\n",
+                   WEB_WS_ACCEPT_LEN, accept);
+  return put(h, head, (size_t)n);
+}
+
+/* Bytes from a WebSocket peer: binary messages go to the connection;
+   pings are answered.  A CLOSE or a bad frame ends the socket (the
+   connection's in-flight messages go back to its session). */
+static int ws_feed(hsock *h, const uint8_t *in, size_t len, tern_tstamp now) {
+  uint8_t data[16384];
+  while (len > 0) {
+    web_ws_event ev;
+    tern_ssize used = web_ws_decode(h->ws, in, len, data, sizeof(data), &ev);
+    if (used < 0) {
+      return TERN_ERR_PROTO;
+    }
+    in += used;
+    len -= (size_t)used;
+    if (ev.type == WEB_WS_EV_DATA && ev.len > 0) {
+      if (ev.opcode != WEB_WS_BINARY) {
+        return TERN_ERR_PROTO; /* tern.bin carries binary messages */
+      }
+      /* A receiver's bytes are always consumed whole (only producers,
+         which this bench does not run over WebSocket, push back). */
+      (void)tern_conn_read(h->stream, ev.data, ev.len, now);
+    } else if (ev.type == WEB_WS_EV_PING) {
+      uint8_t pong[2 + WEB_WS_CONTROL_MAX];
+      tern_ssize n = web_ws_control_write(pong, sizeof(pong), WEB_WS_PONG,
+                                          ev.data, ev.len, NULL);
+      if (n < 0 || put(h, (const char *)pong, (size_t)n) != 0) {
+        return TERN_ERR_NOMEM;
+      }
+    } else if (ev.type == WEB_WS_EV_CLOSE) {
+      return TERN_ERR_CLOSED;
+    }
+  }
+  return 0;
+}
+
 static int route(hsock *h, tern_socket *s, const http_request *r,
                  tern_tstamp now) {
   const char *path = r->path.p;
@@ -235,6 +313,10 @@ static int route(hsock *h, tern_socket *s, const http_request *r,
   }
   if (IS("/stream")) {
     return r->method == HTTP_GET ? do_stream(h, s, r, now)
+                                 : answer_error(h, 405, "GET only");
+  }
+  if (IS("/ws")) {
+    return r->method == HTTP_GET ? do_ws(h, s, r, now)
                                  : answer_error(h, 405, "GET only");
   }
 #undef IS
@@ -261,6 +343,9 @@ static int h_read(void *user, tern_socket *s, const uint8_t *in, size_t len,
                   tern_tstamp now) {
   (void)user;
   hsock *h = tern_socket_get_user_data(s);
+  if (h->ws && !h->p) {
+    return h->closing ? 0 : ws_feed(h, in, len, now);
+  }
   if (!h->p || h->closing) {
     return 0; /* a stream's peer says nothing; bytes after an end neither */
   }
@@ -293,6 +378,9 @@ static int h_read(void *user, tern_socket *s, const uint8_t *in, size_t len,
     http_parser_free(h->p);
     free(h->p);
     h->p = NULL;
+    if (h->ws && len > 0) {
+      return ws_feed(h, in, len, now); /* frames right behind the upgrade */
+    }
   } else if (h->p && http_parser_idle(h->p)) {
     http_parser_trim(h->p);
   }
@@ -316,10 +404,30 @@ static tern_ssize h_pull(void *user, tern_socket *s, uint8_t *out, size_t cap,
     }
     h->outoff = h->outlen = 0;
   }
-  if (h->out && h->stream) {
+  if (h->out && h->stream && !h->ws) {
     free(h->out); /* the head is out: a stream answers nothing more */
     h->out = NULL;
     h->outcap = 0;
+  }
+  if (h->ws) {
+    /* One binary message per pull: room for the longest header first,
+       the header written once the length is known. */
+    const size_t room = WEB_WS_SERVER_HEADER_MAX;
+    if (cap - n <= room) {
+      return (tern_ssize)n;
+    }
+    tern_ssize w =
+        tern_conn_write(h->stream, out + n + room, cap - n - room, now);
+    if (w == TERN_ERR_NOMEM) {
+      w = 0;
+    }
+    if (w <= 0) {
+      return n || w == 0 ? (tern_ssize)n : w;
+    }
+    size_t hl = web_ws_header_len((uint64_t)w, 0);
+    memmove(out + n + hl, out + n + room, (size_t)w);
+    web_ws_header_write(out + n, 1, WEB_WS_BINARY, (uint64_t)w, NULL);
+    return (tern_ssize)(n + hl + (size_t)w);
   }
   if (h->stream) {
     tern_ssize w = tern_conn_write(h->stream, out + n, cap - n, now);
@@ -344,6 +452,7 @@ static void h_close(void *user, tern_socket *s) {
     return;
   }
   tern_conn_del(h->stream); /* in-flight messages go back to the session */
+  free(h->ws);
   if (h->p) {
     http_parser_free(h->p);
     free(h->p);

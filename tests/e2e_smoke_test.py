@@ -51,6 +51,8 @@ CASES = [
      ["--mode", "idle", "--kind", "sse", "-k", "50"], 0, "ok", None, None),
     ("idle bin, 50 subscribers",
      ["--mode", "idle", "--kind", "bin", "-k", "50"], 0, "ok", None, None),
+    ("idle ws, 50 subscribers",
+     ["--mode", "idle", "--kind", "ws", "-k", "50"], 0, "ok", None, None),
     ("a server that evicts: the row fails",
      ["--server", SERVER + " --max-pending 16 --listen 127.0.0.1:{http}"
       " --bin-listen 127.0.0.1:{bin}",
