@@ -402,7 +402,7 @@ static void sse_ack(load *L, peer *p) {
 }
 
 static const uint8_t *find(const uint8_t *p, size_t n, const char *lit) {
-  return memmem(p, n, lit, strlen(lit));
+  return p && n ? memmem(p, n, lit, strlen(lit)) : NULL;
 }
 
 /* One line of the event stream, without its end. */
@@ -451,6 +451,9 @@ static void sse_line(load *L, peer *p, const uint8_t *s, size_t n) {
 }
 
 static void sse_input(load *L, peer *p) {
+  if (p->in.off == p->in.len) {
+    return;
+  }
   const uint8_t *b = p->in.data + p->in.off;
   size_t n = p->in.len - p->in.off, used = 0;
   for (;;) {
