@@ -413,7 +413,7 @@ int main(int argc, char **argv) {
       c.k = have_k ? cfg.k : rs->k;
       c.rate = rs->rate;
       if (cfg.n == 0) {
-        c.seconds = rs->seconds ? rs->seconds : cfg.seconds;
+        c.seconds = rs->seconds > 0 ? rs->seconds : cfg.seconds;
       }
     }
     if (c.pub == E2E_PUB_BIN && !cfg.bin_port) {
