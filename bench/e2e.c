@@ -5,7 +5,10 @@
  * messages per second, publish-to-receive latency (p50, p99, p99.9), the
  * server's CPU per delivered message (utime + stime from /proc/PID/stat
  * around the run) and its RSS per idle subscriber (the VmRSS delta over K
- * idle connections).
+ * idle connections).  "gen" is the generator's own CPU per delivered
+ * message: it shares the machine's cores with the server, so when it is
+ * the larger of the two, msg/s says more about the generator than about
+ * the server.
  *
  *   e2e                      the full table against bench/e2e_server
  *   e2e --mode 1to1|fanout|idle [--kind bin|sse|ws] [--pub bin|http]
@@ -169,9 +172,9 @@ static int parse_hostport(const char *arg, char *host, size_t cap,
 }
 
 static void print_header(void) {
-  printf("%-30s %6s %10s %10s %10s %8s %8s %8s %10s %10s  %s\n", "row", "k",
-         "published", "delivered", "msg/s", "p50 us", "p99 us", "p999 us",
-         "CPU us/msg", "B/idle", "result");
+  printf("%-30s %6s %10s %10s %10s %8s %8s %8s %10s %8s %8s  %s\n", "row",
+         "k", "published", "delivered", "msg/s", "p50 us", "p99 us",
+         "p999 us", "CPU us/msg", "gen", "B/idle", "result");
 }
 
 static void print_row(const e2e_cfg *c, const e2e_result *r) {
@@ -190,18 +193,19 @@ static void print_row(const e2e_cfg *c, const e2e_result *r) {
                        : r->status == E2E_NA ? "n/a"
                                              : "FAIL";
   if (r->status == E2E_NA) {
-    printf("%-30s %6u %10s %10s %10s %8s %8s %8s %10s %10s  %s: %s\n", row,
-           c->k, "-", "-", "-", "-", "-", "-", "-", "-", result, r->note);
+    printf("%-30s %6u %10s %10s %10s %8s %8s %8s %10s %8s %8s  %s: %s\n",
+           row, c->k, "-", "-", "-", "-", "-", "-", "-", "-", "-", result,
+           r->note);
     fflush(stdout);
     return;
   }
-  char cpu[32] = "-", idle[32] = "-";
+  char cpu[32] = "-", gen[32] = "-", idle[32] = "-";
   if (c->mode == E2E_IDLE) {
     if (r->rss_before_kb >= 0 && r->rss_after_kb >= 0) {
       snprintf(idle, sizeof(idle), "%.0f", r->bytes_per_conn);
     }
-    printf("%-30s %6u %10s %10s %10s %8s %8s %8s %10s %10s  %s%s%s\n", row,
-           c->k, "-", "-", "-", "-", "-", "-", "-", idle, result,
+    printf("%-30s %6u %10s %10s %10s %8s %8s %8s %10s %8s %8s  %s%s%s\n",
+           row, c->k, "-", "-", "-", "-", "-", "-", "-", "-", idle, result,
            r->note[0] ? ": " : "", r->note);
     fflush(stdout);
     return;
@@ -209,11 +213,16 @@ static void print_row(const e2e_cfg *c, const e2e_result *r) {
   if (r->cpu_s >= 0 && r->delivered > 0) {
     snprintf(cpu, sizeof(cpu), "%.2f", r->cpu_s * 1e6 / (double)r->delivered);
   }
-  printf("%-30s %6u %10llu %10llu %10.0f %8.1f %8.1f %8.1f %10s %10s  %s%s%s\n",
+  if (r->gen_cpu_s >= 0 && r->delivered > 0) {
+    snprintf(gen, sizeof(gen), "%.2f",
+             r->gen_cpu_s * 1e6 / (double)r->delivered);
+  }
+  printf("%-30s %6u %10llu %10llu %10.0f %8.1f %8.1f %8.1f %10s %8s %8s  "
+         "%s%s%s\n",
          row, c->k, (unsigned long long)r->published,
          (unsigned long long)r->delivered, r->msgs_per_s, r->p50_us,
-         r->p99_us, r->p999_us, cpu, idle, result, r->note[0] ? ": " : "",
-         r->note);
+         r->p99_us, r->p999_us, cpu, gen, idle, result,
+         r->note[0] ? ": " : "", r->note);
   fflush(stdout);
 }
 

@@ -54,6 +54,9 @@ typedef struct e2e_result {
   double p50_us, p99_us, p999_us;
   double cpu_s;        /* server CPU (user + system) over the run; <0
                           when unknown                                */
+  double gen_cpu_s;    /* the generator's own CPU over the run: when it
+                          is near the server's, the generator (on the
+                          same cores) bounds msg/s, not the server    */
   long rss_before_kb, rss_after_kb; /* idle rows; <0 unknown          */
   double bytes_per_conn;
 } e2e_result;
@@ -121,6 +124,8 @@ int e2e_payload_read(const uint8_t *p, size_t len, uint64_t *t_ns,
 /* e2e_proc_cpu: user + system CPU of |pid| in seconds (all threads), or
    -1.  e2e_proc_rss: its VmRSS in KiB, or -1. */
 double e2e_proc_cpu(pid_t pid);
+/* e2e_self_cpu: this process's user + system CPU in seconds. */
+double e2e_self_cpu(void);
 long e2e_proc_rss(pid_t pid);
 
 #endif

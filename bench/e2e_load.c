@@ -870,7 +870,7 @@ static void name_peers(load *L, peer *ps, uint32_t n, int type,
   }
 }
 
-static void results(load *L, pid_t server, double cpu0) {
+static void results(load *L, pid_t server, double cpu0, double gen0) {
   e2e_result *r = L->res;
   r->published = L->accepted;
   r->refused = L->refused;
@@ -886,6 +886,7 @@ static void results(load *L, pid_t server, double cpu0) {
   r->p999_us = (double)e2e_hist_quantile(&L->hist, 0.999) / 1e3;
   double cpu1 = server > 0 ? e2e_proc_cpu(server) : -1;
   r->cpu_s = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
+  r->gen_cpu_s = e2e_self_cpu() - gen0;
   if (L->failed) {
     return;
   }
@@ -928,6 +929,7 @@ static void run_traffic(load *L, pid_t server) {
     return;
   }
   double cpu0 = server > 0 ? e2e_proc_cpu(server) : -1;
+  double gen0 = e2e_self_cpu();
   L->t_first = L->t_progress = e2e_now();
   L->publishing = 1;
   for (;;) {
@@ -952,7 +954,7 @@ static void run_traffic(load *L, pid_t server) {
       break; /* nothing moves: results() says what is missing */
     }
   }
-  results(L, server, cpu0);
+  results(L, server, cpu0, gen0);
 }
 
 static void run_idle(load *L, pid_t server, long rss0) {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -364,6 +365,15 @@ double e2e_proc_cpu(pid_t pid) {
   }
   long hz = sysconf(_SC_CLK_TCK);
   return (double)(utime + stime) / (double)(hz > 0 ? hz : 100);
+}
+
+double e2e_self_cpu(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) {
+    return -1;
+  }
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 long e2e_proc_rss(pid_t pid) {
