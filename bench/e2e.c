@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -78,6 +79,9 @@ static int spawn(server_proc *sp, const e2e_cfg *cfg) {
     return -1;
   }
   if (pid == 0) {
+    /* The table owns stdout; the server dies with the generator. */
+    dup2(STDERR_FILENO, STDOUT_FILENO);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
     char *cmd = malloc(strlen(sp->cmd) + 6);
     if (cmd) {
       sprintf(cmd, "exec %s", sp->cmd); /* the pid stays the server's */
