@@ -405,6 +405,17 @@ int main(int argc, char **argv) {
   if (templ[0]) {
     printf("(a fresh server process for each row)\n");
   }
+  /* The machine's load says how much the figures below can be trusted:
+     the generator and the server share its cores with everything else. */
+  FILE *la = fopen("/proc/loadavg", "r");
+  char load[64] = "?";
+  if (la) {
+    if (fgets(load, sizeof(load), la)) {
+      load[strcspn(load, " ")] = 0; /* the 1-minute figure */
+    }
+    fclose(la);
+  }
+  printf("load average %s on %ld CPUs\n", load, sysconf(_SC_NPROCESSORS_ONLN));
   printf("targets (one server thread): >= 500000 msg/s 1to1 bin, "
          "<= 2 us CPU/msg, <= 512 B per idle SSE subscriber (k 10000)\n");
   print_header();
