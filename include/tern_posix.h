@@ -205,8 +205,10 @@ typedef struct tern_socket_handler {
 
 /* TERN_DRIVER_OPTIONS_V1 is the first layout of tern_driver_options. */
 #define TERN_DRIVER_OPTIONS_V1 1
+/* TERN_DRIVER_OPTIONS_V2 adds |mem|. */
+#define TERN_DRIVER_OPTIONS_V2 2
 /* TERN_DRIVER_OPTIONS_VERSION is its layout in this header. */
-#define TERN_DRIVER_OPTIONS_VERSION TERN_DRIVER_OPTIONS_V1
+#define TERN_DRIVER_OPTIONS_VERSION TERN_DRIVER_OPTIONS_V2
 
 /*
  * tern_driver_options configures a driver.  Fill it with
@@ -231,6 +233,15 @@ typedef struct tern_driver_options {
   void (*on_event)(void *user_data, tern_driver *d, const tern_event *ev);
   /* user_data is passed to on_event. */
   void *user_data;
+  /* (layout V2) mem, when not NULL, allocates everything the driver and
+     its inboxes allocate: the driver, listeners, sockets and their
+     buffers, and the inbox copies of messages (copied; all four functions
+     set).  Inbox copies are allocated on the publishing threads: with an
+     inbox the functions must be thread-safe.  The hub has its own
+     (tern_hub_new); tern_workers gives this one to its hubs too.  NULL:
+     libc.  A tern_epoll allocates with libc: a host that routes every
+     allocation brings its own loop. */
+  const tern_mem *mem;
 } tern_driver_options;
 
 /* tern_driver_options_default_versioned fills the fields of layout
@@ -248,8 +259,9 @@ TERN_EXTERN void tern_driver_options_default_versioned(uint32_t version,
  * |o| (NULL: defaults; copied).  The hub stays the host's: it is used on
  * the loop's thread only from now on, and deleted by the host after
  * tern_driver_del.  Returns 0, TERN_ERR_INVALID (NULL arguments, an
- * unknown version, out_cap out of range, a method missing) or
- * TERN_ERR_NOMEM, or what the loop's timer_add returned.
+ * unknown version, out_cap out of range, a method missing, a mem with a
+ * function missing) or TERN_ERR_NOMEM, or what the loop's timer_add
+ * returned.
  */
 TERN_EXTERN int tern_driver_new(tern_driver **pd, tern_hub *hub,
                                 const tern_loop_methods *m, void *loop,

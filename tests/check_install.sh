@@ -4,8 +4,11 @@
 # --destdir), asks pkg-config for the flags there (PKG_CONFIG_LIBDIR and
 # PKG_CONFIG_SYSROOT_DIR point it into the DESTDIR, away from any libtern
 # installed on the machine), compiles every examples/*.c with nothing else
-# on the include path, and runs hello against the installed shared
-# library.  Prints TAP.
+# on the include path (those that include tern_posix.h with the flags of
+# libtern-posix, on Linux), and runs hello, and posix_hello, against the
+# installed shared libraries.  Also checks that every function the
+# installed headers declare has an installed man page of its name
+# (a page or a link to its family's page).  Prints TAP.
 #
 #   check_install.sh BUILD_DIR SOURCE_DIR PREFIX LIBDIR
 #
@@ -41,7 +44,6 @@ destdir=$tmp/root
 
 shopt -s nullglob
 examples=("$src"/examples/*.c)
-echo "1..$((${#examples[@]} + 3))"
 n=0
 fail=0
 ok() {
@@ -73,15 +75,35 @@ else
   flags=
 fi
 
+# libtern-posix (Linux): its header, its .pc, which pulls in libtern.
+posix_flags=
+if [ "$(uname -s)" = Linux ]; then
+  if posix_flags=$(pkg-config --cflags --libs libtern-posix) &&
+    [[ " $posix_flags " == *" -L$destdir"* ]] &&
+    [[ " $posix_flags " == *" -ltern-posix "* ]] &&
+    [[ " $posix_flags " == *" -ltern "* ]] &&
+    [ -n "$(find "$destdir" -path '*/include/tern_posix.h')" ]; then
+    ok "pkg-config --cflags --libs libtern-posix: $posix_flags"
+  else
+    not_ok "libtern-posix, its header and its .pc are installed (got: ${posix_flags:-nothing})"
+    posix_flags=
+  fi
+fi
+
 # Linux-only examples build on Linux only, as in examples/meson.build.
 for f in "${examples[@]}"; do
   name=$(basename "$f" .c)
-  if [[ $name == tcp_* ]] && [ "$(uname -s)" != Linux ]; then
+  uses=$flags
+  if grep -q '#include <tern_posix.h>' "$f"; then
+    uses="$posix_flags -pthread"
+  fi
+  if { [[ $name == tcp_* || $name == embed_* || $uses != "$flags" ]]; } &&
+    [ "$(uname -s)" != Linux ]; then
     ok "$name # SKIP not Linux"
     continue
   fi
-  # shellcheck disable=SC2086 # $cc and $flags are word lists
-  if $cc -std=c11 -Wall -Wextra -Werror $sanflags -o "$tmp/$name" "$f" $flags \
+  # shellcheck disable=SC2086 # $cc and $uses are word lists
+  if $cc -std=c11 -Wall -Wextra -Werror $sanflags -o "$tmp/$name" "$f" $uses \
     >"$tmp/$name.log" 2>&1; then
     ok "$name compiles against the installed header and library"
   else
@@ -104,4 +126,39 @@ else
   not_ok "hello runs against the installed libtern"
   sed 's/^/# /' "$tmp/hello.log" 2>/dev/null
 fi
+# posix_hello runs with the installed libtern-posix and libtern: a server
+# on the epoll loop and a receiver over 127.0.0.1.
+if [ "$(uname -s)" = Linux ] && [ -f "$src/examples/posix_hello.c" ]; then
+  if [ -x "$tmp/posix_hello" ] && [ -n "$libpath" ] &&
+    LD_LIBRARY_PATH=$libpath "$tmp/posix_hello" >"$tmp/posix_hello.log" 2>&1 &&
+    LD_LIBRARY_PATH=$libpath ldd "$tmp/posix_hello" 2>/dev/null |
+    grep -q "libtern-posix.* => $destdir"; then
+    ok "posix_hello runs against the installed libtern-posix"
+  else
+    not_ok "posix_hello runs against the installed libtern-posix"
+    sed 's/^/# /' "$tmp/posix_hello.log" 2>/dev/null
+  fi
+fi
+
+# "man NAME" finds a page for every function of the installed headers.
+man3=$(find "$destdir" -type d -path '*/man/man3' | head -n 1)
+headers=()
+while IFS= read -r h; do headers+=("$h"); done < <(find "$destdir" -name 'tern*.h')
+if [ -z "$man3" ] || [ ${#headers[@]} -eq 0 ] ||
+  ! funcs=$("$src"/tests/check_symbols.sh --declared "${headers[@]}"); then
+  not_ok "the man pages and headers are installed"
+else
+  missing=
+  for f in $funcs; do
+    [ -e "$man3/$f.3" ] || missing="$missing $f"
+  done
+  if [ -z "$missing" ]; then
+    ok "every installed function has an installed page or link in man3 ($(wc -w <<<"$funcs") functions)"
+  else
+    not_ok "every installed function has an installed page or link in man3"
+    echo "#   missing:$missing"
+  fi
+fi
+
+echo "1..$n"
 exit $fail

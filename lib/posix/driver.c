@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -46,6 +47,7 @@ typedef struct listener {
 } listener;
 
 struct tern_driver {
+  tern_mem mem; /* the host's allocator, or libc's behind the same calls */
   tern_hub *hub;
   const tern_loop_methods *m;
   void *loop;
@@ -67,16 +69,72 @@ struct tern_driver {
   tern_driver_stats st;
 };
 
+size_t posix_driver_options_size(uint32_t version) {
+  switch (version) {
+  case TERN_DRIVER_OPTIONS_V1:
+    return offsetof(tern_driver_options, mem);
+  case TERN_DRIVER_OPTIONS_V2:
+    return sizeof(tern_driver_options);
+  default:
+    return 0;
+  }
+}
+
+/* libc behind tern_mem's calls, so that the driver has one way to
+   allocate. */
+static void *libc_malloc(size_t size, void *ud) {
+  (void)ud;
+  return malloc(size);
+}
+static void libc_free(void *ptr, void *ud) {
+  (void)ud;
+  free(ptr);
+}
+static void *libc_calloc(size_t n, size_t size, void *ud) {
+  (void)ud;
+  return calloc(n, size);
+}
+static void *libc_realloc(void *ptr, size_t size, void *ud) {
+  (void)ud;
+  return realloc(ptr, size);
+}
+
+void posix_mem_init(tern_mem *m, const tern_mem *host) {
+  if (host) {
+    *m = *host;
+  } else {
+    tern_mem libc = {NULL, libc_malloc, libc_free, libc_calloc, libc_realloc};
+    *m = libc;
+  }
+}
+
+int posix_mem_valid(const tern_mem *m) {
+  return !m || (m->malloc && m->free && m->calloc && m->realloc);
+}
+
+void *posix_malloc(const tern_driver *d, size_t size) {
+  return d->mem.malloc(size, d->mem.user_data);
+}
+
+void *posix_calloc(const tern_driver *d, size_t n, size_t size) {
+  return d->mem.calloc(n, size, d->mem.user_data);
+}
+
+void posix_free(const tern_driver *d, void *ptr) {
+  d->mem.free(ptr, d->mem.user_data);
+}
+
 void tern_driver_options_default_versioned(uint32_t version,
                                            tern_driver_options *o) {
   if (!o) {
     return;
   }
-  if (version != TERN_DRIVER_OPTIONS_V1) {
+  size_t size = posix_driver_options_size(version);
+  if (size == 0) {
     o->version = 0;
     return;
   }
-  memset(o, 0, sizeof(*o));
+  memset(o, 0, size); /* a V1 caller's struct ends before |mem| */
   o->version = version;
   o->out_cap = 65536;
 }
@@ -139,9 +197,9 @@ static void stream_close(tern_socket *s) {
 }
 
 static void stream_free(tern_socket *s) {
-  free(s->buf);
-  free(s->hello);
-  free(s);
+  posix_free(s->d, s->buf);
+  posix_free(s->d, s->hello);
+  posix_free(s->d, s);
 }
 
 static tern_ssize stream_pull(tern_socket *s, uint8_t *out, size_t cap,
@@ -213,7 +271,7 @@ static int stream_service(tern_socket *s, tern_tstamp now) {
     }
     /* The socket is full: keep the rest (at most out_cap bytes). */
     if (!s->buf) {
-      s->buf = malloc(d->o.out_cap);
+      s->buf = posix_malloc(d, d->o.out_cap);
       if (!s->buf) {
         stream_close(s); /* cannot keep its bytes: the socket is broken */
         return -1;
@@ -279,7 +337,7 @@ static void stream_read(tern_socket *s, tern_tstamp now) {
          process() acts on. */
       (void)tern_conn_read(s->conn, d->rbuf, (size_t)n, now);
       if (s->hello && tern_conn_get_session(s->conn) != NULL) {
-        free(s->hello); /* bound where it is: nothing to hand over */
+        posix_free(d, s->hello); /* bound where it is: nothing to hand over */
         s->hello = NULL;
       }
     } else {
@@ -310,10 +368,10 @@ static void stream_io(void *arg, unsigned events) {
 static int stream_new(tern_driver *d, int fd, const tern_socket_handler *h,
                       void *user, int record, tern_socket **ps) {
   tern_tstamp now = d->m->now(d->loop);
-  tern_socket *s = calloc(1, sizeof(*s));
+  tern_socket *s = posix_calloc(d, 1, sizeof(*s));
   int rc = s ? 0 : TERN_ERR_NOMEM;
   if (rc == 0 && record && !h) {
-    s->hello = malloc(POSIX_HELLO_RECORD);
+    s->hello = posix_malloc(d, POSIX_HELLO_RECORD);
     rc = s->hello ? 0 : TERN_ERR_NOMEM;
   }
   if (rc == 0 && !h) {
@@ -333,8 +391,8 @@ static int stream_new(tern_driver *d, int fd, const tern_socket_handler *h,
   if (rc != 0) {
     if (s) {
       tern_conn_del(s->conn);
-      free(s->hello);
-      free(s);
+      posix_free(d, s->hello);
+      posix_free(d, s);
     }
     close(fd);
     return rc;
@@ -636,7 +694,7 @@ int posix_listen_socket(const char *host, uint16_t port, int reuseport,
 
 int posix_driver_listen_fd(tern_driver *d, int fd, const tern_socket_handler *h,
                            void *user) {
-  listener *l = calloc(1, sizeof(*l));
+  listener *l = posix_calloc(d, 1, sizeof(*l));
   if (!l) {
     close(fd);
     return TERN_ERR_NOMEM;
@@ -648,7 +706,7 @@ int posix_driver_listen_fd(tern_driver *d, int fd, const tern_socket_handler *h,
   int rc = d->m->io_add(d->loop, &l->io, fd, TERN_IO_READ, on_accept, l);
   if (rc != 0) {
     close(fd);
-    free(l);
+    posix_free(d, l);
     return rc;
   }
   l->next = d->listeners;
@@ -703,32 +761,43 @@ int tern_driver_new(tern_driver **pd, tern_hub *hub, const tern_loop_methods *m,
     tern_driver_options_default(&def);
     o = &def;
   }
+  size_t osize = o ? posix_driver_options_size(o->version) : 0;
   if (!pd || !hub || !m || m->version < TERN_LOOP_METHODS_V1 || !m->now ||
       !m->io_add || !m->io_set || !m->io_del || !m->timer_add ||
       !m->timer_set || !m->timer_del || !m->waker_add || !m->wake ||
-      !m->waker_del || o->version != TERN_DRIVER_OPTIONS_V1 ||
-      o->out_cap < 1024 || o->out_cap > ((size_t)64 << 20)) {
+      !m->waker_del || osize == 0 || o->out_cap < 1024 ||
+      o->out_cap > ((size_t)64 << 20)) {
     return TERN_ERR_INVALID;
   }
-  tern_driver *d = calloc(1, sizeof(*d));
+  tern_driver_options opt;
+  memset(&opt, 0, sizeof(opt));
+  memcpy(&opt, o, osize);
+  if (!posix_mem_valid(opt.mem)) {
+    return TERN_ERR_INVALID;
+  }
+  tern_mem mem;
+  posix_mem_init(&mem, opt.mem);
+  opt.mem = NULL; /* the copy is d->mem; the host's struct may go */
+  tern_driver *d = mem.calloc(1, sizeof(*d), mem.user_data);
   if (!d) {
     return TERN_ERR_NOMEM;
   }
+  d->mem = mem;
   d->hub = hub;
   d->m = m;
   d->loop = loop;
-  d->o = *o;
+  d->o = opt;
   d->armed = TERN_TSTAMP_NONE;
-  d->scratch = malloc(o->out_cap);
-  d->rbuf = malloc(READ_BUF);
+  d->scratch = posix_malloc(d, opt.out_cap);
+  d->rbuf = d->scratch ? posix_malloc(d, READ_BUF) : NULL;
   int rc = d->scratch && d->rbuf ? 0 : TERN_ERR_NOMEM;
   if (rc == 0) {
     rc = m->timer_add(loop, &d->timer, on_timer, d);
   }
   if (rc != 0) {
-    free(d->scratch);
-    free(d->rbuf);
-    free(d);
+    posix_free(d, d->scratch);
+    posix_free(d, d->rbuf);
+    posix_free(d, d);
     return rc;
   }
   /* The hub may have deadlines already (a restored store). */
@@ -747,7 +816,7 @@ void tern_driver_del(tern_driver *d) {
     d->listeners = l->next;
     d->m->io_del(d->loop, l->io);
     close(l->fd);
-    free(l);
+    posix_free(d, l);
   }
   while (d->sockets) {
     stream_close(d->sockets);
@@ -761,9 +830,10 @@ void tern_driver_del(tern_driver *d) {
     d->m->io_del(d->loop, d->store_io);
   }
   d->m->timer_del(d->loop, d->timer);
-  free(d->scratch);
-  free(d->rbuf);
-  free(d);
+  tern_mem mem = d->mem;
+  mem.free(d->scratch, mem.user_data);
+  mem.free(d->rbuf, mem.user_data);
+  mem.free(d, mem.user_data);
 }
 
 void posix_driver_set_hello_hook(tern_driver *d, posix_hello_hook hook,

@@ -38,14 +38,14 @@ struct tern_inbox {
   item *head, **tail;
 };
 
-static void item_free(item *it) {
+static void item_free(const tern_inbox *in, item *it) {
   if (it->kind == 1) {
     if (it->fd >= 0) {
       close(it->fd);
     }
-    free(it->hello);
+    posix_free(in->d, it->hello);
   }
-  free(it);
+  posix_free(in->d, it);
 }
 
 static void drain(void *arg) {
@@ -69,7 +69,7 @@ static void drain(void *arg) {
         in->done(in->user_data, it->desc.cookie, rc);
       }
     }
-    item_free(it);
+    item_free(in, it);
   }
   tern_driver_process(in->d);
 }
@@ -79,7 +79,7 @@ int tern_inbox_new(tern_inbox **pin, tern_driver *d, tern_inbox_done done,
   if (!pin || !d) {
     return TERN_ERR_INVALID;
   }
-  tern_inbox *in = calloc(1, sizeof(*in));
+  tern_inbox *in = posix_calloc(d, 1, sizeof(*in));
   if (!in) {
     return TERN_ERR_NOMEM;
   }
@@ -89,13 +89,13 @@ int tern_inbox_new(tern_inbox **pin, tern_driver *d, tern_inbox_done done,
   in->user_data = user_data;
   in->tail = &in->head;
   if (pthread_mutex_init(&in->lock, NULL) != 0) {
-    free(in);
+    posix_free(d, in);
     return TERN_ERR_NOMEM;
   }
   int rc = in->m->waker_add(in->loop, &in->waker, drain, in);
   if (rc != 0) {
     pthread_mutex_destroy(&in->lock);
-    free(in);
+    posix_free(d, in);
     return rc;
   }
   *pin = in;
@@ -151,7 +151,7 @@ int tern_inbox_publish(tern_inbox *in, const uint8_t *key, size_t keylen,
   if (size < desc->payloadlen) {
     return TERN_ERR_TOO_LARGE; /* overflowed */
   }
-  item *it = malloc(size);
+  item *it = posix_malloc(in->d, size);
   if (!it) {
     return TERN_ERR_NOMEM;
   }
@@ -183,10 +183,10 @@ int tern_inbox_publish(tern_inbox *in, const uint8_t *key, size_t keylen,
 
 int posix_inbox_handover(tern_inbox *in, int fd, uint8_t *hello,
                          size_t hello_len) {
-  item *it = calloc(1, sizeof(*it));
+  item *it = posix_calloc(in->d, 1, sizeof(*it));
   if (!it) {
     close(fd);
-    free(hello);
+    posix_free(in->d, hello);
     return TERN_ERR_NOMEM;
   }
   it->kind = 1;
@@ -205,8 +205,8 @@ void tern_inbox_del(tern_inbox *in) {
   while (in->head) {
     item *it = in->head;
     in->head = it->next;
-    item_free(it);
+    item_free(in, it);
   }
   pthread_mutex_destroy(&in->lock);
-  free(in);
+  posix_free(in->d, in);
 }

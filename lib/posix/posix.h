@@ -66,6 +66,18 @@ int posix_listen_socket(const char *host, uint16_t port, int reuseport,
 int posix_driver_listen_fd(tern_driver *d, int fd, const tern_socket_handler *h,
                            void *user);
 
+/* The allocator of a driver and its inboxes: the host's tern_mem
+   (tern_driver_options.mem) or libc. */
+void *posix_malloc(const tern_driver *d, size_t size);
+void *posix_calloc(const tern_driver *d, size_t n, size_t size);
+void posix_free(const tern_driver *d, void *ptr);
+/* |*m| = |*host|, or libc's functions when |host| is NULL. */
+void posix_mem_init(tern_mem *m, const tern_mem *host);
+/* 1 when |m| is NULL or has its four functions. */
+int posix_mem_valid(const tern_mem *m);
+/* The bytes of tern_driver_options in layout |version|; 0 unknown. */
+size_t posix_driver_options_size(uint32_t version);
+
 /* The driver's loop methods and loop pointer. */
 const tern_loop_methods *posix_driver_methods(const tern_driver *d,
                                               void **ploop);

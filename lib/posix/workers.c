@@ -8,6 +8,7 @@
  * replays the bytes into a new tern_conn of its own hub.
  */
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@ typedef struct worker {
 } worker;
 
 struct tern_workers {
+  tern_mem mem; /* the driver options' allocator, or libc */
   uint32_t n;
   tern_workers_options o;
   int host_accepts; /* the host's settings asked for hello_accept */
@@ -68,7 +70,6 @@ static int hello_hook(void *arg, tern_driver *d, tern_socket *s,
   tern_workers *w = wk->w;
   uint32_t owner = tern_shard_of(ev->session_key, ev->session_keylen, w->n);
   tern_tstamp now = tern_posix_now();
-  (void)d;
   if (owner != wk->index) {
     if (!s->hello || s->hello_len >= POSIX_HELLO_RECORD) {
       /* More bytes than a HELLO before it: cannot be replayed whole. */
@@ -82,7 +83,7 @@ static int hello_hook(void *arg, tern_driver *d, tern_socket *s,
     (void)posix_inbox_handover(w->workers[owner].in, fd, hello, len);
     return 1;
   }
-  free(s->hello);
+  posix_free(d, s->hello);
   s->hello = NULL;
   if (!w->host_accepts) {
     tern_conn_accept(s->conn, now); /* LIMIT closes it, with its event */
@@ -113,15 +114,33 @@ int tern_workers_new(tern_workers **pw, const tern_workers_options *o) {
       o->nthreads > 1024) {
     return TERN_ERR_INVALID;
   }
-  tern_workers *w = calloc(1, sizeof(*w));
+  /* The caller's driver options, in the layout it knows. */
+  tern_driver_options dopt;
+  tern_driver_options_default(&dopt);
+  if (o->driver) {
+    size_t size = posix_driver_options_size(o->driver->version);
+    if (size == 0 || !posix_mem_valid(size > offsetof(tern_driver_options, mem)
+                                          ? o->driver->mem
+                                          : NULL)) {
+      return TERN_ERR_INVALID;
+    }
+    memcpy(&dopt, o->driver, size);
+  }
+  const tern_mem *hmem = dopt.version >= TERN_DRIVER_OPTIONS_V2 ? dopt.mem : NULL;
+  tern_mem mem;
+  posix_mem_init(&mem, hmem);
+  tern_workers *w = mem.calloc(1, sizeof(*w), mem.user_data);
   if (!w) {
     return TERN_ERR_NOMEM;
   }
+  w->mem = mem;
   w->n = o->nthreads;
   w->o = *o;
-  w->workers = calloc(w->n, sizeof(worker));
+  w->o.driver = NULL; /* copied into dopt; the caller's may go */
+  w->o.settings = NULL;
+  w->workers = mem.calloc(w->n, sizeof(worker), mem.user_data);
   if (!w->workers) {
-    free(w);
+    mem.free(w, mem.user_data);
     return TERN_ERR_NOMEM;
   }
   tern_settings set;
@@ -134,12 +153,6 @@ int tern_workers_new(tern_workers **pw, const tern_workers_options *o) {
   if (w->n > 1) {
     set.hello_accept = 1; /* a HELLO waits until its owner is known */
   }
-  tern_driver_options dopt;
-  if (o->driver) {
-    dopt = *o->driver;
-  } else {
-    tern_driver_options_default(&dopt);
-  }
   uint64_t seed = set.seed;
   int rc = 0;
   for (uint32_t i = 0; i < w->n && rc == 0; ++i) {
@@ -151,7 +164,7 @@ int tern_workers_new(tern_workers **pw, const tern_workers_options *o) {
     dopt.user_data = wk;
     rc = tern_epoll_new(&wk->ep);
     if (rc == 0) {
-      rc = tern_hub_new(&wk->hub, &set, NULL);
+      rc = tern_hub_new(&wk->hub, &set, hmem);
     }
     if (rc == 0) {
       rc = tern_driver_new(&wk->d, wk->hub, tern_epoll_methods(), wk->ep,
@@ -168,8 +181,8 @@ int tern_workers_new(tern_workers **pw, const tern_workers_options *o) {
     for (uint32_t i = 0; i < w->n; ++i) {
       worker_free(&w->workers[i]);
     }
-    free(w->workers);
-    free(w);
+    mem.free(w->workers, mem.user_data);
+    mem.free(w, mem.user_data);
     return rc;
   }
   *pw = w;
@@ -266,6 +279,7 @@ void tern_workers_del(tern_workers *w) {
   for (uint32_t i = 0; i < w->n; ++i) {
     worker_free(&w->workers[i]);
   }
-  free(w->workers);
-  free(w);
+  tern_mem mem = w->mem;
+  mem.free(w->workers, mem.user_data);
+  mem.free(w, mem.user_data);
 }

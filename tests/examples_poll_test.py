@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""examples/embed_poll over loopback, with tcp_receiver as the receiver.
+
+    examples_poll_test.py EMBED_POLL TCP_RECEIVER
+
+embed_poll publishes m1..mCOUNT to session r0, one every INTERVAL ms, from
+its poll() loop; tcp_receiver connects while it does (so some messages wait
+in the hub and some are sent live), stops after COUNT messages and says
+goodbye.  Then:
+
+  - the receiver got m1..mCOUNT, each once and undamaged (it checks the
+    payload "<id> for r0" itself and exits 1 otherwise);
+  - embed_poll saw an ACKED event for every message (it prints
+    "acked <id>"), so acks went back through tern_conn_read;
+  - a second receiver on another session gets nothing foreign and the
+    server keeps serving after the first one left;
+  - SIGTERM ends embed_poll with status 0 after "bye".
+
+TAP output.
+"""
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+COUNT = 40
+INTERVAL_MS = 10
+TIMEOUT = 30
+
+
+class Proc:
+    """A child whose stdout lines are collected by a thread."""
+
+    def __init__(self, argv):
+        self.lines = []
+        self.cond = threading.Condition()
+        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            with self.cond:
+                self.lines.append(line.rstrip("\n"))
+                self.cond.notify_all()
+
+    def wait_for(self, pred, timeout):
+        """Waits until pred(lines) is true; returns it."""
+        end = time.monotonic() + timeout
+        with self.cond:
+            while not pred(self.lines):
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(left)
+            return True
+
+    def finish(self, sig=None, timeout=10):
+        if sig is not None and self.p.poll() is None:
+            self.p.send_signal(sig)
+        try:
+            rc = self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            rc = self.p.wait()
+        self.thread.join(timeout)
+        return rc
+
+
+def ids(lines, prefix):
+    return [l.split()[1] for l in lines if l.startswith(prefix)]
+
+
+def main():
+    server_exe, receiver_exe = sys.argv[1], sys.argv[2]
+    print("1..6")
+    n = 0
+    failed = False
+
+    def check(ok, what):
+        nonlocal n, failed
+        n += 1
+        failed |= not ok
+        print(f"{'ok' if ok else 'not ok'} {n} - {what}")
+        sys.stdout.flush()
+
+    want = [f"m{i}" for i in range(1, COUNT + 1)]
+    server = Proc([server_exe, "--port", "0", "--count", str(COUNT),
+                   "--interval", str(INTERVAL_MS), "--key", "r0"])
+    procs = [server]
+    try:
+        if not server.wait_for(
+                lambda ls: any(l.startswith("listening on ") for l in ls), 10):
+            print("Bail out! embed_poll did not start")
+            return 1
+        port = [l for l in server.lines
+                if l.startswith("listening on ")][0].rsplit(":", 1)[1]
+        recv = Proc([receiver_exe, "--key", "r0", "--port", port,
+                     "--expect", str(COUNT)])
+        procs.append(recv)
+        other = Proc([receiver_exe, "--key", "r9", "--port", port])
+        procs.append(other)
+        rc = recv.finish(timeout=TIMEOUT)
+        got = ids(recv.lines, "got ")
+        check(rc == 0 and sorted(got) == sorted(want) and
+              len(got) == len(set(got)),
+              f"the receiver got m1..m{COUNT} once each, undamaged "
+              f"(status {rc}, {len(got)} messages)")
+        server.wait_for(lambda ls: len(set(ids(ls, "acked "))) >= COUNT, 10)
+        acked = set(ids(server.lines, "acked "))
+        missing = [i for i in want if i not in acked]
+        check(not missing, "embed_poll saw every message acked"
+              + (f" (missing {missing[:10]})" if missing else ""))
+        pub = ids(server.lines, "published ")
+        bad = [l for l in server.lines
+               if l.startswith("published ") and not l.endswith(": ok")]
+        check(len(pub) == COUNT and not bad,
+              f"every publish succeeded ({len(pub)}, bad {bad[:3]})")
+        check(server.p.poll() is None and other.p.poll() is None,
+              "the server serves on after the first receiver left")
+        orc = other.finish(signal.SIGTERM)
+        check(orc == 0 and not ids(other.lines, "got "),
+              f"a receiver of another session got nothing (status {orc})")
+        src = server.finish(signal.SIGTERM)
+        check(src == 0 and server.lines[-1:] == ["bye"],
+              f"SIGTERM ends embed_poll cleanly (status {src})")
+    finally:
+        for p in procs:
+            if p.p.poll() is None:
+                p.p.kill()
+                p.p.wait()
+    if failed:
+        for name, p in (("embed_poll", server),):
+            print(f"# {name}: last lines {p.lines[-5:]}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
