@@ -130,12 +130,16 @@ static int parse_now(PyObject *args, PyObject *kw, const char *fmt,
   return ok ? tp_now(o, now) : -1;
 }
 
-static PyObject *conn_read(ConnObject *self, PyObject *args, PyObject *kw) {
-  PyObject *data;
+static PyObject *conn_read(ConnObject *self, PyObject *const *args,
+                           Py_ssize_t nargs, PyObject *kwnames) {
+  static const char *const names[] = {"data", "now", NULL};
+  static tp_args spec = {"read", names, 1, 1, {0}, 0};
+  PyObject *a[2];
   tern_tstamp now;
-  if (parse_now(args, kw, "O|$O:read", &data, &now) < 0) {
+  if (tp_parse(&spec, args, nargs, kwnames, a) < 0 || tp_now(a[1], &now) < 0) {
     return NULL;
   }
+  PyObject *data = a[0];
   tp_bytes b;
   if (tp_bytes_get(data, &b, "data", 0) < 0) {
     return NULL;
@@ -190,13 +194,16 @@ static PyObject *conn_write(ConnObject *self, PyObject *args, PyObject *kw) {
   return out;
 }
 
-static PyObject *conn_write_into(ConnObject *self, PyObject *args,
-                                 PyObject *kw) {
-  PyObject *buf;
+static PyObject *conn_write_into(ConnObject *self, PyObject *const *args,
+                                 Py_ssize_t nargs, PyObject *kwnames) {
+  static const char *const names[] = {"buffer", "now", NULL};
+  static tp_args spec = {"write_into", names, 1, 1, {0}, 0};
+  PyObject *a[2];
   tern_tstamp now;
-  if (parse_now(args, kw, "O|$O:write_into", &buf, &now) < 0) {
+  if (tp_parse(&spec, args, nargs, kwnames, a) < 0 || tp_now(a[1], &now) < 0) {
     return NULL;
   }
+  PyObject *buf = a[0];
   Py_buffer view;
   if (PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE | PyBUF_SIMPLE) < 0) {
     if (PyErr_ExceptionMatches(PyExc_TypeError) ||
@@ -354,7 +361,7 @@ static PyMethodDef conn_methods[] = {
      "back to the session.  Closing twice does nothing."},
     {"__enter__", (PyCFunction)conn_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)conn_exit, METH_VARARGS, NULL},
-    {"read", FN(conn_read), KW,
+    {"read", FN(conn_read), METH_FASTCALL | METH_KEYWORDS,
      "read(data, *, now=None) -> int\n\nHands bytes received from the peer "
      "(any bytes-like object, read in place) to the hub.  Returns how many "
      "were consumed (fewer than len(data) only for a producer that owes "
@@ -365,7 +372,7 @@ static PyMethodDef conn_methods[] = {
      "write(size=65536, *, now=None) -> bytes\n\nUp to size bytes to send "
      "(b'' when nothing is due).  Raises ClosedError once the connection is "
      "closed and everything was written."},
-    {"write_into", FN(conn_write_into), KW,
+    {"write_into", FN(conn_write_into), METH_FASTCALL | METH_KEYWORDS,
      "write_into(buffer, *, now=None) -> int\n\nFills a writable buffer "
      "(bytearray, memoryview, mmap) with as many frames as fit and returns "
      "the byte count: no bytes object per call."},

@@ -333,18 +333,19 @@ static PyObject *publish_error(HubObject *self, int rc,
   return NULL;
 }
 
-static PyObject *hub_publish(HubObject *self, PyObject *args, PyObject *kw) {
-  static char *kwlist[] = {"key",     "payload", "id",           "collapse_key",
-                           "priority", "ttl",    "content_type", "attrs",
-                           "sync",    "volatile", "trace",       "cookie",
-                           "now",     NULL};
-  PyObject *key, *payload, *o[10] = {0}, *nowo = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|$OOOOOOOOOOO:publish", kwlist,
-                                   &key, &payload, &o[0], &o[1], &o[2], &o[3],
-                                   &o[4], &o[5], &o[6], &o[7], &o[8], &o[9],
-                                   &nowo)) {
+static const char *const publish_names[] = {
+    "key",          "payload", "id",   "collapse_key", "priority",
+    "ttl",          "content_type", "attrs", "sync", "volatile",
+    "trace",        "cookie",  "now",  NULL};
+
+static PyObject *hub_publish(HubObject *self, PyObject *const *args,
+                             Py_ssize_t nargs, PyObject *kwnames) {
+  static tp_args spec = {"publish", publish_names, 2, 2, {0}, 0};
+  PyObject *a[13];
+  if (tp_parse(&spec, args, nargs, kwnames, a) < 0) {
     return NULL;
   }
+  PyObject *key = a[0], *payload = a[1], **o = a + 2, *nowo = a[12];
   tern_tstamp now;
   tp_bytes k;
   tp_msg m;
@@ -370,18 +371,17 @@ done:
 
 /* publish_batch: many payloads to one session, one call.  The loop is the
    whole point: no Python frame and no result object per message. */
-static PyObject *hub_publish_batch(HubObject *self, PyObject *args,
-                                   PyObject *kw) {
-  static char *kwlist[] = {"key", "payloads", "collapse_key", "priority",
-                           "ttl", "content_type", "attrs", "sync",
-                           "volatile", "trace", "cookie", "now", NULL};
-  PyObject *key, *payloads, *o[9] = {0}, *nowo = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|$OOOOOOOOOO:publish_batch",
-                                   kwlist, &key, &payloads, &o[0], &o[1],
-                                   &o[2], &o[3], &o[4], &o[5], &o[6], &o[7],
-                                   &o[8], &nowo)) {
+static PyObject *hub_publish_batch(HubObject *self, PyObject *const *args,
+                                   Py_ssize_t nargs, PyObject *kwnames) {
+  static const char *const names[] = {
+      "key",   "payloads", "collapse_key", "priority", "ttl", "content_type",
+      "attrs", "sync",     "volatile",     "trace",    "cookie", "now", NULL};
+  static tp_args spec = {"publish_batch", names, 2, 2, {0}, 0};
+  PyObject *a[12];
+  if (tp_parse(&spec, args, nargs, kwnames, a) < 0) {
     return NULL;
   }
+  PyObject *key = a[0], *payloads = a[1], **o = a + 2, *nowo = a[11];
   tern_tstamp now;
   tp_bytes k;
   tp_msg m;
@@ -659,15 +659,24 @@ static PyObject *hub_cancel(HubObject *self, PyObject *args, PyObject *kw) {
   return PyBool_FromLong(rc == 1);
 }
 
-static PyObject *hub_ack(HubObject *self, PyObject *args, PyObject *kw) {
-  static char *kwlist[] = {"key", "seq", "now", NULL};
-  PyObject *key, *nowo = NULL;
-  unsigned long long seq;
+static PyObject *hub_ack(HubObject *self, PyObject *const *args,
+                         Py_ssize_t nargs, PyObject *kwnames) {
+  static const char *const names[] = {"key", "seq", "now", NULL};
+  static tp_args spec = {"ack", names, 2, 2, {0}, 0};
+  PyObject *a[3];
   tern_tstamp now;
   tp_bytes k;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "OK|$O:ack", kwlist, &key, &seq,
-                                   &nowo) ||
-      tp_now(nowo, &now) < 0 || tp_bytes_get(key, &k, "key", 0) < 0) {
+  if (tp_parse(&spec, args, nargs, kwnames, a) < 0) {
+    return NULL;
+  }
+  unsigned long long seq = PyLong_Check(a[1]) ? PyLong_AsUnsignedLongLong(a[1])
+                                              : 0;
+  if (!PyLong_Check(a[1])) {
+    PyErr_SetString(PyExc_TypeError, "seq must be an int");
+    return NULL;
+  }
+  if ((seq == (unsigned long long)-1 && PyErr_Occurred()) ||
+      tp_now(a[2], &now) < 0 || tp_bytes_get(a[0], &k, "key", 0) < 0) {
     return NULL;
   }
   if (!tp_hub_usable(self)) {
@@ -994,6 +1003,7 @@ static PyObject *hub_store_done(HubObject *self, PyObject *args,
 /* ---- the type --------------------------------------------------------------- */
 
 #define KW METH_VARARGS | METH_KEYWORDS
+#define FAST METH_FASTCALL | METH_KEYWORDS
 #define FN(f) (PyCFunction)(void (*)(void))(f)
 
 static PyMethodDef hub_methods[] = {
@@ -1014,7 +1024,7 @@ static PyMethodDef hub_methods[] = {
      "stats() -> Stats\n\nThe hub's counters and gauges."},
     {"next_event", (PyCFunction)hub_next_event, METH_NOARGS,
      "next_event() -> Event | None\n\nTakes the oldest queued event."},
-    {"publish", FN(hub_publish), KW,
+    {"publish", FN(hub_publish), FAST,
      "publish(key, payload, *, id=None, collapse_key=None, priority="
      "Priority.NORMAL, ttl=0, content_type=None, attrs=None, sync=False, "
      "volatile=False, trace=False, cookie=0, now=None) -> PublishResult\n\n"
@@ -1022,7 +1032,7 @@ static PyMethodDef hub_methods[] = {
      "is any bytes-like object (or str), read in place.  Raises "
      "DuplicateError, FullError (with .outcome and .retry_after), "
      "TooLargeError, InvalidError, LimitError."},
-    {"publish_batch", FN(hub_publish_batch), KW,
+    {"publish_batch", FN(hub_publish_batch), FAST,
      "publish_batch(key, payloads, *, collapse_key=None, priority=..., "
      "ttl=0, ..., now=None) -> int\n\nPublishes every payload of the "
      "sequence to one session in one call, ids generated.  On an error the "
@@ -1047,7 +1057,7 @@ static PyMethodDef hub_methods[] = {
     {"cancel", FN(hub_cancel), KW,
      "cancel(key, id, *, now=None) -> bool\n\nRemoves the message; True "
      "when it had been sent at least once.  Raises NotFoundError."},
-    {"ack", FN(hub_ack), KW,
+    {"ack", FN(hub_ack), FAST,
      "ack(key, seq, *, now=None) -> int\n\nAcknowledges out of band every "
      "message up to seq on the stream that carried seq; returns how many."},
     {"subscribe", FN(hub_subscribe), KW,

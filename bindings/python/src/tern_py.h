@@ -130,6 +130,22 @@ typedef struct tp_field {
 int tp_apply_fields(void *st, const tp_field *fields, PyObject *kwargs,
                     const char *const *skip);
 
+/* A fast-call argument list: positional names first.  The first call
+   interns the names; keywords then match by pointer. */
+typedef struct tp_args {
+  const char *fname;
+  const char *const *names; /* NULL-terminated                          */
+  int npos;                 /* how many may be given by position         */
+  int nreq;                 /* how many are required                     */
+  PyObject *interned[16];
+  int n;
+} tp_args;
+
+/* tp_parse fills |out| (one slot per name, NULL when absent) from a
+   METH_FASTCALL | METH_KEYWORDS call.  0, or -1 with TypeError. */
+int tp_parse(tp_args *a, PyObject *const *args, Py_ssize_t nargs,
+             PyObject *kwnames, PyObject **out);
+
 /* A message descriptor read from keyword arguments. */
 typedef struct tp_msg {
   tern_msg_desc d;

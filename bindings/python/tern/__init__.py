@@ -21,7 +21,13 @@ from __future__ import annotations
 import enum
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Protocol, Tuple, Union, runtime_checkable
 
-from . import _tern
+try:
+    from . import _tern
+except ImportError as e:  # the source tree, not the build or install tree
+    raise ImportError(
+        "tern: the native module tern._tern is missing next to " + __file__ +
+        ": import the built package (PYTHONPATH=<builddir>/bindings/python) "
+        "or an installed one") from e
 from ._tern import (
     Client,
     ClientEvent,
