@@ -26,6 +26,7 @@ PyObject *tp_conn_wrap(HubObject *hub, tern_conn *c, int framing) {
   o->hub = (HubObject *)Py_NewRef(hub);
   o->conn = c;
   o->data = NULL;
+  o->weakrefs = NULL;
   o->framing = framing;
   tern_conn_set_user_data(c, o);
   PyObject_GC_Track(o);
@@ -91,6 +92,9 @@ static int conn_clear(ConnObject *self) {
 static void conn_dealloc(ConnObject *self) {
   PyTypeObject *tp = Py_TYPE(self);
   PyObject_GC_UnTrack(self);
+  if (self->weakrefs) {
+    PyObject_ClearWeakRefs((PyObject *)self);
+  }
   conn_clear(self);
   PyObject_GC_Del(self);
   Py_DECREF(tp);
@@ -408,6 +412,8 @@ static PyGetSetDef conn_getset[] = {
 static PyMemberDef conn_members[] = {
     {"data", T_OBJECT, offsetof(ConnObject, data), 0,
      "Any object of the host's (its transport, say); None at first."},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(ConnObject, weakrefs),
+     READONLY, NULL},
     {NULL, 0, 0, 0, NULL}};
 
 static PyObject *conn_new(PyTypeObject *t, PyObject *a, PyObject *k) {

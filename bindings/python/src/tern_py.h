@@ -50,6 +50,7 @@ typedef struct ConnObject {
   HubObject *hub;           /* strong reference                            */
   tern_conn *conn;          /* NULL after close                            */
   PyObject *data;           /* the host's own object                       */
+  PyObject *weakrefs;
   int framing;
 } ConnObject;
 
