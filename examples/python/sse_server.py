@@ -18,6 +18,7 @@ with PYTHONPATH pointing at the built binding (build/bindings/python).
 import argparse
 import asyncio
 import json
+import signal
 import time
 import urllib.parse
 
@@ -155,9 +156,14 @@ async def main():
         port = server.sockets[0].getsockname()[1]
         print(f"listening on http://{args.host}:{port}", flush=True)
         timers = asyncio.create_task(push.timers())
+        # SIGTERM closes the hub in order: what waits is stored first
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM,
+                                                      server.close)
         try:
             async with server:
                 await server.serve_forever()
+        except asyncio.CancelledError:
+            pass
         finally:
             timers.cancel()
             hub.close()
