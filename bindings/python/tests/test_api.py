@@ -1,5 +1,6 @@
 """The tern package: every public class, error paths, bad arguments."""
 
+import enum
 import gc
 import os
 import pickle
@@ -766,6 +767,41 @@ class FileStoreTest(unittest.TestCase):
                 if tern.EventType.PERSISTED in types:
                     break
             self.assertIn(tern.EventType.PERSISTED, types)
+
+
+class StubTest(unittest.TestCase):
+    """tern/__init__.pyi declares the whole public API."""
+
+    def test_stub_covers_the_api(self):
+        import ast
+        path = os.path.join(os.path.dirname(tern.__file__), "__init__.pyi")
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        declared = {}
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef):
+                declared[node.name] = {
+                    n.name if isinstance(n, (ast.FunctionDef, ast.ClassDef)) else
+                    n.target.id if isinstance(n, ast.AnnAssign) else None
+                    for n in node.body}
+            elif isinstance(node, ast.FunctionDef):
+                declared[node.name] = set()
+            elif isinstance(node, (ast.AnnAssign, ast.Assign)):
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target]):
+                    declared[t.id] = set()
+        public = [n for n in dir(tern) if not n.startswith("_") and n not in
+                  ("annotations", "enum", "runtime_checkable", "Protocol")]
+        for name in public:
+            obj = getattr(tern, name)
+            if isinstance(obj, type(tern)) or name in ("Any", "Dict", "Iterable", "Iterator",
+                                                       "List", "Optional", "Tuple", "Union"):
+                continue
+            self.assertIn(name, declared, f"{name} is not in the stub")
+            if isinstance(obj, type) and not issubclass(obj, (enum.Enum, BaseException, tuple)):
+                for attr in dir(obj):
+                    if attr.startswith("_") and attr not in ("__enter__", "__exit__"):
+                        continue
+                    self.assertIn(attr, declared[name], f"{name}.{attr} is not in the stub")
 
 
 if __name__ == "__main__":
