@@ -769,6 +769,21 @@ class FileStoreTest(unittest.TestCase):
             self.assertIn(tern.EventType.PERSISTED, types)
 
 
+class ReadmeTest(unittest.TestCase):
+    def test_readme_example_runs(self):
+        import contextlib
+        import io
+        import re
+        readme = os.path.join(os.path.dirname(__file__), "..", "README.md")
+        with open(readme) as f:
+            code = re.findall(r"```python\n(.*?)```", f.read(), re.S)[0]
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, "README.md", "exec"), {})
+        self.assertEqual(out.getvalue().split("\n"),
+                         ["ACCEPTED b'm1'", "SENT b'm1'", "ACKED b'm1'", "1", ""])
+
+
 class StubTest(unittest.TestCase):
     """tern/__init__.pyi declares the whole public API."""
 
