@@ -77,10 +77,32 @@ static int check(HubObject *h, long long rc) {
   return 0;
 }
 
+/* Session user data holds a reference to a Python object (Hub.
+   set_session_data); it is handed over in the SESSION_EXPIRED event or
+   dropped by delete_session.  Before the hub goes: what is left. */
+static void release_session_data(HubObject *h) {
+  tern_event ev;
+  while (tern_hub_next_event(h->hub, &ev) == 1) {
+    if (ev.type == TERN_EV_SESSION_EXPIRED && ev.cookie) {
+      Py_DECREF((PyObject *)(uintptr_t)ev.cookie);
+    }
+  }
+  tern_session_iter it = TERN_SESSION_ITER_INIT;
+  tern_session *s;
+  while ((s = tern_hub_next_session(h->hub, &it)) != NULL) {
+    PyObject *o = tern_session_get_user_data(s);
+    if (o) {
+      tern_session_set_user_data(s, NULL);
+      Py_DECREF(o);
+    }
+  }
+}
+
 void tp_hub_close(HubObject *h) {
   if (!h->hub) {
     return;
   }
+  release_session_data(h);
   /* tern_hub_del flushes what waits to the store: the Python store's
      methods may run, and may not re-enter. */
   h->in_store++;
@@ -299,7 +321,20 @@ static PyObject *hub_next_event(HubObject *self, PyObject *noarg) {
   if (rc == 0) {
     Py_RETURN_NONE;
   }
-  return tp_event(&ev);
+  PyObject *data = NULL;
+  if (ev.type == TERN_EV_SESSION_EXPIRED && ev.cookie) {
+    data = (PyObject *)(uintptr_t)ev.cookie; /* the session's reference */
+    ev.cookie = 0;
+  }
+  PyObject *o = tp_event(&ev);
+  if (o && data) {
+    PyObject *old = PyStructSequence_GetItem(o, 8);
+    PyStructSequence_SetItem(o, 8, data); /* steals */
+    Py_DECREF(old);
+  } else {
+    Py_XDECREF(data);
+  }
+  return o;
 }
 
 /* ---- publishing ------------------------------------------------------------ */
@@ -567,6 +602,46 @@ static PyObject *hub_has_session(HubObject *self, PyObject *key) {
   return PyBool_FromLong(s != NULL);
 }
 
+static tern_session *find_session(HubObject *self, PyObject *key) {
+  tp_bytes k;
+  if (tp_bytes_get(key, &k, "key", 0) < 0) {
+    return NULL;
+  }
+  tern_session *s = NULL;
+  if (tp_hub_usable(self)) {
+    s = tern_hub_find_session(self->hub, k.p, k.n);
+    if (!s) {
+      tp_raise(TERN_ERR_NOT_FOUND, "no session with that key");
+    }
+  }
+  tp_bytes_release(&k);
+  return s;
+}
+
+static PyObject *hub_session_data(HubObject *self, PyObject *key) {
+  tern_session *s = find_session(self, key);
+  if (!s) {
+    return NULL;
+  }
+  PyObject *o = tern_session_get_user_data(s);
+  return Py_NewRef(o ? o : Py_None);
+}
+
+static PyObject *hub_set_session_data(HubObject *self, PyObject *args) {
+  PyObject *key, *data;
+  if (!PyArg_ParseTuple(args, "OO:set_session_data", &key, &data)) {
+    return NULL;
+  }
+  tern_session *s = find_session(self, key);
+  if (!s) {
+    return NULL;
+  }
+  PyObject *old = tern_session_get_user_data(s);
+  tern_session_set_user_data(s, data == Py_None ? NULL : Py_NewRef(data));
+  Py_XDECREF(old);
+  Py_RETURN_NONE;
+}
+
 static PyObject *hub_session_keys(HubObject *self, PyObject *noarg) {
   (void)noarg;
   if (!tp_hub_usable(self)) {
@@ -599,13 +674,18 @@ static PyObject *hub_delete_session(HubObject *self, PyObject *args,
       tp_now(nowo, &now) < 0 || tp_bytes_get(key, &k, "key", 0) < 0) {
     return NULL;
   }
-  int rc = tp_hub_usable(self)
-               ? tern_hub_delete_session(self->hub, k.p, k.n, now)
-               : 1;
+  PyObject *data = NULL;
+  int rc = 1;
+  if (tp_hub_usable(self)) {
+    tern_session *s = tern_hub_find_session(self->hub, k.p, k.n);
+    data = s ? tern_session_get_user_data(s) : NULL;
+    rc = tern_hub_delete_session(self->hub, k.p, k.n, now);
+  }
   tp_bytes_release(&k);
   if (rc == 1 || check(self, rc) < 0) {
     return NULL;
   }
+  Py_XDECREF(data); /* the session is gone, and its reference with it */
   Py_RETURN_NONE;
 }
 
@@ -712,6 +792,18 @@ static PyObject *hub_subscribe(HubObject *self, PyObject *args, PyObject *kw) {
   tern_ssize n = tern_hub_subscribe(self->hub, k.p, k.n, ps, fs, now, &errpos);
   tp_bytes_release(&k);
   if (check(self, n) < 0) {
+    if (n == TERN_ERR_INVALID) { /* where the pattern or filter went wrong */
+      PyObject *et, *ev, *tb;
+      PyErr_Fetch(&et, &ev, &tb);
+      PyErr_NormalizeException(&et, &ev, &tb);
+      PyObject *pos = ev ? PyLong_FromSize_t(errpos) : NULL;
+      if (pos) {
+        PyObject_SetAttrString(ev, "position", pos);
+        Py_DECREF(pos);
+      }
+      PyErr_Clear();
+      PyErr_Restore(et, ev, tb);
+    }
     return NULL;
   }
   return PyLong_FromSsize_t(n);
@@ -1046,6 +1138,14 @@ static PyMethodDef hub_methods[] = {
      "session_info(key) -> SessionInfo\n\nRaises NotFoundError."},
     {"has_session", (PyCFunction)hub_has_session, METH_O,
      "has_session(key) -> bool"},
+    {"session_data", (PyCFunction)hub_session_data, METH_O,
+     "session_data(key) -> object\n\nThe object set_session_data attached "
+     "to the session (None at first, and after a restore from a store)."},
+    {"set_session_data", (PyCFunction)hub_set_session_data, METH_VARARGS,
+     "set_session_data(key, data)\n\nAttaches any object to the session.  "
+     "The hub keeps a reference until the session ends: its "
+     "SESSION_EXPIRED event hands it over in Event.cookie; delete_session "
+     "and close drop it.  Raises NotFoundError."},
     {"session_keys", (PyCFunction)hub_session_keys, METH_NOARGS,
      "session_keys() -> list[bytes]\n\nThe keys of every session."},
     {"delete_session", FN(hub_delete_session), KW,

@@ -419,6 +419,16 @@ class Session:
         """The session now (raises NotFoundError)."""
         return self.hub.session_info(self.key)
 
+    @property
+    def data(self) -> Any:
+        """Any object of the host's attached to the session (None at
+        first): Hub.session_data / Hub.set_session_data."""
+        return self.hub.session_data(self.key)
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        self.hub.set_session_data(self.key, value)
+
     def publish(self, payload: Bytes, **kw: Any) -> PublishResult:
         """Hub.publish to this session."""
         return self.hub.publish(self.key, payload, **kw)

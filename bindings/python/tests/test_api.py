@@ -572,6 +572,62 @@ class SessionTest(unittest.TestCase):
             self.assertEqual(repr(s), "<tern.Session b'carol'>")
 
 
+    def test_session_data(self):
+        class Record:
+            pass
+        with tern.Hub(session_ttl=1) as hub:
+            s = hub.session("u")
+            with self.assertRaises(tern.NotFoundError):
+                s.data = Record()
+            hub.publish("u", b"x", now=0)
+            self.assertIsNone(s.data)
+            rec = Record()
+            s.data = rec
+            self.assertIs(s.data, rec)
+            r = weakref.ref(rec)
+            del rec
+            self.assertIsNotNone(r())  # the hub holds it
+            hub.handle_expiry(now=2 * S)  # the session expires
+            ev = [e for e in hub.events() if e.type == tern.EventType.SESSION_EXPIRED][0]
+            self.assertIs(ev.cookie, r())  # handed over in the event
+            self.assertEqual(ev.count, 1)
+            del ev
+            gc.collect()
+            self.assertIsNone(r())
+            # delete_session drops it
+            hub.publish("v", b"x", now=3 * S)
+            rec = Record()
+            r = weakref.ref(rec)
+            hub.set_session_data("v", rec)
+            del rec
+            hub.delete_session("v", now=3 * S)
+            self.assertIsNone(r())
+            # so does closing the hub (sessions, and unread SESSION_EXPIRED)
+            hub.publish("w", b"x", now=3 * S)
+            hub.publish("z", b"x", now=3 * S)
+            rw, rz = Record(), Record()
+            hub.set_session_data("w", rw)
+            hub.set_session_data("z", rz)
+            hub.set_session_data("z", None)
+            refs = weakref.ref(rw), weakref.ref(rz)
+            del rw, rz
+            self.assertIsNone(refs[1]())
+            hub.publish("y", b"x", now=3 * S)
+            ry = Record()
+            hub.set_session_data("y", ry)
+            refs = refs + (weakref.ref(ry),)
+            del ry
+        self.assertEqual([x() for x in refs], [None, None, None])
+        with tern.Hub(session_ttl=1) as hub:
+            hub.publish("e", b"x", now=0)
+            rec = Record()
+            hub.set_session_data("e", rec)
+            r = weakref.ref(rec)
+            del rec
+            hub.handle_expiry(now=2 * S)  # the event stays unread
+        self.assertIsNone(r())
+
+
 class TopicTest(unittest.TestCase):
     def test_topic(self):
         with tern.Hub() as hub:
@@ -621,8 +677,12 @@ class TopicTest(unittest.TestCase):
                 hub.topic("none")
             with self.assertRaises(tern.NotFoundError):
                 hub.subscribe("k", "none")
-            with self.assertRaises(tern.InvalidError):
+            with self.assertRaises(tern.InvalidError) as cm:
                 hub.subscribe("k", "a.#", "price >")
+            self.assertEqual(cm.exception.position, 7)
+            with self.assertRaises(tern.InvalidError) as cm:
+                hub.subscribe("k", "a..#")
+            self.assertEqual(cm.exception.position, 2)
             t = hub.create_topic("t")
             with self.assertRaises(TypeError):
                 t.publish(None)
