@@ -6,14 +6,18 @@ results included), and the process's resident size together with the
 hub's own gauges (native memory: hubs, conns, messages)."""
 
 import gc
+import os
 import sys
 import tracemalloc
 import unittest
 
 import tern
 
+# Under AddressSanitizer (build-asan) freed memory sits in quarantine, so
+# RSS is no gauge there: the other two still are, over fewer rounds.
+SANITIZED = "asan" in os.environ.get("LD_PRELOAD", "")
 WARMUP = 2_000
-ROUNDS = 20_000
+ROUNDS = 5_000 if SANITIZED else 20_000
 
 
 def rss_kib():
@@ -143,13 +147,15 @@ class LeakTest(unittest.TestCase):
         growth = traced1 - traced0
         top = "\n".join(str(s) for s in snap1.compare_to(snap0, "lineno")[:5])
         # 20,000 rounds of ~30 calls: 64 KiB is about 3 bytes a round
+        # (5,000 under ASan: 13)
         self.assertLess(growth, 64 * 1024, "Python memory grew:\n" + top)
         # native memory: the same messages held, no conn left, RSS flat
         st = w.hub.stats()
         self.assertEqual(st.conns, 1)
         self.assertLessEqual(st.messages, 64 + 16)
         self.assertGreater(w.store.records, ROUNDS)
-        self.assertLess(rss1 - rss0, 4096, f"RSS grew {rss1 - rss0} KiB")
+        if not SANITIZED:
+            self.assertLess(rss1 - rss0, 4096, f"RSS grew {rss1 - rss0} KiB")
         print(f"\n{ROUNDS} rounds: tracemalloc {growth:+d} B, RSS {rss1 - rss0:+d} KiB, "
               f"published {st.published}, acked {st.acked}", file=sys.stderr)
         w.conn.close()
@@ -164,7 +170,8 @@ class LeakTest(unittest.TestCase):
         for _ in range(5000):
             self._churn()
         gc.collect()
-        self.assertLess(rss_kib() - rss0, 4096)
+        if not SANITIZED:
+            self.assertLess(rss_kib() - rss0, 4096)
 
     def _churn(self):
         hub = tern.Hub()
