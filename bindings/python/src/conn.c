@@ -61,7 +61,7 @@ static void release(ConnObject *self) {
 
 /* The usable native connection, or NULL with ClosedError/StateError. */
 static tern_conn *usable(ConnObject *self) {
-  if (!self->conn) {
+  if (!self->conn || !self->hub) {
     tp_raise(TERN_ERR_CLOSED, "the connection was closed (Conn.close)");
     return NULL;
   }
@@ -310,7 +310,7 @@ static PyObject *conn_get_want_write(ConnObject *self, void *x) {
 
 static PyObject *conn_get_closed(ConnObject *self, void *x) {
   (void)x;
-  if (!self->conn || !self->hub->hub) {
+  if (!self->conn || !self->hub || !self->hub->hub) {
     Py_RETURN_TRUE;
   }
   return PyBool_FromLong(tern_conn_is_closed(self->conn));
@@ -318,7 +318,7 @@ static PyObject *conn_get_closed(ConnObject *self, void *x) {
 
 static PyObject *conn_get_released(ConnObject *self, void *x) {
   (void)x;
-  return PyBool_FromLong(!self->conn || !self->hub->hub);
+  return PyBool_FromLong(!self->conn || !self->hub || !self->hub->hub);
 }
 
 static PyObject *conn_get_session_key(ConnObject *self, void *x) {
@@ -353,6 +353,9 @@ static PyObject *conn_get_content_type(ConnObject *self, void *x) {
 
 static PyObject *conn_get_hub(ConnObject *self, void *x) {
   (void)x;
+  if (!self->hub) {
+    Py_RETURN_NONE;
+  }
   return Py_NewRef(self->hub);
 }
 

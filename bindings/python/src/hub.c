@@ -433,24 +433,31 @@ static PyObject *hub_publish_batch(HubObject *self, PyObject *const *args,
   if (!seq) {
     goto done;
   }
-  Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), i;
-  PyObject **items = PySequence_Fast_ITEMS(seq);
-  int rc = 0;
-  for (i = 0; i < n; ++i) {
+  /* The size is read again each time: a list may change under us when a
+     Python store method runs inside a publish. */
+  Py_ssize_t i;
+  int rc = 0, failed = 0;
+  for (i = 0; i < PySequence_Fast_GET_SIZE(seq); ++i) {
+    PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i));
     tp_bytes p;
-    if (tp_bytes_get(items[i], &p, "payload", 0) < 0) {
+    if (tp_bytes_get(item, &p, "payload", 0) < 0) {
+      Py_DECREF(item);
+      failed = 1;
       break;
     }
     m.d.payload = p.p;
     m.d.payloadlen = p.n;
     rc = tern_hub_publish(self->hub, k.p, k.n, &m.d, now, NULL);
     tp_bytes_release(&p);
+    Py_DECREF(item);
     if (rc < 0) {
+      failed = 1;
       break;
     }
   }
+  Py_ssize_t n = i;
   tp_hub_after(self, rc);
-  if (i < n) {
+  if (failed) {
     if (rc < 0) {
       tp_hub_raise(self, rc);
     }
@@ -515,7 +522,7 @@ static PyObject *hub_publish_many(HubObject *self, PyObject *args,
     PyErr_NoMemory();
     goto done;
   }
-  for (; got < nk; ++got) {
+  for (; got < nk && got < PySequence_Fast_GET_SIZE(seq); ++got) {
     if (tp_bytes_get(PySequence_Fast_GET_ITEM(seq, got), &views[got], "key",
                      0) < 0) {
       goto done;
@@ -525,6 +532,7 @@ static PyObject *hub_publish_many(HubObject *self, PyObject *args,
   }
   tern_publish_result r;
   memset(&r, 0, sizeof(r));
+  nk = got;
   tern_ssize q = tern_hub_publish_many(self->hub, tk, (size_t)nk, &m.d, now,
                                        res, &r);
   if (check(self, q) < 0) {

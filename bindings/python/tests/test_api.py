@@ -829,6 +829,84 @@ class FileStoreTest(unittest.TestCase):
             self.assertIn(tern.EventType.PERSISTED, types)
 
 
+class RobustnessTest(unittest.TestCase):
+    """Garbage in: a clean exception out, never a crash."""
+
+    BAD = [None, -1, 2**70, 1.5, float("nan"), "", "x" * 5000, b"\0" * 300, object(),
+           [], {}, (1, 2), bytearray(3), memoryview(b"ab"), True]
+    OK = (TypeError, ValueError, OverflowError, tern.Error)
+
+    def call_all(self, obj, skip=()):
+        for name in dir(obj):
+            if name.startswith("_") or name in skip:
+                continue
+            attr = getattr(obj, name, None)
+            if not callable(attr):
+                continue
+            for bad in self.BAD:
+                for args in ((bad,), (bad, bad), ("k", bad), (bad, b"x"), ("k", b"x", bad)):
+                    try:
+                        attr(*args)
+                    except self.OK:
+                        pass
+                for kw in ("now", "id", "ttl", "priority", "attrs", "payload", "size"):
+                    try:
+                        attr("k", b"x", **{kw: bad})
+                    except self.OK:
+                        pass
+
+    def test_methods_with_bad_arguments(self):
+        with tern.Hub() as hub:
+            conn = hub.open_conn(now=1)
+            stream = hub.open_stream("k", now=1)
+            self.call_all(hub, skip=("close", "__exit__"))
+            self.call_all(conn, skip=("close",))
+            self.call_all(stream, skip=("close",))
+            self.call_all(hub.session("k"))
+            t = hub.create_topic("t") if not hub._has_topic("t") else hub.topic("t")
+            self.call_all(t, skip=("delete",))
+            with tern.Client("k") as c:
+                self.call_all(c, skip=("release",))
+        for fn in (tern.strerror, tern.err_is_fatal, tern.shard_of, tern.topic_pattern_check,
+                   tern.filter_check, tern.parse_resume, tern.framing_content_type):
+            for bad in self.BAD:
+                for args in ((bad,), (bad, bad)):
+                    try:
+                        fn(*args)
+                    except self.OK:
+                        pass
+
+    def test_random_bytes(self):
+        import random
+        rng = random.Random(12345)
+        with tern.Hub() as hub:
+            for i in range(3000):
+                data = bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 64)))
+                if i % 3 == 0:
+                    data = bytes([1]) + data  # a HELLO type byte first
+                conn = hub.open_conn(now=1)
+                try:
+                    conn.read(data, now=1)
+                    conn.write(now=1)
+                except tern.Error:
+                    pass
+                conn.close()
+                with tern.Client("k", now=1) as c:
+                    c.connect(now=1)
+                    for call in (lambda: c.read(data, now=1),
+                                 lambda: c.restore_state(data, now=1)):
+                        try:
+                            call()
+                        except tern.Error:
+                            pass
+                try:
+                    tern.parse_resume(data)
+                except (tern.Error, TypeError, ValueError):
+                    pass
+            list(hub.events())
+            self.assertEqual(hub.stats().conns, 0)
+
+
 class ReadmeTest(unittest.TestCase):
     def test_readme_example_runs(self):
         import contextlib
