@@ -850,8 +850,8 @@ static int put_messages_topics(tern_hub *hub, conn *c, out *o,
   return put_messages_of(hub, c, o, start, now, 1);
 }
 
-static inline int put_messages(tern_hub *hub, conn *c, out *o,
-                               uint8_t *start, tern_tstamp now) {
+static ALWAYS_INLINE int put_messages(tern_hub *hub, conn *c, out *o,
+                                      uint8_t *start, tern_tstamp now) {
   if (c->session->members) {
     return put_messages_topics(hub, c, o, start, now);
   }
