@@ -866,6 +866,89 @@ static void test_peer_close(void) {
   }
 }
 
+/* tern.bin's own goodbye, a GOAWAY frame: no GOAWAY back, CLOSE 1000. */
+static void test_bin_client_goaway(void) {
+  static wsc w;
+  tern_hub *hub = tu_hub(NULL);
+  tern_conn *c = open_ws(hub, TERN_FRAMING_WS_BIN, NULL, T0);
+  wsc_init(&w, c);
+  send_hello(&w, "g", T0);
+  wsc_drain(&w, T0);
+  uint8_t body[64];
+  size_t n = tu_goaway_bytes(body, sizeof(body), TERN_GOAWAY_CLIENT, "bye");
+  CHECK(send_frame(&w, 1, WEB_WS_BINARY, body, n, T0) > 0, "GOAWAY read");
+  CHECK(tern_conn_is_closed(c), "closed");
+  wsc_drain(&w, T0);
+  CHECK_INT(count_wire(&w, WIRE_GOAWAY), 0, "no GOAWAY back");
+  check_close(&w, 1000, "client", "client GOAWAY");
+  tern_event ev = next_end(hub, c);
+  CHECK(ev.type == TERN_EV_CONN_CLOSED && ev.reason == TERN_GOAWAY_CLIENT,
+        "end event: client");
+  tern_conn_del(c);
+  tern_hub_del(hub);
+  wsc_free(&w);
+}
+
+/* tern.bin's heartbeats are the binary framing's PINGs, in messages. */
+static void test_bin_heartbeat(void) {
+  static wsc w;
+  tern_hub *hub = tu_hub(NULL);
+  tern_conn *c = open_ws(hub, TERN_FRAMING_WS_BIN, NULL, T0);
+  wsc_init(&w, c);
+  send_hello(&w, "h", T0);
+  wsc_drain(&w, T0);
+  tern_hub_handle_expiry(hub, T0 + SEC(4));
+  wsc_drain(&w, T0 + SEC(4));
+  CHECK_INT(count_wire(&w, WIRE_PING), 1, "a PING frame after 4 s");
+  CHECK_INT(count_of(&w, 'P'), 0, "not a WebSocket PING");
+  /* WebSocket PINGs of the peer keep it alive, as any byte does. */
+  tern_tstamp t = T0 + SEC(4);
+  for (int i = 0; i < 5; ++i) {
+    t += SEC(2);
+    send_frame(&w, 1, WEB_WS_PING, "", 0, t);
+    tern_hub_handle_expiry(hub, t);
+    wsc_drain(&w, t);
+  }
+  CHECK(!tern_conn_is_closed(c), "alive after 14 s of WebSocket PINGs");
+  tern_hub_handle_expiry(hub, t + SEC(8));
+  wsc_drain(&w, t + SEC(8));
+  CHECK(tern_conn_is_closed(c), "dead after 8 s of silence");
+  check_close(&w, 1001, "timeout", "tern.bin liveness");
+  tern_conn_del(c);
+  tern_hub_del(hub);
+  wsc_free(&w);
+}
+
+/* tern.json resumes like SSE: the seq acks, the rest comes again. */
+static void test_json_resume(void) {
+  static wsc w, v;
+  tern_hub *hub = tu_hub(NULL);
+  tern_conn *c = open_ws(hub, TERN_FRAMING_WS_JSON, "r", T0);
+  wsc_init(&w, c);
+  pub(hub, "r", "a", "1", 1, T0);
+  pub(hub, "r", "b", "2", 1, T0);
+  pub(hub, "r", "c", "3", 1, T0);
+  wsc_drain(&w, T0);
+  CHECK_INT(count_of(&w, 'T'), 3, "three sent");
+  tern_stream_opts o = ws_opts(TERN_FRAMING_WS_JSON, "r");
+  o.resume_epoch = tern_hub_get_epoch(hub);
+  o.resume_seq = 2;
+  tern_conn *d = NULL;
+  CHECK_INT(tern_conn_new_stream(&d, hub, &o, T0), 0, "resume at 2");
+  wsc_drain(&w, T0);
+  check_close(&w, 1000, "replaced", "the old connection");
+  wsc_init(&v, d);
+  wsc_drain(&v, T0);
+  CHECK(v.n == 1 && strstr((char *)v.msgs[0].data, "\"id\":\"c\"") != NULL,
+        "only the third comes again");
+  CHECK_INT(tu_stats(hub).acked, 2, "two acked by the resume");
+  tern_conn_del(c);
+  tern_conn_del(d);
+  tern_hub_del(hub);
+  wsc_free(&w);
+  wsc_free(&v);
+}
+
 /* Ends the server chooses: a goodbye of the framing, then CLOSE. */
 static void test_server_close(void) {
   static wsc w;
@@ -1017,6 +1100,9 @@ int main(void) {
   test_bin_hello_accept();
   test_bad_input();
   test_peer_close();
+  test_bin_client_goaway();
+  test_bin_heartbeat();
+  test_json_resume();
   test_server_close();
   test_opts();
   test_nomem();
