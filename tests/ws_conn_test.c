@@ -426,6 +426,27 @@ static void test_json_end_to_end(void) {
   }
 }
 
+/* A loss is one text message, before the next envelope. */
+static void test_json_dropped(void) {
+  static wsc w;
+  tern_hub *hub = tu_hub(NULL);
+  tern_conn *c = open_ws(hub, TERN_FRAMING_WS_JSON, "d", T0);
+  wsc_init(&w, c);
+  tu_pub_full(hub, "d", TERN_PRIO_NORMAL, "old", NULL, SEC(1), "x", T0, NULL);
+  tern_hub_handle_expiry(hub, T0 + SEC(2));
+  pub(hub, "d", "new", "y", 1, T0 + SEC(2));
+  wsc_drain(&w, T0 + SEC(2));
+  CHECK(w.n == 2 && w.msgs[0].kind == 'T' &&
+            strcmp((char *)w.msgs[0].data,
+                   "{\"dropped\":{\"count\":1,\"reason\":\"expired\"}}") == 0,
+        "the loss notice as a text message");
+  CHECK(w.n == 2 && strstr((char *)w.msgs[1].data, "\"id\":\"new\"") != NULL,
+        "then the next message");
+  tern_conn_del(c);
+  tern_hub_del(hub);
+  wsc_free(&w);
+}
+
 /* A fragmented ack, a PING between its fragments, every byte its own
    read. */
 static void test_json_fragments(void) {
@@ -1093,6 +1114,7 @@ static void test_nomem(void) {
 int main(void) {
   test_handshake();
   test_json_end_to_end();
+  test_json_dropped();
   test_json_fragments();
   test_json_heartbeat();
   test_bin_end_to_end();
