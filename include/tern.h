@@ -1282,10 +1282,13 @@ TERN_EXTERN void tern_conn_get_info(const tern_conn *conn, tern_conn_info *info,
 
 /*
  * tern_framing names what a connection speaks.  The binary framing of
- * tern-protocol(7) is two-way (tern_conn_new: HELLO, acks in-band).  The
- * web framings of tern-web(7) are one-way: the hub writes, the peer never
- * sends a byte through the connection; it acks out of band
- * (tern_hub_ack) or by resuming with a higher seq.
+ * tern-protocol(7) is two-way (tern_conn_new: HELLO, acks in-band).  SSE,
+ * NDJSON and polls (tern-web(7)) are one-way: the hub writes, the peer
+ * never sends a byte through the connection; it acks out of band
+ * (tern_hub_ack) or by resuming with a higher seq.  The two WebSocket
+ * framings (0.3) are two-way again: after the host's HTTP upgrade
+ * (tern_ws_handshake), tern_conn_read takes the peer's WebSocket frames
+ * and tern_conn_write gives the server's.
  */
 typedef enum tern_framing {
   TERN_FRAMING_BINARY = 0,  /* tern-protocol(7): tern_conn_new              */
@@ -1293,8 +1296,12 @@ typedef enum tern_framing {
   TERN_FRAMING_NDJSON = 2,  /* one JSON envelope per line, "\r\n" ended     */
   TERN_FRAMING_POLL = 3,    /* one JSON array per answer (long or short
                                poll), then the connection ends             */
-  TERN_FRAMING_WS_BIN = 4,  /* reserved: WebSocket, subprotocol tern.bin    */
-  TERN_FRAMING_WS_JSON = 5  /* reserved: WebSocket, subprotocol tern.json   */
+  TERN_FRAMING_WS_BIN = 4,  /* (0.3) WebSocket, subprotocol tern.bin: the
+                               binary framing in binary messages, HELLO
+                               and acks in-band                            */
+  TERN_FRAMING_WS_JSON = 5  /* (0.3) WebSocket, subprotocol tern.json: one
+                               JSON envelope per text message, acks as
+                               {"ack":N} text messages                     */
 } tern_framing;
 
 /* TERN_STREAM_OPTS_V1 is the layout of tern_stream_opts in 0.3. */
@@ -1311,11 +1318,13 @@ typedef enum tern_framing {
 typedef struct tern_stream_opts {
   /* version is set to TERN_STREAM_OPTS_VERSION by tern_stream_opts_default. */
   uint32_t version;
-  /* framing is TERN_FRAMING_SSE, _NDJSON or _POLL.  0 (BINARY) by default,
-     which tern_conn_new_stream refuses: the caller must choose. */
+  /* framing is TERN_FRAMING_SSE, _NDJSON, _POLL, _WS_BIN or _WS_JSON.  0
+     (BINARY) by default, which tern_conn_new_stream refuses: the caller
+     must choose. */
   int framing;
   /* key is the session key, 1..TERN_MAX_SESSION_KEY bytes; the session is
-     created when it does not exist.  NULL by default. */
+     created when it does not exist.  NULL by default.  WS_BIN takes none
+     (NULL and 0): its HELLO names the session, and the resume. */
   const uint8_t *key;
   size_t keylen;
   /* resume_epoch and resume_seq say what the receiver already has: every
@@ -1330,11 +1339,12 @@ typedef struct tern_stream_opts {
      seq is then taken as of the current epoch.  0 and 0 by default. */
   uint64_t resume_epoch;
   uint64_t resume_seq;
-  /* heartbeat_interval (SSE, NDJSON): a connection that wrote nothing for
-     this long writes a heartbeat (an SSE comment line, an NDJSON
-     {"hb":MS} line).  0 takes the hub's settings.heartbeat_interval
-     (default); otherwise at least 1 s and at most settings.max_heartbeat.
-     Polls have none. */
+  /* heartbeat_interval (SSE, NDJSON, WS_JSON): a connection that wrote
+     nothing for this long writes a heartbeat (an SSE comment line, an
+     NDJSON {"hb":MS} line, a WebSocket PING).  0 takes the hub's
+     settings.heartbeat_interval (default); otherwise at least 1 s and at
+     most settings.max_heartbeat.  Polls have none; WS_BIN's HELLO
+     negotiates its own, as on the binary framing. */
   tern_duration heartbeat_interval;
   /* retry (SSE): the reconnection delay the browser should use, written
      first as "retry: MS".  0 writes none (default).  At most 24 h. */
@@ -1357,10 +1367,39 @@ TERN_EXTERN void tern_stream_opts_default_versioned(uint32_t version,
   tern_stream_opts_default_versioned(TERN_STREAM_OPTS_VERSION, (o))
 
 /*
- * tern_conn_new_stream creates a one-way connection of framing
- * opts->framing, bound at once to the session opts->key (created when it
- * does not exist; no HELLO, no TERN_EV_CONN_HELLO, and settings.hello_accept
- * does not apply: the host authenticated the request before this call).
+ * tern_conn_new_stream creates a web connection of framing opts->framing.
+ *
+ * TERN_FRAMING_WS_BIN (0.3): a connection of the binary framing whose
+ * bytes travel in WebSocket binary messages, created as by tern_conn_new
+ * (not bound: the peer's first frame must be HELLO, settings.hello_accept
+ * applies, heartbeats and liveness are the binary framing's PING/PONG);
+ * opts->key must be empty and the resume 0.  Everything else is as for
+ * tern_conn_new; only the bytes are wrapped: tern_conn_read decodes the
+ * peer's WebSocket frames, tern_conn_write writes one binary message per
+ * call (give it at least 3 bytes), plus control frames.
+ *
+ * TERN_FRAMING_WS_JSON (0.3): as SSE below (bound to opts->key at once,
+ * with the resume), but two-way: tern_conn_read takes the peer's
+ * {"ack":N} text messages; heartbeats are WebSocket PINGs, and a peer
+ * that sends nothing (not even a PONG) for the heartbeat interval plus
+ * the hub's margin (settings.liveness_timeout - heartbeat_interval) is
+ * dead (TERN_EV_CONN_DEAD).
+ *
+ * For both WebSocket framings tern_conn_read checks the frames as RFC
+ * 6455 asks (masked, fragments, control frames), answers PING with PONG
+ * and CLOSE with CLOSE (the code echoed), and any end of the connection
+ * writes a CLOSE frame last (tern-web(7) lists the codes), after which
+ * tern_conn_write returns TERN_ERR_CLOSED.  A frame that breaks RFC 6455
+ * or the subprotocol makes tern_conn_read return TERN_ERR_PROTO (CLOSE
+ * 1002, 1003, 1007 or 1008) or TERN_ERR_TOO_LARGE (1009: a tern.json
+ * message over 128 bytes, a tern.bin one over 1 MiB), with the end event
+ * (TERN_GOAWAY_PROTO, TERN_GOAWAY_TOO_LARGE); a CLOSE of the peer ends it
+ * with TERN_GOAWAY_CLIENT.
+ *
+ * TERN_FRAMING_SSE, _NDJSON and _POLL: a one-way connection bound at
+ * once to the session opts->key (created when it does not exist; no
+ * HELLO, no TERN_EV_CONN_HELLO, and settings.hello_accept does not apply:
+ * the host authenticated the request before this call).
  * The resume in |opts| is applied first.  Then call tern_conn_write as for
  * any connection: it gives the bytes of the response body (the host writes
  * the HTTP status and headers itself; tern-web(7) lists them).
@@ -1377,8 +1416,9 @@ TERN_EXTERN void tern_stream_opts_default_versioned(uint32_t version,
  * reason TERN_GOAWAY_DONE); every other end is as for tern_conn_new.
  *
  * Returns 0 and *|pconn|, or: TERN_ERR_INVALID (NULL arguments, an unknown
- * opts->version, a framing that is not SSE, NDJSON or POLL, an empty key,
- * an option out of its range), TERN_ERR_TOO_LARGE (key over
+ * opts->version, a framing that is not SSE, NDJSON, POLL, WS_BIN or
+ * WS_JSON, an empty key (a key or resume for WS_BIN), an option out of
+ * its range), TERN_ERR_TOO_LARGE (key over
  * TERN_MAX_SESSION_KEY), TERN_ERR_NOMEM or TERN_ERR_LIMIT (the session is
  * at max_conns, or max_sessions is reached).  On TERN_ERR_INVALID,
  * TERN_ERR_TOO_LARGE and TERN_ERR_NOMEM nothing changed; on TERN_ERR_LIMIT
@@ -1428,6 +1468,67 @@ TERN_EXTERN const char *tern_framing_content_type(int framing);
 TERN_EXTERN tern_ssize tern_hub_ack(tern_hub *hub, const uint8_t *key,
                                     size_t keylen, uint64_t seq,
                                     tern_tstamp now);
+
+/* ---- WebSocket: the opening handshake (0.3) ----------------------------- */
+
+/* TERN_WS_ACCEPT_LEN is the length of a Sec-WebSocket-Accept value. */
+#define TERN_WS_ACCEPT_LEN 28
+
+/*
+ * tern_ws_answer is what tern_ws_handshake found: what the 101 answer
+ * carries and the framing of the connection to create.  Fields are only
+ * appended (tern_ws_handshake takes the caller's size).
+ */
+typedef struct tern_ws_answer {
+  /* framing is TERN_FRAMING_WS_BIN or TERN_FRAMING_WS_JSON: the
+     opts->framing of tern_conn_new_stream. */
+  int framing;
+  /* protocol is the value of the answer's Sec-WebSocket-Protocol header
+     ("tern.bin" or "tern.json", a static string), or NULL when the
+     client offered none: the answer then has no such header. */
+  const char *protocol;
+  /* accept is the value of the answer's Sec-WebSocket-Accept header,
+     TERN_WS_ACCEPT_LEN characters and a NUL. */
+  char accept[TERN_WS_ACCEPT_LEN + 1];
+} tern_ws_answer;
+
+/*
+ * tern_ws_handshake checks the WebSocket headers of an upgrade request
+ * (RFC 6455, 4.2.1) and works out the answer: |key|, |version| and
+ * |protocols| are the values of Sec-WebSocket-Key, Sec-WebSocket-Version
+ * and Sec-WebSocket-Protocol (several lines of it joined with ","), not
+ * NUL-terminated, spaces and tabs around them allowed, NULL (with 0) for
+ * a header that is absent.  The chosen subprotocol is the first of
+ * "tern.bin" and "tern.json" in the client's list; when the client lists
+ * none, |default_framing| (TERN_FRAMING_WS_BIN or _WS_JSON) applies, or,
+ * when it is 0, the request is refused.  The host checks the rest itself:
+ * GET, HTTP/1.1, "Upgrade: websocket" and "upgrade" among the Connection
+ * options (400 otherwise).  On success it answers
+ *   HTTP/1.1 101 Switching Protocols
+ *   Upgrade: websocket
+ *   Connection: Upgrade
+ *   Sec-WebSocket-Accept: <answer->accept>
+ *   Sec-WebSocket-Protocol: <answer->protocol>   (unless NULL)
+ * then creates the connection with tern_conn_new_stream (framing
+ * answer->framing) and from then on hands it the socket's bytes.
+ * tern_ws_handshake copies the first |size| bytes of its answer to
+ * |answer| (pass sizeof(tern_ws_answer); bytes past the fields this
+ * library knows are set to zero).  Uses no hub; any thread.
+ *
+ * Returns 0, or, with |answer| untouched, the code that says what to
+ * answer: TERN_ERR_PROTO (Sec-WebSocket-Version absent or not 13: answer
+ * 426 Upgrade Required with "Sec-WebSocket-Version: 13"), TERN_ERR_INVALID
+ * (400 Bad Request: Sec-WebSocket-Key absent or not the base64 of 16
+ * bytes, Sec-WebSocket-Protocol not a list of tokens; also NULL |answer|,
+ * |size| 0 or another |default_framing|), TERN_ERR_NOT_FOUND (400 too: the
+ * client offered subprotocols but neither of ours, or none while
+ * |default_framing| is 0).
+ */
+TERN_EXTERN int tern_ws_handshake(const char *key, size_t keylen,
+                                  const char *version, size_t versionlen,
+                                  const char *protocols, size_t protocolslen,
+                                  int default_framing, tern_ws_answer *answer,
+                                  size_t size);
 /* ---- producers on the binary framing (0.3) ------------------------------ */
 
 /*
@@ -1485,8 +1586,10 @@ typedef enum tern_puback_status {
  *
  * The connection's producer state (64 KiB) is allocated at the first
  * allow and kept until tern_conn_del.  Returns 0, TERN_ERR_CLOSED (the
- * connection is closed), TERN_ERR_NOMEM (nothing changed) or
- * TERN_ERR_INVALID (|conn| NULL).
+ * connection is closed), TERN_ERR_NOMEM (nothing changed),
+ * TERN_ERR_STATE (a connection of tern_conn_new_stream: publishing goes
+ * over the binary framing on its own connection) or TERN_ERR_INVALID
+ * (|conn| NULL).
  */
 TERN_EXTERN int tern_conn_allow_publish(tern_conn *conn, int allow);
 

@@ -521,7 +521,7 @@ static void test_bad_options(void) {
     int want;
   } cases[] = {
       {"version 0", TERN_ERR_INVALID},      {"version 99", TERN_ERR_INVALID},
-      {"binary framing", TERN_ERR_INVALID}, {"WS_BIN reserved", TERN_ERR_INVALID},
+      {"binary framing", TERN_ERR_INVALID}, {"WS_BIN with a key", TERN_ERR_INVALID},
       {"framing 77", TERN_ERR_INVALID},     {"NULL key", TERN_ERR_INVALID},
       {"empty key", TERN_ERR_INVALID},      {"long key", TERN_ERR_TOO_LARGE},
       {"heartbeat 500 ms", TERN_ERR_INVALID},

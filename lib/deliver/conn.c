@@ -15,9 +15,19 @@
 #include "deliver/hub.h"
 #include "deliver/produce.h"
 #include "deliver/topic.h"
+#include "deliver/web.h"
 #include "wire/publish.h"
 
 #define MS(d) ((tern_duration)(d) * TERN_MILLISECONDS)
+
+/* The binary framing's reader and writer are inlined twice: into the
+   public calls (the hot path, as before) and into the entry points
+   tern.bin over WebSocket uses (wsconn.c). */
+#if defined(__GNUC__)
+#define ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define ALWAYS_INLINE inline
+#endif
 
 int conn_aux_get(tern_hub *hub, conn *c) {
   if (!c->aux) {
@@ -90,7 +100,17 @@ int tern_conn_new(tern_conn **pconn, tern_hub *hub, tern_tstamp now) {
   if (!pconn || !hub) {
     return TERN_ERR_INVALID;
   }
-  conn *c = mem_calloc(&hub->mem, 1, sizeof(conn));
+  conn *c;
+  int rv = conn_new_binary(hub, sizeof(conn), now, &c);
+  if (rv == 0) {
+    *pconn = (tern_conn *)c;
+  }
+  return rv;
+}
+
+int conn_new_binary(tern_hub *hub, size_t size, tern_tstamp now,
+                    conn **pc) {
+  conn *c = mem_calloc(&hub->mem, 1, size);
   if (!c) {
     return TERN_ERR_NOMEM;
   }
@@ -119,7 +139,7 @@ int tern_conn_new(tern_conn **pconn, tern_hub *hub, tern_tstamp now) {
   rearm(hub, c);
   ++hub->nconns;
   ++hub->stats.conns;
-  *pconn = (tern_conn *)c;
+  *pc = c;
   return 0;
 }
 
@@ -209,6 +229,9 @@ void conn_close(conn *c, int reason, uint32_t retry_ms, int error, int quiet,
     hub_mark_ready(hub, c);
   } else {
     hub_unready(hub, c);
+  }
+  if (is_ws(c)) {
+    ws_on_close(c); /* a CLOSE frame follows */
   }
 }
 
@@ -430,18 +453,8 @@ tern_ssize conn_frames(conn *c, const uint8_t *p, size_t len,
   return on_bytes(c, p, len, now);
 }
 
-tern_ssize tern_conn_read(tern_conn *tc, const uint8_t *in, size_t len,
-                          tern_tstamp now) {
-  conn *c = (conn *)tc;
-  if (!c || (!in && len)) {
-    return TERN_ERR_INVALID;
-  }
-  if (c->state >= CONN_CLOSING) {
-    return TERN_ERR_CLOSED;
-  }
-  if (c->framing) {
-    return TERN_ERR_STATE; /* one-way: nothing comes from the peer */
-  }
+static ALWAYS_INLINE tern_ssize read_binary(conn *c, const uint8_t *in,
+                                            size_t len, tern_tstamp now) {
   tern_hub *hub = c->hub;
   hub->stats.bytes_in += len;
   if (c->state == CONN_OPEN) {
@@ -506,6 +519,26 @@ tern_ssize tern_conn_read(tern_conn *tc, const uint8_t *in, size_t len,
     aux_trim(hub, c);
   }
   return (tern_ssize)len;
+}
+
+tern_ssize tern_conn_read(tern_conn *tc, const uint8_t *in, size_t len,
+                          tern_tstamp now) {
+  conn *c = (conn *)tc;
+  if (!c || (!in && len)) {
+    return TERN_ERR_INVALID;
+  }
+  if (c->state >= CONN_CLOSING) {
+    return TERN_ERR_CLOSED;
+  }
+  if (c->framing) {
+    return framing_read(c, in, len, now);
+  }
+  return read_binary(c, in, len, now);
+}
+
+tern_ssize conn_read_binary(conn *c, const uint8_t *in, size_t len,
+                            tern_tstamp now) {
+  return read_binary(c, in, len, now);
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -686,11 +719,6 @@ static msg *peek_pending(const session *s) {
    TERN_ERR_NOMEM (a partial frame needed the aux block).  The settings the
    loop reads are copied to locals first: every byte it stores could alias
    them, so the compiler would load them again for each message. */
-#if defined(__GNUC__)
-#define ALWAYS_INLINE __attribute__((always_inline)) inline
-#else
-#define ALWAYS_INLINE inline
-#endif
 /* |topics|: the session has members, whose next topic messages merge with
    its pending ones (a constant in each of the two copies below, so that a
    session without subscriptions pays nothing for them). */
@@ -825,8 +853,8 @@ static int put_messages_topics(tern_hub *hub, conn *c, out *o,
   return put_messages_of(hub, c, o, start, now, 1);
 }
 
-static inline int put_messages(tern_hub *hub, conn *c, out *o,
-                               uint8_t *start, tern_tstamp now) {
+static ALWAYS_INLINE int put_messages(tern_hub *hub, conn *c, out *o,
+                                      uint8_t *start, tern_tstamp now) {
   if (c->session->tp) {
     return put_messages_topics(hub, c, o, start, now);
   }
@@ -835,6 +863,7 @@ static inline int put_messages(tern_hub *hub, conn *c, out *o,
 
 /* Something to write: a frame in progress, a control frame, a DROPPED
    notice, or a pending message the window lets out. */
+static inline int binary_wants_write(const conn *c);
 static inline int wants_write(const conn *c) {
   if (c->state == CONN_CLOSED) {
     return 0;
@@ -842,6 +871,10 @@ static inline int wants_write(const conn *c) {
   if (c->framing) {
     return framing_wants_write(c);
   }
+  return binary_wants_write(c);
+}
+
+static inline int binary_wants_write(const conn *c) {
   if (c->ctl || (c->aux && (c->aux->wmsg || c->aux->wctllen))) {
     return 1;
   }
@@ -865,18 +898,12 @@ int tern_conn_want_write(const tern_conn *tc) {
   return tc ? wants_write((const conn *)tc) : 0;
 }
 
-tern_ssize tern_conn_write(tern_conn *tc, uint8_t *buf, size_t cap,
-                           tern_tstamp now) {
-  conn *c = (conn *)tc;
-  if (!c || (!buf && cap)) {
-    return TERN_ERR_INVALID;
-  }
-  if (c->state == CONN_CLOSED) {
-    return TERN_ERR_CLOSED;
-  }
-  if (c->framing) {
-    return framing_write(c, buf, cap, now);
-  }
+int conn_binary_wants_write(const conn *c) {
+  return c->state != CONN_CLOSED && binary_wants_write(c);
+}
+
+static ALWAYS_INLINE tern_ssize write_binary(conn *c, uint8_t *buf,
+                                             size_t cap, tern_tstamp now) {
   tern_hub *hub = c->hub;
   out o = {buf, buf + cap, buf, 0};
   int rv = 0;
@@ -946,6 +973,26 @@ done:
   return o.p - buf;
 }
 
+tern_ssize tern_conn_write(tern_conn *tc, uint8_t *buf, size_t cap,
+                           tern_tstamp now) {
+  conn *c = (conn *)tc;
+  if (!c || (!buf && cap)) {
+    return TERN_ERR_INVALID;
+  }
+  if (c->state == CONN_CLOSED) {
+    return TERN_ERR_CLOSED;
+  }
+  if (c->framing) {
+    return framing_write(c, buf, cap, now);
+  }
+  return write_binary(c, buf, cap, now);
+}
+
+tern_ssize conn_write_binary(conn *c, uint8_t *buf, size_t cap,
+                             tern_tstamp now) {
+  return write_binary(c, buf, cap, now);
+}
+
 /* ---- timers ------------------------------------------------------------- */
 
 int conn_ack_timeouts(tern_hub *hub, conn *c, tern_tstamp now) {
@@ -986,8 +1033,8 @@ int conn_on_timer(tern_hub *hub, conn *c, tern_tstamp now) {
   if (c->state >= CONN_CLOSING) {
     return 0; /* it has no deadlines of its own any more */
   }
-  if (c->framing) {
-    return framing_on_timer(hub, c, now);
+  if (c->framing && c->framing != TERN_FRAMING_WS_BIN) {
+    return framing_on_timer(hub, c, now); /* tern.bin's are the binary's */
   }
   if (now >= c->last_rx + MS(c->liveness_ms)) {
     if (c->state == CONN_OPEN) {

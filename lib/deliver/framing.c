@@ -1,6 +1,8 @@
 /*
- * The one-way connections of the web framings (tern-web(7)): SSE, NDJSON
- * and polls.  Bound to their session at creation (no HELLO), acked out of
+ * The connections of the web framings (tern-web(7)): SSE, NDJSON, polls
+ * and WebSocket's tern.json (whose reading and control frames are
+ * wsconn.c's; tern.bin is wsconn.c's alone).  SSE, NDJSON and polls are
+ * one-way.  Bound to their session at creation (no HELLO), acked out of
  * band (tern_hub_ack) or by a resume, never read from.  They share the
  * session machinery of the binary framing (seqs, the in-flight window, the
  * return of in-flight messages when the connection goes, DROPPED notices
@@ -23,25 +25,12 @@
 #include "base/mem.h"
 #include "deliver/hub.h"
 #include "deliver/topic.h"
+#include "deliver/web.h"
 #include "web/json.h"
 
 #define MS(d) ((tern_duration)(d) * TERN_MILLISECONDS)
 /* The longest retry hint and poll hold accepted: a day. */
 #define STREAM_MAX_SPAN (24 * 3600 * TERN_SECONDS)
-
-/* The state of a one-way connection, allocated right after its conn. */
-typedef struct webconn {
-  tern_tstamp hold_until;  /* POLL: an empty answer at this time           */
-  uint8_t *spill;          /* an item that did not fit; NULL: none         */
-  size_t spill_len, spill_off;
-  uint32_t retry_ms;       /* SSE: the hint                                */
-  uint8_t retry_due;       /* SSE: "retry:" not written yet                */
-  uint8_t array_open;      /* POLL: "[" written, "]" not yet               */
-} webconn;
-
-static inline webconn *web_of(const conn *c) {
-  return (webconn *)(void *)((uint8_t *)(uintptr_t)c + sizeof(conn));
-}
 
 /* ---- options -------------------------------------------------------------- */
 
@@ -272,6 +261,9 @@ static int put_msg(tern_hub *hub, conn *c, webconn *w, wout *o, const msg *m,
   case TERN_FRAMING_NDJSON:
     n += LIT(NL_END);
     break;
+  case TERN_FRAMING_WS_JSON:
+    n += web_ws_header_len(n, 0); /* one text message */
+    break;
   default:
     n += 1;
     break;
@@ -289,6 +281,8 @@ static int put_msg(tern_hub *hub, conn *c, webconn *w, wout *o, const msg *m,
     q = PUT(q, SSE_MSG);
   } else if (c->framing == TERN_FRAMING_POLL) {
     q = poll_sep(w, q);
+  } else if (c->framing == TERN_FRAMING_WS_JSON) {
+    q += web_ws_header_write(q, 1, WEB_WS_TEXT, (uint64_t)env, NULL);
   }
   q += web_json_msg_write(q, &jm, &plan);
   if (c->framing == TERN_FRAMING_SSE) {
@@ -319,6 +313,10 @@ static int put_notice(tern_hub *hub, conn *c, webconn *w, wout *o,
   case TERN_FRAMING_NDJSON:
     n += LIT(J_DROPPED) + 1 + LIT(NL_END);
     break;
+  case TERN_FRAMING_WS_JSON:
+    n += LIT(J_DROPPED) + 1;
+    n += web_ws_header_len(n, 0);
+    break;
   default:
     n += 1 + LIT(J_DROPPED) + 1;
     break;
@@ -335,6 +333,9 @@ static int put_notice(tern_hub *hub, conn *c, webconn *w, wout *o,
   } else {
     if (c->framing == TERN_FRAMING_POLL) {
       q = poll_sep(w, q);
+    } else if (c->framing == TERN_FRAMING_WS_JSON) {
+      q += web_ws_header_write(q, 1, WEB_WS_TEXT,
+                               LIT(J_DROPPED) + (size_t)dn + 1, NULL);
     }
     q = PUT(q, J_DROPPED);
     q += web_json_dropped_write(q, count, reason);
@@ -428,9 +429,12 @@ static const char *goaway_name(int reason) {
   return "other";
 }
 
+const char *framing_goaway_name(int reason) { return goaway_name(reason); }
+
 /* The goodbye of a connection the hub closed: an SSE "goaway" event
    (after a "retry:" line with the hint, so that the browser waits that
-   long) or an NDJSON {"goaway":{...}} line.  Polls have none. */
+   long), an NDJSON {"goaway":{...}} line, or that object as a tern.json
+   text message (the CLOSE frame follows).  Polls have none. */
 static int put_goaway(tern_hub *hub, conn *c, webconn *w, wout *o) {
   const char *name = goaway_name(c->goaway_reason);
   size_t namelen = strlen(name);
@@ -439,6 +443,9 @@ static int put_goaway(tern_hub *hub, conn *c, webconn *w, wout *o) {
   if (c->framing == TERN_FRAMING_SSE) {
     n += (retry ? LIT(SSE_RETRY) + u64_len(retry) + 1 : 0) +
          LIT(SSE_GOAWAY) + LIT(SSE_END);
+  } else if (c->framing == TERN_FRAMING_WS_JSON) {
+    n += LIT(J_GOAWAY) + 1;
+    n += web_ws_header_len(n, 0);
   } else {
     n += LIT(J_GOAWAY) + 1 + LIT(NL_END);
   }
@@ -455,6 +462,11 @@ static int put_goaway(tern_hub *hub, conn *c, webconn *w, wout *o) {
     }
     q = PUT(q, SSE_GOAWAY);
   } else {
+    if (c->framing == TERN_FRAMING_WS_JSON) {
+      size_t json = LIT(J_GOAWAY) + namelen + LIT(J_RETRY) + u64_len(retry) +
+                    2;
+      q += web_ws_header_write(q, 1, WEB_WS_TEXT, json, NULL);
+    }
     q = PUT(q, J_GOAWAY);
   }
   q = put_lit(q, name, namelen);
@@ -465,7 +477,9 @@ static int put_goaway(tern_hub *hub, conn *c, webconn *w, wout *o) {
     PUT(q, SSE_END);
   } else {
     *q++ = '}';
-    PUT(q, NL_END);
+    if (c->framing != TERN_FRAMING_WS_JSON) {
+      PUT(q, NL_END);
+    }
   }
   item_end(hub, w, o, at, n);
   return 1;
@@ -569,8 +583,14 @@ static int has_output(const conn *c) {
 }
 
 int framing_wants_write(const conn *c) {
+  if (c->framing == TERN_FRAMING_WS_BIN) {
+    return ws_bin_wants_write(c);
+  }
   const webconn *w = web_of(c);
   if (w->spill) {
+    return 1;
+  }
+  if (c->framing == TERN_FRAMING_WS_JSON && ws_ctl_waits(ws_of(c))) {
     return 1;
   }
   if (c->state == CONN_CLOSING) {
@@ -618,13 +638,23 @@ static void put_closing(tern_hub *hub, conn *c, webconn *w, wout *o) {
     *o->p++ = ']';
     w->array_open = 0;
   }
-  if (!w->spill) {
-    c->state = CONN_CLOSED;
+  if (w->spill) {
+    return;
   }
+  if (c->framing == TERN_FRAMING_WS_JSON && !ws_put_close(c, &o->p, o->end)) {
+    o->full = 1;
+    return;
+  }
+  c->state = CONN_CLOSED;
 }
 
 static void put_open(tern_hub *hub, conn *c, webconn *w, wout *o,
                      tern_tstamp now, int *rv) {
+  const int ws = c->framing == TERN_FRAMING_WS_JSON;
+  if (ws && !ws_put_pong(ws_of(c), &o->p, o->end)) {
+    o->full = 1;
+    return;
+  }
   if (w->retry_due) {
     if (!put_retry(hub, w, o)) {
       return;
@@ -632,12 +662,20 @@ static void put_open(tern_hub *hub, conn *c, webconn *w, wout *o,
     w->retry_due = 0;
   }
   if (c->ctl & CTL_PING) {
-    if (!put_heartbeat(hub, c, w, o)) {
+    /* tern.json's heartbeat is a PING frame: taken whole even when only
+       its start fits (the rest goes first next time). */
+    int whole = ws ? ws_put_ping(c, &o->p, o->end, now)
+                   : put_heartbeat(hub, c, w, o);
+    if (!ws && !whole) {
       return;
     }
     c->ctl &= (uint8_t)~CTL_PING;
     c->last_tx = now;
     rearm(hub, c); /* the timer waited without a heartbeat deadline */
+    if (!whole) {
+      o->full = 1;
+      return;
+    }
   }
   *rv = put_messages(hub, c, w, o, now);
   if (c->framing != TERN_FRAMING_POLL || *rv != 0 || o->full || o->nomem ||
@@ -659,11 +697,18 @@ static void put_open(tern_hub *hub, conn *c, webconn *w, wout *o,
 }
 
 tern_ssize framing_write(conn *c, uint8_t *buf, size_t cap, tern_tstamp now) {
+  if (c->framing == TERN_FRAMING_WS_BIN) {
+    return ws_bin_write(c, buf, cap, now);
+  }
   tern_hub *hub = c->hub;
   webconn *w = web_of(c);
   wout o = {buf, buf + cap, buf, 0, 0};
   int rv = 0;
   if (w->spill && !spill_drain(hub, w, &o)) {
+    goto done;
+  }
+  if (c->framing == TERN_FRAMING_WS_JSON &&
+      !ws_flush_ctl(ws_of(c), &o.p, o.end)) {
     goto done;
   }
   if (c->state == CONN_CLOSING) {
@@ -695,6 +740,18 @@ done:
 
 /* ---- deadlines -------------------------------------------------------------- */
 
+/* When the heartbeat interval starts: the last write, and for tern.json
+   also the last receipt unless a PING of ours since then is unanswered,
+   so that a peer that only listens is asked for a PONG before its
+   liveness runs out. */
+static tern_tstamp hb_base(const conn *c) {
+  if (c->framing == TERN_FRAMING_WS_JSON && c->last_rx < c->last_tx &&
+      !(c->ping_sent && c->ping_sent >= c->last_rx)) {
+    return c->last_rx;
+  }
+  return c->last_tx;
+}
+
 static tern_tstamp deadline_of(const tern_hub *hub, const conn *c) {
   const webconn *w = web_of(c);
   tern_tstamp d = TERN_TSTAMP_NONE;
@@ -705,7 +762,11 @@ static tern_tstamp deadline_of(const tern_hub *hub, const conn *c) {
       d = w->hold_until;
     }
   } else if (!(c->ctl & CTL_PING)) {
-    d = c->last_tx + MS(c->heartbeat_ms);
+    d = hb_base(c) + MS(c->heartbeat_ms);
+  }
+  if (c->liveness_ms) { /* tern.json: the peer answers our PINGs */
+    tern_tstamp live = c->last_rx + MS(c->liveness_ms);
+    d = live < d ? live : d;
   }
   if (hub->set.ack_timeout && c->inflight) {
     tern_tstamp at = conn_ack_deadline(hub, c->inflight);
@@ -726,6 +787,11 @@ static void rearm(tern_hub *hub, conn *c) {
 /* The timer of an open one-way connection (conn_on_timer did the rest). */
 int framing_on_timer(tern_hub *hub, conn *c, tern_tstamp now) {
   webconn *w = web_of(c);
+  if (c->liveness_ms && now >= c->last_rx + MS(c->liveness_ms)) {
+    ++hub->stats.conns_dead;
+    conn_close(c, TERN_GOAWAY_TIMEOUT, 0, 0, 0, now);
+    return 0;
+  }
   if (c->framing == TERN_FRAMING_POLL) {
     if (!w->array_open && now >= w->hold_until) {
       if (!has_output(c)) {
@@ -734,7 +800,7 @@ int framing_on_timer(tern_hub *hub, conn *c, tern_tstamp now) {
       }
       hub_mark_ready(hub, c); /* it answers at its next write */
     }
-  } else if (!(c->ctl & CTL_PING) && now >= c->last_tx + MS(c->heartbeat_ms)) {
+  } else if (!(c->ctl & CTL_PING) && now >= hb_base(c) + MS(c->heartbeat_ms)) {
     c->ctl |= CTL_PING;
     hub_mark_ready(hub, c);
   }
@@ -759,9 +825,14 @@ void framing_release(tern_hub *hub, conn *c) {
 /* ---- opening ---------------------------------------------------------------- */
 
 static int check_opts(const tern_hub *hub, const tern_stream_opts *o) {
-  if (o->framing != TERN_FRAMING_SSE && o->framing != TERN_FRAMING_NDJSON &&
-      o->framing != TERN_FRAMING_POLL) {
+  if (o->framing < TERN_FRAMING_SSE || o->framing > TERN_FRAMING_WS_JSON) {
     return TERN_ERR_INVALID;
+  }
+  if (o->framing == TERN_FRAMING_WS_BIN) {
+    /* Its HELLO names the session and the resume. */
+    return o->key || o->keylen || o->resume_epoch || o->resume_seq
+               ? TERN_ERR_INVALID
+               : 0;
   }
   if (!o->key || o->keylen == 0) {
     return TERN_ERR_INVALID;
@@ -796,7 +867,22 @@ int tern_conn_new_stream(tern_conn **pconn, tern_hub *hub,
   if (rv != 0) {
     return rv;
   }
-  conn *c = mem_calloc(&hub->mem, 1, sizeof(conn) + sizeof(webconn));
+  if (o.framing == TERN_FRAMING_WS_BIN) {
+    /* tern.bin is the binary framing inside WebSocket messages: a
+       connection of tern_conn_new's, waiting for HELLO. */
+    conn *b;
+    rv = conn_new_binary(hub, sizeof(conn) + sizeof(webconn) + sizeof(wsconn),
+                         now, &b);
+    if (rv == 0) {
+      b->framing = TERN_FRAMING_WS_BIN;
+      ws_init(b, TERN_FRAMING_WS_BIN);
+      *pconn = (tern_conn *)b;
+    }
+    return rv;
+  }
+  const int ws = o.framing == TERN_FRAMING_WS_JSON;
+  conn *c = mem_calloc(&hub->mem, 1, sizeof(conn) + sizeof(webconn) +
+                                         (ws ? sizeof(wsconn) : 0));
   if (!c) {
     return TERN_ERR_NOMEM;
   }
@@ -840,6 +926,16 @@ int tern_conn_new_stream(tern_conn **pconn, tern_hub *hub,
                                       : hub->set.heartbeat_interval) /
                 TERN_MILLISECONDS;
   c->heartbeat_ms = hb > UINT32_MAX ? UINT32_MAX : (uint32_t)hb;
+  if (ws) {
+    /* Two-way: the peer answers PINGs (browsers do by themselves), so a
+       silent one is dead after the hub's margin, as on the binary
+       framing. */
+    uint64_t margin = (hub->set.liveness_timeout -
+                       hub->set.heartbeat_interval) / TERN_MILLISECONDS;
+    uint64_t live = hb + margin;
+    c->liveness_ms = live > UINT32_MAX ? UINT32_MAX : (uint32_t)live;
+    ws_init(c, TERN_FRAMING_WS_JSON);
+  }
   c->timer.kind = TIMER_CONN;
   c->all_next = hub->conns;
   if (hub->conns) {

@@ -289,8 +289,9 @@ struct conn {
   uint8_t welcome_flags;   /* WIRE_WELCOME_* for the queued WELCOME        */
   uint8_t write_retry;     /* tern_conn_write ran out of memory: the timer
                               puts it back on the ready list               */
-  uint8_t framing;         /* tern_framing; not BINARY: a webconn follows
-                              the struct (framing.c)                       */
+  uint8_t framing;         /* tern_framing; not BINARY: a webconn (and a
+                              wsconn for WebSocket) follows the struct
+                              (deliver/web.h)                              */
   /* cold */
   timer timer;             /* handshake, heartbeat, liveness, ack timeout   */
   conn *session_next;      /* session->conns                                */
@@ -725,8 +726,9 @@ int conn_ack_timeouts(tern_hub *hub, conn *c, tern_tstamp now);
 tern_tstamp conn_ack_deadline(const tern_hub *hub, const msg *m);
 
 /* ---- framing.c ----------------------------------------------------------- */
-/* The one-way connections (c->framing not TERN_FRAMING_BINARY): conn.c
-   hands them their writes, their wants_write and their timer. */
+/* The web connections (c->framing not TERN_FRAMING_BINARY): conn.c hands
+   them their writes, their wants_write, their timer (not tern.bin's) and
+   their reads (framing_read, deliver/web.h). */
 tern_ssize framing_write(conn *c, uint8_t *buf, size_t cap, tern_tstamp now);
 int framing_wants_write(const conn *c);
 int framing_on_timer(tern_hub *hub, conn *c, tern_tstamp now);

@@ -418,6 +418,10 @@ int tern_conn_allow_publish(tern_conn *tc, int allow) {
   if (c->state >= CONN_CLOSING) {
     return TERN_ERR_CLOSED;
   }
+  if (c->framing) {
+    return TERN_ERR_STATE; /* a producer may stop reading: not in a
+                              WebSocket message, nor on a one-way kind */
+  }
   if (!conn_producer(c)) {
     if (!allow) {
       return 0;

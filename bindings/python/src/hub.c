@@ -819,13 +819,14 @@ static PyObject *hub_subscribe(HubObject *self, PyObject *args, PyObject *kw) {
 
 static PyObject *hub_unsubscribe(HubObject *self, PyObject *args,
                                  PyObject *kw) {
-  static char *kwlist[] = {"key", "pattern", NULL};
-  PyObject *key, *pat;
+  static char *kwlist[] = {"key", "pattern", "now", NULL};
+  PyObject *key, *pat, *nowo = NULL;
   const char *ps;
+  tern_tstamp now;
   tp_bytes k;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:unsubscribe", kwlist, &key,
-                                   &pat) ||
-      tp_cstr_get(pat, &ps, NULL, "pattern", 0) < 0 ||
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|$O:unsubscribe", kwlist, &key,
+                                   &pat, &nowo) ||
+      tp_now(nowo, &now) < 0 || tp_cstr_get(pat, &ps, NULL, "pattern", 0) < 0 ||
       tp_bytes_get(key, &k, "key", 0) < 0) {
     return NULL;
   }
@@ -833,7 +834,7 @@ static PyObject *hub_unsubscribe(HubObject *self, PyObject *args,
     tp_bytes_release(&k);
     return NULL;
   }
-  tern_ssize n = tern_hub_unsubscribe(self->hub, k.p, k.n, ps);
+  tern_ssize n = tern_hub_unsubscribe(self->hub, k.p, k.n, ps, now);
   tp_bytes_release(&k);
   if (check(self, n) < 0) {
     return NULL;
@@ -893,12 +894,21 @@ static PyObject *hub_has_topic(HubObject *self, PyObject *name) {
   return PyBool_FromLong(tern_hub_find_topic(self->hub, s) != NULL);
 }
 
-static PyObject *hub_delete_topic(HubObject *self, PyObject *name) {
+static PyObject *hub_delete_topic(HubObject *self, PyObject *args,
+                                  PyObject *kw) {
+  static char *kwlist[] = {"name", "now", NULL};
+  PyObject *name, *nowo = NULL;
+  tern_tstamp now;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$O:_delete_topic", kwlist,
+                                   &name, &nowo) ||
+      tp_now(nowo, &now) < 0) {
+    return NULL;
+  }
   tern_topic *t = find_topic(self, name);
   if (!t) {
     return NULL;
   }
-  tern_topic_del(t);
+  tern_topic_del(t, now);
   tp_hub_after(self, 0);
   Py_RETURN_NONE;
 }
@@ -1175,7 +1185,8 @@ static PyMethodDef hub_methods[] = {
      "unsubscribe(key, pattern) -> int"},
     {"_create_topic", FN(hub_create_topic), KW, NULL},
     {"_has_topic", (PyCFunction)hub_has_topic, METH_O, NULL},
-    {"_delete_topic", (PyCFunction)hub_delete_topic, METH_O, NULL},
+    {"_delete_topic", FN(hub_delete_topic),
+     METH_VARARGS | METH_KEYWORDS, NULL},
     {"_topic_info", (PyCFunction)hub_topic_info, METH_O, NULL},
     {"_topic_receipt", (PyCFunction)hub_topic_receipt, METH_VARARGS, NULL},
     {"_topic_publish", FN(hub_topic_publish), KW, NULL},

@@ -457,9 +457,9 @@ class Session:
         """Hub.subscribe: joins the topics matching pattern."""
         return self.hub.subscribe(self.key, pattern, filter, **kw)
 
-    def unsubscribe(self, pattern: str) -> int:
+    def unsubscribe(self, pattern: str, **kw: Any) -> int:
         """Hub.unsubscribe."""
-        return self.hub.unsubscribe(self.key, pattern)
+        return self.hub.unsubscribe(self.key, pattern, **kw)
 
 
 class Topic:
@@ -507,9 +507,10 @@ class Topic:
         retention discarded it)."""
         return self.hub._topic_receipt(self.name, offset)
 
-    def delete(self) -> None:
-        """Deletes the topic, its log and its members."""
-        self.hub._delete_topic(self.name)
+    def delete(self, **kw: Any) -> None:
+        """Deletes the topic, its log and its members; what a member lost
+        before ``now`` and was not told is still told to its session."""
+        self.hub._delete_topic(self.name, **kw)
 
 
 class Hub(_tern.Hub):

@@ -1,0 +1,110 @@
+/*
+ * The state of the web framings' connections, which follows their struct
+ * conn in the same block: a webconn for every one (framing.c), then, for
+ * the two WebSocket framings, a wsconn (wsconn.c).  And the functions
+ * framing.c, wsconn.c and conn.c call across each other for them.
+ */
+#ifndef TERN_DELIVER_WEB_H
+#define TERN_DELIVER_WEB_H
+
+#include <stdint.h>
+
+#include "deliver/hub.h"
+#include "web/ws.h"
+
+/* The state of a web connection, allocated right after its conn. */
+typedef struct webconn {
+  tern_tstamp hold_until;  /* POLL: an empty answer at this time           */
+  uint8_t *spill;          /* an item that did not fit; NULL: none         */
+  size_t spill_len, spill_off;
+  uint32_t retry_ms;       /* SSE: the hint                                */
+  uint8_t retry_due;       /* SSE: "retry:" not written yet                */
+  uint8_t array_open;      /* POLL: "[" written, "]" not yet               */
+} webconn;
+
+/* The largest message a tern.json peer may send ({"ack":N} and spaces),
+   and a tern.bin peer (its payload streams through: any number of
+   binary frames). */
+#define WS_JSON_IN_MAX 128
+#define WS_BIN_IN_MAX (1u << 20)
+
+/* wsconn.close: where the closing handshake stands. */
+enum {
+  WS_OPEN = 0,      /* no CLOSE yet                                       */
+  WS_CLOSE_DUE,     /* the connection ended: our CLOSE is to be written   */
+  WS_CLOSE_SENT     /* written (or started, in ctl)                       */
+};
+
+/* The state of a WebSocket connection, after its webconn. */
+typedef struct wsconn {
+  web_ws_decoder dec;      /* the peer's frames (masked)                    */
+  uint16_t close_code;     /* the CLOSE to send: 0: from the goaway reason  */
+  const char *close_why;   /* its reason (static); NULL: the goaway name    */
+  uint8_t close;           /* WS_OPEN, WS_CLOSE_DUE, WS_CLOSE_SENT          */
+  uint8_t close_empty;     /* the peer's CLOSE had no code: echo none       */
+  uint8_t pong_due;        /* a PING of the peer to answer                  */
+  uint8_t pong_len;
+  uint8_t ctl_len, ctl_off; /* a control frame being written               */
+  uint8_t jlen;            /* tern.json: bytes of the open text message     */
+  uint8_t ctl[WEB_WS_CONTROL_MAX + 2];
+  uint8_t pong[WEB_WS_CONTROL_MAX];
+  uint8_t jbuf[WS_JSON_IN_MAX];
+} wsconn;
+
+static inline webconn *web_of(const conn *c) {
+  return (webconn *)(void *)((uint8_t *)(uintptr_t)c + sizeof(conn));
+}
+
+static inline wsconn *ws_of(const conn *c) {
+  return (wsconn *)(void *)((uint8_t *)(uintptr_t)c + sizeof(conn) +
+                            sizeof(webconn));
+}
+
+static inline int is_ws(const conn *c) {
+  return c->framing == TERN_FRAMING_WS_BIN ||
+         c->framing == TERN_FRAMING_WS_JSON;
+}
+
+/* ---- conn.c: the binary framing's reader and writer, for tern.bin ------ */
+/* conn_new_binary: tern_conn_new's connection in a block of |size| bytes
+   (>= sizeof(conn), zeroed past the conn); 0, TERN_ERR_NOMEM. */
+int conn_new_binary(tern_hub *hub, size_t size, tern_tstamp now, conn **pc);
+/* The bodies of tern_conn_read, tern_conn_write and tern_conn_want_write
+   for the binary framing's bytes, whatever carries them. */
+tern_ssize conn_read_binary(conn *c, const uint8_t *in, size_t len,
+                            tern_tstamp now);
+tern_ssize conn_write_binary(conn *c, uint8_t *buf, size_t cap,
+                             tern_tstamp now);
+int conn_binary_wants_write(const conn *c);
+
+/* ---- framing.c ---------------------------------------------------------- */
+/* framing_goaway_name: "restart", "proto", ... as in the goodbye object. */
+const char *framing_goaway_name(int reason);
+
+/* ---- wsconn.c ----------------------------------------------------------- */
+/* ws_init readies the wsconn of a new connection of framing |framing|. */
+void ws_init(conn *c, int framing);
+/* framing_read: tern_conn_read of any web connection (open, not closing):
+   the WebSocket ones decode, the others refuse (TERN_ERR_STATE). */
+tern_ssize framing_read(conn *c, const uint8_t *in, size_t len,
+                        tern_tstamp now);
+/* ws_on_close: conn_close ended a WebSocket connection: a CLOSE is due,
+   so it stays CLOSING until that is written. */
+void ws_on_close(conn *c);
+/* tern.bin's write and wants_write. */
+tern_ssize ws_bin_write(conn *c, uint8_t *buf, size_t cap, tern_tstamp now);
+int ws_bin_wants_write(const conn *c);
+/* For tern.json (framing.c): the control frames.  Each continues the
+   frame in progress first and returns 1 when nothing of its own waits
+   (all of it is in [*p, end)), 0 when it must wait for the next write. */
+int ws_flush_ctl(wsconn *ws, uint8_t **p, uint8_t *end);
+int ws_put_pong(wsconn *ws, uint8_t **p, uint8_t *end);
+int ws_put_ping(conn *c, uint8_t **p, uint8_t *end, tern_tstamp now);
+int ws_put_close(conn *c, uint8_t **p, uint8_t *end);
+/* ws_ctl_waits: a control frame is due or in progress. */
+static inline int ws_ctl_waits(const wsconn *ws) {
+  return ws->ctl_off < ws->ctl_len || ws->pong_due ||
+         ws->close == WS_CLOSE_DUE;
+}
+
+#endif
