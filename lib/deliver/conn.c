@@ -907,14 +907,15 @@ static ALWAYS_INLINE tern_ssize write_binary(conn *c, uint8_t *buf,
   tern_hub *hub = c->hub;
   out o = {buf, buf + cap, buf, 0};
   int rv = 0;
-  if (c->aux) { /* rare: one test for the common case */
+  if (c->aux) { /* rare: one test for the common case; each step may
+                   free the block (aux_trim) */
     if (c->aux->wmsg && !put_partial(hub, c, &o)) {
       goto done;
     }
-    if (c->aux->wctllen && !put_ctl_rest(hub, c, &o)) {
+    if (c->aux && c->aux->wctllen && !put_ctl_rest(hub, c, &o)) {
       goto done;
     }
-    if (c->aux->prod && produce_cut_pending(c) &&
+    if (conn_producer(c) && produce_cut_pending(c) &&
         !produce_write(c, &o.p, o.end)) {
       goto done; /* the rest of a PUBACK goes before anything else */
     }
