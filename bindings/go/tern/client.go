@@ -25,8 +25,7 @@ type Client struct {
 	p     *C.tern_client // nil once closed
 	clock Clock
 	buf   []byte
-	msg   C.go_msg
-	ev    C.tern_client_event
+	sc    *C.go_scratch // C memory: message and event
 }
 
 // ClientOptions configures a Client (tern_client_settings). Start from
@@ -129,10 +128,16 @@ func NewClient(key string, token []byte, o *ClientOptions) (*Client, error) {
 	if len(key) == 0 {
 		base = nil
 	}
-	rc := C.tern_client_new(&c.p, base, C.size_t(len(key)), tok, C.size_t(len(token)), &s, nil, c.now())
+	var p *C.tern_client
+	rc := C.tern_client_new(&p, base, C.size_t(len(key)), tok, C.size_t(len(token)), &s, nil, c.now())
 	if rc != 0 {
 		return nil, newError(rc, "new client")
 	}
+	if c.sc = C.go_scratch_new(); c.sc == nil {
+		C.tern_client_del(p)
+		return nil, errOp(C.TERN_ERR_NOMEM, "new client", "")
+	}
+	c.p = p
 	runtime.SetFinalizer(c, (*Client).Close)
 	return c, nil
 }
@@ -157,6 +162,8 @@ func (c *Client) Close() error {
 	if c.p != nil {
 		C.tern_client_del(c.p)
 		c.p = nil
+		C.go_scratch_del(c.sc)
+		c.sc = nil
 	}
 	runtime.SetFinalizer(c, nil)
 	return nil
@@ -352,7 +359,7 @@ func (c *Client) NextEvent() (ClientEvent, bool) {
 		return ClientEvent{}, false
 	}
 	defer c.mu.Unlock()
-	ev := &c.ev
+	ev := &c.sc.cev
 	if C.tern_client_next_event_versioned(c.p, C.TERN_CLIENT_EVENT_VERSION, ev) != 1 {
 		return ClientEvent{}, false
 	}
@@ -403,12 +410,12 @@ func (c *Client) publish(flags C.uint32_t, target string, msg *Message) (uint64,
 	}
 	defer c.mu.Unlock()
 	var err error
-	c.buf, err = packMsg(c.buf[:0], &c.msg, target, msg, false, "client publish")
+	c.buf, err = packMsg(c.buf[:0], &c.sc.msg, target, msg, false, "client publish")
 	if err != nil {
 		return 0, err
 	}
 	var req C.uint64_t
-	rc := C.go_client_publish(c.p, flags, &c.msg, bufPtr(c.buf), bufPtr(msg.Payload), &req, c.now())
+	rc := C.go_client_publish(c.p, flags, &c.sc.msg, bufPtr(c.buf), bufPtr(msg.Payload), &req, c.now())
 	if rc != 0 {
 		return 0, newError(rc, "client publish")
 	}

@@ -107,7 +107,7 @@ func (h *Hub) NextEvent() (Event, bool) {
 }
 
 func (s *hubState) nextEvent() (Event, bool) {
-	ev := &s.ev
+	ev := &s.sc.ev
 	if C.tern_hub_next_event_versioned(s.p, C.TERN_EVENT_VERSION, ev) != 1 {
 		return Event{}, false
 	}

@@ -32,11 +32,8 @@ type hubState struct {
 	p     *C.tern_hub // nil once closed
 	clock Clock
 
-	buf   []byte                // packing area for keys and messages
-	msg   C.go_msg              // the message being published
-	res   C.tern_publish_result // its result
-	ev    C.tern_event          // the event being copied
-	ready [64]*C.tern_conn      // tern_hub_next_ready's answers
+	buf []byte        // packing area for keys and messages
+	sc  *C.go_scratch // C memory: message, result, event, ready list
 
 	conns   map[*C.tern_conn]*Conn
 	topics  map[*C.tern_topic]*Topic
@@ -67,8 +64,14 @@ func NewHub(o *Options) (*Hub, error) {
 	if rc := C.tern_hub_new(&p, &set, nil); rc != 0 {
 		return nil, newError(rc, "new hub")
 	}
+	sc := C.go_scratch_new()
+	if sc == nil {
+		C.tern_hub_del(p)
+		return nil, errOp(C.TERN_ERR_NOMEM, "new hub", "")
+	}
 	s := &hubState{
 		p:       p,
+		sc:      sc,
 		clock:   o.Clock,
 		conns:   make(map[*C.tern_conn]*Conn),
 		topics:  make(map[*C.tern_topic]*Topic),
@@ -114,6 +117,8 @@ func (s *hubState) closeLocked() {
 	s.conns = map[*C.tern_conn]*Conn{}
 	C.tern_hub_del(s.p)
 	s.p = nil
+	C.go_scratch_del(s.sc)
+	s.sc = nil
 	s.values = map[uint64]interface{}{}
 	if s.store != nil {
 		s.store.hub = nil
@@ -164,13 +169,13 @@ func (s *hubState) waitChan() <-chan struct{} {
 func (s *hubState) after(mayClose bool) {
 	if len(s.waiters) > 0 {
 		for {
-			n := int(C.go_next_ready(s.p, &s.ready[0], C.size_t(len(s.ready))))
+			n := int(C.go_next_ready(s.p, &s.sc.ready[0], C.size_t(len(s.sc.ready))))
 			for i := 0; i < n; i++ {
-				if c := s.conns[s.ready[i]]; c != nil {
+				if c := s.conns[s.sc.ready[i]]; c != nil {
 					c.signal()
 				}
 			}
-			if n < len(s.ready) {
+			if n < len(s.sc.ready) {
 				break
 			}
 		}

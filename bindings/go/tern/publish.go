@@ -156,17 +156,17 @@ func (h *Hub) Publish(key string, msg *Message) (PublishResult, error) {
 	}
 	defer s.mu.Unlock()
 	var err error
-	s.buf, err = packMsg(s.buf[:0], &s.msg, key, msg, false, "publish")
+	s.buf, err = packMsg(s.buf[:0], &s.sc.msg, key, msg, false, "publish")
 	if err != nil {
 		return PublishResult{}, err
 	}
-	s.res = C.tern_publish_result{}
-	rc := C.go_publish(s.p, &s.msg, bufPtr(s.buf), bufPtr(msg.Payload), s.now(), &s.res)
+	s.sc.res = C.tern_publish_result{}
+	rc := C.go_publish(s.p, &s.sc.msg, bufPtr(s.buf), bufPtr(msg.Payload), s.now(), &s.sc.res)
 	s.after(false)
 	if rc != 0 && rc != C.TERN_ERR_FULL && rc != C.TERN_ERR_DUPLICATE {
 		return PublishResult{}, newError(rc, "publish")
 	}
-	return publishResult(&s.res), newError(rc, "publish")
+	return publishResult(&s.sc.res), newError(rc, "publish")
 }
 
 // KeyResult is the outcome of PublishMany for one session key.
@@ -192,7 +192,7 @@ func (h *Hub) PublishMany(keys []string, msg *Message) (int, PublishResult, []Ke
 	}
 	defer s.mu.Unlock()
 	var err error
-	s.buf, err = packMsg(s.buf[:0], &s.msg, "", msg, false, "publish many")
+	s.buf, err = packMsg(s.buf[:0], &s.sc.msg, "", msg, false, "publish many")
 	if err != nil {
 		return 0, PublishResult{}, nil, err
 	}
@@ -203,9 +203,9 @@ func (h *Hub) PublishMany(keys []string, msg *Message) (int, PublishResult, []Ke
 		offs[2*i], offs[2*i+1] = C.uint64_t(off), C.uint64_t(len(k))
 	}
 	results := make([]C.tern_key_result, len(keys)+1)
-	s.res = C.tern_publish_result{}
-	rc := C.go_publish_many(s.p, &offs[0], C.size_t(len(keys)), &s.msg,
-		bufPtr(s.buf), bufPtr(msg.Payload), s.now(), &results[0], &s.res)
+	s.sc.res = C.tern_publish_result{}
+	rc := C.go_publish_many(s.p, &offs[0], C.size_t(len(keys)), &s.sc.msg,
+		bufPtr(s.buf), bufPtr(msg.Payload), s.now(), &results[0], &s.sc.res)
 	s.after(false)
 	if rc < 0 {
 		return 0, PublishResult{}, nil, newErrorSize(rc, "publish many")
@@ -219,7 +219,7 @@ func (h *Hub) PublishMany(keys []string, msg *Message) (int, PublishResult, []Ke
 			Evicted: int(r.nevicted),
 		}
 	}
-	return int(rc), publishResult(&s.res), krs, nil
+	return int(rc), publishResult(&s.sc.res), krs, nil
 }
 
 // Batch collects messages for Hub.PublishBatch, which publishes them all

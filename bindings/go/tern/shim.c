@@ -154,3 +154,7 @@ int go_store_sync(tern_store_file *store) {
 int go_store_compact(tern_store_file *store) {
   return tern_store_file_methods()->compact(store);
 }
+
+go_scratch *go_scratch_new(void) { return calloc(1, sizeof(go_scratch)); }
+
+void go_scratch_del(go_scratch *sc) { free(sc); }

@@ -41,6 +41,20 @@ typedef struct go_result {
   uint32_t pad;
 } go_result;
 
+/* go_scratch holds what one hub or client call reads or writes besides
+   byte buffers, in C memory, so that no Go object with Go pointers in it
+   is ever handed to C. */
+typedef struct go_scratch {
+  go_msg msg;
+  tern_publish_result res;
+  tern_event ev;
+  tern_client_event cev;
+  tern_conn *ready[64];
+} go_scratch;
+
+go_scratch *go_scratch_new(void);
+void go_scratch_del(go_scratch *sc);
+
 int go_publish(tern_hub *hub, const go_msg *m, const uint8_t *buf,
                const uint8_t *pbuf, tern_tstamp now,
                tern_publish_result *result);

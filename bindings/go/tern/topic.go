@@ -148,12 +148,12 @@ func (t *Topic) Publish(msg *Message) (uint64, error) {
 	s := t.s
 	defer s.mu.Unlock()
 	var err error
-	s.buf, err = packMsg(s.buf[:0], &s.msg, "", msg, false, "topic publish")
+	s.buf, err = packMsg(s.buf[:0], &s.sc.msg, "", msg, false, "topic publish")
 	if err != nil {
 		return 0, err
 	}
 	var off C.uint64_t
-	rc := C.go_topic_publish(t.p, &s.msg, bufPtr(s.buf), bufPtr(msg.Payload), s.now(), &off)
+	rc := C.go_topic_publish(t.p, &s.sc.msg, bufPtr(s.buf), bufPtr(msg.Payload), s.now(), &off)
 	s.after(false)
 	if rc != 0 {
 		return 0, newError(rc, "topic publish")
