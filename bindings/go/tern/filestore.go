@@ -50,10 +50,11 @@ type FileStoreOptions struct {
 // checksummed records in segment files in one directory. Attach it to an
 // empty hub with Hub.SetStore; close it after the hub.
 type FileStore struct {
-	mu  sync.Mutex
-	p   *C.tern_store_file // nil once closed
-	hub *hubState          // the hub it is attached to, while open
-	fd  int
+	mu     sync.Mutex
+	p      *C.tern_store_file // nil once closed
+	hub    *hubState          // the hub it was attached to
+	locked *hubState          // the hub lock() took, if any
+	fd     int
 }
 
 // OpenFileStore opens (creating it if missing) the store in dir, locks it
@@ -99,25 +100,41 @@ func OpenFileStore(dir string, o *FileStoreOptions) (*FileStore, error) {
 	return fs, nil
 }
 
-// lock locks the store and, while it is attached, its hub (the store is
-// used on the hub's thread only).
+// lock locks the store and, while it is attached to an open hub, that
+// hub (the store is used on the hub's thread only). Lock order: the
+// store's mutex, then the hub's.
 func (fs *FileStore) lock() bool {
 	fs.mu.Lock()
 	if fs.p == nil {
 		fs.mu.Unlock()
 		return false
 	}
-	if fs.hub != nil {
-		fs.hub.mu.Lock()
-	}
+	fs.locked = fs.lockHub()
 	return true
 }
 
 func (fs *FileStore) unlock() {
-	if fs.hub != nil {
-		fs.hub.mu.Unlock()
+	if fs.locked != nil {
+		fs.locked.mu.Unlock()
+		fs.locked = nil
 	}
 	fs.mu.Unlock()
+}
+
+// lockHub returns the open hub the store is attached to, locked, or nil;
+// a hub closed since is forgotten. The caller holds fs.mu.
+func (fs *FileStore) lockHub() *hubState {
+	s := fs.hub
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	if s.p == nil {
+		s.mu.Unlock()
+		fs.hub = nil
+		return nil
+	}
+	return s
 }
 
 // SetStore attaches the file store to the hub, which must be empty (no
@@ -131,7 +148,8 @@ func (h *Hub) SetStore(fs *FileStore) error {
 	if fs.p == nil {
 		return errOp(C.TERN_ERR_CLOSED, "set store", "store closed")
 	}
-	if fs.hub != nil {
+	if s := fs.lockHub(); s != nil {
+		s.mu.Unlock()
 		return errOp(C.TERN_ERR_STATE, "set store", "store attached to a hub")
 	}
 	s := h.s
@@ -249,7 +267,8 @@ func (fs *FileStore) Close() error {
 	if fs.p == nil {
 		return nil
 	}
-	if fs.hub != nil {
+	if s := fs.lockHub(); s != nil {
+		s.mu.Unlock()
 		return errOp(C.TERN_ERR_STATE, "close store", "the hub is still open")
 	}
 	C.tern_store_file_close(fs.p)
@@ -262,10 +281,10 @@ func (fs *FileStore) Close() error {
 // first (that hub is unreachable too).
 func (fs *FileStore) finalize() {
 	fs.mu.Lock()
-	if s := fs.hub; s != nil {
-		s.mu.Lock()
+	if s := fs.lockHub(); s != nil {
 		s.closeLocked()
 		s.mu.Unlock()
+		fs.hub = nil
 	}
 	fs.mu.Unlock()
 	fs.Close()

@@ -120,10 +120,7 @@ func (s *hubState) closeLocked() {
 	C.go_scratch_del(s.sc)
 	s.sc = nil
 	s.values = map[uint64]interface{}{}
-	if s.store != nil {
-		s.store.hub = nil
-		s.store = nil
-	}
+	s.store = nil
 	s.broadcast()
 	select {
 	case s.kick <- struct{}{}:
@@ -433,4 +430,3 @@ func bufPtr(buf []byte) *C.uint8_t {
 	}
 	return (*C.uint8_t)(&buf[:1][0])
 }
-

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -872,4 +873,35 @@ func TestFileStore(t *testing.T) {
 	if !errors.As(err, &te) || te.Detail == "" {
 		t.Fatalf("open of a bad path: %v", err)
 	}
+}
+
+// TestFinalizerSafetyNet drops a hub with a file store attached without
+// closing either: the finalizers close both, which releases the store's
+// directory lock, so the directory opens again.
+func TestFinalizerSafetyNet(t *testing.T) {
+	dir := t.TempDir()
+	func() {
+		fs, err := tern.OpenFileStore(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, _ := tern.NewHub(nil)
+		if err := h.SetStore(fs); err != nil {
+			t.Fatal(err)
+		}
+		mustPublish(t, h, "k", &tern.Message{})
+	}()
+	for i := 0; i < 100; i++ {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+		fs, err := tern.OpenFileStore(dir, nil)
+		if err == nil {
+			fs.Close()
+			return
+		}
+		if !errors.Is(err, tern.ErrState) {
+			t.Fatal(err)
+		}
+	}
+	t.Fatal("the dropped store was never closed")
 }
