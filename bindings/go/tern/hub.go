@@ -430,3 +430,40 @@ func bufPtr(buf []byte) *C.uint8_t {
 	}
 	return (*C.uint8_t)(&buf[:1][0])
 }
+
+// NextReady returns a connection that became writable since it was last
+// returned, or nil (tern_hub_next_ready): for a host that drives its own
+// loop instead of Conn.Wait or Conn.Pump, which take connections off the
+// same list while they wait.
+func (h *Hub) NextReady() *Conn {
+	s := h.s
+	if s.lock("next ready") != nil {
+		return nil
+	}
+	defer s.mu.Unlock()
+	for {
+		cp := C.tern_hub_next_ready(s.p)
+		if cp == nil {
+			return nil
+		}
+		if c := s.conns[cp]; c != nil {
+			return c
+		}
+	}
+}
+
+// SetWallclock tells the hub that the wall clock reads wall now, for the
+// expiries it stores. SetStore calls it with time.Now(); call it again
+// after the wall clock was stepped.
+func (h *Hub) SetWallclock(wall time.Time) error {
+	s := h.s
+	if err := s.lock("set wallclock"); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	ns := wall.UnixNano()
+	if ns <= 0 {
+		return errOp(C.TERN_ERR_INVALID, "set wallclock", "time before 1970")
+	}
+	return newError(C.tern_hub_set_wallclock(s.p, s.now(), C.uint64_t(ns)), "set wallclock")
+}

@@ -668,12 +668,21 @@ func TestHelloAcceptAndGoAway(t *testing.T) {
 	if err := conn.Accept(); err != nil {
 		t.Fatal(err)
 	}
+	if h.NextReady() != conn || h.NextReady() != nil {
+		t.Fatal("NextReady after Accept")
+	}
 	if err := conn.Accept(); !errors.Is(err, tern.ErrState) {
 		t.Fatalf("second Accept: %v", err)
 	}
 	shuttle(t, cl, conn)
 	if ev, _ := cl.NextEvent(); ev.Type != tern.ClientEventConnected {
 		t.Fatalf("client %+v", ev)
+	}
+	if err := h.SetWallclock(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.SetWallclock(time.Unix(0, 0)); !errors.Is(err, tern.ErrInvalid) {
+		t.Fatal(err)
 	}
 	if n, err := h.GoAwayAll(tern.GoAwayRestart, time.Second); err != nil || n != 1 {
 		t.Fatalf("GoAwayAll %d %v", n, err)
