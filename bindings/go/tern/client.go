@@ -26,6 +26,15 @@ type Client struct {
 	clock Clock
 	buf   []byte
 	sc    *C.go_scratch // C memory: message and event
+	kick  chan struct{} // wakes Run after Ack, Publish, Goodbye
+}
+
+// wake tells Run that the client may have bytes to write.
+func (c *Client) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
 }
 
 // ClientOptions configures a Client (tern_client_settings). Start from
@@ -115,7 +124,7 @@ func NewClient(key string, token []byte, o *ClientOptions) (*Client, error) {
 		return nil, errOp(C.TERN_ERR_INVALID, "new client", "negative size")
 	}
 	s.max_payload = C.size_t(o.MaxPayload)
-	c := &Client{clock: o.Clock}
+	c := &Client{clock: o.Clock, kick: make(chan struct{}, 1)}
 	if c.clock == nil {
 		c.clock = MonotonicClock
 	}
@@ -177,6 +186,7 @@ func (c *Client) Goodbye() error {
 		return err
 	}
 	defer c.mu.Unlock()
+	defer c.wake()
 	return newError(C.tern_client_close(c.p, c.now()), "goodbye")
 }
 
@@ -272,6 +282,7 @@ func (c *Client) Ack(seq uint64) error {
 		return err
 	}
 	defer c.mu.Unlock()
+	defer c.wake()
 	return newError(C.tern_client_ack(c.p, C.uint64_t(seq), c.now()), "client ack")
 }
 
@@ -409,6 +420,7 @@ func (c *Client) publish(flags C.uint32_t, target string, msg *Message) (uint64,
 		return 0, err
 	}
 	defer c.mu.Unlock()
+	defer c.wake()
 	var err error
 	c.buf, err = packMsg(c.buf[:0], &c.sc.msg, target, msg, false, "client publish")
 	if err != nil {
