@@ -914,3 +914,63 @@ func TestFinalizerSafetyNet(t *testing.T) {
 	}
 	t.Fatal("the dropped store was never closed")
 }
+
+// TestProducerBackpressure: a producer connection that owes too many
+// PUBACKs consumes fewer bytes than given, with ErrBackpressure; once its
+// output is written it takes the rest.
+func TestProducerBackpressure(t *testing.T) {
+	h := newHub(t, func(o *tern.Options) { o.MaxPending = 100000 })
+	conn, _ := h.NewConn()
+	defer conn.Close()
+	conn.AllowPublish(true)
+	cl, _ := tern.NewClient("producer", nil, nil)
+	defer cl.Close()
+	cl.NextEvent()
+	cl.Connect()
+	shuttle(t, cl, conn)
+	cl.NextEvent()
+	const n = 3000
+	for i := 0; i < n; i++ {
+		if _, err := cl.Publish("sink", &tern.Message{Payload: []byte("p")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var in bytes.Buffer
+	if _, err := cl.WriteTo(&in); err != nil {
+		t.Fatal(err)
+	}
+	pending := in.Bytes()
+	out := make([]byte, 1<<20)
+	short := false
+	for len(pending) > 0 {
+		m, err := conn.Write(pending)
+		pending = pending[m:]
+		if err != nil {
+			if !errors.Is(err, tern.ErrBackpressure) || len(pending) == 0 {
+				t.Fatalf("Write: %d %v", m, err)
+			}
+			short = true
+			k, _ := conn.Fill(out)
+			if _, err := cl.Write(out[:k]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !short {
+		t.Fatal("no backpressure with 3000 PUBLISH frames at once")
+	}
+	shuttle(t, cl, conn)
+	acks := 0
+	for {
+		e, ok := cl.NextEvent()
+		if !ok {
+			break
+		}
+		if e.Type == tern.ClientEventPuback && tern.PubackStatus(e.Reason) == tern.PubackAccepted {
+			acks++
+		}
+	}
+	if info, _ := h.Session("sink"); acks != n || info.Pending != n {
+		t.Fatalf("%d PUBACKs, %d pending", acks, info.Pending)
+	}
+}
