@@ -974,3 +974,41 @@ func TestProducerBackpressure(t *testing.T) {
 		t.Fatalf("%d PUBACKs, %d pending", acks, info.Pending)
 	}
 }
+
+// TestLongPoll: a long poll with nothing to send ends after its hold time
+// with an empty answer (Hub.Run runs the deadline); one that gets a message
+// while it waits answers with it at once.
+func TestLongPoll(t *testing.T) {
+	h := newHub(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go h.Run(ctx)
+
+	c, err := h.NewStream(tern.StreamOptions{Framing: tern.FramingPoll, Key: "lp", PollHold: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	start := time.Now()
+	if err := c.Pump(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); b.Len() != 0 || waited < 40*time.Millisecond || waited > 5*time.Second {
+		t.Fatalf("empty poll: %q after %v", b.String(), waited)
+	}
+	c.Close()
+
+	c, _ = h.NewStream(tern.StreamOptions{Framing: tern.FramingPoll, Key: "lp"})
+	defer c.Close()
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		h.Publish("lp", &tern.Message{Payload: []byte("late")})
+	}()
+	b.Reset()
+	if err := c.Pump(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `"data":"late"`) {
+		t.Fatalf("poll answer %q", b.String())
+	}
+}
