@@ -87,11 +87,15 @@ func (e *Event) Err() error {
 	return nil
 }
 
+// goBytes copies n bytes of C memory at p into a new Go slice (nil for
+// none).
 func goBytes(p *C.uint8_t, n C.size_t) []byte {
 	if p == nil || n == 0 {
 		return nil
 	}
-	return C.GoBytes(unsafe.Pointer(p), C.int(n))
+	b := make([]byte, int(n))
+	copy(b, unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n)))
+	return b
 }
 
 // NextEvent takes the oldest queued event, and false when there is none.

@@ -8,7 +8,6 @@ import "C"
 import (
 	"strings"
 	"time"
-	"unsafe"
 )
 
 // Attr is one key=value attribute of a message, matched by topic filters.
@@ -137,7 +136,7 @@ func packMsg(buf []byte, m *C.go_msg, key string, msg *Message, inline bool, op 
 
 func publishResult(r *C.tern_publish_result) PublishResult {
 	return PublishResult{
-		ID:         C.GoBytes(unsafe.Pointer(&r.id[0]), C.int(r.idlen)),
+		ID:         goBytes(&r.id[0], r.idlen),
 		Outcome:    PublishOutcome(r.outcome),
 		Evicted:    int(r.nevicted),
 		RetryAfter: time.Duration(r.retry_after),
