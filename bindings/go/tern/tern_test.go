@@ -1012,3 +1012,42 @@ func TestLongPoll(t *testing.T) {
 		t.Fatalf("poll answer %q", b.String())
 	}
 }
+
+// TestSyncPublishWithSyncThread: a Sync publish on a file store that syncs
+// on its own thread is confirmed by EventPersisted once Hub.Run completed
+// its batch; the cookie comes back with it.
+func TestSyncPublishWithSyncThread(t *testing.T) {
+	fs, err := tern.OpenFileStore(t.TempDir(), &tern.FileStoreOptions{SyncThread: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := tern.NewHub(nil)
+	defer func() {
+		h.Close()
+		if err := fs.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	if err := h.SetStore(fs); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go h.Run(ctx)
+	mustPublish(t, h, "k", &tern.Message{ID: []byte("s1"), Sync: true, Cookie: 7})
+	for {
+		ev, err := h.WaitEvent(ctx)
+		if err != nil {
+			t.Fatalf("no EventPersisted: %v", err)
+		}
+		if ev.Type == tern.EventPersisted {
+			if ev.Cookie != 7 || ev.Err() != nil || string(ev.MsgID) != "s1" {
+				t.Fatalf("persisted %+v", ev)
+			}
+			break
+		}
+	}
+	if st := fs.Stats(); st.Fsyncs == 0 {
+		t.Fatalf("store stats %+v", st)
+	}
+}
