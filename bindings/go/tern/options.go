@@ -8,6 +8,7 @@ import "C"
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"strconv"
 	"time"
 )
 
@@ -207,24 +208,4 @@ func cbool(b bool) C.uint32_t {
 	return 0
 }
 
-func itoa(v int64) string {
-	if v == 0 {
-		return "0"
-	}
-	neg := v < 0
-	if neg {
-		v = -v
-	}
-	var b [24]byte
-	i := len(b)
-	for v > 0 {
-		i--
-		b[i] = byte('0' + v%10)
-		v /= 10
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
-}
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }

@@ -61,8 +61,8 @@ func (o *TopicOptions) toC() C.tern_topic_options {
 	return t
 }
 
-// cstr packs a NUL-terminated copy of str into the hub's buffer at offset
-// off and returns a pointer to it; NUL bytes inside are refused.
+// cstrCheck reports whether str can be passed to C as a NUL-terminated
+// string (it holds no NUL byte).
 func cstrCheck(str string) bool {
 	for i := 0; i < len(str); i++ {
 		if str[i] == 0 {
