@@ -1,0 +1,3 @@
+module libtern.dev/bindings/go
+
+go 1.19

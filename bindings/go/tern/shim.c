@@ -1,0 +1,160 @@
+/*
+ * Go binding helpers (see shim.h): descriptors are rebuilt here from
+ * offsets so that Go never hands C a struct holding Go pointers.
+ */
+#include "shim.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Fills |d| from |m|; |attrs| has room for TERN_MAX_ATTRS.  The Go side
+   checked the counts and lengths against the buffer. */
+static void fill_desc(tern_msg_desc *d, tern_attr *attrs, const go_msg *m,
+                      const uint8_t *buf, const uint8_t *pbuf) {
+  memset(d, 0, sizeof(*d));
+  if (m->id_len > 0) {
+    d->id = buf + m->id_off;
+    d->idlen = (size_t)m->id_len;
+  }
+  if (m->ck_len > 0) {
+    d->collapse_key = buf + m->ck_off;
+    d->collapse_keylen = (size_t)m->ck_len;
+  }
+  d->priority = m->priority;
+  d->ttl = m->ttl;
+  if (m->payload_len > 0) {
+    d->payload = pbuf + m->payload_off;
+    d->payloadlen = (size_t)m->payload_len;
+  }
+  if (m->ct_off != GO_NONE) {
+    d->content_type = (const char *)buf + m->ct_off;
+  }
+  size_t n = m->nattrs <= TERN_MAX_ATTRS ? m->nattrs : TERN_MAX_ATTRS;
+  const char *p = (const char *)buf + m->attrs_off;
+  for (size_t i = 0; i < n; ++i) {
+    attrs[i].key = p;
+    p += strlen(p) + 1;
+    attrs[i].value = p;
+    p += strlen(p) + 1;
+  }
+  d->attrs = n ? attrs : NULL;
+  d->nattrs = n;
+  d->flags = m->flags;
+  d->cookie = m->cookie;
+}
+
+int go_publish(tern_hub *hub, const go_msg *m, const uint8_t *buf,
+               const uint8_t *pbuf, tern_tstamp now,
+               tern_publish_result *result) {
+  tern_msg_desc d;
+  tern_attr attrs[TERN_MAX_ATTRS];
+  fill_desc(&d, attrs, m, buf, pbuf);
+  return tern_hub_publish(hub, buf + m->key_off, (size_t)m->key_len, &d, now,
+                          result);
+}
+
+tern_ssize go_publish_batch(tern_hub *hub, const go_msg *msgs, size_t n,
+                            const uint8_t *buf, tern_tstamp now,
+                            go_result *results) {
+  tern_msg_desc d;
+  tern_attr attrs[TERN_MAX_ATTRS];
+  tern_publish_result r;
+  tern_ssize queued = 0;
+  for (size_t i = 0; i < n; ++i) {
+    fill_desc(&d, attrs, &msgs[i], buf, buf);
+    r.outcome = 0;
+    r.nevicted = 0;
+    int rv = tern_hub_publish(hub, buf + msgs[i].key_off,
+                              (size_t)msgs[i].key_len, &d, now, &r);
+    results[i].error = rv;
+    results[i].outcome = rv == 0 || rv == TERN_ERR_FULL ? r.outcome : 0;
+    results[i].nevicted = rv == 0 || rv == TERN_ERR_FULL ? r.nevicted : 0;
+    if (rv == 0) {
+      ++queued;
+    }
+  }
+  return queued;
+}
+
+tern_ssize go_publish_many(tern_hub *hub, const uint64_t *keys, size_t nkeys,
+                           const go_msg *m, const uint8_t *buf,
+                           const uint8_t *pbuf, tern_tstamp now,
+                           tern_key_result *results,
+                           tern_publish_result *result) {
+  tern_msg_desc d;
+  tern_attr attrs[TERN_MAX_ATTRS];
+  fill_desc(&d, attrs, m, buf, pbuf);
+  tern_key *k = NULL;
+  if (nkeys > 0) {
+    k = malloc(nkeys * sizeof(*k));
+    if (k == NULL) {
+      return TERN_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < nkeys; ++i) {
+      k[i].key = buf + keys[2 * i];
+      k[i].keylen = (size_t)keys[2 * i + 1];
+    }
+  }
+  tern_ssize rv = tern_hub_publish_many(hub, k, nkeys, &d, now, results,
+                                        result);
+  free(k);
+  return rv;
+}
+
+int go_topic_publish(tern_topic *topic, const go_msg *m, const uint8_t *buf,
+                     const uint8_t *pbuf, tern_tstamp now, uint64_t *offset) {
+  tern_msg_desc d;
+  tern_attr attrs[TERN_MAX_ATTRS];
+  fill_desc(&d, attrs, m, buf, pbuf);
+  return tern_topic_publish(topic, &d, now, offset);
+}
+
+int go_client_publish(tern_client *client, uint32_t flags, const go_msg *m,
+                      const uint8_t *buf, const uint8_t *pbuf, uint64_t *req,
+                      tern_tstamp now) {
+  tern_msg_desc d;
+  tern_attr attrs[TERN_MAX_ATTRS];
+  fill_desc(&d, attrs, m, buf, pbuf);
+  return tern_client_publish(client, flags, buf + m->key_off,
+                             (size_t)m->key_len, &d, req, now);
+}
+
+size_t go_next_ready(tern_hub *hub, tern_conn **out, size_t cap) {
+  size_t n = 0;
+  while (n < cap) {
+    tern_conn *c = tern_hub_next_ready(hub);
+    if (c == NULL) {
+      break;
+    }
+    out[n++] = c;
+  }
+  return n;
+}
+
+void go_session_set_value(tern_session *s, uint64_t handle) {
+  tern_session_set_user_data(s, (void *)(uintptr_t)handle);
+}
+
+uint64_t go_session_value(const tern_session *s) {
+  return (uint64_t)(uintptr_t)tern_session_get_user_data(s);
+}
+
+int go_new_stream(tern_conn **pconn, tern_hub *hub, const tern_stream_opts *o,
+                  const uint8_t *key, tern_tstamp now) {
+  /* A copy on the C stack: the Go pointer is never stored in Go memory. */
+  tern_stream_opts local = *o;
+  local.key = key;
+  return tern_conn_new_stream(pconn, hub, &local, now);
+}
+
+int go_store_sync(tern_store_file *store) {
+  return tern_store_file_methods()->sync(store);
+}
+
+int go_store_compact(tern_store_file *store) {
+  return tern_store_file_methods()->compact(store);
+}
+
+go_scratch *go_scratch_new(void) { return calloc(1, sizeof(go_scratch)); }
+
+void go_scratch_del(go_scratch *sc) { free(sc); }

@@ -1,0 +1,91 @@
+/*
+ * The C side of the Go binding: small helpers that let Go pass messages,
+ * keys and results as offsets into Go byte buffers (memory without Go
+ * pointers, so cgo's pointer rules hold) and build the descriptors and
+ * arrays the library takes on the C stack or heap.
+ */
+#ifndef TERN_GO_SHIM_H
+#define TERN_GO_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <tern.h>
+
+/* GO_NONE marks an absent optional field (content type). */
+#define GO_NONE UINT64_MAX
+
+/* go_msg is one message to publish, every field an offset into the Go
+   buffer |buf| of the call (the payload into |pbuf|).  Attributes are
+   nattrs pairs of NUL-terminated strings, "key\0value\0...", at
+   attrs_off. */
+typedef struct go_msg {
+  uint64_t key_off, key_len;
+  uint64_t id_off, id_len;
+  uint64_t ck_off, ck_len;
+  uint64_t payload_off, payload_len;
+  uint64_t ct_off;
+  uint64_t attrs_off;
+  uint64_t ttl;
+  uint64_t cookie;
+  uint32_t nattrs;
+  uint32_t flags;
+  int32_t priority;
+  int32_t pad;
+} go_msg;
+
+/* go_result is one message's outcome in a batch. */
+typedef struct go_result {
+  int32_t error;
+  uint32_t outcome;
+  uint32_t nevicted;
+  uint32_t pad;
+} go_result;
+
+/* go_scratch holds what one hub or client call reads or writes besides
+   byte buffers, in C memory, so that no Go object with Go pointers in it
+   is ever handed to C. */
+typedef struct go_scratch {
+  go_msg msg;
+  tern_publish_result res;
+  tern_event ev;
+  tern_client_event cev;
+  tern_conn *ready[64];
+} go_scratch;
+
+go_scratch *go_scratch_new(void);
+void go_scratch_del(go_scratch *sc);
+
+int go_publish(tern_hub *hub, const go_msg *m, const uint8_t *buf,
+               const uint8_t *pbuf, tern_tstamp now,
+               tern_publish_result *result);
+tern_ssize go_publish_batch(tern_hub *hub, const go_msg *msgs, size_t n,
+                            const uint8_t *buf, tern_tstamp now,
+                            go_result *results);
+tern_ssize go_publish_many(tern_hub *hub, const uint64_t *keys, size_t nkeys,
+                           const go_msg *m, const uint8_t *buf,
+                           const uint8_t *pbuf, tern_tstamp now,
+                           tern_key_result *results,
+                           tern_publish_result *result);
+int go_topic_publish(tern_topic *topic, const go_msg *m, const uint8_t *buf,
+                     const uint8_t *pbuf, tern_tstamp now, uint64_t *offset);
+int go_client_publish(tern_client *client, uint32_t flags, const go_msg *m,
+                      const uint8_t *buf, const uint8_t *pbuf, uint64_t *req,
+                      tern_tstamp now);
+
+/* go_new_stream creates the stream |o| describes, with the session key
+   |key| (o->key is ignored). */
+int go_new_stream(tern_conn **pconn, tern_hub *hub, const tern_stream_opts *o,
+                  const uint8_t *key, tern_tstamp now);
+
+/* go_next_ready moves up to |cap| ready connections into |out|. */
+size_t go_next_ready(tern_hub *hub, tern_conn **out, size_t cap);
+
+/* User data as integers: the binding keeps handles, never Go pointers. */
+void go_session_set_value(tern_session *s, uint64_t handle);
+uint64_t go_session_value(const tern_session *s);
+
+/* go_store_sync and go_store_compact call the file store's methods. */
+int go_store_sync(tern_store_file *store);
+int go_store_compact(tern_store_file *store);
+
+#endif
