@@ -501,6 +501,26 @@ static void test_goaway_and_topic(void) {
   memset(&r, 0, sizeof r);
   tern_topic_get_receipt(t, off, &r, sizeof(r));
   CHECK_EQ(r.acked, 1, "the topic's receipt counts the ack");
+  CHECK_EQ(r.sent, 1, "and the send, made on a web framing");
+  /* A loss found on the way (e1's TTL passed unsent) is told before the
+     message after it. */
+  d.id = K("e1");
+  d.ttl = SEC(1);
+  tern_topic_publish(t, &d, T0, NULL);
+  d.id = K("n2");
+  d.ttl = 0;
+  tern_topic_publish(t, &d, T0, NULL);
+  body_reset(&b);
+  drain(&b, tc, 4096, T0 + SEC(2));
+  b.buf[b.len] = '\0';
+  const char *lost = strstr(b.buf, "{\"dropped\":{\"count\":1,");
+  const char *n2 = strstr(b.buf, "\"id\":\"n2\"");
+  CHECK(lost && n2 && lost < n2 && !strstr(b.buf, "\"e1\""),
+        "the loss is told before the next message, the expired one never "
+        "sent");
+  if (!(lost && n2 && lost < n2)) {
+    printf("#   got %s\n", b.buf);
+  }
   tern_conn_del(tc);
   tern_hub_del(hub);
 }

@@ -517,10 +517,15 @@ static int put_messages(tern_hub *hub, conn *c, webconn *w, wout *o,
     }
     msg *m = peek_pending(s);
     if (topics) {
-      int nomem = 0;
-      m = topic_next(hub, s, m, now, &nomem);
-      if (nomem) {
+      int found = 0;
+      m = topic_next(hub, s, m, now, &found);
+      if (found & TOPIC_NEXT_NOMEM) {
         rv = TERN_ERR_NOMEM;
+        break;
+      }
+      /* A loss found on the way is told before the next message, as on
+         the binary framing (conn.c). */
+      if ((found & TOPIC_NEXT_LOST) && !put_dropped(hub, c, w, o)) {
         break;
       }
     }
@@ -547,6 +552,9 @@ static int put_messages(tern_hub *hub, conn *c, webconn *w, wout *o,
     m->stream = c->stream;
     m->conn = c;
     m->sent_at = now;
+    if (topics && m->deliveries == 0 && (m->flags & MSG_TOPIC)) {
+      topic_msg_sent(m); /* its receipt counts it now */
+    }
     hub->stats.resent += m->deliveries++ != 0;
     ++hub->stats.sent;
     ++hub->stats.inflight;
