@@ -98,7 +98,7 @@ void ternd_stats(ternd *t, tern_http_request *req) {
     (void)tern_http_respond_error(req, 503, NULL, "out of memory");
     return;
   }
-  size_t len = (size_t)sprintf(out, "{\"epoch\":%llu,\"store\":%s",
+  size_t len = (size_t)sprintf(out, "{\"epoch\":%llu,\"durable\":%s",
                                (unsigned long long)tern_hub_get_epoch(t->hub),
                                t->store ? "true" : "false");
   const char *group = NULL;
