@@ -568,6 +568,10 @@ typedef struct tern_http_options {
   void (*on_abort)(void *user_data, tern_http_request *req);
   /* user_data is passed to on_request and on_abort. */
   void *user_data;
+  /* reuseport: nonzero listens with SO_REUSEPORT, so that the servers of
+     several drivers (one per worker thread) share one port and the kernel
+     spreads connections over them.  0. */
+  uint32_t reuseport;
 } tern_http_options;
 
 /* tern_http_options_default_versioned fills the fields of layout
@@ -582,8 +586,7 @@ TERN_EXTERN void tern_http_options_default_versioned(uint32_t version,
 /*
  * tern_http_new makes a server for driver |d| with options |o| (copied)
  * and stores it in |*ph|.  It listens nowhere yet: see tern_http_listen
- * and tern_http_adopt.  Delete it after tern_driver_del (the driver's
- * sockets call it until then).  Returns 0, TERN_ERR_INVALID (NULL
+ * and tern_http_adopt.  Delete it before tern_driver_del.  Returns 0, TERN_ERR_INVALID (NULL
  * arguments, an unknown version, no on_request, a limit out of range) or
  * TERN_ERR_NOMEM.
  */
@@ -603,8 +606,11 @@ TERN_EXTERN int tern_http_listen(tern_http *h, const char *host, uint16_t port,
    returns. */
 TERN_EXTERN int tern_http_adopt(tern_http *h, int fd);
 
-/* tern_http_del frees the server.  Call it after tern_driver_del of its
-   driver.  NULL does nothing. */
+/* tern_http_del stops the server's listeners, closes its connections
+   (streams too; on_abort for requests not answered yet; bytes not sent
+   are dropped) and frees it.  Call it on the loop's thread, or while the
+   loop is stopped, before tern_driver_del, and when no other thread may
+   forward to it any more.  NULL does nothing. */
 TERN_EXTERN void tern_http_del(tern_http *h);
 
 /* tern_http_stats holds a server's counters since tern_http_new, and
@@ -618,6 +624,7 @@ typedef struct tern_http_stats {
   uint64_t timeouts;       /* 408s and idle connections closed            */
   uint64_t streams;        /* connections serving a stream now            */
   uint64_t streams_opened; /* tern_http_respond_stream calls that worked  */
+  uint64_t forwarded;      /* requests forwarded to another server        */
 } tern_http_stats;
 
 /* tern_http_get_stats copies the first |size| bytes of the server's
@@ -670,6 +677,28 @@ TERN_EXTERN const uint8_t *tern_http_request_body(const tern_http_request *r,
 /* tern_http_request_socket returns the request's socket (for
    tern_socket_fd and tern_socket_get_driver). */
 TERN_EXTERN tern_socket *tern_http_request_socket(const tern_http_request *r);
+
+/*
+ * tern_http_request_forward hands |r|, with its connection, to the server
+ * |to| (another driver's, on another thread maybe): the connection leaves
+ * this driver at once, and |to|'s loop parses the request again from its
+ * bytes and calls its on_request, where tern_http_request_forwarded
+ * returns |arg|; requests pipelined behind it follow it.  A host with one
+ * hub per thread sends a request to the thread that owns its session
+ * (tern_shard_of), or passes it along every thread to gather from each.
+ * Call it on |r|'s loop thread, in on_request or later; |r| is invalid
+ * after success (no on_abort is called for it here).  If the connection
+ * cannot be taken over by |to|, it is closed and |arg| is lost.  Returns
+ * 0, TERN_ERR_INVALID (NULL |r| or |to|), TERN_ERR_STATE (answered
+ * already, or answers to earlier requests are still being sent: answer
+ * it here) or TERN_ERR_NOMEM (|r| stays unanswered).
+ */
+TERN_EXTERN int tern_http_request_forward(tern_http_request *r, tern_http *to,
+                                          void *arg);
+
+/* tern_http_request_forwarded returns the |arg| of the
+   tern_http_request_forward that brought |r| here, or NULL. */
+TERN_EXTERN void *tern_http_request_forwarded(const tern_http_request *r);
 
 /* tern_http_request_set_user_data attaches the host's pointer to the
    request (NULL at first); tern_http_request_get_user_data returns it. */

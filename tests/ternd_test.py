@@ -280,7 +280,7 @@ def run(tmp):
     st, _, data = t.req("POST", "/subscribe?session=dave&topic=news")
     ok(st == 200 and json.loads(data) == {"topics": 1}, "subscribe: 200")
     st, _, body = t.publish("topic=news", b"headline")
-    ok(st == 202 and body.get("offset") == 1, "topic publish: 202 with offset")
+    ok(st == 202 and body.get("id"), "topic publish: 202 with an id")
     st, _, data = t.req("GET", "/poll?session=dave&timeout=2")
     ok(st == 200 and json.loads(data)[0]["data"] == "headline",
        "the subscriber gets the topic message")
@@ -409,6 +409,41 @@ def run(tmp):
     st, _, _ = t.req("POST", "/ack?session=eve&seq=1")
     ok(st == 401, "ack without a token: 401")
     t.stop()
+
+    # ---- --threads 3: sessions sharded, requests forwarded --------------------
+    data_dir = os.path.join(tmp, "threads")
+    t = Ternd("--threads", "3", data=data_dir)
+    keys = ["user%02d" % i for i in range(12)]
+    codes = [t.publish("session=%s&id=i-%s&durable=sync" % (k, k),
+                       k.encode())[0] for k in keys]
+    ok(codes == [202] * 12, "--threads 3: SYNC publishes to 12 sessions")
+    for k in keys[:6]:
+        t.req("POST", "/subscribe?session=%s&topic=all" % k)
+    st, _, body = t.publish("topic=all&id=bc1", b"broadcast")
+    ok(st == 202 and body == {"id": "bc1"}, "--threads 3: topic publish")
+    good = 0
+    for k in keys:
+        st, _, data = t.req("GET", "/poll?session=%s&timeout=2" % k)
+        arr = json.loads(data) if st == 200 else []
+        want = [k] + (["broadcast"] if k in keys[:6] else [])
+        good += sorted(m["data"] for m in arr) == sorted(want)
+    ok(good == 12, "--threads 3: every session polled its own messages and "
+       "the topic's (%d/12)" % good)
+    s1 = t.stats()
+    ok(s1["threads"] == 3 and len(s1["epochs"]) == 3 and
+       s1["hub"]["published"] == 12 and s1["hub"]["topics"] >= 3 and
+       s1["http"]["forwarded"] > 0,
+       "--threads 3: /stats sums the three hubs (forwarded %d)" %
+       s1["http"]["forwarded"])
+    t.stop(signal.SIGKILL)
+    t = Ternd("--threads", "3", data=data_dir)
+    good = 0
+    for k in keys:
+        st, _, data = t.req("GET", "/poll?session=%s&timeout=0" % k)
+        arr = json.loads(data) if st == 200 else []
+        good += k in [m["data"] for m in arr]
+    ok(good == 12, "--threads 3: after SIGKILL every SYNC message is there")
+    ok(t.stop() == 0, "--threads 3: SIGTERM, exit 0")
 
     # ---- SIGKILL in the middle of a stream ------------------------------------------
     data_dir = os.path.join(tmp, "crash")

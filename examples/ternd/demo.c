@@ -36,7 +36,9 @@ static const story demo_story[] = {
      TERN_PRIO_NORMAL, 0},
 };
 
+/* Called before the workers start, so the owner's hub is this thread's. */
 int ternd_demo_publish(ternd *t) {
+  ternd_shard *sh = ternd_owner(t, (const uint8_t *)demo_key, strlen(demo_key));
   tern_tstamp now = tern_posix_now();
   int published = 0;
   for (size_t i = 0; i < sizeof(demo_story) / sizeof(demo_story[0]); ++i) {
@@ -54,7 +56,7 @@ int ternd_demo_publish(ternd *t) {
       d.collapse_key = (const uint8_t *)s->collapse;
       d.collapse_keylen = strlen(s->collapse);
     }
-    int rc = tern_hub_publish(t->hub, (const uint8_t *)demo_key,
+    int rc = tern_hub_publish(sh->hub, (const uint8_t *)demo_key,
                               strlen(demo_key), &d, now, NULL);
     if (rc == 0) {
       published++;
@@ -63,7 +65,7 @@ int ternd_demo_publish(ternd *t) {
       return rc;
     }
   }
-  tern_driver_process(t->d);
+  tern_driver_process(sh->d);
   return published;
 }
 

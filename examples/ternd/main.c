@@ -1,7 +1,8 @@
 /*
- * ternd(8): flags, the hub and its file store, the epoll loop with the
- * HTTP server and the binary listener, and the shutdown on SIGTERM:
- * GOAWAY to every receiver, the last batch to the store, exit 0.
+ * ternd(8): flags, N worker threads (tern_workers), each a hub with its
+ * file store, an epoll loop, an HTTP server and the binary listener, and
+ * the shutdown on SIGTERM: GOAWAY to every receiver, the last batch to
+ * the store, exit 0.
  *
  *   ternd [--listen ADDR:PORT] [--bin-listen ADDR:PORT] [--data DIR]
  *         [--no-store] [--threads N] [--publish-secret S]
@@ -13,7 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -144,57 +146,90 @@ static void die(const char *what, int rc) {
   exit(1);
 }
 
-/* ---- signals --------------------------------------------------------------- */
-
-static int stopping;
-static int signal_fd = -1;
-
-static void on_signal(void *arg, unsigned events) {
-  ternd *t = arg;
-  struct signalfd_siginfo si;
-  (void)events;
-  while (read(signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-  }
-  stopping = 1;
-  tern_epoll_stop(t->ep);
-}
-
-/* Turns the loop until the hub has no connection left or |limit| passed. */
-static void drain(ternd *t, tern_duration limit) {
-  tern_tstamp end = tern_posix_now() + limit;
-  for (;;) {
-    tern_stats st;
-    tern_hub_get_stats(t->hub, &st, sizeof(st));
-    tern_tstamp n = tern_posix_now();
-    if (st.conns == 0 || n >= end) {
-      return;
-    }
-    tern_duration wait = end - n < 50 * TERN_MILLISECONDS
-                             ? end - n
-                             : 50 * TERN_MILLISECONDS;
-    tern_epoll_run_once(t->ep, wait);
-  }
-}
-
 /* ---- start and stop -------------------------------------------------------- */
 
-static void open_store(ternd *t, tern_tstamp now) {
+/* The store of shard |i|: DIR itself with one thread, DIR/shard-I-of-N
+   with N (sessions are sharded by N, so a restart must keep N). */
+static void open_store(ternd *t, ternd_shard *sh, tern_tstamp now) {
+  char dir[4096];
+  if (t->n == 1) {
+    snprintf(dir, sizeof(dir), "%s", t->cfg.data_dir);
+  } else {
+    if (mkdir(t->cfg.data_dir, 0777) != 0 && errno != EEXIST) {
+      fprintf(stderr, "ternd: cannot make %s: %s\n", t->cfg.data_dir,
+              strerror(errno));
+      exit(1);
+    }
+    snprintf(dir, sizeof(dir), "%s/shard-%u-of-%u", t->cfg.data_dir,
+             (unsigned)sh->index, (unsigned)t->n);
+  }
   tern_store_file_options so;
   tern_store_file_options_default(&so);
   so.sync_thread = 1; /* fdatasync off the loop */
-  int rc = tern_store_file_open(&t->store, t->cfg.data_dir, &so, NULL);
+  int rc = tern_store_file_open(&sh->store, dir, &so, NULL);
   if (rc != 0) {
-    fprintf(stderr, "ternd: cannot open the store in %s: %s\n",
-            t->cfg.data_dir, tern_store_file_error(NULL));
+    fprintf(stderr, "ternd: cannot open the store in %s: %s\n", dir,
+            tern_store_file_error(NULL));
     exit(1);
   }
   /* Expiries and dedup windows are stored on the wall clock, so that a
      restart keeps them right. */
-  tern_hub_set_wallclock(t->hub, now, wall_ns());
-  rc = tern_hub_set_store(t->hub, tern_store_file_methods(), t->store, now);
+  tern_hub_set_wallclock(sh->hub, now, wall_ns());
+  rc = tern_hub_set_store(sh->hub, tern_store_file_methods(), sh->store, now);
   if (rc != 0) {
     die("loading the store", rc);
   }
+  rc = tern_driver_watch_store(sh->d, sh->store);
+  if (rc != 0) {
+    die("tern_driver_watch_store", rc);
+  }
+}
+
+static void start_http(ternd *t, ternd_shard *sh) {
+  tern_http_options hopt;
+  tern_http_options_default(&hopt);
+  hopt.on_request = ternd_on_request;
+  hopt.on_abort = ternd_on_abort;
+  hopt.user_data = sh;
+  hopt.reuseport = t->n > 1; /* every thread accepts on the one port */
+  int rc = tern_http_new(&sh->http, sh->d, &hopt);
+  if (rc != 0) {
+    die("tern_http_new", rc);
+  }
+  /* Port 0 picks a free port once; the other threads share it. */
+  uint16_t port = sh->index == 0 ? t->cfg.listen_port : t->http_port;
+  rc = tern_http_listen(sh->http, t->cfg.listen_host, port, &t->http_port);
+  if (rc != 0) {
+    die("--listen", rc);
+  }
+}
+
+/* SIGTERM: with the threads stopped, every receiver gets its GOAWAY (the
+   driver writes it now, and the socket closes after it), the last batch
+   goes to the store, and everything is closed; the store fsyncs. */
+static void shutdown_all(ternd *t) {
+  tern_workers_stop(t->w);
+  for (uint32_t i = 0; i < t->n; ++i) {
+    ternd_shard *sh = &t->shards[i];
+    tern_hub_goaway_all(sh->hub, TERN_GOAWAY_RESTART, 5 * TERN_SECONDS,
+                        tern_posix_now());
+    tern_driver_process(sh->d);
+    if (sh->store) {
+      int rc = tern_hub_flush(sh->hub);
+      if (rc != 0) {
+        fprintf(stderr, "ternd: the last flush: %s\n", tern_strerror(rc));
+      }
+    }
+  }
+  for (uint32_t i = 0; i < t->n; ++i) {
+    tern_http_del(t->shards[i].http);
+  }
+  tern_workers_del(t->w); /* hubs, drivers, loops */
+  for (uint32_t i = 0; i < t->n; ++i) {
+    ternd_pending_drop_all(&t->shards[i]);
+    tern_store_file_close(t->shards[i].store);
+  }
+  free(t->shards);
 }
 
 int main(int argc, char **argv) {
@@ -205,25 +240,13 @@ int main(int argc, char **argv) {
   if (parse_flags(argc, argv, &t.cfg) != 0) {
     return 2;
   }
-  if (t.cfg.threads != 1) {
-    /* Session-sharded HTTP across workers needs the hand-over of a
-       request's connection to the owning worker's loop; until then one
-       loop serves everything. */
-    fprintf(stderr, "ternd: --threads: only 1 is supported by this build\n");
-    return 2;
-  }
   signal(SIGPIPE, SIG_IGN);
+  /* The worker threads inherit the mask: only sigwait below sees these. */
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
-  sigprocmask(SIG_BLOCK, &mask, NULL);
-  int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-  signal_fd = sfd;
-  if (sfd < 0) {
-    perror("ternd: signalfd");
-    return 1;
-  }
+  pthread_sigmask(SIG_BLOCK, &mask, NULL);
 
   tern_settings set;
   tern_settings_default(&set);
@@ -234,56 +257,41 @@ int main(int argc, char **argv) {
   for (int p = 0; p < 3; ++p) {
     set.overflow[p] = TERN_OVERFLOW_REJECT;
   }
+  /* With --token-secret, binary receivers' HELLOs wait for the check of
+     their token (ternd_on_event). */
   set.hello_accept = t.cfg.token_secret != NULL;
-  int rc = tern_hub_new(&t.hub, &set, NULL);
+  tern_workers_options wo;
+  tern_workers_options_default(&wo);
+  wo.nthreads = t.cfg.threads;
+  wo.settings = &set;
+  wo.on_event = ternd_on_event;
+  wo.user_data = &t;
+  int rc = tern_workers_new(&t.w, &wo);
   if (rc != 0) {
-    die("tern_hub_new", rc);
+    die("tern_workers_new", rc);
+  }
+  t.n = tern_workers_count(t.w);
+  t.shards = calloc(t.n, sizeof(ternd_shard));
+  if (!t.shards) {
+    die("start", TERN_ERR_NOMEM);
   }
   tern_tstamp now = tern_posix_now();
-  if (!t.cfg.no_store) {
-    open_store(&t, now);
-  }
-  rc = tern_epoll_new(&t.ep);
-  if (rc != 0) {
-    die("tern_epoll_new", rc);
-  }
-  tern_driver_options dopt;
-  tern_driver_options_default(&dopt);
-  dopt.on_event = ternd_on_event;
-  dopt.user_data = &t;
-  rc = tern_driver_new(&t.d, t.hub, tern_epoll_methods(), t.ep, &dopt);
-  if (rc != 0) {
-    die("tern_driver_new", rc);
-  }
-  if (t.store && (rc = tern_driver_watch_store(t.d, t.store)) != 0) {
-    die("tern_driver_watch_store", rc);
-  }
-  tern_http_options hopt;
-  tern_http_options_default(&hopt);
-  hopt.on_request = ternd_on_request;
-  hopt.on_abort = ternd_on_abort;
-  hopt.user_data = &t;
-  rc = tern_http_new(&t.http, t.d, &hopt);
-  if (rc != 0) {
-    die("tern_http_new", rc);
-  }
-  rc = tern_http_listen(t.http, t.cfg.listen_host, t.cfg.listen_port,
-                        &t.http_port);
-  if (rc != 0) {
-    die("--listen", rc);
+  for (uint32_t i = 0; i < t.n; ++i) {
+    ternd_shard *sh = &t.shards[i];
+    sh->t = &t;
+    sh->index = i;
+    sh->d = tern_workers_get_driver(t.w, i);
+    sh->hub = tern_driver_get_hub(sh->d);
+    if (!t.cfg.no_store) {
+      open_store(&t, sh, now);
+    }
+    start_http(&t, sh);
   }
   if (t.cfg.bin_listen) {
-    rc = tern_driver_listen(t.d, t.cfg.bin_host, t.cfg.bin_port, NULL, NULL,
-                            &t.bin_port);
+    rc = tern_workers_listen(t.w, t.cfg.bin_host, t.cfg.bin_port, &t.bin_port);
     if (rc != 0) {
       die("--bin-listen", rc);
     }
-  }
-  void *sig_io;
-  rc = tern_epoll_methods()->io_add(t.ep, &sig_io, sfd, TERN_IO_READ,
-                                    on_signal, &t);
-  if (rc != 0) {
-    die("watching signals", rc);
   }
   printf("ternd: listening on http://%s:%u", t.cfg.listen_host,
          (unsigned)t.http_port);
@@ -291,41 +299,26 @@ int main(int argc, char **argv) {
     printf(" and tcp://%s:%u (binary framing)", t.cfg.bin_host,
            (unsigned)t.bin_port);
   }
-  printf(", %s\n", t.store ? t.cfg.data_dir : "no store");
-  fflush(stdout);
+  printf(", %u thread%s, %s\n", (unsigned)t.n, t.n == 1 ? "" : "s",
+         t.cfg.no_store ? "no store" : t.cfg.data_dir);
   if (t.cfg.demo) {
     rc = ternd_demo_publish(&t);
     if (rc < 0) {
       die("--demo", rc);
     }
+  }
+  rc = tern_workers_start(t.w);
+  if (rc != 0) {
+    die("tern_workers_start", rc);
+  }
+  if (t.cfg.demo) {
     ternd_demo_print(&t);
   }
-
-  rc = tern_epoll_run(t.ep);
-  if (rc != 0 && !stopping) {
-    die("the loop", rc);
+  fflush(stdout);
+  int sig = 0;
+  while (sigwait(&mask, &sig) != 0) {
   }
-
-  /* SIGTERM: every receiver is told to come back (within 5 s) and gets
-     its GOAWAY while the loop turns for up to a second. */
-  tern_hub_goaway_all(t.hub, TERN_GOAWAY_RESTART, 5 * TERN_SECONDS,
-                      tern_posix_now());
-  tern_driver_process(t.d);
-  drain(&t, TERN_SECONDS);
-  if (t.store) {
-    rc = tern_hub_flush(t.hub);
-    if (rc != 0) {
-      fprintf(stderr, "ternd: the last flush: %s\n", tern_strerror(rc));
-    }
-  }
-  tern_epoll_methods()->io_del(t.ep, sig_io);
-  close(sfd);
-  tern_driver_del(t.d);
-  tern_http_del(t.http);
-  ternd_pending_drop_all(&t);
-  tern_hub_del(t.hub);
-  tern_store_file_close(t.store); /* fsyncs what was appended */
-  tern_epoll_del(t.ep);
+  shutdown_all(&t);
   printf("ternd: bye\n");
   return 0;
 }

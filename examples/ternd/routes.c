@@ -164,25 +164,100 @@ static int topic_name(tern_http_request *req, char out[TERN_MAX_TOPIC + 1],
   return 1;
 }
 
-static int subscriber(ternd *t, tern_http_request *req, const uint8_t *key,
+static int subscriber(ternd_shard *sh, tern_http_request *req, const uint8_t *key,
                       size_t keylen) {
-  if (ternd_subscriber_ok(t, req, key, keylen)) {
+  if (ternd_subscriber_ok(sh->t, req, key, keylen)) {
     return 1;
   }
-  t->unauthorized++;
+  sh->unauthorized++;
   (void)tern_http_respond_error(req, 401, NULL,
                                 "a valid token for this session is required");
   return 0;
 }
 
-static int publisher(ternd *t, tern_http_request *req) {
-  if (ternd_publisher_ok(t, req)) {
+static int publisher(ternd_shard *sh, tern_http_request *req) {
+  if (ternd_publisher_ok(sh->t, req)) {
     return 1;
   }
-  t->unauthorized++;
+  sh->unauthorized++;
   (void)tern_http_respond_error(req, 401, "WWW-Authenticate: Bearer\r\n",
                                 "the publisher secret is required");
   return 0;
+}
+
+/* ---- shards -------------------------------------------------------------------- */
+
+ternd_shard *ternd_owner(ternd *t, const uint8_t *key, size_t keylen) {
+  return &t->shards[tern_shard_of(key, keylen, t->n)];
+}
+
+/* With --threads N, a session lives on the hub of the thread tern_shard_of
+   names: a request for it that arrived on another thread goes there.
+   Returns 1 when the request went (or was answered), 0 to serve it here. */
+static int elsewhere(ternd_shard *sh, tern_http_request *req,
+                     const uint8_t *key, size_t keylen) {
+  ternd_shard *owner = ternd_owner(sh->t, key, keylen);
+  if (owner == sh) {
+    return 0;
+  }
+  if (tern_http_request_forward(req, owner->http, NULL) != 0) {
+    (void)tern_http_respond_error(req, 503, "Retry-After: 1\r\n",
+                                  "busy: try again");
+  }
+  return 1;
+}
+
+/* Passes |req| along every shard: |step| adds each shard's part to the
+   chain, and the last shard answers with |finish|.  Returns the chain
+   while steps remain to be done here (the caller does its step and calls
+   chain_next), or NULL after answering a failure. */
+static ternd_chain *chain_get(ternd_shard *sh, tern_http_request *req) {
+  ternd_chain *c = tern_http_request_forwarded(req);
+  if (!c) {
+    c = calloc(1, sizeof(*c) + sh->t->n * sizeof(uint64_t));
+    if (!c) {
+      error(req, 503, "out of memory");
+    }
+  }
+  return c;
+}
+
+/* After this shard's step: on to the next shard (1), or this was the
+   last one and the caller answers and frees |c| (0). */
+static int chain_next(ternd_shard *sh, tern_http_request *req,
+                      ternd_chain *c) {
+  if (++c->hops >= sh->t->n) {
+    return 0;
+  }
+  ternd_shard *next = &sh->t->shards[(sh->index + 1) % sh->t->n];
+  if (tern_http_request_forward(req, next->http, c) != 0) {
+    free(c);
+    (void)tern_http_respond_error(req, 503, "Retry-After: 1\r\n",
+                                  "busy: try again");
+  }
+  return 1;
+}
+
+static void route_stats(ternd_shard *sh, tern_http_request *req,
+                        int metrics) {
+  if (!method_is(req, "GET") && !method_is(req, "HEAD")) {
+    method_not_allowed(req, "GET, HEAD");
+    return;
+  }
+  ternd_chain *c = chain_get(sh, req);
+  if (!c) {
+    return;
+  }
+  ternd_stats_add(sh, c);
+  if (chain_next(sh, req, c)) {
+    return;
+  }
+  if (metrics) {
+    ternd_metrics_answer(sh, req, c);
+  } else {
+    ternd_stats_answer(sh, req, c);
+  }
+  free(c);
 }
 
 /* ---- POST /publish ------------------------------------------------------------ */
@@ -196,9 +271,9 @@ static void answer_id(tern_http_request *req, int status, const uint8_t *id,
   json(req, status, body);
 }
 
-static void publish_failed(ternd *t, tern_http_request *req, int rc,
+static void publish_failed(ternd_shard *sh, tern_http_request *req, int rc,
                            const tern_publish_result *res) {
-  t->publish_errors++;
+  sh->publish_errors++;
   if (rc == TERN_ERR_FULL) {
     uint64_t secs = (res->retry_after + TERN_SECONDS - 1) / TERN_SECONDS;
     char h[48];
@@ -213,14 +288,57 @@ static void publish_failed(ternd *t, tern_http_request *req, int rc,
   }
 }
 
-static void route_publish(ternd *t, tern_http_request *req) {
+/* A topic has a log on every hub, each with the members of its shard's
+   sessions: the publish goes round every shard, with one id. */
+static void publish_topic(ternd_shard *sh, tern_http_request *req,
+                          const char *topic, tern_msg_desc *desc) {
+  ternd_chain *c = chain_get(sh, req);
+  if (!c) {
+    return;
+  }
+  if (c->hops == 0) {
+    if (desc->id) {
+      memcpy(c->id, desc->id, desc->idlen);
+      c->idlen = desc->idlen;
+    } else {
+      c->idlen = (size_t)snprintf(c->id, sizeof(c->id), "t%llx-%u-%llu",
+                                  (unsigned long long)ternd_wall_seconds(),
+                                  (unsigned)sh->index,
+                                  (unsigned long long)++sh->topic_ids);
+    }
+  }
+  desc->id = (const uint8_t *)c->id;
+  desc->idlen = c->idlen;
+  sh->publishes++;
+  tern_topic *tp = tern_hub_find_topic(sh->hub, topic);
+  int rc = tp ? 0 : tern_hub_create_topic(sh->hub, topic, NULL, now(), &tp);
+  if (rc == 0) {
+    rc = tern_topic_publish(tp, desc, now(), NULL);
+  }
+  if (rc != 0 && c->rc == 0) {
+    c->rc = rc;
+  }
+  if (chain_next(sh, req, c)) {
+    return;
+  }
+  if (c->rc != 0) {
+    tern_publish_result none;
+    memset(&none, 0, sizeof(none));
+    publish_failed(sh, req, c->rc, &none);
+  } else {
+    answer_id(req, 202, (const uint8_t *)c->id, c->idlen, NULL);
+  }
+  free(c);
+}
+
+static void route_publish(ternd_shard *sh, tern_http_request *req) {
   static const char *const known[] = {"session", "topic", "id", "prio",
                                       "ttl", "collapse", "durable", NULL};
   if (!method_is(req, "POST")) {
     method_not_allowed(req, "POST");
     return;
   }
-  if (!publisher(t, req) || !params_known(req, known)) {
+  if (!publisher(sh, req) || !params_known(req, known)) {
     return;
   }
   tern_msg_desc desc;
@@ -289,38 +407,22 @@ static void route_publish(ternd *t, tern_http_request *req) {
     error(req, 400, "give either session or topic");
     return;
   }
-  t->publishes++;
   if (has_topic) {
     if (sync) {
       error(req, 400, "durable=sync is for session publishes");
       return;
     }
-    tern_topic *tp = tern_hub_find_topic(t->hub, topic);
-    int rc = tp ? 0 : tern_hub_create_topic(t->hub, topic, NULL, now(), &tp);
-    uint64_t offset = 0;
-    if (rc == 0) {
-      rc = tern_topic_publish(tp, &desc, now(), &offset);
-    }
-    if (rc != 0) {
-      tern_publish_result none;
-      memset(&none, 0, sizeof(none));
-      publish_failed(t, req, rc, &none);
-      return;
-    }
-    char more[48];
-    snprintf(more, sizeof(more), ",\"offset\":%llu",
-             (unsigned long long)offset);
-    answer_id(req, 202, desc.id ? desc.id : (const uint8_t *)"",
-              desc.id ? desc.idlen : 0, more);
+    publish_topic(sh, req, topic, &desc);
     return;
   }
   const uint8_t *key;
   size_t keylen;
-  if (!session_key(req, &key, &keylen)) {
+  if (!session_key(req, &key, &keylen) || elsewhere(sh, req, key, keylen)) {
     return;
   }
+  sh->publishes++;
   ternd_pending *p = NULL;
-  if (sync && t->store) {
+  if (sync && sh->store) {
     p = calloc(1, sizeof(*p));
     if (!p) {
       error(req, 503, "out of memory");
@@ -331,7 +433,7 @@ static void route_publish(ternd *t, tern_http_request *req) {
   }
   tern_publish_result res;
   memset(&res, 0, sizeof(res));
-  int rc = tern_hub_publish(t->hub, key, keylen, &desc, now(), &res);
+  int rc = tern_hub_publish(sh->hub, key, keylen, &desc, now(), &res);
   if (rc == TERN_ERR_DUPLICATE) {
     free(p);
     answer_id(req, 200, res.id, res.idlen, ",\"duplicate\":true");
@@ -339,7 +441,7 @@ static void route_publish(ternd *t, tern_http_request *req) {
   }
   if (rc != 0) {
     free(p);
-    publish_failed(t, req, rc, &res);
+    publish_failed(sh, req, rc, &res);
     return;
   }
   if (!p) {
@@ -350,29 +452,29 @@ static void route_publish(ternd *t, tern_http_request *req) {
   p->req = req;
   memcpy(p->id, res.id, res.idlen);
   p->idlen = res.idlen;
-  p->next = t->pending;
-  if (t->pending) {
-    t->pending->prev = p;
+  p->next = sh->pending;
+  if (sh->pending) {
+    sh->pending->prev = p;
   }
-  t->pending = p;
+  sh->pending = p;
   tern_http_request_set_user_data(req, p);
 }
 
-static void pending_unlink(ternd *t, ternd_pending *p) {
+static void pending_unlink(ternd_shard *sh, ternd_pending *p) {
   if (p->prev) {
     p->prev->next = p->next;
   } else {
-    t->pending = p->next;
+    sh->pending = p->next;
   }
   if (p->next) {
     p->next->prev = p->prev;
   }
 }
 
-void ternd_pending_drop_all(ternd *t) {
-  while (t->pending) {
-    ternd_pending *p = t->pending;
-    pending_unlink(t, p);
+void ternd_pending_drop_all(ternd_shard *sh) {
+  while (sh->pending) {
+    ternd_pending *p = sh->pending;
+    pending_unlink(sh, p);
     free(p);
   }
 }
@@ -383,14 +485,17 @@ void ternd_on_abort(void *user_data, tern_http_request *req) {
   if (p) {
     p->req = NULL; /* its PERSISTED comes later and frees it */
   }
+  free(tern_http_request_forwarded(req)); /* a chain's, if any */
 }
 
-void ternd_on_event(void *user_data, tern_driver *d, const tern_event *ev) {
+void ternd_on_event(void *user_data, uint32_t worker, tern_driver *d,
+                    const tern_event *ev) {
   ternd *t = user_data;
+  ternd_shard *sh = &t->shards[worker];
   (void)d;
   if (ev->type == TERN_EV_PERSISTED && ev->cookie) {
     ternd_pending *p = (ternd_pending *)(uintptr_t)ev->cookie;
-    pending_unlink(t, p);
+    pending_unlink(sh, p);
     if (p->req) {
       tern_http_request_set_user_data(p->req, NULL);
       if (ev->reason == 0) {
@@ -419,7 +524,7 @@ void ternd_on_event(void *user_data, tern_driver *d, const tern_event *ev) {
 
 /* ---- the streams ---------------------------------------------------------------- */
 
-static void route_stream(ternd *t, tern_http_request *req, int framing) {
+static void route_stream(ternd_shard *sh, tern_http_request *req, int framing) {
   static const char *const known[] = {"session", "seq", "token", "timeout",
                                       "_", NULL};
   if (!method_is(req, "GET")) {
@@ -431,7 +536,8 @@ static void route_stream(ternd *t, tern_http_request *req, int framing) {
   }
   const uint8_t *key;
   size_t keylen;
-  if (!session_key(req, &key, &keylen) || !subscriber(t, req, key, keylen)) {
+  if (!session_key(req, &key, &keylen) || !subscriber(sh, req, key, keylen) ||
+      elsewhere(sh, req, key, keylen)) {
     return;
   }
   tern_stream_opts o;
@@ -488,7 +594,7 @@ static void route_stream(ternd *t, tern_http_request *req, int framing) {
 
 /* ---- POST /ack ------------------------------------------------------------------- */
 
-static void route_ack(ternd *t, tern_http_request *req) {
+static void route_ack(ternd_shard *sh, tern_http_request *req) {
   static const char *const known[] = {"session", "seq", "token", NULL};
   if (!method_is(req, "POST")) {
     method_not_allowed(req, "POST");
@@ -499,7 +605,8 @@ static void route_ack(ternd *t, tern_http_request *req) {
   }
   const uint8_t *key;
   size_t keylen;
-  if (!session_key(req, &key, &keylen) || !subscriber(t, req, key, keylen)) {
+  if (!session_key(req, &key, &keylen) || !subscriber(sh, req, key, keylen) ||
+      elsewhere(sh, req, key, keylen)) {
     return;
   }
   uint64_t seq;
@@ -511,7 +618,7 @@ static void route_ack(ternd *t, tern_http_request *req) {
     error(req, 400, "seq is required (1 or more)");
     return;
   }
-  tern_ssize n = tern_hub_ack(t->hub, key, keylen, seq, now());
+  tern_ssize n = tern_hub_ack(sh->hub, key, keylen, seq, now());
   if (n == TERN_ERR_NOT_FOUND) {
     error(req, 404, "no such session");
     return;
@@ -520,25 +627,26 @@ static void route_ack(ternd *t, tern_http_request *req) {
     error(req, 400, "seq names nothing this session sent");
     return;
   }
-  t->acks += (uint64_t)n;
+  sh->acks += (uint64_t)n;
   (void)tern_http_respond(req, 204, NULL, NULL, NULL, 0);
 }
 
 /* ---- POST /subscribe, /unsubscribe ----------------------------------------------- */
 
-static void route_subscribe(ternd *t, tern_http_request *req, int subscribe) {
+static void route_subscribe(ternd_shard *sh, tern_http_request *req, int subscribe) {
   static const char *const known[] = {"session", "topic", "filter", NULL};
   if (!method_is(req, "POST")) {
     method_not_allowed(req, "POST");
     return;
   }
-  if (!publisher(t, req) || !params_known(req, known)) {
+  if (!publisher(sh, req) || !params_known(req, known)) {
     return;
   }
   const uint8_t *key;
   size_t keylen;
   char topic[TERN_MAX_TOPIC + 1];
-  if (!session_key(req, &key, &keylen) || topic_name(req, topic, 1) != 1) {
+  if (!session_key(req, &key, &keylen) || topic_name(req, topic, 1) != 1 ||
+      elsewhere(sh, req, key, keylen)) {
     return;
   }
   const char *v;
@@ -560,7 +668,7 @@ static void route_subscribe(ternd *t, tern_http_request *req, int subscribe) {
   }
   char body[96];
   if (!subscribe) {
-    tern_ssize n = tern_hub_unsubscribe(t->hub, key, keylen, topic);
+    tern_ssize n = tern_hub_unsubscribe(sh->hub, key, keylen, topic);
     if (n == TERN_ERR_NOT_FOUND) {
       error(req, 404, "no such subscription");
     } else if (n < 0) {
@@ -576,14 +684,14 @@ static void route_subscribe(ternd *t, tern_http_request *req, int subscribe) {
   size_t errpos = 0;
   if (!strpbrk(topic, "*#") &&
       tern_topic_pattern_check(topic, strlen(topic), &errpos) == 0 &&
-      !tern_hub_find_topic(t->hub, topic)) {
-    int rc = tern_hub_create_topic(t->hub, topic, NULL, now(), NULL);
+      !tern_hub_find_topic(sh->hub, topic)) {
+    int rc = tern_hub_create_topic(sh->hub, topic, NULL, now(), NULL);
     if (rc != 0 && rc != TERN_ERR_DUPLICATE) {
       error(req, rc == TERN_ERR_INVALID ? 400 : 503, tern_strerror(rc));
       return;
     }
   }
-  tern_ssize n = tern_hub_subscribe(t->hub, key, keylen, topic, fp, now(),
+  tern_ssize n = tern_hub_subscribe(sh->hub, key, keylen, topic, fp, now(),
                                     &errpos);
   if (n == TERN_ERR_INVALID) {
     char msg[96];
@@ -605,8 +713,8 @@ static void route_subscribe(ternd *t, tern_http_request *req, int subscribe) {
 /* The WebSocket framings (tern.bin, tern.json) are connection kinds of
    the core still to come; until they are, /ws says so.  Their upgrade
    goes here. */
-static void route_ws(ternd *t, tern_http_request *req) {
-  (void)t;
+static void route_ws(ternd_shard *sh, tern_http_request *req) {
+  (void)sh;
   if (!method_is(req, "GET")) {
     method_not_allowed(req, "GET");
     return;
@@ -616,8 +724,8 @@ static void route_ws(ternd *t, tern_http_request *req) {
 
 /* ---- GET / ------------------------------------------------------------------------- */
 
-static void route_page(ternd *t, tern_http_request *req) {
-  (void)t;
+static void route_page(ternd_shard *sh, tern_http_request *req) {
+  (void)sh;
   if (!method_is(req, "GET") && !method_is(req, "HEAD")) {
     method_not_allowed(req, "GET, HEAD");
     return;
@@ -632,37 +740,33 @@ static int path_is(const char *path, size_t len, const char *want) {
 }
 
 void ternd_on_request(void *user_data, tern_http_request *req) {
-  ternd *t = user_data;
+  ternd_shard *sh = user_data;
   size_t len;
   const char *path = tern_http_request_path(req, &len);
   if (path_is(path, len, "/publish")) {
-    route_publish(t, req);
+    route_publish(sh, req);
   } else if (path_is(path, len, "/stream")) {
-    route_stream(t, req, TERN_FRAMING_SSE);
+    route_stream(sh, req, TERN_FRAMING_SSE);
   } else if (path_is(path, len, "/ndjson")) {
-    route_stream(t, req, TERN_FRAMING_NDJSON);
+    route_stream(sh, req, TERN_FRAMING_NDJSON);
   } else if (path_is(path, len, "/poll")) {
-    route_stream(t, req, TERN_FRAMING_POLL);
+    route_stream(sh, req, TERN_FRAMING_POLL);
   } else if (path_is(path, len, "/ack")) {
-    route_ack(t, req);
+    route_ack(sh, req);
   } else if (path_is(path, len, "/subscribe")) {
-    route_subscribe(t, req, 1);
+    route_subscribe(sh, req, 1);
   } else if (path_is(path, len, "/unsubscribe")) {
-    route_subscribe(t, req, 0);
-  } else if (path_is(path, len, "/stats") || path_is(path, len, "/metrics")) {
-    if (!method_is(req, "GET") && !method_is(req, "HEAD")) {
-      method_not_allowed(req, "GET, HEAD");
-    } else if (len == 6) {
-      ternd_stats(t, req);
-    } else {
-      ternd_metrics(t, req);
-    }
+    route_subscribe(sh, req, 0);
+  } else if (path_is(path, len, "/stats")) {
+    route_stats(sh, req, 0);
+  } else if (path_is(path, len, "/metrics")) {
+    route_stats(sh, req, 1);
   } else if (path_is(path, len, "/ws")) {
-    route_ws(t, req);
+    route_ws(sh, req);
   } else if (path_is(path, len, "/")) {
-    route_page(t, req);
+    route_page(sh, req);
   } else {
-    t->not_found++;
+    sh->not_found++;
     error(req, 404, "no such resource");
   }
 }

@@ -17,19 +17,20 @@ typedef struct metric {
   uint64_t value;
 } metric;
 
-#define MAX_METRICS 64
+#define MAX_METRICS TERND_MAX_METRICS
 
-static size_t collect(ternd *t, metric *m) {
+/* This shard's metrics, in the same order every time. */
+static size_t collect(ternd_shard *sh, metric *m) {
   tern_stats hs;
   tern_http_stats ws;
   tern_driver_stats ds;
   tern_store_file_stats fs;
-  tern_hub_get_stats(t->hub, &hs, sizeof(hs));
-  tern_http_get_stats(t->http, &ws, sizeof(ws));
-  tern_driver_get_stats(t->d, &ds, sizeof(ds));
+  tern_hub_get_stats(sh->hub, &hs, sizeof(hs));
+  tern_http_get_stats(sh->http, &ws, sizeof(ws));
+  tern_driver_get_stats(sh->d, &ds, sizeof(ds));
   memset(&fs, 0, sizeof(fs));
-  if (t->store) {
-    tern_store_file_get_stats(t->store, &fs, sizeof(fs));
+  if (sh->store) {
+    tern_store_file_get_stats(sh->store, &fs, sizeof(fs));
   }
   size_t n = 0;
 #define M(g, nm, gauge, help, v) \
@@ -69,15 +70,17 @@ static size_t collect(ternd *t, metric *m) {
   M("http", "timeouts", 0, "HTTP connections timed out.", ws.timeouts);
   M("http", "streams_opened", 0, "Streams opened (SSE, NDJSON, polls).",
     ws.streams_opened);
+  M("http", "forwarded", 0, "HTTP requests passed to another thread.",
+    ws.forwarded);
   M("http", "connections", 1, "HTTP connections open.", ws.connections);
   M("http", "streams", 1, "Streams open.", ws.streams);
   M("api", "publishes", 0, "Publish requests that passed their checks.",
-    t->publishes);
+    sh->publishes);
   M("api", "publish_errors", 0, "Publish requests the hub refused.",
-    t->publish_errors);
-  M("api", "unauthorized", 0, "Requests answered 401.", t->unauthorized);
-  M("api", "acks", 0, "Messages acked through POST /ack.", t->acks);
-  M("api", "not_found", 0, "Requests for no route.", t->not_found);
+    sh->publish_errors);
+  M("api", "unauthorized", 0, "Requests answered 401.", sh->unauthorized);
+  M("api", "acks", 0, "Messages acked through POST /ack.", sh->acks);
+  M("api", "not_found", 0, "Requests for no route.", sh->not_found);
   M("driver", "bytes_in", 0, "Bytes read from sockets.", ds.bytes_in);
   M("driver", "bytes_out", 0, "Bytes written to sockets.", ds.bytes_out);
   M("driver", "writes", 0, "write and writev calls.", ds.writes);
@@ -90,17 +93,47 @@ static size_t collect(ternd *t, metric *m) {
   return n;
 }
 
-void ternd_stats(ternd *t, tern_http_request *req) {
+void ternd_stats_add(ternd_shard *sh, ternd_chain *c) {
   metric m[MAX_METRICS];
-  size_t n = collect(t, m);
-  char *out = malloc(n * 64 + 256);
+  size_t n = collect(sh, m);
+  for (size_t i = 0; i < n; ++i) {
+    c->values[i] += m[i].value;
+  }
+  c->epochs[sh->index] = tern_hub_get_epoch(sh->hub);
+}
+
+/* The table with the chain's sums in place of this shard's values. */
+static size_t summed(ternd_shard *sh, const ternd_chain *c, metric *m) {
+  size_t n = collect(sh, m);
+  for (size_t i = 0; i < n; ++i) {
+    m[i].value = c->values[i];
+  }
+  return n;
+}
+
+void ternd_stats_answer(ternd_shard *sh, tern_http_request *req,
+                        const ternd_chain *c) {
+  metric m[MAX_METRICS];
+  size_t n = summed(sh, c, m);
+  uint32_t shards = sh->t->n;
+  char *out = malloc(n * 64 + shards * 24 + 256);
   if (!out) {
     (void)tern_http_respond_error(req, 503, NULL, "out of memory");
     return;
   }
-  size_t len = (size_t)sprintf(out, "{\"epoch\":%llu,\"durable\":%s",
-                               (unsigned long long)tern_hub_get_epoch(t->hub),
-                               t->store ? "true" : "false");
+  /* "epoch" is the first hub's (all of them with --threads 1); a
+     session's SSE ids carry its own hub's, listed in "epochs". */
+  size_t len = (size_t)sprintf(out,
+                               "{\"epoch\":%llu,\"threads\":%u,"
+                               "\"durable\":%s,\"epochs\":[",
+                               (unsigned long long)c->epochs[0],
+                               (unsigned)shards,
+                               sh->store ? "true" : "false");
+  for (uint32_t i = 0; i < shards; ++i) {
+    len += (size_t)sprintf(out + len, "%s%llu", i ? "," : "",
+                           (unsigned long long)c->epochs[i]);
+  }
+  out[len++] = ']';
   const char *group = NULL;
   for (size_t i = 0; i < n; ++i) {
     if (!group || strcmp(group, m[i].group) != 0) {
@@ -119,9 +152,10 @@ void ternd_stats(ternd *t, tern_http_request *req) {
   free(out);
 }
 
-void ternd_metrics(ternd *t, tern_http_request *req) {
+void ternd_metrics_answer(ternd_shard *sh, tern_http_request *req,
+                          const ternd_chain *c) {
   metric m[MAX_METRICS];
-  size_t n = collect(t, m);
+  size_t n = summed(sh, c, m);
   size_t cap = n * 256 + 64;
   char *out = malloc(cap);
   if (!out) {

@@ -9,9 +9,14 @@
  * One request is served at a time per connection: bytes pipelined behind
  * a request that waits for its answer (a SYNC publish waiting for the
  * disk, say) are kept, up to a bound, and parsed once it is answered.
+ * The raw bytes of the request being served are kept too (from req_start)
+ * until it is answered, so that it can be forwarded to another server,
+ * whose loop parses them again: the parser decodes in place.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "http/http.h"
 #include "posix/posix.h"
@@ -24,8 +29,18 @@ enum conn_state {
   C_DISPATCH, /* inside on_request                           */
   C_PENDING,  /* on_request returned without an answer       */
   C_STREAM,   /* a one-way tern_conn writes the rest         */
-  C_CLOSING   /* the last answer is written; close after it  */
+  C_CLOSING,  /* the last answer is written; close after it  */
+  C_FORWARD   /* forwarded from inside on_request: leave      */
 };
+
+/* A forwarded connection on its way to another server's loop. */
+typedef struct handoff {
+  struct handoff *next;
+  int fd;
+  void *arg;
+  size_t len;
+  uint8_t bytes[]; /* the request and what was pipelined behind it */
+} handoff;
 
 struct tern_http_request {
   tern_http *h;
@@ -34,8 +49,11 @@ struct tern_http_request {
   enum conn_state state;
   uint8_t *out;            /* answer bytes not yet pulled               */
   size_t out_off, out_len, out_cap;
-  uint8_t *in;             /* bytes read, not yet parsed                */
-  size_t in_off, in_len, in_cap;
+  uint8_t *in;             /* bytes read: the current request's from
+                              req_start, the unparsed ones from in_off */
+  size_t req_start, in_off, in_len, in_cap;
+  void *forward_arg;       /* tern_http_request_forwarded               */
+  tern_http *forward_to;   /* C_FORWARD                                 */
   tern_conn *conn;         /* C_STREAM                                  */
   char *poll_heads;        /* a poll's 200 head, NUL, its 204 head      */
   size_t poll_200_len, poll_204_len;
@@ -43,6 +61,7 @@ struct tern_http_request {
   tern_tstamp mark;        /* start of the request, or of idleness      */
   void *user_data;
   tern_http_request *prev, *next; /* the timed list (not streams)       */
+  tern_http_request *all_prev, *all_next; /* every connection           */
 };
 
 struct tern_http {
@@ -54,8 +73,17 @@ struct tern_http {
   void *timer;
   int armed;
   tern_http_request *timed;
+  tern_http_request *all;
   tern_http_stats st;
+  void *waker;             /* forwarded connections arrive through it   */
+  pthread_mutex_t lock;    /* guards handoffs                           */
+  handoff *handoffs;
 };
+
+static int forward_now(tern_http_request *c);
+static int on_read(void *user, tern_socket *s, const uint8_t *in, size_t len,
+                   tern_tstamp now);
+static const tern_socket_handler handler_of_http;
 
 void tern_http_options_default_versioned(uint32_t version,
                                          tern_http_options *o) {
@@ -139,12 +167,14 @@ static void refuse(tern_http_request *c, int status, const char *reason,
 static tern_tstamp now_of(const tern_http *h) { return h->m->now(h->loop); }
 
 /* Parses what is buffered and hands complete requests to the host, while
-   the connection is free for the next request. */
-static void serve(tern_http_request *c) {
+   the connection is free for the next request.  Returns 1 when the
+   connection was forwarded (|c| is gone), else 0. */
+static int serve(tern_http_request *c) {
   tern_http *h = c->h;
   while (c->state == C_READ && c->in_off < c->in_len) {
     if (http_parser_idle(c->p)) {
       c->mark = now_of(h); /* a request starts: its timeout runs */
+      c->req_start = c->in_off;
     }
     size_t used = 0;
     int rc = http_parse(c->p, c->in + c->in_off, c->in_len - c->in_off, &used);
@@ -164,19 +194,24 @@ static void serve(tern_http_request *c) {
     c->state = C_DISPATCH;
     h->st.requests++;
     h->o.on_request(h->o.user_data, c);
+    if (c->state == C_FORWARD && forward_now(c) == 0) {
+      return 1;
+    }
     if (c->state == C_DISPATCH) {
       c->state = C_PENDING;
     }
   }
-  if (c->in && c->in_off == c->in_len) {
+  if (c->in && c->in_off == c->in_len && c->state == C_READ &&
+      http_parser_idle(c->p)) {
     free(c->in);
     c->in = NULL;
-    c->in_off = c->in_len = c->in_cap = 0;
+    c->req_start = c->in_off = c->in_len = c->in_cap = 0;
   }
   if (c->state == C_READ && !c->in) {
     http_parser_trim(c->p); /* an idle keep-alive connection holds nothing */
   }
   tern_socket_want_write(c->s);
+  return 0;
 }
 
 /* The answer is written: on to the next request, or close. */
@@ -184,6 +219,7 @@ static void answered(tern_http_request *c, int closing) {
   int deferred = c->state == C_PENDING;
   c->h->st.responses++;
   c->user_data = NULL;
+  c->forward_arg = NULL;
   if (closing) {
     c->state = C_CLOSING;
     timed_unlink(c);
@@ -193,8 +229,9 @@ static void answered(tern_http_request *c, int closing) {
   http_parser_next(c->p);
   c->state = C_READ;
   c->mark = now_of(c->h);
-  if (deferred) {
-    serve(c); /* requests that arrived meanwhile */
+  c->req_start = c->in_off;
+  if (deferred && serve(c)) {
+    return; /* requests that arrived meanwhile; the next was forwarded */
   }
   tern_socket_want_write(c->s);
 }
@@ -407,6 +444,7 @@ int tern_http_respond_stream(tern_http_request *r,
   r->conn = conn;
   r->state = C_STREAM;
   r->user_data = NULL;
+  r->forward_arg = NULL;
   timed_unlink(r);
   /* The request is done with: a stream keeps no parser and no input. */
   http_parser_free(r->p);
@@ -414,7 +452,7 @@ int tern_http_respond_stream(tern_http_request *r,
   r->p = NULL;
   free(r->in);
   r->in = NULL;
-  r->in_off = r->in_len = r->in_cap = 0;
+  r->req_start = r->in_off = r->in_len = r->in_cap = 0;
   r->h->st.streams++;
   r->h->st.streams_opened++;
   if (pconn) {
@@ -422,6 +460,88 @@ int tern_http_respond_stream(tern_http_request *r,
   }
   tern_socket_want_write(r->s);
   return 0;
+}
+
+/* ---- forwarding ------------------------------------------------------------ */
+
+int tern_http_request_forward(tern_http_request *r, tern_http *to, void *arg) {
+  if (!r || !to) {
+    return TERN_ERR_INVALID;
+  }
+  if (!can_answer(r) || r->out_off < r->out_len || r->s->off < r->s->len) {
+    return TERN_ERR_STATE;
+  }
+  r->forward_to = to;
+  r->forward_arg = arg;
+  if (r->state == C_DISPATCH) {
+    r->state = C_FORWARD; /* serve() finishes it when on_request returns */
+    return 0;
+  }
+  return forward_now(r);
+}
+
+void *tern_http_request_forwarded(const tern_http_request *r) {
+  return r ? r->forward_arg : NULL;
+}
+
+/* Takes the connection off this driver and queues it for forward_to's
+   loop.  |c| is freed.  Returns 0 or TERN_ERR_NOMEM (|c| untouched). */
+static int forward_now(tern_http_request *c) {
+  tern_http *to = c->forward_to;
+  size_t len = c->in_len - c->req_start;
+  handoff *ho = malloc(sizeof(*ho) + len);
+  if (!ho) {
+    if (c->state == C_FORWARD) {
+      /* Inside serve(): the host cannot be told any more; refuse it. */
+      c->state = C_DISPATCH;
+      refuse(c, 503, "out of memory", 0);
+      tern_socket_want_write(c->s);
+    }
+    return TERN_ERR_NOMEM;
+  }
+  memcpy(ho->bytes, c->in + c->req_start, len);
+  ho->len = len;
+  ho->arg = c->forward_arg;
+  ho->next = NULL;
+  c->state = C_FORWARD; /* on_close: no on_abort */
+  c->h->st.forwarded++;
+  uint8_t *hello;
+  size_t hello_len;
+  posix_stream_detach(c->s, &ho->fd, &hello, &hello_len); /* frees c */
+  free(hello);
+  pthread_mutex_lock(&to->lock);
+  handoff **tail = &to->handoffs;
+  while (*tail) {
+    tail = &(*tail)->next;
+  }
+  *tail = ho;
+  pthread_mutex_unlock(&to->lock);
+  to->m->wake(to->loop, to->waker);
+  return 0;
+}
+
+/* On this server's loop: adopts the connections forwarded to it and
+   feeds each its bytes as if just read. */
+static void on_handoff(void *arg) {
+  tern_http *h = arg;
+  pthread_mutex_lock(&h->lock);
+  handoff *list = h->handoffs;
+  h->handoffs = NULL;
+  pthread_mutex_unlock(&h->lock);
+  while (list) {
+    handoff *ho = list;
+    list = ho->next;
+    tern_socket *s = NULL;
+    if (tern_driver_adopt(h->d, ho->fd, &handler_of_http, h, &s) == 0 && s) {
+      tern_http_request *c = tern_socket_get_user_data(s);
+      if (c) {
+        c->forward_arg = ho->arg;
+        (void)on_read(h, s, ho->bytes, ho->len, now_of(h));
+      }
+    }
+    free(ho);
+  }
+  tern_driver_process(h->d);
 }
 
 /* ---- request accessors --------------------------------------------------- */
@@ -551,6 +671,11 @@ static int on_open(void *user, tern_socket *s, tern_tstamp now) {
     h->timed->prev = c;
   }
   h->timed = c;
+  c->all_next = h->all;
+  if (h->all) {
+    h->all->all_prev = c;
+  }
+  h->all = c;
   h->st.connections++;
   h->st.accepted++;
   arm(h);
@@ -562,7 +687,8 @@ static int on_read(void *user, tern_socket *s, const uint8_t *in, size_t len,
   tern_http_request *c = tern_socket_get_user_data(s);
   (void)user;
   (void)now;
-  if (!c || c->state == C_STREAM || c->state == C_CLOSING) {
+  if (!c || c->state == C_STREAM || c->state == C_CLOSING ||
+      c->state == C_FORWARD) {
     return 0; /* a stream is one-way; after the last answer, nothing */
   }
   size_t held = c->in_len - c->in_off;
@@ -572,15 +698,14 @@ static int on_read(void *user, tern_socket *s, const uint8_t *in, size_t len,
   if (c->state != C_READ && held + len > bound) {
     return TERN_ERR_TOO_LARGE;
   }
-  if (c->in_off > 0 && c->in_off == c->in_len) {
-    c->in_off = c->in_len = 0;
+  if (c->in_len + len > c->in_cap && c->req_start > 0) {
+    /* Keep the current request's bytes (for a forward) and what follows. */
+    memmove(c->in, c->in + c->req_start, c->in_len - c->req_start);
+    c->in_off -= c->req_start;
+    c->in_len -= c->req_start;
+    c->req_start = 0;
   }
   if (c->in_len + len > c->in_cap) {
-    if (c->in_off > 0) {
-      memmove(c->in, c->in + c->in_off, held);
-      c->in_off = 0;
-      c->in_len = held;
-    }
     size_t cap = c->in_cap ? c->in_cap : 1024;
     while (cap < c->in_len + len) {
       cap *= 2;
@@ -595,7 +720,7 @@ static int on_read(void *user, tern_socket *s, const uint8_t *in, size_t len,
   memcpy(c->in + c->in_len, in, len);
   c->in_len += len;
   if (c->state == C_READ) {
-    serve(c);
+    (void)serve(c);
   }
   return 0;
 }
@@ -681,6 +806,14 @@ static void on_close(void *user, tern_socket *s) {
     h->st.streams--;
   }
   timed_unlink(c);
+  if (c->all_prev) {
+    c->all_prev->all_next = c->all_next;
+  } else {
+    h->all = c->all_next;
+  }
+  if (c->all_next) {
+    c->all_next->all_prev = c->all_prev;
+  }
   if (c->p) {
     http_parser_free(c->p);
     free(c->p);
@@ -692,7 +825,7 @@ static void on_close(void *user, tern_socket *s) {
   h->st.connections--;
 }
 
-static const tern_socket_handler handler = {
+static const tern_socket_handler handler_of_http = {
     TERN_SOCKET_HANDLER_VERSION, on_open, on_read, on_pull, on_close,
 };
 
@@ -752,6 +885,13 @@ int tern_http_new(tern_http **ph, tern_driver *d, const tern_http_options *o) {
     free(h);
     return rc;
   }
+  rc = h->m->waker_add(h->loop, &h->waker, on_handoff, h);
+  if (rc != 0) {
+    h->m->timer_del(h->loop, h->timer);
+    free(h);
+    return rc;
+  }
+  pthread_mutex_init(&h->lock, NULL);
   *ph = h;
   return 0;
 }
@@ -761,14 +901,21 @@ int tern_http_listen(tern_http *h, const char *host, uint16_t port,
   if (!h) {
     return TERN_ERR_INVALID;
   }
-  return tern_driver_listen(h->d, host, port, &handler, h, pport);
+  if (!h->o.reuseport) {
+    return tern_driver_listen(h->d, host, port, &handler_of_http, h, pport);
+  }
+  int fd = posix_listen_socket(host, port, 1, pport);
+  if (fd < 0) {
+    return fd;
+  }
+  return posix_driver_listen_fd(h->d, fd, &handler_of_http, h);
 }
 
 int tern_http_adopt(tern_http *h, int fd) {
   if (!h) {
     return TERN_ERR_INVALID;
   }
-  return tern_driver_adopt(h->d, fd, &handler, h, NULL);
+  return tern_driver_adopt(h->d, fd, &handler_of_http, h, NULL);
 }
 
 void tern_http_get_stats(const tern_http *h, tern_http_stats *st,
@@ -787,6 +934,19 @@ void tern_http_del(tern_http *h) {
   if (!h) {
     return;
   }
+  posix_driver_unlisten(h->d, h);
+  while (h->all) {
+    posix_socket_close(h->all->s); /* on_close unlinks it */
+  }
+  tern_driver_process(h->d); /* frees the closed sockets */
   h->m->timer_del(h->loop, h->timer);
+  h->m->waker_del(h->loop, h->waker);
+  while (h->handoffs) {
+    handoff *ho = h->handoffs;
+    h->handoffs = ho->next;
+    close(ho->fd);
+    free(ho);
+  }
+  pthread_mutex_destroy(&h->lock);
   free(h);
 }

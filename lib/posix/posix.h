@@ -66,6 +66,13 @@ int posix_listen_socket(const char *host, uint16_t port, int reuseport,
 int posix_driver_listen_fd(tern_driver *d, int fd, const tern_socket_handler *h,
                            void *user);
 
+/* Closes every host listener of |d| serving |user| (tern_http_del). */
+void posix_driver_unlisten(tern_driver *d, const void *user);
+
+/* Closes |s| now (its handler's close is called); it is freed by the next
+   tern_driver_process. */
+void posix_socket_close(tern_socket *s);
+
 /* The driver's loop methods and loop pointer. */
 const tern_loop_methods *posix_driver_methods(const tern_driver *d,
                                               void **ploop);
