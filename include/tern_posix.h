@@ -19,6 +19,12 @@
  *   tern_inbox         publishing into a driver's hub from any thread.
  *   tern_workers       N threads, one hub each, sessions sharded by
  *                      tern_shard_of.
+ *   tern_http          HTTP/1.1 on a driver's loop: a strict bounded
+ *                      parser, requests handed to the host, answers,
+ *                      and connections turned into the web framings'
+ *                      streams (tern_conn_new_stream); requests forwarded
+ *                      between the workers' loops.
+ *   tern_token         signed, expiring subscriber tokens (HMAC-SHA256).
  *
  * The overview is tern_posix(3).  Link with pkg-config libtern-posix.
  *
