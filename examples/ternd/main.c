@@ -9,6 +9,7 @@
  *         [--token-secret S] [--max-pending N] [--demo]
  *   ternd token --secret S --session KEY --ttl SECONDS
  */
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>

@@ -3,6 +3,7 @@
  * --publish-secret is set; subscribers carry token=E.H (tern_token_check)
  * when --token-secret is set.  And the "ternd token" command.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
