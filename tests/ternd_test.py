@@ -12,7 +12,7 @@ nothing else changed, and a SIGKILL in the middle of a stream: restarted on
 the same data directory, a receiver resuming with Last-Event-ID gets every
 SYNC-confirmed message it did not ack, and none it acked.
 
-TAP output.  Skips (exit 77) when curl is missing.
+TAP output.  Skips ("1..0 # SKIP") when curl is missing.
 """
 import hashlib
 import hmac
@@ -32,8 +32,10 @@ import time
 TERND = sys.argv[1]
 CURL = shutil.which("curl")
 if not CURL:
+    # A TAP skip: meson's TAP protocol counts exit status 77 as an error,
+    # and the plan "1..0 # SKIP" as a skipped test.
     print("1..0 # SKIP curl is missing")
-    sys.exit(77)
+    sys.exit(0)
 
 n_tests = 0
 failed = 0
