@@ -2,7 +2,7 @@
 """ternd(8) over real sockets on 127.0.0.1, driven by curl and by this
 stdlib-only client.
 
-    ternd_test.py TERND
+    ternd_test.py TERND [TCP_RECEIVER]
 
 Starts ternd on free ports (--listen 127.0.0.1:0; it prints the port) and
 checks the HTTP API of ternd(8): publish (202, duplicate 200, 429 with
@@ -30,6 +30,7 @@ import threading
 import time
 
 TERND = sys.argv[1]
+TCP_RECEIVER = sys.argv[2] if len(sys.argv) > 2 else None
 CURL = shutil.which("curl")
 if not CURL:
     # A TAP skip: meson's TAP protocol counts exit status 77 as an error,
@@ -62,6 +63,7 @@ class Ternd:
         self.p = subprocess.Popen(argv, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True)
         line = self.p.stdout.readline()
+        self.first = line
         if "listening on http://127.0.0.1:" not in line:
             raise RuntimeError("ternd did not start: " + line)
         self.port = int(line.split("127.0.0.1:")[1].split()[0].rstrip(","))
@@ -373,7 +375,38 @@ def run(tmp):
     ok(codes == [202, 202, 429] and st == 429 and
        int(hd.get("retry-after", "0")) >= 1 and "error" in body,
        "a full session: 429 with Retry-After")
-    ok(t.stop() == 0, "SIGTERM: exit status 0")
+    # SIGTERM: a goodbye to every receiver
+    s = Stream(t.port, "/stream?session=bye")
+    time.sleep(0.2)  # the stream is open in the server
+    code = t.stop()
+    rest = b""
+    try:
+        while True:
+            chunk = s.f.read1(65536)
+            if not chunk:
+                break
+            rest += chunk
+    except (socket.timeout, OSError):
+        pass
+    s.close()
+    ok(code == 0 and b"event: goaway" in rest and b'"reason":"restart"' in rest,
+       "SIGTERM: the SSE receiver gets a goaway event, exit status 0")
+
+    # ---- the binary framing (--bin-listen) with tcp_receiver -----------------
+    if TCP_RECEIVER:
+        t = Ternd("--bin-listen", "127.0.0.1:0")
+        bport = int(re.search(r"tcp://127.0.0.1:(\d+)", t.first).group(1))
+        for i in range(1, 6):
+            t.publish("session=bin&id=m%d" % i, b"m%d for bin" % i)
+        r = subprocess.run([TCP_RECEIVER, "--key", "bin", "--port",
+                            str(bport), "--expect", "5"],
+                           capture_output=True, text=True, timeout=30)
+        ok(r.returncode == 0 and r.stdout.count("got m") == 5,
+           "--bin-listen: a binary receiver gets what HTTP published")
+        st = t.stats()
+        ok(st["hub"]["acked"] == 5, "and acks it in-band (%d)" %
+           st["hub"]["acked"])
+        t.stop()
 
     # ---- secrets and tokens ------------------------------------------------------------
     t = Ternd("--publish-secret", "pubsecret", "--token-secret", "toksecret")
