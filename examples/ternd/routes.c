@@ -506,18 +506,18 @@ void ternd_on_event(void *user_data, uint32_t worker, tern_driver *d,
       }
     }
     free(p);
-  } else if (ev->type == TERN_EV_CONN_HELLO) {
-    /* A binary receiver (--bin-listen) with --token-secret: the HELLO's
-       token is checked like a web subscriber's. */
-    tern_conn *c = ev->conn;
+  } else if (ev->type == TERN_EV_CONN_HELLO && t->cfg.token_secret &&
+             ev->conn) {
+    /* A binary receiver (--bin-listen) with --token-secret: its HELLO
+       waits (settings.hello_accept) for the check of its token, the same
+       as a web subscriber's.  Without a secret the hub accepts alone. */
     const char *secret = t->cfg.token_secret;
-    if (c && secret &&
-        tern_token_check((const char *)ev->aux, ev->auxlen, secret,
+    if (tern_token_check((const char *)ev->aux, ev->auxlen, secret,
                          strlen(secret), ev->session_key, ev->session_keylen,
                          ternd_wall_seconds()) != 0) {
-      tern_conn_goaway(c, TERN_GOAWAY_REJECTED, 0, now());
-    } else if (c) {
-      tern_conn_accept(c, now());
+      tern_conn_goaway(ev->conn, TERN_GOAWAY_REJECTED, 0, now());
+    } else {
+      tern_conn_accept(ev->conn, now());
     }
   }
 }
