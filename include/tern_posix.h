@@ -693,11 +693,13 @@ TERN_EXTERN tern_socket *tern_http_request_socket(const tern_http_request *r);
  * hub per thread sends a request to the thread that owns its session
  * (tern_shard_of), or passes it along every thread to gather from each.
  * Call it on |r|'s loop thread, in on_request or later; |r| is invalid
- * after success (no on_abort is called for it here).  If the connection
- * cannot be taken over by |to|, it is closed and |arg| is lost.  Returns
- * 0, TERN_ERR_INVALID (NULL |r| or |to|), TERN_ERR_STATE (answered
- * already, or answers to earlier requests are still being sent: answer
- * it here) or TERN_ERR_NOMEM (|r| stays unanswered).
+ * after success.  While answers to earlier (pipelined) requests are still
+ * being sent the connection waits for them, then goes; if it closes
+ * first, on_abort is called for |r| (with tern_http_request_forwarded
+ * returning |arg|).  If the connection cannot be taken over by |to|, it
+ * is closed and |arg| is lost.  Returns 0, TERN_ERR_INVALID (NULL |r| or
+ * |to|), TERN_ERR_STATE (answered already) or TERN_ERR_NOMEM (|r| stays
+ * unanswered).
  */
 TERN_EXTERN int tern_http_request_forward(tern_http_request *r, tern_http *to,
                                           void *arg);

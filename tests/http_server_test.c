@@ -278,6 +278,19 @@ static void test_forward(void) {
   CHECK(h2_requests == 2 && seen_forwarded == NULL,
         "the connection stays with it; its next request has no arg");
   close(fd);
+  /* Pipelined behind an answer not yet sent: the forward waits for it. */
+  fd = client();
+  send_str(fd, "GET /first HTTP/1.1\r\nHost: x\r\n\r\n"
+               "GET /fwd HTTP/1.1\r\nHost: x\r\n\r\n"
+               "GET /third HTTP/1.1\r\nHost: x\r\n\r\n");
+  collect(fd, buf, sizeof(buf), "HTTP/1.1 200", 3, 1000, &eof);
+  char *first = strstr(buf, "/first");
+  char *h2 = strstr(buf, "\r\n\r\nh2");
+  CHECK(first && h2 && first < h2 && strstr(h2 + 1, "\r\n\r\nh2") &&
+            h2_requests == 4,
+        "a pipelined forward goes after the answers before it, with the "
+        "requests behind it");
+  close(fd);
 }
 
 static void test_timeouts(void) {

@@ -30,7 +30,8 @@ enum conn_state {
   C_PENDING,  /* on_request returned without an answer       */
   C_STREAM,   /* a one-way tern_conn writes the rest         */
   C_CLOSING,  /* the last answer is written; close after it  */
-  C_FORWARD   /* forwarded from inside on_request: leave      */
+  C_FORWARD,  /* forwarded from inside on_request: leave      */
+  C_FORWARD_WAIT /* forwarded; earlier answers still being sent */
 };
 
 /* A forwarded connection on its way to another server's loop. */
@@ -62,6 +63,7 @@ struct tern_http_request {
   void *user_data;
   tern_http_request *prev, *next; /* the timed list (not streams)       */
   tern_http_request *all_prev, *all_next; /* every connection           */
+  tern_http_request *wait_next;  /* C_FORWARD_WAIT: on the server's list */
 };
 
 struct tern_http {
@@ -78,6 +80,7 @@ struct tern_http {
   void *waker;             /* forwarded connections arrive through it   */
   pthread_mutex_t lock;    /* guards handoffs                           */
   handoff *handoffs;
+  tern_http_request *fwait; /* forwards waiting for earlier answers to go */
 };
 
 static int forward_now(tern_http_request *c);
@@ -196,6 +199,9 @@ static int serve(tern_http_request *c) {
     h->o.on_request(h->o.user_data, c);
     if (c->state == C_FORWARD && forward_now(c) == 0) {
       return 1;
+    }
+    if (c->state == C_FORWARD_WAIT) {
+      break; /* the rest goes with it */
     }
     if (c->state == C_DISPATCH) {
       c->state = C_PENDING;
@@ -468,11 +474,20 @@ int tern_http_request_forward(tern_http_request *r, tern_http *to, void *arg) {
   if (!r || !to) {
     return TERN_ERR_INVALID;
   }
-  if (!can_answer(r) || r->out_off < r->out_len || r->s->off < r->s->len) {
+  if (!can_answer(r)) {
     return TERN_ERR_STATE;
   }
   r->forward_to = to;
   r->forward_arg = arg;
+  if (r->out_off < r->out_len || r->s->off < r->s->len) {
+    /* Answers to earlier (pipelined) requests are still being sent: the
+       connection moves once they are out (on_pull wakes on_handoff). */
+    r->state = C_FORWARD_WAIT;
+    r->wait_next = r->h->fwait;
+    r->h->fwait = r;
+    tern_socket_want_write(r->s);
+    return 0;
+  }
   if (r->state == C_DISPATCH) {
     r->state = C_FORWARD; /* serve() finishes it when on_request returns */
     return 0;
@@ -491,7 +506,7 @@ static int forward_now(tern_http_request *c) {
   size_t len = c->in_len - c->req_start;
   handoff *ho = malloc(sizeof(*ho) + len);
   if (!ho) {
-    if (c->state == C_FORWARD) {
+    if (c->state == C_FORWARD || c->state == C_FORWARD_WAIT) {
       /* Inside serve(): the host cannot be told any more; refuse it. */
       c->state = C_DISPATCH;
       refuse(c, 503, "out of memory", 0);
@@ -522,8 +537,31 @@ static int forward_now(tern_http_request *c) {
 
 /* On this server's loop: adopts the connections forwarded to it and
    feeds each its bytes as if just read. */
+static void wait_unlink(tern_http_request *c) {
+  tern_http_request **pp = &c->h->fwait;
+  while (*pp && *pp != c) {
+    pp = &(*pp)->wait_next;
+  }
+  if (*pp) {
+    *pp = c->wait_next;
+  }
+  c->wait_next = NULL;
+}
+
 static void on_handoff(void *arg) {
   tern_http *h = arg;
+  /* Forwards whose earlier answers are all sent now leave. */
+  tern_http_request **pp = &h->fwait;
+  while (*pp) {
+    tern_http_request *c = *pp;
+    if (c->out_off == c->out_len && c->s->off == c->s->len) {
+      *pp = c->wait_next;
+      c->wait_next = NULL;
+      (void)forward_now(c); /* on failure it answered 503 itself */
+    } else {
+      pp = &c->wait_next;
+    }
+  }
   pthread_mutex_lock(&h->lock);
   handoff *list = h->handoffs;
   h->handoffs = NULL;
@@ -776,6 +814,9 @@ static tern_ssize on_pull(void *user, tern_socket *s, uint8_t *out, size_t cap,
     c->out = NULL;
     c->out_off = c->out_len = c->out_cap = 0;
   }
+  if (c->state == C_FORWARD_WAIT) {
+    c->h->m->wake(c->h->loop, c->h->waker); /* its turn may have come */
+  }
   if (c->state == C_STREAM && n < cap) {
     tern_ssize w = pull_stream(c, out + n, cap - n, now);
     if (w > 0) {
@@ -798,7 +839,12 @@ static void on_close(void *user, tern_socket *s) {
     return;
   }
   tern_socket_set_user_data(s, NULL);
-  if ((c->state == C_PENDING || c->state == C_DISPATCH) && h->o.on_abort) {
+  if (c->state == C_FORWARD_WAIT) {
+    wait_unlink(c);
+  }
+  if ((c->state == C_PENDING || c->state == C_DISPATCH ||
+       c->state == C_FORWARD_WAIT) &&
+      h->o.on_abort) {
     h->o.on_abort(h->o.user_data, c);
   }
   if (c->conn) {
