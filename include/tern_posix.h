@@ -19,6 +19,12 @@
  *   tern_inbox         publishing into a driver's hub from any thread.
  *   tern_workers       N threads, one hub each, sessions sharded by
  *                      tern_shard_of.
+ *   tern_http          HTTP/1.1 on a driver's loop: a strict bounded
+ *                      parser, requests handed to the host, answers,
+ *                      and connections turned into the web framings'
+ *                      streams (tern_conn_new_stream); requests forwarded
+ *                      between the workers' loops.
+ *   tern_token         signed, expiring subscriber tokens (HMAC-SHA256).
  *
  * The overview is tern_posix(3).  Link with pkg-config libtern-posix.
  *
@@ -520,6 +526,286 @@ TERN_EXTERN void tern_workers_stop(tern_workers *w);
 /* tern_workers_del stops the workers and frees everything (hubs,
    drivers, inboxes, loops, sockets).  NULL does nothing. */
 TERN_EXTERN void tern_workers_del(tern_workers *w);
+
+/* ---- HTTP/1.1: the server a push host needs ------------------------------- */
+
+/*
+ * tern_http serves HTTP/1.1 on a driver's loop, through the strict request
+ * parser of libtern-posix: a request line, headers, Content-Length bodies,
+ * keep-alive and pipelining, every size bounded.  The host answers each
+ * request with tern_http_respond, or turns its connection into a one-way
+ * stream of a web framing (tern-web(7)) with tern_http_respond_stream.
+ * Bad requests never reach the host: the server answers them itself, as
+ * JSON {"error":"..."}, and closes the connection: 400 (malformed), 413
+ * (body over max_body), 414 (target over max_target), 417 (an Expect
+ * other than 100-continue), 431 (head over max_head, more than
+ * max_headers lines), 501 (Transfer-Encoding), 505 (not HTTP/1), 408 (a
+ * request that did not arrive within request_timeout).  tern_http(3)
+ * gives the rules.
+ */
+typedef struct tern_http tern_http;
+/* tern_http_request is one request: valid from the on_request call until
+   it is answered (tern_http_respond, tern_http_respond_error,
+   tern_http_respond_stream) or aborted (on_abort). */
+typedef struct tern_http_request tern_http_request;
+
+/* TERN_HTTP_OPTIONS_V1 is the first layout of tern_http_options. */
+#define TERN_HTTP_OPTIONS_V1 1
+/* TERN_HTTP_OPTIONS_VERSION is its layout in this header. */
+#define TERN_HTTP_OPTIONS_VERSION TERN_HTTP_OPTIONS_V1
+
+/* tern_http_options configures a server.  Fill it with
+   tern_http_options_default; fields are only ever appended. */
+typedef struct tern_http_options {
+  uint32_t version;
+  /* max_target: request-target bytes (414).  2048; 16..65536. */
+  size_t max_target;
+  /* max_head: request line and headers (431).  8 KiB; 256..1 MiB. */
+  size_t max_head;
+  /* max_headers: header lines (431).  64; 1..1024. */
+  size_t max_headers;
+  /* max_body: Content-Length (413).  1 MiB; at most 64 MiB. */
+  size_t max_body;
+  /* request_timeout: a request must arrive whole within this time of its
+     first byte, else 408 and close.  30 s; 0 none. */
+  tern_duration request_timeout;
+  /* idle_timeout: a keep-alive connection without a request in progress
+     or an answer pending is closed after this long.  60 s; 0 none.
+     Connections turned into streams have none (the hub's heartbeats keep
+     them alive, and the peer's close ends them). */
+  tern_duration idle_timeout;
+  /* on_request is called on the loop's thread for each complete, valid
+     request.  It answers now or later (on the loop's thread, from any
+     callback of the driver).  Until it is answered, requests pipelined
+     behind it wait.  It may call every function of the hub, the driver
+     and this server but tern_http_del and tern_driver_del.  Required. */
+  void (*on_request)(void *user_data, tern_http_request *req);
+  /* on_abort is called when the connection of a request that was not
+     answered yet closes: the request is freed when it returns.  Optional
+     (a host that answers every request inside on_request needs none). */
+  void (*on_abort)(void *user_data, tern_http_request *req);
+  /* user_data is passed to on_request and on_abort. */
+  void *user_data;
+  /* reuseport: nonzero listens with SO_REUSEPORT, so that the servers of
+     several drivers (one per worker thread) share one port and the kernel
+     spreads connections over them.  0. */
+  uint32_t reuseport;
+} tern_http_options;
+
+/* tern_http_options_default_versioned fills the fields of layout
+   |version| of |o| with the defaults and sets o->version (an unknown
+   |version| sets it to 0, which tern_http_listen refuses).  NULL does
+   nothing.  Call it through the macro. */
+TERN_EXTERN void tern_http_options_default_versioned(uint32_t version,
+                                                     tern_http_options *o);
+#define tern_http_options_default(o) \
+  tern_http_options_default_versioned(TERN_HTTP_OPTIONS_VERSION, (o))
+
+/*
+ * tern_http_new makes a server for driver |d| with options |o| (copied)
+ * and stores it in |*ph|.  It listens nowhere yet: see tern_http_listen
+ * and tern_http_adopt.  Delete it before tern_driver_del.  Returns 0, TERN_ERR_INVALID (NULL
+ * arguments, an unknown version, no on_request, a limit out of range) or
+ * TERN_ERR_NOMEM.
+ */
+TERN_EXTERN int tern_http_new(tern_http **ph, tern_driver *d,
+                              const tern_http_options *o);
+
+/*
+ * tern_http_listen listens on TCP |host| |port| (as tern_driver_listen:
+ * NULL or "" is 127.0.0.1, port 0 a free one stored in |*pport|) and
+ * serves HTTP there.  Returns what tern_driver_listen returns.
+ */
+TERN_EXTERN int tern_http_listen(tern_http *h, const char *host, uint16_t port,
+                                 uint16_t *pport);
+
+/* tern_http_adopt serves HTTP on the connected socket |fd| (the driver
+   owns it from then on, also on failure).  Returns what tern_driver_adopt
+   returns. */
+TERN_EXTERN int tern_http_adopt(tern_http *h, int fd);
+
+/* tern_http_del stops the server's listeners, closes its connections
+   (streams too; on_abort for requests not answered yet; bytes not sent
+   are dropped) and frees it.  Call it on the loop's thread, or while the
+   loop is stopped, before tern_driver_del, and when no other thread may
+   forward to it any more.  NULL does nothing. */
+TERN_EXTERN void tern_http_del(tern_http *h);
+
+/* tern_http_stats holds a server's counters since tern_http_new, and
+   gauges of now.  Fields are only ever appended. */
+typedef struct tern_http_stats {
+  uint64_t connections;    /* HTTP connections open now (streams too)    */
+  uint64_t accepted;       /* connections accepted or adopted             */
+  uint64_t requests;       /* valid requests handed to on_request         */
+  uint64_t responses;      /* answers given by the host (not streams)     */
+  uint64_t bad_requests;   /* requests the server refused itself          */
+  uint64_t timeouts;       /* 408s and idle connections closed            */
+  uint64_t streams;        /* connections serving a stream now            */
+  uint64_t streams_opened; /* tern_http_respond_stream calls that worked  */
+  uint64_t forwarded;      /* requests forwarded to another server        */
+} tern_http_stats;
+
+/* tern_http_get_stats copies the first |size| bytes of the server's
+   statistics into |st|, zero past the fields this library knows. */
+TERN_EXTERN void tern_http_get_stats(const tern_http *h, tern_http_stats *st,
+                                     size_t size);
+
+/* tern_http_request_method returns the method: "GET", "HEAD", "POST" or
+   "OPTIONS" (other methods are answered 501 by the server). */
+TERN_EXTERN const char *tern_http_request_method(const tern_http_request *r);
+
+/* tern_http_request_path returns the decoded path (starting with '/',
+   without the query, no NUL byte inside but not NUL-terminated); its
+   length goes to |*len|. */
+TERN_EXTERN const char *tern_http_request_path(const tern_http_request *r,
+                                               size_t *len);
+
+/*
+ * tern_http_request_param finds the query parameter |name| (decoded as a
+ * form: '+' is a space, percent escapes decoded; names compared exactly).
+ * Returns 0 when absent, 1 when present once, 2 when present more than
+ * once (an API usually answers 400); |*value| and |*len| (either may be
+ * NULL) get the first value, not NUL-terminated, empty for "name" alone.
+ */
+TERN_EXTERN int tern_http_request_param(const tern_http_request *r,
+                                        const char *name, const char **value,
+                                        size_t *len);
+
+/* tern_http_request_param_at returns the |i|-th query parameter (0 first,
+   in the order sent, repeated ones included): 1 with its decoded name and
+   value (not NUL-terminated; any out-pointer may be NULL), or 0 past the
+   last one.  A host walks them to refuse parameters it does not know. */
+TERN_EXTERN int tern_http_request_param_at(const tern_http_request *r,
+                                           size_t i, const char **name,
+                                           size_t *nlen, const char **value,
+                                           size_t *vlen);
+
+/* tern_http_request_header finds the first header line |name| (compared
+   without case); returns 1 with its value (trimmed, not NUL-terminated)
+   in |*value| and |*len| (either may be NULL), or 0 when absent. */
+TERN_EXTERN int tern_http_request_header(const tern_http_request *r,
+                                         const char *name, const char **value,
+                                         size_t *len);
+
+/* tern_http_request_body returns the body (NULL when empty) and its
+   length in |*len|. */
+TERN_EXTERN const uint8_t *tern_http_request_body(const tern_http_request *r,
+                                                  size_t *len);
+
+/* tern_http_request_socket returns the request's socket (for
+   tern_socket_fd and tern_socket_get_driver). */
+TERN_EXTERN tern_socket *tern_http_request_socket(const tern_http_request *r);
+
+/*
+ * tern_http_request_forward hands |r|, with its connection, to the server
+ * |to| (another driver's, on another thread maybe): the connection leaves
+ * this driver at once, and |to|'s loop parses the request again from its
+ * bytes and calls its on_request, where tern_http_request_forwarded
+ * returns |arg|; requests pipelined behind it follow it.  A host with one
+ * hub per thread sends a request to the thread that owns its session
+ * (tern_shard_of), or passes it along every thread to gather from each.
+ * Call it on |r|'s loop thread, in on_request or later; |r| is invalid
+ * after success.  While answers to earlier (pipelined) requests are still
+ * being sent the connection waits for them, then goes; if it closes
+ * first, on_abort is called for |r| (with tern_http_request_forwarded
+ * returning |arg|).  If the connection cannot be taken over by |to|, it
+ * is closed and |arg| is lost.  Returns 0, TERN_ERR_INVALID (NULL |r| or
+ * |to|), TERN_ERR_STATE (answered already) or TERN_ERR_NOMEM (|r| stays
+ * unanswered).
+ */
+TERN_EXTERN int tern_http_request_forward(tern_http_request *r, tern_http *to,
+                                          void *arg);
+
+/* tern_http_request_forwarded returns the |arg| of the
+   tern_http_request_forward that brought |r| here, or NULL. */
+TERN_EXTERN void *tern_http_request_forwarded(const tern_http_request *r);
+
+/* tern_http_request_set_user_data attaches the host's pointer to the
+   request (NULL at first); tern_http_request_get_user_data returns it. */
+TERN_EXTERN void tern_http_request_set_user_data(tern_http_request *r,
+                                                 void *user_data);
+TERN_EXTERN void *tern_http_request_get_user_data(const tern_http_request *r);
+
+/*
+ * tern_http_respond answers |r| with |status| (200..599), Content-Type
+ * |content_type| (NULL: none), the header lines |headers| (NULL, or lines
+ * "Name: value\r\n", written as given after the server's own), and |len|
+ * bytes of |body| (copied; left out, with its Content-Length kept, for a
+ * HEAD request).  The server writes Content-Length and the Connection
+ * header and keeps the connection for the next request unless the client
+ * asked otherwise.  |r| is invalid afterwards.  Returns 0,
+ * TERN_ERR_INVALID (NULL |r|, a status out of range, |headers| that are
+ * not CRLF-ended "Name: value" lines, a content type with CR or LF),
+ * TERN_ERR_STATE (answered already) or TERN_ERR_NOMEM (the request stays
+ * unanswered).
+ */
+TERN_EXTERN int tern_http_respond(tern_http_request *r, int status,
+                                  const char *content_type,
+                                  const char *headers, const void *body,
+                                  size_t len);
+
+/* tern_http_respond_error answers |r| with |status| and the JSON body
+   {"error":"<message>"} (escaped; NULL: the status's reason phrase),
+   with Cache-Control: no-store and |headers| as above.  Returns as
+   tern_http_respond. */
+TERN_EXTERN int tern_http_respond_error(tern_http_request *r, int status,
+                                        const char *headers,
+                                        const char *message);
+
+/*
+ * tern_http_respond_stream turns the request's connection into a one-way
+ * connection of the web framing opts->framing (TERN_FRAMING_SSE, _NDJSON
+ * or _POLL) on the driver's hub: tern_conn_new_stream with |opts|, then
+ * the status line and headers are written by the server (200, the
+ * framing's Content-Type, Cache-Control: no-store, for SSE
+ * X-Accel-Buffering: no, |headers|, Connection: close; the body ends
+ * with the connection) and the hub's bytes follow as the driver pulls
+ * them.  A poll's head waits for its answer: 200 with the JSON array, or
+ * 204 when its hold time passed with nothing to send.  The connection
+ * carries no other request: bytes the client sends on it are ignored.
+ * The tern_conn's user data is the socket, as for binary connections (in
+ * on_event, tern_conn_get_user_data(ev->conn) is a tern_socket); the
+ * connection is deleted when the socket closes.  |*pconn| (when not NULL)
+ * gets the connection.  |r| is invalid after success.  Returns 0, the
+ * errors of tern_conn_new_stream (TERN_ERR_INVALID, TERN_ERR_TOO_LARGE,
+ * TERN_ERR_LIMIT, TERN_ERR_NOMEM: |r| then stays unanswered, for the
+ * host to answer), TERN_ERR_INVALID (bad |headers|, a HEAD request) or
+ * TERN_ERR_STATE (answered already).
+ */
+TERN_EXTERN int tern_http_respond_stream(tern_http_request *r,
+                                         const tern_stream_opts *opts,
+                                         const char *headers,
+                                         tern_conn **pconn);
+
+/* ---- subscriber tokens ------------------------------------------------------ */
+
+/* TERN_TOKEN_MAX is the longest token tern_token_make writes: 20 digits
+   of expiry, '.', 64 hex digits. */
+#define TERN_TOKEN_MAX 85
+
+/*
+ * tern_token_make writes the subscriber token for session |key| (|keylen|
+ * bytes) expiring at |expiry| (Unix seconds, at least 1) into |out|
+ * (|cap| bytes; no NUL is written): "E.H" where E is |expiry| in decimal
+ * and H the lowercase hex HMAC-SHA256 under |secret| of the key, '.' and
+ * E.  Returns its length, or 0 when |cap| is too small or an argument is
+ * NULL.  Any thread.
+ */
+TERN_EXTERN size_t tern_token_make(char *out, size_t cap, const void *secret,
+                                   size_t secretlen, const uint8_t *key,
+                                   size_t keylen, uint64_t expiry);
+
+/*
+ * tern_token_check checks |token| (|tokenlen| bytes) for session |key| at
+ * |now| (Unix seconds).  The HMAC is compared in constant time.  Returns
+ * 0 (valid), TERN_ERR_INVALID (malformed, wrong, or NULL arguments) or
+ * TERN_ERR_STATE (well made but its expiry is not after |now|).  Any
+ * thread.
+ */
+TERN_EXTERN int tern_token_check(const char *token, size_t tokenlen,
+                                 const void *secret, size_t secretlen,
+                                 const uint8_t *key, size_t keylen,
+                                 uint64_t now);
 
 #ifdef __cplusplus
 }

@@ -112,6 +112,28 @@ for f in "${examples[@]}"; do
   fi
 done
 
+# ternd (examples/ternd/*.c) builds against the installed tern.h,
+# tern_posix.h and libtern-posix alone, and was installed itself.
+if [ "$(uname -s)" != Linux ]; then
+  ok "ternd # SKIP not Linux"
+  ok "ternd installed # SKIP not Linux"
+else
+  # shellcheck disable=SC2046 # word lists
+  if pflags=$(pkg-config --cflags --libs libtern-posix) &&
+    $cc -std=c11 -Wall -Wextra -Werror $sanflags -o "$tmp/ternd" \
+      "$src"/examples/ternd/*.c $pflags >"$tmp/ternd.log" 2>&1; then
+    ok "ternd compiles against the installed headers and libtern-posix"
+  else
+    not_ok "ternd compiles against the installed headers and libtern-posix"
+    sed 's/^/# /' "$tmp/ternd.log"
+  fi
+  if compgen -G "$destdir$prefix/*/ternd" >/dev/null; then
+    ok "ternd is installed"
+  else
+    not_ok "ternd is installed"
+  fi
+fi
+
 # hello runs with the installed shared library, not the build's.
 libpath=
 for f in $flags; do

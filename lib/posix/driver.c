@@ -836,6 +836,23 @@ void tern_driver_del(tern_driver *d) {
   mem.free(d, mem.user_data);
 }
 
+void posix_driver_unlisten(tern_driver *d, const void *user) {
+  listener **pl = &d->listeners;
+  while (*pl) {
+    listener *l = *pl;
+    if (l->h && l->user == user) {
+      *pl = l->next;
+      d->m->io_del(d->loop, l->io);
+      close(l->fd);
+      free(l);
+    } else {
+      pl = &l->next;
+    }
+  }
+}
+
+void posix_socket_close(tern_socket *s) { stream_close(s); }
+
 void posix_driver_set_hello_hook(tern_driver *d, posix_hello_hook hook,
                                  void *arg) {
   d->hello_hook = hook;

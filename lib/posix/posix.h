@@ -78,6 +78,13 @@ int posix_mem_valid(const tern_mem *m);
 /* The bytes of tern_driver_options in layout |version|; 0 unknown. */
 size_t posix_driver_options_size(uint32_t version);
 
+/* Closes every host listener of |d| serving |user| (tern_http_del). */
+void posix_driver_unlisten(tern_driver *d, const void *user);
+
+/* Closes |s| now (its handler's close is called); it is freed by the next
+   tern_driver_process. */
+void posix_socket_close(tern_socket *s);
+
 /* The driver's loop methods and loop pointer. */
 const tern_loop_methods *posix_driver_methods(const tern_driver *d,
                                               void **ploop);
