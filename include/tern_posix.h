@@ -777,6 +777,34 @@ TERN_EXTERN int tern_http_respond_stream(tern_http_request *r,
                                          const char *headers,
                                          tern_conn **pconn);
 
+/*
+ * tern_http_respond_websocket upgrades the request's connection to a
+ * WebSocket connection of the hub (tern-web(7)): the server checks the
+ * upgrade (GET, HTTP/1.1, "Upgrade: websocket", "upgrade" among the
+ * Connection options, then tern_ws_handshake with the Sec-WebSocket-*
+ * headers), creates the connection with tern_conn_new_stream, writes the
+ * 101 answer (|headers| added) and from then on hands the socket's bytes
+ * to tern_conn_read and the hub's to the socket.  The subprotocol is the
+ * client's choice of "tern.bin" and "tern.json"; a client that offers
+ * none gets opts->framing (TERN_FRAMING_WS_BIN or _WS_JSON), or is
+ * refused when it is 0.  For tern.json the connection is bound to
+ * opts->key with its resume, as for SSE; for tern.bin the key and resume
+ * of |opts| are not used (the peer's HELLO names its session, and
+ * settings.hello_accept applies).  The tern_conn's user data is the
+ * socket; |*pconn| (when not NULL) gets the connection; |r| is invalid
+ * after success.  Returns 0; TERN_ERR_PROTO when the request is no valid
+ * upgrade, which the server answered itself (400, or 426 with
+ * "Sec-WebSocket-Version: 13"; |r| is invalid then too); the errors of
+ * tern_conn_new_stream (TERN_ERR_INVALID, TERN_ERR_TOO_LARGE,
+ * TERN_ERR_LIMIT, TERN_ERR_NOMEM: |r| stays unanswered, for the host to
+ * answer); TERN_ERR_INVALID (NULL |r| or |opts|, bad |headers|) or
+ * TERN_ERR_STATE (answered already).
+ */
+TERN_EXTERN int tern_http_respond_websocket(tern_http_request *r,
+                                            const tern_stream_opts *opts,
+                                            const char *headers,
+                                            tern_conn **pconn);
+
 /* ---- subscriber tokens ------------------------------------------------------ */
 
 /* TERN_TOKEN_MAX is the longest token tern_token_make writes: 20 digits

@@ -714,13 +714,49 @@ static void route_subscribe(ternd_shard *sh, tern_http_request *req, int subscri
 /* The WebSocket framings (tern.bin, tern.json) are connection kinds of
    the core still to come; until they are, /ws says so.  Their upgrade
    goes here. */
+/* GET /ws?session=KEY[&seq=N]: WebSocket, tern.json (bound to the session,
+   acks as {"ack":N}; the default when the client names no subprotocol) or
+   tern.bin (the binary framing: the HELLO names the session, which should
+   be KEY, the shard that owns it). */
 static void route_ws(ternd_shard *sh, tern_http_request *req) {
-  (void)sh;
+  static const char *const known[] = {"session", "seq", "token", NULL};
   if (!method_is(req, "GET")) {
     method_not_allowed(req, "GET");
     return;
   }
-  error(req, 501, "WebSocket is not available in this build of ternd");
+  if (!params_known(req, known)) {
+    return;
+  }
+  const uint8_t *key;
+  size_t keylen;
+  if (!session_key(req, &key, &keylen) || !subscriber(sh, req, key, keylen) ||
+      elsewhere(sh, req, key, keylen)) {
+    return;
+  }
+  tern_stream_opts o;
+  tern_stream_opts_default(&o);
+  o.framing = TERN_FRAMING_WS_JSON;
+  o.key = key;
+  o.keylen = keylen;
+  o.heartbeat_interval = STREAM_HEARTBEAT;
+  const char *v;
+  size_t len;
+  if (tern_http_request_param(req, "seq", &v, &len) == 1 &&
+      (tern_stream_parse_resume(v, len, &o.resume_epoch, &o.resume_seq) != 0 ||
+       o.resume_epoch != 0)) {
+    error(req, 400, "seq must be a whole number");
+    return;
+  }
+  int rc = tern_http_respond_websocket(req, &o, NULL, NULL);
+  if (rc == TERN_ERR_LIMIT) {
+    (void)tern_http_respond_error(req, 429, "Retry-After: 1\r\n",
+                                  "too many connections");
+  } else if (rc == TERN_ERR_NOMEM) {
+    (void)tern_http_respond_error(req, 503, "Retry-After: 1\r\n",
+                                  "out of memory");
+  } else if (rc != 0 && rc != TERN_ERR_PROTO) {
+    error(req, 400, tern_strerror(rc));
+  }
 }
 
 /* ---- GET / ------------------------------------------------------------------------- */

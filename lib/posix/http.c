@@ -14,8 +14,10 @@
  * whose loop parses them again: the parser decodes in place.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "http/http.h"
@@ -59,6 +61,7 @@ struct tern_http_request {
   char *poll_heads;        /* a poll's 200 head, NUL, its 204 head      */
   size_t poll_200_len, poll_204_len;
   int poll_started;        /* the 200 head was written                  */
+  int ws;                  /* C_STREAM over WebSocket: reads go to conn  */
   tern_tstamp mark;        /* start of the request, or of idleness      */
   void *user_data;
   tern_http_request *prev, *next; /* the timed list (not streams)       */
@@ -391,6 +394,137 @@ static char *stream_head(const http_request *req, int status, int framing,
   return p;
 }
 
+/* 1 when the comma-separated list |v| (|len| bytes) holds |token|,
+   compared without case. */
+static int list_has(const char *v, size_t len, const char *token) {
+  size_t tl = strlen(token);
+  size_t i = 0;
+  while (i < len) {
+    while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) {
+      ++i;
+    }
+    size_t start = i;
+    while (i < len && v[i] != ',') {
+      ++i;
+    }
+    size_t end = i;
+    while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t')) {
+      --end;
+    }
+    if (end - start == tl && strncasecmp(v + start, token, tl) == 0) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Turns |r| into a stream of |conn| once its head is in r->out: the
+   request's parser and input go, the stats count it. */
+static void become_stream(tern_http_request *r, tern_conn *conn) {
+  tern_conn_set_user_data(conn, r->s);
+  r->conn = conn;
+  r->state = C_STREAM;
+  r->user_data = NULL;
+  r->forward_arg = NULL;
+  timed_unlink(r);
+  /* The request is done with: a stream keeps no parser and no input. */
+  http_parser_free(r->p);
+  free(r->p);
+  r->p = NULL;
+  free(r->in);
+  r->in = NULL;
+  r->req_start = r->in_off = r->in_len = r->in_cap = 0;
+  r->h->st.streams++;
+  r->h->st.streams_opened++;
+  tern_socket_want_write(r->s);
+}
+
+int tern_http_respond_websocket(tern_http_request *r,
+                                const tern_stream_opts *opts,
+                                const char *headers, tern_conn **pconn) {
+  if (!r || !opts || !headers_ok(headers)) {
+    return TERN_ERR_INVALID;
+  }
+  if (!can_answer(r)) {
+    return TERN_ERR_STATE;
+  }
+  const http_request *req = http_parser_request(r->p);
+  const char *up = NULL, *co = NULL, *key = NULL, *ver = NULL, *pro = NULL;
+  size_t upl = 0, col = 0, keyl = 0, verl = 0, prol = 0;
+  tern_http_request_header(r, "Upgrade", &up, &upl);
+  tern_http_request_header(r, "Connection", &co, &col);
+  tern_http_request_header(r, "Sec-WebSocket-Key", &key, &keyl);
+  tern_http_request_header(r, "Sec-WebSocket-Version", &ver, &verl);
+  tern_http_request_header(r, "Sec-WebSocket-Protocol", &pro, &prol);
+  int dflt = opts->framing == TERN_FRAMING_WS_BIN ||
+                     opts->framing == TERN_FRAMING_WS_JSON
+                 ? opts->framing
+                 : 0;
+  tern_ws_answer a;
+  int rc = TERN_ERR_INVALID;
+  if (req->method == HTTP_GET && req->minor >= 1 && up &&
+      list_has(up, upl, "websocket") && co && list_has(co, col, "upgrade")) {
+    rc = tern_ws_handshake(key, keyl, ver, verl, pro, prol, dflt, &a,
+                           sizeof(a));
+  }
+  if (rc == TERN_ERR_PROTO) {
+    (void)tern_http_respond_error(r, 426, "Sec-WebSocket-Version: 13\r\n",
+                                  "WebSocket version 13 is required");
+    return TERN_ERR_PROTO;
+  }
+  if (rc != 0) {
+    (void)tern_http_respond_error(
+        r, 400, NULL,
+        rc == TERN_ERR_NOT_FOUND
+            ? "no WebSocket subprotocol of ours (tern.bin, tern.json)"
+            : "not a valid WebSocket upgrade");
+    return TERN_ERR_PROTO;
+  }
+  char head[256];
+  int hn = snprintf(head, sizeof(head),
+                    "HTTP/1.1 101 Switching Protocols\r\n"
+                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Accept: %s\r\n%s%s%s",
+                    a.accept, a.protocol ? "Sec-WebSocket-Protocol: " : "",
+                    a.protocol ? a.protocol : "", a.protocol ? "\r\n" : "");
+  size_t extra = headers ? strlen(headers) : 0;
+  if (hn < 0 || (size_t)hn >= sizeof(head) ||
+      out_reserve(r, (size_t)hn + extra + 2) != 0) {
+    return TERN_ERR_NOMEM;
+  }
+  tern_stream_opts o = *opts;
+  o.framing = a.framing;
+  if (a.framing == TERN_FRAMING_WS_BIN) {
+    o.key = NULL;
+    o.keylen = 0;
+    o.resume_epoch = o.resume_seq = 0;
+  }
+  tern_conn *conn = NULL;
+  tern_tstamp now = now_of(r->h);
+  rc = tern_conn_new_stream(&conn, tern_driver_get_hub(r->h->d), &o, now);
+  if (rc != 0) {
+    return rc;
+  }
+  memcpy(r->out + r->out_len, head, (size_t)hn);
+  r->out_len += (size_t)hn;
+  if (extra) {
+    memcpy(r->out + r->out_len, headers, extra);
+    r->out_len += extra;
+  }
+  memcpy(r->out + r->out_len, "\r\n", 2);
+  r->out_len += 2;
+  /* Frames the client sent right behind its request go first. */
+  if (r->in_off < r->in_len) {
+    (void)tern_conn_read(conn, r->in + r->in_off, r->in_len - r->in_off, now);
+  }
+  r->ws = 1;
+  become_stream(r, conn);
+  if (pconn) {
+    *pconn = conn;
+  }
+  return 0;
+}
+
 int tern_http_respond_stream(tern_http_request *r,
                              const tern_stream_opts *opts,
                              const char *headers, tern_conn **pconn) {
@@ -434,7 +568,6 @@ int tern_http_respond_stream(tern_http_request *r,
     free(heads);
     return rc;
   }
-  tern_conn_set_user_data(conn, r->s);
   if (framing == TERN_FRAMING_POLL) {
     memcpy(heads, h200, n200 + 1);
     memcpy(heads + n200 + 1, h204, n204 + 1);
@@ -447,24 +580,10 @@ int tern_http_respond_stream(tern_http_request *r,
   }
   free(h200);
   free(h204);
-  r->conn = conn;
-  r->state = C_STREAM;
-  r->user_data = NULL;
-  r->forward_arg = NULL;
-  timed_unlink(r);
-  /* The request is done with: a stream keeps no parser and no input. */
-  http_parser_free(r->p);
-  free(r->p);
-  r->p = NULL;
-  free(r->in);
-  r->in = NULL;
-  r->req_start = r->in_off = r->in_len = r->in_cap = 0;
-  r->h->st.streams++;
-  r->h->st.streams_opened++;
+  become_stream(r, conn);
   if (pconn) {
     *pconn = conn;
   }
-  tern_socket_want_write(r->s);
   return 0;
 }
 
@@ -724,7 +843,12 @@ static int on_read(void *user, tern_socket *s, const uint8_t *in, size_t len,
                    tern_tstamp now) {
   tern_http_request *c = tern_socket_get_user_data(s);
   (void)user;
-  (void)now;
+  if (c && c->state == C_STREAM && c->ws) {
+    /* A bad frame makes the connection write its CLOSE and end: the pull
+       that follows every read says so. */
+    (void)tern_conn_read(c->conn, in, len, now);
+    return 0;
+  }
   if (!c || c->state == C_STREAM || c->state == C_CLOSING ||
       c->state == C_FORWARD) {
     return 0; /* a stream is one-way; after the last answer, nothing */
