@@ -884,10 +884,11 @@ tern_ssize tern_conn_write(tern_conn *tc, uint8_t *buf, size_t cap,
     if (c->aux->wmsg && !put_partial(hub, c, &o)) {
       goto done;
     }
-    if (c->aux->wctllen && !put_ctl_rest(hub, c, &o)) {
+    /* put_partial may have freed the block (aux_trim) */
+    if (c->aux && c->aux->wctllen && !put_ctl_rest(hub, c, &o)) {
       goto done;
     }
-    if (c->aux->prod && produce_cut_pending(c) &&
+    if (c->aux && c->aux->prod && produce_cut_pending(c) &&
         !produce_write(c, &o.p, o.end)) {
       goto done; /* the rest of a PUBACK goes before anything else */
     }
