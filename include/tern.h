@@ -1721,7 +1721,7 @@ typedef struct tern_store_methods {
  *
  * Returns 0, TERN_ERR_INVALID (hub or m NULL, unknown m->version, a
  * required method missing), TERN_ERR_STATE (the hub already has sessions,
- * connections or a store), TERN_ERR_STORE or TERN_ERR_NOMEM (load failed:
+ * connections, web hooks or a store), TERN_ERR_STORE or TERN_ERR_NOMEM (load failed:
  * the hub is left empty and storeless; or the first batch after loading
  * failed: the state is restored and the store attached, as after a failed
  * tern_hub_flush).
