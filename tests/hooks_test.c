@@ -194,6 +194,7 @@ static void test_coalesce(void) {
   tern_hook_request r;
   CHECK_INT(tern_hub_next_hook_request(hub, T0 + SEC(5), &r), 1, "batch");
   CHECK_INT(r.entries, 2, "two entries");
+  CHECK(hook_json_value_ok(r.body, r.bodylen), "the body is one JSON value");
   CHECK(body_has(&r, "{\"id\":\"u1\",\"changed_fields\":[\"name\",\"picture\","
                      "\"email\"],\"time\":15,\"data\":{\"v\":3}},"
                      "{\"id\":\"u2\""),

@@ -426,8 +426,11 @@ static int challenge_done(tern_hub *hub, hook *h, hbatch *b, int status,
     schedule(hub, h, b, status, NULL, 0, now);
     return 0;
   }
-  if (event_reserve(hub, 1, 0) != 0 ||
-      (ok && hstore_reserve_hook(hub, h) != 0)) {
+  if (event_reserve(hub, 1, 0) != 0) {
+    return TERN_ERR_NOMEM;
+  }
+  if (ok && hstore_reserve_hook(hub, h) != 0) {
+    event_unreserve(hub, 1, 0);
     return TERN_ERR_NOMEM;
   }
   int reason = ok ? 0 : last ? TERN_ERR_LIMIT : TERN_ERR_PROTO;
