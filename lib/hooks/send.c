@@ -77,10 +77,16 @@ static uint8_t *put_str(uint8_t *o, const char *s) {
 }
 
 static uint8_t *put_u64(uint8_t *o, uint64_t v) {
-  char d[24];
-  int n = snprintf(d, sizeof(d), "%llu", (unsigned long long)v);
-  memcpy(o, d, (size_t)n);
-  return o + n;
+  uint8_t d[20];
+  size_t n = 0;
+  do {
+    d[n++] = (uint8_t)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (n) {
+    *o++ = d[--n];
+  }
+  return o;
 }
 
 uint8_t *hook_write_entry(uint8_t *o, const hentry *e) {
