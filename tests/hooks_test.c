@@ -847,6 +847,39 @@ static void test_store_state_rule(void) {
   memstore_free(&ms);
 }
 
+static void test_corrupt_records(void) {
+  static const struct {
+    const char *what;
+    uint8_t key[17];
+    size_t keylen;
+    const char *value;
+  } bad[] = {
+      {"a short hook record", {'H', 0, 0, 0, 0, 0, 0, 0, 1}, 9, "x"},
+      {"a hook record of id 0", {'H'}, 9, "x"},
+      {"a short entry record", {'Q', 0, 0, 0, 0, 0, 0, 0, 1}, 17, "y"},
+      {"a counters record of 3 bytes", {'G'}, 1, "abc"},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); ++i) {
+    memstore ms;
+    memset(&ms, 0, sizeof(ms));
+    tern_store_record rec = {TERN_STORE_SET, bad[i].key, bad[i].keylen,
+                             (const uint8_t *)bad[i].value,
+                             strlen(bad[i].value)};
+    memstore_append(&ms, 0, &rec, 1, 1);
+    tern_settings s = tu_settings();
+    tern_hub *hub = tu_hub(&s);
+    CHECK_INT(tern_hub_set_store(hub, &memstore_methods, &ms, T0),
+              TERN_ERR_STORE, bad[i].what);
+    CHECK(tern_hub_next_hook(hub, 0) == 0, "%s: no hook", bad[i].what);
+    tern_hook_opts o = opts_for(TERN_HOOK_VERIFIED);
+    uint64_t id;
+    CHECK_INT(tern_hub_add_hook(hub, &o, T0, &id), 0,
+              "the hub is usable after");
+    tern_hub_del(hub);
+    memstore_free(&ms);
+  }
+}
+
 /* One full cycle under an allocator failing at call |k|: every call
    either works or fails with NOMEM and changes nothing visible. */
 static int cycle(tern_hub *hub, int *nomem) {
@@ -969,6 +1002,7 @@ int main(void) {
   test_listing();
   test_restart();
   test_store_state_rule();
+  test_corrupt_records();
   test_alloc_failures();
   return tap_done();
 }
