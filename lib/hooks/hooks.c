@@ -471,8 +471,9 @@ size_t entry_size(const uint8_t *key, size_t keylen, const uint8_t *fields,
 
 /* {"object":"O","delivery":"D","entry":[...]} */
 size_t hook_envelope(const hook *h, uint64_t delivery) {
+  /* UINT64_MAX: the bound for any delivery id, asked on every enqueue */
   return sizeof("{\"object\":\"\",\"delivery\":\"\",\"entry\":[]}") - 1 +
-         h->objectlen + u64_digits(delivery);
+         h->objectlen + (delivery == UINT64_MAX ? 20 : u64_digits(delivery));
 }
 
 static uint64_t key_hash(const tern_hub *hub, const uint8_t *key,
