@@ -11,6 +11,7 @@
 
 #include "hooks/hooks.h"
 #include "memstore.h"
+#include "store_util.h"
 #include "tap.h"
 #include "testutil.h"
 #include "web/sha256.h"
@@ -834,6 +835,62 @@ static void test_restart(void) {
   memstore_free(&ms);
 }
 
+/* The shipped file store, through a restart of hub and store. */
+static void test_file_store(void) {
+  char *dir = su_tmpdir("hooks");
+  tern_store_file *fs;
+  if (tern_store_file_open(&fs, dir, NULL, NULL) != 0) {
+    BAILOUT("tern_store_file_open");
+  }
+  tern_settings s = tu_settings();
+  tern_hub *hub = tu_hub(&s);
+  CHECK_INT(tern_hub_set_store(hub, tern_store_file_methods(), fs, T0), 0,
+            "file store: attach");
+  tern_hook_opts o = opts_for(TERN_HOOK_VERIFIED);
+  uint64_t id = add(hub, &o);
+  for (int i = 0; i < 50; ++i) {
+    char k[8];
+    snprintf(k, sizeof(k), "f%d", i);
+    enq(hub, id, k, "a", NULL, (uint64_t)i, NULL, T0);
+  }
+  tern_hub_del(hub);
+  tern_store_file_close(fs);
+  if (tern_store_file_open(&fs, dir, NULL, NULL) != 0) {
+    BAILOUT("tern_store_file_open again");
+  }
+  hub = tu_hub(&s);
+  CHECK_INT(tern_hub_set_store(hub, tern_store_file_methods(), fs, T0), 0,
+            "file store: restore");
+  CHECK_INT(info(hub, id).queued, 50, "file store: the 50 entries are back");
+  tern_hook_request r;
+  CHECK_INT(tern_hub_next_hook_request(hub, T0 + SEC(5), &r), 1, "a batch");
+  CHECK(r.entries == 50 && body_has(&r, "\"f0\"") && body_has(&r, "\"f49\""),
+        "file store: in one batch, in order");
+  tern_hub_del(hub);
+  tern_store_file_close(fs);
+  su_rmtree(dir);
+  free(dir);
+}
+
+/* Hooks take turns: a busy hook does not starve the others. */
+static void test_turns(void) {
+  tern_settings s = tu_settings();
+  tern_hub *hub = tu_hub(&s);
+  tern_hook_opts o = opts_for(TERN_HOOK_VERIFIED);
+  o.max_items = 1;
+  o.max_inflight = 100;
+  uint64_t a = add(hub, &o), b = add(hub, &o);
+  for (int i = 0; i < 10; ++i) {
+    enq(hub, a, "x", "f", NULL, 1, NULL, T0);
+  }
+  enq(hub, b, "y", "f", NULL, 1, NULL, T0);
+  tern_hook_request r1, r2;
+  tern_hub_next_hook_request(hub, T0, &r1);
+  tern_hub_next_hook_request(hub, T0, &r2);
+  CHECK(r1.hook != r2.hook, "two hooks due: one request of each first");
+  tern_hub_del(hub);
+}
+
 static void test_store_state_rule(void) {
   memstore ms;
   memset(&ms, 0, sizeof(ms));
@@ -862,10 +919,10 @@ static void test_corrupt_records(void) {
   for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); ++i) {
     memstore ms;
     memset(&ms, 0, sizeof(ms));
-    tern_store_record rec = {TERN_STORE_SET, bad[i].key, bad[i].keylen,
+    tern_store_record record = {TERN_STORE_SET, bad[i].key, bad[i].keylen,
                              (const uint8_t *)bad[i].value,
                              strlen(bad[i].value)};
-    memstore_append(&ms, 0, &rec, 1, 1);
+    memstore_append(&ms, 0, &record, 1, 1);
     tern_settings s = tu_settings();
     tern_hub *hub = tu_hub(&s);
     CHECK_INT(tern_hub_set_store(hub, &memstore_methods, &ms, T0),
@@ -1002,6 +1059,8 @@ int main(void) {
   test_listing();
   test_restart();
   test_store_state_rule();
+  test_file_store();
+  test_turns();
   test_corrupt_records();
   test_alloc_failures();
   return tap_done();
