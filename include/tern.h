@@ -1640,10 +1640,22 @@ typedef enum tern_event_type {
                                   PERSISTED with the error and its cookie;
                                   ASYNC ones were confirmed by their
                                   publish and stay queued                     */
-  TERN_EV_CANCELED = 14        /* (0.3) removed by the host: tern_hub_cancel,
+  TERN_EV_CANCELED = 14,       /* (0.3) removed by the host: tern_hub_cancel,
                                   tern_hub_purge_session or
                                   tern_hub_delete_session; |seq| is its last
                                   seq, 0 if it was never sent                 */
+  /* (0.3) web hooks, see "web hooks" below; duty events.  |seq| is the
+     hook's id, |cookie| the delivery id (0 for DISABLED). */
+  TERN_EV_HOOK_DROPPED = 32,   /* a batch was given up: |count| entries lost,
+                                  |reason| the last HTTP status (0: no
+                                  answer)                                     */
+  TERN_EV_HOOK_DISABLED = 33,  /* |count| consecutive batches failed: the
+                                  hook sends nothing until
+                                  tern_hub_enable_hook                         */
+  TERN_EV_HOOK_VERIFIED = 34   /* a challenge ended: |reason| 0 (verified),
+                                  TERN_ERR_PROTO (a wrong answer, or a status
+                                  that gives up) or TERN_ERR_LIMIT (no answer
+                                  within max_attempts)                        */
 } tern_event_type;
 
 /* TERN_EVENT_V1 is the layout of tern_event in version 0.1 (up to |count|);
@@ -1812,7 +1824,7 @@ typedef struct tern_store_methods {
  *
  * Returns 0, TERN_ERR_INVALID (hub or m NULL, unknown m->version, a
  * required method missing), TERN_ERR_STATE (the hub already has sessions,
- * connections or a store), TERN_ERR_STORE or TERN_ERR_NOMEM (load failed:
+ * connections, web hooks or a store), TERN_ERR_STORE or TERN_ERR_NOMEM (load failed:
  * the hub is left empty and storeless; or the first batch after loading
  * failed: the state is restored and the store attached, as after a failed
  * tern_hub_flush).
@@ -2486,6 +2498,398 @@ typedef struct tern_client_stats {
    zero past the fields this library knows. */
 TERN_EXTERN void tern_client_get_stats(const tern_client *client,
                                        tern_client_stats *st, size_t size);
+
+/* ==== web hooks ========================================================== */
+
+/*
+ * Web hooks (callback push): the hub batches entries (an object key, the
+ * fields that changed, a time, an optional JSON payload) for an endpoint
+ * the host registered, and the host POSTs each batch to the endpoint's
+ * target.  The core stays sans-I/O: the target is opaque bytes (a URL,
+ * say) that only the host interprets; the host asks for the next request
+ * (tern_hub_next_hook_request), performs it with its own HTTP client and
+ * timeout, and reports the answer (tern_hub_hook_done).  Hooks belong to
+ * the hub: they share its allocator, its thread rule, its event queue
+ * (TERN_EV_HOOK_*, duty events) and its store (they survive restarts), and
+ * tern_hub_get_expiry includes their deadlines.  tern-hooks(7) tells the
+ * whole flow.
+ *
+ * A hook is named by a 64-bit id the hub gives it (never 0, never given
+ * twice by one store).  Every body is JSON:
+ *   {"object":"<object>","delivery":"<id>","entry":[
+ *     {"id":"<key>","changed_fields":["f",...],"time":T,"data":<payload>},
+ *     ...]}
+ * ("data" only when the entry has a payload).  Each request carries the
+ * headers X-Tern-Timestamp (Unix seconds, from the hub's wall clock, see
+ * tern_hub_set_wallclock), X-Tern-Signature ("sha256=" and the lowercase
+ * hex HMAC-SHA256, under the hook's secret, of the timestamp's digits, a
+ * ".", and the body), X-Tern-Delivery (the delivery id, decimal; the same
+ * for every attempt of a batch) and X-Tern-Attempt (1, 2, ...).
+ *
+ * The answer decides: 200, 201, 202, 204 and 102 deliver the batch; 500,
+ * 502, 503, 504, no answer at all (TERN_HOOK_NO_ANSWER: a transport error
+ * or the host's timeout) and 429 try again after a backoff (429 honours
+ * Retry-After); every other status gives the batch up.  The backoff is
+ * exponential with full jitter: attempt n waits a uniform random time in
+ * [0, min(retry_cap, retry_base * 2^(n-1))].  A batch given up after
+ * max_attempts or by its status is lost (TERN_EV_HOOK_DROPPED); after
+ * disable_after consecutive lost batches the hook is disabled
+ * (TERN_EV_HOOK_DISABLED) and keeps its queue until tern_hub_enable_hook.
+ *
+ * Unless created TERN_HOOK_VERIFIED, a hook is first verified as Facebook
+ * does: its first request is a GET whose query carries hub.mode=subscribe,
+ * hub.challenge (random) and hub.verify_token; the endpoint answers 200
+ * with the challenge as its body (tern_hook_check_challenge does its side).
+ * Only a verified hook gets deliveries.
+ */
+
+/* TERN_MAX_HOOK_TARGET is the longest target, in bytes. */
+#define TERN_MAX_HOOK_TARGET 2048
+/* TERN_MAX_HOOK_SECRET is the longest secret and the longest verify token. */
+#define TERN_MAX_HOOK_SECRET 256
+/* TERN_MAX_HOOK_OBJECT is the longest object name. */
+#define TERN_MAX_HOOK_OBJECT 64
+/* TERN_MAX_HOOK_KEY is the longest object key of an entry. */
+#define TERN_MAX_HOOK_KEY 255
+/* TERN_MAX_HOOK_FIELDS is the most changed fields an entry (or a coalesced
+   entry) names; TERN_MAX_HOOK_FIELD the longest field name. */
+#define TERN_MAX_HOOK_FIELDS 32
+#define TERN_MAX_HOOK_FIELD 64
+/* TERN_HOOK_NO_ANSWER is the status of a request that got no HTTP answer
+   (connection refused or reset, the host's timeout). */
+#define TERN_HOOK_NO_ANSWER 0
+
+/* tern_hook_opts.flags: the hook needs no challenge (the host verified the
+   endpoint some other way). */
+#define TERN_HOOK_VERIFIED 0x1u
+/* tern_hook_opts.flags: coalesce entries by object key while they wait:
+   several changes to one object make one entry with the union of their
+   changed fields, the latest time and the latest payload. */
+#define TERN_HOOK_COALESCE 0x2u
+
+/* TERN_HOOK_OPTS_V1 is the layout of tern_hook_opts in 0.3. */
+#define TERN_HOOK_OPTS_V1 1
+/* TERN_HOOK_OPTS_VERSION is its layout in this header. */
+#define TERN_HOOK_OPTS_VERSION TERN_HOOK_OPTS_V1
+
+/*
+ * tern_hook_opts describes a hook for tern_hub_add_hook.  Fill it with
+ * tern_hook_opts_default, then set the target, the secret and what you
+ * need.  Read in layout |version| and not kept: the bytes are copied.
+ */
+typedef struct tern_hook_opts {
+  /* version is set by tern_hook_opts_default. */
+  uint32_t version;
+  /* flags: TERN_HOOK_VERIFIED, TERN_HOOK_COALESCE.  0 by default. */
+  uint32_t flags;
+  /* target: 1..TERN_MAX_HOOK_TARGET bytes the host understands (a URL),
+     handed back in each request.  Required. */
+  const uint8_t *target;
+  size_t targetlen;
+  /* secret: 1..TERN_MAX_HOOK_SECRET bytes that key the signatures.
+     Required. */
+  const uint8_t *secret;
+  size_t secretlen;
+  /* verify_token: 0..TERN_MAX_HOOK_SECRET bytes sent as hub.verify_token
+     in the challenge.  None by default. */
+  const uint8_t *verify_token;
+  size_t verify_tokenlen;
+  /* object: the body's "object" value, NUL-terminated, printable ASCII
+     without '"' or '\\', at most TERN_MAX_HOOK_OBJECT bytes.  NULL (the
+     default) writes "object". */
+  const char *object;
+  /* max_items: a batch holds at most this many entries, and is sent as
+     soon as this many wait.  1000; 1 to 1,000,000. */
+  uint32_t max_items;
+  /* max_attempts: a batch is given up after this many attempts.  10; 0 is
+     unlimited. */
+  uint32_t max_attempts;
+  /* max_bytes: a body is at most this long, and a batch is sent as soon
+     as its entries fill it.  1 MiB; 256 to 64 MiB. */
+  uint64_t max_bytes;
+  /* max_delay: a batch is sent at the latest this long after its oldest
+     entry was queued.  5 s; 0 sends each entry at once. */
+  tern_duration max_delay;
+  /* retry_base and retry_cap: the backoff's first ceiling and its largest.
+     1 s and 1 h; base at least 1 ms, cap at least base. */
+  tern_duration retry_base;
+  tern_duration retry_cap;
+  /* disable_after: this many batches given up in a row disable the hook.
+     5; 0 never disables. */
+  uint32_t disable_after;
+  /* max_inflight: batches of the hook outstanding at once (taken and not
+     settled, including those waiting to be tried again).  1 (default)
+     keeps the endpoint's order strictly: a batch is not sent before the
+     one before it is settled.  1 to 1024. */
+  uint32_t max_inflight;
+  /* max_queued: entries waiting (not in a batch yet) at most; past it
+     tern_hub_hook_enqueue fails with TERN_ERR_FULL.  100,000; 0 is
+     unlimited. */
+  uint64_t max_queued;
+} tern_hook_opts;
+
+/* tern_hook_opts_default_versioned fills the fields of layout |version|
+   of |o| with the defaults above and sets o->version; an unknown
+   |version| sets o->version to 0 only, which tern_hub_add_hook refuses.
+   NULL does nothing.  Any thread.  Call it through the
+   tern_hook_opts_default macro. */
+TERN_EXTERN void tern_hook_opts_default_versioned(uint32_t version,
+                                                  tern_hook_opts *o);
+#define tern_hook_opts_default(o) \
+  tern_hook_opts_default_versioned(TERN_HOOK_OPTS_VERSION, (o))
+
+/*
+ * tern_hub_add_hook registers a hook described by |opts| (copied) and
+ * sets *|id| (when not NULL) to its id.  A hook without
+ * TERN_HOOK_VERIFIED starts with its challenge due at |now|.  With a
+ * store, the hook is written in the next batch (sync).  Returns 0,
+ * TERN_ERR_INVALID (NULL hub or opts, an unknown layout, a missing target
+ * or secret, an option out of its range, a bad object name),
+ * TERN_ERR_TOO_LARGE (target, secret, token or object over its limit) or
+ * TERN_ERR_NOMEM; on error nothing changed and *|id| is untouched.
+ */
+TERN_EXTERN int tern_hub_add_hook(tern_hub *hub, const tern_hook_opts *opts,
+                                  tern_tstamp now, uint64_t *id);
+
+/*
+ * tern_hub_remove_hook deletes hook |id| with its waiting entries and
+ * batches (no event: the host asked).  Requests of it already taken stay
+ * valid until their answer is reported, which is then refused
+ * (TERN_ERR_NOT_FOUND) and changes nothing.  Returns 0, TERN_ERR_INVALID
+ * (NULL hub) or TERN_ERR_NOT_FOUND.
+ */
+TERN_EXTERN int tern_hub_remove_hook(tern_hub *hub, uint64_t id);
+
+/*
+ * tern_hub_enable_hook enables a disabled hook again: its count of failed
+ * batches starts from 0 and its waiting entries are due as usual from
+ * |now|.  An enabled hook is left as it is.  Returns 0, TERN_ERR_INVALID,
+ * TERN_ERR_NOT_FOUND or TERN_ERR_NOMEM (its store record; nothing
+ * changed).
+ */
+TERN_EXTERN int tern_hub_enable_hook(tern_hub *hub, uint64_t id,
+                                     tern_tstamp now);
+
+/*
+ * tern_hub_verify_hook starts the challenge of hook |id| again (after a
+ * failed one, or when the endpoint changed hands): the hook is unverified
+ * from now on, sends no delivery, and its challenge is due at |now|.  A
+ * challenge already taken is forgotten: its answer is refused
+ * (TERN_ERR_NOT_FOUND).  Returns 0, TERN_ERR_INVALID, TERN_ERR_NOT_FOUND,
+ * TERN_ERR_STATE (batches of it are outstanding: settle them first) or
+ * TERN_ERR_NOMEM (nothing changed).
+ */
+TERN_EXTERN int tern_hub_verify_hook(tern_hub *hub, uint64_t id,
+                                     tern_tstamp now);
+
+/*
+ * tern_hub_next_hook returns the smallest hook id above |after|, or 0 when
+ * there is none: tern_hub_next_hook(hub, 0) is the first.  How a host
+ * lists hooks (those restored from a store among them).  NULL hub: 0.
+ */
+TERN_EXTERN uint64_t tern_hub_next_hook(const tern_hub *hub, uint64_t after);
+
+/* tern_hook_info.state bits. */
+#define TERN_HOOK_STATE_VERIFIED 0x1u
+#define TERN_HOOK_STATE_DISABLED 0x2u
+
+/* tern_hook_info describes a hook; tern_hub_get_hook_info fills it. */
+typedef struct tern_hook_info {
+  uint64_t id;
+  uint32_t state;            /* TERN_HOOK_STATE_* bits                      */
+  uint32_t failures;         /* batches given up in a row                   */
+  const uint8_t *target;     /* owned by the hub; valid until the hook is
+                                removed                                    */
+  size_t targetlen;
+  uint64_t queued;           /* entries waiting, not in a batch             */
+  uint64_t queued_bytes;     /* their size in the body                      */
+  uint32_t outstanding;      /* batches taken and not settled               */
+  uint64_t delivered;        /* entries delivered since the hub started     */
+  uint64_t dropped;          /* entries given up since the hub started      */
+  uint64_t attempts;         /* requests reported since the hub started     */
+} tern_hook_info;
+
+/*
+ * tern_hub_get_hook_info writes the first |size| bytes of hook |id|'s
+ * description into |info|, zero past the fields this library knows.
+ * Returns 0, TERN_ERR_INVALID or TERN_ERR_NOT_FOUND (|info| untouched).
+ */
+TERN_EXTERN int tern_hub_get_hook_info(const tern_hub *hub, uint64_t id,
+                                       tern_hook_info *info, size_t size);
+
+/* TERN_HOOK_ENTRY_V1 is the layout of tern_hook_entry in 0.3. */
+#define TERN_HOOK_ENTRY_V1 1
+/* TERN_HOOK_ENTRY_VERSION is its layout in this header. */
+#define TERN_HOOK_ENTRY_VERSION TERN_HOOK_ENTRY_V1
+
+/*
+ * tern_hook_entry is one change to tell an endpoint.  The caller fills it
+ * (zero what it does not use); it is read in the layout given to
+ * tern_hub_hook_enqueue_versioned and copied.
+ */
+typedef struct tern_hook_entry {
+  /* key: the object's key, 1..TERN_MAX_HOOK_KEY bytes of UTF-8, the body's
+     "id" (and what TERN_HOOK_COALESCE coalesces by). */
+  const uint8_t *key;
+  size_t keylen;
+  /* fields: |nfields| (0..TERN_MAX_HOOK_FIELDS) NUL-terminated UTF-8 names
+     of the fields that changed, each 1..TERN_MAX_HOOK_FIELD bytes. */
+  const char *const *fields;
+  size_t nfields;
+  /* time: when it changed, as the host wants it in the body (Unix seconds,
+     say). */
+  uint64_t time;
+  /* payload: a JSON value for the body's "data", or NULL.  Checked to be
+     one JSON value (RFC 8259, UTF-8, nesting at most 64 deep). */
+  const uint8_t *payload;
+  size_t payloadlen;
+} tern_hook_entry;
+
+/*
+ * tern_hub_hook_enqueue_versioned queues entry |e| (layout |version|) for
+ * hook |id|.  A hook with TERN_HOOK_COALESCE merges it into the waiting
+ * entry of the same key, if any.  Disabled and unverified hooks queue too;
+ * they send once enabled or verified.  With a store the entry is written
+ * in the next batch.  Returns 0, TERN_ERR_INVALID (NULL arguments, an
+ * unknown layout, an empty or non-UTF-8 key or field, a payload that is
+ * not one JSON value), TERN_ERR_TOO_LARGE (a key, field or count over its
+ * limit, a coalesced entry over TERN_MAX_HOOK_FIELDS fields, or an entry
+ * whose batch alone would pass max_bytes), TERN_ERR_NOT_FOUND (no hook
+ * |id|), TERN_ERR_FULL (max_queued entries wait) or TERN_ERR_NOMEM; on
+ * error nothing changed.  Call it through the tern_hub_hook_enqueue
+ * macro.
+ */
+TERN_EXTERN int tern_hub_hook_enqueue_versioned(tern_hub *hub, uint64_t id,
+                                                uint32_t version,
+                                                const tern_hook_entry *e,
+                                                tern_tstamp now);
+#define tern_hub_hook_enqueue(hub, id, e, now) \
+  tern_hub_hook_enqueue_versioned((hub), (id), TERN_HOOK_ENTRY_VERSION, \
+                                  (e), (now))
+
+/* tern_hook_request.kind */
+typedef enum tern_hook_kind {
+  TERN_HOOK_DELIVERY = 1,  /* POST |body| to |target| with |headers|       */
+  TERN_HOOK_CHALLENGE = 2  /* GET |target| with "?" and |query| appended   */
+} tern_hook_kind;
+
+/* tern_hook_header is one HTTP header to set: NUL-terminated name and
+   value.  Frozen layout (passed in arrays). */
+typedef struct tern_hook_header {
+  const char *name;
+  const char *value;
+} tern_hook_header;
+
+/* TERN_HOOK_REQUEST_V1 is the layout of tern_hook_request in 0.3. */
+#define TERN_HOOK_REQUEST_V1 1
+/* TERN_HOOK_REQUEST_VERSION is its layout in this header. */
+#define TERN_HOOK_REQUEST_VERSION TERN_HOOK_REQUEST_V1
+
+/*
+ * tern_hook_request is a request for the host to make.  Every pointer is
+ * owned by the hub and valid until its answer is reported, the hook is
+ * removed (or, for a challenge, verified again) or the hub is deleted.
+ */
+typedef struct tern_hook_request {
+  int kind;                       /* a tern_hook_kind                        */
+  uint64_t hook;                  /* the hook's id                           */
+  uint64_t delivery;              /* names this request's batch (or
+                                     challenge) in tern_hub_hook_done      */
+  uint32_t attempt;               /* 1 for the first try                     */
+  uint32_t entries;               /* DELIVERY: entries in the body           */
+  const char *method;             /* "POST" or "GET"                         */
+  const uint8_t *target;
+  size_t targetlen;
+  const char *query;              /* CHALLENGE: hub.mode=subscribe&
+                                     hub.challenge=..&hub.verify_token=..,
+                                     percent-encoded; "" for DELIVERY     */
+  size_t querylen;
+  const uint8_t *body;            /* DELIVERY: the JSON batch; CHALLENGE:
+                                     none (NULL, 0)                        */
+  size_t bodylen;
+  const tern_hook_header *headers; /* to set, Content-Type among them       */
+  size_t nheaders;
+  uint64_t timestamp;             /* Unix seconds, as in X-Tern-Timestamp    */
+} tern_hook_request;
+
+/*
+ * tern_hub_next_hook_request_versioned takes the next request due at
+ * |now| and describes it in |req| (layout |version|): a challenge due, a
+ * batch due again after its backoff, or a new batch (when max_items or
+ * max_bytes worth of entries wait, or the oldest waited max_delay, and the
+ * hook has fewer than max_inflight batches outstanding).  Hooks take turns.
+ * The request is outstanding until tern_hub_hook_done; the host may make
+ * several at once.  Returns 1 (|req| filled), 0 (nothing due: see
+ * tern_hub_get_expiry), TERN_ERR_INVALID (NULL arguments, unknown layout)
+ * or TERN_ERR_NOMEM (nothing taken; |req| untouched on error and at 0).
+ * Call it through the tern_hub_next_hook_request macro.
+ */
+TERN_EXTERN int tern_hub_next_hook_request_versioned(tern_hub *hub,
+                                                     uint32_t version,
+                                                     tern_tstamp now,
+                                                     tern_hook_request *req);
+#define tern_hub_next_hook_request(hub, now, req) \
+  tern_hub_next_hook_request_versioned((hub), TERN_HOOK_REQUEST_VERSION, \
+                                       (now), (req))
+
+/*
+ * tern_hub_hook_done reports the answer to the outstanding request
+ * |delivery| of hook |hook|: |status| the HTTP status (100..599) or
+ * TERN_HOOK_NO_ANSWER; |retry_after| the Retry-After header's value
+ * (|retry_afterlen| bytes, NULL if none: delay-seconds or an IMF-fixdate,
+ * read only with 429; an unreadable one is ignored); |body| the answer's
+ * body (read only for a challenge; NULL if none).  See the top of this
+ * section for what each status does.  Returns 0 or: TERN_ERR_INVALID (NULL
+ * hub, a status out of range), TERN_ERR_NOT_FOUND (no such hook, or no
+ * such request outstanding: already reported, or the hook was removed or
+ * verified again), TERN_ERR_NOMEM (room for its events or store records:
+ * nothing changed, report it again).
+ */
+TERN_EXTERN int tern_hub_hook_done(tern_hub *hub, uint64_t hook,
+                                   uint64_t delivery, int status,
+                                   const char *retry_after,
+                                   size_t retry_afterlen, const uint8_t *body,
+                                   size_t bodylen, tern_tstamp now);
+
+/*
+ * The receiving side (no hub; any thread).
+ *
+ * tern_hook_check_signature checks a request a hook sent: |timestamp| and
+ * |signature| are the values of X-Tern-Timestamp and X-Tern-Signature
+ * (not NUL-terminated), |body| the body, |secret| the hook's secret,
+ * |now_s| the receiver's Unix time in seconds and |tolerance_s| how far
+ * (either way) the timestamp may be from it: a replayed request is
+ * refused once its timestamp is older.  Returns 0 (authentic),
+ * TERN_ERR_INVALID (NULL arguments, a malformed header value),
+ * TERN_ERR_PROTO (the signature does not match; compared in constant
+ * time) or TERN_ERR_STATE (the timestamp is outside the tolerance).
+ */
+TERN_EXTERN int tern_hook_check_signature(const uint8_t *secret,
+                                          size_t secretlen,
+                                          const char *timestamp,
+                                          size_t timestamplen,
+                                          const char *signature,
+                                          size_t signaturelen,
+                                          const uint8_t *body, size_t bodylen,
+                                          uint64_t now_s,
+                                          uint64_t tolerance_s);
+
+/*
+ * tern_hook_check_challenge reads a challenge's query (the part after "?",
+ * |querylen| bytes, percent-encoded; parameters in any order, others
+ * ignored), checks hub.mode is "subscribe" and hub.verify_token equals
+ * |token| (constant time), and points *|challenge| at the challenge to
+ * answer with (it lies in |query|: a challenge of the hub needs no
+ * decoding).  Returns 0, TERN_ERR_INVALID (NULL arguments, malformed or
+ * missing parameters, a challenge that is not 1..128 letters and digits)
+ * or TERN_ERR_PROTO (wrong mode or token); the outputs are untouched on
+ * error.
+ */
+TERN_EXTERN int tern_hook_check_challenge(const char *query, size_t querylen,
+                                          const uint8_t *token,
+                                          size_t tokenlen,
+                                          const char **challenge,
+                                          size_t *challengelen);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@
 #include "base/layout.h"
 #include "base/mem.h"
 #include "deliver/hub.h"
+#include "hooks/hooks.h"
 #include "deliver/topic.h"
 
 /* The defaults of every field this library knows. */
@@ -172,6 +173,7 @@ void tern_hub_del(tern_hub *hub) {
     }
   }
   topic_hub_free(hub);
+  hooks_free(hub);
   while (hub->dedup_head) {
     dedup *e = hub->dedup_head;
     hub->dedup_head = e->fifo_next;
@@ -211,6 +213,10 @@ tern_tstamp tern_hub_get_expiry(const tern_hub *hub) {
   }
   if (hub->topic_refill < t) {
     t = hub->topic_refill;
+  }
+  if (hub->hooks) {
+    tern_tstamp h = hooks_expiry(hub);
+    t = h < t ? h : t;
   }
   if (persist_pending(hub)) {
     t = 0; /* a batch waits: flush now */

@@ -395,6 +395,7 @@ struct tern_hub {
   tern_tstamp topic_tokens_at;
   tern_tstamp topic_refill; /* when a paced send may go; NONE: none waits   */
   tern_stats stats;
+  struct hooks *hooks;     /* web hooks (lib/hooks); NULL until the first  */
 };
 
 /* ---- hub.c --------------------------------------------------------------- */

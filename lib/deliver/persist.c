@@ -41,6 +41,7 @@
 #include "deliver/persist.h"
 #include "deliver/produce.h"
 #include "deliver/topic.h"
+#include "hooks/hooks.h"
 
 #define BATCH_RECORDS 1024          /* flush a batch past this many ...  */
 #define BATCH_BYTES (1024 * 1024)   /* ... or this many bytes            */
@@ -873,6 +874,16 @@ static int visit(void *ctx, const uint8_t *key, size_t keylen,
     }
     break;
   }
+  case 'G':
+  case 'H':
+  case 'Q': {
+    /* web hooks (lib/hooks/store.c) */
+    int rv = hooks_load_record(hub, key, keylen, value, valuelen, l->now);
+    if (rv != 0) {
+      l->error = rv;
+    }
+    break;
+  }
   case 'D':
     if (keylen == 9) {
       load_dedup(l, get_be64(key + 1), value, valuelen);
@@ -895,6 +906,7 @@ static int load_shared(void *ctx, uint64_t serial, const uint8_t *v,
 /* Frees everything a failed load built. */
 static void unload(tern_hub *hub) {
   tload_unload(hub);
+  hooks_unload(hub);
   for (size_t i = 0; i <= hub->sessions.mask; ++i) {
     while (hub->sessions.buckets[i]) {
       session_destroy(hub, (session *)hub->sessions.buckets[i]);
@@ -930,7 +942,8 @@ int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m, void *store,
   if (!hub || mlen == 0 || !m->append || !m->load) {
     return TERN_ERR_INVALID;
   }
-  if (hub->persist || hub->sessions.len || hub->conns || hub->topic_list) {
+  if (hub->persist || hub->sessions.len || hub->conns || hub->topic_list ||
+      hooks_count(hub)) {
     return TERN_ERR_STATE;
   }
   persist *p = mem_calloc(&hub->mem, 1, sizeof(*p));
@@ -959,6 +972,9 @@ int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m, void *store,
     /* Sessions are in: topics, their logs, shared payloads and the
        messages that refer to them, then members and patterns. */
     rv = tload_finish(hub, l.tl, now, load_shared, &l);
+  }
+  if (rv == 0) {
+    rv = hooks_load_finish(hub, now);
   }
   /* Sessions named only by dedup or message records lost their "S" record
      (deleted): their remains go too. */
