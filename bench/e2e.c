@@ -22,6 +22,7 @@
  *   --bin-target HOST:PORT   its binary listener; --pid PID for CPU/RSS
  *   --token T                the binary producers' HELLO token ("e2e")
  *   --topic NAME             the fan-out topic ("e2e")
+ *   --strict                 a row the server cannot serve (n/a) fails
  *
  * Exit status 0 when every row delivered everything it published (rows
  * the server cannot serve print n/a), 1 when one did not, 2 on bad usage.
@@ -238,7 +239,7 @@ static int usage(void) {
           "[--pub bin|http]\n"
           "           [-k N] [-n N] [--seconds S] [--publishers P] "
           "[--window W] [--rate R]\n"
-          "           [--token T] [--topic NAME] [-v]\n");
+          "           [--token T] [--topic NAME] [--strict] [-v]\n");
   return 2;
 }
 
@@ -275,7 +276,7 @@ int main(int argc, char **argv) {
   cfg.publishers = 1;
   cfg.window = 1024;
   cfg.seconds = 2;
-  int one_row = 0, have_k = 0;
+  int one_row = 0, have_k = 0, strict = 0;
   const char *server_cmd = NULL;
   const char *target = NULL, *bin_target = NULL;
   pid_t pid = 0;
@@ -284,6 +285,10 @@ int main(int argc, char **argv) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "-v") == 0) {
       cfg.verbose = 1;
+      continue;
+    }
+    if (strcmp(a, "--strict") == 0) {
+      strict = 1;
       continue;
     }
     if (!v) {
@@ -452,7 +457,7 @@ int main(int argc, char **argv) {
     e2e_result r;
     e2e_run(&c, templ[0] ? sp.pid : pid, &r);
     print_row(&c, &r);
-    failed |= r.status == E2E_FAIL;
+    failed |= r.status == E2E_FAIL || (strict && r.status == E2E_NA);
     if (sp.pid > 0 && stop(&sp) != 0) {
       fprintf(stderr, "e2e: the server did not exit cleanly on SIGTERM\n");
       failed = 1;

@@ -260,7 +260,7 @@ int main(int argc, char **argv) {
   }
   /* With --token-secret, binary receivers' HELLOs wait for the check of
      their token (ternd_on_event). */
-  set.hello_accept = t.cfg.token_secret != NULL;
+  set.hello_accept = 1; /* producers and tokens: ternd_on_event */
   tern_workers_options wo;
   tern_workers_options_default(&wo);
   wo.nthreads = t.cfg.threads;

@@ -506,15 +506,27 @@ void ternd_on_event(void *user_data, uint32_t worker, tern_driver *d,
       }
     }
     free(p);
-  } else if (ev->type == TERN_EV_CONN_HELLO && t->cfg.token_secret &&
-             ev->conn) {
-    /* A binary receiver (--bin-listen) with --token-secret: its HELLO
-       waits (settings.hello_accept) for the check of its token, the same
-       as a web subscriber's.  Without a secret the hub accepts alone. */
+  } else if (ev->type == TERN_EV_CONN_HELLO && ev->conn) {
+    /* Every binary HELLO (--bin-listen, /ws tern.bin) waits for this
+       (settings.hello_accept).  A producer presents the publisher secret
+       as its token ("publisher" without --publish-secret) and may then
+       publish (PUBLISH/PUBACK); a receiver with --token-secret presents
+       its token, checked as a web subscriber's. */
+    const char *pub = t->cfg.publish_secret ? t->cfg.publish_secret
+                                            : "publisher";
     const char *secret = t->cfg.token_secret;
-    if (tern_token_check((const char *)ev->aux, ev->auxlen, secret,
-                         strlen(secret), ev->session_key, ev->session_keylen,
-                         ternd_wall_seconds()) != 0) {
+    if (ev->auxlen == strlen(pub) &&
+        memcmp(ev->aux, pub, ev->auxlen) == 0) {
+      if (tern_conn_allow_publish(ev->conn, 1) != 0) {
+        tern_conn_goaway(ev->conn, TERN_GOAWAY_INTERNAL, 1000, now());
+        return;
+      }
+      tern_conn_accept(ev->conn, now());
+    } else if (secret &&
+               tern_token_check((const char *)ev->aux, ev->auxlen, secret,
+                                strlen(secret), ev->session_key,
+                                ev->session_keylen,
+                                ternd_wall_seconds()) != 0) {
       tern_conn_goaway(ev->conn, TERN_GOAWAY_REJECTED, 0, now());
     } else {
       tern_conn_accept(ev->conn, now());
