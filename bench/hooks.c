@@ -88,7 +88,7 @@ static double run(long entries, uint32_t max_items, int coalesce,
     tern_hub_hook_done(hub, id, r.delivery, 200, NULL, 0, NULL, 0, end);
   }
   double t1 = cpu_ns();
-  *body_bytes = requests ? bytes / requests : 0;
+  *body_bytes = requests > 0 ? bytes / (double)requests : 0.0;
   tern_hub_del(hub);
   return (t1 - t0) / (double)entries;
 }
