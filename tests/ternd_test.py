@@ -166,6 +166,98 @@ def websocket_checks(t):
     s.close()
 
 
+
+# ---- the binary framing in Python (tern-protocol(7)), for HELLO checks ------
+
+def varint(v):
+    if v < 64:
+        return bytes([v])
+    if v < 16384:
+        return (0x4000 | v).to_bytes(2, "big")
+    if v < (1 << 30):
+        return (0x80000000 | v).to_bytes(4, "big")
+    return ((3 << 62) | v).to_bytes(8, "big")
+
+
+def blob(b):
+    return varint(len(b)) + b
+
+
+def frame(ftype, body):
+    return bytes([ftype]) + varint(len(body)) + body
+
+
+def hello(key, token):
+    return frame(1, varint(1) + varint(0) + bytes(8) + varint(0) +
+                 blob(key.encode()) + blob(token.encode()))
+
+
+def read_varint(b, off):
+    n = 1 << (b[off] >> 6)
+    v = b[off] & 0x3f
+    for x in b[off + 1:off + n]:
+        v = (v << 8) | x
+    return v, off + n
+
+
+def bin_hello(t, key, token, then=None, bport=None):
+    """Sends HELLO over /ws tern.bin (or plain TCP to --bin-listen's
+    |bport|), and |then| once WELCOME came; returns the server's frames as
+    (type, body) until it closes or 2 s pass."""
+    if bport:
+        s, rest = socket.create_connection(("127.0.0.1", bport), timeout=5), b""
+        send = s.sendall
+    else:
+        s, st, _, rest = ws_open(t, "/ws?session=" + key, protocol="tern.bin")
+        if st != 101:
+            s.close()
+            return []
+        send = lambda b: ws_send(s, 2, b)
+
+    def recv():
+        nonlocal rest
+        if bport:
+            return s.recv(65536) or None
+        op, payload, rest = ws_recv(s, rest)
+        return None if op == 8 else payload if op == 2 else b""
+    send(hello(key, token))
+    frames, data, off = [], b"", 0
+    s.settimeout(2)
+    try:
+        while True:
+            chunk = recv()
+            if chunk is None:
+                break
+            data += chunk
+            while off + 2 <= len(data):
+                n, body = read_varint(data, off + 1)
+                if body + n > len(data):
+                    break
+                frames.append((data[off], data[body:body + n]))
+                off = body + n
+                if frames[-1][0] == 2 and then:
+                    send(then)
+    except (EOFError, OSError):
+        pass
+    s.close()
+    return frames
+
+
+def goaway_reason(frames):
+    for ftype, body in frames:
+        if ftype == 8:
+            return read_varint(body, 0)[0]
+    return None
+
+
+def puback_status(frames):
+    for ftype, body in frames:
+        if ftype == 10:
+            _, off = read_varint(body, 0)
+            return read_varint(body, off)[0]
+    return None
+
+
 class Ternd:
     """One ternd process; its port comes from its first line."""
 
@@ -524,7 +616,9 @@ def run(tmp):
         t.stop()
 
     # ---- secrets and tokens ------------------------------------------------------------
-    t = Ternd("--publish-secret", "pubsecret", "--token-secret", "toksecret")
+    t = Ternd("--publish-secret", "pubsecret", "--token-secret", "toksecret",
+              "--bin-listen", "127.0.0.1:0")
+    bport = int(re.search(r"tcp://127.0.0.1:(\d+)", t.first).group(1))
     st, hd, _ = t.publish("session=eve", b"x")
     ok(st == 401 and "bearer" in hd.get("www-authenticate", "").lower(),
        "publish without the secret: 401")
@@ -558,6 +652,42 @@ def run(tmp):
        "poll with a valid token: 200")
     st, _, _ = t.req("POST", "/ack?session=eve&seq=1")
     ok(st == 401, "ack without a token: 401")
+    # the binary framing's HELLO carries the token (or the publisher secret)
+    f = bin_hello(t, "eve", "junk")
+    ok(goaway_reason(f) == 4 and not any(ft == 2 for ft, _ in f),
+       "tern.bin HELLO with a bad token: GOAWAY REJECTED, no WELCOME")
+    f = bin_hello(t, "eve", expired)
+    ok(goaway_reason(f) == 4, "tern.bin HELLO with an expired token: REJECTED")
+    f = bin_hello(t, "mallory", tok)
+    ok(goaway_reason(f) == 4,
+       "tern.bin HELLO with another session's token: REJECTED")
+    f = bin_hello(t, "eve", tok)
+    ok(f and f[0][0] == 2, "tern.bin HELLO with a valid token: WELCOME")
+    pub = frame(9, varint(1) + varint(1) + blob(b"eve") + varint(0) +
+                blob(b"b1") + varint(0) + b"from a producer")
+    f = bin_hello(t, "eve", "junk", bport=bport)
+    ok(goaway_reason(f) == 4 and not any(ft == 2 for ft, _ in f),
+       "--bin-listen HELLO with a bad token: GOAWAY REJECTED, no WELCOME")
+    f = bin_hello(t, "prod", "pubsecret", then=pub, bport=bport)
+    ok(f and f[0][0] == 2 and puback_status(f) == 0,
+       "a producer presenting the publisher secret publishes (PUBACK 0)")
+    f = bin_hello(t, "prod", "nope", then=pub, bport=bport)
+    ok(goaway_reason(f) == 4 and puback_status(f) is None,
+       "a wrong publisher secret is a bad token: REJECTED, nothing published")
+    f = bin_hello(t, "prod", "pubsecret", then=pub)
+    ok(goaway_reason(f) == 4 and not any(ft == 2 for ft, _ in f),
+       "the publisher secret over WebSocket tern.bin: REJECTED (producers "
+       "use --bin-listen)")
+    t.stop()
+    t = Ternd("--publish-secret", "pubsecret", "--bin-listen", "127.0.0.1:0")
+    bport = int(re.search(r"tcp://127.0.0.1:(\d+)", t.first).group(1))
+    f = bin_hello(t, "rx", "nope", then=pub, bport=bport)
+    ok(f and f[0][0] == 2 and goaway_reason(f) == 4 and
+       puback_status(f) is None,
+       "without --token-secret a wrong secret makes a receiver; "
+       "its PUBLISH: GOAWAY REJECTED")
+    st, _, _ = t.req("GET", "/poll?session=eve&timeout=0")
+    ok(st == 204, "and nothing reached its target")
     t.stop()
 
     # ---- --threads 3: sessions sharded, requests forwarded --------------------

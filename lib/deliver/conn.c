@@ -88,12 +88,7 @@ static tern_tstamp deadline_of(const tern_hub *hub, const conn *c) {
 }
 
 static void rearm(tern_hub *hub, conn *c) {
-  tern_tstamp d = deadline_of(hub, c);
-  if (d == TERN_TSTAMP_NONE) {
-    heap_disarm(&hub->timers, &c->timer);
-  } else {
-    heap_arm(&hub->timers, &c->timer, d);
-  }
+  heap_set(&hub->timers, &c->timer, deadline_of(hub, c));
 }
 
 int tern_conn_new(tern_conn **pconn, tern_hub *hub, tern_tstamp now) {
