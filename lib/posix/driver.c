@@ -146,7 +146,7 @@ static void process(tern_driver *d);
 static void watch(tern_socket *s, unsigned events) {
   if (s->watching != events && s->io) {
     if (s->d->m->io_set(s->d->loop, s->io, events) == 0) {
-      s->watching = events;
+      s->watching = events & (TERN_IO_READ | TERN_IO_WRITE);
     }
   }
 }
@@ -182,8 +182,9 @@ static void stream_close(tern_socket *s) {
        had not closed ends here without an event (the host knows). */
     tern_conn_del(s->conn);
     s->conn = NULL;
-  } else if (s->h && s->h->close) {
-    s->h->close(s->h_user, s);
+  }
+  if (s->h && s->h->close) {
+    s->h->close(s->h_user, s); /* a converted socket's too */
   }
   if (s->fd >= 0) {
     close(s->fd);
@@ -192,7 +193,7 @@ static void stream_close(tern_socket *s) {
   d->st.buffered -= s->len - s->off;
   d->st.sockets--;
   d->st.closed++;
-  s->next_dead = d->dead;
+  s->prev = d->dead; /* |next| stays: a walk of the list may be on |s| */
   d->dead = s;
 }
 
@@ -265,6 +266,11 @@ static int stream_service(tern_socket *s, tern_tstamp now) {
     if (took == total) {
       d->st.buffered -= held;
       s->off = s->len = 0;
+      if (s->buf) {
+        /* Drained: a socket that was slow once holds nothing while idle. */
+        posix_free(d, s->buf);
+        s->buf = NULL;
+      }
       /* Everything went out; a pull that filled the room may have more,
          and one that did not says so with 0 next round. */
       continue;
@@ -284,7 +290,7 @@ static int stream_service(tern_socket *s, tern_tstamp now) {
       memcpy(s->buf, d->scratch + (took - held), total - took);
     }
     s->off = 0;
-    s->len = total - took;
+    s->len = (uint32_t)(total - took);
     d->st.buffered += s->len;
     d->st.buffered -= held;
     if (s->len > d->st.buffered_max) {
@@ -328,10 +334,10 @@ static void stream_read(tern_socket *s, tern_tstamp now) {
       if (s->hello && tern_conn_get_session(s->conn) == NULL) {
         size_t keep = (size_t)n;
         if (s->hello_len + keep > POSIX_HELLO_RECORD) {
-          keep = POSIX_HELLO_RECORD - s->hello_len;
+          keep = POSIX_HELLO_RECORD - (size_t)s->hello_len;
         }
         memcpy(s->hello + s->hello_len, d->rbuf, keep);
-        s->hello_len += keep;
+        s->hello_len = (uint16_t)(s->hello_len + keep);
       }
       /* An error closed the connection and queued its end event, which
          process() acts on. */
@@ -527,7 +533,7 @@ void *tern_socket_get_user_data(const tern_socket *s) {
 
 static void handle_event(tern_driver *d, const tern_event *ev) {
   tern_socket *s = ev->conn ? tern_conn_get_user_data(ev->conn) : NULL;
-  if (ev->type == TERN_EV_CONN_HELLO && s && d->hello_hook &&
+  if (ev->type == TERN_EV_CONN_HELLO && s && !s->h && d->hello_hook &&
       d->hello_hook(d->hello_arg, d, s, ev)) {
     return; /* handed to another driver */
   }
@@ -590,7 +596,7 @@ static void process(tern_driver *d) {
   } while ((d->again || d->dirty) && ++pass < MAX_PASSES);
   while (d->dead) {
     tern_socket *s = d->dead;
-    d->dead = s->next_dead;
+    d->dead = s->prev;
     stream_free(s);
   }
   d->depth--;
@@ -823,7 +829,7 @@ void tern_driver_del(tern_driver *d) {
   }
   while (d->dead) {
     tern_socket *s = d->dead;
-    d->dead = s->next_dead;
+    d->dead = s->prev;
     stream_free(s);
   }
   if (d->store_io) {
@@ -852,6 +858,32 @@ void posix_driver_unlisten(tern_driver *d, const void *user) {
 }
 
 void posix_socket_close(tern_socket *s) { stream_close(s); }
+
+void posix_driver_close_sockets(tern_driver *d, const void *user) {
+  /* Closed sockets stay in memory until process() frees them, which the
+     depth keeps from happening here, and keep their |next|: following it
+     from one that a close call closed still reaches every live socket
+     behind it. */
+  d->depth++;
+  tern_socket *s = d->sockets;
+  while (s) {
+    tern_socket *next = s->next;
+    if (!s->dead && s->h && s->h_user == user) {
+      stream_close(s);
+    }
+    s = next;
+  }
+  d->depth--;
+}
+
+void posix_socket_set_conn(tern_socket *s, tern_conn *conn,
+                           const tern_socket_handler *h, void *user) {
+  s->conn = conn;
+  s->h = h;
+  s->h_user = user;
+  s->user_data = NULL;
+  tern_conn_set_user_data(conn, s);
+}
 
 void posix_driver_set_hello_hook(tern_driver *d, posix_hello_hook hook,
                                  void *arg) {

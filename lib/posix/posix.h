@@ -13,26 +13,32 @@
    bytes are kept for a hand-over only while the driver records them. */
 #define POSIX_HELLO_RECORD 4096
 
+/* Kept small: an idle subscriber holds one of these for as long as it
+   stays (a 104-byte block). */
 struct tern_socket {
   tern_driver *d;
-  int fd;
   void *io;
-  unsigned watching;               /* TERN_IO_* bits the loop watches     */
-  const tern_socket_handler *h;    /* NULL: binary framing                */
+  const tern_socket_handler *h;    /* NULL: binary framing; with |conn|
+                                      (posix_socket_set_conn) only its
+                                      close is called                     */
   void *h_user;
   void *user_data;
-  tern_conn *conn;                 /* binary sockets                      */
-  uint8_t *buf;                    /* bytes the socket has not taken      */
-  size_t off, len;                 /* buf[off..len)                       */
-  int pull_done;                   /* pull said everything was given      */
-  int ending;                      /* tern_socket_end or a read error     */
-  int dead;                        /* closed; freed at the end of process */
-  int dirty;                       /* on the driver's dirty list          */
-  tern_socket *prev, *next;        /* every live socket of the driver     */
+  tern_conn *conn;                 /* binary sockets, converted streams   */
+  uint8_t *buf;                    /* bytes the socket has not taken: out_cap
+                                      bytes while some are held, else NULL */
+  tern_socket *prev, *next;        /* every live socket of the driver; once
+                                      dead, prev chains the dead list and
+                                      next is left as it was               */
   tern_socket *next_dirty;
-  tern_socket *next_dead;
   uint8_t *hello;                  /* bytes read before the HELLO took    */
-  size_t hello_len;                /* (recorded for a hand-over)          */
+  int fd;
+  uint32_t off, len;               /* buf[off..len) (out_cap <= 64 MiB)    */
+  uint16_t hello_len;              /* (recorded for a hand-over)          */
+  unsigned watching : 2;           /* TERN_IO_READ, _WRITE the loop watches */
+  unsigned pull_done : 1;          /* pull said everything was given      */
+  unsigned ending : 1;             /* tern_socket_end or a read error     */
+  unsigned dead : 1;               /* closed; freed at the end of process */
+  unsigned dirty : 1;              /* on the driver's dirty list          */
 };
 
 /* hello_hook, when set, sees each CONN_HELLO before on_event; it returns
@@ -84,6 +90,17 @@ void posix_driver_unlisten(tern_driver *d, const void *user);
 /* Closes |s| now (its handler's close is called); it is freed by the next
    tern_driver_process. */
 void posix_socket_close(tern_socket *s);
+
+/* Closes every host socket of |d| whose handler's user is |user|
+   (tern_http_del), converted ones included. */
+void posix_driver_close_sockets(tern_driver *d, const void *user);
+
+/* Turns host socket |s| into a connection socket: from now on the driver
+   reads into |conn| and writes what it gives, as for a binary socket, and
+   of |h| calls only close (with |user|).  Its user data is reset to NULL.
+   The bytes the socket already holds go first. */
+void posix_socket_set_conn(tern_socket *s, tern_conn *conn,
+                           const tern_socket_handler *h, void *user);
 
 /* The driver's loop methods and loop pointer. */
 const tern_loop_methods *posix_driver_methods(const tern_driver *d,
