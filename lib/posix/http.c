@@ -599,7 +599,7 @@ int tern_http_request_forward(tern_http_request *r, tern_http *to, void *arg) {
   }
   r->forward_to = to;
   r->forward_arg = arg;
-  if (r->out_off < r->out_len || r->s->off < r->s->len) {
+  if (r->out_off < r->out_len || posix_socket_held(r->s) > 0) {
     /* Answers to earlier (pipelined) requests are still being sent: the
        connection moves once they are out (on_pull wakes on_handoff). */
     r->state = C_FORWARD_WAIT;
@@ -674,7 +674,7 @@ static void on_handoff(void *arg) {
   tern_http_request **pp = &h->fwait;
   while (*pp) {
     tern_http_request *c = *pp;
-    if (c->out_off == c->out_len && c->s->off == c->s->len) {
+    if (c->out_off == c->out_len && posix_socket_held(c->s) == 0) {
       *pp = c->wait_next;
       c->wait_next = NULL;
       (void)forward_now(c); /* on failure it answered 503 itself */

@@ -13,33 +13,46 @@
    bytes are kept for a hand-over only while the driver records them. */
 #define POSIX_HELLO_RECORD 4096
 
-/* Kept small: an idle subscriber holds one of these for as long as it
-   stays (a 104-byte block). */
+/* Bytes a socket did not take: bytes[off..len), never empty (the block
+   goes once they are written), in a block of out_cap (<= 64 MiB) bytes. */
+typedef struct posix_held {
+  uint32_t off, len;
+  uint8_t bytes[];
+} posix_held;
+
+/* Kept small, as an idle subscriber holds one for as long as it stays:
+   88 bytes (a 96-byte block). */
 struct tern_socket {
   tern_driver *d;
   void *io;
   const tern_socket_handler *h;    /* NULL: binary framing; with |conn|
                                       (posix_socket_set_conn) only its
                                       close is called                     */
-  void *h_user;
+  union {
+    void *h_user;                  /* |h|'s user                          */
+    uint8_t *hello;                /* no |h|: bytes read before the HELLO
+                                      took (recorded for a hand-over)     */
+  } u;
   void *user_data;
   tern_conn *conn;                 /* binary sockets, converted streams   */
-  uint8_t *buf;                    /* bytes the socket has not taken: out_cap
-                                      bytes while some are held, else NULL */
+  posix_held *out;                 /* NULL while none is held             */
   tern_socket *prev, *next;        /* every live socket of the driver; once
                                       dead, prev chains the dead list and
                                       next is left as it was               */
   tern_socket *next_dirty;
-  uint8_t *hello;                  /* bytes read before the HELLO took    */
   int fd;
-  uint32_t off, len;               /* buf[off..len) (out_cap <= 64 MiB)    */
-  uint16_t hello_len;              /* (recorded for a hand-over)          */
+  uint16_t hello_len;              /* bytes at u.hello                    */
   unsigned watching : 2;           /* TERN_IO_READ, _WRITE the loop watches */
   unsigned pull_done : 1;          /* pull said everything was given      */
   unsigned ending : 1;             /* tern_socket_end or a read error     */
   unsigned dead : 1;               /* closed; freed at the end of process */
   unsigned dirty : 1;              /* on the driver's dirty list          */
 };
+
+/* The bytes |s| holds, not yet taken by the kernel. */
+static inline size_t posix_socket_held(const tern_socket *s) {
+  return s->out ? (size_t)(s->out->len - s->out->off) : 0;
+}
 
 /* hello_hook, when set, sees each CONN_HELLO before on_event; it returns
    1 when it took the connection away (its socket is gone then). */
