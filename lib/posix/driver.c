@@ -865,8 +865,6 @@ void posix_driver_unlisten(tern_driver *d, const void *user) {
   }
 }
 
-void posix_socket_close(tern_socket *s) { stream_close(s); }
-
 void posix_driver_close_sockets(tern_driver *d, const void *user) {
   /* Closed sockets stay in memory until process() frees them, which the
      depth keeps from happening here, and keep their |next|: following it

@@ -100,10 +100,6 @@ size_t posix_driver_options_size(uint32_t version);
 /* Closes every host listener of |d| serving |user| (tern_http_del). */
 void posix_driver_unlisten(tern_driver *d, const void *user);
 
-/* Closes |s| now (its handler's close is called); it is freed by the next
-   tern_driver_process. */
-void posix_socket_close(tern_socket *s);
-
 /* Closes every host socket of |d| whose handler's user is |user|
    (tern_http_del), converted ones included. */
 void posix_driver_close_sockets(tern_driver *d, const void *user);
