@@ -373,8 +373,9 @@ TERN_EXTERN void tern_socket_end(tern_socket *s);
    read, write or close it). */
 TERN_EXTERN int tern_socket_fd(const tern_socket *s);
 
-/* tern_socket_get_conn returns the tern_conn of a binary socket, NULL for
-   a host socket. */
+/* tern_socket_get_conn returns the tern_conn of a binary socket, and of a
+   tern_http stream or WebSocket once its head is written; NULL for
+   another host socket. */
 TERN_EXTERN tern_conn *tern_socket_get_conn(const tern_socket *s);
 
 /* tern_socket_get_driver returns the socket's driver. */

@@ -131,19 +131,19 @@ typedef struct wout {
 
 /* Continues the spilled item.  1 when it is all written. */
 static int spill_drain(tern_hub *hub, webconn *w, wout *o) {
-  size_t n = w->spill_len - w->spill_off;
+  web_spill *sp = w->spill;
+  size_t n = sp->len - sp->off;
   size_t room = (size_t)(o->end - o->p);
   n = n < room ? n : room;
-  memcpy(o->p, w->spill + w->spill_off, n);
+  memcpy(o->p, sp->bytes + sp->off, n);
   o->p += n;
-  w->spill_off += n;
-  if (w->spill_off < w->spill_len) {
+  sp->off += n;
+  if (sp->off < sp->len) {
     o->full = 1;
     return 0;
   }
-  mem_free(&hub->mem, w->spill);
+  mem_free(&hub->mem, sp);
   w->spill = NULL;
-  w->spill_len = w->spill_off = 0;
   return 1;
 }
 
@@ -159,15 +159,15 @@ static uint8_t *item_begin(tern_hub *hub, webconn *w, wout *o, size_t n) {
     o->full = 1;
     return NULL;
   }
-  uint8_t *b = mem_malloc(&hub->mem, n);
-  if (!b) {
+  web_spill *sp = mem_malloc(&hub->mem, sizeof(*sp) + n);
+  if (!sp) {
     o->nomem = 1;
     return NULL;
   }
-  w->spill = b;
-  w->spill_len = n;
-  w->spill_off = 0;
-  return b;
+  sp->len = n;
+  sp->off = 0;
+  w->spill = sp;
+  return sp->bytes;
 }
 
 /* The item of |n| bytes at |at| (from item_begin) is written. */
@@ -866,8 +866,9 @@ int tern_conn_new_stream(tern_conn **pconn, tern_hub *hub,
     return rv;
   }
   const int ws = o.framing == TERN_FRAMING_WS_JSON;
-  conn *c = mem_calloc(&hub->mem, 1, sizeof(conn) + sizeof(webconn) +
-                                         (ws ? sizeof(wsconn) : 0));
+  conn *c = mem_calloc(&hub->mem, 1,
+                       ws ? sizeof(conn) + sizeof(webconn) + sizeof(wsconn)
+                          : CONN_ONEWAY_SIZE + sizeof(webconn));
   if (!c) {
     return TERN_ERR_NOMEM;
   }
