@@ -812,6 +812,9 @@ void ternd_on_request(void *user_data, tern_http_request *req) {
     route_stats(sh, req, 1);
   } else if (path_is(path, len, "/ws")) {
     route_ws(sh, req);
+  } else if (path_is(path, len, "/webhooks") ||
+             (len > 10 && memcmp(path, "/webhooks/", 10) == 0)) {
+    ternd_webhooks_route(sh, req, path, len);
   } else if (path_is(path, len, "/")) {
     route_page(sh, req);
   } else {
