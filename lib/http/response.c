@@ -423,9 +423,13 @@ int http_resp_feed(http_resp *p, const uint8_t *in, size_t len,
       break;
     }
     case HTTP_R_CLOSE: {
+      /* Up to the limit, then the first byte past it is the error, so
+         that where it stops does not depend on the reads. */
       size_t n = len - i;
-      if (n > p->lim.max_body - p->bodylen) {
-        *used = i;
+      uint64_t room = p->lim.max_body - p->bodylen;
+      if (n > room) {
+        body_bytes(p, in + i, (size_t)room);
+        *used = i + (size_t)room;
         return fail(p, TERN_ERR_TOO_LARGE, "body over the limit");
       }
       body_bytes(p, in + i, n);
