@@ -250,6 +250,9 @@ def check_api(t, rx):
     ok(st == 401, "POST /webhooks without the publisher secret: 401")
     st, _ = t.call("POST", "/webhooks", {"secret": "s"})
     ok(st == 400, "POST /webhooks without url: 400")
+    st, _ = t.call("POST", "/webhooks", {"url": "https://127.0.0.1/",
+                                         "secret": "s"})
+    ok(st == 400, "an https url (the sender speaks plain HTTP): 400")
     st, _ = t.call("POST", "/webhooks?url=%s&secret=s&max_items=0" %
                    urllib.parse.quote(rx.url("x"), safe=""))
     ok(st == 400, "max_items 0: 400")

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ternd.h"
 
@@ -362,6 +363,12 @@ static void route_add(ternd_shard *sh, tern_http_request *req) {
   if (!param(ps, req, "url", &url, &urllen) || urllen == 0 ||
       !param(ps, req, "secret", &secret, &secretlen) || secretlen == 0) {
     error(req, 400, "url and secret are required");
+    free(ps);
+    return;
+  }
+  if (urllen < 8 || strncasecmp(url, "http://", 7) != 0) {
+    /* The sender speaks plain HTTP only (tern_http_client_new(3)). */
+    error(req, 400, "url must be http://HOST:PORT/PATH");
     free(ps);
     return;
   }
