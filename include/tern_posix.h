@@ -934,8 +934,9 @@ TERN_EXTERN int tern_http_client_new(tern_http_client **pc, tern_driver *d,
  * once; |cb| gets the answer with |user_data| later, never from inside
  * this call.  Returns 0, TERN_ERR_INVALID (NULL arguments, a URL or
  * header the client cannot send), TERN_ERR_TOO_LARGE (a request over
- * 64 MiB), TERN_ERR_FULL (max_requests outstanding) or TERN_ERR_NOMEM;
- * |cb| is not called after an error.  A failure to connect is no error
+ * 64 MiB), TERN_ERR_FULL (max_requests outstanding), TERN_ERR_NOMEM (no
+ * memory, or no socket could be made) or the loop's io_add error; |cb| is
+ * not called after an error.  A failure to connect is no error
  * here: it comes to |cb| as TERN_ERR_CLOSED.
  */
 TERN_EXTERN int tern_http_client_send(tern_http_client *c,

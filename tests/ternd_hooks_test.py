@@ -162,10 +162,10 @@ def delivered_keys(rx, name):
 # ---- ternd --------------------------------------------------------------------
 
 class Ternd:
-    def __init__(self, data):
+    def __init__(self, data, *flags):
         argv = [TERND, "--listen", "127.0.0.1:0", "--data", data,
                 "--publish-secret", SECRET,
-                "--hook-timeout", str(HOOK_TIMEOUT_MS)]
+                "--hook-timeout", str(HOOK_TIMEOUT_MS)] + list(flags)
         self.p = subprocess.Popen(argv, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True)
         line = self.p.stdout.readline()
@@ -471,6 +471,24 @@ def check_restart(data, rx):
         t2.stop()
 
 
+def check_threads(data, rx):
+    """With --threads 3 every /webhooks request, on whichever thread it
+    lands, reaches the hooks on thread 0."""
+    t = Ternd(data, "--threads", "3")
+    try:
+        hid = t.add(url=rx.url("thr"), secret="s", max_items=5, max_delay=100)
+        codes = [t.entry(hid, "t%d" % i) for i in range(10)]
+        ok(codes == [202] * 10, "--threads 3: entries queued from any thread")
+        ok(wait_for(lambda: sorted(delivered_keys(rx, "thr")) ==
+                    sorted("t%d" % i for i in range(10)), 5),
+           "--threads 3: all delivered")
+        st, lst = t.call("GET", "/webhooks")
+        ok(st == 200 and len(lst) == 1 and lst[0]["delivered"] == 10,
+           "--threads 3: one hook, listed with its counts")
+    finally:
+        t.stop()
+
+
 def main():
     start = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="ternd_hooks_")
@@ -486,6 +504,7 @@ def main():
         t.stop()
     ok(t.p.returncode == 0, "ternd exits 0 on SIGTERM with hooks")
     check_restart(os.path.join(tmp, "b"), rx)
+    check_threads(os.path.join(tmp, "c"), rx)
     rx.server.shutdown()
     shutil.rmtree(tmp, ignore_errors=True)
     elapsed = time.monotonic() - start

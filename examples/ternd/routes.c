@@ -506,6 +506,9 @@ void ternd_on_event(void *user_data, uint32_t worker, tern_driver *d,
       }
     }
     free(p);
+  } else if (ev->type >= TERN_EV_HOOK_DROPPED &&
+             ev->type <= TERN_EV_HOOK_VERIFIED) {
+    ternd_webhooks_event(ev);
   } else if (ev->type == TERN_EV_CONN_HELLO && ev->conn) {
     /* Every binary HELLO (--bin-listen, /ws tern.bin) waits for this
        (settings.hello_accept).  A producer presents the publisher secret

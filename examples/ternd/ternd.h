@@ -128,6 +128,8 @@ void ternd_demo_print(const ternd *t);
 void ternd_webhooks_route(ternd_shard *sh, tern_http_request *req,
                           const char *path, size_t len);
 int ternd_webhooks_start(ternd *t);
+/* Logs the hooks' events (given up, disabled, a failed challenge). */
+void ternd_webhooks_event(const tern_event *ev);
 
 /* page.c */
 extern const char ternd_page_html[];

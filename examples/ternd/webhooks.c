@@ -654,6 +654,29 @@ void ternd_webhooks_route(ternd_shard *sh, tern_http_request *req,
   route_one(sh, req, rest + 1, rlen - 1);
 }
 
+void ternd_webhooks_event(const tern_event *ev) {
+  switch (ev->type) {
+  case TERN_EV_HOOK_DROPPED:
+    fprintf(stderr, "ternd: web hook %llu gave up a batch of %llu entries "
+            "(last status %d)\n", (unsigned long long)ev->seq,
+            (unsigned long long)ev->count, ev->reason);
+    break;
+  case TERN_EV_HOOK_DISABLED:
+    fprintf(stderr, "ternd: web hook %llu disabled after %llu lost batches; "
+            "POST /webhooks/%llu/enable\n", (unsigned long long)ev->seq,
+            (unsigned long long)ev->count, (unsigned long long)ev->seq);
+    break;
+  case TERN_EV_HOOK_VERIFIED:
+    if (ev->reason != 0) {
+      fprintf(stderr, "ternd: web hook %llu failed its challenge: %s\n",
+              (unsigned long long)ev->seq, tern_strerror(ev->reason));
+    }
+    break;
+  default:
+    break;
+  }
+}
+
 int ternd_webhooks_start(ternd *t) {
   tern_http_client_options co;
   tern_http_client_options_default(&co);
