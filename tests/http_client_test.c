@@ -280,6 +280,15 @@ static void test_errors(world *w) {
   wait_answer(w, &r);
   CHECK(r.calls == 1 && r.error == TERN_ERR_CLOSED,
         "connection refused: TERN_ERR_CLOSED through the callback");
+  /* IPv6: the URL is taken; on a machine without ::1 the socket fails. */
+  snprintf(url, sizeof(url), "http://[::1]:%u/x", (unsigned)port);
+  int rc = post(w, url, NULL, &r);
+  if (rc == 0) {
+    wait_answer(w, &r);
+  }
+  CHECK(rc == TERN_ERR_NOMEM || (rc == 0 && r.calls == 1 &&
+                                 r.error == TERN_ERR_CLOSED),
+        "[::1] to a closed port: refused through the callback");
 }
 
 static void test_refused(world *w) {
