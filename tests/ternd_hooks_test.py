@@ -398,6 +398,12 @@ def check_retry(t, rx):
     ok(wait_for(lambda: (t.info(hid) or {}).get("dropped") == 1, 5) and
        t.info(hid)["attempts"] == 3,
        "connection refused: 3 attempts, then dropped")
+    st, stats = t.call("GET", "/stats")
+    hk = stats.get("hooks", {}) if st == 200 else {}
+    ok(hk.get("no_answer", 0) >= 5 and hk.get("answered", 0) >= 10 and
+       hk.get("requests") == hk.get("answered") + hk.get("no_answer") +
+       hk.get("outstanding"),
+       "GET /stats counts the hooks' requests: %r" % hk)
 
     # 400 gives the batch up at once; the next batch is sent.
     rx.script("r400", [400, 200])
