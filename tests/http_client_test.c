@@ -4,7 +4,8 @@
  * answers with a length, chunked, to the close and after interim 1xx
  * answers, Retry-After and the kept body, and each transport error
  * (refused, reset, cut short, malformed, timeout), URLs and headers it
- * refuses, max_requests, and deleting the client with requests out.
+ * refuses, max_requests, and deleting the client with requests out; and
+ * tern_hook_sender making a hub's hooks with it.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -358,6 +359,78 @@ static void test_full_and_del(world *w) {
         "an unknown version: TERN_ERR_INVALID");
 }
 
+/* tern_hook_sender: the hub's hooks go out through a client of its own. */
+static void test_hook_sender(world *w) {
+  tern_hook_sender *hs, *again;
+  tern_http_client_options o;
+  tern_http_client_options_default(&o);
+  o.timeout = o.connect_timeout = 300 * TERN_MILLISECONDS;
+  int rc = tern_hook_sender_new(&hs, w->d, &o);
+  CHECK(rc == 0, "a hook sender");
+  if (rc != 0) {
+    return;
+  }
+  CHECK(tern_hook_sender_new(&again, w->d, &o) == TERN_ERR_STATE,
+        "a second one on the driver: TERN_ERR_STATE");
+  script(&w->sv, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  char url[96];
+  snprintf(url, sizeof(url), "%s/hook", w->url);
+  tern_hook_opts ho;
+  tern_hook_opts_default(&ho);
+  ho.flags = TERN_HOOK_VERIFIED;
+  ho.target = (const uint8_t *)url;
+  ho.targetlen = strlen(url);
+  ho.secret = (const uint8_t *)"k";
+  ho.secretlen = 1;
+  ho.max_delay = 0;
+  ho.retry_base = TERN_MILLISECONDS;
+  ho.retry_cap = 2 * TERN_MILLISECONDS;
+  ho.max_attempts = 2;
+  uint64_t good = 0, bad = 0;
+  CHECK(tern_hub_add_hook(w->hub, &ho, tern_posix_now(), &good) == 0,
+        "a hook to the server");
+  ho.target = (const uint8_t *)"https://127.0.0.1/";
+  ho.targetlen = strlen((const char *)ho.target);
+  CHECK(tern_hub_add_hook(w->hub, &ho, tern_posix_now(), &bad) == 0,
+        "a hook the client cannot reach");
+  tern_hook_entry e;
+  memset(&e, 0, sizeof(e));
+  e.key = (const uint8_t *)"k1";
+  e.keylen = 2;
+  CHECK(tern_hub_hook_enqueue(w->hub, good, &e, tern_posix_now()) == 0 &&
+            tern_hub_hook_enqueue(w->hub, bad, &e, tern_posix_now()) == 0,
+        "an entry for each");
+  tern_driver_process(w->d); /* enqueued outside a driver callback */
+  tern_hook_info gi, bi;
+  tern_tstamp end = tern_posix_now() + 5 * TERN_SECONDS;
+  do {
+    tern_epoll_run_once(w->ep, 20 * TERN_MILLISECONDS);
+    tern_hub_get_hook_info(w->hub, good, &gi, sizeof(gi));
+    tern_hub_get_hook_info(w->hub, bad, &bi, sizeof(bi));
+  } while ((gi.delivered != 1 || bi.dropped != 1) && tern_posix_now() < end);
+  CHECK(gi.delivered == 1 && gi.attempts == 1,
+        "delivered by the server's 200, first attempt");
+  CHECK(bi.dropped == 1 && bi.attempts == 2,
+        "the unreachable one: no answer twice, then dropped");
+  pthread_mutex_lock(&w->sv.lock);
+  w->sv.seen[w->sv.seenlen] = '\0';
+  CHECK(strncmp(w->sv.seen, "POST /hook HTTP/1.1\r\n", 21) == 0 &&
+            strstr(w->sv.seen, "X-Tern-Signature: sha256=") &&
+            strstr(w->sv.seen, "X-Tern-Attempt: 1\r\n"),
+        "the batch went as a signed POST");
+  pthread_mutex_unlock(&w->sv.lock);
+  tern_hook_sender_stats st;
+  tern_hook_sender_get_stats(hs, &st, sizeof(st));
+  CHECK(st.requests == 3 && st.answered == 1 && st.refused == 2 &&
+            st.outstanding == 0,
+        "stats: 3 requests, 1 answered, 2 refused");
+  tern_hook_sender_del(hs);
+  tern_hook_sender_del(NULL);
+  CHECK(tern_hook_sender_new(&hs, w->d, &o) == 0,
+        "after its deletion the driver takes a new sender");
+  tern_hook_sender_del(hs);
+}
+
 int main(void) {
   world w;
   memset(&w, 0, sizeof(w));
@@ -384,6 +457,7 @@ int main(void) {
   test_errors(&w);
   test_refused(&w);
   test_full_and_del(&w);
+  test_hook_sender(&w);
 
   tern_http_client_del(w.c);
   tern_http_client_del(NULL);
