@@ -537,7 +537,7 @@ def run(tmp):
     for method, path, want, what in [
         ("GET", "/publish?session=z", 405, "GET /publish"),
         ("POST", "/stream?session=z", 405, "POST /stream"),
-        ("DELETE", "/", 501, "DELETE /"),
+        ("PUT", "/", 501, "PUT /"),
         ("POST", "/publish?session=z&prio=urgent", 400, "prio=urgent"),
         ("POST", "/publish?session=z&ttl=-1", 400, "ttl=-1"),
         ("POST", "/publish?session=z&colour=red", 400, "unknown parameter"),

@@ -506,6 +506,9 @@ void ternd_on_event(void *user_data, uint32_t worker, tern_driver *d,
       }
     }
     free(p);
+  } else if (ev->type >= TERN_EV_HOOK_DROPPED &&
+             ev->type <= TERN_EV_HOOK_VERIFIED) {
+    ternd_webhooks_event(ev);
   } else if (ev->type == TERN_EV_CONN_HELLO && ev->conn) {
     /* Every binary HELLO (--bin-listen, /ws tern.bin) waits for this
        (settings.hello_accept).  A producer presents the publisher secret
@@ -833,6 +836,9 @@ void ternd_on_request(void *user_data, tern_http_request *req) {
     route_stats(sh, req, 1);
   } else if (path_is(path, len, "/ws")) {
     route_ws(sh, req);
+  } else if (path_is(path, len, "/webhooks") ||
+             (len > 10 && memcmp(path, "/webhooks/", 10) == 0)) {
+    ternd_webhooks_route(sh, req, path, len);
   } else if (path_is(path, len, "/")) {
     route_page(sh, req);
   } else {

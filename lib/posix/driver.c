@@ -66,6 +66,8 @@ struct tern_driver {
   int again; /* process() asked for while running */
   posix_hello_hook hello_hook;
   void *hello_arg;
+  posix_turn_hook turn_hook;
+  void *turn_arg;
   tern_driver_stats st;
 };
 
@@ -573,6 +575,9 @@ static void process(tern_driver *d) {
     if (tern_hub_get_expiry(d->hub) <= now) {
       tern_hub_handle_expiry(d->hub, now);
     }
+    if (d->turn_hook) {
+      d->turn_hook(d->turn_arg, now);
+    }
     tern_event ev;
     while (tern_hub_next_event(d->hub, &ev) == 1) {
       d->st.events++;
@@ -619,6 +624,16 @@ static void on_timer(void *arg) {
   tern_driver *d = arg;
   d->armed = TERN_TSTAMP_NONE; /* it fired: no longer armed */
   process(d);
+}
+
+int posix_driver_set_turn_hook(tern_driver *d, posix_turn_hook fn,
+                               void *arg) {
+  if (fn && d->turn_hook) {
+    return TERN_ERR_STATE;
+  }
+  d->turn_hook = fn;
+  d->turn_arg = fn ? arg : NULL;
+  return 0;
 }
 
 void tern_driver_process(tern_driver *d) {

@@ -715,6 +715,7 @@ const char *tern_http_request_method(const tern_http_request *r) {
   case HTTP_HEAD: return "HEAD";
   case HTTP_POST: return "POST";
   case HTTP_OPTIONS: return "OPTIONS";
+  case HTTP_DELETE: return "DELETE";
   default: return "";
   }
 }

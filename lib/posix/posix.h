@@ -115,6 +115,15 @@ void posix_socket_set_conn(tern_socket *s, tern_conn *conn,
 const tern_loop_methods *posix_driver_methods(const tern_driver *d,
                                               void **ploop);
 
+/* A turn hook runs in every pass of the driver's process(), after the
+   hub's due deadlines were handled and before its events are taken: the
+   hook sender takes the hub's due hook requests there, so that the
+   driver's timer (armed at tern_hub_get_expiry) never sees a request due
+   that nobody takes.  One per driver: TERN_ERR_STATE when one is set
+   already; |fn| NULL clears it. */
+typedef void (*posix_turn_hook)(void *arg, tern_tstamp now);
+int posix_driver_set_turn_hook(tern_driver *d, posix_turn_hook fn, void *arg);
+
 /* Internal: the inbox's hand-over of a connection (tern_workers). */
 int posix_inbox_handover(tern_inbox *in, int fd, uint8_t *hello,
                          size_t hello_len);
