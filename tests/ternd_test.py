@@ -29,6 +29,9 @@ import tempfile
 import threading
 import time
 
+from wsclient import (WS_ACCEPT, ws_next_text, ws_open, ws_recv,
+                      ws_send)
+
 TERND = sys.argv[1]
 TCP_RECEIVER = sys.argv[2] if len(sys.argv) > 2 else None
 CURL = shutil.which("curl")
@@ -52,81 +55,9 @@ def ok(cond, name):
     return cond
 
 
-# ---- WebSocket (a stdlib client: RFC 6455 frames, masked) ---------------------
-
-WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="          # RFC 6455's example key
-WS_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="    # and its answer
-
-
-def ws_open(t, path, protocol=None, version="13"):
-    s = socket.create_connection(("127.0.0.1", t.port), timeout=5)
-    head = ("GET %s HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
-            "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-            "Sec-WebSocket-Version: %s\r\n" % (path, WS_KEY, version))
-    if protocol:
-        head += "Sec-WebSocket-Protocol: %s\r\n" % protocol
-    s.sendall((head + "\r\n").encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        buf += chunk
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1]) if lines and lines[0] else 0
-    hdrs = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        hdrs[k.strip().lower()] = v.strip()
-    return s, status, hdrs, rest
-
-
-def ws_send(s, opcode, payload):
-    mask = os.urandom(4)
-    n = len(payload)
-    if n < 126:
-        head = bytes([0x80 | opcode, 0x80 | n])
-    else:
-        head = bytes([0x80 | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
-    s.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-
-
-def ws_recv(s, rest):
-    """One server frame: (opcode, payload, rest); unmasked, unfragmented."""
-    buf = rest
-    def need(n):
-        nonlocal buf
-        while len(buf) < n:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise EOFError
-            buf += chunk
-    need(2)
-    op, n = buf[0] & 0x0f, buf[1] & 0x7f
-    off = 2
-    if n == 126:
-        need(4)
-        n, off = int.from_bytes(buf[2:4], "big"), 4
-    elif n == 127:
-        need(10)
-        n, off = int.from_bytes(buf[2:10], "big"), 10
-    need(off + n)
-    return op, buf[off:off + n], buf[off + n:]
-
-
-def ws_next_text(s, rest):
-    """The next text message, answering pings on the way."""
-    while True:
-        op, data, rest = ws_recv(s, rest)
-        if op == 9:
-            ws_send(s, 10, data)
-            continue
-        return op, data, rest
-
-
 def websocket_checks(t):
-    s, st, hd, rest = ws_open(t, "/ws?session=wsj", protocol="tern.json")
+    s, st, hd, rest = ws_open(t.port, "/ws?session=wsj",
+                              protocol="tern.json")
     ok(st == 101 and hd.get("sec-websocket-accept") == WS_ACCEPT and
        hd.get("sec-websocket-protocol") == "tern.json" and
        hd.get("upgrade", "").lower() == "websocket",
@@ -153,15 +84,15 @@ def websocket_checks(t):
        "tern.json: a CLOSE is echoed with its code")
     s.close()
     # tern.bin: the binary framing's HELLO goes in-band; WELCOME comes back
-    s, st, hd, rest = ws_open(t, "/ws?session=wsb", protocol="tern.bin")
+    s, st, hd, rest = ws_open(t.port, "/ws?session=wsb", protocol="tern.bin")
     ok(st == 101 and hd.get("sec-websocket-protocol") == "tern.bin",
        "GET /ws: tern.bin chosen when offered")
     s.close()
-    s, st, hd, _ = ws_open(t, "/ws?session=wsj", version="8")
+    s, st, hd, _ = ws_open(t.port, "/ws?session=wsj", version="8")
     ok(st == 426 and hd.get("sec-websocket-version") == "13",
        "GET /ws with version 8: 426 naming version 13")
     s.close()
-    s, st, _, _ = ws_open(t, "/ws?session=wsj", protocol="mqtt")
+    s, st, _, _ = ws_open(t.port, "/ws?session=wsj", protocol="mqtt")
     ok(st == 400, "GET /ws offering only another subprotocol: 400")
     s.close()
 
