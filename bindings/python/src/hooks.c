@@ -132,6 +132,17 @@ PyObject *tp_hub_add_hook(HubObject *self, PyObject *args, PyObject *kw) {
   o.verify_token = v.p;
   o.verify_tokenlen = v.n;
   o.object = object;
+  if (!self->wall_set) {
+    /* Requests carry X-Tern-Timestamp from the hub's wall clock, which
+       receivers compare with theirs: without one it would be the
+       monotonic clock's seconds. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t wall = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (tern_hub_set_wallclock(self->hub, now, wall) == 0) {
+      self->wall_set = 1;
+    }
+  }
   uint64_t id = 0;
   int rc = tern_hub_add_hook(self->hub, &o, now, &id);
   if (rc == TERN_ERR_INVALID) {

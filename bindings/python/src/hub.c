@@ -1076,6 +1076,7 @@ static PyObject *hub_set_wallclock(HubObject *self, PyObject *args,
   if (check(self, tern_hub_set_wallclock(self->hub, now, wall)) < 0) {
     return NULL;
   }
+  self->wall_set = 1;
   Py_RETURN_NONE;
 }
 

@@ -661,6 +661,9 @@ class Hub(_tern.Hub):
         retry_cap (3600), disable_after (5; 0 never), max_inflight (1),
         max_queued (100000; 0 unlimited).  Raises InvalidError,
         TooLargeError.  With a store, add hooks after set_store.
+        Requests are signed with a timestamp from the hub's wall clock:
+        a hub without one (set_wallclock never called) gets
+        time.time_ns() at the first add_hook.
         """
         id = self._add_hook(target, secret, verify_token=verify_token, object=object,
                             verified=verified, coalesce=coalesce, now=now, **policy)

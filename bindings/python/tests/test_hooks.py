@@ -256,6 +256,22 @@ class DeliveryTest(unittest.TestCase):
             self.assertEqual(req.body[:1], b"{", "the request's copy outlives the hook")
 
 
+class WallClockTest(unittest.TestCase):
+    def test_add_hook_sets_a_missing_wall_clock(self):
+        import time
+        with tern.Hub() as hub:  # no set_wallclock
+            hook = hub.add_hook(TARGET, SECRET, verified=True, max_delay=0)
+            hook.enqueue("k", ["f"], time=1)
+            req = hub.next_hook_request()
+            self.assertLess(abs(req.timestamp - time.time()), 5)
+            tern.check_hook_signature(SECRET, req.headers["X-Tern-Timestamp"],
+                                      req.headers["X-Tern-Signature"], req.body)
+        with new_hub() as hub:  # a wall clock of the host's is kept
+            hook = hub.add_hook(TARGET, SECRET, verified=True, max_delay=0, now=T0)
+            hook.enqueue("k", ["f"], time=1, now=T0)
+            self.assertEqual(hub.next_hook_request(now=T0).timestamp, WALL0)
+
+
 class ChallengeTest(unittest.TestCase):
     def test_challenge_flow(self):
         with new_hub() as hub:
@@ -518,7 +534,6 @@ class ReadmeTest(unittest.TestCase):
             return 200, None, b""
 
         with tern.Hub() as hub:
-            hub.set_wallclock()
             env = {"hub": hub, "tern": tern, "http_post": http_post}
             exec(compile(host, "README.md", "exec"), env)
             hook = env["hook"]
