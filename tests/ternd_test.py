@@ -139,7 +139,7 @@ def bin_hello(t, key, token, then=None, bport=None):
         s, rest = socket.create_connection(("127.0.0.1", bport), timeout=5), b""
         send = s.sendall
     else:
-        s, st, _, rest = ws_open(t, "/ws?session=" + key, protocol="tern.bin")
+        s, st, _, rest = ws_open(t.port, "/ws?session=" + key, protocol="tern.bin")
         if st != 101:
             s.close()
             return []
