@@ -32,25 +32,13 @@ import time
 import urllib.parse
 
 from wsclient import Connection
+import tap
+from tap import ok
 
 TERND = sys.argv[1]
 CHROMIUM = sys.argv[2]
 SSE_KEY = "page-sse"
 WS_KEY = "page-ws"
-
-n_tests = 0
-failed = 0
-
-
-def ok(cond, name):
-    global n_tests, failed
-    n_tests += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n_tests, name))
-    if not cond:
-        failed += 1
-    sys.stdout.flush()
-    return cond
-
 
 def wait_for(cond, timeout):
     """Polls cond() every 0.1 s until it is true or timeout passes;
@@ -237,8 +225,8 @@ def main():
         for done in reversed(cleanup):
             done()
         shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % n_tests)
-    return 1 if failed else 0
+    tap.plan()
+    return tap.exit_status()
 
 
 def run(tmp, cleanup):

@@ -33,24 +33,12 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import tap
+from tap import ok
 
 TERND = sys.argv[1]
 SECRET = "pub-secret"
 HOOK_TIMEOUT_MS = 500
-
-n_tests = 0
-failed = 0
-
-
-def ok(cond, name):
-    global n_tests, failed
-    n_tests += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n_tests, name))
-    if not cond:
-        failed += 1
-    sys.stdout.flush()
-    return cond
-
 
 def wait_for(pred, timeout):
     end = time.monotonic() + timeout
@@ -515,10 +503,10 @@ def main():
     shutil.rmtree(tmp, ignore_errors=True)
     elapsed = time.monotonic() - start
     ok(elapsed < 60, "ran in %.1f s" % elapsed)
-    print("1..%d" % n_tests)
-    if failed and t.lines:
+    tap.plan()
+    if tap.failed() and t.lines:
         sys.stderr.write("".join(t.lines))
-    return 1 if failed else 0
+    return tap.exit_status()
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ import time
 
 from wsclient import (WS_ACCEPT, ws_next_text, ws_open, ws_recv,
                       ws_send)
+import tap
+from tap import ok
 
 TERND = sys.argv[1]
 TCP_RECEIVER = sys.argv[2] if len(sys.argv) > 2 else None
@@ -40,20 +42,6 @@ if not CURL:
     # and the plan "1..0 # SKIP" as a skipped test.
     print("1..0 # SKIP curl is missing")
     sys.exit(0)
-
-n_tests = 0
-failed = 0
-
-
-def ok(cond, name):
-    global n_tests, failed
-    n_tests += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n_tests, name))
-    if not cond:
-        failed += 1
-    sys.stdout.flush()
-    return cond
-
 
 def websocket_checks(t):
     s, st, hd, rest = ws_open(t.port, "/ws?session=wsj",
@@ -333,8 +321,8 @@ def main():
         run(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % n_tests)
-    return 1 if failed else 0
+    tap.plan()
+    return tap.exit_status()
 
 
 def run(tmp):
