@@ -65,27 +65,22 @@ static tern_tstamp now(void) { return tern_posix_now(); }
 
 /* ---- parameters ------------------------------------------------------------- */
 
-/* Refuses parameters a route does not know (a typo would otherwise pass
-   silently) and repeated ones.  |known| is a NULL-ended list; "_" (the
-   cache buster some libraries add) is allowed everywhere.  Returns 1 when
-   the query is fine, or answers 400 and returns 0. */
-static int params_known(tern_http_request *req, const char *const *known) {
-  const char *name;
-  size_t nlen;
-  for (size_t i = 0;
-       tern_http_request_param_at(req, i, &name, &nlen, NULL, NULL); ++i) {
-    int ok = nlen == 1 && name[0] == '_';
-    for (const char *const *k = known; *k && !ok; ++k) {
-      ok = strlen(*k) == nlen && memcmp(*k, name, nlen) == 0;
-    }
-    char msg[96];
-    if (!ok) {
-      snprintf(msg, sizeof(msg), "unknown parameter %.*s",
-               (int)(nlen > 40 ? 40 : nlen), name);
-      error(req, 400, msg);
-      return 0;
-    }
+int ternd_param_known(tern_http_request *req, const char *const *known,
+                      const char *name, size_t nlen) {
+  int ok = nlen == 1 && name[0] == '_';
+  for (const char *const *k = known; *k && !ok; ++k) {
+    ok = strlen(*k) == nlen && memcmp(*k, name, nlen) == 0;
   }
+  if (!ok) {
+    char msg[96];
+    snprintf(msg, sizeof(msg), "unknown parameter %.*s",
+             (int)(nlen > 40 ? 40 : nlen), name);
+    error(req, 400, msg);
+  }
+  return ok;
+}
+
+int ternd_params_once(tern_http_request *req, const char *const *known) {
   for (const char *const *k = known; *k; ++k) {
     if (tern_http_request_param(req, *k, NULL, NULL) > 1) {
       char msg[80];
@@ -95,6 +90,22 @@ static int params_known(tern_http_request *req, const char *const *known) {
     }
   }
   return 1;
+}
+
+/* Refuses parameters a route does not know (a typo would otherwise pass
+   silently) and repeated ones.  |known| is a NULL-ended list; "_" (the
+   cache buster some libraries add) is allowed everywhere.  Returns 1 when
+   the query is fine, or answers 400 and returns 0. */
+static int params_known(tern_http_request *req, const char *const *known) {
+  const char *name;
+  size_t nlen;
+  for (size_t i = 0;
+       tern_http_request_param_at(req, i, &name, &nlen, NULL, NULL); ++i) {
+    if (!ternd_param_known(req, known, name, nlen)) {
+      return 0;
+    }
+  }
+  return ternd_params_once(req, known);
 }
 
 /* A decimal parameter in [0, max]: 1 and *out when present, 0 absent,

@@ -94,6 +94,13 @@ void ternd_on_abort(void *user_data, tern_http_request *req);
 void ternd_on_event(void *user_data, uint32_t worker, tern_driver *d,
                     const tern_event *ev);
 void ternd_pending_drop_all(ternd_shard *sh);
+/* The query checks of every route: ternd_param_known is 1 when |name| is
+   one of the NULL-ended |known| (or "_", a cache buster), and
+   ternd_params_once when none of them is given twice; otherwise each
+   answers 400 and returns 0. */
+int ternd_param_known(tern_http_request *req, const char *const *known,
+                      const char *name, size_t nlen);
+int ternd_params_once(tern_http_request *req, const char *const *known);
 /* The shard that owns session |key|. */
 ternd_shard *ternd_owner(ternd *t, const uint8_t *key, size_t keylen);
 /* Writes |len| bytes as the inside of a JSON string into |out| (room for

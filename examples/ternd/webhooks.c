@@ -306,27 +306,11 @@ static int known_only(const params *ps, tern_http_request *req,
                                            NULL)) {
       break;
     }
-    int ok = 0;
-    for (const char *const *k = known; *k && !ok; ++k) {
-      ok = strlen(*k) == nlen && memcmp(*k, name, nlen) == 0;
-    }
-    if (!ok) {
-      char msg[96];
-      snprintf(msg, sizeof(msg), "unknown parameter %.*s",
-               (int)(nlen > 40 ? 40 : nlen), name);
-      error(req, 400, msg);
+    if (!ternd_param_known(req, known, name, nlen)) {
       return 0;
     }
   }
-  for (const char *const *k = known; *k; ++k) {
-    if (tern_http_request_param(req, *k, NULL, NULL) > 1) {
-      char msg[80];
-      snprintf(msg, sizeof(msg), "parameter %s given twice", *k);
-      error(req, 400, msg);
-      return 0;
-    }
-  }
-  return 1;
+  return ternd_params_once(req, known);
 }
 
 /* ---- the routes ---------------------------------------------------------------- */
