@@ -1205,8 +1205,8 @@ typedef struct tern_policy {
   uint32_t zone;
   /* cap_count: at most this many NORMAL and LOW messages are sent to the
      session within any |cap_window|; the rest wait for the window to
-     slide (a message sent again after a lost connection counted once
-     and is not held by the cap; quiet hours hold it).  0 (default): no cap.  At most TERN_MAX_CAP. */
+     slide (a message sent again after a lost connection waits too, but
+     counts once).  0 (default): no cap.  At most TERN_MAX_CAP. */
   uint32_t cap_count;
   /* cap_window is the cap's sliding window.  Required with cap_count. */
   tern_duration cap_window;

@@ -703,6 +703,9 @@ msg *policy_peek(tern_hub *hub, session *s, tern_tstamp now);
 void policy_sent(tern_hub *hub, session *s, const msg *m, tern_tstamp now);
 /* policy_has_pending: a pending message may go, as of the last check. */
 int policy_has_pending(const session *s);
+/* policy_holds_back: NORMAL and LOW messages of |s| are held now (for
+   the simulator's checks). */
+int policy_holds_back(const session *s);
 /* policy_due: the policy's next deadline (a release, a fallback), NONE. */
 tern_tstamp policy_due(const session *s);
 /* policy_on_timer: releases a hold that ended, queues due FALLBACK

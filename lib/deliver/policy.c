@@ -46,6 +46,8 @@ struct spolicy {
   uint8_t active;
   uint8_t held;                /* NORMAL and LOW wait, as of the last look */
   tern_tstamp release_at;      /* when the hold may end; NONE unless held  */
+  tern_tstamp close_at;        /* not held: when the quiet hours begin (or
+                                  are to be checked again); NONE          */
   /* fallback */
   fbrec *fb, *fb_tail;
   fbrec *fb_spare;             /* reserved by a publish in progress        */
@@ -70,10 +72,13 @@ static uint64_t wall_at(const tern_hub *hub, tern_tstamp now) {
   return back < hub->wall_real ? hub->wall_real - back : 0;
 }
 
-/* How long the quiet hours still last at |now|; 0 outside them.  *zoned
-   is set when the offset came from the zone callback. */
+/* How long the quiet hours still last at |now|; 0 outside them, and then
+   *to_start says how long until they begin.  *zoned is set when the
+   offset came from the zone callback. */
 static tern_duration quiet_left(const tern_hub *hub, const spolicy *p,
-                                tern_tstamp now, int *zoned) {
+                                tern_tstamp now, int *zoned,
+                                tern_duration *to_start) {
+  *to_start = 0;
   if (p->quiet_start == p->quiet_end) {
     return 0;
   }
@@ -94,6 +99,8 @@ static tern_duration quiet_left(const tern_hub *hub, const spolicy *p,
                   ? sod >= p->quiet_start && sod < p->quiet_end
                   : sod >= p->quiet_start || sod < p->quiet_end;
   if (!quiet) {
+    uint32_t until = (p->quiet_start + DAY - sod) % DAY; /* >= 1 */
+    *to_start = (tern_duration)until * TERN_SECONDS - frac;
     return 0;
   }
   uint32_t left = (p->quiet_end + DAY - sod) % DAY; /* >= 1: sod != end */
@@ -111,45 +118,80 @@ static tern_tstamp cap_until(const spolicy *p, tern_tstamp now) {
   return until > now ? until : 0;
 }
 
-/* When NORMAL and LOW messages may go again (both rules must agree); 0:
-   now.  With a zone the answer is at most ZONE_RECHECK away. */
-static tern_tstamp hold_until(const tern_hub *hub, const spolicy *p,
-                              tern_tstamp now, int with_cap) {
-  tern_tstamp until = 0;
-  int zoned = 0;
-  tern_duration q = quiet_left(hub, p, now, &zoned);
-  if (q) {
-    until = add_sat(now, zoned && q > ZONE_RECHECK ? ZONE_RECHECK : q);
-  }
-  tern_tstamp c = with_cap ? cap_until(p, now) : 0;
-  return c > until ? c : until;
-}
-
 static int low_pending(const session *s) {
   return s->queue[TERN_PRIO_NORMAL] || s->queue[TERN_PRIO_LOW];
 }
 
-/* Starts, moves or ends the hold. */
-static void set_hold(tern_hub *hub, session *s, spolicy *p,
-                     tern_tstamp until) {
+/*
+ * Decides at |now| whether NORMAL and LOW messages wait (both rules must
+ * let them go), and sets the deadline at which that may change: the end
+ * of the hold, or, while nothing is held, the start of the quiet hours.
+ * Closing at the start too, rather than at the next send, keeps
+ * tern_conn_want_write exact for a host that serves its deadlines.  With
+ * a zone the deadline is at most ZONE_RECHECK away (its offset may
+ * change).
+ */
+static void evaluate(tern_hub *hub, session *s, spolicy *p, tern_tstamp now) {
+  tern_tstamp until = 0, close_at = TERN_TSTAMP_NONE;
+  if (p->active) {
+    int zoned = 0;
+    tern_duration to_start;
+    tern_duration q = quiet_left(hub, p, now, &zoned, &to_start);
+    tern_duration d = q ? q : to_start;
+    if (zoned && d > ZONE_RECHECK) {
+      d = ZONE_RECHECK;
+    }
+    if (q) {
+      until = add_sat(now, d);
+    } else if (to_start) {
+      close_at = add_sat(now, d);
+    }
+    tern_tstamp c = cap_until(p, now);
+    if (c > until) {
+      until = c;
+    }
+  }
+  tern_tstamp old = policy_due(s);
   if (until) {
     if (!p->held) {
       p->held = 1;
       ++hub->stats.policy_holds;
     }
-    if (p->release_at != until) {
-      p->release_at = until;
-      session_arm(hub, s);
+    p->release_at = until;
+    p->close_at = TERN_TSTAMP_NONE;
+  } else {
+    if (p->held) {
+      p->held = 0;
+      ++hub->stats.policy_releases;
+      if (low_pending(s)) {
+        session_notify(hub, s);
+      }
     }
-  } else if (p->held) {
-    p->held = 0;
     p->release_at = TERN_TSTAMP_NONE;
-    ++hub->stats.policy_releases;
+    p->close_at = close_at;
+  }
+  if (policy_due(s) != old) {
     session_arm(hub, s);
-    if (low_pending(s)) {
-      session_notify(hub, s);
+  }
+}
+
+/*
+ * Topic messages are not held (their members' cursors would let newer
+ * ones pass), but one sent before and returned by a lost connection waits
+ * in a pending queue among held messages: the first such one goes.  The
+ * walk runs only while a hold keeps messages pending.
+ */
+static msg *first_topic_msg(const session *s) {
+  for (int p = TERN_PRIO_NORMAL; p >= TERN_PRIO_LOW; --p) {
+    msg *h = s->queue[p], *m = h;
+    while (m) {
+      if (m->flags & MSG_TOPIC) {
+        return m;
+      }
+      m = m->next == h ? NULL : m->next;
     }
   }
+  return NULL;
 }
 
 msg *policy_peek(tern_hub *hub, session *s, tern_tstamp now) {
@@ -162,17 +204,18 @@ msg *policy_peek(tern_hub *hub, session *s, tern_tstamp now) {
   if (!m || !p->active) {
     return m;
   }
-  /* A message sent before (its connection was lost) counted against the
-     cap already: only the quiet hours hold it. */
-  tern_tstamp until = hold_until(hub, p, now, m->deliveries == 0);
-  set_hold(hub, s, p, until);
-  return until ? NULL : m;
+  /* Deadlines not served yet count as served now. */
+  if (p->held ? p->release_at <= now : p->close_at <= now) {
+    evaluate(hub, s, p, now);
+  }
+  return p->held ? first_topic_msg(s) : m;
 }
 
 void policy_sent(tern_hub *hub, session *s, const msg *m, tern_tstamp now) {
-  (void)hub;
   spolicy *p = s->tp->pol;
-  if (!p->cap_count || m->priority == TERN_PRIO_HIGH || m->deliveries) {
+  /* A message sent again (its connection was lost) counted once. */
+  if (!p->cap_count || m->priority == TERN_PRIO_HIGH || m->deliveries ||
+      (m->flags & MSG_TOPIC)) {
     return;
   }
   if (p->cap_len < p->cap_count) {
@@ -181,16 +224,27 @@ void policy_sent(tern_hub *hub, session *s, const msg *m, tern_tstamp now) {
     p->sends[p->cap_head] = now;
     p->cap_head = (p->cap_head + 1) % p->cap_count;
   }
+  if (p->cap_len == p->cap_count) {
+    evaluate(hub, s, p, now); /* the send that fills the cap closes it */
+  }
 }
 
 int policy_has_pending(const session *s) {
   const spolicy *p = s->tp->pol;
-  return s->queue[TERN_PRIO_HIGH] || (s->npending && !p->held);
+  if (s->queue[TERN_PRIO_HIGH] || (s->npending && !p->held)) {
+    return 1;
+  }
+  return s->npending && first_topic_msg(s) != NULL;
+}
+
+int policy_holds_back(const session *s) {
+  const spolicy *p = session_policy(s);
+  return p && p->held;
 }
 
 tern_tstamp policy_due(const session *s) {
   const spolicy *p = s->tp->pol;
-  tern_tstamp t = p->held ? p->release_at : TERN_TSTAMP_NONE;
+  tern_tstamp t = p->held ? p->release_at : p->close_at;
   return p->fb_due < t ? p->fb_due : t;
 }
 
@@ -228,8 +282,8 @@ static int fire_fallbacks(tern_hub *hub, session *s, spolicy *p,
 
 int policy_on_timer(tern_hub *hub, session *s, tern_tstamp now) {
   spolicy *p = s->tp->pol;
-  if (p->held && p->release_at <= now) {
-    set_hold(hub, s, p, low_pending(s) ? hold_until(hub, p, now, 1) : 0);
+  if (p->held ? p->release_at <= now : p->close_at <= now) {
+    evaluate(hub, s, p, now);
   }
   int rv = 0;
   if (p->fb_due <= now) {
@@ -253,6 +307,7 @@ static spolicy *policy_get(tern_hub *hub, session *s) {
     }
     memset(p, 0, sizeof(*p));
     p->release_at = TERN_TSTAMP_NONE;
+    p->close_at = TERN_TSTAMP_NONE;
     p->fb_due = TERN_TSTAMP_NONE;
     s->tp->pol = p;
   }
@@ -403,7 +458,7 @@ int tern_hub_set_policy(tern_hub *hub, const uint8_t *key, size_t keylen,
   if (!active) {
     if (p) {
       p->active = 0;
-      set_hold(hub, s, p, 0);
+      evaluate(hub, s, p, now); /* releases what it held */
       p->cap_count = 0;
       mem_free(&hub->mem, p->sends);
       p->sends = NULL;
@@ -461,9 +516,8 @@ int tern_hub_set_policy(tern_hub *hub, const uint8_t *key, size_t keylen,
   p->cap_window = tp->cap_window;
   p->active = 1;
   /* The new rules decide at once whether what waits may go. */
-  set_hold(hub, s, p,
-           p->held && low_pending(s) ? hold_until(hub, p, now, 1) : 0);
-  if (low_pending(s)) {
+  evaluate(hub, s, p, now);
+  if (low_pending(s) && !p->held) {
     session_notify(hub, s);
   }
   return 0;
