@@ -1994,7 +1994,8 @@ TERN_EXTERN int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m,
  * monotonic clock that started again from 0 keeps every TTL and dedup
  * window right (time passed while the hub was down counts).  Call it before
  * tern_hub_set_store; calling it again later (say, after the wall clock was
- * stepped) changes only what is stored from then on.  The core never reads
+ * stepped) changes only what is stored from then on.  The quiet hours of
+ * session policies (tern_hub_set_policy) read the same wall clock.  The core never reads
  * a clock: the host reads both (tern(3) shows how).
  *
  * Returns 0 or TERN_ERR_INVALID (hub NULL, |now| TERN_TSTAMP_NONE, |wall_ns|
