@@ -410,6 +410,39 @@ static void test_fallback_while_held(void) {
   tern_hub_del(hub);
 }
 
+/* FALLBACK is a duty event: without memory for it (here, a large payload
+   the event arena must grow for), tern_hub_handle_expiry says NOMEM and
+   the deadline stays due; nothing is lost. */
+static void test_fallback_nomem(void) {
+  tu_alloc a;
+  memset(&a, 0, sizeof(a));
+  tern_mem mem = tu_alloc_mem(&a);
+  tern_settings s = quiet_settings();
+  s.max_pool_bytes = 0;
+  tern_hub *hub = NULL;
+  CHECK_INT(tern_hub_new(&hub, &s, &mem), 0, "hub with a failing allocator");
+  static char big[65536];
+  memset(big, 'p', sizeof(big) - 1);
+  CHECK_INT(pub_fallback(hub, "f", "big", big, SEC(1), T0), 0,
+            "a 64 KiB message with a fallback deadline");
+  a.fail_at = a.calls + 1;
+  a.fail_rest = 1;
+  CHECK_INT(tern_hub_handle_expiry(hub, T0 + SEC(1)), TERN_ERR_NOMEM,
+            "no room for the event: NOMEM");
+  CHECK(tern_hub_get_expiry(hub) <= T0 + SEC(1), "the deadline stays due");
+  a.fail_at = 0;
+  a.fail_rest = 0;
+  CHECK_INT(tern_hub_handle_expiry(hub, T0 + SEC(2)), 0, "then it goes");
+  tern_event e;
+  int found = 0;
+  while (tern_hub_next_event(hub, &e) == 1) {
+    found += e.type == TERN_EV_FALLBACK && e.auxlen == sizeof(big) - 1;
+  }
+  CHECK_INT(found, 1, "one FALLBACK with the whole payload");
+  tern_hub_del(hub);
+  CHECK(a.outstanding == 0 && tu_alloc_finish(&a) == 0, "no leak");
+}
+
 static void test_invalid(void) {
   tern_hub *hub = hub_at(0);
   tern_policy p = quiet_policy();
@@ -585,6 +618,7 @@ int main(void) {
   test_cap_resend_counts_once();
   test_fallback();
   test_fallback_while_held();
+  test_fallback_nomem();
   test_invalid();
   test_nomem();
   test_storm();
