@@ -609,6 +609,39 @@ static void test_storm(void) {
   tern_hub_del(hub);
 }
 
+/* A HELLO that waited for the host (hello_accept) is deferred the same
+   way when the host accepts it past the rate. */
+static void test_storm_hello_accept(void) {
+  tu_alloc a;
+  memset(&a, 0, sizeof(a));
+  tern_mem mem = tu_alloc_mem(&a);
+  tern_settings s = quiet_settings();
+  s.accept_rate = 1;
+  s.hello_accept = 1;
+  tern_hub *hub = NULL;
+  CHECK_INT(tern_hub_new(&hub, &s, &mem), 0, "hub: accept rate 1, "
+                                             "hello_accept");
+  tern_conn *c[2];
+  tu_out o[2];
+  for (int i = 0; i < 2; ++i) {
+    CHECK_INT(tern_conn_new(&c[i], hub, T0), 0, "connection");
+    tu_hello(c[i], i ? "b" : "a", 0, 0, 0, NULL, T0);
+    CHECK_INT(tern_conn_accept(c[i], T0), 0, "accepted by the host");
+    tu_out_init(&o[i]);
+    tu_drain(&o[i], c[i], T0);
+  }
+  CHECK(!tern_conn_is_closed(c[0]) && deferred(&o[1], 30000),
+        "the first opens, the second is deferred");
+  for (int i = 0; i < 2; ++i) {
+    tern_conn_del(c[i]);
+    tu_out_free(&o[i]);
+  }
+  tu_events_drain(hub);
+  tern_hub_del(hub);
+  CHECK(a.outstanding == 0 && tu_alloc_finish(&a) == 0,
+        "no leak, nothing written after it was freed");
+}
+
 int main(void) {
   test_quiet_hours();
   test_quiet_start_deadline();
@@ -622,5 +655,6 @@ int main(void) {
   test_invalid();
   test_nomem();
   test_storm();
+  test_storm_hello_accept();
   return tap_done();
 }

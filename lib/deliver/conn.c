@@ -1119,12 +1119,17 @@ int tern_conn_accept(tern_conn *tc, tern_tstamp now) {
   if (rv == TERN_ERR_NOMEM) {
     return rv;
   }
-  a->hello_waiting = 0;
   if (rv != 0) {
+    a->hello_waiting = 0;
     conn_close(c, close_reason(rv), 0, rv, 0, now);
     return rv;
   }
-  aux_trim(c->hub, c);
+  /* A HELLO deferred by the accept rate closed the connection, which
+     freed the block already. */
+  if (c->aux) {
+    c->aux->hello_waiting = 0;
+    aux_trim(c->hub, c);
+  }
   return 0;
 }
 
