@@ -1256,9 +1256,9 @@ typedef int32_t (*tern_zone_fn)(uint32_t zone, int64_t wall_seconds,
 /*
  * tern_hub_set_zone_callback sets the hub's time-zone callback for the
  * policies with a |zone| (NULL |fn|: none; such policies then use their
- * utc_offset).  Around an offset change the hub checks a held session's
- * quiet hours again at least every 15 minutes.  Returns 0 or
- * TERN_ERR_INVALID (hub NULL).
+ * utc_offset).  The hub checks the quiet hours of a session with a zone
+ * at least every 15 minutes, so that an offset change is seen in time.
+ * Returns 0 or TERN_ERR_INVALID (hub NULL).
  */
 TERN_EXTERN int tern_hub_set_zone_callback(tern_hub *hub, tern_zone_fn fn,
                                            void *user_data);
