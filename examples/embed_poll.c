@@ -28,9 +28,10 @@
 
 #define MAX_PEERS 64
 
-/* One receiver: its socket, its tern_conn, the bytes it has not taken. */
+/* One receiver: its socket (-1: a free slot), its tern_conn, and the bytes
+   of the last tern_conn_write the socket has not taken yet. */
 typedef struct peer {
-  int fd; /* -1: a free slot */
+  int fd;
   tern_conn *conn;
   size_t off, len;
   uint8_t out[16384];
@@ -60,11 +61,11 @@ static void peer_flush(peer *p, tern_tstamp now) {
   while (p->fd >= 0) {
     if (p->off < p->len) {
       ssize_t n = send(p->fd, p->out + p->off, p->len - p->off, MSG_NOSIGNAL);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        return; /* full: poll asks for POLLOUT while off < len */
-      }
       if (n < 0 && errno != EINTR) {
-        peer_del(p);
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+          peer_del(p);
+        }
+        return; /* full: poll asks for POLLOUT while off < len */
       }
       p->off += n > 0 ? (size_t)n : 0;
       continue;
@@ -86,76 +87,71 @@ static void peer_read(peer *p, tern_tstamp now) {
   ssize_t n = recv(p->fd, buf, sizeof(buf), 0);
   if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
     peer_del(p); /* EOF or reset: no event follows, the host knows */
-  } else if (n > 0) {
-    /* A bad frame closes the connection: an end event says so. */
+  } else if (n > 0) { /* a bad frame closes it: an end event says so */
     (void)tern_conn_read(p->conn, buf, (size_t)n, now);
   }
 }
 
 static void accept_one(int lfd, tern_tstamp now) {
-  int fd = accept(lfd, NULL, NULL);
-  peer *p = NULL;
-  if (fd >= 0) {
-    fcntl(fd, F_SETFL, O_NONBLOCK); /* reads and writes never block */
+  int fd = accept(lfd, NULL, NULL), i = 0;
+  while (i < MAX_PEERS && peers[i].fd >= 0) {
+    ++i;
   }
-  for (int i = 0; i < MAX_PEERS && fd >= 0 && !p; ++i) {
-    p = peers[i].fd < 0 ? &peers[i] : NULL;
-  }
-  if (!p || tern_conn_new(&p->conn, hub, now) != 0) {
+  if (fd < 0 || i == MAX_PEERS || tern_conn_new(&peers[i].conn, hub, now)) {
     if (fd >= 0) {
       close(fd); /* full, or no memory */
     }
     return;
   }
-  p->fd = fd;
-  p->off = p->len = 0;
-  tern_conn_set_user_data(p->conn, p);
+  fcntl(fd, F_SETFL, O_NONBLOCK); /* reads and writes never block */
+  peers[i].fd = fd;
+  peers[i].off = peers[i].len = 0;
+  tern_conn_set_user_data(peers[i].conn, &peers[i]);
 }
 
-static void drain_events(tern_tstamp now) {
+/* Takes the hub's events and the connections that have bytes to send. */
+static void service(tern_tstamp now) {
   tern_event ev;
+  tern_conn *c;
   while (tern_hub_next_event(hub, &ev) == 1) {
-    peer *p = ev.conn ? tern_conn_get_user_data(ev.conn) : NULL;
     if (ev.type == TERN_EV_ACKED) {
       printf("acked %.*s\n", (int)ev.msg_idlen, (const char *)ev.msg_id);
     } else if (ev.type == TERN_EV_CONN_HELLO) {
       printf("hello %.*s\n", (int)ev.session_keylen,
              (const char *)ev.session_key);
-    } else if ((ev.type == TERN_EV_CONN_DEAD ||
-                ev.type == TERN_EV_CONN_CLOSED) && p) {
-      peer_flush(p, now); /* its last bytes (a GOAWAY), then it is deleted */
+    } else if (ev.type == TERN_EV_CONN_DEAD || ev.type == TERN_EV_CONN_CLOSED) {
+      peer_flush(tern_conn_get_user_data(ev.conn), now); /* then deleted */
     }
+  }
+  while ((c = tern_hub_next_ready(hub)) != NULL) {
+    peer_flush(tern_conn_get_user_data(c), now);
   }
 }
 
 int main(int argc, char **argv) {
   unsigned long port = 0, count = 0, interval = 1000, published = 0;
   const char *key = "r0";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    unsigned long v = strtoul(argv[i + 1], NULL, 10);
-    if (!strcmp(argv[i], "--port") && v < 65536) {
-      port = v;
-    } else if (!strcmp(argv[i], "--key")) {
-      key = argv[i + 1];
-    } else if (!strcmp(argv[i], "--count")) {
-      count = v;
-    } else if (!strcmp(argv[i], "--interval") && v > 0) {
-      interval = v;
-    } else {
-      argc = 0;
+  for (int i = 1; i < argc; i += 2) {
+    const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    unsigned long *n = !strcmp(f, "--port")       ? &port
+                       : !strcmp(f, "--count")    ? &count
+                       : !strcmp(f, "--interval") ? &interval
+                                                  : NULL;
+    if (v && !strcmp(f, "--key")) {
+      key = v;
+    } else if (!v || !n || (*n = strtoul(v, NULL, 10), port > 65535)) {
+      fprintf(stderr, "usage: embed_poll [--port PORT] [--key KEY] "
+                      "[--count N] [--interval MS]\n");
+      return 2;
     }
-  }
-  if (argc % 2 == 0) {
-    fprintf(stderr, "usage: embed_poll [--port PORT] [--key KEY] "
-                    "[--count N] [--interval MS]\n");
-    return 2;
   }
   setvbuf(stdout, NULL, _IOLBF, 0);
   struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART */
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-  struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+  struct sockaddr_in sin = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   socklen_t slen = sizeof(sin);
   setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -172,18 +168,16 @@ int main(int argc, char **argv) {
   tern_tstamp next_publish = mono_now() + interval * TERN_MILLISECONDS;
   while (!stop) {
     tern_tstamp now = mono_now();
-    if ((count == 0 || published < count) && now >= next_publish) {
+    int more = count == 0 || published < count;
+    if (more && now >= next_publish) {
       char id[24], payload[96];
       snprintf(id, sizeof(id), "m%lu", ++published);
-      tern_msg_desc d;
-      memset(&d, 0, sizeof(d));
-      d.id = (const uint8_t *)id;
-      d.idlen = strlen(id);
-      d.priority = TERN_PRIO_NORMAL;
-      d.flags = TERN_MSG_TRACE; /* SENT and ACKED events for it */
-      d.payload = (const uint8_t *)payload;
-      d.payloadlen = (size_t)snprintf(payload, sizeof(payload), "%s for %.60s",
-                                      id, key);
+      tern_msg_desc d = {.id = (const uint8_t *)id, .idlen = strlen(id),
+                         .priority = TERN_PRIO_NORMAL,
+                         .flags = TERN_MSG_TRACE, /* SENT, ACKED events */
+                         .payload = (const uint8_t *)payload};
+      d.payloadlen = (size_t)snprintf(payload, sizeof(payload),
+                                      "%s for %.60s", id, key);
       int rc = tern_hub_publish(hub, (const uint8_t *)key, strlen(key), &d,
                                 now, NULL);
       printf("published %s: %s\n", id, rc ? tern_strerror(rc) : "ok");
@@ -192,13 +186,9 @@ int main(int argc, char **argv) {
     if (tern_hub_get_expiry(hub) <= now) { /* heartbeats, liveness, TTLs */
       tern_hub_handle_expiry(hub, now);
     }
-    drain_events(now);
-    tern_conn *c;
-    while ((c = tern_hub_next_ready(hub)) != NULL) {
-      peer_flush(tern_conn_get_user_data(c), now);
-    }
+    service(now);
     /* Sleep until a socket is ready, the hub's next deadline or the next
-       publish, whichever comes first. */
+       publish, whichever comes first (at most a second). */
     struct pollfd pfd[MAX_PEERS + 1] = {{.fd = lfd, .events = POLLIN}};
     for (int i = 0; i < MAX_PEERS; ++i) {
       pfd[i + 1].fd = peers[i].fd; /* -1 is ignored by poll */
@@ -206,14 +196,11 @@ int main(int argc, char **argv) {
           (short)(POLLIN | (peers[i].off < peers[i].len ? POLLOUT : 0));
     }
     tern_tstamp wake = tern_hub_get_expiry(hub);
-    if ((count == 0 || published < count) && next_publish < wake) {
-      wake = next_publish;
-    }
+    wake = more && next_publish < wake ? next_publish : wake;
     tern_duration left = wake > now ? wake - now : 0;
-    int ms = left > TERN_SECONDS ? 1000
-                                 : (int)((left + TERN_MILLISECONDS - 1) /
-                                         TERN_MILLISECONDS);
-    if (poll(pfd, MAX_PEERS + 1, ms) < 0) {
+    left = left < TERN_SECONDS ? left : TERN_SECONDS;
+    if (poll(pfd, MAX_PEERS + 1,
+             (int)((left + TERN_MILLISECONDS - 1) / TERN_MILLISECONDS)) < 0) {
       continue; /* EINTR: a signal */
     }
     now = mono_now();
@@ -232,9 +219,8 @@ int main(int argc, char **argv) {
   /* Tell every receiver to come back in up to 5 s, give each socket what
      it takes of that at once, and leave. */
   tern_hub_goaway_all(hub, TERN_GOAWAY_RESTART, 5 * TERN_SECONDS, mono_now());
-  drain_events(mono_now());
+  service(mono_now());
   for (int i = 0; i < MAX_PEERS; ++i) {
-    peer_flush(&peers[i], mono_now());
     if (peers[i].fd >= 0) {
       peer_del(&peers[i]);
     }

@@ -373,8 +373,9 @@ TERN_EXTERN void tern_socket_end(tern_socket *s);
    read, write or close it). */
 TERN_EXTERN int tern_socket_fd(const tern_socket *s);
 
-/* tern_socket_get_conn returns the tern_conn of a binary socket, NULL for
-   a host socket. */
+/* tern_socket_get_conn returns the tern_conn of a binary socket, and of a
+   tern_http stream or WebSocket once its head is written; NULL for
+   another host socket. */
 TERN_EXTERN tern_conn *tern_socket_get_conn(const tern_socket *s);
 
 /* tern_socket_get_driver returns the socket's driver. */
@@ -650,8 +651,8 @@ typedef struct tern_http_stats {
 TERN_EXTERN void tern_http_get_stats(const tern_http *h, tern_http_stats *st,
                                      size_t size);
 
-/* tern_http_request_method returns the method: "GET", "HEAD", "POST" or
-   "OPTIONS" (other methods are answered 501 by the server). */
+/* tern_http_request_method returns the method: "GET", "HEAD", "POST",
+   "OPTIONS" or "DELETE" (other methods are answered 501 by the server). */
 TERN_EXTERN const char *tern_http_request_method(const tern_http_request *r);
 
 /* tern_http_request_path returns the decoded path (starting with '/',
@@ -804,6 +805,200 @@ TERN_EXTERN int tern_http_respond_websocket(tern_http_request *r,
                                             const tern_stream_opts *opts,
                                             const char *headers,
                                             tern_conn **pconn);
+
+/* ---- HTTP/1.1: the client web hooks need ---------------------------------- */
+
+/*
+ * tern_http_client makes HTTP/1.1 requests on a driver's loop, without
+ * blocking: numeric IPv4 and IPv6 hosts and "localhost", plain TCP, one
+ * connection per request ("Connection: close"), a connect timeout and a
+ * timeout for the whole exchange, and a strict bounded response parser
+ * (status line, headers, Content-Length, chunked or close-delimited
+ * bodies; 1xx interim answers skipped).  The answer, or the transport
+ * error that stood in for it, comes back through a callback on the loop's
+ * thread.  tern_http_client_new(3) gives the rules.
+ */
+typedef struct tern_http_client tern_http_client;
+
+/* TERN_HTTP_CLIENT_OPTIONS_V1 is the first layout of
+   tern_http_client_options. */
+#define TERN_HTTP_CLIENT_OPTIONS_V1 1
+/* TERN_HTTP_CLIENT_OPTIONS_VERSION is its layout in this header. */
+#define TERN_HTTP_CLIENT_OPTIONS_VERSION TERN_HTTP_CLIENT_OPTIONS_V1
+
+/* tern_http_client_options configures a client.  Fill it with
+   tern_http_client_options_default; fields are only ever appended. */
+typedef struct tern_http_client_options {
+  uint32_t version;
+  /* connect_timeout: the TCP connection must be up within this time of
+     the send.  5 s; 1 ms..1 h. */
+  tern_duration connect_timeout;
+  /* timeout: the whole answer must be in within this time of the send.
+     10 s; 1 ms..1 h, at least connect_timeout. */
+  tern_duration timeout;
+  /* max_head: status line and header lines of an answer.  8 KiB;
+     256..1 MiB. */
+  size_t max_head;
+  /* max_headers: header lines (and trailer lines) of an answer.  64;
+     1..1024. */
+  size_t max_headers;
+  /* max_body: the longest body an answer may have (more is an error);
+     the first keep_body bytes of it are handed over, the rest dropped.
+     1 MiB; at most 64 MiB. */
+  uint64_t max_body;
+  /* keep_body: body bytes kept for the callback.  4 KiB; at most
+     max_body and 1 MiB. */
+  size_t keep_body;
+  /* max_requests: requests outstanding at once; more is TERN_ERR_FULL.
+     256; 1..65536. */
+  uint32_t max_requests;
+} tern_http_client_options;
+
+/* tern_http_client_options_default_versioned fills the fields of layout
+   |version| of |o| with the defaults and sets o->version (an unknown
+   |version| sets it to 0, which tern_http_client_new refuses).  NULL does
+   nothing.  Call it through the macro. */
+TERN_EXTERN void
+tern_http_client_options_default_versioned(uint32_t version,
+                                           tern_http_client_options *o);
+#define tern_http_client_options_default(o) \
+  tern_http_client_options_default_versioned(                     \
+      TERN_HTTP_CLIENT_OPTIONS_VERSION, (o))
+
+/* tern_http_client_request is one request to make.  Read during
+   tern_http_client_send and not kept: everything is copied. */
+typedef struct tern_http_client_request {
+  /* method: a token ("GET", "POST", ...).  Required. */
+  const char *method;
+  /* url: "http://HOST[:PORT][/PATH[?QUERY]]", |urllen| bytes: HOST a
+     numeric IPv4 address, "[IPv6]" or "localhost" (127.0.0.1), PORT 80
+     when absent, PATH "/" when absent; visible ASCII, no '#'. */
+  const char *url;
+  size_t urllen;
+  /* query: appended after "?" (or "&" when the URL has a query already),
+     as given (percent-encoded by the caller).  NULL or 0: none. */
+  const char *query;
+  size_t querylen;
+  /* headers: |nheaders| header lines to send after Host (names are
+     tokens, values without CR, LF or NUL); the client adds Host,
+     Content-Length (when there is a body or the method is POST) and
+     "Connection: close".  tern_hook_header's layout: a hook's request
+     passes its headers as they are. */
+  const tern_hook_header *headers;
+  size_t nheaders;
+  /* body: |bodylen| bytes sent with Content-Length.  NULL and 0: none. */
+  const void *body;
+  size_t bodylen;
+} tern_http_client_request;
+
+/* tern_http_client_answer is what came back: valid during the callback
+   only. */
+typedef struct tern_http_client_answer {
+  /* error: 0 when an answer came, else the transport error and status 0:
+     TERN_ERR_CLOSED (connection refused, reset, or closed before the
+     answer ended), TERN_ERR_LIMIT (a timeout), TERN_ERR_PROTO (a
+     malformed answer), TERN_ERR_TOO_LARGE (an answer over a limit),
+     TERN_ERR_STORE (a system call failed; errno is lost by then). */
+  int error;
+  /* status: 200..599 (the final answer), 0 with an error. */
+  int status;
+  /* retry_after: the first Retry-After value (trimmed, not
+     NUL-terminated), NULL when absent. */
+  const char *retry_after;
+  size_t retry_afterlen;
+  /* body: its first keep_body bytes (NULL when empty); bodylen their
+     count; body_total the whole body's length. */
+  const uint8_t *body;
+  size_t bodylen;
+  uint64_t body_total;
+} tern_http_client_answer;
+
+/* tern_http_client_cb receives the answer to a request, on the loop's
+   thread, exactly once per successful tern_http_client_send (unless the
+   client is deleted first).  It may send again; it may not delete the
+   client. */
+typedef void (*tern_http_client_cb)(void *user_data,
+                                    const tern_http_client_answer *a);
+
+/*
+ * tern_http_client_new makes a client on driver |d|'s loop with options
+ * |o| (NULL: defaults; copied) and stores it in |*pc|.  Delete it before
+ * tern_driver_del.  Returns 0, TERN_ERR_INVALID (NULL arguments, an
+ * unknown version, an option out of range), TERN_ERR_NOMEM or the loop's
+ * timer_add error.
+ */
+TERN_EXTERN int tern_http_client_new(tern_http_client **pc, tern_driver *d,
+                                     const tern_http_client_options *o);
+
+/*
+ * tern_http_client_send starts request |req| (copied) and returns at
+ * once; |cb| gets the answer with |user_data| later, never from inside
+ * this call.  Returns 0, TERN_ERR_INVALID (NULL arguments, a URL or
+ * header the client cannot send), TERN_ERR_TOO_LARGE (a request over
+ * 64 MiB), TERN_ERR_FULL (max_requests outstanding), TERN_ERR_NOMEM (no
+ * memory, or no socket could be made) or the loop's io_add error; |cb| is
+ * not called after an error.  A failure to connect is no error
+ * here: it comes to |cb| as TERN_ERR_CLOSED.
+ */
+TERN_EXTERN int tern_http_client_send(tern_http_client *c,
+                                      const tern_http_client_request *req,
+                                      tern_http_client_cb cb,
+                                      void *user_data);
+
+/* tern_http_client_pending returns the requests outstanding (sent, not
+   yet answered). */
+TERN_EXTERN uint32_t tern_http_client_pending(const tern_http_client *c);
+
+/* tern_http_client_del closes the connections of the requests still
+   outstanding (their callbacks are not called) and frees the client.
+   Not from inside its callback.  NULL does nothing. */
+TERN_EXTERN void tern_http_client_del(tern_http_client *c);
+
+/* ---- web hooks on the loop ------------------------------------------------- */
+
+/*
+ * tern_hook_sender makes the web hooks of a driver's hub go out
+ * (tern-hooks(7)): in every turn of the driver it takes the requests due
+ * (tern_hub_next_hook_request), makes them with a tern_http_client whose
+ * target URL is the hook's target, and reports each answer
+ * (tern_hub_hook_done: the status, Retry-After and body, or
+ * TERN_HOOK_NO_ANSWER for a transport error or a timeout).  The driver's
+ * timer follows the hub's expiry, so batches and retries go out on time.
+ */
+typedef struct tern_hook_sender tern_hook_sender;
+
+/* tern_hook_sender_stats holds a sender's counters since it was made. */
+typedef struct tern_hook_sender_stats {
+  uint64_t requests;       /* requests taken from the hub                   */
+  uint64_t answered;       /* answers with a status                         */
+  uint64_t no_answer;      /* transport errors and timeouts                 */
+  uint64_t refused;        /* requests the client refused (a bad URL...)   */
+  uint32_t outstanding;    /* requests on the wire now                      */
+} tern_hook_sender_stats;
+
+/*
+ * tern_hook_sender_new makes a sender for the hub of driver |d| with the
+ * client options |o| (NULL: defaults) and stores it in |*ps|.  One per
+ * driver.  A request the client refuses (a target that is no URL it can
+ * reach) is reported as TERN_HOOK_NO_ANSWER.  Delete it before
+ * tern_driver_del.  Returns 0, TERN_ERR_INVALID, TERN_ERR_STATE (the
+ * driver has a sender), TERN_ERR_NOMEM or the error of
+ * tern_http_client_new.
+ */
+TERN_EXTERN int tern_hook_sender_new(tern_hook_sender **ps, tern_driver *d,
+                                     const tern_http_client_options *o);
+
+/* tern_hook_sender_get_stats copies the first |size| bytes of the
+   sender's counters into |st|, zero past the fields this library
+   knows. */
+TERN_EXTERN void tern_hook_sender_get_stats(const tern_hook_sender *s,
+                                            tern_hook_sender_stats *st,
+                                            size_t size);
+
+/* tern_hook_sender_del closes the requests on the wire (the hub gets no
+   answer for them: they stay outstanding in it until the hub is deleted)
+   and frees the sender.  NULL does nothing. */
+TERN_EXTERN void tern_hook_sender_del(tern_hook_sender *s);
 
 /* ---- subscriber tokens ------------------------------------------------------ */
 

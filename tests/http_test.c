@@ -130,7 +130,7 @@ static const tcase cases[] = {
   {"HTTP/0.9 number", "GET / HTTP/0.9\r\nHost: x\r\n\r\n", 505},
   {"method with bad character", "G(T /" H11 "\r\n", 400},
   {"PUT not implemented", "PUT /" H11 "\r\n", 501},
-  {"DELETE not implemented", "DELETE /" H11 "\r\n", 501},
+  {"PATCH not implemented", "PATCH /" H11 "\r\n", 501},
   {"CONNECT not implemented", "CONNECT x:443" H11 "\r\n", 501},
   {"lowercase get not implemented", "get /" H11 "\r\n", 501},
   {"absolute-form target", "GET http://x/" H11 "\r\n", 400},

@@ -29,6 +29,9 @@ import tempfile
 import threading
 import time
 
+from wsclient import (WS_ACCEPT, ws_next_text, ws_open, ws_recv,
+                      ws_send)
+
 TERND = sys.argv[1]
 TCP_RECEIVER = sys.argv[2] if len(sys.argv) > 2 else None
 CURL = shutil.which("curl")
@@ -52,81 +55,9 @@ def ok(cond, name):
     return cond
 
 
-# ---- WebSocket (a stdlib client: RFC 6455 frames, masked) ---------------------
-
-WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="          # RFC 6455's example key
-WS_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="    # and its answer
-
-
-def ws_open(t, path, protocol=None, version="13"):
-    s = socket.create_connection(("127.0.0.1", t.port), timeout=5)
-    head = ("GET %s HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
-            "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-            "Sec-WebSocket-Version: %s\r\n" % (path, WS_KEY, version))
-    if protocol:
-        head += "Sec-WebSocket-Protocol: %s\r\n" % protocol
-    s.sendall((head + "\r\n").encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        buf += chunk
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1]) if lines and lines[0] else 0
-    hdrs = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        hdrs[k.strip().lower()] = v.strip()
-    return s, status, hdrs, rest
-
-
-def ws_send(s, opcode, payload):
-    mask = os.urandom(4)
-    n = len(payload)
-    if n < 126:
-        head = bytes([0x80 | opcode, 0x80 | n])
-    else:
-        head = bytes([0x80 | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
-    s.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-
-
-def ws_recv(s, rest):
-    """One server frame: (opcode, payload, rest); unmasked, unfragmented."""
-    buf = rest
-    def need(n):
-        nonlocal buf
-        while len(buf) < n:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise EOFError
-            buf += chunk
-    need(2)
-    op, n = buf[0] & 0x0f, buf[1] & 0x7f
-    off = 2
-    if n == 126:
-        need(4)
-        n, off = int.from_bytes(buf[2:4], "big"), 4
-    elif n == 127:
-        need(10)
-        n, off = int.from_bytes(buf[2:10], "big"), 10
-    need(off + n)
-    return op, buf[off:off + n], buf[off + n:]
-
-
-def ws_next_text(s, rest):
-    """The next text message, answering pings on the way."""
-    while True:
-        op, data, rest = ws_recv(s, rest)
-        if op == 9:
-            ws_send(s, 10, data)
-            continue
-        return op, data, rest
-
-
 def websocket_checks(t):
-    s, st, hd, rest = ws_open(t, "/ws?session=wsj", protocol="tern.json")
+    s, st, hd, rest = ws_open(t.port, "/ws?session=wsj",
+                              protocol="tern.json")
     ok(st == 101 and hd.get("sec-websocket-accept") == WS_ACCEPT and
        hd.get("sec-websocket-protocol") == "tern.json" and
        hd.get("upgrade", "").lower() == "websocket",
@@ -153,17 +84,109 @@ def websocket_checks(t):
        "tern.json: a CLOSE is echoed with its code")
     s.close()
     # tern.bin: the binary framing's HELLO goes in-band; WELCOME comes back
-    s, st, hd, rest = ws_open(t, "/ws?session=wsb", protocol="tern.bin")
+    s, st, hd, rest = ws_open(t.port, "/ws?session=wsb", protocol="tern.bin")
     ok(st == 101 and hd.get("sec-websocket-protocol") == "tern.bin",
        "GET /ws: tern.bin chosen when offered")
     s.close()
-    s, st, hd, _ = ws_open(t, "/ws?session=wsj", version="8")
+    s, st, hd, _ = ws_open(t.port, "/ws?session=wsj", version="8")
     ok(st == 426 and hd.get("sec-websocket-version") == "13",
        "GET /ws with version 8: 426 naming version 13")
     s.close()
-    s, st, _, _ = ws_open(t, "/ws?session=wsj", protocol="mqtt")
+    s, st, _, _ = ws_open(t.port, "/ws?session=wsj", protocol="mqtt")
     ok(st == 400, "GET /ws offering only another subprotocol: 400")
     s.close()
+
+
+
+# ---- the binary framing in Python (tern-protocol(7)), for HELLO checks ------
+
+def varint(v):
+    if v < 64:
+        return bytes([v])
+    if v < 16384:
+        return (0x4000 | v).to_bytes(2, "big")
+    if v < (1 << 30):
+        return (0x80000000 | v).to_bytes(4, "big")
+    return ((3 << 62) | v).to_bytes(8, "big")
+
+
+def blob(b):
+    return varint(len(b)) + b
+
+
+def frame(ftype, body):
+    return bytes([ftype]) + varint(len(body)) + body
+
+
+def hello(key, token):
+    return frame(1, varint(1) + varint(0) + bytes(8) + varint(0) +
+                 blob(key.encode()) + blob(token.encode()))
+
+
+def read_varint(b, off):
+    n = 1 << (b[off] >> 6)
+    v = b[off] & 0x3f
+    for x in b[off + 1:off + n]:
+        v = (v << 8) | x
+    return v, off + n
+
+
+def bin_hello(t, key, token, then=None, bport=None):
+    """Sends HELLO over /ws tern.bin (or plain TCP to --bin-listen's
+    |bport|), and |then| once WELCOME came; returns the server's frames as
+    (type, body) until it closes or 2 s pass."""
+    if bport:
+        s, rest = socket.create_connection(("127.0.0.1", bport), timeout=5), b""
+        send = s.sendall
+    else:
+        s, st, _, rest = ws_open(t.port, "/ws?session=" + key, protocol="tern.bin")
+        if st != 101:
+            s.close()
+            return []
+        send = lambda b: ws_send(s, 2, b)
+
+    def recv():
+        nonlocal rest
+        if bport:
+            return s.recv(65536) or None
+        op, payload, rest = ws_recv(s, rest)
+        return None if op == 8 else payload if op == 2 else b""
+    send(hello(key, token))
+    frames, data, off = [], b"", 0
+    s.settimeout(2)
+    try:
+        while True:
+            chunk = recv()
+            if chunk is None:
+                break
+            data += chunk
+            while off + 2 <= len(data):
+                n, body = read_varint(data, off + 1)
+                if body + n > len(data):
+                    break
+                frames.append((data[off], data[body:body + n]))
+                off = body + n
+                if frames[-1][0] == 2 and then:
+                    send(then)
+    except (EOFError, OSError):
+        pass
+    s.close()
+    return frames
+
+
+def goaway_reason(frames):
+    for ftype, body in frames:
+        if ftype == 8:
+            return read_varint(body, 0)[0]
+    return None
+
+
+def puback_status(frames):
+    for ftype, body in frames:
+        if ftype == 10:
+            _, off = read_varint(body, 0)
+            return read_varint(body, off)[0]
+    return None
 
 
 class Ternd:
@@ -445,7 +468,7 @@ def run(tmp):
     for method, path, want, what in [
         ("GET", "/publish?session=z", 405, "GET /publish"),
         ("POST", "/stream?session=z", 405, "POST /stream"),
-        ("DELETE", "/", 501, "DELETE /"),
+        ("PUT", "/", 501, "PUT /"),
         ("POST", "/publish?session=z&prio=urgent", 400, "prio=urgent"),
         ("POST", "/publish?session=z&ttl=-1", 400, "ttl=-1"),
         ("POST", "/publish?session=z&colour=red", 400, "unknown parameter"),
@@ -524,7 +547,9 @@ def run(tmp):
         t.stop()
 
     # ---- secrets and tokens ------------------------------------------------------------
-    t = Ternd("--publish-secret", "pubsecret", "--token-secret", "toksecret")
+    t = Ternd("--publish-secret", "pubsecret", "--token-secret", "toksecret",
+              "--bin-listen", "127.0.0.1:0")
+    bport = int(re.search(r"tcp://127.0.0.1:(\d+)", t.first).group(1))
     st, hd, _ = t.publish("session=eve", b"x")
     ok(st == 401 and "bearer" in hd.get("www-authenticate", "").lower(),
        "publish without the secret: 401")
@@ -558,6 +583,42 @@ def run(tmp):
        "poll with a valid token: 200")
     st, _, _ = t.req("POST", "/ack?session=eve&seq=1")
     ok(st == 401, "ack without a token: 401")
+    # the binary framing's HELLO carries the token (or the publisher secret)
+    f = bin_hello(t, "eve", "junk")
+    ok(goaway_reason(f) == 4 and not any(ft == 2 for ft, _ in f),
+       "tern.bin HELLO with a bad token: GOAWAY REJECTED, no WELCOME")
+    f = bin_hello(t, "eve", expired)
+    ok(goaway_reason(f) == 4, "tern.bin HELLO with an expired token: REJECTED")
+    f = bin_hello(t, "mallory", tok)
+    ok(goaway_reason(f) == 4,
+       "tern.bin HELLO with another session's token: REJECTED")
+    f = bin_hello(t, "eve", tok)
+    ok(f and f[0][0] == 2, "tern.bin HELLO with a valid token: WELCOME")
+    pub = frame(9, varint(1) + varint(1) + blob(b"eve") + varint(0) +
+                blob(b"b1") + varint(0) + b"from a producer")
+    f = bin_hello(t, "eve", "junk", bport=bport)
+    ok(goaway_reason(f) == 4 and not any(ft == 2 for ft, _ in f),
+       "--bin-listen HELLO with a bad token: GOAWAY REJECTED, no WELCOME")
+    f = bin_hello(t, "prod", "pubsecret", then=pub, bport=bport)
+    ok(f and f[0][0] == 2 and puback_status(f) == 0,
+       "a producer presenting the publisher secret publishes (PUBACK 0)")
+    f = bin_hello(t, "prod", "nope", then=pub, bport=bport)
+    ok(goaway_reason(f) == 4 and puback_status(f) is None,
+       "a wrong publisher secret is a bad token: REJECTED, nothing published")
+    f = bin_hello(t, "prod", "pubsecret", then=pub)
+    ok(goaway_reason(f) == 4 and not any(ft == 2 for ft, _ in f),
+       "the publisher secret over WebSocket tern.bin: REJECTED (producers "
+       "use --bin-listen)")
+    t.stop()
+    t = Ternd("--publish-secret", "pubsecret", "--bin-listen", "127.0.0.1:0")
+    bport = int(re.search(r"tcp://127.0.0.1:(\d+)", t.first).group(1))
+    f = bin_hello(t, "rx", "nope", then=pub, bport=bport)
+    ok(f and f[0][0] == 2 and goaway_reason(f) == 4 and
+       puback_status(f) is None,
+       "without --token-secret a wrong secret makes a receiver; "
+       "its PUBLISH: GOAWAY REJECTED")
+    st, _, _ = t.req("GET", "/poll?session=eve&timeout=0")
+    ok(st == 204, "and nothing reached its target")
     t.stop()
 
     # ---- --threads 3: sessions sharded, requests forwarded --------------------

@@ -6,7 +6,8 @@
  *
  *   ternd [--listen ADDR:PORT] [--bin-listen ADDR:PORT] [--data DIR]
  *         [--no-store] [--threads N] [--publish-secret S]
- *         [--token-secret S] [--max-pending N] [--demo]
+ *         [--token-secret S] [--max-pending N] [--hook-timeout MS]
+ *         [--demo]
  *   ternd token --secret S --session KEY --ttl SECONDS
  */
 #define _POSIX_C_SOURCE 200809L
@@ -27,7 +28,7 @@ static void usage(FILE *f) {
           "usage: ternd [--listen ADDR:PORT] [--bin-listen ADDR:PORT]\n"
           "             [--data DIR | --no-store] [--threads N]\n"
           "             [--publish-secret S] [--token-secret S]\n"
-          "             [--max-pending N] [--demo]\n"
+          "             [--max-pending N] [--hook-timeout MS] [--demo]\n"
           "       ternd token --secret S --session KEY --ttl SECONDS\n"
           "See ternd(8).\n");
 }
@@ -79,6 +80,7 @@ static int parse_flags(int argc, char **argv, ternd_config *c) {
   c->data_dir = "./ternd-data";
   c->threads = 1;
   c->max_pending = 10000;
+  c->hook_timeout = 10 * TERN_SECONDS;
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -120,6 +122,13 @@ static int parse_flags(int argc, char **argv, ternd_config *c) {
         fprintf(stderr, "ternd: --max-pending wants 1 to 100000000\n");
         return -1;
       }
+    } else if (strcmp(a, "--hook-timeout") == 0) {
+      uint32_t ms;
+      if (parse_u32(v, 1, 3600000, &ms) != 0) {
+        fprintf(stderr, "ternd: --hook-timeout wants 1 to 3600000 (ms)\n");
+        return -1;
+      }
+      c->hook_timeout = (tern_duration)ms * TERN_MILLISECONDS;
     } else if (strcmp(a, "--publish-secret") == 0) {
       c->publish_secret = *v ? v : NULL;
     } else if (strcmp(a, "--token-secret") == 0) {
@@ -222,6 +231,7 @@ static void shutdown_all(ternd *t) {
       }
     }
   }
+  tern_hook_sender_del(t->hook_sender);
   for (uint32_t i = 0; i < t->n; ++i) {
     tern_http_del(t->shards[i].http);
   }
@@ -285,8 +295,15 @@ int main(int argc, char **argv) {
     sh->hub = tern_driver_get_hub(sh->d);
     if (!t.cfg.no_store) {
       open_store(&t, sh, now);
+    } else {
+      /* Web hooks sign with the wall clock's seconds. */
+      tern_hub_set_wallclock(sh->hub, now, wall_ns());
     }
     start_http(&t, sh);
+  }
+  rc = ternd_webhooks_start(&t);
+  if (rc != 0) {
+    die("web hooks", rc);
   }
   if (t.cfg.bin_listen) {
     rc = tern_workers_listen(t.w, t.cfg.bin_host, t.cfg.bin_port, &t.bin_port);

@@ -506,19 +506,27 @@ void ternd_on_event(void *user_data, uint32_t worker, tern_driver *d,
       }
     }
     free(p);
+  } else if (ev->type >= TERN_EV_HOOK_DROPPED &&
+             ev->type <= TERN_EV_HOOK_VERIFIED) {
+    ternd_webhooks_event(ev);
   } else if (ev->type == TERN_EV_CONN_HELLO && ev->conn) {
     /* Every binary HELLO (--bin-listen, /ws tern.bin) waits for this
        (settings.hello_accept).  A producer presents the publisher secret
        as its token ("publisher" without --publish-secret) and may then
-       publish (PUBLISH/PUBACK); a receiver with --token-secret presents
-       its token, checked as a web subscriber's. */
+       publish (PUBLISH/PUBACK), on --bin-listen only; a receiver with
+       --token-secret presents its token, checked as a web subscriber's. */
     const char *pub = t->cfg.publish_secret ? t->cfg.publish_secret
                                             : "publisher";
     const char *secret = t->cfg.token_secret;
     if (ev->auxlen == strlen(pub) &&
         memcmp(ev->aux, pub, ev->auxlen) == 0) {
-      if (tern_conn_allow_publish(ev->conn, 1) != 0) {
-        tern_conn_goaway(ev->conn, TERN_GOAWAY_INTERNAL, 1000, now());
+      int rc = tern_conn_allow_publish(ev->conn, 1);
+      if (rc != 0) { /* STATE: a WebSocket (a producer must be able to stop
+                        reading, which a WebSocket message does not allow) */
+        tern_conn_goaway(ev->conn,
+                         rc == TERN_ERR_STATE ? TERN_GOAWAY_REJECTED
+                                              : TERN_GOAWAY_INTERNAL,
+                         rc == TERN_ERR_STATE ? 0 : 1000, now());
         return;
       }
       tern_conn_accept(ev->conn, now());
@@ -730,6 +738,21 @@ static void route_subscribe(ternd_shard *sh, tern_http_request *req, int subscri
    acks as {"ack":N}; the default when the client names no subprotocol) or
    tern.bin (the binary framing: the HELLO names the session, which should
    be KEY, the shard that owns it). */
+/* Whether an upgrade would get tern.bin, whose HELLO carries the token
+   (checked in ternd_on_event, with the publisher secret of a producer);
+   tern.json's token is in the query, as a stream's. */
+static int ws_offers_bin(const tern_http_request *req) {
+  const char *key = NULL, *ver = NULL, *pro = NULL;
+  size_t keyl = 0, verl = 0, prol = 0;
+  tern_ws_answer a;
+  tern_http_request_header(req, "Sec-WebSocket-Key", &key, &keyl);
+  tern_http_request_header(req, "Sec-WebSocket-Version", &ver, &verl);
+  tern_http_request_header(req, "Sec-WebSocket-Protocol", &pro, &prol);
+  return tern_ws_handshake(key, keyl, ver, verl, pro, prol,
+                           TERN_FRAMING_WS_JSON, &a, sizeof(a)) == 0 &&
+         a.framing == TERN_FRAMING_WS_BIN;
+}
+
 static void route_ws(ternd_shard *sh, tern_http_request *req) {
   static const char *const known[] = {"session", "seq", "token", NULL};
   if (!method_is(req, "GET")) {
@@ -741,7 +764,8 @@ static void route_ws(ternd_shard *sh, tern_http_request *req) {
   }
   const uint8_t *key;
   size_t keylen;
-  if (!session_key(req, &key, &keylen) || !subscriber(sh, req, key, keylen) ||
+  if (!session_key(req, &key, &keylen) ||
+      (!ws_offers_bin(req) && !subscriber(sh, req, key, keylen)) ||
       elsewhere(sh, req, key, keylen)) {
     return;
   }
@@ -812,6 +836,9 @@ void ternd_on_request(void *user_data, tern_http_request *req) {
     route_stats(sh, req, 1);
   } else if (path_is(path, len, "/ws")) {
     route_ws(sh, req);
+  } else if (path_is(path, len, "/webhooks") ||
+             (len > 10 && memcmp(path, "/webhooks/", 10) == 0)) {
+    ternd_webhooks_route(sh, req, path, len);
   } else if (path_is(path, len, "/")) {
     route_page(sh, req);
   } else {

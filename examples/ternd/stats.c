@@ -1,7 +1,7 @@
 /*
  * GET /stats (one JSON object) and GET /metrics (Prometheus text format
- * 0.0.4): the hub's counters and gauges, the HTTP server's, the driver's
- * and the file store's, from one table so that both agree.
+ * 0.0.4): the hub's counters and gauges, the HTTP server's, the driver's,
+ * the web hooks' sender's and the file store's, from one table so that both agree.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +25,11 @@ static size_t collect(ternd_shard *sh, metric *m) {
   tern_http_stats ws;
   tern_driver_stats ds;
   tern_store_file_stats fs;
+  tern_hook_sender_stats ks;
+  memset(&ks, 0, sizeof(ks));
+  if (sh->index == 0 && sh->t->hook_sender) {
+    tern_hook_sender_get_stats(sh->t->hook_sender, &ks, sizeof(ks));
+  }
   tern_hub_get_stats(sh->hub, &hs, sizeof(hs));
   tern_http_get_stats(sh->http, &ws, sizeof(ws));
   tern_driver_get_stats(sh->d, &ds, sizeof(ds));
@@ -87,6 +92,15 @@ static size_t collect(ternd_shard *sh, metric *m) {
   M("driver", "blocked", 0, "Times a socket was full.", ds.blocked);
   M("driver", "sockets", 1, "Sockets open.", ds.sockets);
   M("driver", "buffered", 1, "Bytes held for full sockets.", ds.buffered);
+  M("hooks", "requests", 0, "Web hook requests made.", ks.requests);
+  M("hooks", "answered", 0, "Web hook requests answered with a status.",
+    ks.answered);
+  M("hooks", "no_answer", 0, "Web hook requests without an answer.",
+    ks.no_answer);
+  M("hooks", "refused", 0, "Web hook requests the client refused.",
+    ks.refused);
+  M("hooks", "outstanding", 1, "Web hook requests on the wire.",
+    ks.outstanding);
   M("store", "records", 1, "Records in the store's log.", fs.records);
   M("store", "live", 1, "Live keys in the store.", fs.live);
 #undef M

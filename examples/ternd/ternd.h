@@ -7,6 +7,7 @@
  *   tokens.c  publisher secrets and subscriber tokens
  *   demo.c    --demo: the order-status story
  *   page.c    GET /: the live page
+ *   webhooks.c  /webhooks: web hooks on thread 0's hub, and their sender
  *
  * Only tern.h and tern_posix.h: ternd builds against the installed
  * libraries like any other host.
@@ -33,6 +34,7 @@ typedef struct ternd_config {
   const char *token_secret;
   int demo;
   uint32_t max_pending;
+  tern_duration hook_timeout; /* --hook-timeout: a web hook's answer */
 } ternd_config;
 
 /* A SYNC publish whose answer waits for the store (its cookie). */
@@ -81,6 +83,7 @@ typedef struct ternd {
   ternd_shard *shards;
   uint16_t http_port;
   uint16_t bin_port;
+  tern_hook_sender *hook_sender; /* thread 0's web hooks */
 } ternd;
 
 /* routes.c */
@@ -118,6 +121,15 @@ uint64_t ternd_wall_seconds(void);
 /* demo.c */
 int ternd_demo_publish(ternd *t);
 void ternd_demo_print(const ternd *t);
+
+/* webhooks.c: the routes under /webhooks (|path| is "/webhooks" or
+   starts with "/webhooks/"), and the sender on thread 0 (before the
+   workers start). */
+void ternd_webhooks_route(ternd_shard *sh, tern_http_request *req,
+                          const char *path, size_t len);
+int ternd_webhooks_start(ternd *t);
+/* Logs the hooks' events (given up, disabled, a failed challenge). */
+void ternd_webhooks_event(const tern_event *ev);
 
 /* page.c */
 extern const char ternd_page_html[];

@@ -103,3 +103,11 @@ void heap_disarm(heap *h, timer *t) {
     sift_down(h, i);
   }
 }
+
+void heap_set(heap *h, timer *t, tern_tstamp deadline) {
+  if (deadline == TERN_TSTAMP_NONE) {
+    heap_disarm(h, t);
+  } else {
+    heap_arm(h, t, deadline);
+  }
+}

@@ -33,6 +33,9 @@ void heap_free(heap *h, const tern_mem *mem);
 void heap_arm(heap *h, timer *t, tern_tstamp deadline);
 /* heap_disarm removes t if it is armed. */
 void heap_disarm(heap *h, timer *t);
+/* heap_set arms t at |deadline|, or disarms it when that is
+   TERN_TSTAMP_NONE (no deadline). */
+void heap_set(heap *h, timer *t, tern_tstamp deadline);
 
 static inline timer *heap_top(const heap *h) {
   return h->len ? h->items[0] : NULL;

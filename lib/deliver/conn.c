@@ -88,12 +88,7 @@ static tern_tstamp deadline_of(const tern_hub *hub, const conn *c) {
 }
 
 static void rearm(tern_hub *hub, conn *c) {
-  tern_tstamp d = deadline_of(hub, c);
-  if (d == TERN_TSTAMP_NONE) {
-    heap_disarm(&hub->timers, &c->timer);
-  } else {
-    heap_arm(&hub->timers, &c->timer, d);
-  }
+  heap_set(&hub->timers, &c->timer, deadline_of(hub, c));
 }
 
 int tern_conn_new(tern_conn **pconn, tern_hub *hub, tern_tstamp now) {
@@ -217,7 +212,7 @@ void conn_close(conn *c, int reason, uint32_t retry_ms, int error, int quiet,
   if (conn_producer(c)) {
     produce_closed(hub, c); /* PUBACKs queued so far go before the GOAWAY */
   }
-  c->error = error;
+  c->error = conn_error_pack(error);
   c->goaway_reason = (uint8_t)reason;
   c->goaway_retry_ms = retry_ms;
   c->ctl = quiet ? 0 : CTL_GOAWAY;
@@ -965,7 +960,7 @@ static ALWAYS_INLINE tern_ssize write_binary(conn *c, uint8_t *buf,
       f.type = WIRE_GOAWAY;
       f.u.goaway.reason = c->goaway_reason;
       f.u.goaway.retry_ms = c->goaway_retry_ms;
-      const char *text = c->error ? tern_strerror(c->error) : "";
+      const char *text = c->error ? tern_strerror(conn_error_of(c)) : "";
       f.u.goaway.text = (const uint8_t *)text;
       f.u.goaway.textlen = strlen(text);
       if (!put_frame(hub, c, &o, &f)) {
@@ -1170,10 +1165,10 @@ void tern_conn_get_info(const tern_conn *tc, tern_conn_info *info,
   if (c) {
     i.closed = c->state >= CONN_CLOSING;
     i.inflight = c->ninflight;
-    i.rtt = (tern_duration)c->rtt_us * 1000;
+    i.rtt = conn_is_oneway(c) ? 0 : (tern_duration)c->rtt_us * 1000;
     i.heartbeat_interval = MS(c->heartbeat_ms);
     i.liveness_timeout = MS(c->liveness_ms);
-    i.error = c->error;
+    i.error = conn_error_of(c);
   }
   if (info) {
     layout_copy_out(info, size, &i, sizeof(i));

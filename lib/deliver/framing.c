@@ -114,24 +114,6 @@ int tern_stream_parse_resume(const char *text, size_t len, uint64_t *epoch,
 
 /* ---- numbers and literals ----------------------------------------------- */
 
-static size_t u64_len(uint64_t v) {
-  size_t n = 1;
-  while (v >= 10) {
-    v /= 10;
-    ++n;
-  }
-  return n;
-}
-
-static uint8_t *put_u64(uint8_t *out, uint64_t v) {
-  size_t n = u64_len(v);
-  for (size_t i = n; i-- > 0;) {
-    out[i] = (uint8_t)('0' + v % 10);
-    v /= 10;
-  }
-  return out + n;
-}
-
 #define LIT(s) (sizeof(s) - 1)
 static uint8_t *put_lit(uint8_t *out, const char *s, size_t n) {
   memcpy(out, s, n);
@@ -149,19 +131,19 @@ typedef struct wout {
 
 /* Continues the spilled item.  1 when it is all written. */
 static int spill_drain(tern_hub *hub, webconn *w, wout *o) {
-  size_t n = w->spill_len - w->spill_off;
+  web_spill *sp = w->spill;
+  size_t n = sp->len - sp->off;
   size_t room = (size_t)(o->end - o->p);
   n = n < room ? n : room;
-  memcpy(o->p, w->spill + w->spill_off, n);
+  memcpy(o->p, sp->bytes + sp->off, n);
   o->p += n;
-  w->spill_off += n;
-  if (w->spill_off < w->spill_len) {
+  sp->off += n;
+  if (sp->off < sp->len) {
     o->full = 1;
     return 0;
   }
-  mem_free(&hub->mem, w->spill);
+  mem_free(&hub->mem, sp);
   w->spill = NULL;
-  w->spill_len = w->spill_off = 0;
   return 1;
 }
 
@@ -177,15 +159,15 @@ static uint8_t *item_begin(tern_hub *hub, webconn *w, wout *o, size_t n) {
     o->full = 1;
     return NULL;
   }
-  uint8_t *b = mem_malloc(&hub->mem, n);
-  if (!b) {
+  web_spill *sp = mem_malloc(&hub->mem, sizeof(*sp) + n);
+  if (!sp) {
     o->nomem = 1;
     return NULL;
   }
-  w->spill = b;
-  w->spill_len = n;
-  w->spill_off = 0;
-  return b;
+  sp->len = n;
+  sp->off = 0;
+  w->spill = sp;
+  return sp->bytes;
 }
 
 /* The item of |n| bytes at |at| (from item_begin) is written. */
@@ -255,7 +237,7 @@ static int put_msg(tern_hub *hub, conn *c, webconn *w, wout *o, const msg *m,
   size_t n = (size_t)env;
   switch (c->framing) {
   case TERN_FRAMING_SSE:
-    n += LIT(SSE_ID) + u64_len(hub->epoch) + 1 + u64_len(seq) + LIT(SSE_MSG) +
+    n += LIT(SSE_ID) + web_u64_len(hub->epoch) + 1 + web_u64_len(seq) + LIT(SSE_MSG) +
          LIT(SSE_END);
     break;
   case TERN_FRAMING_NDJSON:
@@ -275,9 +257,9 @@ static int put_msg(tern_hub *hub, conn *c, webconn *w, wout *o, const msg *m,
   uint8_t *q = at;
   if (c->framing == TERN_FRAMING_SSE) {
     q = PUT(q, SSE_ID);
-    q = put_u64(q, hub->epoch);
+    q = web_put_u64(q, hub->epoch);
     *q++ = '.';
-    q = put_u64(q, seq);
+    q = web_put_u64(q, seq);
     q = PUT(q, SSE_MSG);
   } else if (c->framing == TERN_FRAMING_POLL) {
     q = poll_sep(w, q);
@@ -389,13 +371,13 @@ static int put_dropped(tern_hub *hub, conn *c, webconn *w, wout *o) {
 #define J_RETRY "\",\"retry\":"
 
 static int put_retry(tern_hub *hub, webconn *w, wout *o) {
-  size_t n = LIT(SSE_RETRY) + u64_len(w->retry_ms) + 1;
+  size_t n = LIT(SSE_RETRY) + web_u64_len(w->retry_ms) + 1;
   uint8_t *at = item_begin(hub, w, o, n);
   if (!at) {
     return 0;
   }
   uint8_t *q = PUT(at, SSE_RETRY);
-  q = put_u64(q, w->retry_ms);
+  q = web_put_u64(q, w->retry_ms);
   *q = '\n';
   item_end(hub, w, o, at, n);
   return 1;
@@ -439,9 +421,9 @@ static int put_goaway(tern_hub *hub, conn *c, webconn *w, wout *o) {
   const char *name = goaway_name(c->goaway_reason);
   size_t namelen = strlen(name);
   uint32_t retry = c->goaway_retry_ms;
-  size_t n = namelen + LIT(J_RETRY) + u64_len(retry) + 1;
+  size_t n = namelen + LIT(J_RETRY) + web_u64_len(retry) + 1;
   if (c->framing == TERN_FRAMING_SSE) {
-    n += (retry ? LIT(SSE_RETRY) + u64_len(retry) + 1 : 0) +
+    n += (retry ? LIT(SSE_RETRY) + web_u64_len(retry) + 1 : 0) +
          LIT(SSE_GOAWAY) + LIT(SSE_END);
   } else if (c->framing == TERN_FRAMING_WS_JSON) {
     n += LIT(J_GOAWAY) + 1;
@@ -457,13 +439,13 @@ static int put_goaway(tern_hub *hub, conn *c, webconn *w, wout *o) {
   if (c->framing == TERN_FRAMING_SSE) {
     if (retry) {
       q = PUT(q, SSE_RETRY);
-      q = put_u64(q, retry);
+      q = web_put_u64(q, retry);
       *q++ = '\n';
     }
     q = PUT(q, SSE_GOAWAY);
   } else {
     if (c->framing == TERN_FRAMING_WS_JSON) {
-      size_t json = LIT(J_GOAWAY) + namelen + LIT(J_RETRY) + u64_len(retry) +
+      size_t json = LIT(J_GOAWAY) + namelen + LIT(J_RETRY) + web_u64_len(retry) +
                     2;
       q += web_ws_header_write(q, 1, WEB_WS_TEXT, json, NULL);
     }
@@ -471,7 +453,7 @@ static int put_goaway(tern_hub *hub, conn *c, webconn *w, wout *o) {
   }
   q = put_lit(q, name, namelen);
   q = PUT(q, J_RETRY);
-  q = put_u64(q, retry);
+  q = web_put_u64(q, retry);
   *q++ = '}';
   if (c->framing == TERN_FRAMING_SSE) {
     PUT(q, SSE_END);
@@ -794,12 +776,7 @@ static tern_tstamp deadline_of(const tern_hub *hub, const conn *c) {
 }
 
 static void rearm(tern_hub *hub, conn *c) {
-  tern_tstamp d = deadline_of(hub, c);
-  if (d == TERN_TSTAMP_NONE) {
-    heap_disarm(&hub->timers, &c->timer);
-  } else {
-    heap_arm(&hub->timers, &c->timer, d);
-  }
+  heap_set(&hub->timers, &c->timer, deadline_of(hub, c));
 }
 
 /* The timer of an open one-way connection (conn_on_timer did the rest). */
@@ -899,8 +876,9 @@ int tern_conn_new_stream(tern_conn **pconn, tern_hub *hub,
     return rv;
   }
   const int ws = o.framing == TERN_FRAMING_WS_JSON;
-  conn *c = mem_calloc(&hub->mem, 1, sizeof(conn) + sizeof(webconn) +
-                                         (ws ? sizeof(wsconn) : 0));
+  conn *c = mem_calloc(&hub->mem, 1,
+                       ws ? sizeof(conn) + sizeof(webconn) + sizeof(wsconn)
+                          : CONN_ONEWAY_SIZE + sizeof(webconn));
   if (!c) {
     return TERN_ERR_NOMEM;
   }

@@ -298,19 +298,41 @@ struct conn {
   uint8_t framing;         /* tern_framing; not BINARY: a webconn (and a
                               wsconn for WebSocket) follows the struct
                               (deliver/web.h)                              */
+  uint8_t error;           /* the tern_error that closed it, as
+                              conn_error_of reads it; 0 none (one byte, in
+                              the padding: the struct is 160 bytes)        */
   /* cold */
   timer timer;             /* handshake, heartbeat, liveness, ack timeout   */
   conn *session_next;      /* session->conns                                */
   conn *all_prev, *all_next;     /* hub->conns: every connection            */
   void *user_data;
-  uint64_t pong_value;     /* PING value to echo                            */
-  tern_tstamp ping_sent;   /* value of our unanswered PING; 0 none          */
-  uint32_t rtt_us;         /* last PING/PONG round trip, microseconds       */
   uint32_t heartbeat_ms, liveness_ms;
   uint32_t goaway_retry_ms;
   uint32_t nevents;        /* queued events naming this connection          */
-  int error;
+  /* The PING state, last: the one-way web framings (SSE, NDJSON, polls)
+     never ping, and their webconn starts here instead (CONN_ONEWAY_SIZE). */
+  uint64_t pong_value;     /* PING value to echo                            */
+  tern_tstamp ping_sent;   /* value of our unanswered PING; 0 none          */
+  uint32_t rtt_us;         /* last PING/PONG round trip, microseconds       */
 };
+
+/* The bytes of a one-way web connection's conn: all but the PING state,
+   which it has no use for (an idle SSE subscriber saves 24 bytes). */
+#define CONN_ONEWAY_SIZE offsetof(conn, pong_value)
+
+/* 1 for SSE, NDJSON and polls, whose conn ends at CONN_ONEWAY_SIZE. */
+static inline int conn_is_oneway(const conn *c) {
+  return c->framing == TERN_FRAMING_SSE || c->framing == TERN_FRAMING_NDJSON ||
+         c->framing == TERN_FRAMING_POLL;
+}
+
+/* conn.error: every tern_error is -501..-755, kept as -error - 500. */
+static inline uint8_t conn_error_pack(int error) {
+  return error <= -501 && error >= -755 ? (uint8_t)(-error - 500) : 0;
+}
+static inline int conn_error_of(const conn *c) {
+  return c->error ? -500 - (int)c->error : 0;
+}
 
 /* conn_producer: the connection's producer state, NULL for a receiver. */
 static inline producer *conn_producer(const conn *c) {

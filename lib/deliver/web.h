@@ -12,11 +12,17 @@
 #include "deliver/hub.h"
 #include "web/ws.h"
 
-/* The state of a web connection, allocated right after its conn. */
+/* An item that did not fit the host's buffer, written on later. */
+typedef struct web_spill {
+  size_t len, off;         /* bytes[off..len) are still to be written      */
+  uint8_t bytes[];
+} web_spill;
+
+/* The state of a web connection, allocated right after its conn (a
+   one-way one's ends at CONN_ONEWAY_SIZE): 24 bytes. */
 typedef struct webconn {
   tern_tstamp hold_until;  /* POLL: an empty answer at this time           */
-  uint8_t *spill;          /* an item that did not fit; NULL: none         */
-  size_t spill_len, spill_off;
+  web_spill *spill;        /* an item that did not fit; NULL: none         */
   uint32_t retry_ms;       /* SSE: the hint                                */
   uint8_t retry_due;       /* SSE: "retry:" not written yet                */
   uint8_t array_open;      /* POLL: "[" written, "]" not yet               */
@@ -52,7 +58,9 @@ typedef struct wsconn {
 } wsconn;
 
 static inline webconn *web_of(const conn *c) {
-  return (webconn *)(void *)((uint8_t *)(uintptr_t)c + sizeof(conn));
+  return (webconn *)(void *)((uint8_t *)(uintptr_t)c +
+                             (conn_is_oneway(c) ? CONN_ONEWAY_SIZE
+                                                : sizeof(conn)));
 }
 
 static inline wsconn *ws_of(const conn *c) {

@@ -494,16 +494,19 @@ int tern_hub_hook_done(tern_hub *hub, uint64_t hookid, uint64_t delivery,
     event_unreserve(hub, nev, 0);
     return TERN_ERR_NOMEM;
   }
+  /* The hook's record goes into the room reserved above before the
+     batch's entries are freed: their DEL records reserve room of their
+     own as they go, and would take what was reserved for it. */
   ++h->attempts;
   uint32_t n = b->nentries;
   hook_unlink_batch(h, b);
-  batch_free(hub, h, b, 1);
   if (!lost) {
     h->delivered += n;
     if (h->failures) {
       h->failures = 0;
       hstore_hook(hub, h, 0);
     }
+    batch_free(hub, h, b, 1);
     return 0;
   }
   h->dropped += n;
@@ -517,5 +520,6 @@ int tern_hub_hook_done(tern_hub *hub, uint64_t hookid, uint64_t delivery,
                0, h->id, h->failures);
   }
   hstore_hook(hub, h, 0);
+  batch_free(hub, h, b, 1);
   return 0;
 }

@@ -43,8 +43,8 @@
  *    parser that disagrees with a proxy about line ends invites smuggling).
  *  - Empty lines (CRLF) before the request line are skipped (RFC 9112 §2.2
  *    SHOULD); they count against max_head.
- *  - Methods GET, POST, HEAD and OPTIONS are implemented.  Any other valid
- *    token (PUT, DELETE, lowercase "get", ...) is a 501: RFC 9110 §9.1 asks
+ *  - Methods GET, POST, HEAD, OPTIONS and DELETE are implemented.  Any
+ *    other valid token (PUT, lowercase "get", ...) is a 501: RFC 9110 §9.1 asks
  *    for 501 when a method is not implemented by the server at all; a 405
  *    (method known, not allowed on that resource) is the router's answer.
  *  - Only origin-form targets ("/path?query"); absolute-form, authority-
@@ -122,7 +122,8 @@ enum http_method {
   HTTP_GET = 1,
   HTTP_HEAD,
   HTTP_POST,
-  HTTP_OPTIONS
+  HTTP_OPTIONS,
+  HTTP_DELETE
 };
 
 /* A byte string inside the parser's buffer; p is NULL when absent. */

@@ -199,6 +199,9 @@ static int method_of(const char *m, size_t n) {
   if (n == 7 && memcmp(m, "OPTIONS", 7) == 0) {
     return HTTP_OPTIONS;
   }
+  if (n == 6 && memcmp(m, "DELETE", 6) == 0) {
+    return HTTP_DELETE;
+  }
   return 0;
 }
 

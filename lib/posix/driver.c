@@ -66,6 +66,8 @@ struct tern_driver {
   int again; /* process() asked for while running */
   posix_hello_hook hello_hook;
   void *hello_arg;
+  posix_turn_hook turn_hook;
+  void *turn_arg;
   tern_driver_stats st;
 };
 
@@ -146,7 +148,7 @@ static void process(tern_driver *d);
 static void watch(tern_socket *s, unsigned events) {
   if (s->watching != events && s->io) {
     if (s->d->m->io_set(s->d->loop, s->io, events) == 0) {
-      s->watching = events;
+      s->watching = events & (TERN_IO_READ | TERN_IO_WRITE);
     }
   }
 }
@@ -182,30 +184,33 @@ static void stream_close(tern_socket *s) {
        had not closed ends here without an event (the host knows). */
     tern_conn_del(s->conn);
     s->conn = NULL;
-  } else if (s->h && s->h->close) {
-    s->h->close(s->h_user, s);
+  }
+  if (s->h && s->h->close) {
+    s->h->close(s->u.h_user, s); /* a converted socket's too */
   }
   if (s->fd >= 0) {
     close(s->fd);
     s->fd = -1;
   }
-  d->st.buffered -= s->len - s->off;
+  d->st.buffered -= posix_socket_held(s);
   d->st.sockets--;
   d->st.closed++;
-  s->next_dead = d->dead;
+  s->prev = d->dead; /* |next| stays: a walk of the list may be on |s| */
   d->dead = s;
 }
 
 static void stream_free(tern_socket *s) {
-  posix_free(s->d, s->buf);
-  posix_free(s->d, s->hello);
+  posix_free(s->d, s->out);
+  if (!s->h) {
+    posix_free(s->d, s->u.hello);
+  }
   posix_free(s->d, s);
 }
 
 static tern_ssize stream_pull(tern_socket *s, uint8_t *out, size_t cap,
                               tern_tstamp now) {
   if (!s->conn) {
-    return s->h->pull(s->h_user, s, out, cap, now);
+    return s->h->pull(s->u.h_user, s, out, cap, now);
   }
   tern_ssize n = tern_conn_write(s->conn, out, cap, now);
   if (n == TERN_ERR_NOMEM) {
@@ -221,7 +226,7 @@ static tern_ssize stream_pull(tern_socket *s, uint8_t *out, size_t cap,
 static int stream_service(tern_socket *s, tern_tstamp now) {
   tern_driver *d = s->d;
   for (int round = 0; round < 8; ++round) {
-    size_t held = s->len - s->off;
+    size_t held = posix_socket_held(s);
     size_t room = d->o.out_cap - held;
     tern_ssize n = 0;
     if (!s->pull_done && room > 0) {
@@ -243,7 +248,7 @@ static int stream_service(tern_socket *s, tern_tstamp now) {
     struct iovec iov[2];
     int niov = 0;
     if (held) {
-      iov[niov].iov_base = s->buf + s->off;
+      iov[niov].iov_base = s->out->bytes + s->out->off;
       iov[niov++].iov_len = held;
     }
     if (n > 0) {
@@ -264,31 +269,36 @@ static int stream_service(tern_socket *s, tern_tstamp now) {
     size_t total = held + (size_t)n;
     if (took == total) {
       d->st.buffered -= held;
-      s->off = s->len = 0;
+      if (s->out) {
+        /* Drained: a socket that was slow once holds nothing while idle. */
+        posix_free(d, s->out);
+        s->out = NULL;
+      }
       /* Everything went out; a pull that filled the room may have more,
          and one that did not says so with 0 next round. */
       continue;
     }
     /* The socket is full: keep the rest (at most out_cap bytes). */
-    if (!s->buf) {
-      s->buf = posix_malloc(d, d->o.out_cap);
-      if (!s->buf) {
+    if (!s->out) {
+      s->out = posix_malloc(d, sizeof(posix_held) + d->o.out_cap);
+      if (!s->out) {
         stream_close(s); /* cannot keep its bytes: the socket is broken */
         return -1;
       }
     }
+    uint8_t *b = s->out->bytes;
     if (took < held) {
-      memmove(s->buf, s->buf + s->off + took, held - took);
-      memcpy(s->buf + held - took, d->scratch, (size_t)n);
+      memmove(b, b + s->out->off + took, held - took);
+      memcpy(b + held - took, d->scratch, (size_t)n);
     } else {
-      memcpy(s->buf, d->scratch + (took - held), total - took);
+      memcpy(b, d->scratch + (took - held), total - took);
     }
-    s->off = 0;
-    s->len = total - took;
-    d->st.buffered += s->len;
+    s->out->off = 0;
+    s->out->len = (uint32_t)(total - took);
+    d->st.buffered += s->out->len;
     d->st.buffered -= held;
-    if (s->len > d->st.buffered_max) {
-      d->st.buffered_max = s->len;
+    if (s->out->len > d->st.buffered_max) {
+      d->st.buffered_max = s->out->len;
     }
     d->st.blocked++;
     if (s->pull_done) {
@@ -325,23 +335,23 @@ static void stream_read(tern_socket *s, tern_tstamp now) {
       continue; /* bytes after the end are not served */
     }
     if (s->conn) {
-      if (s->hello && tern_conn_get_session(s->conn) == NULL) {
+      if (!s->h && s->u.hello && tern_conn_get_session(s->conn) == NULL) {
         size_t keep = (size_t)n;
         if (s->hello_len + keep > POSIX_HELLO_RECORD) {
-          keep = POSIX_HELLO_RECORD - s->hello_len;
+          keep = POSIX_HELLO_RECORD - (size_t)s->hello_len;
         }
-        memcpy(s->hello + s->hello_len, d->rbuf, keep);
-        s->hello_len += keep;
+        memcpy(s->u.hello + s->hello_len, d->rbuf, keep);
+        s->hello_len = (uint16_t)(s->hello_len + keep);
       }
       /* An error closed the connection and queued its end event, which
          process() acts on. */
       (void)tern_conn_read(s->conn, d->rbuf, (size_t)n, now);
-      if (s->hello && tern_conn_get_session(s->conn) != NULL) {
-        posix_free(d, s->hello); /* bound where it is: nothing to hand over */
-        s->hello = NULL;
+      if (!s->h && s->u.hello && tern_conn_get_session(s->conn) != NULL) {
+        posix_free(d, s->u.hello); /* bound where it is: nothing to hand over */
+        s->u.hello = NULL;
       }
     } else {
-      int rc = s->h->read(s->h_user, s, d->rbuf, (size_t)n, now);
+      int rc = s->h->read(s->u.h_user, s, d->rbuf, (size_t)n, now);
       if (rc < 0) {
         s->ending = 1;
       }
@@ -371,8 +381,8 @@ static int stream_new(tern_driver *d, int fd, const tern_socket_handler *h,
   tern_socket *s = posix_calloc(d, 1, sizeof(*s));
   int rc = s ? 0 : TERN_ERR_NOMEM;
   if (rc == 0 && record && !h) {
-    s->hello = posix_malloc(d, POSIX_HELLO_RECORD);
-    rc = s->hello ? 0 : TERN_ERR_NOMEM;
+    s->u.hello = posix_malloc(d, POSIX_HELLO_RECORD);
+    rc = s->u.hello ? 0 : TERN_ERR_NOMEM;
   }
   if (rc == 0 && !h) {
     rc = tern_conn_new(&s->conn, d->hub, now);
@@ -381,7 +391,9 @@ static int stream_new(tern_driver *d, int fd, const tern_socket_handler *h,
     s->d = d;
     s->fd = fd;
     s->h = h;
-    s->h_user = user;
+    if (h) {
+      s->u.h_user = user; /* else u.hello, recorded or NULL */
+    }
     if (s->conn) {
       tern_conn_set_user_data(s->conn, s);
     }
@@ -391,7 +403,9 @@ static int stream_new(tern_driver *d, int fd, const tern_socket_handler *h,
   if (rc != 0) {
     if (s) {
       tern_conn_del(s->conn);
-      posix_free(d, s->hello);
+      if (!h) {
+        posix_free(d, s->u.hello);
+      }
       posix_free(d, s);
     }
     close(fd);
@@ -470,10 +484,12 @@ int posix_driver_adopt_replay(tern_driver *d, int fd, const uint8_t *bytes,
 void posix_stream_detach(tern_socket *s, int *pfd, uint8_t **phello,
                          size_t *phello_len) {
   *pfd = s->fd;
-  *phello = s->hello;
-  *phello_len = s->hello_len;
+  *phello = s->h ? NULL : s->u.hello; /* a host socket records none */
+  *phello_len = s->h ? 0 : s->hello_len;
   s->fd = -1;
-  s->hello = NULL;
+  if (!s->h) {
+    s->u.hello = NULL;
+  }
   stream_close(s);
 }
 
@@ -527,7 +543,7 @@ void *tern_socket_get_user_data(const tern_socket *s) {
 
 static void handle_event(tern_driver *d, const tern_event *ev) {
   tern_socket *s = ev->conn ? tern_conn_get_user_data(ev->conn) : NULL;
-  if (ev->type == TERN_EV_CONN_HELLO && s && d->hello_hook &&
+  if (ev->type == TERN_EV_CONN_HELLO && s && !s->h && d->hello_hook &&
       d->hello_hook(d->hello_arg, d, s, ev)) {
     return; /* handed to another driver */
   }
@@ -559,6 +575,9 @@ static void process(tern_driver *d) {
     if (tern_hub_get_expiry(d->hub) <= now) {
       tern_hub_handle_expiry(d->hub, now);
     }
+    if (d->turn_hook) {
+      d->turn_hook(d->turn_arg, now);
+    }
     tern_event ev;
     while (tern_hub_next_event(d->hub, &ev) == 1) {
       d->st.events++;
@@ -567,7 +586,7 @@ static void process(tern_driver *d) {
     tern_conn *c;
     while ((c = tern_hub_next_ready(d->hub)) != NULL) {
       tern_socket *s = tern_conn_get_user_data(c);
-      if (s && !s->dead && s->len == s->off) {
+      if (s && !s->dead && !s->out) {
         mark_dirty(s);
       }
     }
@@ -590,7 +609,7 @@ static void process(tern_driver *d) {
   } while ((d->again || d->dirty) && ++pass < MAX_PASSES);
   while (d->dead) {
     tern_socket *s = d->dead;
-    d->dead = s->next_dead;
+    d->dead = s->prev;
     stream_free(s);
   }
   d->depth--;
@@ -605,6 +624,16 @@ static void on_timer(void *arg) {
   tern_driver *d = arg;
   d->armed = TERN_TSTAMP_NONE; /* it fired: no longer armed */
   process(d);
+}
+
+int posix_driver_set_turn_hook(tern_driver *d, posix_turn_hook fn,
+                               void *arg) {
+  if (fn && d->turn_hook) {
+    return TERN_ERR_STATE;
+  }
+  d->turn_hook = fn;
+  d->turn_arg = fn ? arg : NULL;
+  return 0;
 }
 
 void tern_driver_process(tern_driver *d) {
@@ -823,7 +852,7 @@ void tern_driver_del(tern_driver *d) {
   }
   while (d->dead) {
     tern_socket *s = d->dead;
-    d->dead = s->next_dead;
+    d->dead = s->prev;
     stream_free(s);
   }
   if (d->store_io) {
@@ -851,7 +880,31 @@ void posix_driver_unlisten(tern_driver *d, const void *user) {
   }
 }
 
-void posix_socket_close(tern_socket *s) { stream_close(s); }
+void posix_driver_close_sockets(tern_driver *d, const void *user) {
+  /* Closed sockets stay in memory until process() frees them, which the
+     depth keeps from happening here, and keep their |next|: following it
+     from one that a close call closed still reaches every live socket
+     behind it. */
+  d->depth++;
+  tern_socket *s = d->sockets;
+  while (s) {
+    tern_socket *next = s->next;
+    if (!s->dead && s->h && s->u.h_user == user) {
+      stream_close(s);
+    }
+    s = next;
+  }
+  d->depth--;
+}
+
+void posix_socket_set_conn(tern_socket *s, tern_conn *conn,
+                           const tern_socket_handler *h, void *user) {
+  s->conn = conn;
+  s->h = h;
+  s->u.h_user = user;
+  s->user_data = NULL;
+  tern_conn_set_user_data(conn, s);
+}
 
 void posix_driver_set_hello_hook(tern_driver *d, posix_hello_hook hook,
                                  void *arg) {

@@ -21,12 +21,16 @@
 
 #include <tern_posix.h>
 
+/* One per socket of the loop: 24 bytes, as a dead one's callback is never
+   called and its place holds the link of the dead list. */
 typedef struct ep_io {
   int fd;
   int dead;
-  tern_loop_io_cb cb;
+  union {
+    tern_loop_io_cb cb;        /* while live */
+    struct ep_io *next_dead;   /* once dead  */
+  } u;
   void *arg;
-  struct ep_io *next_dead;
 } ep_io;
 
 typedef struct ep_timer {
@@ -96,7 +100,7 @@ static int io_add(void *loop, void **pio, int fd, unsigned events,
     return TERN_ERR_NOMEM;
   }
   io->fd = fd;
-  io->cb = cb;
+  io->u.cb = cb;
   io->arg = arg;
   struct epoll_event ev = {.events = to_epoll(events), .data.ptr = io};
   if (epoll_ctl(ep->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
@@ -129,7 +133,7 @@ static void io_del(void *loop, void *handle) {
   }
   epoll_ctl(ep->epfd, EPOLL_CTL_DEL, io->fd, NULL);
   io->dead = 1;
-  io->next_dead = ep->dead_ios;
+  io->u.next_dead = ep->dead_ios;
   ep->dead_ios = io;
 }
 
@@ -287,7 +291,7 @@ int tern_epoll_new(tern_epoll **pep) {
 static void reap(tern_epoll *ep) {
   while (ep->dead_ios) {
     ep_io *io = ep->dead_ios;
-    ep->dead_ios = io->next_dead;
+    ep->dead_ios = io->u.next_dead;
     free(io);
   }
   while (ep->dead_timers) {
@@ -425,7 +429,7 @@ int tern_epoll_run_once(tern_epoll *ep, tern_duration max_wait) {
     if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
       what |= TERN_IO_ERROR | TERN_IO_READ;
     }
-    io->cb(io->arg, what);
+    io->u.cb(io->arg, what);
     ++n;
   }
   n += run_timers(ep, tern_posix_now());

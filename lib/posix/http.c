@@ -3,8 +3,10 @@
  * socket of the driver (tern_socket_handler) whose protocol is lib/http's
  * strict parser on the way in and a small output buffer on the way out;
  * a connection turned into a stream hands its output over to a one-way
- * tern_conn of the driver's hub and drops its parser, so that an idle
- * SSE subscriber costs its socket, this struct and the hub's connection.
+ * tern_conn of the driver's hub and drops its parser; once the answer's
+ * head is out, the driver serves that connection itself, as it does a
+ * binary socket's, and this struct goes too (posix_socket_set_conn), so
+ * that an idle SSE subscriber costs its socket and the hub's connection.
  *
  * One request is served at a time per connection: bytes pipelined behind
  * a request that waits for its answer (a SYNC publish waiting for the
@@ -65,7 +67,6 @@ struct tern_http_request {
   tern_tstamp mark;        /* start of the request, or of idleness      */
   void *user_data;
   tern_http_request *prev, *next; /* the timed list (not streams)       */
-  tern_http_request *all_prev, *all_next; /* every connection           */
   tern_http_request *wait_next;  /* C_FORWARD_WAIT: on the server's list */
 };
 
@@ -78,7 +79,6 @@ struct tern_http {
   void *timer;
   int armed;
   tern_http_request *timed;
-  tern_http_request *all;
   tern_http_stats st;
   void *waker;             /* forwarded connections arrive through it   */
   pthread_mutex_t lock;    /* guards handoffs                           */
@@ -90,6 +90,7 @@ static int forward_now(tern_http_request *c);
 static int on_read(void *user, tern_socket *s, const uint8_t *in, size_t len,
                    tern_tstamp now);
 static const tern_socket_handler handler_of_http;
+static const tern_socket_handler handler_of_stream;
 
 void tern_http_options_default_versioned(uint32_t version,
                                          tern_http_options *o) {
@@ -598,7 +599,7 @@ int tern_http_request_forward(tern_http_request *r, tern_http *to, void *arg) {
   }
   r->forward_to = to;
   r->forward_arg = arg;
-  if (r->out_off < r->out_len || r->s->off < r->s->len) {
+  if (r->out_off < r->out_len || posix_socket_held(r->s) > 0) {
     /* Answers to earlier (pipelined) requests are still being sent: the
        connection moves once they are out (on_pull wakes on_handoff). */
     r->state = C_FORWARD_WAIT;
@@ -673,7 +674,7 @@ static void on_handoff(void *arg) {
   tern_http_request **pp = &h->fwait;
   while (*pp) {
     tern_http_request *c = *pp;
-    if (c->out_off == c->out_len && c->s->off == c->s->len) {
+    if (c->out_off == c->out_len && posix_socket_held(c->s) == 0) {
       *pp = c->wait_next;
       c->wait_next = NULL;
       (void)forward_now(c); /* on failure it answered 503 itself */
@@ -714,6 +715,7 @@ const char *tern_http_request_method(const tern_http_request *r) {
   case HTTP_HEAD: return "HEAD";
   case HTTP_POST: return "POST";
   case HTTP_OPTIONS: return "OPTIONS";
+  case HTTP_DELETE: return "DELETE";
   default: return "";
   }
 }
@@ -828,11 +830,6 @@ static int on_open(void *user, tern_socket *s, tern_tstamp now) {
     h->timed->prev = c;
   }
   h->timed = c;
-  c->all_next = h->all;
-  if (h->all) {
-    h->all->all_prev = c;
-  }
-  h->all = c;
   h->st.connections++;
   h->st.accepted++;
   arm(h);
@@ -885,6 +882,18 @@ static int on_read(void *user, tern_socket *s, const uint8_t *in, size_t len,
     (void)serve(c);
   }
   return 0;
+}
+
+/* Frees |c| and what it holds (not its connection). */
+static void release(tern_http_request *c) {
+  if (c->p) {
+    http_parser_free(c->p);
+    free(c->p);
+  }
+  free(c->in);
+  free(c->out);
+  free(c->poll_heads);
+  free(c);
 }
 
 static tern_ssize pull_stream(tern_http_request *c, uint8_t *out, size_t cap,
@@ -941,6 +950,23 @@ static tern_ssize on_pull(void *user, tern_socket *s, uint8_t *out, size_t cap,
   if (c->state == C_FORWARD_WAIT) {
     c->h->m->wake(c->h->loop, c->h->waker); /* its turn may have come */
   }
+  if (c->state == C_STREAM && !c->poll_heads) {
+    /* Everything before the stream's bytes is out: the driver serves the
+       connection from here as it does a binary socket's, and the request
+       is no more (an idle subscriber keeps no struct of ours). */
+    tern_conn *conn = c->conn;
+    c->conn = NULL;
+    posix_socket_set_conn(s, conn, &handler_of_stream, c->h);
+    release(c);
+    if (n == cap) {
+      return (tern_ssize)n;
+    }
+    tern_ssize w = tern_conn_write(conn, out + n, cap - n, now);
+    if (w > 0) {
+      return (tern_ssize)n + w;
+    }
+    return n > 0 || w == TERN_ERR_NOMEM ? (tern_ssize)n : w;
+  }
   if (c->state == C_STREAM && n < cap) {
     tern_ssize w = pull_stream(c, out + n, cap - n, now);
     if (w > 0) {
@@ -976,27 +1002,38 @@ static void on_close(void *user, tern_socket *s) {
     h->st.streams--;
   }
   timed_unlink(c);
-  if (c->all_prev) {
-    c->all_prev->all_next = c->all_next;
-  } else {
-    h->all = c->all_next;
-  }
-  if (c->all_next) {
-    c->all_next->all_prev = c->all_prev;
-  }
-  if (c->p) {
-    http_parser_free(c->p);
-    free(c->p);
-  }
-  free(c->in);
-  free(c->out);
-  free(c->poll_heads);
-  free(c);
+  release(c);
+  h->st.connections--;
+}
+
+/* A stream the driver serves (posix_socket_set_conn) only closes here:
+   the driver deleted its connection. */
+static int on_stream_read(void *user, tern_socket *s, const uint8_t *in,
+                          size_t len, tern_tstamp now) {
+  (void)user, (void)s, (void)in, (void)len, (void)now;
+  return 0;
+}
+
+static tern_ssize on_stream_pull(void *user, tern_socket *s, uint8_t *out,
+                                 size_t cap, tern_tstamp now) {
+  (void)user, (void)s, (void)out, (void)cap, (void)now;
+  return TERN_ERR_CLOSED;
+}
+
+static void on_stream_close(void *user, tern_socket *s) {
+  tern_http *h = user;
+  (void)s;
+  h->st.streams--;
   h->st.connections--;
 }
 
 static const tern_socket_handler handler_of_http = {
     TERN_SOCKET_HANDLER_VERSION, on_open, on_read, on_pull, on_close,
+};
+
+static const tern_socket_handler handler_of_stream = {
+    TERN_SOCKET_HANDLER_VERSION, NULL, on_stream_read, on_stream_pull,
+    on_stream_close,
 };
 
 /* ---- timeouts --------------------------------------------------------------- */
@@ -1105,9 +1142,7 @@ void tern_http_del(tern_http *h) {
     return;
   }
   posix_driver_unlisten(h->d, h);
-  while (h->all) {
-    posix_socket_close(h->all->s); /* on_close unlinks it */
-  }
+  posix_driver_close_sockets(h->d, h);
   tern_driver_process(h->d); /* frees the closed sockets */
   h->m->timer_del(h->loop, h->timer);
   h->m->waker_del(h->loop, h->waker);

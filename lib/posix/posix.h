@@ -13,27 +13,46 @@
    bytes are kept for a hand-over only while the driver records them. */
 #define POSIX_HELLO_RECORD 4096
 
+/* Bytes a socket did not take: bytes[off..len), never empty (the block
+   goes once they are written), in a block of out_cap (<= 64 MiB) bytes. */
+typedef struct posix_held {
+  uint32_t off, len;
+  uint8_t bytes[];
+} posix_held;
+
+/* Kept small, as an idle subscriber holds one for as long as it stays:
+   88 bytes (a 96-byte block). */
 struct tern_socket {
   tern_driver *d;
-  int fd;
   void *io;
-  unsigned watching;               /* TERN_IO_* bits the loop watches     */
-  const tern_socket_handler *h;    /* NULL: binary framing                */
-  void *h_user;
+  const tern_socket_handler *h;    /* NULL: binary framing; with |conn|
+                                      (posix_socket_set_conn) only its
+                                      close is called                     */
+  union {
+    void *h_user;                  /* |h|'s user                          */
+    uint8_t *hello;                /* no |h|: bytes read before the HELLO
+                                      took (recorded for a hand-over)     */
+  } u;
   void *user_data;
-  tern_conn *conn;                 /* binary sockets                      */
-  uint8_t *buf;                    /* bytes the socket has not taken      */
-  size_t off, len;                 /* buf[off..len)                       */
-  int pull_done;                   /* pull said everything was given      */
-  int ending;                      /* tern_socket_end or a read error     */
-  int dead;                        /* closed; freed at the end of process */
-  int dirty;                       /* on the driver's dirty list          */
-  tern_socket *prev, *next;        /* every live socket of the driver     */
+  tern_conn *conn;                 /* binary sockets, converted streams   */
+  posix_held *out;                 /* NULL while none is held             */
+  tern_socket *prev, *next;        /* every live socket of the driver; once
+                                      dead, prev chains the dead list and
+                                      next is left as it was               */
   tern_socket *next_dirty;
-  tern_socket *next_dead;
-  uint8_t *hello;                  /* bytes read before the HELLO took    */
-  size_t hello_len;                /* (recorded for a hand-over)          */
+  int fd;
+  uint16_t hello_len;              /* bytes at u.hello                    */
+  unsigned watching : 2;           /* TERN_IO_READ, _WRITE the loop watches */
+  unsigned pull_done : 1;          /* pull said everything was given      */
+  unsigned ending : 1;             /* tern_socket_end or a read error     */
+  unsigned dead : 1;               /* closed; freed at the end of process */
+  unsigned dirty : 1;              /* on the driver's dirty list          */
 };
+
+/* The bytes |s| holds, not yet taken by the kernel. */
+static inline size_t posix_socket_held(const tern_socket *s) {
+  return s->out ? (size_t)(s->out->len - s->out->off) : 0;
+}
 
 /* hello_hook, when set, sees each CONN_HELLO before on_event; it returns
    1 when it took the connection away (its socket is gone then). */
@@ -81,13 +100,29 @@ size_t posix_driver_options_size(uint32_t version);
 /* Closes every host listener of |d| serving |user| (tern_http_del). */
 void posix_driver_unlisten(tern_driver *d, const void *user);
 
-/* Closes |s| now (its handler's close is called); it is freed by the next
-   tern_driver_process. */
-void posix_socket_close(tern_socket *s);
+/* Closes every host socket of |d| whose handler's user is |user|
+   (tern_http_del), converted ones included. */
+void posix_driver_close_sockets(tern_driver *d, const void *user);
+
+/* Turns host socket |s| into a connection socket: from now on the driver
+   reads into |conn| and writes what it gives, as for a binary socket, and
+   of |h| calls only close (with |user|).  Its user data is reset to NULL.
+   The bytes the socket already holds go first. */
+void posix_socket_set_conn(tern_socket *s, tern_conn *conn,
+                           const tern_socket_handler *h, void *user);
 
 /* The driver's loop methods and loop pointer. */
 const tern_loop_methods *posix_driver_methods(const tern_driver *d,
                                               void **ploop);
+
+/* A turn hook runs in every pass of the driver's process(), after the
+   hub's due deadlines were handled and before its events are taken: the
+   hook sender takes the hub's due hook requests there, so that the
+   driver's timer (armed at tern_hub_get_expiry) never sees a request due
+   that nobody takes.  One per driver: TERN_ERR_STATE when one is set
+   already; |fn| NULL clears it. */
+typedef void (*posix_turn_hook)(void *arg, tern_tstamp now);
+int posix_driver_set_turn_hook(tern_driver *d, posix_turn_hook fn, void *arg);
 
 /* Internal: the inbox's hand-over of a connection (tern_workers). */
 int posix_inbox_handover(tern_inbox *in, int fd, uint8_t *hello,

@@ -71,7 +71,7 @@ static int hello_hook(void *arg, tern_driver *d, tern_socket *s,
   uint32_t owner = tern_shard_of(ev->session_key, ev->session_keylen, w->n);
   tern_tstamp now = tern_posix_now();
   if (owner != wk->index) {
-    if (!s->hello || s->hello_len >= POSIX_HELLO_RECORD) {
+    if (!s->u.hello || s->hello_len >= POSIX_HELLO_RECORD) {
       /* More bytes than a HELLO before it: cannot be replayed whole. */
       tern_conn_goaway(s->conn, TERN_GOAWAY_REJECTED, 0, now);
       return 1;
@@ -83,8 +83,8 @@ static int hello_hook(void *arg, tern_driver *d, tern_socket *s,
     (void)posix_inbox_handover(w->workers[owner].in, fd, hello, len);
     return 1;
   }
-  posix_free(d, s->hello);
-  s->hello = NULL;
+  posix_free(d, s->u.hello);
+  s->u.hello = NULL;
   if (!w->host_accepts) {
     tern_conn_accept(s->conn, now); /* LIMIT closes it, with its event */
   }

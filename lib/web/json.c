@@ -11,7 +11,7 @@
 
 static const char hexdig[] = "0123456789abcdef";
 
-static size_t u64_len(uint64_t v) {
+size_t web_u64_len(uint64_t v) {
   size_t n = 1;
   while (v >= 10) {
     v /= 10;
@@ -20,8 +20,8 @@ static size_t u64_len(uint64_t v) {
   return n;
 }
 
-static uint8_t *put_u64(uint8_t *out, uint64_t v) {
-  size_t n = u64_len(v);
+uint8_t *web_put_u64(uint8_t *out, uint64_t v) {
+  size_t n = web_u64_len(v);
   for (size_t i = n; i-- > 0;) {
     out[i] = (uint8_t)('0' + v % 10);
     v /= 10;
@@ -157,12 +157,12 @@ size_t web_json_str_write(uint8_t *out, const uint8_t *p, size_t len) {
 #define HEAD_PREFIX "{\"seq\":"
 
 size_t web_json_head_len(uint64_t seq) {
-  return sizeof HEAD_PREFIX - 1 + u64_len(seq) + 1;
+  return sizeof HEAD_PREFIX - 1 + web_u64_len(seq) + 1;
 }
 
 size_t web_json_head_write(uint8_t *out, uint64_t seq) {
   uint8_t *o = put_lit(out, HEAD_PREFIX);
-  o = put_u64(o, seq);
+  o = web_put_u64(o, seq);
   *o++ = ',';
   return (size_t)(o - out);
 }
@@ -264,13 +264,13 @@ tern_ssize web_json_dropped_len(uint64_t count, int reason) {
   if (name == NULL) {
     return TERN_ERR_INVALID;
   }
-  return (tern_ssize)(sizeof D_COUNT - 1 + u64_len(count) +
+  return (tern_ssize)(sizeof D_COUNT - 1 + web_u64_len(count) +
                       sizeof D_REASON - 1 + strlen(name) + 2);
 }
 
 size_t web_json_dropped_write(uint8_t *out, uint64_t count, int reason) {
   uint8_t *o = put_lit(out, D_COUNT);
-  o = put_u64(o, count);
+  o = web_put_u64(o, count);
   o = put_lit(o, D_REASON);
   o = put_lit(o, web_json_drop_name(reason));
   *o++ = '"';
@@ -281,12 +281,12 @@ size_t web_json_dropped_write(uint8_t *out, uint64_t count, int reason) {
 #define HB_PREFIX "{\"hb\":"
 
 size_t web_json_hb_len(uint64_t ms) {
-  return sizeof HB_PREFIX - 1 + u64_len(ms) + 1;
+  return sizeof HB_PREFIX - 1 + web_u64_len(ms) + 1;
 }
 
 size_t web_json_hb_write(uint8_t *out, uint64_t ms) {
   uint8_t *o = put_lit(out, HB_PREFIX);
-  o = put_u64(o, ms);
+  o = web_put_u64(o, ms);
   *o++ = '}';
   return (size_t)(o - out);
 }

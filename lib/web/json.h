@@ -55,6 +55,11 @@ typedef struct web_json_plan {
   int base64;         /* the payload is not UTF-8: "enc":"base64"      */
 } web_json_plan;
 
+/* web_u64_len is the number of decimal digits of |v|; web_put_u64 writes
+   them at |out| (no NUL) and returns the byte after. */
+size_t web_u64_len(uint64_t v);
+uint8_t *web_put_u64(uint8_t *out, uint64_t v);
+
 /* web_json_head_len and web_json_head_write: {"seq":N, */
 size_t web_json_head_len(uint64_t seq);
 size_t web_json_head_write(uint8_t *out, uint64_t seq);

@@ -32,6 +32,20 @@ const (
 	EventPersisted      EventType = C.TERN_EV_PERSISTED       // a Sync message is durable (Reason 0) or failed
 	EventStoreFailed    EventType = C.TERN_EV_STORE_FAILED    // a store batch failed; Reason is the error
 	EventCanceled       EventType = C.TERN_EV_CANCELED        // removed by the host
+
+	// The web-hook events (duty events): Seq is the hook's id, Cookie the
+	// delivery id (0 for EventHookDisabled).
+
+	// EventHookDropped: a batch was given up; Count entries lost, Reason
+	// the last HTTP status (0: no answer).
+	EventHookDropped EventType = C.TERN_EV_HOOK_DROPPED
+	// EventHookDisabled: Count batches in a row were given up; the hook
+	// sends nothing until Hook.Enable.
+	EventHookDisabled EventType = C.TERN_EV_HOOK_DISABLED
+	// EventHookVerified: a challenge ended; Reason 0 (verified) or an
+	// error code, ErrProto (a wrong answer, or a status that gives up) or
+	// ErrLimit (no answer within MaxAttempts): see Event.Err.
+	EventHookVerified EventType = C.TERN_EV_HOOK_VERIFIED
 )
 
 var eventNames = map[EventType]string{
@@ -41,6 +55,8 @@ var eventNames = map[EventType]string{
 	EventConnDead: "conn_dead", EventConnClosed: "conn_closed",
 	EventSessionExpired: "session_expired", EventPersisted: "persisted",
 	EventStoreFailed: "store_failed", EventCanceled: "canceled",
+	EventHookDropped: "hook_dropped", EventHookDisabled: "hook_disabled",
+	EventHookVerified: "hook_verified",
 }
 
 // String returns the event's name, such as "conn_closed".
@@ -56,8 +72,8 @@ type Event struct {
 	// Type names the event.
 	Type EventType
 	// Reason is a DropReason (Expired, Evicted, Dead), a GoAwayReason
-	// (ConnDead, ConnClosed), or 0 or an error code (Persisted,
-	// StoreFailed).
+	// (ConnDead, ConnClosed), 0 or an error code (Persisted,
+	// StoreFailed, HookVerified), or an HTTP status (HookDropped).
 	Reason int
 	// Conn is the connection concerned, or nil (none, or deleted since).
 	Conn *Conn
@@ -67,21 +83,26 @@ type Event struct {
 	MsgID []byte
 	// Aux is the newer id (Collapsed) or the HELLO token (ConnHello).
 	Aux []byte
-	// Seq is the message's last seq, the HELLO's last_seq (ConnHello), or
-	// the store batch (StoreFailed).
+	// Seq is the message's last seq, the HELLO's last_seq (ConnHello),
+	// the store batch (StoreFailed), or the hook's id (Hook* events).
 	Seq uint64
-	// Count is the number of messages a session still held (SessionExpired).
+	// Count is the number of messages a session still held
+	// (SessionExpired), of entries lost (HookDropped), or of batches
+	// given up in a row (HookDisabled).
 	Count uint64
-	// Cookie is the message's Message.Cookie (message events).
+	// Cookie is the message's Message.Cookie (message events), or the
+	// delivery id (HookDropped, HookVerified).
 	Cookie uint64
 	// Value is the expired session's SetSessionValue value
 	// (SessionExpired).
 	Value interface{}
 }
 
-// Err returns the event's error for Persisted and StoreFailed, else nil.
+// Err returns the event's error for Persisted, StoreFailed and
+// HookVerified, else nil.
 func (e *Event) Err() error {
-	if (e.Type == EventPersisted || e.Type == EventStoreFailed) && e.Reason < 0 {
+	if (e.Type == EventPersisted || e.Type == EventStoreFailed || e.Type == EventHookVerified) &&
+		e.Reason < 0 {
 		return &Error{Code: e.Reason, Op: e.Type.String()}
 	}
 	return nil

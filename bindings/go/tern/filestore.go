@@ -161,6 +161,7 @@ func (h *Hub) SetStore(fs *FileStore) error {
 	if rc := C.tern_hub_set_wallclock(s.p, now, C.uint64_t(time.Now().UnixNano())); rc != 0 {
 		return newError(rc, "set wallclock")
 	}
+	s.wallSet = true
 	m := C.tern_store_file_methods_versioned(C.TERN_STORE_METHODS_VERSION)
 	rc := C.tern_hub_set_store(s.p, m, unsafe.Pointer(fs.p), now)
 	if rc != 0 && !s.storeAttached() {

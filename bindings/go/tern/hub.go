@@ -41,6 +41,7 @@ type hubState struct {
 	values  map[uint64]interface{}
 	nextVal uint64
 	store   *FileStore
+	wallSet bool // the hub has a wall clock (SetWallclock, SetStore)
 
 	changed chan struct{} // closed at the next change, when not nil
 	running bool          // Run is active
@@ -278,6 +279,15 @@ func (h *Hub) Run(ctx context.Context) error {
 			s.after(false)
 		}
 		exp := uint64(C.tern_hub_get_expiry(s.p))
+		hookDue := exp <= uint64(now) && C.tern_hub_next_hook(s.p, 0) != 0
+		if hookDue {
+			// HandleExpiry ran every deadline it runs: one still due is a
+			// web hook's request, waiting for the host (NextHookRequest,
+			// WaitHookRequest). Wake its waiters, and do not spin on it:
+			// look again after hookPoll, kicked by nothing.
+			s.broadcast()
+			exp = 0
+		}
 		s.armed = exp
 		storeFd := -1
 		if s.store != nil {
@@ -286,7 +296,9 @@ func (h *Hub) Run(ctx context.Context) error {
 		s.mu.Unlock()
 
 		wait := time.Hour
-		if exp != tstampNone {
+		if hookDue {
+			wait = hookPoll
+		} else if exp != tstampNone {
 			if exp <= uint64(now) {
 				wait = 0
 			} else if d := time.Duration(exp - uint64(now)); d < wait {
@@ -313,6 +325,10 @@ func (h *Hub) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// hookPoll is how often Run looks at the hub's deadlines while a web
+// hook's request is due and not taken yet.
+const hookPoll = 10 * time.Millisecond
 
 // GoAwayAll tells every open connection to go away with reason (a restart
 // or shutdown), each with a retry hint drawn from [0, maxRetry]; sessions
@@ -473,5 +489,9 @@ func (h *Hub) SetWallclock(wall time.Time) error {
 	if ns <= 0 {
 		return errOp(C.TERN_ERR_INVALID, "set wallclock", "time before 1970")
 	}
-	return newError(C.tern_hub_set_wallclock(s.p, s.now(), C.uint64_t(ns)), "set wallclock")
+	rc := C.tern_hub_set_wallclock(s.p, s.now(), C.uint64_t(ns))
+	if rc == 0 {
+		s.wallSet = true
+	}
+	return newError(rc, "set wallclock")
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"libtern.dev/bindings/go/tern"
 )
@@ -59,6 +60,34 @@ func TestNoLeakOverLongLoop(t *testing.T) {
 		cl.Close()
 		conn, _ := h.NewConn()
 		conn.Close()
+		// web hooks: a delivery retried and given up, a challenge, the
+		// receiving side's checks, error paths
+		hk, _ := h.AddHook(tern.HookOptions{Target: "http://127.0.0.1:9/cb", Secret: payload[:32],
+			Verified: true, NoDelay: true, RetryBase: time.Nanosecond, RetryCap: time.Nanosecond})
+		hk.Enqueue(tern.HookEntry{Key: "obj", Fields: []string{"a", "b"}, Data: []byte(`{"x":[1,2]}`)})
+		if r, ok := h.NextHookRequest(); ok {
+			tern.CheckHookSignature(payload[:32], r.Header.Get("X-Tern-Timestamp"),
+				r.Header.Get("X-Tern-Signature"), r.Body, time.Now(), time.Minute)
+			h.HookDone(r, tern.HookAnswer{Status: 503, RetryAfter: "1", Body: payload[:8]})
+			time.Sleep(0)
+			if r, ok := h.NextHookRequest(); ok {
+				h.HookDone(r, tern.HookAnswer{Status: 400})
+			}
+		}
+		hk.Enqueue(tern.HookEntry{Key: ""})
+		hk.Info()
+		ch, _ := h.AddHook(tern.HookOptions{Target: "http://127.0.0.1:9/v", Secret: payload[:8], VerifyToken: "t"})
+		if r, ok := h.NextHookRequest(); ok {
+			chal, _ := tern.CheckHookChallenge(r.Query, "t")
+			h.HookDone(r, tern.HookAnswer{Status: 200, Body: []byte(chal)})
+		}
+		ch.Remove()
+		h.Hooks()
+		for {
+			if _, ok := h.NextEvent(); !ok {
+				break
+			}
+		}
 		c.Close()
 		h.Close()
 	}

@@ -158,3 +158,72 @@ int go_store_compact(tern_store_file *store) {
 go_scratch *go_scratch_new(void) { return calloc(1, sizeof(go_scratch)); }
 
 void go_scratch_del(go_scratch *sc) { free(sc); }
+
+int go_add_hook(tern_hub *hub, const go_hook_opts *o, const uint8_t *buf,
+                tern_tstamp now, uint64_t *id) {
+  tern_hook_opts t;
+  tern_hook_opts_default(&t);
+  t.flags = o->flags;
+  t.target = buf + o->target_off;
+  t.targetlen = (size_t)o->target_len;
+  t.secret = buf + o->secret_off;
+  t.secretlen = (size_t)o->secret_len;
+  if (o->token_len > 0) {
+    t.verify_token = buf + o->token_off;
+    t.verify_tokenlen = (size_t)o->token_len;
+  }
+  if (o->object_off != GO_NONE) {
+    t.object = (const char *)buf + o->object_off;
+  }
+  t.max_items = o->max_items;
+  t.max_attempts = o->max_attempts;
+  t.max_bytes = o->max_bytes;
+  t.max_delay = o->max_delay;
+  t.retry_base = o->retry_base;
+  t.retry_cap = o->retry_cap;
+  t.disable_after = o->disable_after;
+  t.max_inflight = o->max_inflight;
+  t.max_queued = o->max_queued;
+  return tern_hub_add_hook(hub, &t, now, id);
+}
+
+int go_hook_enqueue(tern_hub *hub, uint64_t id, const uint8_t *buf,
+                    uint64_t keylen, uint32_t nfields, uint64_t datalen,
+                    uint64_t time, tern_tstamp now) {
+  const char *fields[TERN_MAX_HOOK_FIELDS];
+  if (nfields > TERN_MAX_HOOK_FIELDS) {
+    return TERN_ERR_TOO_LARGE;
+  }
+  const char *p = (const char *)buf + keylen;
+  for (uint32_t i = 0; i < nfields; ++i) {
+    fields[i] = p;
+    p += strlen(p) + 1;
+  }
+  tern_hook_entry e;
+  memset(&e, 0, sizeof(e));
+  e.key = buf;
+  e.keylen = (size_t)keylen;
+  e.fields = fields;
+  e.nfields = nfields;
+  e.time = time;
+  if (datalen > 0) {
+    e.payload = (const uint8_t *)p;
+    e.payloadlen = (size_t)datalen;
+  }
+  return tern_hub_hook_enqueue(hub, id, &e, now);
+}
+
+int go_hook_check_challenge(const uint8_t *query, size_t querylen,
+                            const uint8_t *token, size_t tokenlen,
+                            size_t *off, size_t *len) {
+  const char *chal = NULL;
+  size_t n = 0;
+  int rc = tern_hook_check_challenge(
+      query ? (const char *)query : "", querylen,
+      token ? token : (const uint8_t *)"", tokenlen, &chal, &n);
+  if (rc == 0) {
+    *off = (size_t)(chal - (const char *)query);
+    *len = n;
+  }
+  return rc;
+}

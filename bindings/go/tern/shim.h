@@ -88,4 +88,41 @@ uint64_t go_session_value(const tern_session *s);
 int go_store_sync(tern_store_file *store);
 int go_store_compact(tern_store_file *store);
 
+/* go_hook_opts describes a hook for go_add_hook: the bytes are offsets
+   into the Go buffer of the call (the object name NUL-terminated there,
+   or GO_NONE), the rest as tern_hook_opts has them. */
+typedef struct go_hook_opts {
+  uint64_t target_off, target_len;
+  uint64_t secret_off, secret_len;
+  uint64_t token_off, token_len;
+  uint64_t object_off;
+  uint64_t max_bytes;
+  uint64_t max_delay;
+  uint64_t retry_base;
+  uint64_t retry_cap;
+  uint64_t max_queued;
+  uint32_t flags;
+  uint32_t max_items;
+  uint32_t max_attempts;
+  uint32_t disable_after;
+  uint32_t max_inflight;
+  uint32_t pad;
+} go_hook_opts;
+
+int go_add_hook(tern_hub *hub, const go_hook_opts *o, const uint8_t *buf,
+                tern_tstamp now, uint64_t *id);
+
+/* go_hook_enqueue queues an entry for hook |id|: its key is the first
+   |keylen| bytes of |buf|, then |nfields| NUL-terminated field names,
+   then |datalen| bytes of JSON (none when 0). */
+int go_hook_enqueue(tern_hub *hub, uint64_t id, const uint8_t *buf,
+                    uint64_t keylen, uint32_t nfields, uint64_t datalen,
+                    uint64_t time, tern_tstamp now);
+
+/* go_hook_check_challenge is tern_hook_check_challenge with the challenge
+   given as an offset into |query|. */
+int go_hook_check_challenge(const uint8_t *query, size_t querylen,
+                            const uint8_t *token, size_t tokenlen,
+                            size_t *off, size_t *len);
+
 #endif

@@ -1076,6 +1076,7 @@ static PyObject *hub_set_wallclock(HubObject *self, PyObject *args,
   if (check(self, tern_hub_set_wallclock(self->hub, now, wall)) < 0) {
     return NULL;
   }
+  self->wall_set = 1;
   Py_RETURN_NONE;
 }
 
@@ -1206,6 +1207,49 @@ static PyMethodDef hub_methods[] = {
      "set_store."},
     {"flush", (PyCFunction)hub_flush, METH_NOARGS,
      "flush()\n\nHands the waiting batch to the store."},
+    {"_add_hook", FN(tp_hub_add_hook), KW, NULL},
+    {"remove_hook", (PyCFunction)tp_hub_remove_hook, METH_O,
+     "remove_hook(id)\n\nDeletes the web hook with its waiting entries and "
+     "batches (no event).  Answers to its requests already taken are then "
+     "refused.  Raises NotFoundError."},
+    {"enable_hook", FN(tp_hub_enable_hook), KW,
+     "enable_hook(id, *, now=None)\n\nEnables a disabled hook again: its "
+     "failures count from 0 and its waiting entries are due from now.  An "
+     "enabled hook is left as it is.  Raises NotFoundError."},
+    {"verify_hook", FN(tp_hub_verify_hook), KW,
+     "verify_hook(id, *, now=None)\n\nStarts the hook's challenge again: "
+     "unverified from now on, its challenge due at now.  Raises "
+     "NotFoundError, StateError (batches of it are outstanding)."},
+    {"hook_ids", (PyCFunction)tp_hub_hook_ids, METH_NOARGS,
+     "hook_ids() -> list[int]\n\nThe ids of every hook, ascending (those "
+     "restored from a store among them)."},
+    {"has_hook", (PyCFunction)tp_hub_has_hook, METH_O,
+     "has_hook(id) -> bool"},
+    {"hook_info", (PyCFunction)tp_hub_hook_info, METH_O,
+     "hook_info(id) -> HookInfo\n\nThe hook now.  Raises NotFoundError."},
+    {"hook_enqueue", FN(tp_hub_hook_enqueue), KW,
+     "hook_enqueue(id, key, fields=(), *, time=None, data=None, now=None)"
+     "\n\nQueues an entry for the hook: the object key (the body's \"id\"), "
+     "the names of the fields that changed, its time (an int for the "
+     "body, default the Unix time in seconds) and data, one JSON value as "
+     "text (str or bytes) or None.  A COALESCE hook merges it into the "
+     "waiting entry of the same key.  Raises NotFoundError, InvalidError, "
+     "TooLargeError, FullError (max_queued entries wait)."},
+    {"next_hook_request", FN(tp_hub_next_hook_request), KW,
+     "next_hook_request(now=None) -> HookRequest | None\n\nTakes the next "
+     "request due at now: a challenge, a batch due again after its backoff, "
+     "or a new batch.  Make it with your HTTP client, then report the "
+     "answer with hook_done.  None when nothing is due (see expiry)."},
+    {"hook_done", FN(tp_hub_hook_done), KW,
+     "hook_done(request, status, *, retry_after=None, body=None, now=None)"
+     "\n\nReports the answer to a HookRequest (or a (hook, delivery) pair): "
+     "status the HTTP status, or None (HOOK_NO_ANSWER) when there was no "
+     "answer (a transport error, a timeout).  retry_after is the "
+     "Retry-After header (str, or int seconds; read with 429), body the "
+     "answer's body (read for a challenge).  2xx and 102 deliver; 500, "
+     "502, 503, 504, 429 and no answer retry after a backoff; other "
+     "statuses give the batch up.  Raises NotFoundError (not outstanding), "
+     "InvalidError (a status out of range)."},
     {"store_done", FN(hub_store_done), KW,
      "store_done(batch, status=0)\n\nReports a batch that the store's append "
      "answered with STORE_LATER as complete (may be called from inside "

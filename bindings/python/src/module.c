@@ -451,6 +451,10 @@ int tp_parse(tp_args *a, PyObject *const *args, Py_ssize_t nargs,
   return 0;
 }
 
+int tp_uint(PyObject *v, uint64_t max, uint64_t *out, const char *name) {
+  return get_uint(v, max, out, name);
+}
+
 /* ---- message descriptors --------------------------------------------------- */
 
 void tp_msg_init(tp_msg *m) {
@@ -743,6 +747,8 @@ static PyObject *m_setup(PyObject *self, PyObject *args) {
   Py_RETURN_NONE;
 }
 
+#define FN_KW(f) (PyCFunction)(void (*)(void))(f)
+
 static PyMethodDef module_methods[] = {
     {"strerror", m_strerror, METH_O,
      "strerror(code) -> str\n\nThe English description of a tern error "
@@ -770,6 +776,25 @@ static PyMethodDef module_methods[] = {
     {"framing_content_type", m_framing_content_type, METH_O,
      "framing_content_type(framing) -> str | None\n\nThe media type of a "
      "web framing's response body."},
+    {"check_hook_signature", FN_KW(tp_check_hook_signature),
+     METH_VARARGS | METH_KEYWORDS,
+     "check_hook_signature(secret, timestamp, signature, body, *, "
+     "now_s=None, tolerance=300)\n\nChecks a request a web hook sent: "
+     "timestamp and signature are its X-Tern-Timestamp and X-Tern-Signature "
+     "values, body its body, secret the hook's secret.  now_s is your Unix "
+     "time in seconds (default: the wall clock), tolerance how many seconds "
+     "the timestamp may be from it either way.  Returns None when "
+     "authentic; raises ProtocolError (no match; compared in constant "
+     "time), StateError (outside the tolerance: a replay), InvalidError "
+     "(malformed values)."},
+    {"check_hook_challenge", FN_KW(tp_check_hook_challenge),
+     METH_VARARGS | METH_KEYWORDS,
+     "check_hook_challenge(query, token=None) -> str\n\nThe endpoint's side "
+     "of a hook's challenge: reads the query (after '?'), checks hub.mode "
+     "is subscribe and hub.verify_token is token, and returns the "
+     "challenge to answer with (status 200, the challenge as the body).  "
+     "Raises ProtocolError (wrong mode or token), InvalidError (not a "
+     "challenge query)."},
     {"_setup", m_setup, METH_VARARGS, "Internal: registers the Python "
                                       "exception classes and enums."},
     {NULL, NULL, 0, NULL}};
@@ -809,6 +834,13 @@ PyMODINIT_FUNC PyInit__tern(void) {
       {"STORE_MAX_KEY", TERN_STORE_MAX_KEY},
       {"STORE_LATER", TERN_STORE_LATER},
       {"VERSION_NUM", TERN_VERSION_NUM},
+      {"MAX_HOOK_TARGET", TERN_MAX_HOOK_TARGET},
+      {"MAX_HOOK_SECRET", TERN_MAX_HOOK_SECRET},
+      {"MAX_HOOK_OBJECT", TERN_MAX_HOOK_OBJECT},
+      {"MAX_HOOK_KEY", TERN_MAX_HOOK_KEY},
+      {"MAX_HOOK_FIELDS", TERN_MAX_HOOK_FIELDS},
+      {"MAX_HOOK_FIELD", TERN_MAX_HOOK_FIELD},
+      {"HOOK_NO_ANSWER", TERN_HOOK_NO_ANSWER},
   };
   for (size_t i = 0; i < sizeof(consts) / sizeof(consts[0]); ++i) {
     if (PyModule_AddIntConstant(m, consts[i].name, (long)consts[i].value) <

@@ -40,6 +40,8 @@ typedef struct HubObject {
   PyObject *store_exc;      /* first exception a Python store method raised
                                during the current call                     */
   int in_store;             /* nonzero while a Python store method runs    */
+  int wall_set;             /* set_wallclock was called (add_hook sets it
+                               to time.time_ns() otherwise)               */
   tern_conn **deferred;     /* conns whose Conn died inside a store method */
   size_t ndeferred, capdeferred;
   PyObject *weakrefs;
@@ -117,6 +119,10 @@ PyObject *tp_seconds(tern_duration d);
 /* tp_tstamp gives an int, or None for TERN_TSTAMP_NONE. */
 PyObject *tp_tstamp(tern_tstamp t);
 
+/* tp_uint reads an int in [0, max] (TypeError for other types, bools
+   included; ValueError out of range). */
+int tp_uint(PyObject *v, uint64_t max, uint64_t *out, const char *name);
+
 /* A table of settable fields for the **kwargs of constructors. */
 typedef enum tp_kind {
   TP_U32, TP_U64, TP_SIZE, TP_DUR, TP_BOOL, TP_INT, TP_OVERFLOW3
@@ -180,6 +186,10 @@ PyObject *tp_receipt(const tern_receipt *r);
 PyObject *tp_client_event(const tern_client_event *ev);
 PyObject *tp_client_stats(const tern_client_stats *st);
 PyObject *tp_file_stats(const tern_store_file_stats *st);
+PyObject *tp_hook_info(const tern_hook_info *in);
+PyObject *tp_hook_request(const tern_hook_request *r);
+/* tp_is_hook_request: |o| is a tern.HookRequest. */
+int tp_is_hook_request(PyObject *o);
 
 /* ---- hub helpers (hub.c) --------------------------------------------------- */
 
@@ -207,6 +217,25 @@ void tp_hub_close(HubObject *h);
 int tp_store_attach(HubObject *h, PyObject *store, tern_tstamp now);
 /* tp_store_detach drops the hub's store reference when the hub closes. */
 void tp_store_detach(HubObject *h);
+
+/* ---- web hooks (hooks.c) -------------------------------------------------- */
+
+/* Methods of Hub (its method table lists them) and of the module. */
+PyObject *tp_hub_add_hook(HubObject *self, PyObject *args, PyObject *kw);
+PyObject *tp_hub_remove_hook(HubObject *self, PyObject *arg);
+PyObject *tp_hub_enable_hook(HubObject *self, PyObject *args, PyObject *kw);
+PyObject *tp_hub_verify_hook(HubObject *self, PyObject *args, PyObject *kw);
+PyObject *tp_hub_hook_ids(HubObject *self, PyObject *noarg);
+PyObject *tp_hub_has_hook(HubObject *self, PyObject *arg);
+PyObject *tp_hub_hook_info(HubObject *self, PyObject *arg);
+PyObject *tp_hub_hook_enqueue(HubObject *self, PyObject *args, PyObject *kw);
+PyObject *tp_hub_next_hook_request(HubObject *self, PyObject *args,
+                                   PyObject *kw);
+PyObject *tp_hub_hook_done(HubObject *self, PyObject *args, PyObject *kw);
+PyObject *tp_check_hook_signature(PyObject *self, PyObject *args,
+                                  PyObject *kw);
+PyObject *tp_check_hook_challenge(PyObject *self, PyObject *args,
+                                  PyObject *kw);
 
 int tp_hub_type_init(PyObject *module);
 int tp_conn_type_init(PyObject *module);

@@ -7,7 +7,8 @@
 
 static PyTypeObject *PublishResultType, *EventType, *StatsType,
     *SessionInfoType, *ConnInfoType, *TopicInfoType, *ReceiptType,
-    *ClientEventType, *ClientStatsType, *FileStatsType;
+    *ClientEventType, *ClientStatsType, *FileStatsType, *HookInfoType,
+    *HookRequestType;
 
 /* ---- field lists ----------------------------------------------------------- */
 
@@ -103,6 +104,33 @@ static PyStructSequence_Field client_event_fields[] = {
     {"attrs", "MESSAGE: a dict of str to str, else None"},
     {NULL, NULL}};
 
+static PyStructSequence_Field hook_info_fields[] = {
+    {"id", "the hook's id"},
+    {"state", "HookState bits: VERIFIED, DISABLED"},
+    {"failures", "batches given up in a row"},
+    {"target", "the target (bytes)"},
+    {"queued", "entries waiting, not in a batch"},
+    {"queued_bytes", "their size in the body"},
+    {"outstanding", "batches taken and not settled"},
+    {"delivered", "entries delivered since the hub started"},
+    {"dropped", "entries given up since the hub started"},
+    {"attempts", "requests answered since the hub started"},
+    {NULL, NULL}};
+
+static PyStructSequence_Field hook_request_fields[] = {
+    {"kind", "a HookKind: DELIVERY (POST body) or CHALLENGE (GET with query)"},
+    {"hook", "the hook's id"},
+    {"delivery", "the delivery id: names the request in Hub.hook_done"},
+    {"attempt", "1 for the first try"},
+    {"entries", "DELIVERY: entries in the body"},
+    {"method", "'POST' or 'GET'"},
+    {"target", "the hook's target (bytes), a URL say"},
+    {"query", "CHALLENGE: the query to append after '?'; '' for DELIVERY"},
+    {"body", "DELIVERY: the JSON batch (bytes); CHALLENGE: b''"},
+    {"headers", "the headers to set, a dict of str to str"},
+    {"timestamp", "Unix seconds, as in X-Tern-Timestamp"},
+    {NULL, NULL}};
+
 static const char *const client_stats_names[] = {
     "received", "delivered", "duplicates", "gaps", "resyncs", "reconnects",
     "acks_sent", "rtt", "heartbeat_interval", NULL};
@@ -169,6 +197,17 @@ int tp_types_init(PyObject *m) {
                                client_stats_names);
   FileStatsType = names_type("tern.FileStoreStats", "A file store's stats.",
                              file_stats_names);
+  HookInfoType = new_type("tern.HookInfo", "A web hook now (Hub.hook_info).",
+                          hook_info_fields);
+  HookRequestType = new_type("tern.HookRequest",
+                             "A request for the host to make for a web hook "
+                             "(Hub.next_hook_request); answer it with "
+                             "Hub.hook_done.",
+                             hook_request_fields);
+  if (add(m, "HookInfo", HookInfoType) < 0 ||
+      add(m, "HookRequest", HookRequestType) < 0) {
+    return -1;
+  }
   if (add(m, "PublishResult", PublishResultType) < 0 ||
       add(m, "Event", EventType) < 0 || add(m, "Stats", StatsType) < 0 ||
       add(m, "SessionInfo", SessionInfoType) < 0 ||
@@ -231,6 +270,9 @@ PyObject *tp_publish_result(const tern_publish_result *r) {
 PyObject *tp_event(const tern_event *ev) {
   const char *reason_enum = NULL;
   switch (ev->type) {
+  case TERN_EV_HOOK_VERIFIED:
+    reason_enum = "ErrorCode"; /* 0 (verified) stays a plain int */
+    break;
   case TERN_EV_EXPIRED:
   case TERN_EV_EVICTED:
   case TERN_EV_DEAD:
@@ -369,4 +411,62 @@ PyObject *tp_client_stats(const tern_client_stats *st) {
                     u64(st->acks_sent),  tp_seconds(st->rtt),
                     tp_seconds(st->heartbeat_interval)};
   return fill(ClientStatsType, v, 9);
+}
+
+PyObject *tp_hook_info(const tern_hook_info *in) {
+  PyObject *v[10] = {u64(in->id),
+                     tp_enum("HookState", (long)in->state),
+                     PyLong_FromUnsignedLong(in->failures),
+                     PyBytes_FromStringAndSize((const char *)in->target,
+                                               (Py_ssize_t)in->targetlen),
+                     u64(in->queued),
+                     u64(in->queued_bytes),
+                     PyLong_FromUnsignedLong(in->outstanding),
+                     u64(in->delivered),
+                     u64(in->dropped),
+                     u64(in->attempts)};
+  return fill(HookInfoType, v, 10);
+}
+
+static PyObject *hook_headers(const tern_hook_request *r) {
+  PyObject *d = PyDict_New();
+  for (size_t i = 0; d && i < r->nheaders; ++i) {
+    const tern_hook_header *h = &r->headers[i];
+    PyObject *k = PyUnicode_DecodeLatin1(h->name, (Py_ssize_t)strlen(h->name),
+                                         NULL);
+    PyObject *val = PyUnicode_DecodeLatin1(
+        h->value, (Py_ssize_t)strlen(h->value), NULL);
+    if (!k || !val || PyDict_SetItem(d, k, val) < 0) {
+      Py_XDECREF(k);
+      Py_XDECREF(val);
+      Py_CLEAR(d);
+    } else {
+      Py_DECREF(k);
+      Py_DECREF(val);
+    }
+  }
+  return d;
+}
+
+PyObject *tp_hook_request(const tern_hook_request *r) {
+  PyObject *v[11] = {
+      tp_enum("HookKind", r->kind),
+      u64(r->hook),
+      u64(r->delivery),
+      PyLong_FromUnsignedLong(r->attempt),
+      PyLong_FromUnsignedLong(r->entries),
+      PyUnicode_FromString(r->method ? r->method : ""),
+      PyBytes_FromStringAndSize((const char *)r->target,
+                                (Py_ssize_t)r->targetlen),
+      PyUnicode_DecodeLatin1(r->query ? r->query : "",
+                             r->query ? (Py_ssize_t)r->querylen : 0, NULL),
+      PyBytes_FromStringAndSize(r->body ? (const char *)r->body : "",
+                                r->body ? (Py_ssize_t)r->bodylen : 0),
+      hook_headers(r),
+      u64(r->timestamp)};
+  return fill(HookRequestType, v, 11);
+}
+
+int tp_is_hook_request(PyObject *o) {
+  return HookRequestType && Py_IS_TYPE(o, HookRequestType);
 }

@@ -37,11 +37,15 @@ from ._tern import (
     Event,
     FileStore,
     FileStoreStats,
+    HookInfo,
+    HookRequest,
     PublishResult,
     Receipt,
     SessionInfo,
     Stats,
     TopicInfo,
+    check_hook_challenge,
+    check_hook_signature,
     err_is_fatal,
     filter_check,
     framing_content_type,
@@ -67,6 +71,13 @@ MAX_TOPIC = _tern.MAX_TOPIC
 MAX_FILTER = _tern.MAX_FILTER
 STORE_MAX_KEY = _tern.STORE_MAX_KEY
 STORE_LATER = _tern.STORE_LATER
+MAX_HOOK_TARGET = _tern.MAX_HOOK_TARGET
+MAX_HOOK_SECRET = _tern.MAX_HOOK_SECRET
+MAX_HOOK_OBJECT = _tern.MAX_HOOK_OBJECT
+MAX_HOOK_KEY = _tern.MAX_HOOK_KEY
+MAX_HOOK_FIELDS = _tern.MAX_HOOK_FIELDS
+MAX_HOOK_FIELD = _tern.MAX_HOOK_FIELD
+HOOK_NO_ANSWER = _tern.HOOK_NO_ANSWER
 
 Bytes = Union[bytes, bytearray, memoryview, str]
 
@@ -117,7 +128,17 @@ class Framing(enum.IntEnum):
 
 
 class EventType(enum.IntEnum):
-    """The type of a hub Event."""
+    """The type of a hub Event.
+
+    The web-hook events (HOOK_*) are duty events: ``seq`` is the hook's
+    id, ``cookie`` the delivery id (0 for HOOK_DISABLED).  HOOK_DROPPED:
+    a batch was given up, ``count`` entries lost, ``reason`` the last HTTP
+    status (0: no answer).  HOOK_DISABLED: ``count`` batches in a row
+    failed, the hook sends nothing until Hub.enable_hook.  HOOK_VERIFIED:
+    a challenge ended, ``reason`` 0 (verified), ErrorCode.PROTO (a wrong
+    answer, or a status that gives up) or ErrorCode.LIMIT (no answer
+    within max_attempts).
+    """
 
     ACCEPTED = 1
     SENT = 2
@@ -133,6 +154,23 @@ class EventType(enum.IntEnum):
     PERSISTED = 12
     STORE_FAILED = 13
     CANCELED = 14
+    HOOK_DROPPED = 32
+    HOOK_DISABLED = 33
+    HOOK_VERIFIED = 34
+
+
+class HookKind(enum.IntEnum):
+    """What a HookRequest asks for."""
+
+    DELIVERY = 1   # POST the body to the target with the headers
+    CHALLENGE = 2  # GET the target with "?" and the query appended
+
+
+class HookState(enum.IntFlag):
+    """The bits of HookInfo.state."""
+
+    VERIFIED = 0x1
+    DISABLED = 0x2
 
 
 class ClientEventType(enum.IntEnum):
@@ -324,7 +362,7 @@ _tern._setup(Error, {int(k): v for k, v in _ERRORS.items()}, {
     cls.__name__: cls
     for cls in (ErrorCode, Priority, Overflow, Framing, EventType, ClientEventType,
                 GoawayReason, DropReason, ResyncReason, PubackStatus, PublishOutcome,
-                StoreOp, FsyncPolicy)
+                StoreOp, FsyncPolicy, HookKind, HookState)
 })
 
 # ---- stores -----------------------------------------------------------------
@@ -513,6 +551,62 @@ class Topic:
         self.hub._delete_topic(self.name, **kw)
 
 
+class Hook:
+    """A web hook of a hub, named by its id (tern_hub_add_hook(3)).  It
+    holds no native pointer: after remove() (or the hub's close) calls
+    raise NotFoundError (ClosedError).  Hub.add_hook creates one,
+    Hub.hook(id) and Hub.hooks() find them (those restored from a store
+    among them)."""
+
+    __slots__ = ("hub", "id")
+
+    def __init__(self, hub: "Hub", id: int) -> None:
+        self.hub = hub
+        self.id = id
+
+    def __repr__(self) -> str:
+        return f"<tern.Hook {self.id}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Hook) and other.hub is self.hub and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash((id(self.hub), self.id))
+
+    def __int__(self) -> int:
+        return self.id
+
+    @property
+    def exists(self) -> bool:
+        """True while the hub has this hook."""
+        return self.hub.has_hook(self.id)
+
+    def info(self) -> HookInfo:
+        """The hook now: state, failures, queued entries, counters
+        (raises NotFoundError)."""
+        return self.hub.hook_info(self.id)
+
+    def enqueue(self, key: Bytes, fields: Iterable[Union[str, bytes]] = (), *,
+                time: Optional[int] = None, data: Optional[Bytes] = None,
+                now: Optional[int] = None) -> None:
+        """Hub.hook_enqueue: queues a change of the object ``key`` (the
+        names of the ``fields`` that changed, its ``time`` for the body,
+        optional ``data``: one JSON value as text)."""
+        self.hub.hook_enqueue(self.id, key, fields, time=time, data=data, now=now)
+
+    def remove(self) -> None:
+        """Hub.remove_hook: deletes the hook and what it holds."""
+        self.hub.remove_hook(self.id)
+
+    def enable(self, *, now: Optional[int] = None) -> None:
+        """Hub.enable_hook: a disabled hook sends again."""
+        self.hub.enable_hook(self.id, now=now)
+
+    def verify(self, *, now: Optional[int] = None) -> None:
+        """Hub.verify_hook: challenges the endpoint again."""
+        self.hub.verify_hook(self.id, now=now)
+
+
 class Hub(_tern.Hub):
     """Hub(**settings): a push-delivery hub.
 
@@ -551,6 +645,50 @@ class Hub(_tern.Hub):
             raise NotFoundError(f"no topic {name!r}")
         return Topic(self, name)
 
+    def add_hook(self, target: Bytes, secret: Bytes, *, verify_token: Optional[Bytes] = None,
+                 object: Optional[str] = None, verified: bool = False, coalesce: bool = False,
+                 now: Optional[int] = None, **policy: Any) -> Hook:
+        """Registers a web hook (tern_hub_add_hook(3)) and returns it.
+
+        ``target`` is what your HTTP client understands (a URL), handed
+        back in each HookRequest; ``secret`` keys the HMAC-SHA256
+        signatures.  Unless ``verified``, the endpoint is first challenged
+        (a GET with hub.mode, hub.challenge and ``verify_token``).
+        ``coalesce`` merges waiting entries of one object key.  ``object``
+        is the body's "object" value.  Policy options (tern_hook_opts;
+        durations in seconds): max_items (1000), max_bytes (1 MiB),
+        max_delay (5), max_attempts (10; 0 unlimited), retry_base (1),
+        retry_cap (3600), disable_after (5; 0 never), max_inflight (1),
+        max_queued (100000; 0 unlimited).  Raises InvalidError,
+        TooLargeError.  With a store, add hooks after set_store.
+        Requests are signed with a timestamp from the hub's wall clock:
+        a hub without one (set_wallclock never called) gets
+        time.time_ns() at the first add_hook.
+        """
+        id = self._add_hook(target, secret, verify_token=verify_token, object=object,
+                            verified=verified, coalesce=coalesce, now=now, **policy)
+        return Hook(self, id)
+
+    def hook(self, id: int) -> Hook:
+        """The hook with this id (raises NotFoundError)."""
+        if not self.has_hook(id):
+            raise NotFoundError(f"no hook {id!r}")
+        return Hook(self, id)
+
+    def hooks(self) -> Iterator[Hook]:
+        """Every hook of the hub, by ascending id."""
+        for id in self.hook_ids():
+            yield Hook(self, id)
+
+    def hook_requests(self, now: Optional[int] = None) -> Iterator[HookRequest]:
+        """Takes every hook request due at now (next_hook_request until
+        None); answer each with hook_done."""
+        while True:
+            r = self.next_hook_request(now)
+            if r is None:
+                return
+            yield r
+
     def events(self) -> Iterator[Event]:
         """Takes every queued event."""
         while True:
@@ -572,10 +710,12 @@ __all__ = [
     "Bytes", "Client", "ClientEvent", "ClientEventType", "ClientStats", "ClosedError", "Conn",
     "ConnInfo", "DictStore", "DropReason", "DuplicateError", "Error", "ErrorCode", "Event",
     "EventType", "FileStore", "FileStoreStats", "Framing", "FsyncPolicy", "FullError",
-    "GoawayReason", "Hub", "InvalidError", "LimitError", "NoMemoryError", "NotFoundError",
+    "GoawayReason", "HOOK_NO_ANSWER", "Hook", "HookInfo", "HookKind", "HookRequest",
+    "HookState", "Hub", "InvalidError", "LimitError", "NoMemoryError", "NotFoundError",
     "Overflow", "Priority", "ProtocolError", "PubackStatus", "PublishOutcome", "PublishResult",
     "Receipt", "ResyncReason", "Session", "SessionInfo", "Stats", "StateError", "Store",
-    "StoreError", "StoreOp", "TooLargeError", "Topic", "TopicInfo", "err_is_fatal",
+    "StoreError", "StoreOp", "TooLargeError", "Topic", "TopicInfo", "check_hook_challenge",
+    "check_hook_signature", "err_is_fatal",
     "filter_check", "framing_content_type", "parse_resume", "shard_of", "strerror",
     "topic_pattern_check", "version", "version_info",
 ]

@@ -24,6 +24,13 @@ MAX_TOPIC: int
 MAX_FILTER: int
 STORE_MAX_KEY: int
 STORE_LATER: int
+MAX_HOOK_TARGET: int
+MAX_HOOK_SECRET: int
+MAX_HOOK_OBJECT: int
+MAX_HOOK_KEY: int
+MAX_HOOK_FIELDS: int
+MAX_HOOK_FIELD: int
+HOOK_NO_ANSWER: int
 
 # ---- enums -------------------------------------------------------------------
 
@@ -73,6 +80,17 @@ class EventType(enum.IntEnum):
     PERSISTED: int
     STORE_FAILED: int
     CANCELED: int
+    HOOK_DROPPED: int
+    HOOK_DISABLED: int
+    HOOK_VERIFIED: int
+
+class HookKind(enum.IntEnum):
+    DELIVERY: int
+    CHALLENGE: int
+
+class HookState(enum.IntFlag):
+    VERIFIED: int
+    DISABLED: int
 
 class ClientEventType(enum.IntEnum):
     CONNECT: int
@@ -292,6 +310,31 @@ class FileStoreStats(NamedTuple):
     compact_failures: int
     skipped_files: int
 
+class HookInfo(NamedTuple):
+    id: int
+    state: HookState
+    failures: int
+    target: bytes
+    queued: int
+    queued_bytes: int
+    outstanding: int
+    delivered: int
+    dropped: int
+    attempts: int
+
+class HookRequest(NamedTuple):
+    kind: HookKind
+    hook: int
+    delivery: int
+    attempt: int
+    entries: int
+    method: str
+    target: bytes
+    query: str
+    body: bytes
+    headers: Dict[str, str]
+    timestamp: int
+
 # ---- functions -----------------------------------------------------------------
 
 def strerror(code: int) -> str: ...
@@ -303,6 +346,10 @@ def topic_pattern_check(pattern: Union[str, bytes]) -> None: ...
 def filter_check(text: Union[str, bytes]) -> None: ...
 def parse_resume(text: Union[str, bytes]) -> Tuple[int, int]: ...
 def framing_content_type(framing: int) -> Optional[str]: ...
+def check_hook_signature(secret: Bytes, timestamp: Union[Bytes, int], signature: Bytes,
+                         body: Optional[Bytes], *, now_s: Optional[int] = ...,
+                         tolerance: float = ...) -> None: ...
+def check_hook_challenge(query: Bytes, token: Optional[Bytes] = ...) -> str: ...
 
 # ---- stores ------------------------------------------------------------------
 
@@ -403,6 +450,23 @@ class Topic:
     def receipt(self, offset: int) -> Receipt: ...
     def delete(self, *, now: Optional[int] = ...) -> None: ...
 
+class Hook:
+    hub: Hub
+    id: int
+    def __init__(self, hub: Hub, id: int) -> None: ...
+    def __int__(self) -> int: ...
+    @property
+    def exists(self) -> bool: ...
+    def info(self) -> HookInfo: ...
+    def enqueue(self, key: Bytes, fields: Iterable[Union[str, bytes]] = ..., *,
+                time: Optional[int] = ..., data: Optional[Bytes] = ...,
+                now: Optional[int] = ...) -> None: ...
+    def remove(self) -> None: ...
+    def enable(self, *, now: Optional[int] = ...) -> None: ...
+    def verify(self, *, now: Optional[int] = ...) -> None: ...
+
+HookAnswerTo = Union[HookRequest, Tuple[int, int]]
+
 class Hub:
     def __init__(self, *, max_payload: int = ..., max_sessions: int = ..., max_conns: int = ...,
                  inflight_window: int = ..., max_pending: int = ...,
@@ -474,6 +538,28 @@ class Hub:
     def set_wallclock(self, now: Optional[int] = ..., wall_ns: Optional[int] = ...) -> None: ...
     def flush(self) -> None: ...
     def store_done(self, batch: int, status: int = ...) -> None: ...
+    def add_hook(self, target: Bytes, secret: Bytes, *, verify_token: Optional[Bytes] = ...,
+                 object: Optional[str] = ..., verified: bool = ..., coalesce: bool = ...,
+                 now: Optional[int] = ..., max_items: int = ..., max_attempts: int = ...,
+                 max_bytes: int = ..., max_delay: float = ..., retry_base: float = ...,
+                 retry_cap: float = ..., disable_after: int = ..., max_inflight: int = ...,
+                 max_queued: int = ...) -> Hook: ...
+    def hook(self, id: int) -> Hook: ...
+    def hooks(self) -> Iterator[Hook]: ...
+    def hook_ids(self) -> List[int]: ...
+    def has_hook(self, id: int) -> bool: ...
+    def hook_info(self, id: int) -> HookInfo: ...
+    def remove_hook(self, id: int) -> None: ...
+    def enable_hook(self, id: int, *, now: Optional[int] = ...) -> None: ...
+    def verify_hook(self, id: int, *, now: Optional[int] = ...) -> None: ...
+    def hook_enqueue(self, id: int, key: Bytes, fields: Iterable[Union[str, bytes]] = ..., *,
+                     time: Optional[int] = ..., data: Optional[Bytes] = ...,
+                     now: Optional[int] = ...) -> None: ...
+    def next_hook_request(self, now: Optional[int] = ...) -> Optional[HookRequest]: ...
+    def hook_requests(self, now: Optional[int] = ...) -> Iterator[HookRequest]: ...
+    def hook_done(self, request: HookAnswerTo, status: Optional[int], *,
+                  retry_after: Union[str, bytes, int, None] = ...,
+                  body: Optional[Bytes] = ..., now: Optional[int] = ...) -> None: ...
 
 # ---- client ------------------------------------------------------------------
 

@@ -867,10 +867,31 @@ class RobustnessTest(unittest.TestCase):
             self.call_all(t, skip=("delete",))
             with tern.Client("k") as c:
                 self.call_all(c, skip=("release",))
-        for fn in (tern.strerror, tern.err_is_fatal, tern.shard_of, tern.topic_pattern_check,
-                   tern.filter_check, tern.parse_resume, tern.framing_content_type):
+            hook = hub.add_hook("http://h", "secret", verified=True, max_delay=0)
+            hook.enqueue("k", ["f"], time=1)
+            req = hub.next_hook_request()
+            self.call_all(hook, skip=("remove",))
             for bad in self.BAD:
-                for args in ((bad,), (bad, bad)):
+                for call in (lambda: hub.hook_done(req, bad), lambda: hub.hook_done(bad, 200),
+                             lambda: hub.hook_done(req, 200, retry_after=bad),
+                             lambda: hub.hook_done(req, 200, body=bad),
+                             lambda: hub.add_hook(bad, bad), lambda: hub.add_hook("t", bad),
+                             lambda: hub.add_hook("t", "s", object=bad),
+                             lambda: hub.add_hook("t", "s", verify_token=bad),
+                             lambda: hub.add_hook("t", "s", max_delay=bad),
+                             lambda: hook.enqueue("k", bad), lambda: hook.enqueue("k", [bad]),
+                             lambda: hook.enqueue("k", data=bad),
+                             lambda: hook.enqueue("k", time=bad)):
+                    try:
+                        call()
+                    except self.OK:
+                        pass
+        for fn in (tern.strerror, tern.err_is_fatal, tern.shard_of, tern.topic_pattern_check,
+                   tern.filter_check, tern.parse_resume, tern.framing_content_type,
+                   tern.check_hook_signature, tern.check_hook_challenge):
+            for bad in self.BAD:
+                for args in ((bad,), (bad, bad), (bad, bad, bad, bad), ("s", "1", bad, bad),
+                             ("s", bad, "sha256=" + "0" * 64, b"")):
                     try:
                         fn(*args)
                     except self.OK:

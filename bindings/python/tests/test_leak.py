@@ -122,7 +122,110 @@ class Workload:
         self.now += 1_000_000  # 1 ms a round
 
 
+class HookWorkload:
+    """One round drives web hooks through every wrapper: add, enqueue
+    (good and bad), requests (delivery and challenge), answers (200, 500,
+    no answer, 400), info, listing, events, the receiving side's checks,
+    removal, and error paths."""
+
+    S = 1_000_000_000
+
+    def __init__(self):
+        self.store = CountingStore()
+        self.hub = tern.Hub(seed=3)
+        self.hub.set_wallclock(now=1, wall_ns=1_700_000_000 * self.S)
+        self.hub.set_store(self.store, now=1)
+        self.target = "http://127.0.0.1:9/hook"
+        self.secret = b"s3cret"
+        self.token = "tok"
+        self.fields = ["name", "picture"]
+        self.data = '{"v": [1, 2, 3]}'
+        self.key = "user-1"
+        self.body = bytearray(b"challenge")
+        self.now = 1
+
+    def round(self, i):
+        hub, now, S = self.hub, self.now, self.S
+        hook = hub.add_hook(self.target, self.secret, verified=True, max_items=2,
+                            max_delay=0, retry_base=0.001, retry_cap=0.001, now=now)
+        hook.enqueue(self.key, self.fields, time=i, data=self.data, now=now)
+        hook.enqueue(b"user-2", self.fields, time=i, now=now)
+        req = hub.next_hook_request(now=now)
+        tern.check_hook_signature(self.secret, req.headers["X-Tern-Timestamp"],
+                                  req.headers["X-Tern-Signature"], req.body,
+                                  now_s=req.timestamp)
+        hub.hook_done(req, 500, retry_after="1", body=self.body, now=now)
+        req = hub.next_hook_request(now=now + 2_000_000)
+        hub.hook_done(req, None, now=now + 2_000_000)
+        req = hub.next_hook_request(now=now + 4_000_000)
+        hub.hook_done((req.hook, req.delivery), 200, now=now + 4_000_000)
+        hook.enqueue(self.key, self.fields, time=i, now=now + 4_000_000)
+        req = hub.next_hook_request(now=now + 4_000_000)
+        hub.hook_done(req, 400, now=now + 4_000_000)
+        hook.info()
+        # a challenged hook
+        ch = hub.add_hook(self.target, self.secret, verify_token=self.token, now=now)
+        req = hub.next_hook_request(now=now + 4_000_000)
+        answer = tern.check_hook_challenge(req.query, self.token)
+        hub.hook_done(req, 200, body=answer, now=now + 4_000_000)
+        for h in hub.hooks():
+            h.info()
+        list(hub.events())
+        # error paths
+        for call in (lambda: hook.enqueue("", now=now + 4_000_000),
+                     lambda: hook.enqueue("k", data="{", now=now + 4_000_000),
+                     lambda: hook.enqueue("k", "str", now=now + 4_000_000),
+                     lambda: hook.enqueue("k", ["f"] * 40, now=now + 4_000_000),
+                     lambda: hub.hook_done((hook.id, 999999), 200, now=now + 4_000_000),
+                     lambda: hub.hook_done(req, 99, now=now + 4_000_000),
+                     lambda: hub.add_hook("", self.secret, now=now),
+                     lambda: hub.add_hook(self.target, self.secret, max_items=0, now=now),
+                     lambda: hub.add_hook(self.target, self.secret, bogus=1, now=now),
+                     lambda: hub.hook_info(0),
+                     lambda: tern.check_hook_signature(self.secret, "1", "sha256=00", b"x"),
+                     lambda: tern.check_hook_challenge("hub.mode=x", self.token)):
+            try:
+                call()
+            except (tern.Error, TypeError, ValueError):
+                pass
+        hook.remove()
+        ch.remove()
+        self.now += 10_000_000
+
+
 class LeakTest(unittest.TestCase):
+    def test_hooks_loop(self):
+        w = HookWorkload()
+        rounds = ROUNDS // 4
+        for i in range(WARMUP // 4):
+            w.round(i)
+        gc.collect()
+        objs = (w.hub, w.store, w.target, w.secret, w.token, w.fields, w.data, w.key, w.body)
+        refs = [sys.getrefcount(o) for o in objs]
+        rss0 = rss_kib()
+        tracemalloc.start()
+        snap0 = tracemalloc.take_snapshot()
+        traced0 = tracemalloc.get_traced_memory()[0]
+        for i in range(rounds):
+            w.round(i)
+        gc.collect()
+        traced1 = tracemalloc.get_traced_memory()[0]
+        snap1 = tracemalloc.take_snapshot()
+        tracemalloc.stop()
+        rss1 = rss_kib()
+        self.assertEqual(refs, [sys.getrefcount(o) for o in objs],
+                         "a reference to an argument leaked")
+        growth = traced1 - traced0
+        top = "\n".join(str(s) for s in snap1.compare_to(snap0, "lineno")[:5])
+        self.assertLess(growth, 64 * 1024, "Python memory grew:\n" + top)
+        self.assertEqual(w.hub.hook_ids(), [])
+        if not SANITIZED:
+            self.assertLess(rss1 - rss0, 4096, f"RSS grew {rss1 - rss0} KiB")
+        print(f"\n{rounds} hook rounds: tracemalloc {growth:+d} B, RSS {rss1 - rss0:+d} KiB, "
+              f"store records {w.store.records}", file=sys.stderr)
+        w.hub.close()
+
+
     def test_long_loop(self):
         w = Workload()
         for i in range(WARMUP):
