@@ -335,7 +335,7 @@ def check_retry(t, rx):
        len({r["headers"].get("x-tern-delivery") for r in p}) == 1,
        "the retries keep the delivery id and count attempts")
     gaps = [p[i + 1]["t"] - p[i]["t"] for i in range(2)]
-    ok(gaps[0] <= 0.15 + 0.25 and gaps[1] <= 0.25 + 0.25,
+    ok(gaps[0] <= 0.15 + 0.5 and gaps[1] <= 0.25 + 0.5,
        "backoff within [0, min(cap, base*2^(n-1))] (+slack): %.3f, %.3f s" %
        tuple(gaps))
     ok(all(signature_ok(r, "s") for r in p), "every attempt is signed")
@@ -476,9 +476,11 @@ def check_threads(data, rx):
         ok(wait_for(lambda: sorted(delivered_keys(rx, "thr")) ==
                     sorted("t%d" % i for i in range(10)), 5),
            "--threads 3: all delivered")
-        st, lst = t.call("GET", "/webhooks")
-        ok(st == 200 and len(lst) == 1 and lst[0]["delivered"] == 10,
-           "--threads 3: one hook, listed with its counts")
+        # the receiver has the posts a moment before ternd has their answers
+        def listed():
+            st, lst = t.call("GET", "/webhooks")
+            return st == 200 and len(lst) == 1 and lst[0]["delivered"] == 10
+        ok(wait_for(listed, 5), "--threads 3: one hook, listed with its counts")
     finally:
         t.stop()
 
