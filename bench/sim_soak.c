@@ -4,7 +4,8 @@
  *   sim_soak --seconds 600 [--start S] [--jobs J]   seeds S, S+1, ... for
  *                                                   ten minutes
  *   sim_soak --count N [--start S] [--jobs J]       N seeds
- *   options: --hub-restart, --strict-dropped, --ack-livelock, --topics
+ *   options: --hub-restart, --strict-dropped, --ack-livelock, --topics,
+ *            --policies
  *            (as for tests/sim/sim)
  *
  * Prints progress every 10 s, each failing seed with the command line that
@@ -22,7 +23,7 @@
 static void usage(FILE *f) {
   fprintf(f, "usage: sim_soak (--seconds S | --count N) [--start S] "
              "[--jobs J] [--hub-restart] [--strict-dropped] "
-             "[--ack-livelock] [--topics]\n");
+             "[--ack-livelock] [--topics] [--policies]\n");
 }
 
 /* The simulator binary next to this one: build/bench/sim_soak ->
@@ -68,6 +69,8 @@ int main(int argc, char **argv) {
       b.opts.ack_livelock = 1;
     } else if (strcmp(a, "--topics") == 0) {
       b.opts.topics = 1;
+    } else if (strcmp(a, "--policies") == 0) {
+      b.opts.policies = 1;
     } else {
       usage(stderr);
       return 2;

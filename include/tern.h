@@ -221,8 +221,11 @@ typedef struct tern_mem {
 #define TERN_SETTINGS_V2 2
 /* TERN_SETTINGS_V3 adds |topic_rate| and |topic_burst|. */
 #define TERN_SETTINGS_V3 3
+/* TERN_SETTINGS_V4 adds |accept_rate|, |accept_burst| and
+   |accept_max_retry|. */
+#define TERN_SETTINGS_V4 4
 /* TERN_SETTINGS_VERSION is the layout of tern_settings in this header. */
-#define TERN_SETTINGS_VERSION TERN_SETTINGS_V3
+#define TERN_SETTINGS_VERSION TERN_SETTINGS_V4
 
 /*
  * tern_priority is a message's priority.  On the wire, a connection always
@@ -353,6 +356,24 @@ typedef struct tern_settings {
      messages may go out at once after a quiet spell.  0 takes topic_rate
      (one second's worth).  Unused while topic_rate is 0. */
   uint32_t topic_burst;
+  /* accept_rate (layout V4) flattens reconnect storms: at most this many
+     HELLOs a second, in a token bucket of |accept_burst| tokens, are
+     welcomed into their sessions.  Past it, a HELLO (binary framing and
+     WebSocket tern.bin) still gets its WELCOME, applying its last_seq,
+     but with a retry hint drawn from [1 ms, accept_max_retry], followed
+     by GOAWAY TERN_GOAWAY_LIMIT with the same hint: the receiver counts
+     the attempt as a success (its backoff and attempt count start again)
+     and comes back after the hint.  Sessions with HIGH messages pending
+     are admitted first: the last quarter of the bucket is kept for them,
+     and when they are deferred too their hints come from the first
+     quarter of the span.  Each deferral counts in
+     tern_stats.accepts_deferred.  0 (default) admits every HELLO. */
+  uint32_t accept_rate;
+  /* accept_burst (layout V4): the bucket's size.  0 takes accept_rate. */
+  uint32_t accept_burst;
+  /* accept_max_retry (layout V4): the longest retry hint of a deferred
+     HELLO, at most 24 h.  30 s. */
+  tern_duration accept_max_retry;
 } tern_settings;
 
 /*
@@ -558,6 +579,16 @@ typedef struct tern_stats {
   uint64_t members;         /* subscriptions of a session to a topic        */
   uint64_t topic_messages;  /* messages retained in topic logs              */
   uint64_t topic_bytes;     /* their payload bytes (each stored once)       */
+  /* policies (appended; tern_hub_set_policy, tern_msg_desc.fallback,
+     settings.accept_rate) */
+  uint64_t policy_holds;    /* times a session's policy (quiet hours or a
+                               frequency cap) started holding its NORMAL and
+                               LOW messages                                  */
+  uint64_t policy_releases; /* times such a hold ended                      */
+  uint64_t fallbacks;       /* TERN_EV_FALLBACK events queued               */
+  uint64_t fallback_acked;  /* messages acked after their fallback event    */
+  uint64_t accepts_deferred; /* HELLOs welcomed and sent away with a retry
+                               hint past settings.accept_rate              */
 } tern_stats;
 
 /*
@@ -589,8 +620,10 @@ typedef struct tern_attr {
    |flags|); V2 adds |cookie|. */
 #define TERN_MSG_DESC_V1 1
 #define TERN_MSG_DESC_V2 2
+/* TERN_MSG_DESC_V3 adds |fallback|. */
+#define TERN_MSG_DESC_V3 3
 /* TERN_MSG_DESC_VERSION is the layout of tern_msg_desc in this header. */
-#define TERN_MSG_DESC_VERSION TERN_MSG_DESC_V2
+#define TERN_MSG_DESC_VERSION TERN_MSG_DESC_V3
 
 /*
  * tern_msg_desc describes a message to publish.  Zero-initialise it, then
@@ -628,6 +661,17 @@ typedef struct tern_msg_desc {
      messages restored by tern_hub_set_store after a restart have cookie
      0.  0 (the default) costs no memory. */
   uint64_t cookie;
+  /* fallback (layout V3): channel fallback.  When the message is
+     not acknowledged within this span of its publish, the hub queues a
+     TERN_EV_FALLBACK event carrying it (id, payload, session key) so the
+     host can hand it to another channel (a platform push service, SMS).
+     The message stays queued: if its ACK comes later, it counts in
+     tern_stats.fallback_acked too, and the receiver, which may get it
+     both ways, deduplicates by id.  A message that leaves before the
+     deadline (acked, expired, collapsed, evicted, canceled) produces no
+     event.  The deadline is not stored: messages restored by
+     tern_hub_set_store have none.  0 (the default): no fallback. */
+  tern_duration fallback;
 } tern_msg_desc;
 
 /* Publish outcomes (tern_publish_result.outcome), a set of bits. */
@@ -1115,6 +1159,109 @@ typedef struct tern_session_iter {
  */
 TERN_EXTERN tern_session *tern_hub_next_session(tern_hub *hub,
                                                 tern_session_iter *it);
+
+/* ---- policies: quiet hours, frequency caps ----------------------------- */
+
+/* TERN_POLICY_V1 is the layout of tern_policy. */
+#define TERN_POLICY_V1 1
+/* TERN_POLICY_VERSION is its layout in this header. */
+#define TERN_POLICY_VERSION TERN_POLICY_V1
+/* TERN_MAX_CAP is the largest tern_policy.cap_count. */
+#define TERN_MAX_CAP 1024
+
+/*
+ * tern_policy is a session's delivery policy.  Both rules hold NORMAL and
+ * LOW messages back, never drop them: a held message stays queued (it
+ * counts against max_pending, may be collapsed by a newer one with its
+ * collapse key, and expires at its TTL as any other, counted in
+ * tern_stats.expired and told to the receiver in DROPPED), and goes out
+ * when the rule lets it.  HIGH messages always pass, and do not count
+ * against the cap.  tern_hub_get_expiry includes the moment a hold ends,
+ * so the host's loop wakes for it.  Fill it with tern_policy_default,
+ * then set what you need.
+ *
+ * Quiet hours use the wall clock: the hub's |now| moved to the wall clock
+ * given by tern_hub_set_wallclock (without one, |now| is taken to be the
+ * wall clock, nanoseconds since the Unix epoch), then to the session's
+ * local time by |utc_offset|, or by the host's zone callback
+ * (tern_hub_set_zone_callback) when |zone| is not 0.
+ */
+typedef struct tern_policy {
+  /* version is set to TERN_POLICY_VERSION by tern_policy_default. */
+  uint32_t version;
+  /* quiet_start and quiet_end: the quiet hours, seconds after local
+     midnight (0..86399), from quiet_start up to but not including
+     quiet_end; a window that crosses midnight has quiet_start >
+     quiet_end (22:00 to 08:00 is 79200 and 28800).  Equal values: no
+     quiet hours (default 0, 0). */
+  uint32_t quiet_start;
+  uint32_t quiet_end;
+  /* utc_offset is the session's local time minus UTC, in seconds
+     (-64800..64800): 28800 for UTC+8.  0. */
+  int32_t utc_offset;
+  /* zone, when not 0, names the session's time zone for the hub's zone
+     callback, which then gives the offset instead of |utc_offset|
+     (daylight saving time).  0. */
+  uint32_t zone;
+  /* cap_count: at most this many NORMAL and LOW messages are sent to the
+     session within any |cap_window|; the rest wait for the window to
+     slide (a message sent again after a lost connection waits too, but
+     counts once).  0 (default): no cap.  At most TERN_MAX_CAP. */
+  uint32_t cap_count;
+  /* cap_window is the cap's sliding window.  Required with cap_count. */
+  tern_duration cap_window;
+} tern_policy;
+
+/*
+ * tern_policy_default_versioned fills the fields of layout |version| of
+ * |p| with the defaults above (no policy) and sets p->version; an unknown
+ * |version| sets p->version to 0 only, which tern_hub_set_policy refuses.
+ * Call it through the tern_policy_default macro.
+ */
+TERN_EXTERN void tern_policy_default_versioned(uint32_t version,
+                                               tern_policy *p);
+#define tern_policy_default(p) \
+  tern_policy_default_versioned(TERN_POLICY_VERSION, (p))
+
+/*
+ * tern_hub_set_policy sets the policy of the session with key |key|,
+ * creating the session when it does not exist yet (as a publish would).
+ * |p| is copied (its layout p->version); NULL, or a policy with neither
+ * quiet hours nor a cap, removes it.  Messages held by the old policy are
+ * released at once if the new one lets them go.  The policy is not
+ * stored: a hub restored from a store has none until the host sets them
+ * again.  A session without a policy costs nothing for it; one with a
+ * policy holds a small block (8 bytes per cap_count more).
+ *
+ * Returns 0, TERN_ERR_INVALID (NULL hub or key, keylen 0, an unknown
+ * p->version, a quiet hour past 86399, |utc_offset| out of range,
+ * cap_count over TERN_MAX_CAP, cap_count without cap_window),
+ * TERN_ERR_TOO_LARGE (keylen over TERN_MAX_SESSION_KEY), TERN_ERR_LIMIT
+ * (max_sessions) or TERN_ERR_NOMEM; on any error nothing changed.
+ */
+TERN_EXTERN int tern_hub_set_policy(tern_hub *hub, const uint8_t *key,
+                                    size_t keylen, const tern_policy *p,
+                                    tern_tstamp now);
+
+/*
+ * tern_zone_fn returns the offset from UTC, in seconds (-64800..64800;
+ * a value out of range counts as 0), of time zone |zone| (a
+ * tern_policy.zone, the host's own numbering) at |wall_seconds| (seconds
+ * since the Unix epoch).  It is called from within hub calls that send
+ * or run deadlines; it must not call the hub.
+ */
+typedef int32_t (*tern_zone_fn)(uint32_t zone, int64_t wall_seconds,
+                                void *user_data);
+
+/*
+ * tern_hub_set_zone_callback sets the hub's time-zone callback for the
+ * policies with a |zone| (NULL |fn|: none; such policies then use their
+ * utc_offset).  The hub checks the quiet hours of a session with a zone
+ * at least every 15 minutes, so that an offset change is seen in time.
+ * Returns 0 or TERN_ERR_INVALID (hub NULL).
+ */
+TERN_EXTERN int tern_hub_set_zone_callback(tern_hub *hub, tern_zone_fn fn,
+                                           void *user_data);
 
 /* ---- connections -------------------------------------------------------- */
 
@@ -1608,7 +1755,8 @@ TERN_EXTERN int tern_conn_allow_publish(tern_conn *conn, int allow);
  * The others carry a duty for the host and are never shed: PERSISTED and
  * STORE_FAILED (a producer waits), CONN_HELLO (the host must accept or
  * refuse), CONN_DEAD and CONN_CLOSED (the host must delete the
- * connection), SESSION_EXPIRED and DEAD (messages left undelivered).  Their
+ * connection), SESSION_EXPIRED and DEAD (messages left undelivered),
+ * FALLBACK (a message to hand to another channel).  Their
  * room is reserved when the call that will produce them is made, or the
  * call fails with TERN_ERR_NOMEM before it changed anything (see
  * tern_hub_publish, tern_conn_new, tern_hub_flush, tern_hub_handle_expiry).
@@ -1644,6 +1792,11 @@ typedef enum tern_event_type {
                                   tern_hub_purge_session or
                                   tern_hub_delete_session; |seq| is its last
                                   seq, 0 if it was never sent                 */
+  TERN_EV_FALLBACK = 15,       /* a message with a fallback deadline
+                                  (tern_msg_desc.fallback) was not acked by
+                                  then: |aux| is its payload, |seq| its last
+                                  seq (0: never sent), |count| its sends so
+                                  far, |cookie| its cookie.  A duty event   */
   /* (0.3) web hooks, see "web hooks" below; duty events.  |seq| is the
      hook's id, |cookie| the delivery id (0 for DISABLED). */
   TERN_EV_HOOK_DROPPED = 32,   /* a batch was given up: |count| entries lost,
@@ -1679,7 +1832,8 @@ typedef struct tern_event {
   size_t session_keylen;
   const uint8_t *msg_id;       /* message events: the message's id           */
   size_t msg_idlen;
-  const uint8_t *aux;          /* COLLAPSED: the newer id; CONN_HELLO: token  */
+  const uint8_t *aux;          /* COLLAPSED: the newer id; CONN_HELLO: token;
+                                  FALLBACK: the payload                      */
   size_t auxlen;
   uint64_t seq;                /* SENT, ACKED, EXPIRED...: the message's last
                                   seq; CONN_HELLO: last_seq; STORE_FAILED: the
@@ -1840,7 +1994,8 @@ TERN_EXTERN int tern_hub_set_store(tern_hub *hub, const tern_store_methods *m,
  * monotonic clock that started again from 0 keeps every TTL and dedup
  * window right (time passed while the hub was down counts).  Call it before
  * tern_hub_set_store; calling it again later (say, after the wall clock was
- * stepped) changes only what is stored from then on.  The core never reads
+ * stepped) changes only what is stored from then on.  The quiet hours of
+ * session policies (tern_hub_set_policy) read the same wall clock.  The core never reads
  * a clock: the host reads both (tern(3) shows how).
  *
  * Returns 0 or TERN_ERR_INVALID (hub NULL, |now| TERN_TSTAMP_NONE, |wall_ns|

@@ -113,6 +113,10 @@ static void test_layout_table(void) {
                TERN_STORE_METHODS_V1, TERN_STORE_METHODS_VERSION);
   CHECK_LAYOUT(tern_store_file_options, layout_store_file_options,
                TERN_STORE_FILE_OPTIONS_V1, TERN_STORE_FILE_OPTIONS_VERSION);
+  CHECK(layout_policy(TERN_POLICY_VERSION) == sizeof(tern_policy),
+        "tern_policy: the newest layout covers the struct");
+  CHECK(layout_msg_desc(TERN_MSG_DESC_V3) > layout_msg_desc(TERN_MSG_DESC_V2),
+        "tern_msg_desc: V3 appends |fallback|");
   /* Every version between V1 and the newest is known and grows. */
   CHECK(layout_msg_desc(TERN_MSG_DESC_V2) > layout_msg_desc(TERN_MSG_DESC_V1),
         "tern_msg_desc V2 appends to V1");

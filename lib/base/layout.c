@@ -12,6 +12,8 @@ size_t layout_settings(uint32_t version) {
     return END(tern_settings, max_pool_bytes);
   case TERN_SETTINGS_V3:
     return END(tern_settings, topic_burst);
+  case TERN_SETTINGS_V4:
+    return END(tern_settings, accept_max_retry);
   default:
     return 0;
   }
@@ -32,6 +34,8 @@ size_t layout_msg_desc(uint32_t version) {
     return END(tern_msg_desc, flags);
   case TERN_MSG_DESC_V2:
     return END(tern_msg_desc, cookie);
+  case TERN_MSG_DESC_V3:
+    return END(tern_msg_desc, fallback);
   default:
     return 0;
   }
@@ -99,6 +103,15 @@ size_t layout_stream_opts(uint32_t version) {
   switch (version) {
   case TERN_STREAM_OPTS_V1:
     return END(tern_stream_opts, poll_hold);
+  default:
+    return 0;
+  }
+}
+
+size_t layout_policy(uint32_t version) {
+  switch (version) {
+  case TERN_POLICY_V1:
+    return END(tern_policy, cap_window);
   default:
     return 0;
   }

@@ -27,6 +27,7 @@ size_t layout_store_methods(uint32_t version);
 size_t layout_store_file_options(uint32_t version);
 size_t layout_topic_options(uint32_t version);
 size_t layout_stream_opts(uint32_t version);
+size_t layout_policy(uint32_t version);
 
 /* LAYOUT_OLD marks the code that serves older layouts: out of line, so
    that the current layout's path stays short (often a tail call). */

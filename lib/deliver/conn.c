@@ -260,7 +260,12 @@ static int bind(conn *c, const uint8_t *key, size_t keylen, uint64_t last_seq,
     }
     return TERN_ERR_LIMIT;
   }
-  session_attach(hub, s, c);
+  uint32_t retry_ms = 0;
+  int deferred = hub->set.accept_rate &&
+                 hub_accept_defer(hub, created ? NULL : s, now, &retry_ms);
+  if (!deferred) {
+    session_attach(hub, s, c);
+  }
   uint64_t base_hb = hub->set.heartbeat_interval / TERN_MILLISECONDS;
   uint64_t max_hb = hub->set.max_heartbeat / TERN_MILLISECONDS;
   uint64_t hb = heartbeat_ms ? heartbeat_ms : base_hb;
@@ -277,6 +282,15 @@ static int bind(conn *c, const uint8_t *key, size_t keylen, uint64_t last_seq,
                                     : 0) |
                                (created ? 0 : WIRE_WELCOME_EXISTED));
   c->last_rx = c->last_tx = now;
+  if (deferred) {
+    /* A reconnect storm: WELCOME (the receiver's attempt succeeded, and
+       its last_seq was applied above), then GOAWAY LIMIT, both with the
+       hint.  The connection never joins the session. */
+    event_unreserve(hub, 0, keylen);
+    conn_close(c, TERN_GOAWAY_LIMIT, retry_ms, 0, 0, now);
+    c->ctl |= CTL_WELCOME;
+    return 0;
+  }
   rearm(hub, c);
   ++hub->stats.conns_opened;
   hub_mark_ready(hub, c);
@@ -619,21 +633,29 @@ static int put_partial(tern_hub *hub, conn *c, out *o) {
   return 1;
 }
 
+/* The WELCOME; its retry hint is that of a deferred HELLO's GOAWAY (0
+   for a connection that opened). */
+static int put_welcome(tern_hub *hub, conn *c, out *o) {
+  wire_frame f;
+  f.type = WIRE_WELCOME;
+  f.u.welcome.version = WIRE_VERSION;
+  f.u.welcome.epoch = hub->epoch;
+  f.u.welcome.flags = c->welcome_flags;
+  f.u.welcome.heartbeat_ms = c->heartbeat_ms;
+  f.u.welcome.liveness_ms = c->liveness_ms;
+  f.u.welcome.window = hub->set.inflight_window;
+  f.u.welcome.retry_ms = c->goaway_retry_ms;
+  if (!put_frame(hub, c, o, &f)) {
+    return 0;
+  }
+  c->ctl &= (uint8_t)~CTL_WELCOME;
+  return 1;
+}
+
 static int put_control(tern_hub *hub, conn *c, out *o, tern_tstamp now) {
   wire_frame f;
-  if (c->ctl & CTL_WELCOME) {
-    f.type = WIRE_WELCOME;
-    f.u.welcome.version = WIRE_VERSION;
-    f.u.welcome.epoch = hub->epoch;
-    f.u.welcome.flags = c->welcome_flags;
-    f.u.welcome.heartbeat_ms = c->heartbeat_ms;
-    f.u.welcome.liveness_ms = c->liveness_ms;
-    f.u.welcome.window = hub->set.inflight_window;
-    f.u.welcome.retry_ms = 0;
-    if (!put_frame(hub, c, o, &f)) {
-      return 0;
-    }
-    c->ctl &= (uint8_t)~CTL_WELCOME;
+  if ((c->ctl & CTL_WELCOME) && !put_welcome(hub, c, o)) {
+    return 0;
   }
   if (c->ctl & CTL_PONG) {
     f.type = WIRE_PONG;
@@ -739,9 +761,11 @@ static ALWAYS_INLINE int put_messages_of(tern_hub *hub, conn *c, out *o,
     if (c->ninflight >= window) {
       break;
     }
-    msg *m = peek_pending(s);
+    msg *m;
     if (topics) {
       int found = 0;
+      /* a session's policy lives in the same side block as its topics */
+      m = s->tp->pol ? policy_peek(hub, s, now) : peek_pending(s);
       m = topic_next(hub, s, m, now, &found);
       if (found & TOPIC_NEXT_NOMEM) {
         rv = TERN_ERR_NOMEM;
@@ -752,6 +776,8 @@ static ALWAYS_INLINE int put_messages_of(tern_hub *hub, conn *c, out *o,
       if ((found & TOPIC_NEXT_LOST) && !put_dropped(hub, c, o)) {
         break;
       }
+    } else {
+      m = peek_pending(s);
     }
     if (!m) {
       break;
@@ -813,6 +839,9 @@ static ALWAYS_INLINE int put_messages_of(tern_hub *hub, conn *c, out *o,
     m->sent_at = now;
     if (topics && m->deliveries == 0 && (m->flags & MSG_TOPIC)) {
       topic_msg_sent(m); /* its receipt counts it now, not when made */
+    }
+    if (topics && s->tp->pol) {
+      policy_sent(hub, s, m, now);
     }
     resent += m->deliveries++ != 0;
     ++sent;
@@ -886,7 +915,11 @@ static inline int binary_wants_write(const conn *c) {
   if (c->ninflight >= c->hub->set.inflight_window) {
     return s->tp && topic_lost_total(s) != 0;
   }
-  return s->npending || (s->tp && topic_has_output(c->hub, s));
+  if (s->tp) {
+    return (s->tp->pol ? policy_has_pending(s) : s->npending != 0) ||
+           topic_has_output(c->hub, s);
+  }
+  return s->npending != 0;
 }
 
 int tern_conn_want_write(const tern_conn *tc) {
@@ -918,6 +951,9 @@ static ALWAYS_INLINE tern_ssize write_binary(conn *c, uint8_t *buf,
   if (c->state == CONN_CLOSING) {
     if (conn_producer(c) && !produce_write(c, &o.p, o.end)) {
       goto done;
+    }
+    if ((c->ctl & CTL_WELCOME) && !put_welcome(hub, c, &o)) {
+      goto done; /* a deferred HELLO: WELCOME, then GOAWAY */
     }
     if (c->ctl & CTL_GOAWAY) {
       wire_frame f;
@@ -1078,12 +1114,17 @@ int tern_conn_accept(tern_conn *tc, tern_tstamp now) {
   if (rv == TERN_ERR_NOMEM) {
     return rv;
   }
-  a->hello_waiting = 0;
   if (rv != 0) {
+    a->hello_waiting = 0;
     conn_close(c, close_reason(rv), 0, rv, 0, now);
     return rv;
   }
-  aux_trim(c->hub, c);
+  /* A HELLO deferred by the accept rate closed the connection, which
+     freed the block already. */
+  if (c->aux) {
+    c->aux->hello_waiting = 0;
+    aux_trim(c->hub, c);
+  }
   return 0;
 }
 

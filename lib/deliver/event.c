@@ -97,7 +97,7 @@ static evrec *put(tern_hub *hub, int type, int reason, tern_conn *c,
   e->key_off = save(hub, key, keylen);
   e->idlen = (uint8_t)idlen;
   e->id_off = save(hub, id, idlen);
-  e->auxlen = (uint16_t)auxlen;
+  e->auxlen = (uint32_t)auxlen;
   e->aux_off = save(hub, aux, auxlen);
   return e;
 }

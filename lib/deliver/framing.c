@@ -497,9 +497,10 @@ static int put_messages(tern_hub *hub, conn *c, webconn *w, wout *o,
     if (c->ninflight >= hub->set.inflight_window) {
       break;
     }
-    msg *m = peek_pending(s);
+    msg *m;
     if (topics) {
       int found = 0;
+      m = s->tp->pol ? policy_peek(hub, s, now) : peek_pending(s);
       m = topic_next(hub, s, m, now, &found);
       if (found & TOPIC_NEXT_NOMEM) {
         rv = TERN_ERR_NOMEM;
@@ -510,6 +511,8 @@ static int put_messages(tern_hub *hub, conn *c, webconn *w, wout *o,
       if ((found & TOPIC_NEXT_LOST) && !put_dropped(hub, c, w, o)) {
         break;
       }
+    } else {
+      m = peek_pending(s);
     }
     if (!m) {
       break;
@@ -536,6 +539,9 @@ static int put_messages(tern_hub *hub, conn *c, webconn *w, wout *o,
     m->sent_at = now;
     if (topics && m->deliveries == 0 && (m->flags & MSG_TOPIC)) {
       topic_msg_sent(m); /* its receipt counts it now */
+    }
+    if (topics && s->tp->pol) {
+      policy_sent(hub, s, m, now);
     }
     hub->stats.resent += m->deliveries++ != 0;
     ++hub->stats.sent;
@@ -569,7 +575,11 @@ static int has_output(const conn *c) {
   if (c->ninflight >= c->hub->set.inflight_window) {
     return s->tp && topic_lost_total(s) != 0;
   }
-  return s->npending || (s->tp && topic_has_output(c->hub, s));
+  if (s->tp) {
+    return (s->tp->pol ? policy_has_pending(s) : s->npending != 0) ||
+           topic_has_output(c->hub, s);
+  }
+  return s->npending != 0;
 }
 
 int framing_wants_write(const conn *c) {

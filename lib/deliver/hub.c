@@ -38,6 +38,9 @@ static void settings_defaults(tern_settings *s) {
   s->max_pool_bytes = 1024 * 1024;
   s->topic_rate = 0;
   s->topic_burst = 0;
+  s->accept_rate = 0;
+  s->accept_burst = 0;
+  s->accept_max_retry = 30 * TERN_SECONDS;
 }
 
 void tern_settings_default_versioned(uint32_t version, tern_settings *s) {
@@ -51,6 +54,44 @@ void tern_settings_default_versioned(uint32_t version, tern_settings *s) {
 #undef tern_settings_default
 void tern_settings_default(tern_settings *s) {
   tern_settings_default_versioned(TERN_SETTINGS_V1, s);
+}
+
+/* The accept bucket's size in token-nanoseconds (one token is
+   TERN_SECONDS of them, so that refilling needs no division). */
+static uint64_t accept_capacity(const tern_settings *s) {
+  uint64_t burst = s->accept_burst ? s->accept_burst : s->accept_rate;
+  return burst * TERN_SECONDS;
+}
+
+/* 1 when a HELLO of |s| is to be deferred; *retry_ms is then its hint. */
+int hub_accept_defer(tern_hub *hub, const session *s, tern_tstamp now,
+                     uint32_t *retry_ms) {
+  const uint64_t rate = hub->set.accept_rate;
+  const uint64_t cap = accept_capacity(&hub->set);
+  if (hub->accept_at == TERN_TSTAMP_NONE) {
+    hub->accept_at = now;
+  } else if (now > hub->accept_at) {
+    uint64_t elapsed = now - hub->accept_at;
+    uint64_t room = cap - hub->accept_tokens;
+    hub->accept_tokens =
+        elapsed >= room / rate + 1 ? cap : hub->accept_tokens + elapsed * rate;
+    hub->accept_tokens = hub->accept_tokens > cap ? cap : hub->accept_tokens;
+    hub->accept_at = now;
+  }
+  int urgent = s && s->queue[TERN_PRIO_HIGH] != NULL;
+  /* The last quarter of the bucket is kept for sessions with HIGH
+     backlog, so that they are admitted first. */
+  uint64_t need = TERN_SECONDS + (urgent ? 0 : (cap / TERN_SECONDS / 4) *
+                                                   TERN_SECONDS);
+  if (hub->accept_tokens >= need) {
+    hub->accept_tokens -= TERN_SECONDS;
+    return 0;
+  }
+  uint64_t max_ms = hub->set.accept_max_retry / TERN_MILLISECONDS;
+  uint64_t bound = urgent ? max_ms / 4 : max_ms;
+  *retry_ms = 1 + (uint32_t)rng_below(&hub->rand, bound ? bound : 1);
+  ++hub->stats.accepts_deferred;
+  return 1;
 }
 
 static int check_settings(const tern_settings *s) {
@@ -71,6 +112,9 @@ static int check_settings(const tern_settings *s) {
       s->liveness_timeout / TERN_MILLISECONDS > UINT32_MAX / 4 ||
       s->max_heartbeat / TERN_MILLISECONDS > UINT32_MAX / 4 ||
       s->session_ttl == 0) {
+    return TERN_ERR_INVALID;
+  }
+  if (s->accept_max_retry > 24 * 3600 * TERN_SECONDS) {
     return TERN_ERR_INVALID;
   }
   return 0;
@@ -118,6 +162,8 @@ int tern_hub_new(tern_hub **phub, const tern_settings *s, const tern_mem *mem) {
   }
   hub->topic_tokens = s->topic_burst ? s->topic_burst : s->topic_rate;
   hub->topic_refill = TERN_TSTAMP_NONE;
+  hub->accept_tokens = accept_capacity(s);
+  hub->accept_at = TERN_TSTAMP_NONE; /* full until the first HELLO */
   uint64_t seed = s->seed ? s->seed : (uint64_t)(uintptr_t)hub;
   rng_seed(&hub->rand, seed);
   hub->hash_key[0] = rng_next(&hub->rand);

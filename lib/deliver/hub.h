@@ -31,6 +31,7 @@ typedef struct psub psub;
 typedef struct stopics stopics;
 typedef struct topic topic;
 typedef struct producer producer;
+typedef struct spolicy spolicy;
 
 /* timer.kind */
 enum { TIMER_SESSION = 2, TIMER_CONN = 3 };
@@ -44,8 +45,9 @@ enum {
   MSG_COOKIE = 0x10,    /* a nonzero host cookie follows the tail          */
   MSG_SHARED = 0x20,    /* the tail area holds a msg_ref to a shared
                            payload instead of the bytes (topic.h)      */
-  MSG_TOPIC = 0x40      /* a per-send message of a topic member: its
+  MSG_TOPIC = 0x40,     /* a per-send message of a topic member: its
                            msg_ref names the member and offset         */
+  MSG_FALLBACK = 0x80   /* a fallback record names it (policy.c)       */
 };
 
 /*
@@ -207,6 +209,10 @@ struct stopics {
   uint32_t lost;           /* retention losses of members that left (or of
                               notices a dead connection gave back), not
                               yet told                                      */
+  spolicy *pol;            /* its policy and fallback records (policy.c);
+                              NULL without: the block is the session's one
+                              side block, so an idle session without topics
+                              or policy pays one pointer for both          */
 };
 
 static inline member *session_members(const session *s) {
@@ -351,7 +357,7 @@ typedef struct evrec {
   uint64_t seq, count;
   uint64_t cookie;         /* the message's tern_msg_desc.cookie           */
   uint32_t key_off, id_off, aux_off;
-  uint16_t auxlen;
+  uint32_t auxlen;         /* a FALLBACK event's payload may be long      */
   int16_t reason;          /* a tern_drop/goaway_reason or a tern_error */
   uint8_t type, keylen, idlen;
 } evrec;
@@ -416,11 +422,19 @@ struct tern_hub {
   uint32_t topic_tokens;   /* pacing (set.topic_rate): tokens at tokens_at   */
   tern_tstamp topic_tokens_at;
   tern_tstamp topic_refill; /* when a paced send may go; NONE: none waits   */
+  uint64_t accept_tokens;  /* settings.accept_rate's bucket, in token-ns   */
+  tern_tstamp accept_at;   /* when it was last filled; NONE: not yet      */
+  tern_zone_fn zone_fn;    /* tern_hub_set_zone_callback                  */
+  void *zone_data;
   tern_stats stats;
   struct hooks *hooks;     /* web hooks (lib/hooks); NULL until the first  */
 };
 
 /* ---- hub.c --------------------------------------------------------------- */
+/* hub_accept_defer: with settings.accept_rate, 1 when a HELLO for |s|
+   (NULL: a new session) is past the rate; *retry_ms is its hint. */
+int hub_accept_defer(tern_hub *hub, const session *s, tern_tstamp now,
+                     uint32_t *retry_ms);
 int hub_grow_timers(tern_hub *hub);
 /* hub_reserve_timer: one more object may be armed.  0 or TERN_ERR_NOMEM. */
 static inline int hub_reserve_timer(tern_hub *hub) {
@@ -692,6 +706,47 @@ void persist_epoch(tern_hub *hub);
 /* persist_close flushes and detaches the store (tern_hub_del). */
 void persist_close(tern_hub *hub);
 
+/* ---- policy.c ------------------------------------------------------------ */
+/*
+ * A session's policy lives in its side block (s->tp->pol), so the write
+ * paths reach it only on their "topics" branch, which a session without
+ * topics or policy never takes.  Held NORMAL and LOW messages stay in the
+ * pending queues: the write paths take the next message through
+ * policy_peek instead of the queue heads, and ask policy_has_pending
+ * whether anything may go.
+ */
+static inline spolicy *session_policy(const session *s) {
+  return s->tp ? s->tp->pol : NULL;
+}
+/* policy_peek: the next pending message the policy lets go at |now|
+   (HIGH first), or NULL; when it holds the rest it arms the release. */
+msg *policy_peek(tern_hub *hub, session *s, tern_tstamp now);
+/* policy_sent: |m| (sent for the first time) counts against the cap. */
+void policy_sent(tern_hub *hub, session *s, const msg *m, tern_tstamp now);
+/* policy_has_pending: a pending message may go, as of the last check. */
+int policy_has_pending(const session *s);
+/* policy_holds_back: NORMAL and LOW messages of |s| are held now (for
+   the simulator's checks). */
+int policy_holds_back(const session *s);
+/* policy_due: the policy's next deadline (a release, a fallback), NONE. */
+tern_tstamp policy_due(const session *s);
+/* policy_on_timer: releases a hold that ended, queues due FALLBACK
+   events.  0 or TERN_ERR_NOMEM (an event found no room: still due). */
+int policy_on_timer(tern_hub *hub, session *s, tern_tstamp now);
+/* policy_fallback_reserve makes the side block and one fallback record
+   for a publish: 0 or TERN_ERR_NOMEM (nothing changed but perhaps an
+   empty side block, which policy_trim frees). */
+int policy_fallback_reserve(tern_hub *hub, session *s);
+/* policy_fallback_add uses the reserved record for |m|, due at |due|. */
+void policy_fallback_add(tern_hub *hub, session *s, msg *m, tern_tstamp due);
+/* policy_fallback_gone: |m| (MSG_FALLBACK) leaves its session; |acked|
+   says it was acknowledged. */
+void policy_fallback_gone(tern_hub *hub, msg *m, int acked);
+/* policy_trim frees the policy block once it holds nothing. */
+void policy_trim(tern_hub *hub, session *s);
+/* policy_free frees the policy block (the session goes). */
+void policy_free(tern_hub *hub, session *s);
+
 /* ---- conn.c -------------------------------------------------------------- */
 /* conn_free releases a deleted connection's memory (no event names it). */
 void conn_free(tern_hub *hub, conn *c);
@@ -714,7 +769,8 @@ static inline void conn_ack(tern_hub *hub, conn *c, uint64_t seq) {
   uint64_t bytes = 0;
   msg *m;
   while ((m = c->inflight) != NULL && m->seq <= seq) {
-    if (traced || (m->flags & (MSG_TRACE | MSG_STORED | MSG_SHARED)) ||
+    if (traced ||
+        (m->flags & (MSG_TRACE | MSG_STORED | MSG_SHARED | MSG_FALLBACK)) ||
         m->cklen) {
       ++hub->stats.acked;
       session_discard(hub, m, 0, TERN_EV_ACKED);

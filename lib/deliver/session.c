@@ -106,6 +106,10 @@ int session_new(tern_hub *hub, session **ps, const uint8_t *key,
 /* session_arm puts the session's timer at its earliest deadline. */
 void session_arm(tern_hub *hub, session *s) {
   tern_tstamp d = s->ttl_at < s->msg_due ? s->ttl_at : s->msg_due;
+  if (session_policy(s)) {
+    tern_tstamp pd = policy_due(s);
+    d = pd < d ? pd : d;
+  }
   if (d == TERN_TSTAMP_NONE) {
     heap_disarm(&hub->timers, &s->timer);
   } else if (!timer_armed(&s->timer) || d != s->timer.deadline) {
@@ -128,6 +132,9 @@ static void unlink_msg(tern_hub *hub, msg *m) {
     --s->npending;
   }
   collapse_unindex(hub, m);
+  if (m->flags & MSG_FALLBACK) {
+    policy_fallback_gone(hub, m, 0);
+  }
   if ((m->flags & MSG_STORED) && hub->persist) {
     persist_message_gone(hub, m);
   }
@@ -153,6 +160,9 @@ void session_discard(tern_hub *hub, msg *m, int reason, int ev) {
   }
   if (ev == TERN_EV_ACKED && (m->flags & MSG_TOPIC)) {
     topic_msg_acked(hub, m);
+  }
+  if (ev == TERN_EV_ACKED && (m->flags & MSG_FALLBACK)) {
+    policy_fallback_gone(hub, m, 1);
   }
   if (reason) {
     ++s->dropped[reason - 1];
@@ -592,6 +602,7 @@ void session_resume(tern_hub *hub, session *s, uint64_t last_seq,
 /* ---- expiry ------------------------------------------------------------- */
 
 void session_destroy(tern_hub *hub, session *s) {
+  policy_free(hub, s);
   if (s->tp) {
     topic_session_gone(hub, s);
   }
@@ -672,11 +683,15 @@ int session_on_timer(tern_hub *hub, session *s, tern_tstamp now) {
     }
     s->msg_due = next;
   }
+  int rv = 0;
+  if (session_policy(s) && policy_due(s) <= now) {
+    rv = policy_on_timer(hub, s, now);
+  }
   if (s->ttl_at <= now && session_expire(hub, s) == 0) {
     return 0;
   }
   session_arm(hub, s);
-  return s->ttl_at <= now ? TERN_ERR_NOMEM : 0;
+  return s->ttl_at <= now ? TERN_ERR_NOMEM : rv;
 }
 
 uint32_t session_untold(const session *s, int r) {
@@ -828,6 +843,10 @@ static void fill_result(tern_publish_result *res, const uint8_t *id,
    is one of a tern_hub_publish_many: the message refers to the payload
    |shared|, with its id |sid| (given or generated once), and |d| is
    checked already. */
+static tern_tstamp add_time(tern_tstamp now, tern_duration d) {
+  return d > TERN_TSTAMP_NONE - 1 - now ? TERN_TSTAMP_NONE - 1 : now + d;
+}
+
 static ALWAYS_INLINE int publish_to(tern_hub *hub, const uint8_t *key,
                                     size_t keylen, const tern_msg_desc *d,
                                     tern_tstamp now, tern_publish_result *res,
@@ -953,6 +972,12 @@ static ALWAYS_INLINE int publish_to(tern_hub *hub, const uint8_t *key,
       rv = TERN_ERR_NOMEM;
     }
   }
+  if (rv == 0 && d->fallback && policy_fallback_reserve(hub, s) != 0) {
+    mem_free(&hub->mem, de);
+    de = NULL;
+    msg_unref(hub, m);
+    rv = TERN_ERR_NOMEM;
+  }
   int stored = hub->persist && !(d->flags & TERN_MSG_VOLATILE);
   int sync = stored && (d->flags & TERN_MSG_SYNC);
   if (rv == 0 && stored &&
@@ -964,6 +989,9 @@ static ALWAYS_INLINE int publish_to(tern_hub *hub, const uint8_t *key,
     rv = TERN_ERR_NOMEM;
   }
   if (rv != 0) {
+    if (d->fallback && session_policy(s)) {
+      policy_trim(hub, s); /* drops an unused record and an empty block */
+    }
     if (created) {
       session_destroy(hub, s);
       --hub->stats.sessions_created;
@@ -985,6 +1013,9 @@ static ALWAYS_INLINE int publish_to(tern_hub *hub, const uint8_t *key,
   if (expiry < s->msg_due) {
     s->msg_due = expiry;
     session_arm(hub, s);
+  }
+  if (d->fallback) {
+    policy_fallback_add(hub, s, m, add_time(now, d->fallback));
   }
   if (stored) {
     persist_message(hub, s, m, sync,

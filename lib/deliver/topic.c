@@ -640,7 +640,7 @@ uint32_t topic_told_retention(const session *s) {
 
 void topic_session_trim(tern_hub *hub, session *s) {
   stopics *tp = s->tp;
-  if (tp && !tp->members && !tp->psubs && !tp->lost &&
+  if (tp && !tp->members && !tp->psubs && !tp->lost && !tp->pol &&
       !topic_told_retention(s)) {
     mem_free(&hub->mem, tp);
     s->tp = NULL;

@@ -188,6 +188,18 @@ int model_revive_msg(sim *s, int32_t idx) {
 
 static void end_msg(sim *s, int32_t idx, int state) {
   mmsg *m = &s->msgs[idx];
+  if (m->fallback_at && !m->fell_back && s->now > m->fallback_at &&
+      !s->dur) {
+    /* A duty event: a message still held past its fallback deadline got
+       one, before anything else could end it. */
+    sim_fail(s, 0, "%s of %s left at %.6f (state %d) without the FALLBACK "
+                   "due at %.6f",
+             sim_idstr(m), s->cl[m->client].key, secs(s->now), state,
+             secs(m->fallback_at));
+  }
+  if (state == M_ACKED && m->fell_back) {
+    ++s->res->fallback_acked;
+  }
   uint8_t key[TERN_MAX_ID + 8];
   kmap_del(&s->live, key, live_key(key, m->client, m->id, m->idlen));
   m->state = state;
@@ -444,7 +456,11 @@ void model_before_expiry(sim *s) {
     }
     tern_conn_info info;
     tern_conn_get_info(l->conn, &info, sizeof(info));
-    l->could_send = info.inflight < s->hs.inflight_window;
+    /* A session's policy may hold its NORMAL and LOW messages (they may
+       expire held: counted and told as any expiry). */
+    l->could_send =
+        info.inflight < s->hs.inflight_window &&
+        !policy_holds_back((const session *)tern_conn_get_session(l->conn));
   }
 }
 
@@ -625,6 +641,22 @@ void model_hub_event(sim *s, const tern_event *ev) {
     break;
   case TERN_EV_SESSION_EXPIRED:
     session_expired(s, client, ev->count);
+    break;
+  case TERN_EV_FALLBACK:
+    if ((idx = event_msg_idx(s, ev, client)) < 0) {
+      break;
+    }
+    m = &s->msgs[idx];
+    if (!m->fallback_at || s->now < m->fallback_at || m->fell_back ||
+        ev->auxlen != m->paylen || ev->count != m->sends) {
+      sim_fail(s, 0, "FALLBACK for %s of %s at %.6f (deadline %.6f, "
+                     "before: %d, %zu of %u payload bytes, %llu sends of %u)",
+               sim_idstr(m), s->cl[client].key, secs(s->now),
+               secs(m->fallback_at), m->fell_back, ev->auxlen, m->paylen,
+               (unsigned long long)ev->count, m->sends);
+    }
+    m->fell_back = 1;
+    ++s->res->fallbacks;
     break;
   case TERN_EV_PERSISTED:
     if (!s->dur) {
@@ -1180,6 +1212,20 @@ static void describe_left(sim *s) {
 }
 
 void model_check_end(sim *s) {
+  if (s->opt.policies && s->hub) {
+    tern_stats st;
+    tern_hub_get_stats(s->hub, &st, sizeof(st));
+    s->res->deferred = st.accepts_deferred;
+    if (!s->dur && (st.fallbacks != s->res->fallbacks ||
+                    st.fallback_acked != s->res->fallback_acked)) {
+      sim_fail(s, 0, "stats: %llu fallbacks, %llu acked after, the model "
+                     "%llu and %llu",
+               (unsigned long long)st.fallbacks,
+               (unsigned long long)st.fallback_acked,
+               (unsigned long long)s->res->fallbacks,
+               (unsigned long long)s->res->fallback_acked);
+    }
+  }
   if (!model_drained(s)) {
     describe_left(s);
     const mmsg *first = NULL;

@@ -128,6 +128,81 @@ static void draw_hub_settings(sim *s) {
     h->max_deliver = (uint32_t)prng_range(r, s->opt.ack_livelock ? 0 : 1, 6);
   }
   h->hello_accept = prng_pct(r, 25) ? 1u : 0u;
+  if (s->opt.policies && prng_pct(r, 40)) {
+    /* Reconnect storms: past the rate, HELLOs are welcomed and sent
+       away with a jittered hint. */
+    h->accept_rate = (uint32_t)prng_range(r, 2, 20);
+    h->accept_burst = (uint32_t)prng_range(r, 0, 5);
+    h->accept_max_retry = SIM_MS(prng_range(r, 200, 3000));
+  }
+}
+
+/* --policies: the wall clock the hub is given at SIM_T0, and each
+   session's policy: quiet hours of a few seconds to a minute somewhere in
+   the chaos (in the session's own UTC offset), a frequency cap, or both. */
+#define SIM_DAY 86400u
+
+static void draw_policies(sim *s) {
+  prng *r = &s->rng;
+  s->wall0 = (uint64_t)1764892800 + prng_below(r, 365 * 86400ull);
+  uint64_t chaos_s = (s->chaos_end - SIM_T0) / TERN_SECONDS + 1;
+  for (int i = 0; i < s->nclients; ++i) {
+    client_slot *c = &s->cl[i];
+    c->has_policy = prng_pct(r, 70);
+    tern_policy_default(&c->policy);
+    if (!c->has_policy) {
+      continue;
+    }
+    int32_t off = (int32_t)prng_range(r, 0, 26) * 3600 - 12 * 3600;
+    uint64_t local0 = (s->wall0 + (uint64_t)(int64_t)off) % SIM_DAY;
+    if (prng_pct(r, 70)) {
+      uint32_t start = (uint32_t)((local0 + prng_below(r, chaos_s)) % SIM_DAY);
+      uint32_t len = (uint32_t)prng_range(r, 3, 60);
+      c->policy.quiet_start = start;
+      c->policy.quiet_end = (start + len) % SIM_DAY;
+      c->policy.utc_offset = off;
+    }
+    if (prng_pct(r, 60)) {
+      c->policy.cap_count = (uint32_t)prng_range(r, 1, 6);
+      c->policy.cap_window = SIM_MS(prng_range(r, 200, 10000));
+    }
+  }
+}
+
+/* Sets the client's policy on its current session instance, once. */
+static void apply_policy(sim *s, client_slot *c) {
+  if (!c->has_policy || (c->policy_set && c->policy_inst == c->inst &&
+                         c->policy_restarts == s->nrestarts)) {
+    return;
+  }
+  int rv = tern_hub_set_policy(s->hub, (const uint8_t *)c->key, c->keylen,
+                               &c->policy, s->now);
+  if (rv != 0) {
+    sim_fail(s, 0, "tern_hub_set_policy: %s", tern_strerror(rv));
+    return;
+  }
+  c->policy_set = 1;
+  c->policy_inst = c->inst;
+  c->policy_restarts = s->nrestarts;
+  sim_log(s, "policy of %s: quiet %u-%u (UTC%+d h), cap %u per %.1f s",
+          c->key, c->policy.quiet_start, c->policy.quiet_end,
+          c->policy.utc_offset / 3600, c->policy.cap_count,
+          (double)c->policy.cap_window / 1e9);
+}
+
+/* The quiet phase: the host lifts the policies, so that the hub drains. */
+static void lift_policies(sim *s) {
+  for (int i = 0; i < s->nclients; ++i) {
+    client_slot *c = &s->cl[i];
+    if (c->has_policy) {
+      tern_hub_set_policy(s->hub, (const uint8_t *)c->key, c->keylen, NULL,
+                          s->now);
+      c->has_policy = 0;
+    }
+  }
+  tern_stats st;
+  tern_hub_get_stats(s->hub, &st, sizeof(st));
+  s->res->policy_holds = st.policy_holds;
 }
 
 static void draw_client_settings(sim *s, client_slot *c) {
@@ -744,6 +819,14 @@ static void publish_one(sim *s) {
     ttl = prng_pct(r, 40) ? SIM_MS(prng_range(r, 200, s->ttl_short))
                           : SIM_MS(prng_range(r, s->ttl_short, s->ttl_long));
   }
+  tern_duration fallback = 0;
+  if (s->opt.policies) {
+    apply_policy(s, c);
+    if (prng_pct(r, 30)) {
+      fallback = SIM_MS(prng_range(r, 50, 5000));
+      m.fallback_at = s->now + fallback;
+    }
+  }
   tern_duration life = ttl ? ttl : s->hs.default_ttl;
   m.published = s->now;
   m.expiry = life ? s->now + life : TERN_TSTAMP_NONE;
@@ -792,6 +875,7 @@ static void publish_one(sim *s) {
   d.attrs = m.nattrs ? attrs : NULL;
   d.nattrs = m.nattrs;
   d.flags = m.pflags;
+  d.fallback = fallback;
 
   tern_publish_result pr;
   memset(&pr, 0, sizeof(pr));
@@ -1239,6 +1323,13 @@ int sim_run(const sim_opts *o, sim_result *r) {
     c->next_fault = SIM_T0 + fault_gap(s);
   }
   model_init(s);
+  if (s->opt.policies) {
+    draw_policies(s);
+    rv = tern_hub_set_wallclock(s->hub, SIM_T0, s->wall0 * TERN_SECONDS);
+    if (rv != 0) {
+      sim_fail(s, 0, "tern_hub_set_wallclock: %s", tern_strerror(rv));
+    }
+  }
   if (s->tp) {
     topics_start(s);
     hub_events(s);
@@ -1285,6 +1376,10 @@ int sim_run(const sim_opts *o, sim_result *r) {
     s->cl[i].outage_until = 0;
   }
   sim_log(s, "quiet: no more faults or publishes");
+  if (s->opt.policies) {
+    lift_policies(s);
+    pump(s); /* the host writes what they held */
+  }
   while (!s->failed && !model_drained(s) && s->now < s->quiet_end) {
     tern_tstamp since = s->last_progress > s->quiet_start ? s->last_progress
                                                           : s->quiet_start;
@@ -1362,4 +1457,8 @@ void sim_replay_command(char *buf, size_t cap, const char *prog,
            o->strict_dropped ? " --strict-dropped" : "",
            o->ack_livelock ? " --ack-livelock" : "",
            o->topics ? " --topics" : "");
+  if (o->policies) {
+    size_t n = strlen(buf);
+    snprintf(buf + n, cap > n ? cap - n : 0, " --policies");
+  }
 }

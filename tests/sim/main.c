@@ -10,7 +10,9 @@
  *            --ack-livelock (also draw max_deliver 0 with ack_timeout,
  *            which livelocks on slow links: a known issue, regress.c),
  *            --topics (topics, members joining and leaving, topic
- *            publishes and tern_hub_publish_many: topics.c)
+ *            publishes and tern_hub_publish_many: topics.c),
+ *            --policies (quiet hours, frequency caps, fallback deadlines
+ *            and an accept rate: driver.c, check.c)
  *
  * Exits 0 when every seed held every invariant; otherwise prints, for each
  * failing seed, the invariant, the reason and the one command line that
@@ -27,7 +29,7 @@ static void usage(FILE *f) {
   fprintf(f, "usage: sim [--seeds N [--start S] [--jobs J] | --seed X "
              "[--verbose]]\n"
              "           [--hub-restart] [--strict-dropped] [--ack-livelock]\n"
-             "           [--topics]\n");
+             "           [--topics] [--policies]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *v) {
@@ -71,6 +73,8 @@ int main(int argc, char **argv) {
       o.ack_livelock = 1;
     } else if (strcmp(a, "--topics") == 0) {
       o.topics = 1;
+    } else if (strcmp(a, "--policies") == 0) {
+      o.policies = 1;
     } else if (strcmp(a, "--help") == 0) {
       usage(stdout);
       return 0;

@@ -59,6 +59,10 @@ static void add(sim_result *t, const sim_result *r) {
   t->many_publishes += r->many_publishes;
   t->receipts_checked += r->receipts_checked;
   t->late_wakeups += r->late_wakeups;
+  t->policy_holds += r->policy_holds;
+  t->fallbacks += r->fallbacks;
+  t->fallback_acked += r->fallback_acked;
+  t->deferred += r->deferred;
   t->lossy_sessions += r->lossy_sessions;
   t->blind_sessions += r->blind_sessions;
   t->hub_crashes += r->hub_crashes;
@@ -320,6 +324,14 @@ void sim_print_totals(const char *name, const sim_batch_result *r, int jobs) {
   }
   if (t->hub_crashes || t->hub_shutdowns) {
     sim_print_durability(name, t);
+  }
+  if (t->policy_holds || t->fallbacks || t->deferred) {
+    printf("%s: policies: %llu holds, %llu FALLBACK events (%llu acked "
+           "later), %llu HELLOs deferred by the accept rate\n",
+           name, (unsigned long long)t->policy_holds,
+           (unsigned long long)t->fallbacks,
+           (unsigned long long)t->fallback_acked,
+           (unsigned long long)t->deferred);
   }
 }
 

@@ -52,6 +52,10 @@ typedef struct sim_opts {
   int topics;         /* --topics: topics, members joining and leaving,
                          topic publishes and tern_hub_publish_many
                          (topics.c)                                      */
+  int policies;       /* --policies: quiet hours and frequency caps on the
+                         sessions, fallback deadlines on messages, an
+                         accept rate against reconnect storms (driver.c,
+                         check.c)                                        */
 } sim_opts;
 
 typedef struct sim_result {
@@ -106,6 +110,11 @@ typedef struct sim_result {
   uint64_t receipts_checked;
   uint64_t late_wakeups;     /* paced connections wanting to write
                                 before a refill's turn came to them    */
+  /* --policies */
+  uint64_t policy_holds;     /* holds the hub started (tern_stats)          */
+  uint64_t fallbacks;        /* FALLBACK events, each checked               */
+  uint64_t fallback_acked;   /* ... of messages acked later                */
+  uint64_t deferred;         /* HELLOs deferred by the accept rate          */
   tern_duration virtual_time;
 } sim_result;
 
@@ -291,6 +300,8 @@ typedef struct mmsg {
   tern_tstamp dd_until;   /* ... until then                                */
   uint32_t deliv_inc;     /* client incarnation of its last delivery       */
   uint32_t deliv_restart; /* hub restarts before its last delivery         */
+  tern_tstamp fallback_at; /* --policies: its fallback deadline; 0 none    */
+  uint8_t fell_back;      /* its FALLBACK event came                        */
   uint32_t drop_inst;     /* EXPIRED, EVICTED, DEAD: the session instance
                              that discarded it                            */
 } mmsg;
@@ -371,6 +382,12 @@ typedef struct client_slot {
   uint64_t app_ack_seq;
   tern_tstamp app_ack_at;    /* NONE: nothing to ack                       */
   int epoch_lost;            /* a restarted hub came up with a new epoch   */
+  /* --policies: the session's policy, set again for each new session
+     instance and after each hub restart (policies are not stored) */
+  int has_policy;
+  tern_policy policy;
+  uint32_t policy_inst, policy_restarts;
+  int policy_set;
 } client_slot;
 
 /* ---- the whole run ------------------------------------------------------ */
@@ -386,6 +403,7 @@ typedef struct sim {
   /* hub */
   tern_hub *hub;
   tern_settings hs;
+  uint64_t wall0;            /* --policies: the wall clock at SIM_T0, s    */
   sim_alloc hubmem;
   tern_mem hubtmem;
   /* baseline for invariant 7 */

@@ -395,6 +395,11 @@ type Stats struct {
 	Members         uint64 // gauge: subscriptions of a session to a topic
 	TopicMessages   uint64 // gauge: messages retained in topic logs
 	TopicBytes      uint64 // gauge: their payload bytes
+	PolicyHolds     uint64 // times a session's policy started holding messages
+	PolicyReleases  uint64 // times such a hold ended
+	Fallbacks       uint64 // FALLBACK events (messages not acked by their fallback deadline)
+	FallbackAcked   uint64 // of those, messages acked later
+	AcceptsDeferred uint64 // HELLOs deferred by the accept rate
 }
 
 // Stats returns the hub's statistics (zero once closed).
@@ -424,6 +429,9 @@ func (h *Hub) Stats() Stats {
 		SessionsDeleted: uint64(st.sessions_deleted), Canceled: uint64(st.canceled),
 		Topics: uint64(st.topics), Members: uint64(st.members),
 		TopicMessages: uint64(st.topic_messages), TopicBytes: uint64(st.topic_bytes),
+		PolicyHolds: uint64(st.policy_holds), PolicyReleases: uint64(st.policy_releases),
+		Fallbacks: uint64(st.fallbacks), FallbackAcked: uint64(st.fallback_acked),
+		AcceptsDeferred: uint64(st.accepts_deferred),
 	}
 }
 

@@ -39,8 +39,13 @@ static const char *const stats_names[] = {
     "conns_opened", "conns_dead", "proto_errors", "events_lost", "bytes_in",
     "bytes_out", "sessions", "conns", "messages", "message_bytes",
     "inflight", "store_batches", "sessions_deleted", "canceled", "topics",
-    "members", "topic_messages", "topic_bytes", NULL};
+    "members", "topic_messages", "topic_bytes", "policy_holds",
+    "policy_releases", "fallbacks", "fallback_acked", "accepts_deferred",
+    NULL};
 #define NSTATS (sizeof(tern_stats) / sizeof(uint64_t))
+/* A field appended to tern_stats needs its name here. */
+_Static_assert(sizeof(stats_names) / sizeof(stats_names[0]) == NSTATS + 1,
+               "stats_names lists every field of tern_stats");
 
 static const char *const file_stats_names[] = {
     "records", "live", "bytes", "garbage_bytes", "segments", "skipped",

@@ -232,6 +232,11 @@ class Stats(NamedTuple):
     members: int
     topic_messages: int
     topic_bytes: int
+    policy_holds: int
+    policy_releases: int
+    fallbacks: int
+    fallback_acked: int
+    accepts_deferred: int
 
 class SessionInfo(NamedTuple):
     key: bytes
