@@ -69,6 +69,7 @@ MAX_ATTR_VALUE = _tern.MAX_ATTR_VALUE
 MAX_CONTENT_TYPE = _tern.MAX_CONTENT_TYPE
 MAX_TOPIC = _tern.MAX_TOPIC
 MAX_FILTER = _tern.MAX_FILTER
+MAX_CAP = _tern.MAX_CAP
 STORE_MAX_KEY = _tern.STORE_MAX_KEY
 STORE_LATER = _tern.STORE_LATER
 MAX_HOOK_TARGET = _tern.MAX_HOOK_TARGET
@@ -138,6 +139,12 @@ class EventType(enum.IntEnum):
     a challenge ended, ``reason`` 0 (verified), ErrorCode.PROTO (a wrong
     answer, or a status that gives up) or ErrorCode.LIMIT (no answer
     within max_attempts).
+
+    FALLBACK (a duty event): a message published with ``fallback=`` was
+    not acked within that span.  ``msg_id`` is its id, ``session_key``
+    its session, ``aux`` its payload (bytes), ``seq`` its last seq (0:
+    never sent), ``count`` its sends so far, ``cookie`` its cookie.  The
+    message stays queued; hand the payload to another channel.
     """
 
     ACCEPTED = 1
@@ -154,6 +161,7 @@ class EventType(enum.IntEnum):
     PERSISTED = 12
     STORE_FAILED = 13
     CANCELED = 14
+    FALLBACK = 15
     HOOK_DROPPED = 32
     HOOK_DISABLED = 33
     HOOK_VERIFIED = 34

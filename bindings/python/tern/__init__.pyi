@@ -4,7 +4,7 @@
 import enum
 import os
 from typing import (Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional,
-                    Protocol, Sequence, Tuple, Union, runtime_checkable)
+                    Protocol, Sequence, Tuple, Union, runtime_checkable, Callable)
 
 __version__: str
 
@@ -22,6 +22,7 @@ MAX_ATTR_VALUE: int
 MAX_CONTENT_TYPE: int
 MAX_TOPIC: int
 MAX_FILTER: int
+MAX_CAP: int
 STORE_MAX_KEY: int
 STORE_LATER: int
 MAX_HOOK_TARGET: int
@@ -80,6 +81,7 @@ class EventType(enum.IntEnum):
     PERSISTED: int
     STORE_FAILED: int
     CANCELED: int
+    FALLBACK: int
     HOOK_DROPPED: int
     HOOK_DISABLED: int
     HOOK_VERIFIED: int
@@ -477,7 +479,8 @@ class Hub:
                  dedup_window: float = ..., ack_timeout: float = ..., max_deliver: int = ...,
                  max_events: int = ..., seed: int = ..., trace: bool = ...,
                  hello_accept: bool = ..., max_pool_bytes: int = ..., topic_rate: int = ...,
-                 topic_burst: int = ...) -> None: ...
+                 topic_burst: int = ..., accept_rate: int = ..., accept_burst: int = ...,
+                 accept_max_retry: float = ...) -> None: ...
     @property
     def closed(self) -> bool: ...
     @property
@@ -499,7 +502,7 @@ class Hub:
                 collapse_key: Optional[Bytes] = ..., priority: int = ..., ttl: float = ...,
                 content_type: Optional[str] = ..., attrs: Attrs = ..., sync: bool = ...,
                 volatile: bool = ..., trace: bool = ..., cookie: int = ...,
-                now: Optional[int] = ...) -> PublishResult: ...
+                fallback: float = ..., now: Optional[int] = ...) -> PublishResult: ...
     def publish_batch(self, key: Bytes, payloads: Sequence[Bytes], *,
                       collapse_key: Optional[Bytes] = ..., priority: int = ...,
                       ttl: float = ..., content_type: Optional[str] = ..., attrs: Attrs = ...,
@@ -509,6 +512,7 @@ class Hub:
                      collapse_key: Optional[Bytes] = ..., priority: int = ..., ttl: float = ...,
                      content_type: Optional[str] = ..., attrs: Attrs = ..., sync: bool = ...,
                      volatile: bool = ..., trace: bool = ..., cookie: int = ...,
+                     fallback: float = ...,
                      now: Optional[int] = ...) -> Tuple[int, bytes, Dict[bytes, ErrorCode]]: ...
     def session(self, key: Bytes) -> Session: ...
     def sessions(self) -> Iterator[Session]: ...
@@ -536,6 +540,12 @@ class Hub:
                     poll_hold: float = ..., now: Optional[int] = ...) -> Conn: ...
     def set_store(self, store: Union[FileStore, Store], *, now: Optional[int] = ...) -> None: ...
     def set_wallclock(self, now: Optional[int] = ..., wall_ns: Optional[int] = ...) -> None: ...
+    def set_policy(self, key: Bytes, *, quiet_start: Optional[int] = ...,
+                   quiet_end: Optional[int] = ..., utc_offset: int = ..., zone: int = ...,
+                   cap_count: int = ..., cap_window: float = ...,
+                   now: Optional[int] = ...) -> None: ...
+    def clear_policy(self, key: Bytes, *, now: Optional[int] = ...) -> None: ...
+    def set_zone_callback(self, fn: Optional[Callable[[int, int], int]]) -> None: ...
     def flush(self) -> None: ...
     def store_done(self, batch: int, status: int = ...) -> None: ...
     def add_hook(self, target: Bytes, secret: Bytes, *, verify_token: Optional[Bytes] = ...,
