@@ -16,14 +16,14 @@ int tp_hub_usable(HubObject *h) {
     tp_raise(TERN_ERR_CLOSED, "the hub is closed");
     return 0;
   }
-  if (h->in_store) {
-    tp_raise(TERN_ERR_STATE,
-             "a hub may not be used from inside its store's methods");
-    return 0;
-  }
   if (h->in_zone) {
     tp_raise(TERN_ERR_STATE,
              "a hub may not be used from inside its zone callback");
+    return 0;
+  }
+  if (h->in_store) {
+    tp_raise(TERN_ERR_STATE,
+             "a hub may not be used from inside its store's methods");
     return 0;
   }
   return 1;
@@ -207,7 +207,10 @@ static PyObject *hub_close(HubObject *self, PyObject *noarg) {
   (void)noarg;
   if (self->in_store) {
     return tp_raise(TERN_ERR_STATE,
-                    "a hub may not be closed from inside its store");
+                    self->in_zone
+                        ? "a hub may not be closed from inside its zone "
+                          "callback"
+                        : "a hub may not be closed from inside its store");
   }
   tp_hub_close(self);
   Py_RETURN_NONE;
@@ -1175,7 +1178,12 @@ static PyObject *hub_clear_policy(HubObject *self, PyObject *args,
 
 /* The bridge from tern_zone_fn to the Python callable.  It runs inside a
    hub call made from Python, so the GIL is held.  The callable may not use
-   the hub (in_zone makes every hub method raise StateError); an exception
+   the hub (in_zone makes every hub method raise StateError).  The hub is
+   inside a call as it is during a store method, so in_store is raised
+   too: closing the hub or a Conn raises StateError, and a Conn that goes
+   away (its last reference dropped, or the garbage collector running)
+   has its native connection deleted after the call (tp_hub_after), not
+   under the hub's feet.  An exception
    or a result that is not an int in [-64800, 64800] gives 0 (UTC), the
    exception going to sys.unraisablehook. */
 static int32_t zone_bridge(uint32_t zone, int64_t wall_seconds, void *ud) {
@@ -1188,8 +1196,10 @@ static int32_t zone_bridge(uint32_t zone, int64_t wall_seconds, void *ud) {
   int32_t ret = 0;
   PyObject *fn = Py_NewRef(h->zone_fn);
   h->in_zone++;
+  h->in_store++;
   PyObject *r = PyObject_CallFunction(fn, "kL", (unsigned long)zone,
                                       (long long)wall_seconds);
+  h->in_store--;
   h->in_zone--;
   if (r) {
     int overflow = 0;

@@ -159,9 +159,37 @@ class QuietHoursTest(unittest.TestCase):
                 hub.publish(b"k3", b"m", now=3)
                 self.assertEqual(shuttle(c3, cl3, 3), [])
                 self.assertIn(TypeError, seen)
+                # closing the hub or a Conn in there raises; a Conn that
+                # goes away is deleted after the hub call, not during it
+                held = [handshake(hub, b"k4", now=4)]
+
+                def drop(z, w):
+                    c, cl = held.pop()
+                    cl.release()
+                    try:
+                        c.close()
+                    except tern.StateError:
+                        seen.append("close")
+                    del c
+                    import gc
+                    gc.collect()
+                    hub.close()
+                hub.set_zone_callback(drop)
+                hub.set_policy(b"k5", quiet_start=11 * 3600, quiet_end=13 * 3600,
+                               zone=1, now=5)
+                c5, cl5 = handshake(hub, b"k5", now=5)
+                hub.publish(b"k5", b"m", now=5)
+                shuttle(c5, cl5, 5)
+                self.assertEqual(held, [])
+                self.assertIn("close", seen)
+                self.assertIn(tern.StateError, seen)
+                self.assertFalse(hub.closed)
+                hub.set_zone_callback(None)
+                hub.handle_expiry(now=6)  # deletes the deferred connection
+                self.assertEqual(hub.stats().conns, 4)
                 with self.assertRaises(TypeError):
                     hub.set_zone_callback(5)
-                for c, cl in ((conn, client), (c2, cl2), (c3, cl3)):
+                for c, cl in ((conn, client), (c2, cl2), (c3, cl3), (c5, cl5)):
                     c.close()
                     cl.release()
         finally:
