@@ -424,13 +424,14 @@ static PyObject *hub_publish_batch(HubObject *self, PyObject *const *args,
                                    Py_ssize_t nargs, PyObject *kwnames) {
   static const char *const names[] = {
       "key",   "payloads", "collapse_key", "priority", "ttl", "content_type",
-      "attrs", "sync",     "volatile",     "trace",    "cookie", "now", NULL};
+      "attrs", "sync",     "volatile",     "trace",    "cookie", "fallback",
+      "now",   NULL};
   static tp_args spec = {"publish_batch", names, 2, 2, {0}, 0};
-  PyObject *a[12];
+  PyObject *a[13];
   if (tp_parse(&spec, args, nargs, kwnames, a) < 0) {
     return NULL;
   }
-  PyObject *key = a[0], *payloads = a[1], **o = a + 2, *nowo = a[11];
+  PyObject *key = a[0], *payloads = a[1], **o = a + 2, *nowo = a[12];
   tern_tstamp now;
   tp_bytes k;
   tp_msg m;
@@ -440,6 +441,7 @@ static PyObject *hub_publish_batch(HubObject *self, PyObject *const *args,
   if (tp_now(nowo, &now) < 0 || tp_bytes_get(key, &k, "key", 0) < 0 ||
       tp_msg_parse(&m, NULL, NULL, o[0], o[1], o[2], o[3], o[4], o[5], o[6],
                    o[7], o[8]) < 0 ||
+      tp_duration(a[11], &m.d.fallback, "fallback") < 0 ||
       !tp_hub_usable(self)) {
     goto done;
   }
@@ -1360,7 +1362,7 @@ static PyMethodDef hub_methods[] = {
      "TooLargeError, InvalidError, LimitError."},
     {"publish_batch", FN(hub_publish_batch), FAST,
      "publish_batch(key, payloads, *, collapse_key=None, priority=..., "
-     "ttl=0, ..., now=None) -> int\n\nPublishes every payload of the "
+     "ttl=0, ..., fallback=0, now=None) -> int\n\nPublishes every payload of the "
      "sequence to one session in one call, ids generated.  On an error the "
      "exception's .index says which payload failed; those before it were "
      "queued."},

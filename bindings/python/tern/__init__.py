@@ -483,6 +483,14 @@ class Session:
         """Hub.publish_batch to this session."""
         return self.hub.publish_batch(self.key, payloads, **kw)
 
+    def set_policy(self, **kw: Any) -> None:
+        """Hub.set_policy for this session (created when new)."""
+        self.hub.set_policy(self.key, **kw)
+
+    def clear_policy(self, **kw: Any) -> None:
+        """Hub.clear_policy for this session."""
+        self.hub.clear_policy(self.key, **kw)
+
     def ack(self, seq: int, **kw: Any) -> int:
         """Hub.ack: acks out of band up to seq."""
         return self.hub.ack(self.key, seq, **kw)

@@ -251,6 +251,18 @@ class FallbackTest(unittest.TestCase):
                           if e.type == tern.EventType.FALLBACK)
             self.assertEqual(keys, [b"a", b"b"])
 
+    def test_publish_batch_and_session(self):
+        with tern.Hub(seed=1) as hub:
+            hub.publish_batch(b"a", [b"x", b"y"], fallback=1, now=1)
+            s = hub.session(b"b")
+            s.publish(b"z", fallback=1, now=1)
+            s.set_policy(cap_count=1, cap_window=10, now=1)
+            s.clear_policy(now=1)
+            hub.handle_expiry(now=1 + S)
+            got = sorted(e.aux for e in hub.events()
+                         if e.type == tern.EventType.FALLBACK)
+            self.assertEqual(got, [b"x", b"y", b"z"])
+
     def test_bad_fallback(self):
         with tern.Hub() as hub:
             with self.assertRaises(ValueError):
