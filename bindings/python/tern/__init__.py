@@ -632,7 +632,12 @@ class Hub(_tern.Hub):
     retry_after, default_ttl, heartbeat_interval, liveness_timeout,
     max_heartbeat, session_ttl, dedup_window, ack_timeout, max_deliver,
     max_events, seed, trace, hello_accept, max_pool_bytes, topic_rate,
-    topic_burst.  Use it in a ``with`` block or call ``close()``.
+    topic_burst, accept_rate, accept_burst, accept_max_retry (HELLOs past
+    accept_rate a second are welcomed, then sent away with GOAWAY LIMIT
+    and a retry hint up to accept_max_retry; Stats.accepts_deferred).
+    Delivery policies: set_policy, clear_policy, set_zone_callback, and
+    publish(fallback=) with EventType.FALLBACK (README "Delivery
+    policies").  Use it in a ``with`` block or call ``close()``.
     """
 
     __slots__ = ()
