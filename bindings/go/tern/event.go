@@ -32,6 +32,12 @@ const (
 	EventPersisted      EventType = C.TERN_EV_PERSISTED       // a Sync message is durable (Reason 0) or failed
 	EventStoreFailed    EventType = C.TERN_EV_STORE_FAILED    // a store batch failed; Reason is the error
 	EventCanceled       EventType = C.TERN_EV_CANCELED        // removed by the host
+	// EventFallback (a duty event): a message published with
+	// Message.Fallback was not acked by then. MsgID is its id, SessionKey
+	// its session, Aux its payload (see Event.Payload), Seq its last seq
+	// (0: never sent), Count its sends so far, Cookie its cookie. The
+	// message stays queued.
+	EventFallback EventType = C.TERN_EV_FALLBACK
 
 	// The web-hook events (duty events): Seq is the hook's id, Cookie the
 	// delivery id (0 for EventHookDisabled).
@@ -54,7 +60,7 @@ var eventNames = map[EventType]string{
 	EventEvicted: "evicted", EventDead: "dead", EventConnHello: "conn_hello",
 	EventConnDead: "conn_dead", EventConnClosed: "conn_closed",
 	EventSessionExpired: "session_expired", EventPersisted: "persisted",
-	EventStoreFailed: "store_failed", EventCanceled: "canceled",
+	EventStoreFailed: "store_failed", EventCanceled: "canceled", EventFallback: "fallback",
 	EventHookDropped: "hook_dropped", EventHookDisabled: "hook_disabled",
 	EventHookVerified: "hook_verified",
 }
@@ -81,7 +87,8 @@ type Event struct {
 	SessionKey string
 	// MsgID is the message's id (message events).
 	MsgID []byte
-	// Aux is the newer id (Collapsed) or the HELLO token (ConnHello).
+	// Aux is the newer id (Collapsed), the HELLO token (ConnHello) or the
+	// message's payload (Fallback).
 	Aux []byte
 	// Seq is the message's last seq, the HELLO's last_seq (ConnHello),
 	// the store batch (StoreFailed), or the hook's id (Hook* events).
@@ -96,6 +103,14 @@ type Event struct {
 	// Value is the expired session's SetSessionValue value
 	// (SessionExpired).
 	Value interface{}
+}
+
+// Payload returns the message's payload for EventFallback, else nil.
+func (e *Event) Payload() []byte {
+	if e.Type == EventFallback {
+		return e.Aux
+	}
+	return nil
 }
 
 // Err returns the event's error for Persisted, StoreFailed and

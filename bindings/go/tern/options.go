@@ -116,6 +116,17 @@ type Options struct {
 	TopicRate uint32
 	// TopicBurst is the pacing bucket's size; 0 takes TopicRate.
 	TopicBurst uint32
+	// AcceptRate flattens reconnect storms: at most this many HELLOs a
+	// second (in a bucket of AcceptBurst) are welcomed into their
+	// sessions; past it a HELLO is welcomed, then sent away with GOAWAY
+	// LIMIT and a retry hint up to AcceptMaxRetry (Stats.AcceptsDeferred).
+	// 0 (default) admits every HELLO.
+	AcceptRate uint32
+	// AcceptBurst is the accept bucket's size; 0 takes AcceptRate.
+	AcceptBurst uint32
+	// AcceptMaxRetry is the longest retry hint of a deferred HELLO, at
+	// most 24 h. 30 s.
+	AcceptMaxRetry time.Duration
 	// Clock is the hub's time source; nil takes MonotonicClock.
 	Clock Clock
 }
@@ -146,6 +157,9 @@ func DefaultOptions() Options {
 		MaxPoolBytes:      int(s.max_pool_bytes),
 		TopicRate:         uint32(s.topic_rate),
 		TopicBurst:        uint32(s.topic_burst),
+		AcceptRate:        uint32(s.accept_rate),
+		AcceptBurst:       uint32(s.accept_burst),
+		AcceptMaxRetry:    time.Duration(s.accept_max_retry),
 	}
 	for i := range o.Overflow {
 		o.Overflow[i] = Overflow(s.overflow[i])
@@ -188,6 +202,9 @@ func (o *Options) toC() (C.tern_settings, error) {
 	s.max_pool_bytes = C.size_t(o.MaxPoolBytes)
 	s.topic_rate = C.uint32_t(o.TopicRate)
 	s.topic_burst = C.uint32_t(o.TopicBurst)
+	s.accept_rate = C.uint32_t(o.AcceptRate)
+	s.accept_burst = C.uint32_t(o.AcceptBurst)
+	s.accept_max_retry = durToC(o.AcceptMaxRetry)
 	return s, nil
 }
 

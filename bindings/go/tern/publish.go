@@ -46,6 +46,12 @@ type Message struct {
 	// Cookie is echoed in the message's events (Event.Cookie); the hub does
 	// not interpret it.
 	Cookie uint64
+	// Fallback is the channel-fallback deadline: when the message is not
+	// acknowledged this long after its publish, the hub queues an
+	// EventFallback carrying it (MsgID, SessionKey, and Aux its payload)
+	// so the host can hand it to another channel. The message stays
+	// queued. 0 (the default): none. The deadline is not stored.
+	Fallback time.Duration
 }
 
 // PublishOutcome is a set of bits saying what a publish did.
@@ -120,6 +126,7 @@ func packMsg(buf []byte, m *C.go_msg, key string, msg *Message, inline bool, op 
 	m.priority = C.int32_t(msg.Priority)
 	m.ttl = C.uint64_t(durToC(msg.TTL))
 	m.cookie = C.uint64_t(msg.Cookie)
+	m.fallback = C.uint64_t(durToC(msg.Fallback))
 	var flags C.uint32_t
 	if msg.Trace {
 		flags |= C.TERN_MSG_TRACE

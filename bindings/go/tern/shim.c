@@ -41,6 +41,7 @@ static void fill_desc(tern_msg_desc *d, tern_attr *attrs, const go_msg *m,
   d->nattrs = n;
   d->flags = m->flags;
   d->cookie = m->cookie;
+  d->fallback = m->fallback;
 }
 
 int go_publish(tern_hub *hub, const go_msg *m, const uint8_t *buf,

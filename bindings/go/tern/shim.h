@@ -27,6 +27,7 @@ typedef struct go_msg {
   uint64_t attrs_off;
   uint64_t ttl;
   uint64_t cookie;
+  uint64_t fallback;
   uint32_t nattrs;
   uint32_t flags;
   int32_t priority;

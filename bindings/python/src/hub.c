@@ -16,6 +16,11 @@ int tp_hub_usable(HubObject *h) {
     tp_raise(TERN_ERR_CLOSED, "the hub is closed");
     return 0;
   }
+  if (h->in_zone) {
+    tp_raise(TERN_ERR_STATE,
+             "a hub may not be used from inside its zone callback");
+    return 0;
+  }
   if (h->in_store) {
     tp_raise(TERN_ERR_STATE,
              "a hub may not be used from inside its store's methods");
@@ -145,6 +150,9 @@ static const tp_field settings_fields[] = {
     {"max_pool_bytes", offsetof(tern_settings, max_pool_bytes), TP_SIZE},
     {"topic_rate", offsetof(tern_settings, topic_rate), TP_U32},
     {"topic_burst", offsetof(tern_settings, topic_burst), TP_U32},
+    {"accept_rate", offsetof(tern_settings, accept_rate), TP_U32},
+    {"accept_burst", offsetof(tern_settings, accept_burst), TP_U32},
+    {"accept_max_retry", offsetof(tern_settings, accept_max_retry), TP_DUR},
     {NULL, 0, TP_U32}};
 
 static int hub_init(HubObject *self, PyObject *args, PyObject *kwargs) {
@@ -173,12 +181,14 @@ static int hub_init(HubObject *self, PyObject *args, PyObject *kwargs) {
 static int hub_traverse(HubObject *self, visitproc visit, void *arg) {
   Py_VISIT(Py_TYPE(self));
   Py_VISIT(self->store);
+  Py_VISIT(self->zone_fn);
   return 0;
 }
 
 static int hub_clear(HubObject *self) {
   tp_hub_close(self);
   Py_CLEAR(self->store_exc);
+  Py_CLEAR(self->zone_fn);
   return 0;
 }
 
@@ -197,7 +207,10 @@ static PyObject *hub_close(HubObject *self, PyObject *noarg) {
   (void)noarg;
   if (self->in_store) {
     return tp_raise(TERN_ERR_STATE,
-                    "a hub may not be closed from inside its store");
+                    self->in_zone
+                        ? "a hub may not be closed from inside its zone "
+                          "callback"
+                        : "a hub may not be closed from inside its store");
   }
   tp_hub_close(self);
   Py_RETURN_NONE;
@@ -371,16 +384,16 @@ static PyObject *publish_error(HubObject *self, int rc,
 static const char *const publish_names[] = {
     "key",          "payload", "id",   "collapse_key", "priority",
     "ttl",          "content_type", "attrs", "sync", "volatile",
-    "trace",        "cookie",  "now",  NULL};
+    "trace",        "cookie",  "fallback", "now",  NULL};
 
 static PyObject *hub_publish(HubObject *self, PyObject *const *args,
                              Py_ssize_t nargs, PyObject *kwnames) {
   static tp_args spec = {"publish", publish_names, 2, 2, {0}, 0};
-  PyObject *a[13];
+  PyObject *a[14];
   if (tp_parse(&spec, args, nargs, kwnames, a) < 0) {
     return NULL;
   }
-  PyObject *key = a[0], *payload = a[1], **o = a + 2, *nowo = a[12];
+  PyObject *key = a[0], *payload = a[1], **o = a + 2, *nowo = a[13];
   tern_tstamp now;
   tp_bytes k;
   tp_msg m;
@@ -390,6 +403,7 @@ static PyObject *hub_publish(HubObject *self, PyObject *const *args,
   if (tp_now(nowo, &now) < 0 || tp_bytes_get(key, &k, "key", 0) < 0 ||
       tp_msg_parse(&m, payload, o[0], o[1], o[2], o[3], o[4], o[5], o[6],
                    o[7], o[8], o[9]) < 0 ||
+      tp_duration(a[12], &m.d.fallback, "fallback") < 0 ||
       !tp_hub_usable(self)) {
     goto done;
   }
@@ -410,13 +424,14 @@ static PyObject *hub_publish_batch(HubObject *self, PyObject *const *args,
                                    Py_ssize_t nargs, PyObject *kwnames) {
   static const char *const names[] = {
       "key",   "payloads", "collapse_key", "priority", "ttl", "content_type",
-      "attrs", "sync",     "volatile",     "trace",    "cookie", "now", NULL};
+      "attrs", "sync",     "volatile",     "trace",    "cookie", "fallback",
+      "now",   NULL};
   static tp_args spec = {"publish_batch", names, 2, 2, {0}, 0};
-  PyObject *a[12];
+  PyObject *a[13];
   if (tp_parse(&spec, args, nargs, kwnames, a) < 0) {
     return NULL;
   }
-  PyObject *key = a[0], *payloads = a[1], **o = a + 2, *nowo = a[11];
+  PyObject *key = a[0], *payloads = a[1], **o = a + 2, *nowo = a[12];
   tern_tstamp now;
   tp_bytes k;
   tp_msg m;
@@ -426,6 +441,7 @@ static PyObject *hub_publish_batch(HubObject *self, PyObject *const *args,
   if (tp_now(nowo, &now) < 0 || tp_bytes_get(key, &k, "key", 0) < 0 ||
       tp_msg_parse(&m, NULL, NULL, o[0], o[1], o[2], o[3], o[4], o[5], o[6],
                    o[7], o[8]) < 0 ||
+      tp_duration(a[11], &m.d.fallback, "fallback") < 0 ||
       !tp_hub_usable(self)) {
     goto done;
   }
@@ -488,12 +504,12 @@ static PyObject *hub_publish_many(HubObject *self, PyObject *args,
   static char *kwlist[] = {"keys",     "payload", "id",           "collapse_key",
                            "priority", "ttl",     "content_type", "attrs",
                            "sync",     "volatile", "trace",       "cookie",
-                           "now",      NULL};
-  PyObject *keys, *payload, *o[10] = {0}, *nowo = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|$OOOOOOOOOOO:publish_many",
+                           "fallback", "now",      NULL};
+  PyObject *keys, *payload, *o[10] = {0}, *nowo = NULL, *fallback = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|$OOOOOOOOOOOO:publish_many",
                                    kwlist, &keys, &payload, &o[0], &o[1],
                                    &o[2], &o[3], &o[4], &o[5], &o[6], &o[7],
-                                   &o[8], &o[9], &nowo)) {
+                                   &o[8], &o[9], &fallback, &nowo)) {
     return NULL;
   }
   tern_tstamp now;
@@ -507,6 +523,7 @@ static PyObject *hub_publish_many(HubObject *self, PyObject *args,
   if (tp_now(nowo, &now) < 0 ||
       tp_msg_parse(&m, payload, o[0], o[1], o[2], o[3], o[4], o[5], o[6],
                    o[7], o[8], o[9]) < 0 ||
+      tp_duration(fallback, &m.d.fallback, "fallback") < 0 ||
       !tp_hub_usable(self)) {
     goto done;
   }
@@ -1035,6 +1052,202 @@ static PyObject *hub_open_stream(HubObject *self, PyObject *args,
   return tp_conn_wrap(self, c, framing);
 }
 
+/* ---- policies -------------------------------------------------------------- */
+
+/* Reads a signed int in [lo, hi] (TypeError for other types, bools too). */
+static int get_int_range(PyObject *v, long lo, long hi, long *out,
+                         const char *name) {
+  if (!PyLong_Check(v) || PyBool_Check(v)) {
+    PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", name,
+                 Py_TYPE(v)->tp_name);
+    return -1;
+  }
+  int overflow;
+  long x = PyLong_AsLongAndOverflow(v, &overflow);
+  if (x == -1 && PyErr_Occurred()) {
+    return -1;
+  }
+  if (overflow || x < lo || x > hi) {
+    PyErr_Format(PyExc_ValueError, "%s must be in [%ld, %ld]", name, lo, hi);
+    return -1;
+  }
+  *out = x;
+  return 0;
+}
+
+static PyObject *hub_set_policy(HubObject *self, PyObject *args,
+                                PyObject *kw) {
+  static char *kwlist[] = {"key",       "quiet_start", "quiet_end",
+                           "utc_offset", "zone",       "cap_count",
+                           "cap_window", "now",        NULL};
+  PyObject *key, *qs = NULL, *qe = NULL, *off = NULL, *zone = NULL,
+           *cc = NULL, *cw = NULL, *nowo = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$OOOOOOO:set_policy", kwlist,
+                                   &key, &qs, &qe, &off, &zone, &cc, &cw,
+                                   &nowo)) {
+    return NULL;
+  }
+  tern_policy p;
+  tern_policy_default(&p);
+  tern_tstamp now;
+  uint64_t x;
+  long sx;
+  if ((qs == NULL || qs == Py_None) != (qe == NULL || qe == Py_None)) {
+    PyErr_SetString(PyExc_TypeError,
+                    "set_policy: quiet_start and quiet_end go together");
+    return NULL;
+  }
+  if (qs && qs != Py_None) {
+    if (tp_uint(qs, 86399, &x, "quiet_start") < 0) {
+      return NULL;
+    }
+    p.quiet_start = (uint32_t)x;
+    if (tp_uint(qe, 86399, &x, "quiet_end") < 0) {
+      return NULL;
+    }
+    p.quiet_end = (uint32_t)x;
+  }
+  if (off && off != Py_None) {
+    if (get_int_range(off, -64800, 64800, &sx, "utc_offset") < 0) {
+      return NULL;
+    }
+    p.utc_offset = (int32_t)sx;
+  }
+  if (zone && zone != Py_None) {
+    if (tp_uint(zone, UINT32_MAX, &x, "zone") < 0) {
+      return NULL;
+    }
+    p.zone = (uint32_t)x;
+  }
+  if (cc && cc != Py_None) {
+    if (tp_uint(cc, TERN_MAX_CAP, &x, "cap_count") < 0) {
+      return NULL;
+    }
+    p.cap_count = (uint32_t)x;
+  }
+  if (tp_duration(cw, &p.cap_window, "cap_window") < 0) {
+    return NULL;
+  }
+  if (p.cap_count && !p.cap_window) {
+    PyErr_SetString(PyExc_ValueError,
+                    "set_policy: cap_count needs a cap_window > 0");
+    return NULL;
+  }
+  if (tp_now(nowo, &now) < 0) {
+    return NULL;
+  }
+  tp_bytes k;
+  if (tp_bytes_get(key, &k, "key", 0) < 0) {
+    return NULL;
+  }
+  if (!tp_hub_usable(self)) {
+    tp_bytes_release(&k);
+    return NULL;
+  }
+  int rc = tern_hub_set_policy(self->hub, k.p, k.n, &p, now);
+  tp_bytes_release(&k);
+  if (check(self, rc) < 0) {
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *hub_clear_policy(HubObject *self, PyObject *args,
+                                  PyObject *kw) {
+  static char *kwlist[] = {"key", "now", NULL};
+  PyObject *key, *nowo = NULL;
+  tern_tstamp now;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$O:clear_policy", kwlist, &key,
+                                   &nowo) ||
+      tp_now(nowo, &now) < 0) {
+    return NULL;
+  }
+  tp_bytes k;
+  if (tp_bytes_get(key, &k, "key", 0) < 0) {
+    return NULL;
+  }
+  if (!tp_hub_usable(self)) {
+    tp_bytes_release(&k);
+    return NULL;
+  }
+  int rc = tern_hub_set_policy(self->hub, k.p, k.n, NULL, now);
+  tp_bytes_release(&k);
+  if (check(self, rc) < 0) {
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+/* The bridge from tern_zone_fn to the Python callable.  It runs inside a
+   hub call made from Python, so the GIL is held.  The callable may not use
+   the hub (in_zone makes every hub method raise StateError).  The hub is
+   inside a call as it is during a store method, so in_store is raised
+   too: closing the hub or a Conn raises StateError, and a Conn that goes
+   away (its last reference dropped, or the garbage collector running)
+   has its native connection deleted after the call (tp_hub_after), not
+   under the hub's feet.  An exception
+   or a result that is not an int in [-64800, 64800] gives 0 (UTC), the
+   exception going to sys.unraisablehook. */
+static int32_t zone_bridge(uint32_t zone, int64_t wall_seconds, void *ud) {
+  HubObject *h = ud;
+  if (!h->zone_fn) {
+    return 0;
+  }
+  PyObject *et, *ev, *tb;
+  PyErr_Fetch(&et, &ev, &tb); /* keep whatever is pending as it is */
+  int32_t ret = 0;
+  PyObject *fn = Py_NewRef(h->zone_fn);
+  h->in_zone++;
+  h->in_store++;
+  PyObject *r = PyObject_CallFunction(fn, "kL", (unsigned long)zone,
+                                      (long long)wall_seconds);
+  h->in_store--;
+  h->in_zone--;
+  if (r) {
+    int overflow = 0;
+    long v = PyLong_Check(r) && !PyBool_Check(r)
+                 ? PyLong_AsLongAndOverflow(r, &overflow)
+                 : 0;
+    if (!PyLong_Check(r) || PyBool_Check(r)) {
+      PyErr_Format(PyExc_TypeError,
+                   "the zone callback must return an int, not %.100s",
+                   Py_TYPE(r)->tp_name);
+    } else if (!overflow && v >= -64800 && v <= 64800) {
+      ret = (int32_t)v;
+    } else {
+      PyErr_Format(PyExc_ValueError, "the zone callback returned an offset "
+                   "out of [-64800, 64800]");
+    }
+    Py_DECREF(r);
+  }
+  if (PyErr_Occurred()) {
+    PyErr_WriteUnraisable(fn);
+  }
+  Py_DECREF(fn);
+  PyErr_Restore(et, ev, tb);
+  return ret;
+}
+
+static PyObject *hub_set_zone_callback(HubObject *self, PyObject *fn) {
+  if (fn != Py_None && !PyCallable_Check(fn)) {
+    PyErr_Format(PyExc_TypeError,
+                 "set_zone_callback: fn must be callable or None, not %.100s",
+                 Py_TYPE(fn)->tp_name);
+    return NULL;
+  }
+  if (!tp_hub_usable(self)) {
+    return NULL;
+  }
+  int rc = tern_hub_set_zone_callback(self->hub,
+                                      fn == Py_None ? NULL : zone_bridge,
+                                      fn == Py_None ? NULL : self);
+  if (check(self, rc) < 0) {
+    return NULL;
+  }
+  Py_XSETREF(self->zone_fn, fn == Py_None ? NULL : Py_NewRef(fn));
+  Py_RETURN_NONE;
+}
+
 /* ---- store ------------------------------------------------------------------ */
 
 static PyObject *hub_set_store(HubObject *self, PyObject *args, PyObject *kw) {
@@ -1138,14 +1351,18 @@ static PyMethodDef hub_methods[] = {
     {"publish", FN(hub_publish), FAST,
      "publish(key, payload, *, id=None, collapse_key=None, priority="
      "Priority.NORMAL, ttl=0, content_type=None, attrs=None, sync=False, "
-     "volatile=False, trace=False, cookie=0, now=None) -> PublishResult\n\n"
-     "Queues one message for the session key (created when new).  payload "
+     "volatile=False, trace=False, cookie=0, fallback=0, now=None) -> "
+     "PublishResult\n\n"
+     "Queues one message for the session key (created when new).  fallback "
+     "(seconds, 0: none): if it is not acked that long after the publish, "
+     "a FALLBACK event carries it (msg_id, session_key, aux = the payload) "
+     "so it can go by another channel; it stays queued.  payload "
      "is any bytes-like object (or str), read in place.  Raises "
      "DuplicateError, FullError (with .outcome and .retry_after), "
      "TooLargeError, InvalidError, LimitError."},
     {"publish_batch", FN(hub_publish_batch), FAST,
      "publish_batch(key, payloads, *, collapse_key=None, priority=..., "
-     "ttl=0, ..., now=None) -> int\n\nPublishes every payload of the "
+     "ttl=0, ..., fallback=0, now=None) -> int\n\nPublishes every payload of the "
      "sequence to one session in one call, ids generated.  On an error the "
      "exception's .index says which payload failed; those before it were "
      "queued."},
@@ -1205,6 +1422,29 @@ static PyMethodDef hub_methods[] = {
      "set_wallclock(now=None, wall_ns=None)\n\nTells the hub the wall clock "
      "(default: time.time_ns()) at its monotonic now.  Call before "
      "set_store."},
+    {"set_policy", FN(hub_set_policy), KW,
+     "set_policy(key, *, quiet_start=None, quiet_end=None, utc_offset=0, "
+     "zone=0, cap_count=0, cap_window=0, now=None)\n\nSets the delivery "
+     "policy of session |key| (created if missing), replacing any other.  "
+     "Quiet hours: quiet_start and quiet_end in seconds after local midnight "
+     "(0..86399; start > end crosses midnight) hold NORMAL and LOW messages; "
+     "local time is the hub's wall clock (set_wallclock) plus utc_offset "
+     "seconds (-64800..64800), or the zone callback's offset when zone is "
+     "not 0.  Cap: at most cap_count (<= MAX_CAP) NORMAL and LOW messages "
+     "per sliding cap_window seconds; the rest wait.  HIGH always passes.  "
+     "Held messages are never dropped by the policy.  A policy with neither "
+     "rule removes it.  ValueError/TypeError for bad arguments; "
+     "LimitError (max_sessions), TooLargeError (key)."},
+    {"clear_policy", FN(hub_clear_policy), KW,
+     "clear_policy(key, *, now=None)\n\nRemoves the policy of session |key| "
+     "(created if missing); what it held goes out at once."},
+    {"set_zone_callback", (PyCFunction)hub_set_zone_callback, METH_O,
+     "set_zone_callback(fn)\n\nfn(zone: int, wall_seconds: int) -> int gives "
+     "the UTC offset in seconds of a policy's zone; None removes it.  It is "
+     "called synchronously from inside hub calls, on the calling thread; it "
+     "may not use the hub (StateError).  An exception, or a result that is "
+     "not an int in [-64800, 64800], counts as offset 0 (UTC) and is "
+     "reported to sys.unraisablehook."},
     {"flush", (PyCFunction)hub_flush, METH_NOARGS,
      "flush()\n\nHands the waiting batch to the store."},
     {"_add_hook", FN(tp_hub_add_hook), KW, NULL},

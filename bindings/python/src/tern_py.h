@@ -40,6 +40,9 @@ typedef struct HubObject {
   PyObject *store_exc;      /* first exception a Python store method raised
                                during the current call                     */
   int in_store;             /* nonzero while a Python store method runs    */
+  PyObject *zone_fn;        /* set_zone_callback's callable, or NULL       */
+  int in_zone;              /* nonzero while that callable runs (in_store
+                               is raised with it)                          */
   int wall_set;             /* set_wallclock was called (add_hook sets it
                                to time.time_ns() otherwise)               */
   tern_conn **deferred;     /* conns whose Conn died inside a store method */

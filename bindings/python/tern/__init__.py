@@ -69,6 +69,7 @@ MAX_ATTR_VALUE = _tern.MAX_ATTR_VALUE
 MAX_CONTENT_TYPE = _tern.MAX_CONTENT_TYPE
 MAX_TOPIC = _tern.MAX_TOPIC
 MAX_FILTER = _tern.MAX_FILTER
+MAX_CAP = _tern.MAX_CAP
 STORE_MAX_KEY = _tern.STORE_MAX_KEY
 STORE_LATER = _tern.STORE_LATER
 MAX_HOOK_TARGET = _tern.MAX_HOOK_TARGET
@@ -138,6 +139,12 @@ class EventType(enum.IntEnum):
     a challenge ended, ``reason`` 0 (verified), ErrorCode.PROTO (a wrong
     answer, or a status that gives up) or ErrorCode.LIMIT (no answer
     within max_attempts).
+
+    FALLBACK (a duty event): a message published with ``fallback=`` was
+    not acked within that span.  ``msg_id`` is its id, ``session_key``
+    its session, ``aux`` its payload (bytes), ``seq`` its last seq (0:
+    never sent), ``count`` its sends so far, ``cookie`` its cookie.  The
+    message stays queued; hand the payload to another channel.
     """
 
     ACCEPTED = 1
@@ -154,6 +161,7 @@ class EventType(enum.IntEnum):
     PERSISTED = 12
     STORE_FAILED = 13
     CANCELED = 14
+    FALLBACK = 15
     HOOK_DROPPED = 32
     HOOK_DISABLED = 33
     HOOK_VERIFIED = 34
@@ -475,6 +483,14 @@ class Session:
         """Hub.publish_batch to this session."""
         return self.hub.publish_batch(self.key, payloads, **kw)
 
+    def set_policy(self, **kw: Any) -> None:
+        """Hub.set_policy for this session (created when new)."""
+        self.hub.set_policy(self.key, **kw)
+
+    def clear_policy(self, **kw: Any) -> None:
+        """Hub.clear_policy for this session."""
+        self.hub.clear_policy(self.key, **kw)
+
     def ack(self, seq: int, **kw: Any) -> int:
         """Hub.ack: acks out of band up to seq."""
         return self.hub.ack(self.key, seq, **kw)
@@ -616,7 +632,12 @@ class Hub(_tern.Hub):
     retry_after, default_ttl, heartbeat_interval, liveness_timeout,
     max_heartbeat, session_ttl, dedup_window, ack_timeout, max_deliver,
     max_events, seed, trace, hello_accept, max_pool_bytes, topic_rate,
-    topic_burst.  Use it in a ``with`` block or call ``close()``.
+    topic_burst, accept_rate, accept_burst, accept_max_retry (HELLOs past
+    accept_rate a second are welcomed, then sent away with GOAWAY LIMIT
+    and a retry hint up to accept_max_retry; Stats.accepts_deferred).
+    Delivery policies: set_policy, clear_policy, set_zone_callback, and
+    publish(fallback=) with EventType.FALLBACK (README "Delivery
+    policies").  Use it in a ``with`` block or call ``close()``.
     """
 
     __slots__ = ()
