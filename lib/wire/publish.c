@@ -203,7 +203,8 @@ static unsigned publish_flags(const wire_publish *p) {
 }
 
 static size_t publish_body_size(const wire_publish *p) {
-  size_t n = wire_varint_len(p->req) + 1 /* flags < 64 */ +
+  /* VOLATILE (0x40) makes the flags a two-byte varint */
+  size_t n = wire_varint_len(p->req) + wire_varint_len(publish_flags(p)) +
              bytes_size(p->targetlen) + wire_varint_len(p->ttl_ms) +
              bytes_size(p->idlen) + wire_varint_len(p->nattrs) + p->payloadlen;
   if (p->collapse_keylen) {
@@ -233,7 +234,7 @@ size_t wire_publish_encode(uint8_t *out, size_t cap, const wire_publish *p) {
   *w++ = WIRE_PUBLISH;
   w = wire_put_varint(w, body);
   w = wire_put_varint(w, p->req);
-  *w++ = (uint8_t)publish_flags(p);
+  w = wire_put_varint(w, publish_flags(p));
   w = put_bytes(w, p->target, p->targetlen);
   w = wire_put_varint(w, p->ttl_ms);
   w = put_bytes(w, p->id, p->idlen);
