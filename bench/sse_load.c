@@ -42,6 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "e2e.h"
+
 /* Connections in progress at once: the server's listen backlog is 511. */
 #define CONNECTING_MAX 256
 /* Every SUBSET-th session gets messages. */
@@ -103,24 +105,6 @@ static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static long proc_rss_kb(pid_t pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-  FILE *f = fopen(path, "r");
-  long kb = -1;
-  if (!f) {
-    return -1;
-  }
-  while (fgets(line, sizeof(line), f)) {
-    if (strncmp(line, "VmRSS:", 6) == 0) {
-      kb = strtol(line + 6, NULL, 10);
-      break;
-    }
-  }
-  fclose(f);
-  return kb;
 }
 
 static void note(bench *b, const char *what) {
@@ -449,7 +433,7 @@ static void take_sample(bench *b, double t0) {
   if (b->nsamples < MAX_SAMPLES) {
     sample *s = &b->samples[b->nsamples++];
     s->t = now_s() - t0;
-    s->rss_kb = proc_rss_kb(b->pid);
+    s->rss_kb = e2e_proc_rss(b->pid);
     s->open = b->open;
     printf("  t=%6.1f s  rss %8ld kB  open %u\n", s->t, s->rss_kb, s->open);
     fflush(stdout);
@@ -491,24 +475,6 @@ static void turn(bench *b, int wait_ms) {
 }
 
 /* ---- the server ----------------------------------------------------------------- */
-
-static uint16_t free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof(a));
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t al = sizeof(a);
-  uint16_t port = 0;
-  if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-      getsockname(fd, (struct sockaddr *)&a, &al) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  if (fd >= 0) {
-    close(fd);
-  }
-  return port;
-}
 
 static pid_t start_server(const char *templ, uint16_t port) {
   char cmd[4096], num[16];
@@ -647,7 +613,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "sse_load: --server needs {http} in it\n");
       return 2;
     }
-    b->port = free_port();
+    b->port = e2e_free_port();
   }
   b->addr.sin_family = AF_INET;
   b->addr.sin_port = htons(b->port);
@@ -685,7 +651,7 @@ int main(int argc, char **argv) {
          b->k, b->host, b->port, b->seconds, b->rate, nsubset, SUBSET,
          b->sample_every);
   usleep(200000); /* the server's start settles */
-  long rss0 = b->pid > 0 ? proc_rss_kb(b->pid) : -1;
+  long rss0 = b->pid > 0 ? e2e_proc_rss(b->pid) : -1;
 
   /* Connect them all. */
   double t0 = now_s();
@@ -702,7 +668,7 @@ int main(int argc, char **argv) {
   while (now_s() < settle) {
     turn(b, 10);
   }
-  long rss1 = b->pid > 0 ? proc_rss_kb(b->pid) : -1;
+  long rss1 = b->pid > 0 ? e2e_proc_rss(b->pid) : -1;
   printf("connected %u of %u in %.2f s; server RSS %ld kB before, %ld kB "
          "after: %.0f bytes per connection\n",
          b->open, b->k, t_connected, rss0, rss1,
