@@ -14,11 +14,16 @@ goodbye.  Then:
     "acked <id>"), so acks went back through tern_conn_read;
   - a second receiver on another session gets nothing foreign and the
     server keeps serving after the first one left;
-  - SIGTERM ends embed_poll with status 0 after "bye".
+  - embed_poll printed the HELLO events of both ("hello <key>");
+  - a connection that never sends HELLO is closed by the hub's timer
+    (tern_hub_handle_expiry) after a GOAWAY written by the end-event path;
+  - SIGTERM ends embed_poll with status 0 after "bye", and the receiver
+    still connected was told GOAWAY RESTART (not just a closed socket).
 
 TAP output.
 """
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -75,7 +80,7 @@ def ids(lines, prefix):
 
 def main():
     server_exe, receiver_exe = sys.argv[1], sys.argv[2]
-    print("1..6")
+    print("1..9")
     n = 0
     failed = False
 
@@ -87,8 +92,7 @@ def main():
         sys.stdout.flush()
 
     want = [f"m{i}" for i in range(1, COUNT + 1)]
-    server = Proc([server_exe, "--port", "0", "--count", str(COUNT),
-                   "--interval", str(INTERVAL_MS), "--key", "r0"])
+    server = Proc([server_exe, "0", str(COUNT), str(INTERVAL_MS)])  # r0
     procs = [server]
     try:
         if not server.wait_for(
@@ -97,6 +101,10 @@ def main():
             return 1
         port = [l for l in server.lines
                 if l.startswith("listening on ")][0].rsplit(":", 1)[1]
+        # Connects and says nothing: the hub's timer (no HELLO within
+        # liveness_timeout, 7 s) must close it with a GOAWAY.
+        silent = socket.create_connection(("127.0.0.1", int(port)))
+        silent_since = time.monotonic()
         recv = Proc([receiver_exe, "--key", "r0", "--port", port,
                      "--expect", str(COUNT)])
         procs.append(recv)
@@ -120,12 +128,34 @@ def main():
               f"every publish succeeded ({len(pub)}, bad {bad[:3]})")
         check(server.p.poll() is None and other.p.poll() is None,
               "the server serves on after the first receiver left")
-        orc = other.finish(signal.SIGTERM)
-        check(orc == 0 and not ids(other.lines, "got "),
-              f"a receiver of another session got nothing (status {orc})")
+        hellos = sorted(ids(server.lines, "hello "))
+        check(hellos[:1] == ["r0"] and "r9" in hellos,
+              f"embed_poll saw the HELLO events of r0 and r9 ({hellos})")
+        silent.settimeout(20)
+        got_bytes, eof = b"", False
+        try:
+            while not eof:
+                chunk = silent.recv(4096)
+                got_bytes += chunk
+                eof = not chunk
+        except OSError:
+            pass
+        silent.close()
+        waited = time.monotonic() - silent_since
+        check(got_bytes and eof and waited < 15,
+              f"a connection without HELLO got a GOAWAY and was closed by "
+              f"the hub's timer ({len(got_bytes)} bytes, EOF {eof}, "
+              f"after {waited:.1f} s)")
         src = server.finish(signal.SIGTERM)
         check(src == 0 and server.lines[-1:] == ["bye"],
               f"SIGTERM ends embed_poll cleanly (status {src})")
+        # GOAWAY RESTART (0) rather than a lost transport.
+        check(other.wait_for(
+                  lambda ls: "disconnected (reason 0)" in ls, 10),
+              "the receiver still connected got a GOAWAY at the shutdown")
+        orc = other.finish(signal.SIGTERM)
+        check(orc == 0 and not ids(other.lines, "got "),
+              f"a receiver of another session got nothing (status {orc})")
     finally:
         for p in procs:
             if p.p.poll() is None:
