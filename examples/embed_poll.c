@@ -155,7 +155,8 @@ int main(int argc, char **argv) {
                          .priority = TERN_PRIO_NORMAL,
                          .flags = TERN_MSG_TRACE, /* for its ACKED event */
                          .payload = (const uint8_t *)payload};
-      d.payloadlen = (size_t)snprintf(payload, sizeof(payload), "%s for r0", id);
+      d.payloadlen =
+          (size_t)snprintf(payload, sizeof(payload), "%s for r0", id);
       int rc = tern_hub_publish(hub, (const uint8_t *)"r0", 2, &d, now, NULL);
       printf("published %s: %s\n", id, rc ? tern_strerror(rc) : "ok");
       next_publish += interval * TERN_MILLISECONDS;

@@ -8,6 +8,7 @@
  *   demo.c    --demo: the order-status story
  *   page.c    GET /: the live page
  *   webhooks.c  /webhooks: web hooks on thread 0's hub, and their sender
+ *   params.c    the flat JSON object of POST /webhooks (params.h)
  *
  * Only tern.h and tern_posix.h: ternd builds against the installed
  * libraries like any other host.

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "params.h"
 #include "ternd.h"
 
 static const char json_type[] = "application/json";
@@ -64,195 +65,12 @@ static void hub_error(tern_http_request *req, int rc) {
   }
 }
 
-/* ---- parameters: the query, or a flat JSON object in the body ----------------- */
-
-#define MAX_FIELDS 16
-#define VALUES_CAP 8192
-
-/* The parameters of a registration, from the query and the body. */
-typedef struct params {
-  const char *name[MAX_FIELDS];
-  size_t namelen[MAX_FIELDS];
-  char *value[MAX_FIELDS];
-  size_t valuelen[MAX_FIELDS];
-  size_t n;
-  char buf[VALUES_CAP]; /* decoded JSON strings and numbers */
-  size_t used;
-} params;
-
-static void skip_ws(const char **p, const char *end) {
-  while (*p < end && (**p == ' ' || **p == '\t' || **p == '\r' ||
-                      **p == '\n')) {
-    (*p)++;
-  }
-}
-
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
-/* A JSON string at *p (its opening quote) decoded into |ps|'s buffer:
-   0 with *out and *outlen, or -1. */
-static int json_string(params *ps, const char **p, const char *end,
-                       char **out, size_t *outlen) {
-  const char *s = *p + 1;
-  char *o = ps->buf + ps->used;
-  char *oend = ps->buf + VALUES_CAP;
-  while (s < end && *s != '"') {
-    unsigned char c = (unsigned char)*s++;
-    if (c < 0x20) {
-      return -1;
-    }
-    if (c == '\\') {
-      if (s >= end) {
-        return -1;
-      }
-      char e = *s++;
-      unsigned u = 0;
-      switch (e) {
-      case '"': case '\\': case '/': c = (unsigned char)e; break;
-      case 'b': c = '\b'; break;
-      case 'f': c = '\f'; break;
-      case 'n': c = '\n'; break;
-      case 'r': c = '\r'; break;
-      case 't': c = '\t'; break;
-      case 'u':
-        if (end - s < 4) {
-          return -1;
-        }
-        for (int i = 0; i < 4; i++) {
-          int h = hexval(s[i]);
-          if (h < 0) {
-            return -1;
-          }
-          u = u * 16 + (unsigned)h;
-        }
-        s += 4;
-        if (u == 0 || (u >= 0xd800 && u <= 0xdfff)) {
-          return -1; /* no NUL, no surrogates in these short values */
-        }
-        if (oend - o < 3) {
-          return -1;
-        }
-        if (u < 0x80) {
-          *o++ = (char)u;
-        } else if (u < 0x800) {
-          *o++ = (char)(0xc0 | (u >> 6));
-          *o++ = (char)(0x80 | (u & 0x3f));
-        } else {
-          *o++ = (char)(0xe0 | (u >> 12));
-          *o++ = (char)(0x80 | ((u >> 6) & 0x3f));
-          *o++ = (char)(0x80 | (u & 0x3f));
-        }
-        continue;
-      default:
-        return -1;
-      }
-    }
-    if (o == oend) {
-      return -1;
-    }
-    *o++ = (char)c;
-  }
-  if (s >= end) {
-    return -1;
-  }
-  *out = ps->buf + ps->used;
-  *outlen = (size_t)(o - *out);
-  ps->used += *outlen;
-  *p = s + 1;
-  return 0;
-}
-
-/* {"name": "string" | number | true | false, ...}: 0 or -1. */
-static int json_object(params *ps, const char *p, size_t len) {
-  const char *end = p + len;
-  skip_ws(&p, end);
-  if (p >= end || *p != '{') {
-    return -1;
-  }
-  p++;
-  skip_ws(&p, end);
-  if (p < end && *p == '}') {
-    p++;
-    skip_ws(&p, end);
-    return p == end ? 0 : -1;
-  }
-  for (;;) {
-    if (ps->n == MAX_FIELDS || p >= end || *p != '"') {
-      return -1;
-    }
-    char *name;
-    size_t namelen;
-    if (json_string(ps, &p, end, &name, &namelen) != 0) {
-      return -1;
-    }
-    skip_ws(&p, end);
-    if (p >= end || *p != ':') {
-      return -1;
-    }
-    p++;
-    skip_ws(&p, end);
-    char *v;
-    size_t vlen;
-    if (p < end && *p == '"') {
-      if (json_string(ps, &p, end, &v, &vlen) != 0) {
-        return -1;
-      }
-    } else {
-      /* A bare word: digits, true, false (copied as written). */
-      const char *s = p;
-      while (p < end && ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z'))) {
-        p++;
-      }
-      vlen = (size_t)(p - s);
-      if (vlen == 0 || VALUES_CAP - ps->used < vlen) {
-        return -1;
-      }
-      v = ps->buf + ps->used;
-      memcpy(v, s, vlen);
-      ps->used += vlen;
-      if (vlen == 4 && memcmp(v, "true", 4) == 0) {
-        v[0] = '1';
-        vlen = 1;
-      } else if (vlen == 5 && memcmp(v, "false", 5) == 0) {
-        v[0] = '0';
-        vlen = 1;
-      }
-    }
-    ps->name[ps->n] = name;
-    ps->namelen[ps->n] = namelen;
-    ps->value[ps->n] = v;
-    ps->valuelen[ps->n] = vlen;
-    ps->n++;
-    skip_ws(&p, end);
-    if (p < end && *p == ',') {
-      p++;
-      skip_ws(&p, end);
-      continue;
-    }
-    if (p < end && *p == '}') {
-      p++;
-      skip_ws(&p, end);
-      return p == end ? 0 : -1;
-    }
-    return -1;
-  }
-}
+/* ---- parameters: the query, or a flat JSON object in the body (params.c) - */
 
 /* The value of |name| (query first, then the body's object): 1, 0 when
    absent. */
-static int param(const params *ps, tern_http_request *req, const char *name,
-                 const char **v, size_t *len) {
+static int param(const ternd_params *ps, tern_http_request *req,
+                 const char *name, const char **v, size_t *len) {
   if (tern_http_request_param(req, name, v, len) == 1) {
     return 1;
   }
@@ -269,8 +87,9 @@ static int param(const params *ps, tern_http_request *req, const char *name,
 
 /* A whole number in [min, max]: 1 when present (*out set), 0 absent, -1
    after answering 400. */
-static int number(const params *ps, tern_http_request *req, const char *name,
-                  uint64_t min, uint64_t max, uint64_t *out) {
+static int number(const ternd_params *ps, tern_http_request *req,
+                  const char *name, uint64_t min, uint64_t max,
+                  uint64_t *out) {
   const char *v;
   size_t len;
   if (!param(ps, req, name, &v, &len)) {
@@ -294,7 +113,7 @@ static int number(const params *ps, tern_http_request *req, const char *name,
 }
 
 /* Refuses names it does not know, in the query and in the body. */
-static int known_only(const params *ps, tern_http_request *req,
+static int known_only(const ternd_params *ps, tern_http_request *req,
                       const char *const *known) {
   const char *name;
   size_t nlen;
@@ -323,14 +142,14 @@ static void route_add(ternd_shard *sh, tern_http_request *req) {
       "url", "secret", "verify_token", "object", "coalesce", "max_items",
       "max_delay", "max_bytes", "max_attempts", "retry_base", "retry_cap",
       "disable_after", "max_queued", NULL};
-  params *ps = calloc(1, sizeof(*ps));
+  ternd_params *ps = calloc(1, sizeof(*ps));
   if (!ps) {
     error(req, 503, "out of memory");
     return;
   }
   size_t blen;
   const uint8_t *body = tern_http_request_body(req, &blen);
-  if (blen && json_object(ps, (const char *)body, blen) != 0) {
+  if (blen && ternd_params_parse(ps, (const char *)body, blen) != 0) {
     error(req, 400, "the body must be a flat JSON object");
     free(ps);
     return;
@@ -476,7 +295,7 @@ static void route_list(ternd_shard *sh, tern_http_request *req) {
 static void route_entry(ternd_shard *sh, tern_http_request *req,
                         uint64_t id) {
   static const char *const known[] = {"key", "fields", "time", NULL};
-  params none;
+  ternd_params none;
   none.n = 0;
   if (!known_only(&none, req, known)) {
     return;
