@@ -247,6 +247,17 @@ def check_api(t, rx):
     st, _ = t.call("POST", "/webhooks", {"url": rx.url("x"), "secret": "s",
                                          "colour": "blue"})
     ok(st == 400, "an unknown parameter: 400")
+    # The body is JSON (ternd_json_fuzz found these taken as text): a bare
+    # word is no value, no parameter takes null, and 01 is no number.
+    for value in ("abc", "null", "truex", "01"):
+        st, _ = t.call("POST", "/webhooks",
+                       '{"url": "%s", "secret": %s}' % (rx.url("x"), value),
+                       ctype="application/json")
+        ok(st == 400, "a body with secret %s: 400" % value)
+    st, _ = t.call("POST", "/webhooks",
+                   '{"url": "%s", "secret": "s", "coalesce": true}'
+                   % rx.url("x"), ctype="application/json")
+    ok(st == 201, "a body with true and a string: 201")
     # Query parameters register too.
     st, doc = t.call("POST", "/webhooks?url=%s&secret=s" %
                      urllib.parse.quote(rx.url("q"), safe=""))

@@ -66,7 +66,7 @@ static int json_string(ternd_params *ps, const char **p, const char *end,
         if (u == 0 || (u >= 0xd800 && u <= 0xdfff)) {
           return -1; /* no NUL, no surrogates in these short values */
         }
-        if (oend - o < 3) {
+        if ((size_t)(oend - o) < (u < 0x80 ? 1u : u < 0x800 ? 2u : 3u)) {
           return -1;
         }
         if (u < 0x80) {
@@ -96,6 +96,44 @@ static int json_string(ternd_params *ps, const char **p, const char *end,
   *outlen = (size_t)(o - *out);
   ps->used += *outlen;
   *p = s + 1;
+  return 0;
+}
+
+/* A value other than a string, decoded into |ps|'s buffer: true ("1"),
+   false ("0"), or a whole number as RFC 8259 writes it (0, or digits not
+   starting with 0), copied as written.  null, a sign, a fraction, an
+   exponent, an object or an array: -1, as no parameter takes one; what
+   follows a value is the caller's to check (so "truex" and "01" fail
+   there). */
+static int json_bare(ternd_params *ps, const char **p, const char *end,
+                     char **out, size_t *outlen) {
+  const char *s = *p, *from = s;
+  size_t avail = (size_t)(end - s), n = 0, taken;
+  if (avail >= 4 && memcmp(s, "true", 4) == 0) {
+    from = "1";
+    n = 1;
+    taken = 4;
+  } else if (avail >= 5 && memcmp(s, "false", 5) == 0) {
+    from = "0";
+    n = 1;
+    taken = 5;
+  } else if (avail > 0 && s[0] == '0') {
+    n = 1; /* a leading 0 is the whole number */
+    taken = 1;
+  } else {
+    while (n < avail && s[n] >= '0' && s[n] <= '9') {
+      n++;
+    }
+    taken = n;
+  }
+  if (n == 0 || TERND_VALUES_CAP - ps->used < n) {
+    return -1;
+  }
+  *out = ps->buf + ps->used;
+  memcpy(*out, from, n);
+  *outlen = n;
+  ps->used += n;
+  *p = s + taken;
   return 0;
 }
 
@@ -133,26 +171,8 @@ int ternd_params_parse(ternd_params *ps, const char *p, size_t len) {
       if (json_string(ps, &p, end, &v, &vlen) != 0) {
         return -1;
       }
-    } else {
-      /* A bare word: digits, true, false (copied as written). */
-      const char *s = p;
-      while (p < end && ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z'))) {
-        p++;
-      }
-      vlen = (size_t)(p - s);
-      if (vlen == 0 || TERND_VALUES_CAP - ps->used < vlen) {
-        return -1;
-      }
-      v = ps->buf + ps->used;
-      memcpy(v, s, vlen);
-      ps->used += vlen;
-      if (vlen == 4 && memcmp(v, "true", 4) == 0) {
-        v[0] = '1';
-        vlen = 1;
-      } else if (vlen == 5 && memcmp(v, "false", 5) == 0) {
-        v[0] = '0';
-        vlen = 1;
-      }
+    } else if (json_bare(ps, &p, end, &v, &vlen) != 0) {
+      return -1;
     }
     ps->name[ps->n] = name;
     ps->namelen[ps->n] = namelen;

@@ -23,9 +23,11 @@ typedef struct ternd_params {
   size_t used;
 } ternd_params;
 
-/* Reads |len| bytes at |p|, {"name": "string" | number | true | false,
-   ...}, into |ps|, which starts zeroed (n and used 0).  Returns 0, or -1
-   for anything else; |ps| is then garbage. */
+/* Reads |len| bytes at |p|, a JSON object {"name": value, ...} whose
+   values are strings, whole numbers (kept as written), true ("1") or false
+   ("0"), into |ps|, which starts zeroed (n and used 0).  Returns 0, or -1
+   for anything else (null, nested values, signs, fractions and exponents
+   too: no parameter takes them); |ps| is then garbage. */
 int ternd_params_parse(ternd_params *ps, const char *p, size_t len);
 
 #endif
