@@ -228,3 +228,16 @@ int go_hook_check_challenge(const uint8_t *query, size_t querylen,
   }
   return rc;
 }
+
+/* The zone callback: the Go side (zone.go) calls the ZoneFunc behind the
+   handle. */
+extern int32_t goTernZone(uintptr_t handle, uint32_t zone, int64_t wall);
+
+static int32_t zone_bridge(uint32_t zone, int64_t wall_seconds, void *ud) {
+  return goTernZone((uintptr_t)ud, zone, wall_seconds);
+}
+
+int go_hub_set_zone(tern_hub *hub, uintptr_t handle) {
+  return tern_hub_set_zone_callback(hub, handle ? zone_bridge : NULL,
+                                    (void *)handle);
+}

@@ -126,4 +126,8 @@ int go_hook_check_challenge(const uint8_t *query, size_t querylen,
                             const uint8_t *token, size_t tokenlen,
                             size_t *off, size_t *len);
 
+/* go_hub_set_zone sets the hub's zone callback to the Go function
+   goTernZone with the cgo.Handle |handle| (0: none). */
+int go_hub_set_zone(tern_hub *hub, uintptr_t handle);
+
 #endif

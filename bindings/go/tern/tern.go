@@ -6,7 +6,8 @@
 // its own accord. The host moves bytes: it gives a connection what the peer
 // sent (Conn.Write, an io.Writer) and sends what the connection has for the
 // peer (Conn.Fill, Conn.WriteTo, Conn.Pump). Events come out of a queue
-// (Hub.NextEvent, Hub.WaitEvent); C never calls back into Go.
+// (Hub.NextEvent, Hub.WaitEvent); C calls back into Go only where the host
+// asks for it (Hub.SetZoneCallback).
 //
 // Unlike the C API, every object of this package may be used from several
 // goroutines: a Hub serialises the calls on it and on its connections and
