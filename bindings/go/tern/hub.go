@@ -43,7 +43,7 @@ type hubState struct {
 	nextVal uint64
 	store   *FileStore
 	zone    cgo.Handle // the zone callback (SetZoneCallback), 0 for none
-	wallSet bool // the hub has a wall clock (SetWallclock, SetStore)
+	wallSet bool       // the hub has a wall clock (SetWallclock, SetStore)
 
 	changed chan struct{} // closed at the next change, when not nil
 	running bool          // Run is active
