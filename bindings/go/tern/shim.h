@@ -56,6 +56,11 @@ typedef struct go_scratch {
 go_scratch *go_scratch_new(void);
 void go_scratch_del(go_scratch *sc);
 
+/* go_fill_desc fills |d| from |m| (offsets into |buf|, the payload into
+   |pbuf|); |attrs| has room for TERN_MAX_ATTRS. */
+void go_fill_desc(tern_msg_desc *d, tern_attr *attrs, const go_msg *m,
+                  const uint8_t *buf, const uint8_t *pbuf);
+
 int go_publish(tern_hub *hub, const go_msg *m, const uint8_t *buf,
                const uint8_t *pbuf, tern_tstamp now,
                tern_publish_result *result);
