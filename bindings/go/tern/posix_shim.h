@@ -21,4 +21,34 @@ int go_workers_new(tern_workers **pw, tern_workers_options *o,
 int go_workers_publish(tern_workers *w, const go_msg *m, const uint8_t *buf,
                        const uint8_t *pbuf);
 
+/* go_http_set is one tern_http per worker, all calling the Go handler
+   behind |handle| (goTernHTTP) with their worker number. */
+typedef struct go_http_set go_http_set;
+
+/* go_http_new makes the servers (reuseport) on every worker of |w|, which
+   must not run.  0 or a tern_error. */
+int go_http_new(go_http_set **pset, tern_workers *w, uintptr_t handle);
+
+/* go_http_listen listens on every server; the port bound goes to
+   |*pport|. */
+int go_http_listen(go_http_set *set, const char *host, uint16_t port,
+                   uint16_t *pport);
+
+/* go_http_del deletes the servers (the workers stopped).  NULL does
+   nothing. */
+void go_http_del(go_http_set *set);
+
+/* go_http_stream answers |r|, which arrived on worker |here|, with a
+   stream (|ws| 0: tern_http_respond_stream) or a WebSocket (|ws| 1) of
+   the session |key|: at once when |here| owns the session, else by
+   forwarding the request to the owner's server, which answers it there
+   (503 when it cannot).  Everything is copied.  |headers|: NULL or
+   NUL-terminated header lines.  poll_hold UINT64_MAX takes the default.
+   Returns 0 (answered, or on its way) or a tern_error (|r| unanswered). */
+int go_http_stream(go_http_set *set, uint32_t here, tern_http_request *r,
+                   int ws, int framing, const uint8_t *key, size_t keylen,
+                   uint64_t resume_epoch, uint64_t resume_seq,
+                   uint64_t heartbeat, uint64_t retry, uint64_t poll_hold,
+                   const char *headers);
+
 #endif

@@ -39,6 +39,11 @@ type WorkersOptions struct {
 	// called on the worker's thread (worker is its number), concurrently
 	// for different workers.
 	Done func(worker int, cookie uint64, err error)
+	// HTTP, when not nil, serves HTTP/1.1 on every worker (ListenHTTP):
+	// it gets each valid request on the worker thread it arrived on,
+	// concurrently for different workers, and answers it before it
+	// returns (HTTPRequest).
+	HTTP func(r *HTTPRequest)
 }
 
 // Workers runs hubs on threads of libtern-posix (tern_workers): N worker
@@ -60,6 +65,9 @@ type Workers struct {
 	p   *C.tern_workers
 	cb  cgo.Handle
 	n   int
+
+	http    *C.go_http_set // the HTTP servers, nil without a handler
+	running bool           // between Start and Stop
 }
 
 // workersCallbacks is what the C callbacks reach through the handle; it
@@ -67,6 +75,7 @@ type Workers struct {
 type workersCallbacks struct {
 	authorize func(string, []byte) bool
 	done      func(int, uint64, error)
+	http      func(*HTTPRequest)
 }
 
 // NewWorkers makes the workers, not yet listening or running. Errors:
@@ -106,7 +115,7 @@ func NewWorkers(o WorkersOptions) (*Workers, error) {
 	C.tern_workers_options_default_versioned(C.TERN_WORKERS_OPTIONS_VERSION, co)
 	co.nthreads = C.uint32_t(n)
 	co.settings = cs
-	hd := cgo.NewHandle(&workersCallbacks{authorize: o.Authorize, done: o.Done})
+	hd := cgo.NewHandle(&workersCallbacks{authorize: o.Authorize, done: o.Done, http: o.HTTP})
 	var p *C.tern_workers
 	rc := C.go_workers_new(&p, co, C.uintptr_t(hd), C.int(cbool(o.Authorize != nil)),
 		C.int(cbool(o.Done != nil)))
@@ -115,6 +124,13 @@ func NewWorkers(o WorkersOptions) (*Workers, error) {
 		return nil, newError(rc, "new workers")
 	}
 	w := &Workers{p: p, cb: hd, n: n}
+	if o.HTTP != nil {
+		if rc := C.go_http_new(&w.http, p, C.uintptr_t(hd)); rc != 0 {
+			C.tern_workers_del(p)
+			hd.Delete()
+			return nil, newError(rc, "new workers")
+		}
+	}
 	runtime.SetFinalizer(w, (*Workers).Close)
 	return w, nil
 }
@@ -163,7 +179,11 @@ func (w *Workers) Start() error {
 	if w.p == nil {
 		return errOp(C.TERN_ERR_CLOSED, "start", "workers closed")
 	}
-	return newError(C.tern_workers_start(w.p), "start")
+	rc := C.tern_workers_start(w.p)
+	if rc == 0 {
+		w.running = true
+	}
+	return newError(rc, "start")
 }
 
 // Stop stops every worker thread after its current turn and waits for
@@ -175,6 +195,7 @@ func (w *Workers) Stop() {
 	defer w.ctl.Unlock()
 	if w.p != nil {
 		C.tern_workers_stop(w.p)
+		w.running = false
 	}
 }
 
@@ -191,10 +212,13 @@ func (w *Workers) Close() error {
 	// Join the threads before taking the pointer's lock: a callback may be
 	// inside Publish.
 	C.tern_workers_stop(w.p)
+	w.running = false
 	w.mu.Lock()
 	p := w.p
 	w.p = nil
 	w.mu.Unlock()
+	C.go_http_del(w.http)
+	w.http = nil
 	C.tern_workers_del(p)
 	w.cb.Delete()
 	runtime.SetFinalizer(w, nil)
