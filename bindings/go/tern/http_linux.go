@@ -232,9 +232,11 @@ func (r *HTTPRequest) Stream(o StreamOptions) error {
 // of the session o.Key, on the worker that owns it (tern-web(7)): the
 // client's subprotocol "tern.json" binds it to o.Key (with its resume),
 // "tern.bin" speaks the binary framing (its HELLO names the session: give
-// o.Key the same name, the worker it selects serves it); a client that
-// offers neither gets o.Framing (FramingWSJSON or FramingWSBin; 0
-// refuses it). A request that is no valid upgrade is answered 400 or 426
+// o.Key the same name, as the connection cannot move to another worker
+// once upgraded; a HELLO for a session of another worker is refused with
+// GOAWAY REJECTED, and WorkersOptions.Authorize answers the others); a
+// client that offers neither gets o.Framing (FramingWSJSON or
+// FramingWSBin; 0 refuses it). A request that is no valid upgrade is answered 400 or 426
 // by the server, and WebSocket returns an error matching ErrProto. Other
 // errors as Stream.
 func (r *HTTPRequest) WebSocket(o StreamOptions) error {

@@ -310,3 +310,134 @@ func TestWorkersHTTPWebSocket(t *testing.T) {
 		}
 	}
 }
+
+// wsDial upgrades a connection to /ws?session=key offering protocol.
+func wsDial(t *testing.T, base, key, protocol string) (net.Conn, *bufio.Reader, int) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET /ws?session=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"+
+		"Sec-WebSocket-Protocol: %s\r\n\r\n", key, protocol)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, br, resp.StatusCode
+}
+
+// wsWrite sends p as one masked binary frame.
+func wsWrite(c net.Conn, p []byte) error {
+	h := []byte{0x82}
+	switch {
+	case len(p) < 126:
+		h = append(h, 0x80|byte(len(p)))
+	default:
+		h = append(h, 0x80|126, byte(len(p)>>8), byte(len(p)))
+	}
+	mask := [4]byte{1, 2, 3, 4}
+	h = append(h, mask[:]...)
+	for i, b := range p {
+		h = append(h, b^mask[i%4])
+	}
+	_, err := c.Write(h)
+	return err
+}
+
+// wsRead returns the next data frame's opcode and payload.
+func wsRead(br *bufio.Reader) (byte, []byte, error) {
+	var h [2]byte
+	if _, err := io.ReadFull(br, h[:]); err != nil {
+		return 0, nil, err
+	}
+	n := int(h[1] & 0x7f)
+	if n == 126 {
+		var e [2]byte
+		if _, err := io.ReadFull(br, e[:]); err != nil {
+			return 0, nil, err
+		}
+		n = int(e[0])<<8 | int(e[1])
+	} else if n == 127 {
+		return 0, nil, errors.New("huge frame")
+	}
+	p := make([]byte, n)
+	_, err := io.ReadFull(br, p)
+	return h[0] & 0x0f, p, err
+}
+
+// A WebSocket of the binary framing (tern.bin) carries a Client's HELLO,
+// MSG and ACK on several workers; one whose HELLO names a session of
+// another worker than the request's is refused.
+func TestWorkersHTTPWebSocketBinary(t *testing.T) {
+	w, base := httpWorkers(t, 2, nil)
+	var other string
+	for i := 0; other == ""; i++ {
+		if k := fmt.Sprint("o", i); tern.ShardOf(k, 2) != tern.ShardOf("wb", 2) {
+			other = k
+		}
+	}
+	run := func(urlKey, helloKey string) (got []string, reason int) {
+		c, br, code := wsDial(t, base, urlKey, "tern.bin")
+		if code != 101 {
+			t.Fatalf("upgrade: %d", code)
+		}
+		co := tern.DefaultClientOptions()
+		co.AckEvery = 1
+		cl, err := tern.NewClient(helloKey, nil, &co)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		cl.NextEvent()
+		if err := cl.Connect(); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4096)
+		for {
+			n, _ := cl.Fill(buf)
+			if n > 0 {
+				if err := wsWrite(c, buf[:n]); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			for ev, ok := cl.NextEvent(); ok; ev, ok = cl.NextEvent() {
+				switch ev.Type {
+				case tern.ClientEventConnected:
+					if err := w.Publish(helloKey, &tern.Message{Payload: []byte("bin")}); err != nil {
+						t.Fatal(err)
+					}
+				case tern.ClientEventMessage:
+					got = append(got, string(ev.Payload))
+				case tern.ClientEventDisconnected:
+					return got, ev.Reason
+				}
+			}
+			if len(got) > 0 {
+				if n, _ := cl.Fill(buf); n > 0 { // the ACK
+					wsWrite(c, buf[:n])
+				}
+				return got, -1
+			}
+			op, p, err := wsRead(br)
+			if err != nil {
+				cl.ConnLost()
+				continue
+			}
+			if op == 2 {
+				cl.Write(p)
+			}
+		}
+	}
+	if got, _ := run("wb", "wb"); strings.Join(got, ",") != "bin" {
+		t.Fatalf("got %q", got)
+	}
+	if got, reason := run("wb", other); len(got) != 0 || reason != int(tern.GoAwayRejected) {
+		t.Fatalf("HELLO for another worker's session: %q, reason %d", got, reason)
+	}
+}

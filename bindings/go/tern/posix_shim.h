@@ -9,12 +9,21 @@
 
 #include <tern_posix.h>
 
+/* go_workers_cb is what the workers' callbacks reach: the cgo.Handle of
+   the Go side, the worker count, which callbacks are on. */
+typedef struct go_workers_cb go_workers_cb;
+
 /* go_workers_new makes workers with |o| (its settings as given) whose
    callbacks call the Go side with the cgo.Handle |handle|: on_done when
    |done| is nonzero, and CONN_HELLO answered by the Go authorizer when
-   |authorize| is nonzero (the settings must then have hello_accept). */
-int go_workers_new(tern_workers **pw, tern_workers_options *o,
-                   uintptr_t handle, int authorize, int done);
+   |authorize| is nonzero (the settings must then have hello_accept), or
+   accepted (several workers).  |*pcb| gets what go_workers_del frees. */
+int go_workers_new(tern_workers **pw, go_workers_cb **pcb,
+                   tern_workers_options *o, uintptr_t handle, int authorize,
+                   int done);
+
+/* go_workers_del deletes the workers, then their callbacks' data. */
+void go_workers_del(tern_workers *w, go_workers_cb *cb);
 
 /* go_workers_publish publishes the message |m| (offsets into |buf|, the
    payload into |pbuf|) through tern_workers_publish. */

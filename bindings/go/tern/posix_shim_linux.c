@@ -13,35 +13,76 @@ extern int goTernAuthorize(uintptr_t handle, uint32_t worker, uint8_t *key,
 extern void goTernDone(uintptr_t handle, uint32_t worker, uint64_t cookie,
                        int rc);
 
-/* Answers each HELLO with the Go authorizer's verdict, on the worker that
-   owns the session. */
+/* What the workers' callbacks need, in C memory for the workers' life. */
+struct go_workers_cb {
+  uintptr_t handle;
+  uint32_t n;
+  int authorize;
+  int done;
+};
+
+/* Answers each HELLO that reaches the host: with the Go authorizer's
+   verdict when there is one; else, with several workers (whose hubs wait
+   for an answer to every HELLO), by accepting it.  Binary sockets were
+   moved to the session's worker already (and accepted there, without an
+   authorizer: a second accept is a harmless TERN_ERR_STATE); a WebSocket
+   of the binary framing cannot move, so one whose HELLO names a session
+   of another worker is refused. */
 static void on_event(void *user_data, uint32_t worker, tern_driver *d,
                      const tern_event *ev) {
   (void)d;
+  go_workers_cb *cb = user_data;
   if (ev->type != TERN_EV_CONN_HELLO) {
     return;
   }
   tern_tstamp now = tern_posix_now();
-  if (goTernAuthorize((uintptr_t)user_data, worker,
-                      (uint8_t *)ev->session_key, ev->session_keylen,
-                      (uint8_t *)ev->aux, ev->auxlen)) {
-    tern_conn_accept(ev->conn, now); /* LIMIT closes it, with its event */
-  } else {
+  if (cb->n > 1 &&
+      tern_shard_of(ev->session_key, ev->session_keylen, cb->n) != worker) {
     tern_conn_goaway(ev->conn, TERN_GOAWAY_REJECTED, 0, now);
+  } else if (cb->authorize) {
+    if (goTernAuthorize(cb->handle, worker, (uint8_t *)ev->session_key,
+                        ev->session_keylen, (uint8_t *)ev->aux, ev->auxlen)) {
+      tern_conn_accept(ev->conn, now); /* LIMIT closes it, with its event */
+    } else {
+      tern_conn_goaway(ev->conn, TERN_GOAWAY_REJECTED, 0, now);
+    }
+  } else if (cb->n > 1) {
+    tern_conn_accept(ev->conn, now);
   }
 }
 
 static void on_done(void *user_data, uint32_t worker, uint64_t cookie,
                     int rc) {
-  goTernDone((uintptr_t)user_data, worker, cookie, rc);
+  go_workers_cb *cb = user_data;
+  goTernDone(cb->handle, worker, cookie, rc);
 }
 
-int go_workers_new(tern_workers **pw, tern_workers_options *o,
-                   uintptr_t handle, int authorize, int done) {
-  o->user_data = (void *)handle;
-  o->on_event = authorize ? on_event : NULL;
+int go_workers_new(tern_workers **pw, go_workers_cb **pcb,
+                   tern_workers_options *o, uintptr_t handle, int authorize,
+                   int done) {
+  go_workers_cb *cb = calloc(1, sizeof(*cb));
+  if (!cb) {
+    return TERN_ERR_NOMEM;
+  }
+  cb->handle = handle;
+  cb->n = o->nthreads;
+  cb->authorize = authorize;
+  cb->done = done;
+  o->user_data = cb;
+  o->on_event = authorize || o->nthreads > 1 ? on_event : NULL;
   o->on_done = done ? on_done : NULL;
-  return tern_workers_new(pw, o);
+  int rc = tern_workers_new(pw, o);
+  if (rc != 0) {
+    free(cb);
+    return rc;
+  }
+  *pcb = cb;
+  return 0;
+}
+
+void go_workers_del(tern_workers *w, go_workers_cb *cb) {
+  tern_workers_del(w);
+  free(cb);
 }
 
 int go_workers_publish(tern_workers *w, const go_msg *m, const uint8_t *buf,

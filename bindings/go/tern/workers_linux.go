@@ -63,6 +63,7 @@ type Workers struct {
 	ctl sync.Mutex   // Listen, Start, Stop, Close
 	mu  sync.RWMutex // the pointer: Publish reads it, Close clears it
 	p   *C.tern_workers
+	cbs *C.go_workers_cb // the callbacks' C side
 	cb  cgo.Handle
 	n   int
 
@@ -117,16 +118,17 @@ func NewWorkers(o WorkersOptions) (*Workers, error) {
 	co.settings = cs
 	hd := cgo.NewHandle(&workersCallbacks{authorize: o.Authorize, done: o.Done, http: o.HTTP})
 	var p *C.tern_workers
-	rc := C.go_workers_new(&p, co, C.uintptr_t(hd), C.int(cbool(o.Authorize != nil)),
+	var cbs *C.go_workers_cb
+	rc := C.go_workers_new(&p, &cbs, co, C.uintptr_t(hd), C.int(cbool(o.Authorize != nil)),
 		C.int(cbool(o.Done != nil)))
 	if rc != 0 {
 		hd.Delete()
 		return nil, newError(rc, "new workers")
 	}
-	w := &Workers{p: p, cb: hd, n: n}
+	w := &Workers{p: p, cbs: cbs, cb: hd, n: n}
 	if o.HTTP != nil {
 		if rc := C.go_http_new(&w.http, p, C.uintptr_t(hd)); rc != 0 {
-			C.tern_workers_del(p)
+			C.go_workers_del(p, cbs)
 			hd.Delete()
 			return nil, newError(rc, "new workers")
 		}
@@ -219,7 +221,8 @@ func (w *Workers) Close() error {
 	w.mu.Unlock()
 	C.go_http_del(w.http)
 	w.http = nil
-	C.tern_workers_del(p)
+	C.go_workers_del(p, w.cbs)
+	w.cbs = nil
 	w.cb.Delete()
 	runtime.SetFinalizer(w, nil)
 	return nil
