@@ -18,16 +18,6 @@ import (
 	"unsafe"
 )
 
-// The WebSocket framings of tern-web(7), for HTTPRequest.WebSocket.
-const (
-	// FramingWSBin is the binary framing over WebSocket messages
-	// (subprotocol "tern.bin"): two-way, its HELLO names the session.
-	FramingWSBin Framing = C.TERN_FRAMING_WS_BIN
-	// FramingWSJSON is JSON envelopes over WebSocket text messages
-	// (subprotocol "tern.json"), bound to the session of the request.
-	FramingWSJSON Framing = C.TERN_FRAMING_WS_JSON
-)
-
 // HTTPRequest is one HTTP/1.1 request that the workers' HTTP server
 // (tern_http, libtern-posix) parsed and handed to WorkersOptions.HTTP.
 // It is valid during the handler call only, which must answer it: with

@@ -105,6 +105,9 @@ func httpWorkers(t *testing.T, threads int, secret []byte) (*tern.Workers, strin
 }
 
 func TestWorkersHTTPRespond(t *testing.T) {
+	if tern.FramingWSBin.String() != "ws-bin" || tern.FramingWSJSON.String() != "ws-json" {
+		t.Fatal(tern.FramingWSBin, tern.FramingWSJSON)
+	}
 	_, base := httpWorkers(t, 2, nil)
 	req, _ := http.NewRequest("GET", base+"/hello", nil)
 	req.Header.Set("User-Agent", "gotest")
