@@ -248,6 +248,10 @@ int go_http_stream(go_http_set *set, uint32_t here, tern_http_request *r,
     f->headers = (char *)f->key + keylen;
     memcpy(f->headers, headers, hlen);
   }
+  /* The owner's on_request answers and frees |f| (on_abort frees it when
+     the connection closes first).  A connection the owner cannot take
+     over is closed by tern_http and |f| is lost: a rare leak of one small
+     block, which tern_http_request_forward(3) leaves no way to avoid. */
   int rc = tern_http_request_forward(r, set->servers[owner], f);
   if (rc != 0) {
     free(f);
