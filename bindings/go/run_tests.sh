@@ -5,8 +5,9 @@
 #   run_tests.sh GO SOURCE_DIR BUILD_ROOT SANITIZE
 #
 # cgo finds libtern through pkg-config: PKG_CONFIG_PATH points at the
-# build's meson-uninstalled directory (libtern-uninstalled.pc), and the
-# test binaries load build/lib/libtern.so through LD_LIBRARY_PATH.
+# build's meson-uninstalled directory (libtern-uninstalled.pc and, on
+# Linux, libtern-posix-uninstalled.pc), and the test binaries load
+# build/lib/libtern.so and libtern-posix.so through LD_LIBRARY_PATH.
 # Exit 77 (skipped) for a sanitizer build: a Go program cannot load a
 # library built with -fsanitize without the sanitizer runtime preloaded.
 set -eu

@@ -28,6 +28,14 @@ const (
 	FramingNDJSON Framing = C.TERN_FRAMING_NDJSON
 	// FramingPoll is one JSON array per answer (long or short poll).
 	FramingPoll Framing = C.TERN_FRAMING_POLL
+	// FramingWSBin is the binary framing over WebSocket messages
+	// (subprotocol "tern.bin"): two-way, its HELLO names the session
+	// (HTTPRequest.WebSocket, Linux).
+	FramingWSBin Framing = C.TERN_FRAMING_WS_BIN
+	// FramingWSJSON is JSON envelopes over WebSocket text messages
+	// (subprotocol "tern.json"), bound to the session of the request
+	// (HTTPRequest.WebSocket, Linux).
+	FramingWSJSON Framing = C.TERN_FRAMING_WS_JSON
 )
 
 // ContentType returns the media type of the framing's response body
@@ -41,7 +49,8 @@ func (f Framing) ContentType() string {
 	return C.GoString(ct)
 }
 
-// String returns "binary", "sse", "ndjson" or "poll".
+// String returns "binary", "sse", "ndjson", "poll", "ws-bin" or
+// "ws-json".
 func (f Framing) String() string {
 	switch f {
 	case FramingBinary:
@@ -52,6 +61,10 @@ func (f Framing) String() string {
 		return "ndjson"
 	case FramingPoll:
 		return "poll"
+	case FramingWSBin:
+		return "ws-bin"
+	case FramingWSJSON:
+		return "ws-json"
 	}
 	return "Framing(" + itoa(int64(f)) + ")"
 }

@@ -8,6 +8,7 @@ import "C"
 import (
 	"context"
 	"runtime"
+	"runtime/cgo"
 	"sync"
 	"time"
 )
@@ -41,7 +42,8 @@ type hubState struct {
 	values  map[uint64]interface{}
 	nextVal uint64
 	store   *FileStore
-	wallSet bool // the hub has a wall clock (SetWallclock, SetStore)
+	zone    cgo.Handle // the zone callback (SetZoneCallback), 0 for none
+	wallSet bool       // the hub has a wall clock (SetWallclock, SetStore)
 
 	changed chan struct{} // closed at the next change, when not nil
 	running bool          // Run is active
@@ -118,6 +120,7 @@ func (s *hubState) closeLocked() {
 	s.conns = map[*C.tern_conn]*Conn{}
 	C.tern_hub_del(s.p)
 	s.p = nil
+	s.dropZone()
 	C.go_scratch_del(s.sc)
 	s.sc = nil
 	s.values = map[uint64]interface{}{}

@@ -18,8 +18,9 @@ const MaxCap = C.TERN_MAX_CAP
 //
 // Quiet hours read the hub's wall clock (Hub.SetWallclock; without it the
 // hub's clock is taken to be the wall clock) moved to the session's local
-// time by UTCOffset. Durations are whole seconds: a fraction of a second
-// is refused with ErrInvalid.
+// time by UTCOffset, or by the hub's zone callback for a Policy with a
+// Zone (Hub.SetZoneCallback). Durations are whole seconds: a fraction of
+// a second is refused with ErrInvalid.
 type Policy struct {
 	// QuietStart and QuietEnd are the quiet hours as times after local
 	// midnight (0 to 24h-1s), from QuietStart up to but not including
@@ -30,7 +31,8 @@ type Policy struct {
 	// 8*time.Hour for UTC+8.
 	UTCOffset time.Duration
 	// Zone, when not 0, names the session's time zone for the hub's zone
-	// callback (not wrapped in Go: without a callback UTCOffset applies).
+	// callback (Hub.SetZoneCallback), which then gives the offset instead
+	// of UTCOffset; without a callback UTCOffset applies.
 	Zone uint32
 	// CapCount is at most this many NORMAL and LOW messages sent to the
 	// session within any CapWindow; the rest wait. 0: no cap. At most

@@ -9,7 +9,7 @@
 
 /* Fills |d| from |m|; |attrs| has room for TERN_MAX_ATTRS.  The Go side
    checked the counts and lengths against the buffer. */
-static void fill_desc(tern_msg_desc *d, tern_attr *attrs, const go_msg *m,
+void go_fill_desc(tern_msg_desc *d, tern_attr *attrs, const go_msg *m,
                       const uint8_t *buf, const uint8_t *pbuf) {
   memset(d, 0, sizeof(*d));
   if (m->id_len > 0) {
@@ -49,7 +49,7 @@ int go_publish(tern_hub *hub, const go_msg *m, const uint8_t *buf,
                tern_publish_result *result) {
   tern_msg_desc d;
   tern_attr attrs[TERN_MAX_ATTRS];
-  fill_desc(&d, attrs, m, buf, pbuf);
+  go_fill_desc(&d, attrs, m, buf, pbuf);
   return tern_hub_publish(hub, buf + m->key_off, (size_t)m->key_len, &d, now,
                           result);
 }
@@ -62,7 +62,7 @@ tern_ssize go_publish_batch(tern_hub *hub, const go_msg *msgs, size_t n,
   tern_publish_result r;
   tern_ssize queued = 0;
   for (size_t i = 0; i < n; ++i) {
-    fill_desc(&d, attrs, &msgs[i], buf, buf);
+    go_fill_desc(&d, attrs, &msgs[i], buf, buf);
     r.outcome = 0;
     r.nevicted = 0;
     int rv = tern_hub_publish(hub, buf + msgs[i].key_off,
@@ -84,7 +84,7 @@ tern_ssize go_publish_many(tern_hub *hub, const uint64_t *keys, size_t nkeys,
                            tern_publish_result *result) {
   tern_msg_desc d;
   tern_attr attrs[TERN_MAX_ATTRS];
-  fill_desc(&d, attrs, m, buf, pbuf);
+  go_fill_desc(&d, attrs, m, buf, pbuf);
   tern_key *k = NULL;
   if (nkeys > 0) {
     k = malloc(nkeys * sizeof(*k));
@@ -106,7 +106,7 @@ int go_topic_publish(tern_topic *topic, const go_msg *m, const uint8_t *buf,
                      const uint8_t *pbuf, tern_tstamp now, uint64_t *offset) {
   tern_msg_desc d;
   tern_attr attrs[TERN_MAX_ATTRS];
-  fill_desc(&d, attrs, m, buf, pbuf);
+  go_fill_desc(&d, attrs, m, buf, pbuf);
   return tern_topic_publish(topic, &d, now, offset);
 }
 
@@ -115,7 +115,7 @@ int go_client_publish(tern_client *client, uint32_t flags, const go_msg *m,
                       tern_tstamp now) {
   tern_msg_desc d;
   tern_attr attrs[TERN_MAX_ATTRS];
-  fill_desc(&d, attrs, m, buf, pbuf);
+  go_fill_desc(&d, attrs, m, buf, pbuf);
   return tern_client_publish(client, flags, buf + m->key_off,
                              (size_t)m->key_len, &d, req, now);
 }
@@ -227,4 +227,17 @@ int go_hook_check_challenge(const uint8_t *query, size_t querylen,
     *len = n;
   }
   return rc;
+}
+
+/* The zone callback: the Go side (zone.go) calls the ZoneFunc behind the
+   handle. */
+extern int32_t goTernZone(uintptr_t handle, uint32_t zone, int64_t wall);
+
+static int32_t zone_bridge(uint32_t zone, int64_t wall_seconds, void *ud) {
+  return goTernZone((uintptr_t)ud, zone, wall_seconds);
+}
+
+int go_hub_set_zone(tern_hub *hub, uintptr_t handle) {
+  return tern_hub_set_zone_callback(hub, handle ? zone_bridge : NULL,
+                                    (void *)handle);
 }

@@ -56,6 +56,11 @@ typedef struct go_scratch {
 go_scratch *go_scratch_new(void);
 void go_scratch_del(go_scratch *sc);
 
+/* go_fill_desc fills |d| from |m| (offsets into |buf|, the payload into
+   |pbuf|); |attrs| has room for TERN_MAX_ATTRS. */
+void go_fill_desc(tern_msg_desc *d, tern_attr *attrs, const go_msg *m,
+                  const uint8_t *buf, const uint8_t *pbuf);
+
 int go_publish(tern_hub *hub, const go_msg *m, const uint8_t *buf,
                const uint8_t *pbuf, tern_tstamp now,
                tern_publish_result *result);
@@ -125,5 +130,9 @@ int go_hook_enqueue(tern_hub *hub, uint64_t id, const uint8_t *buf,
 int go_hook_check_challenge(const uint8_t *query, size_t querylen,
                             const uint8_t *token, size_t tokenlen,
                             size_t *off, size_t *len);
+
+/* go_hub_set_zone sets the hub's zone callback to the Go function
+   goTernZone with the cgo.Handle |handle| (0: none). */
+int go_hub_set_zone(tern_hub *hub, uintptr_t handle);
 
 #endif

@@ -6,7 +6,14 @@
 // its own accord. The host moves bytes: it gives a connection what the peer
 // sent (Conn.Write, an io.Writer) and sends what the connection has for the
 // peer (Conn.Fill, Conn.WriteTo, Conn.Pump). Events come out of a queue
-// (Hub.NextEvent, Hub.WaitEvent); C never calls back into Go.
+// (Hub.NextEvent, Hub.WaitEvent); C calls back into Go only where the host
+// asks for it (Hub.SetZoneCallback, the Workers' callbacks).
+//
+// On Linux the package also wraps libtern-posix, the library's own I/O
+// backend: Workers runs hubs on threads of their own, each an epoll loop
+// serving receivers over TCP (and, with an HTTP handler, SSE, NDJSON,
+// polls and WebSockets), with Publish from any goroutine; TokenMake and
+// TokenCheck make and check subscriber tokens.
 //
 // Unlike the C API, every object of this package may be used from several
 // goroutines: a Hub serialises the calls on it and on its connections and
@@ -18,9 +25,10 @@
 // sentinels work on every error the package returns, and errors.As gives
 // the *Error with its code.
 //
-// Build: the package links libtern through pkg-config (libtern.pc); to use a
-// build tree that is not installed, point PKG_CONFIG_PATH at its
-// meson-uninstalled directory and LD_LIBRARY_PATH at its lib directory.
+// Build: the package links libtern through pkg-config (libtern.pc), and on
+// Linux libtern-posix (libtern-posix.pc); to use a build tree that is not
+// installed, point PKG_CONFIG_PATH at its meson-uninstalled directory and
+// LD_LIBRARY_PATH at its lib directory.
 package tern
 
 /*
