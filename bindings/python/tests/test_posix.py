@@ -568,6 +568,40 @@ class HttpTest(unittest.TestCase):
 
 
 @unittest.skipUnless(tern.HAVE_POSIX, "built without libtern-posix")
+class ReadmeTest(unittest.TestCase):
+    def test_workers_example(self):
+        """README's "Native workers and HTTP" example runs as written (on
+        free ports), and its routes answer."""
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
+        with open(path) as f:
+            text = f.read()
+        start = text.index("```python\nimport tern\n\nSECRET")
+        code = text[start + len("```python\n"):text.index("```\n", start + 10)]
+        code = code.replace("7400", "0").replace("8080", "0")
+        probe = """
+    status = {}
+    for p in ("/health", "/nowhere", "/events/alice?token=bad"):
+        status[p] = http_get(http_port, p)[0]
+    s = socket.create_connection(("127.0.0.1", http_port), timeout=20)
+    s.settimeout(0.1)
+    tok = tern.token_make(SECRET, "alice", int(time.time()) + 60)
+    s.sendall(f"GET /events/alice?token={tok} HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n".encode())
+    read_until(s, b'"id":"m1"')
+    s.close()
+    r = Receiver(tcp_port, "alice", tok)
+    r.until(lambda: r.messages(), "the message over TCP")
+    r.close()
+"""
+        self.assertIn("    ...  ", code)
+        code = code.replace("    ...  ", probe + "    #", 1)
+        env = {"http_get": http_get, "socket": socket, "time": time, "read_until": read_until,
+               "Receiver": Receiver}
+        exec(compile(code, "README.md", "exec"), env)
+        self.assertEqual(env["status"], {"/health": 200, "/nowhere": 404,
+                                         "/events/alice?token=bad": 403})
+
+
+@unittest.skipUnless(tern.HAVE_POSIX, "built without libtern-posix")
 class LeakTest(unittest.TestCase):
     def test_loops(self):
         rounds = 20 if SANITIZED else 60
