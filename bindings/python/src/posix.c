@@ -168,7 +168,8 @@ typedef struct http_ctx {
 typedef struct RequestObject {
   PyObject_HEAD
   tern_http_request *r; /* NULL once answered or after its handler         */
-  http_ctx *ctx;
+  http_ctx *ctx;        /* valid while r is                                */
+  uint32_t worker;      /* ctx->index, kept for after                      */
   pthread_t thread;     /* the worker thread the handler runs on           */
 } RequestObject;
 
@@ -496,9 +497,10 @@ static void workers_dealloc(WorkersObject *self) {
     PyObject_ClearWeakRefs((PyObject *)self);
   }
   do_close(self); /* never running here: a running one holds itself */
-  if (self->efd > 0) {
+  if (self->efd > 0) { /* an __init__ that failed */
     close(self->efd);
   }
+  PyMem_RawFree(self->secret);
   tp->tp_free((PyObject *)self);
   Py_DECREF(tp);
 }
@@ -768,6 +770,7 @@ static PyObject *request_new(http_ctx *ctx, tern_http_request *req) {
   }
   ro->r = req;
   ro->ctx = ctx;
+  ro->worker = ctx->index;
   ro->thread = pthread_self();
   return (PyObject *)ro;
 }
@@ -792,7 +795,7 @@ static void on_request(void *ud, tern_http_request *req) {
     }
     Py_XDECREF(res);
     Py_DECREF(handler);
-  } else {
+  } else if (PyErr_Occurred()) {
     PyErr_WriteUnraisable(NULL);
   }
   if (!ro || ((RequestObject *)ro)->r) {
@@ -1071,7 +1074,7 @@ static PyObject *req_get_body(RequestObject *self, void *c) {
 
 static PyObject *req_get_worker(RequestObject *self, void *c) {
   (void)c;
-  return PyLong_FromUnsignedLong(self->ctx->index);
+  return PyLong_FromUnsignedLong(self->worker);
 }
 
 static PyObject *req_get_answered(RequestObject *self, void *c) {
@@ -1529,8 +1532,12 @@ static PyType_Slot req_slots[] = {
     {Py_tp_getset, req_getset},
     {0, NULL}};
 
-static PyType_Spec req_spec = {"tern._tern.Request", sizeof(RequestObject), 0,
-                               Py_TPFLAGS_DEFAULT, req_slots};
+#ifndef Py_TPFLAGS_DISALLOW_INSTANTIATION
+#define Py_TPFLAGS_DISALLOW_INSTANTIATION 0
+#endif
+static PyType_Spec req_spec = {
+    "tern._tern.Request", sizeof(RequestObject), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, req_slots};
 
 static PyMethodDef posix_functions[] = {
     {"token_make", FN_KW(m_token_make), METH_VARARGS | METH_KEYWORDS,

@@ -500,6 +500,11 @@ class HttpTest(unittest.TestCase):
         self.assertEqual(http_get(self.port, "/keep")[0], 204)
         req = self.kept[0]
         self.assertTrue(req.answered)
+        self.assertIn(req.worker, (0, 1))
+        with self.assertRaises(TypeError):
+            tern.Request()
+        self.workers.close()
+        self.assertIn(req.worker, (0, 1))  # still readable after close
         for f in [lambda: req.path, lambda: req.method, lambda: req.body,
                   lambda: req.header("host"), lambda: req.param("x"), req.params,
                   lambda: req.respond(200), lambda: req.respond_error(500),
