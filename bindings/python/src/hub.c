@@ -124,7 +124,7 @@ void tp_hub_close(HubObject *h) {
   tp_store_detach(h);
 }
 
-static const tp_field settings_fields[] = {
+const tp_field tp_settings_fields[] = {
     {"max_payload", offsetof(tern_settings, max_payload), TP_SIZE},
     {"max_sessions", offsetof(tern_settings, max_sessions), TP_U32},
     {"max_conns", offsetof(tern_settings, max_conns), TP_U32},
@@ -167,7 +167,7 @@ static int hub_init(HubObject *self, PyObject *args, PyObject *kwargs) {
   }
   tern_settings s;
   tern_settings_default(&s);
-  if (tp_apply_fields(&s, settings_fields, kwargs, NULL) < 0) {
+  if (tp_apply_fields(&s, tp_settings_fields, kwargs, NULL) < 0) {
     return -1;
   }
   int rc = tern_hub_new(&self->hub, &s, NULL);

@@ -813,7 +813,7 @@ PyMODINIT_FUNC PyInit__tern(void) {
   }
   if (tp_types_init(m) < 0 || tp_hub_type_init(m) < 0 ||
       tp_conn_type_init(m) < 0 || tp_client_type_init(m) < 0 ||
-      tp_store_type_init(m) < 0) {
+      tp_store_type_init(m) < 0 || tp_posix_init(m) < 0) {
     Py_DECREF(m);
     return NULL;
   }

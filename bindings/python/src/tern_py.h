@@ -240,6 +240,15 @@ PyObject *tp_check_hook_signature(PyObject *self, PyObject *args,
 PyObject *tp_check_hook_challenge(PyObject *self, PyObject *args,
                                   PyObject *kw);
 
+/* The settable tern_settings fields (hub.c), for Hub and Workers. */
+extern const tp_field tp_settings_fields[];
+
+/* ---- libtern-posix (posix.c) ------------------------------------------------ */
+
+/* tp_posix_init adds tokens, Workers and Request to the module when the
+   binding is built with libtern-posix (TERN_PY_POSIX); else nothing. */
+int tp_posix_init(PyObject *module);
+
 int tp_hub_type_init(PyObject *module);
 int tp_conn_type_init(PyObject *module);
 int tp_client_type_init(PyObject *module);

@@ -59,6 +59,10 @@ from ._tern import (
 
 __version__ = _tern.HEADER_VERSION
 
+#: True when the binding was built with libtern-posix (Linux): token_make,
+#: token_check, Workers and Request exist.
+HAVE_POSIX = hasattr(_tern, "Workers")
+
 MAX_ID = _tern.MAX_ID
 MAX_COLLAPSE_KEY = _tern.MAX_COLLAPSE_KEY
 MAX_SESSION_KEY = _tern.MAX_SESSION_KEY
@@ -727,6 +731,117 @@ class Hub(_tern.Hub):
             yield c
 
 
+# ---- libtern-posix: tokens, native worker threads, HTTP --------------------
+
+if HAVE_POSIX:
+    import atexit as _atexit
+    import collections as _collections
+    import weakref as _weakref
+
+    from ._tern import Request, token_check, token_make
+
+    TOKEN_MAX = _tern.TOKEN_MAX
+
+    class PublishDone(_collections.namedtuple("PublishDone", "worker cookie error")):
+        """The hub's result of a Workers.publish, as the worker published
+        it: ``error`` is None (published) or the ErrorCode (FULL, LIMIT,
+        DUPLICATE...); ``cookie`` the publish's cookie."""
+
+        __slots__ = ()
+
+        @property
+        def ok(self) -> bool:
+            return self.error is None
+
+    _running: "_weakref.WeakSet[Workers]" = _weakref.WeakSet()
+
+    @_atexit.register
+    def _stop_workers() -> None:
+        # Worker threads must not wait for the GIL of a finalizing
+        # interpreter: stop what is still running first.
+        for w in list(_running):
+            try:
+                w.close()
+            except Exception:
+                pass
+
+    class Workers(_tern.Workers):
+        """Workers(threads=1, *, events=(), token_secret=None, max_queue=65536,
+        out_cap=None, **settings): native worker threads (tern_workers(3)),
+        each an epoll loop running its own hub, sessions sharded over them
+        by shard_of.
+
+        ``settings`` are Hub's (durations in seconds), for every hub.
+        ``listen(host, port)`` serves the binary framing (tern.Client) and
+        ``serve_http(handler, host, port)`` HTTP/1.1 with a Python handler;
+        both return the bound port and come before ``start()``.
+        ``publish`` works from any thread, running or not.  The hubs report
+        back through a queue drained from Python, never by calling Python
+        from the workers: ``results()`` (PublishDone for each publish that
+        failed or set a cookie) and ``events()`` ((worker, Event) for the
+        EventType values listed in ``events``; Event.conn is None).
+        ``fileno()`` is readable while anything waits.  ``token_secret``
+        makes the workers accept a binary HELLO only with a valid
+        token_make token of its session (else GOAWAY REJECTED), checked on
+        the worker thread.  ``stop()`` joins the threads (stats() can be
+        read then); ``close()`` or a ``with`` block frees everything.  A
+        started Workers stays alive until stopped or closed; it is closed
+        at interpreter exit.
+        """
+
+        __slots__ = ()
+
+        def __init__(self, threads: int = 1, **kwargs: Any) -> None:
+            super().__init__(threads=threads, **kwargs)
+
+        def __repr__(self) -> str:
+            if self.closed:
+                return "<tern.Workers closed>"
+            return f"<tern.Workers count={self.count} running={self.running}>"
+
+        def start(self) -> None:
+            """Starts the threads."""
+            super().start()
+            _running.add(self)
+
+        def stop(self) -> None:
+            """Stops and joins the threads (not from an HTTP handler)."""
+            super().stop()
+            _running.discard(self)
+
+        def close(self) -> None:
+            """Stops the threads and frees everything; idempotent."""
+            super().close()
+            _running.discard(self)
+
+        def next_result(self) -> Optional[PublishDone]:
+            """The oldest PublishDone waiting, or None."""
+            r = self._next_result()
+            if r is None:
+                return None
+            return PublishDone(r[0], r[1], ErrorCode(r[2]) if r[2] else None)
+
+        def results(self) -> Iterator[PublishDone]:
+            """Takes every PublishDone waiting."""
+            while True:
+                r = self.next_result()
+                if r is None:
+                    return
+                yield r
+
+        def next_event(self) -> Optional[Tuple[int, Event]]:
+            """The oldest (worker, Event) waiting, or None."""
+            return self._next_event()
+
+        def events(self) -> Iterator[Tuple[int, Event]]:
+            """Takes every (worker, Event) waiting."""
+            while True:
+                e = self._next_event()
+                if e is None:
+                    return
+                yield e
+
+
 __all__ = [
     "Bytes", "Client", "ClientEvent", "ClientEventType", "ClientStats", "ClosedError", "Conn",
     "ConnInfo", "DictStore", "DropReason", "DuplicateError", "Error", "ErrorCode", "Event",
@@ -738,5 +853,7 @@ __all__ = [
     "StoreError", "StoreOp", "TooLargeError", "Topic", "TopicInfo", "check_hook_challenge",
     "check_hook_signature", "err_is_fatal",
     "filter_check", "framing_content_type", "parse_resume", "shard_of", "strerror",
-    "topic_pattern_check", "version", "version_info",
+    "topic_pattern_check", "version", "version_info", "HAVE_POSIX",
 ]
+if HAVE_POSIX:
+    __all__ += ["PublishDone", "Request", "TOKEN_MAX", "Workers", "token_check", "token_make"]
