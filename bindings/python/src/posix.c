@@ -1082,10 +1082,16 @@ static PyObject *req_get_answered(RequestObject *self, void *c) {
   return PyBool_FromLong(self->r == NULL);
 }
 
-static PyObject *req_header(RequestObject *self, PyObject *args) {
+/* Request.header and Request.param: one named value of the request, or
+   |def| when it has none. */
+static PyObject *req_lookup(RequestObject *self, PyObject *args,
+                            const char *fmt,
+                            int (*lookup)(const tern_http_request *,
+                                          const char *, const char **,
+                                          size_t *)) {
   const char *name;
   PyObject *def = Py_None;
-  if (!PyArg_ParseTuple(args, "s|O:header", &name, &def)) {
+  if (!PyArg_ParseTuple(args, fmt, &name, &def)) {
     return NULL;
   }
   tern_http_request *r = req_usable(self);
@@ -1094,28 +1100,18 @@ static PyObject *req_header(RequestObject *self, PyObject *args) {
   }
   const char *v;
   size_t n;
-  if (!tern_http_request_header(r, name, &v, &n)) {
+  if (!lookup(r, name, &v, &n)) {
     return Py_NewRef(def);
   }
   return text(v, n);
 }
 
+static PyObject *req_header(RequestObject *self, PyObject *args) {
+  return req_lookup(self, args, "s|O:header", tern_http_request_header);
+}
+
 static PyObject *req_param(RequestObject *self, PyObject *args) {
-  const char *name;
-  PyObject *def = Py_None;
-  if (!PyArg_ParseTuple(args, "s|O:param", &name, &def)) {
-    return NULL;
-  }
-  tern_http_request *r = req_usable(self);
-  if (!r) {
-    return NULL;
-  }
-  const char *v;
-  size_t n;
-  if (!tern_http_request_param(r, name, &v, &n)) {
-    return Py_NewRef(def);
-  }
-  return text(v, n);
+  return req_lookup(self, args, "s|O:param", tern_http_request_param);
 }
 
 static PyObject *req_params(RequestObject *self, PyObject *noarg) {
