@@ -1167,7 +1167,7 @@ void tern_conn_get_info(const tern_conn *tc, tern_conn_info *info,
     i.inflight = c->ninflight;
     i.rtt = conn_is_oneway(c) ? 0 : (tern_duration)c->rtt_us * 1000;
     i.heartbeat_interval = MS(c->heartbeat_ms);
-    i.liveness_timeout = MS(c->liveness_ms);
+    i.liveness_timeout = MS(conn_liveness_ms(c));
     i.error = conn_error_of(c);
   }
   if (info) {

@@ -183,9 +183,9 @@ static void item_end(tern_hub *hub, webconn *w, wout *o, const uint8_t *at,
 /* ---- items ---------------------------------------------------------------- */
 
 /* POLL items are array elements: '[' before the first, ',' before others. */
-static uint8_t *poll_sep(webconn *w, uint8_t *at) {
-  *at = w->array_open ? ',' : '[';
-  w->array_open = 1;
+static uint8_t *poll_sep(conn *c, uint8_t *at) {
+  *at = (c->web_flags & WEB_ARRAY_OPEN) ? ',' : '[';
+  c->web_flags |= WEB_ARRAY_OPEN;
   return at + 1;
 }
 
@@ -262,7 +262,7 @@ static int put_msg(tern_hub *hub, conn *c, webconn *w, wout *o, const msg *m,
     q = web_put_u64(q, seq);
     q = PUT(q, SSE_MSG);
   } else if (c->framing == TERN_FRAMING_POLL) {
-    q = poll_sep(w, q);
+    q = poll_sep(c, q);
   } else if (c->framing == TERN_FRAMING_WS_JSON) {
     q += web_ws_header_write(q, 1, WEB_WS_TEXT, (uint64_t)env, NULL);
   }
@@ -314,7 +314,7 @@ static int put_notice(tern_hub *hub, conn *c, webconn *w, wout *o,
     q = PUT(q, SSE_END);
   } else {
     if (c->framing == TERN_FRAMING_POLL) {
-      q = poll_sep(w, q);
+      q = poll_sep(c, q);
     } else if (c->framing == TERN_FRAMING_WS_JSON) {
       q += web_ws_header_write(q, 1, WEB_WS_TEXT,
                                LIT(J_DROPPED) + (size_t)dn + 1, NULL);
@@ -370,14 +370,14 @@ static int put_dropped(tern_hub *hub, conn *c, webconn *w, wout *o) {
 #define J_GOAWAY "{\"goaway\":{\"reason\":\""
 #define J_RETRY "\",\"retry\":"
 
-static int put_retry(tern_hub *hub, webconn *w, wout *o) {
-  size_t n = LIT(SSE_RETRY) + web_u64_len(w->retry_ms) + 1;
+static int put_retry(tern_hub *hub, const conn *c, webconn *w, wout *o) {
+  size_t n = LIT(SSE_RETRY) + web_u64_len(c->retry_ms) + 1;
   uint8_t *at = item_begin(hub, w, o, n);
   if (!at) {
     return 0;
   }
   uint8_t *q = PUT(at, SSE_RETRY);
-  q = web_put_u64(q, w->retry_ms);
+  q = web_put_u64(q, c->retry_ms);
   *q = '\n';
   item_end(hub, w, o, at, n);
   return 1;
@@ -594,15 +594,15 @@ int framing_wants_write(const conn *c) {
     return 1;
   }
   if (c->state == CONN_CLOSING) {
-    return c->ctl != 0 || w->array_open;
+    return c->ctl != 0 || (c->web_flags & WEB_ARRAY_OPEN);
   }
   if (c->state != CONN_OPEN) {
     return 0;
   }
-  if (c->ctl || w->retry_due) {
+  if (c->ctl || (c->web_flags & WEB_RETRY_DUE)) {
     return 1;
   }
-  if (c->framing == TERN_FRAMING_POLL && w->hold_until <= c->last_tx) {
+  if (c->framing == TERN_FRAMING_POLL && w->hold_until[0] <= c->last_tx) {
     return 1; /* a short poll, or one whose hold passed: it answers */
   }
   return has_output(c);
@@ -613,7 +613,7 @@ int framing_wants_write(const conn *c) {
 static void end_conn(conn *c, int reason, tern_tstamp now) {
   conn_close(c, reason, 0, 0, 1, now);
   webconn *w = web_of(c);
-  if (w->spill || w->array_open) {
+  if (w->spill || (c->web_flags & WEB_ARRAY_OPEN)) {
     c->state = CONN_CLOSING;
     hub_mark_ready(c->hub, c);
   }
@@ -631,12 +631,12 @@ static void put_closing(tern_hub *hub, conn *c, webconn *w, wout *o) {
     }
     c->ctl = 0;
   }
-  if (w->array_open) {
+  if (c->web_flags & WEB_ARRAY_OPEN) {
     if (o->p == o->end) {
       return;
     }
     *o->p++ = ']';
-    w->array_open = 0;
+    c->web_flags &= (uint8_t)~WEB_ARRAY_OPEN;
   }
   if (w->spill) {
     return;
@@ -655,11 +655,11 @@ static void put_open(tern_hub *hub, conn *c, webconn *w, wout *o,
     o->full = 1;
     return;
   }
-  if (w->retry_due) {
-    if (!put_retry(hub, w, o)) {
+  if (c->web_flags & WEB_RETRY_DUE) {
+    if (!put_retry(hub, c, w, o)) {
       return;
     }
-    w->retry_due = 0;
+    c->web_flags &= (uint8_t)~WEB_RETRY_DUE;
   }
   if (c->ctl & CTL_PING) {
     /* tern.json's heartbeat is a PING frame: taken whole even when only
@@ -682,16 +682,16 @@ static void put_open(tern_hub *hub, conn *c, webconn *w, wout *o,
       w->spill) {
     return;
   }
-  if (w->array_open) {
+  if (c->web_flags & WEB_ARRAY_OPEN) {
     /* Everything there is now is in the answer: close it. */
     if (o->p == o->end) {
       o->full = 1;
       return;
     }
     *o->p++ = ']';
-    w->array_open = 0;
+    c->web_flags &= (uint8_t)~WEB_ARRAY_OPEN;
     end_conn(c, TERN_GOAWAY_DONE, now);
-  } else if (now >= w->hold_until) {
+  } else if (now >= w->hold_until[0]) {
     end_conn(c, TERN_GOAWAY_DONE, now); /* nothing came: an empty answer */
   }
 }
@@ -758,14 +758,14 @@ static tern_tstamp deadline_of(const tern_hub *hub, const conn *c) {
   if (c->framing == TERN_FRAMING_POLL) {
     /* Once ready, its next write answers: a passed hold time re-armed
        here would make tern_hub_handle_expiry spin. */
-    if (!w->array_open && !c->ready) {
-      d = w->hold_until;
+    if (!(c->web_flags & WEB_ARRAY_OPEN) && !c->ready) {
+      d = w->hold_until[0];
     }
   } else if (!(c->ctl & CTL_PING)) {
     d = hb_base(c) + MS(c->heartbeat_ms);
   }
-  if (c->liveness_ms) { /* tern.json: the peer answers our PINGs */
-    tern_tstamp live = c->last_rx + MS(c->liveness_ms);
+  if (conn_liveness_ms(c)) { /* tern.json: the peer answers our PINGs */
+    tern_tstamp live = c->last_rx + MS(conn_liveness_ms(c));
     d = live < d ? live : d;
   }
   if (hub->set.ack_timeout && c->inflight) {
@@ -782,13 +782,13 @@ static void rearm(tern_hub *hub, conn *c) {
 /* The timer of an open one-way connection (conn_on_timer did the rest). */
 int framing_on_timer(tern_hub *hub, conn *c, tern_tstamp now) {
   webconn *w = web_of(c);
-  if (c->liveness_ms && now >= c->last_rx + MS(c->liveness_ms)) {
+  if (conn_liveness_ms(c) && now >= c->last_rx + MS(conn_liveness_ms(c))) {
     ++hub->stats.conns_dead;
     conn_close(c, TERN_GOAWAY_TIMEOUT, 0, 0, 0, now);
     return 0;
   }
   if (c->framing == TERN_FRAMING_POLL) {
-    if (!w->array_open && now >= w->hold_until) {
+    if (!(c->web_flags & WEB_ARRAY_OPEN) && now >= w->hold_until[0]) {
       if (!has_output(c)) {
         end_conn(c, TERN_GOAWAY_DONE, now); /* the host answers 204 */
         return 0;
@@ -878,7 +878,10 @@ int tern_conn_new_stream(tern_conn **pconn, tern_hub *hub,
   const int ws = o.framing == TERN_FRAMING_WS_JSON;
   conn *c = mem_calloc(&hub->mem, 1,
                        ws ? sizeof(conn) + sizeof(webconn) + sizeof(wsconn)
-                          : CONN_ONEWAY_SIZE + sizeof(webconn));
+                          : CONN_ONEWAY_SIZE + sizeof(webconn) +
+                                (o.framing == TERN_FRAMING_POLL
+                                     ? sizeof(tern_tstamp)
+                                     : 0));
   if (!c) {
     return TERN_ERR_NOMEM;
   }
@@ -917,7 +920,6 @@ int tern_conn_new_stream(tern_conn **pconn, tern_hub *hub,
   c->hub = hub;
   c->framing = (uint8_t)o.framing;
   c->last_rx = c->last_tx = now;
-  c->liveness_ms = 0; /* none: the host sees the socket close */
   uint64_t hb = (o.heartbeat_interval ? o.heartbeat_interval
                                       : hub->set.heartbeat_interval) /
                 TERN_MILLISECONDS;
@@ -942,10 +944,12 @@ int tern_conn_new_stream(tern_conn **pconn, tern_hub *hub,
   ++hub->stats.conns;
   ++hub->stats.conns_opened;
   webconn *w = web_of(c);
-  w->retry_ms = (uint32_t)(o.retry / TERN_MILLISECONDS);
-  w->retry_due = o.framing == TERN_FRAMING_SSE && w->retry_ms != 0;
-  w->hold_until = o.framing == TERN_FRAMING_POLL ? now + o.poll_hold
-                                                 : TERN_TSTAMP_NONE;
+  if (o.framing == TERN_FRAMING_SSE) {
+    c->retry_ms = (uint32_t)(o.retry / TERN_MILLISECONDS); /* <= MAX_SPAN */
+    c->web_flags = c->retry_ms ? WEB_RETRY_DUE : 0;
+  } else if (o.framing == TERN_FRAMING_POLL) {
+    w->hold_until[0] = now + o.poll_hold;
+  }
   session_attach(hub, s, c);
   c->state = CONN_OPEN;
   rearm(hub, c);

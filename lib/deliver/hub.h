@@ -292,21 +292,28 @@ struct conn {
   uint8_t ctl;
   uint8_t ready;           /* on the hub ready list                         */
   uint8_t goaway_reason;
-  uint8_t welcome_flags;   /* WIRE_WELCOME_* for the queued WELCOME        */
+  union {
+    uint8_t welcome_flags; /* binary: WIRE_WELCOME_* for the queued WELCOME */
+    uint8_t web_flags;     /* web framings: WEB_* (deliver/web.h)          */
+  };
   uint8_t write_retry;     /* tern_conn_write ran out of memory: the timer
                               puts it back on the ready list               */
   uint8_t framing;         /* tern_framing; not BINARY: a webconn (and a
                               wsconn for WebSocket) follows the struct
                               (deliver/web.h)                              */
   uint8_t error;           /* the tern_error that closed it, as
-                              conn_error_of reads it; 0 none (one byte, in
-                              the padding: the struct is 160 bytes)        */
+                              conn_error_of reads it; 0 none               */
   /* cold */
   timer timer;             /* handshake, heartbeat, liveness, ack timeout   */
   conn *session_next;      /* session->conns                                */
   conn *all_prev, *all_next;     /* hub->conns: every connection            */
   void *user_data;
-  uint32_t heartbeat_ms, liveness_ms;
+  uint32_t heartbeat_ms;
+  union {
+    uint32_t liveness_ms;  /* two-way framings: silence allowed; read it
+                              through conn_liveness_ms                     */
+    uint32_t retry_ms;     /* one-way framings: SSE's "retry:" hint         */
+  };
   uint32_t goaway_retry_ms;
   uint32_t nevents;        /* queued events naming this connection          */
   /* The PING state, last: the one-way web framings (SSE, NDJSON, polls)
@@ -324,6 +331,12 @@ struct conn {
 static inline int conn_is_oneway(const conn *c) {
   return c->framing == TERN_FRAMING_SSE || c->framing == TERN_FRAMING_NDJSON ||
          c->framing == TERN_FRAMING_POLL;
+}
+
+/* How long |c| may stay silent; 0: forever (one-way framings, whose peer
+   never speaks: the host sees their socket close). */
+static inline uint32_t conn_liveness_ms(const conn *c) {
+  return conn_is_oneway(c) ? 0 : c->liveness_ms;
 }
 
 /* conn.error: every tern_error is -501..-755, kept as -error - 500. */

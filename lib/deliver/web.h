@@ -19,14 +19,19 @@ typedef struct web_spill {
 } web_spill;
 
 /* The state of a web connection, allocated right after its conn (a
-   one-way one's ends at CONN_ONEWAY_SIZE): 24 bytes. */
+   one-way one's ends at CONN_ONEWAY_SIZE): one pointer, so an idle SSE
+   subscriber's block is 152 bytes.  Its flags are the conn's web_flags,
+   SSE's hint its retry_ms; a poll's block has hold_until[0] too. */
 typedef struct webconn {
-  tern_tstamp hold_until;  /* POLL: an empty answer at this time           */
   web_spill *spill;        /* an item that did not fit; NULL: none         */
-  uint32_t retry_ms;       /* SSE: the hint                                */
-  uint8_t retry_due;       /* SSE: "retry:" not written yet                */
-  uint8_t array_open;      /* POLL: "[" written, "]" not yet               */
+  tern_tstamp hold_until[]; /* POLL: an empty answer at this time          */
 } webconn;
+
+/* conn.web_flags */
+enum {
+  WEB_RETRY_DUE = 0x1,     /* SSE: "retry:" not written yet                */
+  WEB_ARRAY_OPEN = 0x2     /* POLL: "[" written, "]" not yet               */
+};
 
 /* The largest message a tern.json peer may send ({"ack":N} and spaces),
    and a tern.bin peer (its payload streams through: any number of
