@@ -222,6 +222,43 @@ static void test_heartbeat(void) {
   tern_hub_del(hub);
 }
 
+/* A one-way stream's peer never speaks: deleting it after a day on the air
+   starts the session's TTL from the bytes last written, not from its open
+   (which would expire the session, and what it holds, at once). */
+static void test_ttl_after_long_stream(void) {
+  tern_settings st = tu_settings();
+  st.session_ttl = SEC(10);
+  tern_hub *hub = tu_hub(&st);
+  tern_stream_opts o = opts(TERN_FRAMING_SSE, "long");
+  o.heartbeat_interval = SEC(2);
+  tern_conn *c = open_o(hub, &o, T0);
+  body b;
+  tern_tstamp t = T0;
+  for (; t <= T0 + SEC(60); t += SEC(2)) {
+    tern_hub_handle_expiry(hub, t);
+    body_reset(&b);
+    drain(&b, c, 4096, t);
+  }
+  t -= SEC(2);
+  CHECK_EQ(tu_info(hub, "long").expires, TERN_TSTAMP_NONE,
+           "long stream: no expiry while attached");
+  tu_pub(hub, "long", TERN_PRIO_NORMAL, "kept", "x", t);
+  drain(&b, c, 4096, t);
+  CHECK_EQ(tu_info(hub, "long").inflight, 1, "long stream: one in flight");
+  tern_conn_del(c);
+  tern_session_info i = tu_info(hub, "long");
+  CHECK_EQ(i.expires, t + SEC(10),
+           "long stream: the TTL starts at the last bytes written");
+  CHECK_EQ(i.pending, 1, "long stream: its message went back to the queue");
+  tern_hub_handle_expiry(hub, t + SEC(9));
+  CHECK(tern_hub_find_session(hub, K("long"), 4) != NULL,
+        "long stream: the session outlives its stream by the TTL");
+  tern_hub_handle_expiry(hub, t + SEC(10));
+  CHECK(tern_hub_find_session(hub, K("long"), 4) == NULL,
+        "long stream: and expires then");
+  tern_hub_del(hub);
+}
+
 static void test_dropped(void) {
   tern_settings s = tu_settings();
   s.max_pending = 2;
@@ -714,6 +751,7 @@ int main(void) {
   test_exact();
   test_base64();
   test_heartbeat();
+  test_ttl_after_long_stream();
   test_dropped();
   test_resume();
   test_oob_ack();

@@ -149,7 +149,10 @@ void tern_conn_del(tern_conn *tc) {
     event_unreserve(hub, 1, c->session ? c->session->keylen : 0);
   }
   if (c->session) {
-    session_detach(hub, c->session, c, c->last_rx);
+    /* The session's TTL counts from the last sign of life: bytes received,
+       or for a one-way framing, whose peer never speaks, bytes sent. */
+    session_detach(hub, c->session, c,
+                   conn_is_oneway(c) ? c->last_tx : c->last_rx);
   }
   hub_unready(hub, c);
   heap_disarm(&hub->timers, &c->timer);

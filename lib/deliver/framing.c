@@ -980,7 +980,7 @@ tern_ssize tern_hub_ack(tern_hub *hub, const uint8_t *key, size_t keylen,
     return 0;
   }
   uint64_t before = hub->stats.acked;
-  for (conn *c = s->conns; c; c = c->session_next) {
+  for (conn *c = session_conns(s); c; c = c->session_next) {
     if (c->stream == stream) {
       if (c->state == CONN_OPEN) {
         conn_on_ack(c, seq);

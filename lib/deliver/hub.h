@@ -161,18 +161,25 @@ struct slab {
 
 /*
  * A session.  Kept small: a million idle sessions with one connection each
- * must fit in 384 bytes apiece (bench/core measures it).
+ * must fit in 384 bytes apiece (bench/core measures it), and the struct is
+ * 136 bytes so that with a key of up to 16 bytes it takes a 160-byte
+ * malloc chunk.
  */
 struct session {
   /* hot: lookup, publish, write and ack, in the first lines */
   hnode link;              /* hub->sessions, hash of the key                */
   msg *queue[3];           /* pending, one circular list per priority,
                               sorted by serial                              */
-  conn *conns;             /* attached connections, singly linked           */
+  union {                  /* which one, nconns says:                       */
+    conn *conns;           /* nconns > 0: attached connections, singly
+                              linked (session_conns)                        */
+    tern_tstamp ttl_at;    /* nconns == 0: the session's expiry
+                              (session_ttl_at)                              */
+  } u;
   uint64_t next_seq;
-  uint32_t nmsgs;          /* held: pending + in flight                     */
-  uint32_t npending;
   uint64_t bytes;          /* payload bytes held                            */
+  uint32_t npending;       /* held, not in flight; in flight is the sum of
+                              its connections' ninflight (session_nmsgs)    */
   uint32_t dropped[3];     /* not yet told, by tern_drop_reason - 1         */
   uint32_t dropped_total;  /* since creation, saturating                    */
   /* cold */
@@ -183,15 +190,12 @@ struct session {
   uint16_t nconns;
   uint8_t keylen;
   uint8_t restored;        /* loading: its "S" record was seen              */
-  uint32_t srec;           /* its last "S" record in the batch being built:
-                              index + 1 (persist.c checks it is still so)  */
   /* One timer serves both deadlines: the session's own expiry while no
      connection is attached, and its messages' TTLs.  msg_due is a lower
      bound on the earliest message expiry: removing a message leaves it
      alone, and a firing that finds nothing due just recomputes it.  So
      publish and ack never touch the heap for a message's TTL. */
   timer timer;
-  tern_tstamp ttl_at;      /* session expiry; NONE while connected          */
   tern_tstamp msg_due;
   void *user_data;         /* the host's (tern_session_set_user_data)      */
   stopics *tp;             /* its topic subscriptions; NULL without any,
@@ -633,6 +637,22 @@ void session_destroy(tern_hub *hub, session *s);
    due. */
 int session_on_timer(tern_hub *hub, session *s, tern_tstamp now);
 void session_arm(tern_hub *hub, session *s);
+/* session_conns: the connections attached to |s|, or NULL. */
+static inline conn *session_conns(const session *s) {
+  return s->nconns ? s->u.conns : NULL;
+}
+/* session_ttl_at: when |s| expires; NONE while a connection is attached. */
+static inline tern_tstamp session_ttl_at(const session *s) {
+  return s->nconns ? TERN_TSTAMP_NONE : s->u.ttl_at;
+}
+/* session_nmsgs: the messages |s| holds, pending and in flight. */
+static inline uint64_t session_nmsgs(const session *s) {
+  uint64_t n = s->npending;
+  for (const conn *c = session_conns(s); c; c = c->session_next) {
+    n += c->ninflight;
+  }
+  return n;
+}
 /* session_has_drops: losses the receiver has not been told of yet. */
 static inline int session_has_drops(const session *s) {
   return (s->dropped[0] | s->dropped[1] | s->dropped[2]) != 0;
@@ -643,7 +663,6 @@ static inline void session_enqueue(session *s, msg *m) {
   m->session = s;
   mlist_push(&s->queue[m->priority], m);
   ++s->npending;
-  ++s->nmsgs;
   s->bytes += m->payloadlen;
 }
 /* session_pop_pending removes and returns the next message to send. */
@@ -657,7 +676,7 @@ void session_discard(tern_hub *hub, msg *m, int reason, int ev);
 int session_has_output(const session *s);
 /* session_notify marks the session's connections ready to write. */
 static inline void session_notify(tern_hub *hub, session *s) {
-  for (conn *c = s->conns; c; c = c->session_next) {
+  for (conn *c = session_conns(s); c; c = c->session_next) {
     hub_mark_ready(hub, c);
   }
 }
@@ -800,7 +819,6 @@ static inline void conn_ack(tern_hub *hub, conn *c, uint64_t seq) {
     }
   }
   c->ninflight -= n;
-  s->nmsgs -= n;
   s->bytes -= bytes;
   hub->stats.acked += n;
   hub->stats.inflight -= n;

@@ -72,7 +72,7 @@ static size_t count_picked(const session *s, const pick *p,
   for (int q = 0; q < 3; ++q) {
     count_list(s->queue[q], p, &n, nstored);
   }
-  for (const conn *c = s->conns; c; c = c->session_next) {
+  for (const conn *c = session_conns(s); c; c = c->session_next) {
     count_list(c->inflight, p, &n, nstored);
   }
   return n;
@@ -107,7 +107,7 @@ static size_t remove_picked(tern_hub *hub, session *s, const pick *p,
   for (int q = 0; q < 3; ++q) {
     remove_list(hub, &s->queue[q], p, &n, sent);
   }
-  for (conn *c = s->conns; c; c = c->session_next) {
+  for (conn *c = session_conns(s); c; c = c->session_next) {
     uint32_t before = c->ninflight;
     remove_list(hub, &c->inflight, p, &n, sent);
     inflight |= c->ninflight != before;
@@ -201,8 +201,8 @@ int tern_hub_delete_session(tern_hub *hub, const uint8_t *key, size_t keylen,
                    1u + s->keylen + PERSIST_EPOCH_BYTES) != 0) {
     return TERN_ERR_NOMEM;
   }
-  while (s->conns) {
-    conn_close(s->conns, TERN_GOAWAY_REPLACED, 0, 0, 0, now);
+  while (s->nconns) {
+    conn_close(session_conns(s), TERN_GOAWAY_REPLACED, 0, 0, 0, now);
   }
   int sent;
   remove_picked(hub, s, &all, &sent);

@@ -63,6 +63,9 @@ typedef struct waiter {
   uint8_t key[TERN_MAX_SESSION_KEY];
 } waiter;
 
+/* persist.srec: hints of sessions' records in the batch being built */
+#define SREC_HINTS 64
+
 struct persist {
   tern_store_methods m;
   void *store;
@@ -77,6 +80,11 @@ struct persist {
   size_t wfirst, wlen, wcap;
   struct ptopic *pt;     /* persist_topic.c: cursors in this batch       */
   conn *producing;       /* persist_set_producer                         */
+  /* The last "S" record (index + 1) of a session in the batch, by the
+     low bits of its uid: a hint, checked against the record, so that a
+     burst of losses rewrites one record per batch.  Here rather than in
+     every session, which would pay 4 bytes for it. */
+  uint32_t srec[SREC_HINTS];
 };
 
 /* ---- the batch buffer --------------------------------------------------- */
@@ -476,12 +484,15 @@ void persist_dedup_gone(tern_hub *hub, uint64_t serial) {
 #define SESSION_VALUE 24
 #define SESSION_VALUE_V1 20
 
-/* The value of |s|'s last "S" record in the batch being built, or NULL. */
+/* The value of |s|'s last "S" record in the batch being built, or NULL
+   (also when its hint was taken by another session: a new record is then
+   written, which replaying a batch in order makes harmless). */
 static uint8_t *batch_session(const persist *p, const session *s) {
-  if (s->srec == 0 || s->srec > p->nrecs) {
+  uint32_t i = p->srec[s->uid % SREC_HINTS];
+  if (i == 0 || i > p->nrecs) {
     return NULL;
   }
-  const prec *r = &p->recs[s->srec - 1];
+  const prec *r = &p->recs[i - 1];
   const uint8_t *key = p->bytes + r->key_off;
   if (r->op != TERN_STORE_SET || r->keylen != 1u + s->keylen ||
       key[0] != 'S' || r->valuelen != SESSION_VALUE ||
@@ -513,7 +524,7 @@ static int put_session(tern_hub *hub, session *s, uint64_t reserved) {
   }
   persist *p = hub->persist;
   uint8_t *v = add(p, TERN_STORE_SET, 'S', s->key, s->keylen, SESSION_VALUE);
-  s->srec = (uint32_t)p->nrecs;
+  p->srec[s->uid % SREC_HINTS] = (uint32_t)p->nrecs;
   put_be64(v, reserved);
   put_counts(v, s);
   return 0;
@@ -771,7 +782,6 @@ static void load_message(loader *l, uint64_t serial, const uint8_t *v,
   m->session = s;
   mlist_insert_sorted(&s->queue[m->priority], m);
   ++s->npending;
-  ++s->nmsgs;
   s->bytes += m->payloadlen;
   ++hub->stats.messages;
   hub->stats.message_bytes += m->payloadlen;

@@ -52,12 +52,12 @@ void tern_session_get_info(const tern_session *ts, tern_session_info *info,
     i.key = s->key;
     i.keylen = s->keylen;
     i.pending = s->npending;
-    i.inflight = s->nmsgs - s->npending;
+    i.inflight = (uint32_t)(session_nmsgs(s) - s->npending);
     i.pending_bytes = s->bytes;
     i.nconns = s->nconns;
     i.next_seq = s->next_seq;
     i.dropped = s->dropped_total;
-    i.expires = s->ttl_at;
+    i.expires = session_ttl_at(s);
     i.user_data = s->user_data;
   }
   if (info) {
@@ -86,7 +86,7 @@ int session_new(tern_hub *hub, session **ps, const uint8_t *key,
   s->keylen = (uint8_t)keylen;
   memcpy(s->key, key, keylen);
   s->timer.kind = TIMER_SESSION;
-  s->ttl_at = now + hub->set.session_ttl;
+  s->u.ttl_at = now + hub->set.session_ttl;
   s->msg_due = TERN_TSTAMP_NONE;
   if (hub->persist && !hub->loading &&
       persist_session(hub, s, s->next_seq + 2 * SEQ_BLOCK) != 0) {
@@ -96,7 +96,7 @@ int session_new(tern_hub *hub, session **ps, const uint8_t *key,
     return TERN_ERR_NOMEM;
   }
   hmap_insert(&hub->sessions, &hub->mem, &s->link);
-  heap_arm(&hub->timers, &s->timer, s->ttl_at);
+  heap_arm(&hub->timers, &s->timer, s->u.ttl_at);
   ++hub->stats.sessions_created;
   ++hub->stats.sessions;
   *ps = s;
@@ -105,7 +105,8 @@ int session_new(tern_hub *hub, session **ps, const uint8_t *key,
 
 /* session_arm puts the session's timer at its earliest deadline. */
 void session_arm(tern_hub *hub, session *s) {
-  tern_tstamp d = s->ttl_at < s->msg_due ? s->ttl_at : s->msg_due;
+  tern_tstamp d = session_ttl_at(s);
+  d = d < s->msg_due ? d : s->msg_due;
   if (session_policy(s)) {
     tern_tstamp pd = policy_due(s);
     d = pd < d ? pd : d;
@@ -141,7 +142,6 @@ static void unlink_msg(tern_hub *hub, msg *m) {
   if (m->flags & MSG_TOPIC) {
     topic_msg_leave(hub, m);
   }
-  --s->nmsgs;
   s->bytes -= m->payloadlen;
   --hub->stats.messages;
   hub->stats.message_bytes -= m->payloadlen;
@@ -456,24 +456,25 @@ int session_has_output(const session *s) {
 void session_attach(tern_hub *hub, session *s, conn *c) {
   c->session = s;
   c->stream = ++s->stream_serial;
-  c->session_next = s->conns;
-  s->conns = c;
+  c->session_next = session_conns(s);
+  s->u.conns = c;
   if (++s->nconns == 1 && s->tp) {
     topic_session_online(hub, s);
   }
-  s->ttl_at = TERN_TSTAMP_NONE;
   session_arm(hub, s);
 }
 
 void session_detach(tern_hub *hub, session *s, conn *c, tern_tstamp now) {
-  conn **pp = &s->conns;
+  conn **pp = &s->u.conns;
   while (*pp != c) {
     pp = &(*pp)->session_next;
   }
   *pp = c->session_next;
   c->session_next = NULL;
   c->session = NULL;
-  --s->nconns;
+  if (--s->nconns == 0) {
+    s->u.ttl_at = now + hub->set.session_ttl; /* the union's other half */
+  }
   if (c->aux && (c->aux->told[0] | c->aux->told[1] | c->aux->told[2])) {
     /* Notices that may have died with the connection are told again. */
     for (int r = 0; r < 3; ++r) {
@@ -495,7 +496,6 @@ void session_detach(tern_hub *hub, session *s, conn *c, tern_tstamp now) {
     session_return(hub, s, m);
   }
   if (s->nconns == 0) {
-    s->ttl_at = now + hub->set.session_ttl;
     session_arm(hub, s);
     if (s->tp) {
       topic_session_offline(hub, s);
@@ -534,7 +534,7 @@ static void note(uint64_t seq, uint64_t last_seq, uint32_t stream,
 static int find_stream(const session *s, uint64_t last_seq, uint32_t *stream) {
   uint32_t exact = 0, only = 0;
   int streams = 0;
-  for (const conn *c = s->conns; c; c = c->session_next) {
+  for (const conn *c = session_conns(s); c; c = c->session_next) {
     const msg *m = c->inflight;
     if (m && m->seq <= last_seq) {
       do {
@@ -579,7 +579,7 @@ void session_resume(tern_hub *hub, session *s, uint64_t last_seq,
   }
   /* The receiver's previous connection, if still attached, is stale: ack
      what it received and close it so the rest is sent again at once. */
-  for (conn *c = s->conns; c; c = c->session_next) {
+  for (conn *c = session_conns(s); c; c = c->session_next) {
     if (c->stream == stream) {
       conn_ack(hub, c, last_seq);
       conn_close(c, TERN_GOAWAY_REPLACED, 0, 0, 0, now);
@@ -638,7 +638,7 @@ static int session_expire(tern_hub *hub, session *s) {
     return TERN_ERR_NOMEM;
   }
   evrec *e = event_duty(hub, TERN_EV_SESSION_EXPIRED, 0, NULL, s->key,
-                        s->keylen, NULL, 0, NULL, 0, 0, s->nmsgs);
+                        s->keylen, NULL, 0, NULL, 0, 0, session_nmsgs(s));
   e->cookie = (uint64_t)(uintptr_t)s->user_data; /* for the host to free */
   ++hub->stats.sessions_expired;
   session_destroy(hub, s);
@@ -678,7 +678,7 @@ int session_on_timer(tern_hub *hub, session *s, tern_tstamp now) {
     for (int p = 0; p < 3; ++p) {
       expire_list(hub, &s->queue[p], now, &next);
     }
-    for (conn *c = s->conns; c; c = c->session_next) {
+    for (conn *c = session_conns(s); c; c = c->session_next) {
       expire_list(hub, &c->inflight, now, &next);
     }
     s->msg_due = next;
@@ -687,16 +687,16 @@ int session_on_timer(tern_hub *hub, session *s, tern_tstamp now) {
   if (session_policy(s) && policy_due(s) <= now) {
     rv = policy_on_timer(hub, s, now);
   }
-  if (s->ttl_at <= now && session_expire(hub, s) == 0) {
+  if (session_ttl_at(s) <= now && session_expire(hub, s) == 0) {
     return 0;
   }
   session_arm(hub, s);
-  return s->ttl_at <= now ? TERN_ERR_NOMEM : rv;
+  return session_ttl_at(s) <= now ? TERN_ERR_NOMEM : rv;
 }
 
 uint32_t session_untold(const session *s, int r) {
   uint64_t n = s->dropped[r];
-  for (const conn *c = s->conns; c; c = c->session_next) {
+  for (const conn *c = session_conns(s); c; c = c->session_next) {
     n += c->aux ? c->aux->told[r] : 0;
   }
   return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
@@ -777,7 +777,7 @@ static const uint8_t *next_id(tern_hub *hub) {
  */
 static int plan_room(const tern_hub *hub, const session *s, int prio,
                      size_t bytes, const msg *replaced) {
-  uint64_t need_msgs = (uint64_t)s->nmsgs + 1;
+  uint64_t need_msgs = session_nmsgs(s) + 1;
   uint64_t need_bytes = s->bytes + bytes;
   if (replaced) {
     --need_msgs;
@@ -900,7 +900,7 @@ static ALWAYS_INLINE int publish_to(tern_hub *hub, const uint8_t *key,
   }
   msg *pending_replaced = replaced && !replaced->conn ? replaced : NULL;
   int nevict = 0;
-  if (s && (s->nmsgs >= hub->set.max_pending ||
+  if (s && (session_nmsgs(s) >= hub->set.max_pending ||
             s->bytes + d->payloadlen > hub->set.max_pending_bytes)) {
     nevict = plan_room(hub, s, d->priority, d->payloadlen, pending_replaced);
     if (nevict < 0) {

@@ -632,7 +632,7 @@ int topic_session_tp(tern_hub *hub, session *s) {
 
 uint32_t topic_told_retention(const session *s) {
   uint64_t n = 0;
-  for (const conn *c = s->conns; c; c = c->session_next) {
+  for (const conn *c = session_conns(s); c; c = c->session_next) {
     n += c->aux ? c->aux->told_retention : 0;
   }
   return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;

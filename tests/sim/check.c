@@ -1314,7 +1314,7 @@ void model_check_end(sim *s) {
       uint64_t held = 0;
       if (ss) {
         held = ss->dropped[r];
-        for (const conn *cc = ss->conns; cc; cc = cc->session_next) {
+        for (const conn *cc = session_conns(ss); cc; cc = cc->session_next) {
           held += cc->aux ? cc->aux->told[r] : 0;
         }
       }

@@ -476,7 +476,7 @@ void topics_check_end(sim *s) {
       continue;
     }
     uint64_t held = ss->dropped[0] + topic_lost_total(ss);
-    for (const conn *cc = ss->conns; cc; cc = cc->session_next) {
+    for (const conn *cc = session_conns(ss); cc; cc = cc->session_next) {
       held += cc->aux ? cc->aux->told[0] + cc->aux->told_retention : 0;
     }
     uint64_t want = ir->discards[0] + ir->discards[3] + ir->tdiscards[0] +

@@ -423,7 +423,7 @@ void tp_held_walk(sim *s, int client, held_fn fn, void *arg) {
     lists[nl++] = ss->queue[p];
   }
   first_conn = nl;
-  for (const conn *c = ss->conns; c && nl < 3 + 64; c = c->session_next) {
+  for (const conn *c = session_conns(ss); c && nl < 3 + 64; c = c->session_next) {
     lists[nl++] = c->inflight;
   }
   for (int i = 0; i < nl; ++i) {
