@@ -5,7 +5,8 @@
  * from outside a callback, tern_socket_end flushing before the close, a
  * read error, a refusing open, out_cap backpressure, adopt), each method
  * called with its own socket's user, the epoll loop with hundreds of
- * handles, some deleted by the callbacks of their batch, the file store's sync thread completing into the loop
+ * handles, some deleted by the callbacks of their batch, a socket closed
+ * while it waits for the next pass of the driver, the file store's sync thread completing into the loop
  * (tern_driver_watch_store),
  * and the driver's allocator: every allocation of the driver, its sockets
  * and its inbox fails in turn, and each failure is an error code or a
@@ -540,6 +541,75 @@ static void test_users(void) {
   tern_epoll_del(ep);
 }
 
+/* ---- a socket that asks to write again and again, then ends ---- */
+
+/* Its pull asks for another service every time and says it is done at
+   the |limit|th: for one limit that is in the last pass the driver makes
+   before it leaves the rest to the next turn, and the socket is closed
+   while it waits on the dirty list. */
+static int restless_closes;
+
+static int rs_open(void *user, tern_socket *s, tern_tstamp now) {
+  (void)now;
+  tern_socket_set_user_data(s, calloc(1, sizeof(int)));
+  (void)user;
+  return 0;
+}
+
+static int rs_read(void *user, tern_socket *s, const uint8_t *in, size_t len,
+                   tern_tstamp now) {
+  (void)user, (void)s, (void)in, (void)len, (void)now;
+  return 0;
+}
+
+static tern_ssize rs_pull(void *user, tern_socket *s, uint8_t *out,
+                          size_t cap, tern_tstamp now) {
+  (void)out, (void)cap, (void)now;
+  int *pulls = tern_socket_get_user_data(s);
+  tern_socket_want_write(s);
+  return ++*pulls >= *(int *)user ? TERN_ERR_CLOSED : 0;
+}
+
+static void rs_close(void *user, tern_socket *s) {
+  (void)user;
+  free(tern_socket_get_user_data(s));
+  restless_closes++;
+}
+
+static const tern_socket_handler restless = {
+    TERN_SOCKET_HANDLER_VERSION, rs_open, rs_read, rs_pull, rs_close};
+
+static void test_restless(void) {
+  tern_hub *hub;
+  tern_driver *d;
+  CHECK_EQ(tern_epoll_new(&ep), 0, "loop");
+  CHECK_EQ(tern_hub_new(&hub, NULL, NULL), 0, "hub");
+  CHECK_EQ(tern_driver_new(&d, hub, tern_epoll_methods(), ep, NULL), 0,
+           "driver");
+  static int limits[40];
+  int peers[40];
+  for (int i = 0; i < 40; ++i) {
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    limits[i] = i + 1;
+    (void)tern_driver_adopt(d, sv[0], &restless, &limits[i], NULL);
+    peers[i] = sv[1];
+    tern_driver_process(d); /* walks the dirty list the last pass left */
+    spin(NULL, NULL, 2);
+  }
+  tern_driver_stats st;
+  tern_driver_get_stats(d, &st, sizeof(st));
+  CHECK(restless_closes == 40 && st.sockets == 0,
+        "each socket ends at its limit, in whichever pass (%d)",
+        restless_closes);
+  tern_driver_del(d);
+  for (int i = 0; i < 40; ++i) {
+    close(peers[i]);
+  }
+  tern_hub_del(hub);
+  tern_epoll_del(ep);
+}
+
 /* ---- the epoll loop with many handles, deleted in their batch ---- */
 
 #define MANY_IOS 400
@@ -937,6 +1007,7 @@ int main(void) {
   test_handler();
   test_users();
   test_many_ios();
+  test_restless();
   test_store_watch();
   test_nomem();
   test_workers_mem();

@@ -707,6 +707,17 @@ static void process(tern_driver *d) {
     /* Writing made events (SENT, CONN_CLOSED after a GOAWAY...) or the
        host asked for more: another pass. */
   } while ((d->again || d->dirty) && ++pass < MAX_PASSES);
+  if (d->dead) {
+    /* Passes used up: a socket closed after it was put on the dirty list
+       for the next pass is still on it, and is freed now. */
+    for (tern_socket **ps = &d->dirty; *ps;) {
+      if ((*ps)->dead) {
+        *ps = (*ps)->next_dirty;
+      } else {
+        ps = &(*ps)->next_dirty;
+      }
+    }
+  }
   while (d->dead) {
     tern_socket *s = d->dead;
     d->dead = s->prev;
