@@ -3,8 +3,11 @@
  * libtern-posix beyond the binary framing: a host protocol on the driver's
  * sockets end to end over 127.0.0.1 (open, read, pull, close, want_write
  * from outside a callback, tern_socket_end flushing before the close, a
- * read error, a refusing open, out_cap backpressure, adopt), the file
- * store's sync thread completing into the loop (tern_driver_watch_store),
+ * read error, a refusing open, out_cap backpressure, adopt), each method
+ * called with its own socket's user, the epoll loop with hundreds of
+ * handles, some deleted by the callbacks of their batch, a socket closed
+ * while it waits for the next pass of the driver, the file store's sync thread completing into the loop
+ * (tern_driver_watch_store),
  * and the driver's allocator: every allocation of the driver, its sockets
  * and its inbox fails in turn, and each failure is an error code or a
  * closed socket, never a leak or a crash.
@@ -17,6 +20,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -411,6 +416,293 @@ static void test_handler(void) {
   free(g.buf);
 }
 
+/* ---- every method gets the user its socket was served with ---- */
+
+/* The user a socket's methods were called with, and whether it was ever
+   another one. */
+typedef struct user_probe {
+  const void *user;
+  int mixed, reads, closed;
+} user_probe;
+
+static int up_reads, nclosed;
+
+static int up_open(void *user, tern_socket *s, tern_tstamp now) {
+  (void)now;
+  user_probe *p = calloc(1, sizeof(*p));
+  p->user = user;
+  tern_socket_set_user_data(s, p);
+  return 0;
+}
+
+static int up_read(void *user, tern_socket *s, const uint8_t *in, size_t len,
+                   tern_tstamp now) {
+  (void)in, (void)len, (void)now;
+  user_probe *p = tern_socket_get_user_data(s);
+  p->mixed |= p->user != user;
+  p->reads++;
+  up_reads++;
+  return 0;
+}
+
+static tern_ssize up_pull(void *user, tern_socket *s, uint8_t *out,
+                          size_t cap, tern_tstamp now) {
+  (void)out, (void)cap, (void)now;
+  user_probe *p = tern_socket_get_user_data(s);
+  p->mixed |= p->user != user;
+  return 0;
+}
+
+static user_probe closed_probes[32];
+
+static void up_close(void *user, tern_socket *s) {
+  user_probe *p = tern_socket_get_user_data(s);
+  p->mixed |= p->user != user;
+  if (nclosed < 32) {
+    closed_probes[nclosed++] = *p;
+  }
+  free(p);
+}
+
+static const tern_socket_handler user_proto = {
+    TERN_SOCKET_HANDLER_VERSION, up_open, up_read, up_pull, up_close};
+
+static int reads_reach(void *arg) { return up_reads >= *(int *)arg; }
+
+static int closes_reach(void *arg) { return nclosed >= *(int *)arg; }
+
+static void test_users(void) {
+  tern_hub *hub;
+  tern_driver *d;
+  CHECK_EQ(tern_epoll_new(&ep), 0, "loop");
+  CHECK_EQ(tern_hub_new(&hub, NULL, NULL), 0, "hub");
+  CHECK_EQ(tern_driver_new(&d, hub, tern_epoll_methods(), ep, NULL), 0,
+           "driver");
+  /* Sockets 0-9 each with a user of their own (more than the driver looks
+     back over for one to share), 10-19 two by two with the same one, and
+     a listener with the first of those. */
+  static int users[15];
+  uint16_t port;
+  CHECK_EQ(tern_driver_listen(d, "127.0.0.1", 0, &user_proto, &users[10],
+                              &port),
+           0, "listen");
+  tern_socket *ss[20];
+  int peers[20];
+  int adopted = 0;
+  for (int i = 0; i < 20; ++i) {
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    void *user = i < 10 ? &users[i] : &users[10 + (i - 10) / 2];
+    adopted += tern_driver_adopt(d, sv[0], &user_proto, user, &ss[i]) == 0;
+    peers[i] = sv[1];
+  }
+  CHECK_EQ(adopted, 20, "20 sockets adopted");
+  for (int i = 0; i < 20; ++i) {
+    send_all(peers[i], "x");
+  }
+  int want = 20;
+  spin(reads_reach, &want, 2000);
+  int right = 0;
+  for (int i = 0; i < 20; ++i) {
+    user_probe *p = tern_socket_get_user_data(ss[i]);
+    right += p->reads > 0 && !p->mixed &&
+             p->user == (i < 10 ? &users[i] : &users[10 + (i - 10) / 2]);
+  }
+  CHECK_EQ(right, 20, "each socket's methods get its own user");
+  int lfd = client_connect(port, 0);
+  send_all(lfd, "x");
+  want = 21;
+  spin(reads_reach, &want, 2000);
+  close(peers[3]);
+  close(peers[12]);
+  want = 2;
+  spin(closes_reach, &want, 2000);
+  CHECK(nclosed == 2 && !closed_probes[0].mixed && !closed_probes[1].mixed,
+        "a closed peer's socket gets its close call with its user");
+  tern_driver_del(d);
+  int mixed = 0, accepted = 0;
+  for (int i = 0; i < nclosed; ++i) {
+    mixed += closed_probes[i].mixed;
+    accepted += closed_probes[i].user == &users[10] &&
+                closed_probes[i].reads > 0;
+  }
+  CHECK(nclosed == 21 && mixed == 0,
+        "tern_driver_del closes the 19 others with their users (%d)",
+        nclosed);
+  CHECK_EQ(accepted, 3, "the accepted one got its listener's user, as did "
+                        "the two adopted with it");
+  for (int i = 0; i < 20; ++i) {
+    if (i != 3 && i != 12) {
+      close(peers[i]);
+    }
+  }
+  close(lfd);
+  tern_hub_del(hub);
+  tern_epoll_del(ep);
+}
+
+/* ---- a socket that asks to write again and again, then ends ---- */
+
+/* Its pull asks for another service every time and says it is done at
+   the |limit|th: for one limit that is in the last pass the driver makes
+   before it leaves the rest to the next turn, and the socket is closed
+   while it waits on the dirty list. */
+static int restless_closes;
+
+static int rs_open(void *user, tern_socket *s, tern_tstamp now) {
+  (void)now;
+  tern_socket_set_user_data(s, calloc(1, sizeof(int)));
+  (void)user;
+  return 0;
+}
+
+static int rs_read(void *user, tern_socket *s, const uint8_t *in, size_t len,
+                   tern_tstamp now) {
+  (void)user, (void)s, (void)in, (void)len, (void)now;
+  return 0;
+}
+
+static tern_ssize rs_pull(void *user, tern_socket *s, uint8_t *out,
+                          size_t cap, tern_tstamp now) {
+  (void)out, (void)cap, (void)now;
+  int *pulls = tern_socket_get_user_data(s);
+  tern_socket_want_write(s);
+  return ++*pulls >= *(int *)user ? TERN_ERR_CLOSED : 0;
+}
+
+static void rs_close(void *user, tern_socket *s) {
+  (void)user;
+  free(tern_socket_get_user_data(s));
+  restless_closes++;
+}
+
+static const tern_socket_handler restless = {
+    TERN_SOCKET_HANDLER_VERSION, rs_open, rs_read, rs_pull, rs_close};
+
+static void test_restless(void) {
+  tern_hub *hub;
+  tern_driver *d;
+  CHECK_EQ(tern_epoll_new(&ep), 0, "loop");
+  CHECK_EQ(tern_hub_new(&hub, NULL, NULL), 0, "hub");
+  CHECK_EQ(tern_driver_new(&d, hub, tern_epoll_methods(), ep, NULL), 0,
+           "driver");
+  static int limits[40];
+  int peers[40];
+  for (int i = 0; i < 40; ++i) {
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    limits[i] = i + 1;
+    (void)tern_driver_adopt(d, sv[0], &restless, &limits[i], NULL);
+    peers[i] = sv[1];
+    tern_driver_process(d); /* walks the dirty list the last pass left */
+    spin(NULL, NULL, 2);
+  }
+  tern_driver_stats st;
+  tern_driver_get_stats(d, &st, sizeof(st));
+  CHECK(restless_closes == 40 && st.sockets == 0,
+        "each socket ends at its limit, in whichever pass (%d)",
+        restless_closes);
+  tern_driver_del(d);
+  for (int i = 0; i < 40; ++i) {
+    close(peers[i]);
+  }
+  tern_hub_del(hub);
+  tern_epoll_del(ep);
+}
+
+/* ---- the epoll loop with many handles, deleted in their batch ---- */
+
+#define MANY_IOS 400
+
+static struct {
+  int fds[MANY_IOS];
+  void *io[MANY_IOS];
+  int calls[MANY_IOS];
+  int deleted_peer_called;
+} mi;
+
+static void many_cb(void *arg, unsigned events) {
+  int i = (int)(intptr_t)arg;
+  (void)events;
+  mi.calls[i]++;
+  uint64_t v;
+  if (read(mi.fds[i], &v, sizeof(v)) < 0) {
+    return;
+  }
+  /* The even ones delete their odd neighbour: its event of this batch, if
+     any, must not be delivered. */
+  if (i % 2 == 0 && mi.io[i + 1]) {
+    tern_epoll_methods()->io_del(ep, mi.io[i + 1]);
+    mi.io[i + 1] = NULL;
+  } else if (i % 2 == 1 && !mi.io[i]) {
+    mi.deleted_peer_called++;
+  }
+}
+
+static void test_many_ios(void) {
+  const tern_loop_methods *m = tern_epoll_methods();
+  CHECK_EQ(tern_epoll_new(&ep), 0, "loop");
+  int added = 0;
+  for (int i = 0; i < MANY_IOS; ++i) {
+    mi.fds[i] = eventfd(0, EFD_NONBLOCK);
+    added += m->io_add(ep, &mi.io[i], mi.fds[i], TERN_IO_READ, many_cb,
+                       (void *)(intptr_t)i) == 0;
+  }
+  CHECK_EQ(added, MANY_IOS, "%d handles on one loop", MANY_IOS);
+  uint64_t one = 1;
+  for (int i = 0; i < MANY_IOS; ++i) {
+    if (write(mi.fds[i], &one, sizeof(one)) != sizeof(one)) {
+      BAILOUT("eventfd write");
+    }
+  }
+  for (int turn = 0; turn < 50; ++turn) {
+    tern_epoll_run_once(ep, 0);
+  }
+  int evens = 0, odds_late = 0;
+  for (int i = 0; i < MANY_IOS; i += 2) {
+    evens += mi.calls[i] == 1;
+    odds_late += mi.calls[i + 1] > 1;
+  }
+  CHECK_EQ(evens, MANY_IOS / 2, "each ready handle is called once");
+  CHECK(mi.deleted_peer_called == 0 && odds_late == 0,
+        "a handle deleted in a batch is not called after");
+  /* Every other handle is gone; the rest go too, then new ones take the
+     freed places and are served. */
+  for (int i = 0; i < MANY_IOS; ++i) {
+    if (mi.io[i]) {
+      m->io_del(ep, mi.io[i]);
+      mi.io[i] = NULL;
+    }
+  }
+  tern_epoll_run_once(ep, 0);
+  memset(mi.calls, 0, sizeof(mi.calls));
+  added = 0;
+  for (int i = 0; i < MANY_IOS; i += 2) {
+    added += m->io_add(ep, &mi.io[i], mi.fds[i], TERN_IO_READ, many_cb,
+                       (void *)(intptr_t)i) == 0;
+    if (write(mi.fds[i], &one, sizeof(one)) != sizeof(one)) {
+      BAILOUT("eventfd write");
+    }
+  }
+  for (int turn = 0; turn < 20; ++turn) {
+    tern_epoll_run_once(ep, 0);
+  }
+  evens = 0;
+  for (int i = 0; i < MANY_IOS; i += 2) {
+    evens += mi.calls[i] == 1;
+  }
+  CHECK(added == MANY_IOS / 2 && evens == MANY_IOS / 2,
+        "handles added again after all went are served");
+  /* Deleted in the loop's absence: freed by tern_epoll_del. */
+  for (int i = 0; i < MANY_IOS; i += 2) {
+    m->io_del(ep, mi.io[i]);
+  }
+  tern_epoll_del(ep);
+  for (int i = 0; i < MANY_IOS; ++i) {
+    close(mi.fds[i]);
+  }
+}
+
 /* ---- the file store's sync thread, completing into the loop ---- */
 
 static struct {
@@ -713,6 +1005,9 @@ static void test_workers_mem(void) {
 
 int main(void) {
   test_handler();
+  test_users();
+  test_many_ios();
+  test_restless();
   test_store_watch();
   test_nomem();
   test_workers_mem();

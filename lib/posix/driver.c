@@ -41,10 +41,14 @@ typedef struct listener {
   tern_driver *d;
   int fd;
   void *io;
-  const tern_socket_handler *h;
-  void *user;
+  posix_binding *b; /* a reference: NULL serves the binary framing */
   struct listener *next;
 } listener;
+
+/* Bindings looked at for one the host asks for again (tern_driver_adopt):
+   the newest few, so a host that gives each socket its own user pays one
+   binding per socket and no search of them all. */
+#define BINDING_SEARCH 8
 
 struct tern_driver {
   tern_mem mem; /* the host's allocator, or libc's behind the same calls */
@@ -57,6 +61,8 @@ struct tern_driver {
   uint8_t *scratch; /* out_cap bytes: what pull writes into */
   uint8_t *rbuf;    /* READ_BUF bytes */
   tern_socket *sockets;
+  posix_binding binary;    /* the binary sockets' (not on |bindings|) */
+  posix_binding *bindings; /* the host's, newest first                */
   tern_socket *dirty;
   tern_socket *dead;
   listener *listeners;
@@ -143,11 +149,55 @@ void tern_driver_options_default_versioned(uint32_t version,
 
 static void process(tern_driver *d);
 
+/* ---- bindings ---------------------------------------------------------------- */
+
+posix_binding *posix_binding_get(tern_driver *d, const tern_socket_handler *h,
+                                 void *user) {
+  posix_binding *b = d->bindings;
+  for (int i = 0; b && i < BINDING_SEARCH; ++i, b = b->next) {
+    if (b->h == h && b->user == user) {
+      b->refs++;
+      return b;
+    }
+  }
+  b = posix_calloc(d, 1, sizeof(*b));
+  if (!b) {
+    return NULL;
+  }
+  b->d = d;
+  b->h = h;
+  b->user = user;
+  b->refs = 1;
+  b->next = d->bindings;
+  if (d->bindings) {
+    d->bindings->prev = b;
+  }
+  d->bindings = b;
+  return b;
+}
+
+void posix_binding_put(posix_binding *b) {
+  if (!b || --b->refs > 0) {
+    return;
+  }
+  tern_driver *d = b->d;
+  if (b->prev) {
+    b->prev->next = b->next;
+  } else {
+    d->bindings = b->next;
+  }
+  if (b->next) {
+    b->next->prev = b->prev;
+  }
+  posix_free(d, b);
+}
+
 /* ---- sockets ---------------------------------------------------------------- */
 
 static void watch(tern_socket *s, unsigned events) {
+  tern_driver *d = s->b->d;
   if (s->watching != events && s->io) {
-    if (s->d->m->io_set(s->d->loop, s->io, events) == 0) {
+    if (d->m->io_set(d->loop, s->io, events) == 0) {
       s->watching = events & (TERN_IO_READ | TERN_IO_WRITE);
     }
   }
@@ -156,13 +206,14 @@ static void watch(tern_socket *s, unsigned events) {
 static void mark_dirty(tern_socket *s) {
   if (!s->dirty && !s->dead) {
     s->dirty = 1;
-    s->next_dirty = s->d->dirty;
-    s->d->dirty = s;
+    s->next_dirty = s->b->d->dirty;
+    s->b->d->dirty = s;
   }
 }
 
-static void stream_close(tern_socket *s) {
-  tern_driver *d = s->d;
+/* Closes |s|, calling its handler's close when |notify|. */
+static void stream_close_as(tern_socket *s, int notify) {
+  tern_driver *d = s->b->d;
   if (s->dead) {
     return;
   }
@@ -185,8 +236,8 @@ static void stream_close(tern_socket *s) {
     tern_conn_del(s->conn);
     s->conn = NULL;
   }
-  if (s->h && s->h->close) {
-    s->h->close(s->u.h_user, s); /* a converted socket's too */
+  if (notify && s->b->h && s->b->h->close) {
+    s->b->h->close(s->b->user, s); /* a converted socket's too */
   }
   if (s->fd >= 0) {
     close(s->fd);
@@ -199,18 +250,33 @@ static void stream_close(tern_socket *s) {
   d->dead = s;
 }
 
-static void stream_free(tern_socket *s) {
-  posix_free(s->d, s->out);
-  if (!s->h) {
-    posix_free(s->d, s->u.hello);
+static void stream_close(tern_socket *s) { stream_close_as(s, 1); }
+
+/* Frees dead socket |s| of |d|.  Its binding may be the last reference
+   to a host's, whose server is gone: it is not read here but to drop it. */
+static void stream_free(tern_driver *d, tern_socket *s) {
+  posix_free(d, s->out);
+  if (s->recording) {
+    posix_free(d, posix_socket_hello(s));
+  } else if (s->b != &d->binary) {
+    posix_binding_put(s->b);
   }
-  posix_free(s->d, s);
+  posix_free(d, s);
+}
+
+void posix_socket_drop_hello(tern_socket *s) {
+  posix_hello *rec = posix_socket_hello(s);
+  if (rec) {
+    s->b = &rec->b.d->binary;
+    s->recording = 0;
+    posix_free(s->b->d, rec);
+  }
 }
 
 static tern_ssize stream_pull(tern_socket *s, uint8_t *out, size_t cap,
                               tern_tstamp now) {
   if (!s->conn) {
-    return s->h->pull(s->u.h_user, s, out, cap, now);
+    return s->b->h->pull(s->b->user, s, out, cap, now);
   }
   tern_ssize n = tern_conn_write(s->conn, out, cap, now);
   if (n == TERN_ERR_NOMEM) {
@@ -224,7 +290,7 @@ static tern_ssize stream_pull(tern_socket *s, uint8_t *out, size_t cap,
 /* Writes what |s| holds and what one pull gives, in one writev.  Keeps
    what the socket did not take.  Returns 0, or -1 when |s| was closed. */
 static int stream_service(tern_socket *s, tern_tstamp now) {
-  tern_driver *d = s->d;
+  tern_driver *d = s->b->d;
   for (int round = 0; round < 8; ++round) {
     size_t held = posix_socket_held(s);
     size_t room = d->o.out_cap - held;
@@ -317,7 +383,7 @@ static int stream_service(tern_socket *s, tern_tstamp now) {
 }
 
 static void stream_read(tern_socket *s, tern_tstamp now) {
-  tern_driver *d = s->d;
+  tern_driver *d = s->b->d;
   for (int i = 0; i < READS_PER_TURN && !s->dead; ++i) {
     ssize_t n = read(s->fd, d->rbuf, READ_BUF);
     if (n < 0 && errno == EINTR) {
@@ -335,23 +401,23 @@ static void stream_read(tern_socket *s, tern_tstamp now) {
       continue; /* bytes after the end are not served */
     }
     if (s->conn) {
-      if (!s->h && s->u.hello && tern_conn_get_session(s->conn) == NULL) {
+      posix_hello *rec = posix_socket_hello(s);
+      if (rec && tern_conn_get_session(s->conn) == NULL) {
         size_t keep = (size_t)n;
-        if (s->hello_len + keep > POSIX_HELLO_RECORD) {
-          keep = POSIX_HELLO_RECORD - (size_t)s->hello_len;
+        if (rec->len + keep > POSIX_HELLO_RECORD) {
+          keep = POSIX_HELLO_RECORD - (size_t)rec->len;
         }
-        memcpy(s->u.hello + s->hello_len, d->rbuf, keep);
-        s->hello_len = (uint16_t)(s->hello_len + keep);
+        memcpy(rec->bytes + rec->len, d->rbuf, keep);
+        rec->len = (uint16_t)(rec->len + keep);
       }
       /* An error closed the connection and queued its end event, which
          process() acts on. */
       (void)tern_conn_read(s->conn, d->rbuf, (size_t)n, now);
-      if (!s->h && s->u.hello && tern_conn_get_session(s->conn) != NULL) {
-        posix_free(d, s->u.hello); /* bound where it is: nothing to hand over */
-        s->u.hello = NULL;
+      if (s->recording && tern_conn_get_session(s->conn) != NULL) {
+        posix_socket_drop_hello(s); /* bound where it is: nothing to hand over */
       }
     } else {
-      int rc = s->h->read(s->u.h_user, s, d->rbuf, (size_t)n, now);
+      int rc = s->b->h->read(s->b->user, s, d->rbuf, (size_t)n, now);
       if (rc < 0) {
         s->ending = 1;
       }
@@ -362,7 +428,7 @@ static void stream_read(tern_socket *s, tern_tstamp now) {
 
 static void stream_io(void *arg, unsigned events) {
   tern_socket *s = arg;
-  tern_driver *d = s->d;
+  tern_driver *d = s->b->d;
   tern_tstamp now = d->m->now(d->loop);
   d->depth++;
   if ((events & TERN_IO_WRITE) && !s->dead) {
@@ -375,25 +441,32 @@ static void stream_io(void *arg, unsigned events) {
   process(d);
 }
 
-static int stream_new(tern_driver *d, int fd, const tern_socket_handler *h,
-                      void *user, int record, tern_socket **ps) {
+/* A socket for |fd| served with host binding |b| (a reference is taken),
+   or the binary framing when |b| is NULL, recording the bytes before its
+   HELLO when |record|. */
+static int stream_new(tern_driver *d, int fd, posix_binding *b, int record,
+                      tern_socket **ps) {
   tern_tstamp now = d->m->now(d->loop);
   tern_socket *s = posix_calloc(d, 1, sizeof(*s));
   int rc = s ? 0 : TERN_ERR_NOMEM;
-  if (rc == 0 && record && !h) {
-    s->u.hello = posix_malloc(d, POSIX_HELLO_RECORD);
-    rc = s->u.hello ? 0 : TERN_ERR_NOMEM;
+  if (rc == 0) {
+    s->b = b ? b : &d->binary;
   }
-  if (rc == 0 && !h) {
+  if (rc == 0 && record && !b) {
+    posix_hello *rec = posix_malloc(d, sizeof(*rec));
+    rc = rec ? 0 : TERN_ERR_NOMEM;
+    if (rec) {
+      rec->b = d->binary;
+      rec->len = 0;
+      s->b = &rec->b;
+      s->recording = 1;
+    }
+  }
+  if (rc == 0 && !b) {
     rc = tern_conn_new(&s->conn, d->hub, now);
   }
   if (rc == 0) {
-    s->d = d;
     s->fd = fd;
-    s->h = h;
-    if (h) {
-      s->u.h_user = user; /* else u.hello, recorded or NULL */
-    }
     if (s->conn) {
       tern_conn_set_user_data(s->conn, s);
     }
@@ -403,13 +476,14 @@ static int stream_new(tern_driver *d, int fd, const tern_socket_handler *h,
   if (rc != 0) {
     if (s) {
       tern_conn_del(s->conn);
-      if (!h) {
-        posix_free(d, s->u.hello);
-      }
+      posix_free(d, posix_socket_hello(s));
       posix_free(d, s);
     }
     close(fd);
     return rc;
+  }
+  if (b) {
+    b->refs++;
   }
   s->next = d->sockets;
   if (d->sockets) {
@@ -418,13 +492,10 @@ static int stream_new(tern_driver *d, int fd, const tern_socket_handler *h,
   d->sockets = s;
   d->st.sockets++;
   d->st.accepted++;
-  if (h && h->open) {
-    rc = h->open(user, s, now);
+  if (b && b->h->open) {
+    rc = b->h->open(b->user, s, now);
     if (rc != 0) {
-      const tern_socket_handler *saved = s->h;
-      s->h = NULL; /* no close call for a socket its open refused */
-      stream_close(s);
-      s->h = saved;
+      stream_close_as(s, 0); /* no close call for a socket its open refused */
       return rc < 0 ? rc : TERN_ERR_INVALID;
     }
   }
@@ -456,8 +527,33 @@ int tern_driver_adopt(tern_driver *d, int fd, const tern_socket_handler *h,
     close(fd);
     return TERN_ERR_INVALID;
   }
+  posix_binding *b = NULL;
+  if (h) {
+    b = posix_binding_get(d, h, user);
+    if (!b) {
+      close(fd);
+      return TERN_ERR_NOMEM;
+    }
+  }
   d->depth++;
-  int rc = stream_new(d, fd, h, user, d->hello_hook != NULL, ps);
+  int rc = stream_new(d, fd, b, d->hello_hook != NULL, ps);
+  d->depth--;
+  posix_binding_put(b); /* the socket holds its own */
+  process(d);
+  return rc;
+}
+
+int posix_driver_adopt_bound(tern_driver *d, int fd, posix_binding *b,
+                             tern_socket **ps) {
+  if (fd < 0) {
+    return TERN_ERR_INVALID;
+  }
+  if (nonblocking(fd) != 0) {
+    close(fd);
+    return TERN_ERR_INVALID;
+  }
+  d->depth++;
+  int rc = stream_new(d, fd, b, 0, ps);
   d->depth--;
   process(d);
   return rc;
@@ -471,7 +567,7 @@ int posix_driver_adopt_replay(tern_driver *d, int fd, const uint8_t *bytes,
     return TERN_ERR_INVALID;
   }
   d->depth++;
-  int rc = stream_new(d, fd, NULL, NULL, 0, &s);
+  int rc = stream_new(d, fd, NULL, 0, &s);
   if (rc == 0 && len > 0) {
     d->st.bytes_in += len;
     (void)tern_conn_read(s->conn, bytes, len, d->m->now(d->loop));
@@ -483,12 +579,14 @@ int posix_driver_adopt_replay(tern_driver *d, int fd, const uint8_t *bytes,
 
 void posix_stream_detach(tern_socket *s, int *pfd, uint8_t **phello,
                          size_t *phello_len) {
+  posix_hello *rec = posix_socket_hello(s); /* a host socket records none */
   *pfd = s->fd;
-  *phello = s->h ? NULL : s->u.hello; /* a host socket records none */
-  *phello_len = s->h ? 0 : s->hello_len;
+  *phello = rec ? rec->bytes : NULL; /* the record's block: bytes first */
+  *phello_len = rec ? rec->len : 0;
   s->fd = -1;
-  if (!s->h) {
-    s->u.hello = NULL;
+  if (rec) {
+    s->b = &rec->b.d->binary; /* the record is the caller's now */
+    s->recording = 0;
   }
   stream_close(s);
 }
@@ -499,12 +597,13 @@ void tern_socket_want_write(tern_socket *s) {
   if (!s || s->dead) {
     return;
   }
+  tern_driver *d = s->b->d;
   mark_dirty(s);
-  if (s->d->depth == 0) {
+  if (d->depth == 0) {
     /* Called from outside the driver's callbacks: let the loop come back
        at once rather than rely on a tern_driver_process. */
-    s->d->m->timer_set(s->d->loop, s->d->timer, 0);
-    s->d->armed = 0;
+    d->m->timer_set(d->loop, d->timer, 0);
+    d->armed = 0;
   }
 }
 
@@ -514,7 +613,8 @@ void tern_socket_end(tern_socket *s) {
   }
   s->ending = 1;
   if (s->conn) {
-    tern_conn_goaway(s->conn, TERN_GOAWAY_REPLACED, 0, s->d->m->now(s->d->loop));
+    tern_driver *d = s->b->d;
+    tern_conn_goaway(s->conn, TERN_GOAWAY_REPLACED, 0, d->m->now(d->loop));
   }
   tern_socket_want_write(s);
 }
@@ -526,7 +626,7 @@ tern_conn *tern_socket_get_conn(const tern_socket *s) {
 }
 
 tern_driver *tern_socket_get_driver(const tern_socket *s) {
-  return s ? s->d : NULL;
+  return s ? s->b->d : NULL;
 }
 
 void tern_socket_set_user_data(tern_socket *s, void *user_data) {
@@ -543,7 +643,7 @@ void *tern_socket_get_user_data(const tern_socket *s) {
 
 static void handle_event(tern_driver *d, const tern_event *ev) {
   tern_socket *s = ev->conn ? tern_conn_get_user_data(ev->conn) : NULL;
-  if (ev->type == TERN_EV_CONN_HELLO && s && !s->h && d->hello_hook &&
+  if (ev->type == TERN_EV_CONN_HELLO && s && !s->b->h && d->hello_hook &&
       d->hello_hook(d->hello_arg, d, s, ev)) {
     return; /* handed to another driver */
   }
@@ -607,10 +707,21 @@ static void process(tern_driver *d) {
     /* Writing made events (SENT, CONN_CLOSED after a GOAWAY...) or the
        host asked for more: another pass. */
   } while ((d->again || d->dirty) && ++pass < MAX_PASSES);
+  if (d->dead) {
+    /* Passes used up: a socket closed after it was put on the dirty list
+       for the next pass is still on it, and is freed now. */
+    for (tern_socket **ps = &d->dirty; *ps;) {
+      if ((*ps)->dead) {
+        *ps = (*ps)->next_dirty;
+      } else {
+        ps = &(*ps)->next_dirty;
+      }
+    }
+  }
   while (d->dead) {
     tern_socket *s = d->dead;
     d->dead = s->prev;
-    stream_free(s);
+    stream_free(d, s);
   }
   d->depth--;
   tern_tstamp expiry = d->dirty || d->again ? 0 : tern_hub_get_expiry(d->hub);
@@ -672,7 +783,7 @@ static void on_accept(void *arg, unsigned events) {
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    (void)stream_new(d, fd, l->h, l->user, d->hello_hook != NULL, NULL);
+    (void)stream_new(d, fd, l->b, d->hello_hook != NULL, NULL);
   }
   d->depth--;
   process(d);
@@ -721,8 +832,7 @@ int posix_listen_socket(const char *host, uint16_t port, int reuseport,
   return fd;
 }
 
-int posix_driver_listen_fd(tern_driver *d, int fd, const tern_socket_handler *h,
-                           void *user) {
+int posix_driver_listen_fd(tern_driver *d, int fd, posix_binding *b) {
   listener *l = posix_calloc(d, 1, sizeof(*l));
   if (!l) {
     close(fd);
@@ -730,14 +840,16 @@ int posix_driver_listen_fd(tern_driver *d, int fd, const tern_socket_handler *h,
   }
   l->d = d;
   l->fd = fd;
-  l->h = h;
-  l->user = user;
   int rc = d->m->io_add(d->loop, &l->io, fd, TERN_IO_READ, on_accept, l);
   if (rc != 0) {
     close(fd);
     posix_free(d, l);
     return rc;
   }
+  if (b) {
+    b->refs++;
+  }
+  l->b = b;
   l->next = d->listeners;
   d->listeners = l;
   return 0;
@@ -749,11 +861,17 @@ int tern_driver_listen(tern_driver *d, const char *host, uint16_t port,
   if (!d || !check_handler(h)) {
     return TERN_ERR_INVALID;
   }
-  int fd = posix_listen_socket(host, port, 0, pport);
-  if (fd < 0) {
-    return fd;
+  posix_binding *b = NULL;
+  if (h) {
+    b = posix_binding_get(d, h, user);
+    if (!b) {
+      return TERN_ERR_NOMEM;
+    }
   }
-  return posix_driver_listen_fd(d, fd, h, user);
+  int fd = posix_listen_socket(host, port, 0, pport);
+  int rc = fd < 0 ? fd : posix_driver_listen_fd(d, fd, b);
+  posix_binding_put(b); /* the listener holds its own */
+  return rc;
 }
 
 static void on_store(void *arg, unsigned events) {
@@ -817,6 +935,8 @@ int tern_driver_new(tern_driver **pd, tern_hub *hub, const tern_loop_methods *m,
   d->loop = loop;
   d->o = opt;
   d->armed = TERN_TSTAMP_NONE;
+  d->binary.d = d;
+  d->binary.refs = 1; /* never dropped: it is the driver's */
   d->scratch = posix_malloc(d, opt.out_cap);
   d->rbuf = d->scratch ? posix_malloc(d, READ_BUF) : NULL;
   int rc = d->scratch && d->rbuf ? 0 : TERN_ERR_NOMEM;
@@ -845,6 +965,7 @@ void tern_driver_del(tern_driver *d) {
     d->listeners = l->next;
     d->m->io_del(d->loop, l->io);
     close(l->fd);
+    posix_binding_put(l->b);
     posix_free(d, l);
   }
   while (d->sockets) {
@@ -853,7 +974,13 @@ void tern_driver_del(tern_driver *d) {
   while (d->dead) {
     tern_socket *s = d->dead;
     d->dead = s->prev;
-    stream_free(s);
+    stream_free(d, s);
+  }
+  while (d->bindings) {
+    /* Held by a tern_http not deleted first: its del no longer can. */
+    posix_binding *b = d->bindings;
+    d->bindings = b->next;
+    posix_free(d, b);
   }
   if (d->store_io) {
     d->m->io_del(d->loop, d->store_io);
@@ -869,11 +996,12 @@ void posix_driver_unlisten(tern_driver *d, const void *user) {
   listener **pl = &d->listeners;
   while (*pl) {
     listener *l = *pl;
-    if (l->h && l->user == user) {
+    if (l->b && l->b->user == user) {
       *pl = l->next;
       d->m->io_del(d->loop, l->io);
       close(l->fd);
-      free(l);
+      posix_binding_put(l->b);
+      posix_free(d, l); /* it came from posix_calloc */
     } else {
       pl = &l->next;
     }
@@ -889,7 +1017,7 @@ void posix_driver_close_sockets(tern_driver *d, const void *user) {
   tern_socket *s = d->sockets;
   while (s) {
     tern_socket *next = s->next;
-    if (!s->dead && s->h && s->u.h_user == user) {
+    if (!s->dead && s->b->h && s->b->user == user) {
       stream_close(s);
     }
     s = next;
@@ -897,11 +1025,11 @@ void posix_driver_close_sockets(tern_driver *d, const void *user) {
   d->depth--;
 }
 
-void posix_socket_set_conn(tern_socket *s, tern_conn *conn,
-                           const tern_socket_handler *h, void *user) {
+void posix_socket_set_conn(tern_socket *s, tern_conn *conn, posix_binding *b) {
+  b->refs++;
+  posix_binding_put(s->b); /* a host socket's: not the binary one */
+  s->b = b;
   s->conn = conn;
-  s->h = h;
-  s->u.h_user = user;
   s->user_data = NULL;
   tern_conn_set_user_data(conn, s);
 }

@@ -84,6 +84,8 @@ struct tern_http {
   pthread_mutex_t lock;    /* guards handoffs                           */
   handoff *handoffs;
   tern_http_request *fwait; /* forwards waiting for earlier answers to go */
+  posix_binding *http_b;   /* what its sockets are served with, shared */
+  posix_binding *stream_b; /* ... once the driver serves their streams */
 };
 
 static int forward_now(tern_http_request *c);
@@ -690,7 +692,7 @@ static void on_handoff(void *arg) {
     handoff *ho = list;
     list = ho->next;
     tern_socket *s = NULL;
-    if (tern_driver_adopt(h->d, ho->fd, &handler_of_http, h, &s) == 0 && s) {
+    if (posix_driver_adopt_bound(h->d, ho->fd, h->http_b, &s) == 0 && s) {
       tern_http_request *c = tern_socket_get_user_data(s);
       if (c) {
         c->forward_arg = ho->arg;
@@ -956,7 +958,7 @@ static tern_ssize on_pull(void *user, tern_socket *s, uint8_t *out, size_t cap,
        is no more (an idle subscriber keeps no struct of ours). */
     tern_conn *conn = c->conn;
     c->conn = NULL;
-    posix_socket_set_conn(s, conn, &handler_of_stream, c->h);
+    posix_socket_set_conn(s, conn, c->h->stream_b);
     release(c);
     if (n == cap) {
       return (tern_ssize)n;
@@ -1087,14 +1089,23 @@ int tern_http_new(tern_http **ph, tern_driver *d, const tern_http_options *o) {
   h->lim.max_head = o->max_head;
   h->lim.max_headers = o->max_headers;
   h->lim.max_body = o->max_body;
-  int rc = h->m->timer_add(h->loop, &h->timer, on_timer, h);
+  h->http_b = posix_binding_get(d, &handler_of_http, h);
+  h->stream_b = posix_binding_get(d, &handler_of_stream, h);
+  int rc = h->http_b && h->stream_b ? 0 : TERN_ERR_NOMEM;
+  if (rc == 0) {
+    rc = h->m->timer_add(h->loop, &h->timer, on_timer, h);
+  }
   if (rc != 0) {
+    posix_binding_put(h->http_b);
+    posix_binding_put(h->stream_b);
     free(h);
     return rc;
   }
   rc = h->m->waker_add(h->loop, &h->waker, on_handoff, h);
   if (rc != 0) {
     h->m->timer_del(h->loop, h->timer);
+    posix_binding_put(h->http_b);
+    posix_binding_put(h->stream_b);
     free(h);
     return rc;
   }
@@ -1108,21 +1119,18 @@ int tern_http_listen(tern_http *h, const char *host, uint16_t port,
   if (!h) {
     return TERN_ERR_INVALID;
   }
-  if (!h->o.reuseport) {
-    return tern_driver_listen(h->d, host, port, &handler_of_http, h, pport);
-  }
-  int fd = posix_listen_socket(host, port, 1, pport);
+  int fd = posix_listen_socket(host, port, h->o.reuseport != 0, pport);
   if (fd < 0) {
     return fd;
   }
-  return posix_driver_listen_fd(h->d, fd, &handler_of_http, h);
+  return posix_driver_listen_fd(h->d, fd, h->http_b);
 }
 
 int tern_http_adopt(tern_http *h, int fd) {
   if (!h) {
     return TERN_ERR_INVALID;
   }
-  return tern_driver_adopt(h->d, fd, &handler_of_http, h, NULL);
+  return posix_driver_adopt_bound(h->d, fd, h->http_b, NULL);
 }
 
 void tern_http_get_stats(const tern_http *h, tern_http_stats *st,
@@ -1146,6 +1154,9 @@ void tern_http_del(tern_http *h) {
   tern_driver_process(h->d); /* frees the closed sockets */
   h->m->timer_del(h->loop, h->timer);
   h->m->waker_del(h->loop, h->waker);
+  /* Sockets still to be freed (a del from a callback) keep their own. */
+  posix_binding_put(h->http_b);
+  posix_binding_put(h->stream_b);
   while (h->handoffs) {
     handoff *ho = h->handoffs;
     h->handoffs = ho->next;

@@ -6,6 +6,8 @@
 #ifndef TERN_POSIX_INTERNAL_H
 #define TERN_POSIX_INTERNAL_H
 
+#include <stddef.h>
+
 #include <tern_posix.h>
 
 /* The most bytes a binary connection may send before its HELLO is taken
@@ -20,34 +22,64 @@ typedef struct posix_held {
   uint8_t bytes[];
 } posix_held;
 
-/* Kept small, as an idle subscriber holds one for as long as it stays:
-   88 bytes (a 96-byte block). */
-struct tern_socket {
+/* What a socket is served with: its driver, its handler (NULL: the
+   binary framing) and the handler's user.  Every socket of a listener or
+   of a tern_http server has the same, so the sockets share one and keep
+   a pointer.  Host bindings are on the driver's list and counted: each
+   socket and listener using one holds a reference, and the last one gone
+   frees it, whoever of them (a listener, a server) goes first. */
+typedef struct posix_binding {
   tern_driver *d;
+  const tern_socket_handler *h;
+  void *user;
+  size_t refs;
+  struct posix_binding *prev, *next; /* the driver's list */
+} posix_binding;
+
+/* A binary socket's bytes read before its HELLO took, recorded for a
+   hand-over, with the binding the socket uses meanwhile: the record costs
+   the socket no field.  |bytes| comes first, so that the record is a
+   block of bytes the hand-over can take and free. */
+typedef struct posix_hello {
+  uint8_t bytes[POSIX_HELLO_RECORD];
+  posix_binding b; /* the driver's binary one, copied */
+  uint16_t len;
+} posix_hello;
+
+/* Kept small, as an idle subscriber holds one for as long as it stays:
+   72 bytes (an 80-byte block). */
+struct tern_socket {
+  posix_binding *b;                /* driver, handler, user: shared (a
+                                      recording binary socket's is in its
+                                      posix_hello)                        */
   void *io;
-  const tern_socket_handler *h;    /* NULL: binary framing; with |conn|
-                                      (posix_socket_set_conn) only its
-                                      close is called                     */
-  union {
-    void *h_user;                  /* |h|'s user                          */
-    uint8_t *hello;                /* no |h|: bytes read before the HELLO
-                                      took (recorded for a hand-over)     */
-  } u;
   void *user_data;
-  tern_conn *conn;                 /* binary sockets, converted streams   */
+  tern_conn *conn;                 /* binary sockets, converted streams
+                                      (posix_socket_set_conn: of the
+                                      handler only close is called)       */
   posix_held *out;                 /* NULL while none is held             */
   tern_socket *prev, *next;        /* every live socket of the driver; once
                                       dead, prev chains the dead list and
                                       next is left as it was               */
   tern_socket *next_dirty;
   int fd;
-  uint16_t hello_len;              /* bytes at u.hello                    */
   unsigned watching : 2;           /* TERN_IO_READ, _WRITE the loop watches */
   unsigned pull_done : 1;          /* pull said everything was given      */
   unsigned ending : 1;             /* tern_socket_end or a read error     */
   unsigned dead : 1;               /* closed; freed at the end of process */
   unsigned dirty : 1;              /* on the driver's dirty list          */
+  unsigned recording : 1;          /* |b| is in a posix_hello             */
 };
+
+/* The HELLO record of binary socket |s|, or NULL when it keeps none. */
+static inline posix_hello *posix_socket_hello(const tern_socket *s) {
+  return s->recording
+             ? (posix_hello *)(void *)((char *)s->b - offsetof(posix_hello, b))
+             : NULL;
+}
+
+/* Frees the HELLO record of |s|, if any (bound where it is). */
+void posix_socket_drop_hello(tern_socket *s);
 
 /* The bytes |s| holds, not yet taken by the kernel. */
 static inline size_t posix_socket_held(const tern_socket *s) {
@@ -80,10 +112,21 @@ int posix_driver_adopt_replay(tern_driver *d, int fd, const uint8_t *bytes,
 int posix_listen_socket(const char *host, uint16_t port, int reuseport,
                         uint16_t *pport);
 
+/* The binding of |h| and |user| on |d|, with a reference for the caller
+   (posix_binding_put), or NULL when out of memory. */
+posix_binding *posix_binding_get(tern_driver *d, const tern_socket_handler *h,
+                                 void *user);
+/* Drops a reference to |b| (NULL does nothing). */
+void posix_binding_put(posix_binding *b);
+
 /* Serves connections accepted on the listening socket |fd| (owned by the
-   driver from then on, closed on failure) with |h| and |user|. */
-int posix_driver_listen_fd(tern_driver *d, int fd, const tern_socket_handler *h,
-                           void *user);
+   driver from then on, closed on failure) with host binding |b|, taking a
+   reference to it. */
+int posix_driver_listen_fd(tern_driver *d, int fd, posix_binding *b);
+
+/* tern_driver_adopt with host binding |b| (a reference is taken). */
+int posix_driver_adopt_bound(tern_driver *d, int fd, posix_binding *b,
+                             tern_socket **ps);
 
 /* The allocator of a driver and its inboxes: the host's tern_mem
    (tern_driver_options.mem) or libc. */
@@ -106,10 +149,10 @@ void posix_driver_close_sockets(tern_driver *d, const void *user);
 
 /* Turns host socket |s| into a connection socket: from now on the driver
    reads into |conn| and writes what it gives, as for a binary socket, and
-   of |h| calls only close (with |user|).  Its user data is reset to NULL.
-   The bytes the socket already holds go first. */
-void posix_socket_set_conn(tern_socket *s, tern_conn *conn,
-                           const tern_socket_handler *h, void *user);
+   of |b|'s handler calls only close (a reference to |b| is taken).  Its
+   user data is reset to NULL.  The bytes the socket already holds go
+   first. */
+void posix_socket_set_conn(tern_socket *s, tern_conn *conn, posix_binding *b);
 
 /* The driver's loop methods and loop pointer. */
 const tern_loop_methods *posix_driver_methods(const tern_driver *d,

@@ -68,10 +68,12 @@ static int hello_hook(void *arg, tern_driver *d, tern_socket *s,
                       const tern_event *ev) {
   worker *wk = arg;
   tern_workers *w = wk->w;
+  (void)d; /* the socket's binding knows it */
   uint32_t owner = tern_shard_of(ev->session_key, ev->session_keylen, w->n);
   tern_tstamp now = tern_posix_now();
   if (owner != wk->index) {
-    if (!s->u.hello || s->hello_len >= POSIX_HELLO_RECORD) {
+    posix_hello *rec = posix_socket_hello(s);
+    if (!rec || rec->len >= POSIX_HELLO_RECORD) {
       /* More bytes than a HELLO before it: cannot be replayed whole. */
       tern_conn_goaway(s->conn, TERN_GOAWAY_REJECTED, 0, now);
       return 1;
@@ -83,8 +85,7 @@ static int hello_hook(void *arg, tern_driver *d, tern_socket *s,
     (void)posix_inbox_handover(w->workers[owner].in, fd, hello, len);
     return 1;
   }
-  posix_free(d, s->u.hello);
-  s->u.hello = NULL;
+  posix_socket_drop_hello(s);
   if (!w->host_accepts) {
     tern_conn_accept(s->conn, now); /* LIMIT closes it, with its event */
   }
@@ -203,7 +204,7 @@ int tern_workers_listen(tern_workers *w, const char *host, uint16_t port,
     if (fd < 0) {
       return fd;
     }
-    int rc = posix_driver_listen_fd(w->workers[i].d, fd, NULL, NULL);
+    int rc = posix_driver_listen_fd(w->workers[i].d, fd, NULL);
     if (rc != 0) {
       return rc;
     }
