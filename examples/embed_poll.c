@@ -1,11 +1,7 @@
-/*
- * embed_poll [PORT [COUNT [INTERVAL_MS]]]: a hub in a plain poll() loop,
- * without libtern-posix.  The host owns the sockets, the clock and the
- * sleep; the hub sees bytes and times only.  It listens on 127.0.0.1:PORT
- * (0, the default: a free one; printed) and publishes "m<n> for r0", id
- * m<n>, to session r0 every INTERVAL_MS (1000), COUNT times (0: forever);
- * tcp_receiver receives.  SIGINT, SIGTERM: GOAWAY to every receiver, "bye".
- */
+/* embed_poll [PORT [COUNT [INTERVAL_MS]]]: a hub in a plain poll() loop, the
+   host's own sockets, no libtern-posix.  Listens on 127.0.0.1:PORT (0: any,
+   printed); publishes "m<n> for r0", id m<n>, to session r0 every INTERVAL_MS
+   (1000), COUNT times (0: no end).  SIGINT, SIGTERM: GOAWAY to all, "bye". */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,29 +10,22 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <tern.h>
 
-#define MAX_PEERS 64
-
-/* A receiver (conn NULL: a free slot), and what its socket has not taken
-   yet of the last tern_conn_write: out[off, len). */
-typedef struct peer {
-  int fd;
-  tern_conn *conn;
-  size_t off, len;
-  uint8_t out[16384];
-} peer;
-
+#define MAX_FDS 256 /* a receiver on a higher descriptor is refused */
+static struct peer {
+  tern_conn *conn; /* NULL: no receiver on this descriptor */
+  size_t off, len; /* out[off, len): from the hub, not yet sent */
+  uint8_t out[8192];
+} peers[MAX_FDS]; /* indexed by descriptor */
 static tern_hub *hub;
-static peer peers[MAX_PEERS];
 static volatile sig_atomic_t stop;
 
-static void on_signal(int sig) { stop = sig; }
+static void on_signal(int sig) { stop = sig; } /* poll(): EINTR */
 
 static tern_tstamp mono_now(void) {
   struct timespec ts;
@@ -44,157 +33,128 @@ static tern_tstamp mono_now(void) {
   return (tern_tstamp)ts.tv_sec * TERN_SECONDS + (tern_tstamp)ts.tv_nsec;
 }
 
-static void drop(peer *p) {
-  close(p->fd);
-  tern_conn_del(p->conn); /* in-flight messages go back to the session */
-  p->conn = NULL;
+static void drop(int fd) {
+  close(fd);
+  tern_conn_del(peers[fd].conn); /* in flight: back to the session */
+  peers[fd].conn = NULL;
 }
 
-/* Sends what the hub has for |p| while the socket takes it.  When the
-   socket is full, out waits for POLLOUT and the messages behind it wait
-   in the hub: a slow receiver costs the host this one buffer. */
-static void flush(peer *p, tern_tstamp now) {
-  while (p->conn != NULL) {
+/* Sends what the hub has for fd while the socket takes it.  What the socket
+   refuses waits in out for POLLOUT, and the messages behind it in the hub.
+   Returns 0 when fd is done: its socket failed, or the hub ended it. */
+static int flush(int fd, tern_tstamp now) {
+  struct peer *p = &peers[fd];
+  for (;;) {
     if (p->off == p->len) {
       tern_ssize n = tern_conn_write(p->conn, p->out, sizeof(p->out), now);
-      if (n == TERN_ERR_CLOSED) { /* closed by the hub, and all of it sent */
-        drop(p);
-      }
-      if (n <= 0) { /* 0: nothing now; NOMEM: tried again next turn */
-        return;
+      if (n <= 0) { /* 0: nothing now; NOMEM: the hub's timer retries */
+        return n != TERN_ERR_CLOSED; /* ended, and its GOAWAY is out */
       }
       p->off = 0;
       p->len = (size_t)n;
     }
-    ssize_t n = send(p->fd, p->out + p->off, p->len - p->off, MSG_NOSIGNAL);
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      drop(p);
-    }
+    ssize_t n = send(fd, p->out + p->off, p->len - p->off, MSG_NOSIGNAL);
     if (n < 0) {
-      return;
+      return errno == EAGAIN || errno == EWOULDBLOCK; /* full: POLLOUT */
     }
     p->off += (size_t)n;
   }
 }
 
-/* Takes every event, then gives every receiver what the hub has for it,
-   which also serves the end events (CONN_DEAD, CONN_CLOSED): flush sends
-   the last bytes, then tern_conn_write says CLOSED and flush deletes the
-   connection.  (With many, tern_hub_next_ready names those to write.) */
-static void service(tern_tstamp now) {
+/* Takes every event, flushes every receiver, lists its fd in pfd[1, n).
+   Other duty events need a store, hooks, fallbacks or ack_timeout (DEAD). */
+static nfds_t service(struct pollfd *pfd, tern_tstamp now) {
   tern_event ev;
   while (tern_hub_next_event(hub, &ev) == 1) {
-    if (ev.type == TERN_EV_ACKED) { /* the receiver confirmed it */
+    const char *key = (const char *)ev.session_key;
+    if (ev.type == TERN_EV_ACKED) { /* of a message with TERN_MSG_TRACE */
       printf("acked %.*s\n", (int)ev.msg_idlen, (const char *)ev.msg_id);
     } else if (ev.type == TERN_EV_CONN_HELLO) { /* hello_accept 0: accepted */
-      printf("hello %.*s\n", (int)ev.session_keylen,
-             (const char *)ev.session_key);
+      printf("hello %.*s\n", (int)ev.session_keylen, key);
+    } else if (ev.type == TERN_EV_CONN_DEAD || ev.type == TERN_EV_CONN_CLOSED) {
+      printf("closed, reason %d\n", ev.reason); /* flush() ends it */
+    } else if (ev.type == TERN_EV_SESSION_EXPIRED) { /* messages lost */
+      printf("expired %.*s: %llu lost\n", (int)ev.session_keylen, key,
+             (unsigned long long)ev.count);
     }
   }
-  for (int i = 0; i < MAX_PEERS; ++i) {
-    flush(&peers[i], now);
+  nfds_t n = 1;
+  for (int fd = 0; fd < MAX_FDS; ++fd) { /* or: tern_hub_next_ready */
+    if (peers[fd].conn != NULL && !flush(fd, now)) {
+      drop(fd);
+    } else if (peers[fd].conn != NULL) {
+      short out = peers[fd].off < peers[fd].len ? POLLOUT : 0;
+      pfd[n++] = (struct pollfd){.fd = fd, .events = POLLIN | out};
+    }
   }
-}
-
-static void receive(peer *p, tern_tstamp now) {
-  uint8_t in[16384];
-  ssize_t n = recv(p->fd, in, sizeof(in), 0);
-  if (n > 0) { /* a bad frame closes the conn: its end event follows */
-    (void)tern_conn_read(p->conn, in, (size_t)n, now);
-  } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-    drop(p); /* EOF or reset: tern_conn_del ends it without an event */
-  }
-}
-
-/* A new receiver in a free slot, or refused (no slot, no memory). */
-static void accept_one(int lfd, tern_tstamp now) {
-  int fd = accept(lfd, NULL, NULL), i = 0;
-  while (i < MAX_PEERS && peers[i].conn != NULL) {
-    ++i;
-  }
-  if (fd >= 0 && (i == MAX_PEERS || tern_conn_new(&peers[i].conn, hub, now))) {
-    close(fd);
-  } else if (fd >= 0) {
-    fcntl(fd, F_SETFL, O_NONBLOCK); /* reads and writes never block */
-    peers[i].fd = fd;
-    peers[i].off = peers[i].len = 0;
-  }
+  return n;
 }
 
 int main(int argc, char **argv) {
-  unsigned long port = argc > 1 ? strtoul(argv[1], NULL, 10) : 0;
+  uint16_t port = argc > 1 ? (uint16_t)strtoul(argv[1], NULL, 10) : 0;
   unsigned long count = argc > 2 ? strtoul(argv[2], NULL, 10) : 0;
   unsigned long interval = argc > 3 ? strtoul(argv[3], NULL, 10) : 1000;
   setvbuf(stdout, NULL, _IOLBF, 0);
-  struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART */
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-  struct sockaddr_in sin = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t slen = sizeof(sin);
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sigaction(SIGINT, &(struct sigaction){.sa_handler = on_signal}, NULL);
+  sigaction(SIGTERM, &(struct sigaction){.sa_handler = on_signal}, NULL);
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &(int){1}, sizeof(int));
   fcntl(lfd, F_SETFL, O_NONBLOCK); /* a client gone before accept() */
-  if (port > 65535 || bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) ||
-      listen(lfd, 16) || getsockname(lfd, (struct sockaddr *)&sin, &slen) ||
+  if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) || listen(lfd, 16) ||
+      getsockname(lfd, (struct sockaddr *)&sin, &(socklen_t){sizeof(sin)}) ||
       tern_hub_new(&hub, NULL, NULL) != 0) {
     perror("embed_poll");
     return 1;
   }
   printf("listening on 127.0.0.1:%u\n", ntohs(sin.sin_port));
   unsigned long published = 0;
-  tern_tstamp next_publish = mono_now();
+  tern_tstamp now = mono_now(), next_publish = now; /* NONE: all published */
+  struct pollfd pfd[1 + MAX_FDS] = {{.fd = lfd, .events = POLLIN}};
   while (!stop) {
-    tern_tstamp now = mono_now();
-    int more = count == 0 || published < count;
-    if (more && now >= next_publish) {
-      char id[24], payload[48];
-      snprintf(id, sizeof(id), "m%lu", ++published);
-      tern_msg_desc d = {.id = (const uint8_t *)id, .idlen = strlen(id),
-                         .priority = TERN_PRIO_NORMAL,
-                         .flags = TERN_MSG_TRACE, /* for its ACKED event */
-                         .payload = (const uint8_t *)payload};
-      d.payloadlen =
-          (size_t)snprintf(payload, sizeof(payload), "%s for r0", id);
+    if (now >= next_publish) {
+      char id[24], text[48];
+      tern_msg_desc d = {.id = (uint8_t *)id, .payload = (uint8_t *)text,
+                         .priority = TERN_PRIO_NORMAL, .flags = TERN_MSG_TRACE};
+      d.idlen = (size_t)snprintf(id, sizeof(id), "m%lu", ++published);
+      d.payloadlen = (size_t)snprintf(text, sizeof(text), "%s for r0", id);
       int rc = tern_hub_publish(hub, (const uint8_t *)"r0", 2, &d, now, NULL);
       printf("published %s: %s\n", id, rc ? tern_strerror(rc) : "ok");
-      next_publish += interval * TERN_MILLISECONDS;
+      next_publish = published == count ? TERN_TSTAMP_NONE
+                                        : now + interval * TERN_MILLISECONDS;
     }
     tern_hub_handle_expiry(hub, now); /* heartbeats, liveness, TTLs due */
-    service(now);
-    struct pollfd pfd[MAX_PEERS + 1] = {{.fd = lfd, .events = POLLIN}};
-    for (int i = 0; i < MAX_PEERS; ++i) {
-      pfd[i + 1].fd = peers[i].conn ? peers[i].fd : -1; /* poll skips -1 */
-      pfd[i + 1].events =
-          (short)(POLLIN | (peers[i].off < peers[i].len ? POLLOUT : 0));
-    }
-    /* Sleep until a socket is ready, the hub's next deadline or the next
-       publish: at most a second (a signal just before poll() is seen
-       soon), rounded up (waking early would spin). */
+    nfds_t n = service(pfd, now);
+    /* Sleep until the next deadline; at most 1 s, for a signal just missed. */
     tern_tstamp wake = tern_hub_get_expiry(hub);
-    wake = more && next_publish < wake ? next_publish : wake;
+    wake = next_publish < wake ? next_publish : wake;
     tern_duration left = wake > now ? wake - now : 0;
-    left = left < TERN_SECONDS ? left : TERN_SECONDS;
-    if (poll(pfd, MAX_PEERS + 1,
-             (int)((left + TERN_MILLISECONDS - 1) / TERN_MILLISECONDS)) < 0) {
-      continue; /* EINTR: a signal */
-    }
+    left = left < TERN_SECONDS ? left + TERN_MILLISECONDS - 1 : TERN_SECONDS;
+    int ready = poll(pfd, n, (int)(left / TERN_MILLISECONDS)); /* rounded up */
     now = mono_now();
-    for (int i = 0; i < MAX_PEERS; ++i) {
-      if (pfd[i + 1].revents & (POLLIN | POLLHUP | POLLERR)) {
-        receive(&peers[i], now); /* POLLOUT: service() writes next turn */
+    for (nfds_t i = 1; i < n && ready > 0; ++i) { /* -1: a signal */
+      if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+        uint8_t in[16384];
+        ssize_t len = recv(pfd[i].fd, in, sizeof(in), 0);
+        if (len > 0) { /* a bad frame ends the conn: an end event */
+          tern_conn_read(peers[pfd[i].fd].conn, in, (size_t)len, now);
+        } else if (len == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+          drop(pfd[i].fd); /* EOF or an error */
+        }
       }
     }
-    if (pfd[0].revents & POLLIN) {
-      accept_one(lfd, now);
+    int fd = pfd[0].revents & POLLIN ? accept(lfd, NULL, NULL) : -1;
+    if (fd >= 0 && fd < MAX_FDS && !tern_conn_new(&peers[fd].conn, hub, now)) {
+      fcntl(fd, F_SETFL, O_NONBLOCK); /* reads and writes never block */
+      peers[fd].off = peers[fd].len = 0;
+    } else if (fd >= 0) {
+      close(fd); /* refused: descriptor too high, or no memory */
     }
   }
-  /* Every receiver is told to come back within 5 s, and each socket takes
-     what it can of that now; tern_hub_del frees the connections left. */
-  tern_hub_goaway_all(hub, TERN_GOAWAY_RESTART, 5 * TERN_SECONDS, mono_now());
-  service(mono_now());
-  tern_hub_del(hub);
+  tern_hub_goaway_all(hub, TERN_GOAWAY_RESTART, 5 * TERN_SECONDS, now);
+  service(pfd, now); /* each socket takes what it can of the GOAWAY now */
+  tern_hub_del(hub); /* frees the connections left */
   printf("bye\n");
   return 0;
 }

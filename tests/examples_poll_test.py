@@ -16,9 +16,11 @@ goodbye.  Then:
     server keeps serving after the first one left;
   - embed_poll printed the HELLO events of both ("hello <key>");
   - a connection that never sends HELLO is closed by the hub's timer
-    (tern_hub_handle_expiry) after a GOAWAY written by the end-event path;
+    (tern_hub_handle_expiry) after a GOAWAY written by the end-event path,
+    and embed_poll printed its end event ("closed, reason 3": TIMEOUT);
   - SIGTERM ends embed_poll with status 0 after "bye", and the receiver
-    still connected was told GOAWAY RESTART (not just a closed socket).
+    still connected was told GOAWAY RESTART (not just a closed socket),
+    an end event embed_poll printed too ("closed, reason 0": RESTART).
 
 TAP output.
 """
@@ -142,16 +144,19 @@ def main():
             pass
         silent.close()
         waited = time.monotonic() - silent_since
-        check(got_bytes and eof and waited < 15,
+        server.wait_for(lambda ls: "closed, reason 3" in ls, 5)
+        timeout_ends = server.lines.count("closed, reason 3")
+        check(got_bytes and eof and waited < 15 and timeout_ends == 1,
               f"a connection without HELLO got a GOAWAY and was closed by "
               f"the hub's timer ({len(got_bytes)} bytes, EOF {eof}, "
-              f"after {waited:.1f} s)")
+              f"after {waited:.1f} s, {timeout_ends} TIMEOUT end events)")
         src = server.finish(signal.SIGTERM)
         check(src == 0 and server.lines[-1:] == ["bye"],
               f"SIGTERM ends embed_poll cleanly (status {src})")
         # GOAWAY RESTART (0) rather than a lost transport.
         check(other.wait_for(
-                  lambda ls: "disconnected (reason 0)" in ls, 10),
+                  lambda ls: "disconnected (reason 0)" in ls, 10) and
+              "closed, reason 0" in server.lines,
               "the receiver still connected got a GOAWAY at the shutdown")
         orc = other.finish(signal.SIGTERM)
         check(orc == 0 and not ids(other.lines, "got "),
