@@ -17,11 +17,7 @@
 #include <tern.h>
 
 #define MAX_FDS 256 /* a receiver on a higher descriptor is refused */
-static struct peer {
-  tern_conn *conn; /* NULL: no receiver on this descriptor */
-  size_t off, len; /* out[off, len): from the hub, not yet sent */
-  uint8_t out[8192];
-} peers[MAX_FDS]; /* indexed by descriptor */
+static tern_conn *peers[MAX_FDS]; /* by descriptor; NULL: no receiver */
 static tern_hub *hub;
 static volatile sig_atomic_t stop;
 
@@ -35,30 +31,24 @@ static tern_tstamp mono_now(void) {
 
 static void drop(int fd) {
   close(fd);
-  tern_conn_del(peers[fd].conn); /* in flight: back to the session */
-  peers[fd].conn = NULL;
+  tern_conn_del(peers[fd]); /* in flight: back to the session */
+  peers[fd] = NULL;
 }
 
 /* Sends what the hub has for fd while the socket takes it.  What the socket
-   refuses waits in out for POLLOUT, and the messages behind it in the hub.
+   refuses, the connection keeps for POLLOUT (and the messages behind it).
    Returns 0 when fd is done: its socket failed, or the hub ended it. */
 static int flush(int fd, tern_tstamp now) {
-  struct peer *p = &peers[fd];
-  for (;;) {
-    if (p->off == p->len) {
-      tern_ssize n = tern_conn_write(p->conn, p->out, sizeof(p->out), now);
-      if (n <= 0) { /* 0: nothing now; NOMEM: the hub's timer retries */
-        return n != TERN_ERR_CLOSED; /* ended, and its GOAWAY is out */
-      }
-      p->off = 0;
-      p->len = (size_t)n;
-    }
-    ssize_t n = send(fd, p->out + p->off, p->len - p->off, MSG_NOSIGNAL);
-    if (n < 0) {
+  const uint8_t *out;
+  tern_ssize n;
+  while ((n = tern_conn_peek_output(peers[fd], &out, now)) > 0) {
+    ssize_t sent = send(fd, out, (size_t)n, MSG_NOSIGNAL);
+    if (sent < 0) {
       return errno == EAGAIN || errno == EWOULDBLOCK; /* full: POLLOUT */
     }
-    p->off += (size_t)n;
+    tern_conn_consume(peers[fd], (size_t)sent);
   }
+  return n != TERN_ERR_CLOSED; /* 0: nothing now; NOMEM: the timer retries */
 }
 
 /* Takes every event, flushes every receiver, lists its fd in pfd[1, n).
@@ -80,10 +70,10 @@ static nfds_t service(struct pollfd *pfd, tern_tstamp now) {
   }
   nfds_t n = 1;
   for (int fd = 0; fd < MAX_FDS; ++fd) { /* or: tern_hub_next_ready */
-    if (peers[fd].conn != NULL && !flush(fd, now)) {
+    if (peers[fd] != NULL && !flush(fd, now)) {
       drop(fd);
-    } else if (peers[fd].conn != NULL) {
-      short out = peers[fd].off < peers[fd].len ? POLLOUT : 0;
+    } else if (peers[fd] != NULL) {
+      short out = tern_conn_want_write(peers[fd]) ? POLLOUT : 0;
       pfd[n++] = (struct pollfd){.fd = fd, .events = POLLIN | out};
     }
   }
@@ -138,16 +128,15 @@ int main(int argc, char **argv) {
         uint8_t in[16384];
         ssize_t len = recv(pfd[i].fd, in, sizeof(in), 0);
         if (len > 0) { /* a bad frame ends the conn: an end event */
-          tern_conn_read(peers[pfd[i].fd].conn, in, (size_t)len, now);
+          tern_conn_read(peers[pfd[i].fd], in, (size_t)len, now);
         } else if (len == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
           drop(pfd[i].fd); /* EOF or an error */
         }
       }
     }
     int fd = pfd[0].revents & POLLIN ? accept(lfd, NULL, NULL) : -1;
-    if (fd >= 0 && fd < MAX_FDS && !tern_conn_new(&peers[fd].conn, hub, now)) {
+    if (fd >= 0 && fd < MAX_FDS && !tern_conn_new(&peers[fd], hub, now)) {
       fcntl(fd, F_SETFL, O_NONBLOCK); /* reads and writes never block */
-      peers[fd].off = peers[fd].len = 0;
     } else if (fd >= 0) {
       close(fd); /* refused: descriptor too high, or no memory */
     }

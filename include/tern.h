@@ -1357,8 +1357,34 @@ TERN_EXTERN tern_ssize tern_conn_write(tern_conn *conn, uint8_t *out,
                                        size_t cap, tern_tstamp now);
 
 /*
+ * tern_conn_peek_output is tern_conn_write for a host whose socket may take
+ * only part of what it is given: the connection keeps the bytes, and the
+ * host needs no buffer of its own.  It points *|data| at the bytes to send
+ * and returns their number; they stay offered, the same ones, until
+ * tern_conn_consume takes them, and only then does a peek take more from
+ * the hub (at most TERN_CONN_PEEK_MAX bytes at a time, held in a block of
+ * the hub's allocator that is freed once consumed: an idle connection keeps
+ * nothing).  Returns 0 (nothing to send now), TERN_ERR_CLOSED (closed and
+ * everything written), TERN_ERR_NOMEM or TERN_ERR_INVALID, as
+ * tern_conn_write does; *|data| is then NULL.  Use one or the other on a
+ * connection: tern_conn_write refuses with TERN_ERR_STATE while peeked
+ * bytes are not consumed.
+ */
+#define TERN_CONN_PEEK_MAX 16384
+TERN_EXTERN tern_ssize tern_conn_peek_output(tern_conn *conn,
+                                             const uint8_t **data,
+                                             tern_tstamp now);
+
+/*
+ * tern_conn_consume marks the first |n| bytes of the last peek as sent (the
+ * number the host's send took).  0, or TERN_ERR_INVALID (|n| larger than
+ * what the peek offered).
+ */
+TERN_EXTERN int tern_conn_consume(tern_conn *conn, size_t n);
+
+/*
  * tern_conn_want_write returns nonzero when tern_conn_write has something to
- * write now.
+ * write now, or peeked bytes are not consumed yet.
  */
 TERN_EXTERN int tern_conn_want_write(const tern_conn *conn);
 

@@ -43,14 +43,30 @@ int conn_aux_get(tern_hub *hub, conn *c) {
     c->aux->told_retention = 0;
     c->aux->told_seq = 0;
     c->aux->prod = NULL;
+    c->aux->peek = NULL;
+    c->aux->peek_off = c->aux->peek_len = 0;
   }
   return 0;
+}
+
+void conn_aux_free(tern_hub *hub, conn *c) {
+  if (c->aux) {
+    if (c->aux->wmsg) {
+      msg_unref(hub, c->aux->wmsg);
+    }
+    if (c->aux->peek) {
+      mem_free(&hub->mem, c->aux->peek);
+    }
+    mem_free(&hub->mem, c->aux);
+    c->aux = NULL;
+  }
 }
 
 /* Frees the aux block once nothing in it is in use. */
 static void aux_trim(tern_hub *hub, conn *c) {
   conn_aux *a = c->aux;
-  if (a && a->rlen == 0 && !a->wmsg && !a->wctllen && !a->hello_waiting && !a->prod &&
+  if (a && a->rlen == 0 && !a->wmsg && !a->wctllen && !a->hello_waiting &&
+      !a->prod && !a->peek &&
       !(a->told[0] | a->told[1] | a->told[2] | a->told_retention)) {
     mem_free(&hub->mem, a);
     c->aux = NULL;
@@ -158,13 +174,7 @@ void tern_conn_del(tern_conn *tc) {
   heap_disarm(&hub->timers, &c->timer);
   hub_release_timer(hub);
   produce_free(hub, c);
-  if (c->aux) {
-    if (c->aux->wmsg) {
-      msg_unref(hub, c->aux->wmsg);
-    }
-    mem_free(&hub->mem, c->aux);
-  }
-  c->aux = NULL;
+  conn_aux_free(hub, c);
   if (c->framing) {
     framing_release(hub, c);
   }
@@ -926,7 +936,8 @@ static inline int binary_wants_write(const conn *c) {
 }
 
 int tern_conn_want_write(const tern_conn *tc) {
-  return tc ? wants_write((const conn *)tc) : 0;
+  const conn *c = (const conn *)tc;
+  return c ? (c->aux && c->aux->peek) || wants_write(c) : 0;
 }
 
 int conn_binary_wants_write(const conn *c) {
@@ -1014,6 +1025,9 @@ tern_ssize tern_conn_write(tern_conn *tc, uint8_t *buf, size_t cap,
   if (!c || (!buf && cap)) {
     return TERN_ERR_INVALID;
   }
+  if (c->aux && c->aux->peek) {
+    return TERN_ERR_STATE; /* the peeked bytes go first: consume them */
+  }
   if (c->state == CONN_CLOSED) {
     return TERN_ERR_CLOSED;
   }
@@ -1021,6 +1035,76 @@ tern_ssize tern_conn_write(tern_conn *tc, uint8_t *buf, size_t cap,
     return framing_write(c, buf, cap, now);
   }
   return write_binary(c, buf, cap, now);
+}
+
+tern_ssize tern_conn_peek_output(tern_conn *tc, const uint8_t **data,
+                                 tern_tstamp now) {
+  conn *c = (conn *)tc;
+  if (!c || !data) {
+    return TERN_ERR_INVALID;
+  }
+  *data = NULL;
+  tern_hub *hub = c->hub;
+  if (c->aux && c->aux->peek) {
+    *data = c->aux->peek + c->aux->peek_off;
+    return (tern_ssize)(c->aux->peek_len - c->aux->peek_off);
+  }
+  if (c->state == CONN_CLOSED) {
+    return TERN_ERR_CLOSED;
+  }
+  /* Both blocks first: once tern_conn_write has taken messages from the
+     hub, its bytes must have a home. */
+  uint8_t *buf = mem_malloc(&hub->mem, TERN_CONN_PEEK_MAX);
+  if (!buf) {
+    return TERN_ERR_NOMEM;
+  }
+  if (conn_aux_get(hub, c) != 0) {
+    mem_free(&hub->mem, buf);
+    return TERN_ERR_NOMEM;
+  }
+  c->aux->peek = buf; /* also keeps the aux block through the write */
+  c->aux->peek_off = c->aux->peek_len = 0;
+  tern_ssize n = c->framing ? framing_write(c, buf, TERN_CONN_PEEK_MAX, now)
+                            : write_binary(c, buf, TERN_CONN_PEEK_MAX, now);
+  if (n <= 0) {
+    c->aux->peek = NULL;
+    mem_free(&hub->mem, buf);
+    aux_trim(hub, c);
+    return n;
+  }
+  if ((size_t)n < TERN_CONN_PEEK_MAX / 2) {
+    /* A socket that stalls keeps this block: only as large as its bytes. */
+    uint8_t *fit = mem_realloc(&hub->mem, buf, (size_t)n);
+    buf = fit ? fit : buf;
+  }
+  c->aux->peek = buf;
+  c->aux->peek_off = 0;
+  c->aux->peek_len = (uint32_t)n;
+  *data = buf;
+  return n;
+}
+
+int tern_conn_consume(tern_conn *tc, size_t n) {
+  conn *c = (conn *)tc;
+  if (!c) {
+    return TERN_ERR_INVALID;
+  }
+  conn_aux *a = c->aux;
+  size_t held = a && a->peek ? a->peek_len - a->peek_off : 0;
+  if (n > held) {
+    return TERN_ERR_INVALID;
+  }
+  if (n == 0) {
+    return 0;
+  }
+  a->peek_off += (uint32_t)n;
+  if (a->peek_off == a->peek_len) {
+    mem_free(&c->hub->mem, a->peek);
+    a->peek = NULL;
+    a->peek_off = a->peek_len = 0;
+    aux_trim(c->hub, c);
+  }
+  return 0;
 }
 
 tern_ssize conn_write_binary(conn *c, uint8_t *buf, size_t cap,

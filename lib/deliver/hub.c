@@ -197,12 +197,7 @@ void tern_hub_del(tern_hub *hub) {
          reads the connection's aux block: detach first) */
       session_detach(hub, c->session, c, 0);
     }
-    if (c->aux) {
-      if (c->aux->wmsg) {
-        msg_unref(hub, c->aux->wmsg);
-      }
-      mem_free(&hub->mem, c->aux);
-    }
+    conn_aux_free(hub, c);
     if (c->framing) {
       framing_release(hub, c);
     }

@@ -269,6 +269,9 @@ typedef struct conn_aux {
   uint32_t told[3];
   uint32_t told_retention; /* TERN_DROP_RETENTION: the members' losses    */
   uint64_t told_seq;
+  /* what tern_conn_peek_output offered: peek[peek_off, peek_len) */
+  uint8_t *peek;
+  uint32_t peek_off, peek_len;
   /* HELLO waiting for tern_conn_accept */
   int hello_waiting;
   uint64_t hello_last_seq, hello_epoch, hello_heartbeat_ms;
@@ -830,6 +833,9 @@ static inline void conn_ack(tern_hub *hub, conn *c, uint64_t seq) {
    block (DROPPED notices told), the ack of an in-flight prefix with its
    notices, and the ack timeouts. */
 int conn_aux_get(tern_hub *hub, conn *c);
+/* conn_aux_free frees the aux block and what it holds (a partial frame's
+   message, peeked bytes). */
+void conn_aux_free(tern_hub *hub, conn *c);
 void conn_aux_trim(tern_hub *hub, conn *c);
 void conn_on_ack(conn *c, uint64_t seq);
 int conn_ack_timeouts(tern_hub *hub, conn *c, tern_tstamp now);
