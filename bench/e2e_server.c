@@ -550,6 +550,15 @@ int main(int argc, char **argv) {
   if (rc == 0) {
     rc = tern_driver_new(&srv.d, srv.hub, tern_epoll_methods(), srv.ep, &o);
   }
+  /* Before the listeners: a SIGTERM sent as soon as a port accepts (the
+     generator stops a server whose row cannot run at once) is ours. */
+  stop_ep = srv.ep;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_signal;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
   char host[64];
   uint16_t port;
   if (rc == 0 && bin) {
@@ -567,13 +576,6 @@ int main(int argc, char **argv) {
     fprintf(stderr, "e2e_server: %s\n", tern_strerror(rc));
     return 1;
   }
-  stop_ep = srv.ep;
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_signal;
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
   if (!stop_asked) {
     rc = tern_epoll_run(srv.ep);
   }
