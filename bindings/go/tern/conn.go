@@ -89,7 +89,8 @@ const (
 // Conn is one connection of a hub: a binary two-way connection (NewConn)
 // or a one-way web stream (NewStream). The host moves its bytes: Write
 // gives it what the peer sent, Fill, WriteTo and Pump take what it has for
-// the peer. Close it when its transport is gone or after its end event.
+// the peer (PeekOutput and Consume for a transport that may take only
+// part of them). Close it when its transport is gone or after its end event.
 type Conn struct {
 	s       *hubState
 	p       *C.tern_conn // nil once deleted
@@ -233,8 +234,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 // Fill fills p with bytes for the peer (tern_conn_write) and returns how
 // many: control frames first, then messages by priority, as far as the
 // in-flight window allows. 0 means nothing to send now. Once the
-// connection is closed and everything was written it returns ErrClosed.
-// One call may fill many frames: the fast path.
+// connection is closed and everything was written it returns ErrClosed;
+// ErrState while bytes of PeekOutput are not consumed. One call may fill
+// many frames: the fast path.
 func (c *Conn) Fill(p []byte) (int, error) {
 	if err := c.lock("conn fill"); err != nil {
 		return 0, err
@@ -253,30 +255,118 @@ func (c *Conn) Fill(p []byte) (int, error) {
 
 var bufPool = sync.Pool{New: func() interface{} { b := make([]byte, 32<<10); return &b }}
 
+// PeekMax is the most bytes one PeekOutput returns (TERN_CONN_PEEK_MAX).
+const PeekMax = C.TERN_CONN_PEEK_MAX
+
+// PeekOutput returns a copy of the bytes the connection has for the peer
+// (tern_conn_peek_output), at most PeekMax, or nil when there is nothing
+// to send now; it is Fill for a transport that may take only part of
+// them. The connection keeps the bytes: PeekOutput returns the same ones
+// until Consume marks them sent, and only then takes more from the hub.
+// While bytes are held Fill fails with ErrState and WantWrite is true.
+// Once the connection is closed and everything was consumed it returns
+// ErrClosed; ErrNoMem as Fill.
+func (c *Conn) PeekOutput() ([]byte, error) {
+	if err := c.lock("peek output"); err != nil {
+		return nil, err
+	}
+	defer c.s.mu.Unlock()
+	var data *C.uint8_t
+	rc := C.tern_conn_peek_output(c.p, &data, c.s.now())
+	if rc <= 0 {
+		return nil, newErrorSize(rc, "peek output")
+	}
+	return C.GoBytes(unsafe.Pointer(data), C.int(rc)), nil
+}
+
+// Consume marks the first n bytes of the last PeekOutput as sent
+// (tern_conn_consume): the number the transport took. ErrInvalid when n
+// is negative or more than the connection holds; ErrClosed once the
+// connection was deleted or its hub closed.
+func (c *Conn) Consume(n int) error {
+	if err := c.lock("consume"); err != nil {
+		return err
+	}
+	defer c.s.mu.Unlock()
+	if n < 0 {
+		return errOp(C.TERN_ERR_INVALID, "consume", "negative count")
+	}
+	return newError(C.tern_conn_consume(c.p, C.size_t(n)), "consume")
+}
+
+// advance consumes the |sent| bytes of the last peek and copies the next
+// held bytes (at most PeekMax, len(buf) >= PeekMax) into buf, under one
+// lock: the send loop of WriteTo and Pump. The bytes stay held in the
+// connection until the next advance consumes them, so a transport that
+// fails loses nothing.
+func (c *Conn) advance(sent int, buf []byte, op string) (int, error) {
+	if err := c.lock(op); err != nil {
+		return 0, err
+	}
+	defer c.s.mu.Unlock()
+	if sent > 0 {
+		if rc := C.tern_conn_consume(c.p, C.size_t(sent)); rc != 0 {
+			return 0, newError(rc, op)
+		}
+	}
+	var data *C.uint8_t
+	rc := C.tern_conn_peek_output(c.p, &data, c.s.now())
+	if rc <= 0 {
+		return 0, newErrorSize(rc, op)
+	}
+	return copy(buf, unsafe.Slice((*byte)(unsafe.Pointer(data)), int(rc))), nil
+}
+
+var errBadWriteCount = errors.New("tern: the io.Writer returned an invalid count")
+
+// send writes the peeked buf[:n] to w and returns how many bytes w took:
+// a short write without an error is io.ErrShortWrite, as in io.Copy.
+func send(w io.Writer, buf []byte, n int) (int, error) {
+	m, err := w.Write(buf[:n])
+	if m < 0 || m > n {
+		m = 0
+		if err == nil {
+			err = errBadWriteCount
+		}
+	}
+	if err == nil && m < n {
+		err = io.ErrShortWrite
+	}
+	return m, err
+}
+
 // WriteTo writes everything the connection has for the peer now to w, and
 // returns when nothing is left (nil) or once the connection is closed and
 // drained (ErrClosed), or on w's error. It implements io.WriterTo; it does
-// not wait for more (see Pump).
+// not wait for more (see Pump). It sends through PeekOutput and Consume:
+// when w takes only part of the bytes and fails, the connection keeps the
+// rest and the next WriteTo (or PeekOutput) sends it first; until then
+// Fill fails with ErrState.
 func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
 	var total int64
+	sent := 0
 	for {
-		n, err := c.Fill(buf)
-		if n > 0 {
-			m, werr := w.Write(buf[:n])
-			total += int64(m)
-			if werr != nil {
-				return total, werr
-			}
-			continue
+		n, err := c.advance(sent, buf, "conn write to")
+		if n == 0 {
+			return total, err
 		}
-		return total, err
+		var werr error
+		sent, werr = send(w, buf, n)
+		total += int64(sent)
+		if werr != nil {
+			// What w took is sent; the rest stays held. Consume fails
+			// only when the connection is gone, and its bytes with it.
+			_ = c.Consume(sent)
+			return total, werr
+		}
 	}
 }
 
-// WantWrite reports whether Fill has something to write now.
+// WantWrite reports whether Fill has something to write now, or bytes of
+// PeekOutput wait for Consume.
 func (c *Conn) WantWrite() bool {
 	if c.lock("want write") != nil {
 		return false
@@ -338,13 +428,16 @@ func (c *Conn) Pump(ctx context.Context, w io.Writer) error {
 	for {
 		wrote := false
 		var err error
+		sent := 0
 		for {
 			var n int
-			n, err = c.Fill(buf)
+			n, err = c.advance(sent, buf, "pump")
 			if n == 0 {
 				break
 			}
-			if _, werr := w.Write(buf[:n]); werr != nil {
+			var werr error
+			if sent, werr = send(w, buf, n); werr != nil {
+				_ = c.Consume(sent) // as in WriteTo: the rest stays held
 				return werr
 			}
 			wrote = true

@@ -5,9 +5,10 @@
 // The library is sans-I/O: a Hub never opens a socket or reads a clock of
 // its own accord. The host moves bytes: it gives a connection what the peer
 // sent (Conn.Write, an io.Writer) and sends what the connection has for the
-// peer (Conn.Fill, Conn.WriteTo, Conn.Pump). Events come out of a queue
-// (Hub.NextEvent, Hub.WaitEvent); C calls back into Go only where the host
-// asks for it (Hub.SetZoneCallback, the Workers' callbacks).
+// peer (Conn.Fill, Conn.WriteTo, Conn.Pump; Conn.PeekOutput and
+// Conn.Consume when the transport may take only part). Events come out of
+// a queue (Hub.NextEvent, Hub.WaitEvent); C calls back into Go only where
+// the host asks for it (Hub.SetZoneCallback, the Workers' callbacks).
 //
 // On Linux the package also wraps libtern-posix, the library's own I/O
 // backend: Workers runs hubs on threads of their own, each an epoll loop

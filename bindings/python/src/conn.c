@@ -235,6 +235,45 @@ static PyObject *conn_write_into(ConnObject *self, PyObject *const *args,
   return ret;
 }
 
+/* peek_output copies the held bytes out: the block behind the pointer is
+   freed by consume(), so Python never gets a view of it. */
+static PyObject *conn_peek_output(ConnObject *self, PyObject *args,
+                                  PyObject *kw) {
+  tern_tstamp now;
+  if (parse_now(args, kw, "|$O:peek_output", NULL, &now) < 0) {
+    return NULL;
+  }
+  tern_conn *c = usable(self);
+  if (!c) {
+    return NULL;
+  }
+  HubObject *h = (HubObject *)Py_NewRef(self->hub);
+  const uint8_t *data = NULL;
+  tern_ssize n = tern_conn_peek_output(c, &data, now);
+  tp_hub_after(h, n);
+  PyObject *out = n < 0 ? tp_hub_raise(h, n)
+                        : PyBytes_FromStringAndSize((const char *)data, n);
+  Py_DECREF(h);
+  return out;
+}
+
+static PyObject *conn_consume(ConnObject *self, PyObject *arg) {
+  uint64_t n;
+  if (tp_uint(arg, SIZE_MAX, &n, "n") < 0) {
+    return NULL;
+  }
+  tern_conn *c = usable(self);
+  if (!c) {
+    return NULL;
+  }
+  int rc = tern_conn_consume(c, (size_t)n);
+  if (rc < 0) {
+    return tp_raise_fmt(rc, "consume(%llu): more than the peeked bytes held",
+                        (unsigned long long)n);
+  }
+  Py_RETURN_NONE;
+}
+
 static PyObject *conn_accept(ConnObject *self, PyObject *args, PyObject *kw) {
   tern_tstamp now;
   if (parse_now(args, kw, "|$O:accept", NULL, &now) < 0) {
@@ -378,11 +417,28 @@ static PyMethodDef conn_methods[] = {
     {"write", FN(conn_write), KW,
      "write(size=65536, *, now=None) -> bytes\n\nUp to size bytes to send "
      "(b'' when nothing is due).  Raises ClosedError once the connection is "
-     "closed and everything was written."},
+     "closed and everything was written, StateError while bytes of "
+     "peek_output() are not consumed."},
     {"write_into", FN(conn_write_into), METH_FASTCALL | METH_KEYWORDS,
      "write_into(buffer, *, now=None) -> int\n\nFills a writable buffer "
      "(bytearray, memoryview, mmap) with as many frames as fit and returns "
-     "the byte count: no bytes object per call."},
+     "the byte count: no bytes object per call.  Raises as write() "
+     "does."},
+    {"peek_output", FN(conn_peek_output), KW,
+     "peek_output(*, now=None) -> bytes\n\nThe bytes to send, for a socket "
+     "that may take only part of them: up to CONN_PEEK_MAX (16384) of them, a "
+     "copy (b'' when nothing is due).  The connection keeps them and "
+     "returns the same bytes again until consume() marks them sent; only "
+     "then does it take more from the hub.  Loop: data = peek_output(); "
+     "n = sock.send(data); consume(n).  While bytes are held write() and "
+     "write_into() raise StateError and want_write is True.  Raises "
+     "ClosedError once the connection is closed and everything was "
+     "consumed, NoMemoryError as write() does."},
+    {"consume", (PyCFunction)conn_consume, METH_O,
+     "consume(n) -> None\n\nMarks the first n bytes of the last "
+     "peek_output() as sent (what the socket took).  InvalidError (a "
+     "ValueError) when n is more than the connection holds, ValueError "
+     "when it is negative."},
     {"accept", FN(conn_accept), KW,
      "accept(*, now=None)\n\nCompletes a HELLO that waits for the host "
      "(hello_accept)."},
@@ -397,7 +453,8 @@ static PyMethodDef conn_methods[] = {
 
 static PyGetSetDef conn_getset[] = {
     {"want_write", (getter)conn_get_want_write, NULL,
-     "True when write() has something to write now.", NULL},
+     "True when write() has something to write now, or bytes of "
+     "peek_output() wait for consume().", NULL},
     {"closed", (getter)conn_get_closed, NULL,
      "True once the connection is closed (its end event is queued), "
      "released or its hub closed.", NULL},

@@ -842,6 +842,7 @@ PyMODINIT_FUNC PyInit__tern(void) {
       {"MAX_HOOK_FIELDS", TERN_MAX_HOOK_FIELDS},
       {"MAX_HOOK_FIELD", TERN_MAX_HOOK_FIELD},
       {"HOOK_NO_ANSWER", TERN_HOOK_NO_ANSWER},
+      {"CONN_PEEK_MAX", TERN_CONN_PEEK_MAX},
   };
   for (size_t i = 0; i < sizeof(consts) / sizeof(consts[0]); ++i) {
     if (PyModule_AddIntConstant(m, consts[i].name, (long)consts[i].value) <

@@ -2,7 +2,8 @@
 
 The core is sans-I/O: a Hub never opens a socket, starts a thread or reads
 a clock.  You pass bytes and the time in (``Conn.read``, ``now=``), and
-pull bytes and events out (``Conn.write``/``Conn.write_into``,
+pull bytes and events out (``Conn.write``/``Conn.write_into``, or
+``Conn.peek_output`` + ``Conn.consume`` for a socket that takes only part;
 ``Hub.next_event``).  Timestamps (``now``) are integers in nanoseconds of
 a monotonic clock (``time.monotonic_ns()``, the default when omitted);
 durations (``ttl``, ``retry_after``, settings) are seconds, int or float.
@@ -83,6 +84,8 @@ MAX_HOOK_KEY = _tern.MAX_HOOK_KEY
 MAX_HOOK_FIELDS = _tern.MAX_HOOK_FIELDS
 MAX_HOOK_FIELD = _tern.MAX_HOOK_FIELD
 HOOK_NO_ANSWER = _tern.HOOK_NO_ANSWER
+#: The most bytes one Conn.peek_output returns.
+CONN_PEEK_MAX = _tern.CONN_PEEK_MAX
 
 Bytes = Union[bytes, bytearray, memoryview, str]
 

@@ -361,6 +361,101 @@ class ConnTest(unittest.TestCase):
             with self.assertRaises(ValueError):
                 conn.write(size=0)
 
+    def test_peek_output_and_consume(self):
+        """A send loop whose socket takes 7 bytes at a time sends exactly
+        what write() gives on an identical hub."""
+        payloads = [b"%03d" % i + b"x" * 997 for i in range(40)]  # > CONN_PEEK_MAX
+        sides = []
+        for _ in range(2):
+            hub = tern.Hub(seed=1)
+            self.addCleanup(hub.close)
+            conn, client = handshake(hub, "k")
+            hub.publish_batch("k", payloads, now=1)
+            sides.append((hub, conn, client))
+        (_, conn, client), (_, ref_conn, _) = sides
+        expected = b""
+        while data := ref_conn.write(now=1):
+            expected += data
+        self.assertGreater(len(expected), tern.CONN_PEEK_MAX)
+        sent = bytearray()
+        peeks = 0
+        while data := conn.peek_output(now=1):
+            peeks += 1
+            self.assertLessEqual(len(data), tern.CONN_PEEK_MAX)
+            self.assertIsInstance(data, bytes)
+            while data:
+                self.assertTrue(conn.want_write)
+                self.assertEqual(conn.peek_output(now=1), data)  # the same until consumed
+                with self.assertRaises(tern.StateError):
+                    conn.write(now=1)
+                with self.assertRaises(tern.StateError):
+                    conn.write_into(bytearray(64), now=1)
+                taken = data[:7]  # a socket that takes 7 bytes
+                conn.consume(len(taken))
+                sent += taken
+                data = data[len(taken):]
+        self.assertGreater(peeks, 1)
+        self.assertEqual(bytes(sent), expected)
+        self.assertFalse(conn.want_write)
+        self.assertEqual(conn.peek_output(now=1), b"")
+        self.assertEqual(conn.write(now=1), b"")  # nothing held: write works again
+        client.read(sent, now=1)
+        got = [e.payload for e in iter(client.next_event, None)
+               if e.type == tern.ClientEventType.MESSAGE]
+        self.assertEqual(got, payloads)
+
+    def test_consume_errors(self):
+        with tern.Hub() as hub:
+            conn, _ = handshake(hub, "k")
+            with self.assertRaises(tern.InvalidError):
+                conn.consume(1)  # nothing held
+            conn.consume(0)
+            hub.publish("k", b"hello", now=1)
+            data = conn.peek_output(now=1)
+            self.assertTrue(data)
+            with self.assertRaises(tern.InvalidError) as cm:
+                conn.consume(len(data) + 1)
+            self.assertIsInstance(cm.exception, ValueError)
+            self.assertEqual(cm.exception.code, tern.ErrorCode.INVALID)
+            for bad in (-1, 2**70):
+                with self.assertRaises(ValueError):
+                    conn.consume(bad)
+            for bad in ("1", 1.0, None, True):
+                with self.assertRaises(TypeError):
+                    conn.consume(bad)
+            with self.assertRaises(TypeError):
+                conn.peek_output(1)  # now is keyword-only
+            self.assertEqual(conn.peek_output(now=1), data)  # nothing was taken
+            conn.consume(2)
+            self.assertEqual(conn.peek_output(now=1), data[2:])
+            conn.consume(len(data) - 2)
+            self.assertEqual(conn.peek_output(now=1), b"")
+
+    def test_peek_output_closed(self):
+        with tern.Hub() as hub:
+            conn, client = handshake(hub, "k")
+            conn.goaway(tern.GoawayReason.RESTART, now=1)
+            self.assertTrue(conn.closed)
+            data = conn.peek_output(now=1)  # the GOAWAY is still sent
+            self.assertTrue(data)
+            conn.consume(len(data))
+            with self.assertRaises(tern.ClosedError):
+                conn.peek_output(now=1)  # closed and everything consumed
+            with self.assertRaises(tern.InvalidError):
+                conn.consume(1)
+            client.read(data, now=1)
+            ev = client.next_event()
+            self.assertEqual((ev.type, ev.reason), (tern.ClientEventType.DISCONNECTED,
+                                                    tern.GoawayReason.RESTART))
+            # held bytes go with the connection
+            conn2, _ = handshake(hub, "k2")
+            hub.publish("k2", b"x" * 100, now=1)
+            self.assertTrue(conn2.peek_output(now=1))
+            conn2.close()
+            for call in (lambda: conn2.peek_output(now=1), lambda: conn2.consume(0)):
+                with self.assertRaises(tern.ClosedError):
+                    call()
+
     def test_protocol_error_closes(self):
         with tern.Hub() as hub:
             conn = hub.open_conn(now=1)
@@ -396,7 +491,8 @@ class ConnTest(unittest.TestCase):
                      lambda: conn.write_into(bytearray(8)), lambda: conn.info(),
                      lambda: conn.want_write, lambda: conn.accept(),
                      lambda: conn.goaway(), lambda: conn.allow_publish(),
-                     lambda: conn.session_key, lambda: conn.__enter__()):
+                     lambda: conn.session_key, lambda: conn.__enter__(),
+                     lambda: conn.peek_output(), lambda: conn.consume(0)):
             with self.assertRaises(tern.ClosedError):
                 call()
         conn.close()
@@ -505,6 +601,18 @@ class StreamTest(unittest.TestCase):
             again = hub.open_stream("bob", tern.Framing.NDJSON, resume_epoch=hub.epoch,
                                     resume_seq=1, now=4)
             self.assertIn(b'"data":"two"', again.write(now=4))
+
+    def test_stream_peek_output(self):
+        with tern.Hub(seed=1) as hub:
+            hub.publish("bob", b"one", now=1)
+            conn = hub.open_stream("bob", tern.Framing.SSE, now=1)
+            body = conn.peek_output(now=1)
+            self.assertIn(b'"data":"one"', body)
+            conn.consume(5)
+            hub.publish("bob", b"two", now=1)
+            self.assertEqual(conn.peek_output(now=1), body[5:])  # not "two" yet
+            conn.consume(len(body) - 5)
+            self.assertIn(b'"data":"two"', conn.peek_output(now=1))
 
     def test_poll(self):
         with tern.Hub() as hub:

@@ -90,7 +90,12 @@ class Workload:
         # a stream conn, opened, written, dropped
         s = hub.open_stream("member", tern.Framing.SSE, now=now)
         s.data = self
-        s.write(now=now)
+        if i % 2:
+            s.write(now=now)
+        else:  # peeked bytes, half consumed, the rest freed by close
+            data = s.peek_output(now=now)
+            s.consume(len(data) // 2)
+            s.peek_output(now=now)
         s.close()
         hub.ack("member", hub.session_info("member").next_seq - 1, now=now)
         # error paths
@@ -103,6 +108,8 @@ class Workload:
                      lambda: hub.publish_batch(self.key, [self.payload, b"x" * 5000],
                                                now=now),
                      lambda: s.write(now=now),
+                     lambda: s.peek_output(now=now),
+                     lambda: self.conn.consume(1 << 20),
                      lambda: hub.session_info("nobody"),
                      lambda: tern.parse_resume("junk")):
             try:

@@ -1,0 +1,268 @@
+package tern_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+
+	"libtern.dev/bindings/go/tern"
+)
+
+// twinStreams returns two NDJSON streams of two hubs with the same seed,
+// clock and messages: their output is the same bytes.
+func twinStreams(t *testing.T, msgs int) (a, b *tern.Conn) {
+	t.Helper()
+	clk := newFakeClock()
+	var conns [2]*tern.Conn
+	for i := range conns {
+		h := newHub(t, func(o *tern.Options) { o.Clock = clk.Now })
+		c, err := h.NewStream(tern.StreamOptions{Framing: tern.FramingNDJSON, Key: "k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		for j := 0; j < msgs; j++ {
+			p := append([]byte(fmt.Sprintf("%03d", j)), bytes.Repeat([]byte("x"), 997)...)
+			mustPublish(t, h, "k", &tern.Message{Payload: p})
+		}
+		conns[i] = c
+	}
+	return conns[0], conns[1]
+}
+
+// fill takes everything a connection has now through Fill.
+func fill(t *testing.T, c *tern.Conn) []byte {
+	t.Helper()
+	var out []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Fill(buf)
+		if err != nil {
+			t.Fatalf("Fill: %v", err)
+		}
+		if n == 0 {
+			return out
+		}
+		out = append(out, buf[:n]...)
+	}
+}
+
+func TestPeekOutputConsume(t *testing.T) {
+	c, ref := twinStreams(t, 40)
+	want := fill(t, ref)
+	if len(want) <= tern.PeekMax {
+		t.Fatalf("only %d bytes: one peek", len(want))
+	}
+	var sent []byte
+	peeks := 0
+	for {
+		data, err := c.PeekOutput()
+		if err != nil {
+			t.Fatalf("PeekOutput: %v", err)
+		}
+		if data == nil {
+			break
+		}
+		peeks++
+		if len(data) > tern.PeekMax {
+			t.Fatalf("peek of %d bytes", len(data))
+		}
+		for len(data) > 0 {
+			again, err := c.PeekOutput()
+			if err != nil || !bytes.Equal(again, data) {
+				t.Fatalf("a second peek gave %d bytes, %v; want the same %d", len(again), err, len(data))
+			}
+			if !c.WantWrite() {
+				t.Fatal("WantWrite false while bytes are held")
+			}
+			if _, err := c.Fill(make([]byte, 64)); !errors.Is(err, tern.ErrState) {
+				t.Fatalf("Fill while bytes are held: %v, want ErrState", err)
+			}
+			k := 7 // a transport that takes 7 bytes at a time
+			if k > len(data) {
+				k = len(data)
+			}
+			again[0] ^= 0xff // a copy: the connection's bytes do not change
+			if err := c.Consume(k); err != nil {
+				t.Fatalf("Consume(%d): %v", k, err)
+			}
+			sent = append(sent, data[:k]...)
+			data = data[k:]
+		}
+	}
+	if peeks < 2 {
+		t.Fatalf("%d peeks", peeks)
+	}
+	if !bytes.Equal(sent, want) {
+		t.Fatalf("peek/consume sent %d bytes, Fill %d: they differ", len(sent), len(want))
+	}
+	if c.WantWrite() {
+		t.Fatal("WantWrite after everything was consumed")
+	}
+	if n, err := c.Fill(make([]byte, 64)); n != 0 || err != nil {
+		t.Fatalf("Fill after consume: %d %v", n, err)
+	}
+}
+
+func TestConsumeErrors(t *testing.T) {
+	c, _ := twinStreams(t, 1)
+	if err := c.Consume(1); !errors.Is(err, tern.ErrInvalid) {
+		t.Fatalf("Consume with nothing held: %v, want ErrInvalid", err)
+	}
+	data, err := c.PeekOutput()
+	if err != nil || len(data) == 0 {
+		t.Fatalf("PeekOutput: %d bytes, %v", len(data), err)
+	}
+	for _, n := range []int{-1, len(data) + 1} {
+		err := c.Consume(n)
+		var te *tern.Error
+		if !errors.Is(err, tern.ErrInvalid) || !errors.As(err, &te) {
+			t.Fatalf("Consume(%d): %v, want ErrInvalid", n, err)
+		}
+	}
+	if err := c.Consume(0); err != nil {
+		t.Fatalf("Consume(0): %v", err)
+	}
+	if again, _ := c.PeekOutput(); !bytes.Equal(again, data) {
+		t.Fatal("a failed Consume took bytes")
+	}
+	if err := c.Consume(len(data)); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := c.PeekOutput(); data != nil || err != nil {
+		t.Fatalf("nothing to send: %q %v, want nil, nil", data, err)
+	}
+	// Held bytes go with the connection.
+	h := newHub(t, nil)
+	c2, _ := h.NewStream(tern.StreamOptions{Framing: tern.FramingSSE, Key: "s"})
+	mustPublish(t, h, "s", &tern.Message{Payload: []byte("x")})
+	if data, err := c2.PeekOutput(); err != nil || data == nil {
+		t.Fatalf("PeekOutput: %q %v", data, err)
+	}
+	c2.Close()
+	if _, err := c2.PeekOutput(); !errors.Is(err, tern.ErrClosed) {
+		t.Fatalf("PeekOutput after Close: %v", err)
+	}
+	if err := c2.Consume(0); !errors.Is(err, tern.ErrClosed) {
+		t.Fatalf("Consume after Close: %v", err)
+	}
+	c3, _ := h.NewStream(tern.StreamOptions{Framing: tern.FramingSSE, Key: "s3"})
+	h.Close()
+	if _, err := c3.PeekOutput(); !errors.Is(err, tern.ErrClosed) {
+		t.Fatalf("PeekOutput on a closed hub: %v", err)
+	}
+}
+
+func TestPeekOutputClosedConn(t *testing.T) {
+	h := newHub(t, nil)
+	c, _ := h.NewStream(tern.StreamOptions{Framing: tern.FramingSSE, Key: "s"})
+	defer c.Close()
+	mustPublish(t, h, "s", &tern.Message{Payload: []byte("last")})
+	held, err := c.PeekOutput()
+	if err != nil || !bytes.Contains(held, []byte("last")) {
+		t.Fatalf("PeekOutput: %q %v", held, err)
+	}
+	if err := c.GoAway(tern.GoAwayRestart, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Closed() {
+		t.Fatal("not closed after GoAway")
+	}
+	// Held bytes are still offered after the close, then what the close
+	// queued, then ErrClosed.
+	for i := 0; ; i++ {
+		data, err := c.PeekOutput()
+		if errors.Is(err, tern.ErrClosed) && data == nil {
+			if i == 0 {
+				t.Fatal("the held bytes were lost")
+			}
+			break
+		}
+		if err != nil || (i == 0 && !bytes.Equal(data, held)) || i > 10 {
+			t.Fatalf("peek %d after GoAway: %q %v", i, data, err)
+		}
+		if err := c.Consume(len(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// brokenWriter takes up to take bytes in all, then fails.
+type brokenWriter struct {
+	buf   bytes.Buffer
+	take  int
+	short bool // fail with a short count and no error
+}
+
+var errBroken = errors.New("broken pipe")
+
+func (w *brokenWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if n > w.take {
+		n = w.take
+	}
+	w.take -= n
+	w.buf.Write(p[:n])
+	if n < len(p) {
+		if w.short {
+			return n, nil
+		}
+		return n, errBroken
+	}
+	return n, nil
+}
+
+func TestWriteToKeepsWhatTheWriterDidNotTake(t *testing.T) {
+	for _, short := range []bool{false, true} {
+		c, ref := twinStreams(t, 40)
+		want := fill(t, ref)
+		w := &brokenWriter{take: 5, short: short}
+		n, err := c.WriteTo(w)
+		wantErr := errBroken
+		if short {
+			wantErr = io.ErrShortWrite
+		}
+		if n != 5 || !errors.Is(err, wantErr) {
+			t.Fatalf("WriteTo into a writer that takes 5: %d %v", n, err)
+		}
+		if !c.WantWrite() {
+			t.Fatal("the rest is not held")
+		}
+		if _, err := c.Fill(make([]byte, 64)); !errors.Is(err, tern.ErrState) {
+			t.Fatalf("Fill with bytes held: %v", err)
+		}
+		// A writer failing in a later chunk, then one that takes the rest.
+		w2 := &brokenWriter{take: tern.PeekMax + 100}
+		n2, err := c.WriteTo(w2)
+		if n2 != int64(tern.PeekMax+100) || !errors.Is(err, errBroken) {
+			t.Fatalf("second WriteTo: %d %v", n2, err)
+		}
+		var rest bytes.Buffer
+		if _, err := c.WriteTo(&rest); err != nil {
+			t.Fatalf("last WriteTo: %v", err)
+		}
+		got := append(append(w.buf.Bytes(), w2.buf.Bytes()...), rest.Bytes()...)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("short=%v: %d bytes through WriteTo, %d through Fill: they differ", short, len(got), len(want))
+		}
+	}
+}
+
+func TestPumpKeepsWhatTheWriterDidNotTake(t *testing.T) {
+	c, ref := twinStreams(t, 10)
+	want := fill(t, ref)
+	w := &brokenWriter{take: 100}
+	if err := c.Pump(context.Background(), w); !errors.Is(err, errBroken) {
+		t.Fatalf("Pump into a writer that takes 100: %v", err)
+	}
+	var rest bytes.Buffer
+	if _, err := c.WriteTo(&rest); err != nil {
+		t.Fatalf("WriteTo: %v", err)
+	}
+	if got := append(w.buf.Bytes(), rest.Bytes()...); !bytes.Equal(got, want) {
+		t.Fatalf("%d bytes through Pump and WriteTo, %d through Fill: they differ", len(got), len(want))
+	}
+}
