@@ -25,6 +25,7 @@ type Client struct {
 	p     *C.tern_client // nil once closed
 	clock Clock
 	buf   []byte
+	held  []byte        // what WriteTo's writer did not take: it goes first
 	sc    *C.go_scratch // C memory: message and event
 	kick  chan struct{} // wakes Run after Ack, Publish, Goodbye
 }
@@ -198,6 +199,7 @@ func (c *Client) Connect() error {
 		return err
 	}
 	defer c.mu.Unlock()
+	c.held = nil // bytes of the transport before
 	return newError(C.tern_client_connect(c.p, c.now()), "connect")
 }
 
@@ -207,6 +209,7 @@ func (c *Client) ConnLost() error {
 		return err
 	}
 	defer c.mu.Unlock()
+	c.held = nil // they went with the transport
 	return newError(C.tern_client_conn_lost(c.p, c.now()), "conn lost")
 }
 
@@ -230,12 +233,16 @@ func (c *Client) Write(p []byte) (int, error) {
 
 // Fill fills p with bytes for the server (HELLO, ACK, PING, PONG, GOAWAY,
 // PUBLISH) and returns how many; 0 means nothing now. ErrState: no
-// transport; ErrClosed: the goodbye was written.
+// transport, or bytes a failed WriteTo holds (WriteTo sends them first);
+// ErrClosed: the goodbye was written.
 func (c *Client) Fill(p []byte) (int, error) {
 	if err := c.lock("client fill"); err != nil {
 		return 0, err
 	}
 	defer c.mu.Unlock()
+	if len(c.held) > 0 {
+		return 0, newError(C.TERN_ERR_STATE, "client fill")
+	}
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -247,23 +254,53 @@ func (c *Client) Fill(p []byte) (int, error) {
 }
 
 // WriteTo writes everything the client has for the server now to w
-// (io.WriterTo); it returns nil when nothing is left.
+// (io.WriterTo); it returns nil when nothing is left. What w does not take
+// (a short write is io.ErrShortWrite) stays held, and the next WriteTo on
+// the same transport sends it first; Connect and ConnLost drop it.
 func (c *Client) WriteTo(w io.Writer) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
 	var total int64
 	for {
-		n, err := c.Fill(buf)
+		n, err := c.take(buf)
 		if n == 0 {
 			return total, err
 		}
 		m, werr := w.Write(buf[:n])
 		total += int64(m)
+		if werr == nil && m < n {
+			werr = io.ErrShortWrite
+		}
 		if werr != nil {
+			c.keep(buf[m:n])
 			return total, werr
 		}
 	}
+}
+
+// take puts the held bytes, or else Fill's, into buf.
+func (c *Client) take(buf []byte) (int, error) {
+	if err := c.lock("client fill"); err != nil {
+		return 0, err
+	}
+	if len(c.held) > 0 {
+		n := copy(buf, c.held)
+		c.held = c.held[n:]
+		c.mu.Unlock()
+		return n, nil
+	}
+	c.mu.Unlock()
+	return c.Fill(buf)
+}
+
+// keep holds rest, in front of what is still held.
+func (c *Client) keep(rest []byte) {
+	if len(rest) == 0 || c.lock("client fill") != nil {
+		return
+	}
+	defer c.mu.Unlock()
+	c.held = append(append([]byte(nil), rest...), c.held...)
 }
 
 // WantWrite reports whether Fill has bytes now.
@@ -272,7 +309,7 @@ func (c *Client) WantWrite() bool {
 		return false
 	}
 	defer c.mu.Unlock()
-	return C.tern_client_want_write(c.p) != 0
+	return len(c.held) > 0 || C.tern_client_want_write(c.p) != 0
 }
 
 // Ack acknowledges every delivered message up to seq (with ManualAck,

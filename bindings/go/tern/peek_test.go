@@ -266,3 +266,58 @@ func TestPumpKeepsWhatTheWriterDidNotTake(t *testing.T) {
 		t.Fatalf("%d bytes through Pump and WriteTo, %d through Fill: they differ", len(got), len(want))
 	}
 }
+
+func TestClientWriteToKeepsWhatTheWriterDidNotTake(t *testing.T) {
+	for _, short := range []bool{false, true} {
+		c, err := tern.NewClient("held", []byte("token"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := tern.NewClient("held", []byte("token"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Connect() != nil || ref.Connect() != nil {
+			t.Fatal("connect")
+		}
+		var want bytes.Buffer
+		if _, err := ref.WriteTo(&want); err != nil || want.Len() <= 5 {
+			t.Fatalf("the twin's HELLO: %d bytes, %v", want.Len(), err)
+		}
+		w := &brokenWriter{take: 5, short: short}
+		n, err := c.WriteTo(w)
+		wantErr := errBroken
+		if short {
+			wantErr = io.ErrShortWrite
+		}
+		if n != 5 || !errors.Is(err, wantErr) {
+			t.Fatalf("WriteTo into a writer that takes 5: %d %v", n, err)
+		}
+		if !c.WantWrite() {
+			t.Fatal("the rest is not held")
+		}
+		if _, err := c.Fill(make([]byte, 64)); !errors.Is(err, tern.ErrState) {
+			t.Fatalf("Fill with bytes held: %v", err)
+		}
+		var rest bytes.Buffer
+		if _, err := c.WriteTo(&rest); err != nil {
+			t.Fatalf("second WriteTo: %v", err)
+		}
+		if got := append(w.buf.Bytes(), rest.Bytes()...); !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("short=%v: %q through WriteTo, %q from the twin", short, got, want.Bytes())
+		}
+		// A lost transport drops what it held.
+		w3 := &brokenWriter{take: 0}
+		if c.ConnLost() != nil || c.Connect() != nil {
+			t.Fatal("reconnect")
+		}
+		if _, err := c.WriteTo(w3); !errors.Is(err, errBroken) || !c.WantWrite() {
+			t.Fatalf("a HELLO held: %v", err)
+		}
+		if c.ConnLost() != nil || c.WantWrite() {
+			t.Fatal("ConnLost keeps the held bytes")
+		}
+		c.Close()
+		ref.Close()
+	}
+}
