@@ -215,25 +215,41 @@ func (w *brokenWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// holder is what Conn and Client share: WriteTo keeps what the writer did
+// not take, and Fill waits for it.
+type holder interface {
+	io.WriterTo
+	WantWrite() bool
+	Fill([]byte) (int, error)
+}
+
+// writeToBroken runs h.WriteTo into a writer that takes 5 bytes, then fails
+// (short: returns short with no error), and checks the rest is held.
+func writeToBroken(t *testing.T, h holder, short bool) *brokenWriter {
+	t.Helper()
+	w := &brokenWriter{take: 5, short: short}
+	n, err := h.WriteTo(w)
+	wantErr := errBroken
+	if short {
+		wantErr = io.ErrShortWrite
+	}
+	if n != 5 || !errors.Is(err, wantErr) {
+		t.Fatalf("WriteTo into a writer that takes 5: %d %v", n, err)
+	}
+	if !h.WantWrite() {
+		t.Fatal("the rest is not held")
+	}
+	if _, err := h.Fill(make([]byte, 64)); !errors.Is(err, tern.ErrState) {
+		t.Fatalf("Fill with bytes held: %v", err)
+	}
+	return w
+}
+
 func TestWriteToKeepsWhatTheWriterDidNotTake(t *testing.T) {
 	for _, short := range []bool{false, true} {
 		c, ref := twinStreams(t, 40)
 		want := fill(t, ref)
-		w := &brokenWriter{take: 5, short: short}
-		n, err := c.WriteTo(w)
-		wantErr := errBroken
-		if short {
-			wantErr = io.ErrShortWrite
-		}
-		if n != 5 || !errors.Is(err, wantErr) {
-			t.Fatalf("WriteTo into a writer that takes 5: %d %v", n, err)
-		}
-		if !c.WantWrite() {
-			t.Fatal("the rest is not held")
-		}
-		if _, err := c.Fill(make([]byte, 64)); !errors.Is(err, tern.ErrState) {
-			t.Fatalf("Fill with bytes held: %v", err)
-		}
+		w := writeToBroken(t, c, short)
 		// A writer failing in a later chunk, then one that takes the rest.
 		w2 := &brokenWriter{take: tern.PeekMax + 100}
 		n2, err := c.WriteTo(w2)
@@ -284,21 +300,7 @@ func TestClientWriteToKeepsWhatTheWriterDidNotTake(t *testing.T) {
 		if _, err := ref.WriteTo(&want); err != nil || want.Len() <= 5 {
 			t.Fatalf("the twin's HELLO: %d bytes, %v", want.Len(), err)
 		}
-		w := &brokenWriter{take: 5, short: short}
-		n, err := c.WriteTo(w)
-		wantErr := errBroken
-		if short {
-			wantErr = io.ErrShortWrite
-		}
-		if n != 5 || !errors.Is(err, wantErr) {
-			t.Fatalf("WriteTo into a writer that takes 5: %d %v", n, err)
-		}
-		if !c.WantWrite() {
-			t.Fatal("the rest is not held")
-		}
-		if _, err := c.Fill(make([]byte, 64)); !errors.Is(err, tern.ErrState) {
-			t.Fatalf("Fill with bytes held: %v", err)
-		}
+		w := writeToBroken(t, c, short)
 		var rest bytes.Buffer
 		if _, err := c.WriteTo(&rest); err != nil {
 			t.Fatalf("second WriteTo: %v", err)
