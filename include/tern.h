@@ -1363,8 +1363,8 @@ TERN_EXTERN tern_ssize tern_conn_write(tern_conn *conn, uint8_t *out,
  * and returns their number; they stay offered, the same ones, until
  * tern_conn_consume takes them, and only then does a peek take more from
  * the hub (at most TERN_CONN_PEEK_MAX bytes at a time, held in a block of
- * the hub's allocator that is freed once consumed: an idle connection keeps
- * nothing).  Returns 0 (nothing to send now), TERN_ERR_CLOSED (closed and
+ * the hub's allocator that goes back once consumed: an idle connection
+ * keeps nothing, and the hub keeps one such block for the next peek).  Returns 0 (nothing to send now), TERN_ERR_CLOSED (closed and
  * everything written), TERN_ERR_NOMEM or TERN_ERR_INVALID, as
  * tern_conn_write does; *|data| is then NULL.  Use one or the other on a
  * connection: tern_conn_write refuses with TERN_ERR_STATE while peeked

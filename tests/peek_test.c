@@ -78,21 +78,33 @@ static void test_binary(void) {
   CHECK(tern_conn_peek_output(c, &p3, T0) == 0 && p3 == NULL &&
             !tern_conn_want_write(c),
         "peek: then nothing, and no wish to write");
-  long blocks = a.outstanding;
-  /* Held bytes go with the connection. */
+  /* The blocks of a peek consumed whole serve the next one. */
   tu_pub(hub, "k", TERN_PRIO_NORMAL, "last", "x", T0);
-  CHECK(tern_conn_peek_output(c, &p1, T0) > 0 && a.outstanding > blocks,
-        "peek: a block held for the new bytes");
+  long calls = a.calls;
+  CHECK(tern_conn_peek_output(c, &p1, T0) > 0 && a.calls == calls,
+        "peek: the last peek's blocks reused, no allocation");
+  /* Held bytes go with the connection (the leak check below). */
   tern_conn_del(c);
   /* No memory: an error, nothing taken from the hub. */
   c = NULL;
   CHECK_EQ(tern_conn_new(&c, hub, T0), 0, "peek nomem: conn");
   tu_hello(c, "k", 0, 0, 0, NULL, T0);
+  /* Another connection holds the spare blocks, unconsumed. */
+  tern_conn *holder = NULL;
+  CHECK_EQ(tern_conn_new(&holder, hub, T0), 0, "peek nomem: holder");
+  tu_hello(holder, "k2", 0, 0, 0, NULL, T0);
+  tern_ssize held = tern_conn_peek_output(holder, &p2, T0);
+  CHECK(held > 0, "peek nomem: the holder holds");
   a.calls = 0;
   a.fail_at = 1;
+  a.fail_rest = 1;
   CHECK_EQ(tern_conn_peek_output(c, &p1, T0), TERN_ERR_NOMEM,
            "peek nomem: TERN_ERR_NOMEM");
   a.fail_at = 0;
+  a.fail_rest = 0;
+  CHECK(p1 == NULL && tern_conn_consume(holder, (size_t)held) == 0,
+        "peek nomem: no bytes offered; the holder's consumed");
+  tern_conn_del(holder);
   tu_out o2;
   tu_out_init(&o2);
   CHECK_EQ(take_all(&o2, c, 1000, T0), 0, "peek nomem: later it works");

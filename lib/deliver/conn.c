@@ -31,7 +31,9 @@
 
 int conn_aux_get(tern_hub *hub, conn *c) {
   if (!c->aux) {
-    c->aux = mem_malloc(&hub->mem, sizeof(conn_aux));
+    c->aux = hub->aux_spare ? hub->aux_spare
+                            : mem_malloc(&hub->mem, sizeof(conn_aux));
+    hub->aux_spare = NULL;
     if (!c->aux) {
       return TERN_ERR_NOMEM;
     }
@@ -49,15 +51,33 @@ int conn_aux_get(tern_hub *hub, conn *c) {
   return 0;
 }
 
+/* An aux block, done with: kept as the hub's spare, or freed. */
+static void aux_release(tern_hub *hub, conn_aux *a) {
+  if (!hub->aux_spare) {
+    hub->aux_spare = a;
+  } else {
+    mem_free(&hub->mem, a);
+  }
+}
+
+/* A peek's block, done with: kept as the hub's spare, or freed. */
+static void peek_release(tern_hub *hub, uint8_t *block) {
+  if (!hub->peek_spare) {
+    hub->peek_spare = block;
+  } else {
+    mem_free(&hub->mem, block);
+  }
+}
+
 void conn_aux_free(tern_hub *hub, conn *c) {
   if (c->aux) {
     if (c->aux->wmsg) {
       msg_unref(hub, c->aux->wmsg);
     }
     if (c->aux->peek) {
-      mem_free(&hub->mem, c->aux->peek);
+      peek_release(hub, c->aux->peek);
     }
-    mem_free(&hub->mem, c->aux);
+    aux_release(hub, c->aux);
     c->aux = NULL;
   }
 }
@@ -68,7 +88,7 @@ static void aux_trim(tern_hub *hub, conn *c) {
   if (a && a->rlen == 0 && !a->wmsg && !a->wctllen && !a->hello_waiting &&
       !a->prod && !a->peek &&
       !(a->told[0] | a->told[1] | a->told[2] | a->told_retention)) {
-    mem_free(&hub->mem, a);
+    aux_release(hub, a);
     c->aux = NULL;
   }
 }
@@ -1054,12 +1074,14 @@ tern_ssize tern_conn_peek_output(tern_conn *tc, const uint8_t **data,
   }
   /* Both blocks first: once tern_conn_write has taken messages from the
      hub, its bytes must have a home. */
-  uint8_t *buf = mem_malloc(&hub->mem, TERN_CONN_PEEK_MAX);
-  if (!buf) {
+  uint8_t *buf = hub->peek_spare;
+  if (buf) {
+    hub->peek_spare = NULL;
+  } else if (!(buf = mem_malloc(&hub->mem, TERN_CONN_PEEK_MAX))) {
     return TERN_ERR_NOMEM;
   }
   if (conn_aux_get(hub, c) != 0) {
-    mem_free(&hub->mem, buf);
+    peek_release(hub, buf);
     return TERN_ERR_NOMEM;
   }
   c->aux->peek = buf; /* also keeps the aux block through the write */
@@ -1068,16 +1090,12 @@ tern_ssize tern_conn_peek_output(tern_conn *tc, const uint8_t **data,
                             : write_binary(c, buf, TERN_CONN_PEEK_MAX, now);
   if (n <= 0) {
     c->aux->peek = NULL;
-    mem_free(&hub->mem, buf);
+    peek_release(hub, buf);
     aux_trim(hub, c);
     return n;
   }
-  if ((size_t)n < TERN_CONN_PEEK_MAX / 2) {
-    /* A socket that stalls keeps this block: only as large as its bytes. */
-    uint8_t *fit = mem_realloc(&hub->mem, buf, (size_t)n);
-    buf = fit ? fit : buf;
-  }
-  c->aux->peek = buf;
+  /* Whole: a connection whose socket stalls keeps the block until it
+     drains, as a host's own buffer would be kept. */
   c->aux->peek_off = 0;
   c->aux->peek_len = (uint32_t)n;
   *data = buf;
@@ -1099,7 +1117,7 @@ int tern_conn_consume(tern_conn *tc, size_t n) {
   }
   a->peek_off += (uint32_t)n;
   if (a->peek_off == a->peek_len) {
-    mem_free(&c->hub->mem, a->peek);
+    peek_release(c->hub, a->peek);
     a->peek = NULL;
     a->peek_off = a->peek_len = 0;
     aux_trim(c->hub, c);

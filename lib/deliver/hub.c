@@ -224,6 +224,12 @@ void tern_hub_del(tern_hub *hub) {
   hmap_free(&hub->collapse_index, &hub->mem);
   hmap_free(&hub->dedup_index, &hub->mem);
   heap_free(&hub->timers, &hub->mem);
+  if (hub->peek_spare) {
+    mem_free(&hub->mem, hub->peek_spare);
+  }
+  if (hub->aux_spare) {
+    mem_free(&hub->mem, hub->aux_spare);
+  }
   msg_pool_free(hub);
   event_free(hub);
   tern_mem mem = hub->mem;

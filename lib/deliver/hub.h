@@ -421,6 +421,11 @@ struct tern_hub {
   uint8_t *arena;
   size_t arena_len, arena_cap;
   size_t ev_reserved;      /* duty events promised: room kept for them    */
+  uint8_t *peek_spare;     /* a free TERN_CONN_PEEK_MAX block: the next
+                              peek's, so a peek consumed whole costs no
+                              allocation (conn.c)                          */
+  conn_aux *aux_spare;     /* a free aux block, likewise: a connection
+                              takes one for every peek or partial frame    */
   size_t arena_reserved;   /* ... and for their strings                   */
   uint8_t genid[32];       /* last generated id: hex epoch, hex counter      */
   struct persist *persist; /* NULL without a store (persist.c)            */
