@@ -1347,11 +1347,12 @@ TERN_EXTERN tern_ssize tern_conn_read(tern_conn *conn, const uint8_t *in,
  * Returns the number of bytes written (0: nothing to send now),
  * TERN_ERR_CLOSED once the connection is closed and everything queued for it
  * was written, TERN_ERR_NOMEM (a frame larger than |cap| needed a buffer to
- * continue from; nothing was written) or TERN_ERR_INVALID.  After
- * TERN_ERR_NOMEM the hub's deadline is due at once (tern_hub_get_expiry
- * returns at most |now|): tern_hub_handle_expiry puts the connection back
- * on the ready list, so it comes back from tern_hub_next_ready and the host
- * retries then.
+ * continue from; nothing was written), TERN_ERR_STATE (bytes of
+ * tern_conn_peek_output wait for tern_conn_consume) or TERN_ERR_INVALID.
+ * After TERN_ERR_NOMEM the hub's deadline is due at once
+ * (tern_hub_get_expiry returns at most |now|): tern_hub_handle_expiry puts
+ * the connection back on the ready list, so it comes back from
+ * tern_hub_next_ready and the host retries then.
  */
 TERN_EXTERN tern_ssize tern_conn_write(tern_conn *conn, uint8_t *out,
                                        size_t cap, tern_tstamp now);

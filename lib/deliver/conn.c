@@ -51,22 +51,20 @@ int conn_aux_get(tern_hub *hub, conn *c) {
   return 0;
 }
 
-/* An aux block, done with: kept as the hub's spare, or freed. */
-static void aux_release(tern_hub *hub, conn_aux *a) {
-  if (!hub->aux_spare) {
-    hub->aux_spare = a;
-  } else {
-    mem_free(&hub->mem, a);
+/* A block done with (aux or peek): it becomes the hub's spare of its kind
+   when there is none, else it is freed.  Returns the spare. */
+static void *spare_put(tern_hub *hub, void *spare, void *block) {
+  if (!spare) {
+    return block;
   }
+  mem_free(&hub->mem, block);
+  return spare;
 }
-
-/* A peek's block, done with: kept as the hub's spare, or freed. */
+static void aux_release(tern_hub *hub, conn_aux *a) {
+  hub->aux_spare = spare_put(hub, hub->aux_spare, a);
+}
 static void peek_release(tern_hub *hub, uint8_t *block) {
-  if (!hub->peek_spare) {
-    hub->peek_spare = block;
-  } else {
-    mem_free(&hub->mem, block);
-  }
+  hub->peek_spare = spare_put(hub, hub->peek_spare, block);
 }
 
 void conn_aux_free(tern_hub *hub, conn *c) {
@@ -1039,6 +1037,13 @@ done:
   return o.p - buf;
 }
 
+/* The bytes of |c|'s framing, for tern_conn_write and a peek. */
+static ALWAYS_INLINE tern_ssize pull(conn *c, uint8_t *buf, size_t cap,
+                                     tern_tstamp now) {
+  return c->framing ? framing_write(c, buf, cap, now)
+                    : write_binary(c, buf, cap, now);
+}
+
 tern_ssize tern_conn_write(tern_conn *tc, uint8_t *buf, size_t cap,
                            tern_tstamp now) {
   conn *c = (conn *)tc;
@@ -1051,10 +1056,7 @@ tern_ssize tern_conn_write(tern_conn *tc, uint8_t *buf, size_t cap,
   if (c->state == CONN_CLOSED) {
     return TERN_ERR_CLOSED;
   }
-  if (c->framing) {
-    return framing_write(c, buf, cap, now);
-  }
-  return write_binary(c, buf, cap, now);
+  return pull(c, buf, cap, now);
 }
 
 tern_ssize tern_conn_peek_output(tern_conn *tc, const uint8_t **data,
@@ -1086,8 +1088,7 @@ tern_ssize tern_conn_peek_output(tern_conn *tc, const uint8_t **data,
   }
   c->aux->peek = buf; /* also keeps the aux block through the write */
   c->aux->peek_off = c->aux->peek_len = 0;
-  tern_ssize n = c->framing ? framing_write(c, buf, TERN_CONN_PEEK_MAX, now)
-                            : write_binary(c, buf, TERN_CONN_PEEK_MAX, now);
+  tern_ssize n = pull(c, buf, TERN_CONN_PEEK_MAX, now);
   if (n <= 0) {
     c->aux->peek = NULL;
     peek_release(hub, buf);

@@ -267,11 +267,8 @@ func (c *Client) WriteTo(w io.Writer) (int64, error) {
 		if n == 0 {
 			return total, err
 		}
-		m, werr := w.Write(buf[:n])
+		m, werr := send(w, buf, n)
 		total += int64(m)
-		if werr == nil && m < n {
-			werr = io.ErrShortWrite
-		}
 		if werr != nil {
 			c.keep(buf[m:n])
 			return total, werr
