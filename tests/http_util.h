@@ -100,6 +100,7 @@ static inline const char *hu_method(int m) {
   case HTTP_HEAD: return "HEAD";
   case HTTP_POST: return "POST";
   case HTTP_OPTIONS: return "OPTIONS";
+  case HTTP_DELETE: return "DELETE";
   default: return "?";
   }
 }

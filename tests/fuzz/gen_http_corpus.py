@@ -59,6 +59,8 @@ SEEDS = {
                         b"GET /metrics HTTP/1.0\r\n\r\n",
     "expect_continue": b"POST /publish?topic=news" + H +
                        b"Expect: 100-continue\r\nContent-Length: 4\r\n\r\nabcd",
+    "webhook_delete": b"DELETE /webhooks/h1" + H +
+                      b"Authorization: Bearer s3cret\r\n\r\n",
     "query_encoding": b"GET /x%20y?a+b=c%2Bd&&e&=f&g=%C3%A9" + H + b"\r\n",
     "leading_crlf": b"\r\n\r\nOPTIONS /publish" + H + b"\r\n",
     "httpclient_get": httpclient("GET", "/stream?session=py&seq=1"),

@@ -75,20 +75,11 @@ static void header(hu_str *s, const char *name, http_slice v) {
   }
 }
 
-static const char *method_name(int m) {
-  switch (m) {
-  case HTTP_GET: return "GET";
-  case HTTP_HEAD: return "HEAD";
-  case HTTP_POST: return "POST";
-  default: return "OPTIONS";
-  }
-}
-
 static void reserialise(hu_str *s, const http_request *r) {
   size_t i;
   const char *conn_tokens[2];
   size_t nconn = 0;
-  hu_printf(s, "%s ", method_name(r->method));
+  hu_printf(s, "%s ", hu_method(r->method));
   enc(s, r->path, 1);
   for (i = 0; i < r->nparams; i++) {
     hu_add(s, i == 0 ? "?" : "&", 1);
