@@ -419,9 +419,21 @@ TERN_EXTERN int tern_inbox_new(tern_inbox **pin, tern_driver *d,
  * done callback), TERN_ERR_INVALID (NULL arguments, empty key, attrs with
  * NULL strings), TERN_ERR_TOO_LARGE (key, id, collapse key, content type
  * or attribute count over their limits) or TERN_ERR_NOMEM.
+ *
+ * |desc_version| is the layout of |desc| (TERN_MSG_DESC_V1 and later; an
+ * unknown one gives TERN_ERR_INVALID), so that a program built against
+ * this header keeps working when tern_msg_desc grows.  Call it through the
+ * tern_inbox_publish macro, which passes this header's layout.
  */
-TERN_EXTERN int tern_inbox_publish(tern_inbox *in, const uint8_t *key,
-                                   size_t keylen, const tern_msg_desc *desc);
+TERN_EXTERN int tern_inbox_publish_versioned(tern_inbox *in,
+                                             const uint8_t *key, size_t keylen,
+                                             uint32_t desc_version,
+                                             const tern_msg_desc *desc);
+/* tern_inbox_publish(in, key, keylen, desc) publishes |desc| in this
+   header's layout. */
+#define tern_inbox_publish(in, key, keylen, desc)                   \
+  tern_inbox_publish_versioned((in), (key), (keylen), TERN_MSG_DESC_VERSION, \
+                               (desc))
 
 /* tern_inbox_del frees the inbox and drops what it still holds (no done
    calls).  No thread may publish into it any more.  Call it on the loop's
@@ -503,10 +515,20 @@ TERN_EXTERN int tern_workers_start(tern_workers *w);
  * tern_workers_publish publishes a copy of |desc| to session |key| on the
  * worker tern_shard_of names, through its inbox.  Any thread, once the
  * workers exist (before start, messages wait for it).  Returns what
- * tern_inbox_publish returns.
+ * tern_inbox_publish returns.  |desc_version| is the layout of |desc|, as
+ * for tern_inbox_publish_versioned; call it through the
+ * tern_workers_publish macro.
  */
-TERN_EXTERN int tern_workers_publish(tern_workers *w, const uint8_t *key,
-                                     size_t keylen, const tern_msg_desc *desc);
+TERN_EXTERN int tern_workers_publish_versioned(tern_workers *w,
+                                               const uint8_t *key,
+                                               size_t keylen,
+                                               uint32_t desc_version,
+                                               const tern_msg_desc *desc);
+/* tern_workers_publish(w, key, keylen, desc) publishes |desc| in this
+   header's layout. */
+#define tern_workers_publish(w, key, keylen, desc)                      \
+  tern_workers_publish_versioned((w), (key), (keylen),                  \
+                                 TERN_MSG_DESC_VERSION, (desc))
 
 /* tern_workers_count returns the number of workers. */
 TERN_EXTERN uint32_t tern_workers_count(const tern_workers *w);

@@ -15,6 +15,7 @@
 
 #include <tern_posix.h>
 
+#include "base/layout.h"
 #include "tap.h"
 
 static void test_shard(void) {
@@ -404,8 +405,46 @@ static void test_workers(void) {
   tern_workers_del(wk);
 }
 
+/* A caller built against 0.1's header has a V1-long tern_settings and
+   tern_msg_desc: the workers read that much of them and no further (ASan
+   and valgrind see an over-read). */
+static void test_workers_layouts(void) {
+  tern_settings *s = malloc(layout_settings(TERN_SETTINGS_V1));
+  if (!s) {
+    BAILOUT("malloc");
+  }
+  (tern_settings_default)(s);
+  tern_workers_options o;
+  tern_workers_options_default(&o);
+  o.nthreads = 2;
+  o.settings = s;
+  tern_workers *w = NULL;
+  CHECK_EQ(tern_workers_new(&w, &o), 0, "workers take V1 settings");
+  tern_msg_desc *d = calloc(1, layout_msg_desc(TERN_MSG_DESC_V1));
+  if (!d) {
+    BAILOUT("calloc");
+  }
+  d->payload = (const uint8_t *)"hi";
+  d->payloadlen = 2;
+  CHECK_EQ(tern_workers_publish_versioned(w, (const uint8_t *)"v1", 2,
+                                          TERN_MSG_DESC_V1, d),
+           0, "a V1 message desc is queued");
+  CHECK_EQ(tern_workers_publish_versioned(w, (const uint8_t *)"v1", 2,
+                                          TERN_MSG_DESC_VERSION + 1, d),
+           TERN_ERR_INVALID, "an unknown desc layout is refused");
+  free(d);
+  tern_workers_del(w);
+  s->version = TERN_SETTINGS_VERSION + 1;
+  w = NULL;
+  CHECK_EQ(tern_workers_new(&w, &o), TERN_ERR_INVALID,
+           "... and refuse a version this library does not know");
+  CHECK(w == NULL, "... creating nothing");
+  free(s);
+}
+
 int main(void) {
   test_shard();
+  test_workers_layouts();
   test_loop();
   test_driver();
   test_backpressure();

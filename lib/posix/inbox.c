@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/layout.h"
 #include "posix/posix.h"
 
 typedef struct item {
@@ -120,9 +121,19 @@ static uint8_t *put(uint8_t **p, const void *src, size_t len) {
   return at;
 }
 
-int tern_inbox_publish(tern_inbox *in, const uint8_t *key, size_t keylen,
-                       const tern_msg_desc *desc) {
-  if (!in || !key || keylen == 0 || !desc ||
+int tern_inbox_publish_versioned(tern_inbox *in, const uint8_t *key,
+                                 size_t keylen, uint32_t desc_version,
+                                 const tern_msg_desc *caller) {
+  /* The caller's layout, the fields it lacks zero (their defaults). */
+  size_t dlen = layout_msg_desc(desc_version);
+  if (!caller || dlen == 0) {
+    return TERN_ERR_INVALID;
+  }
+  tern_msg_desc d;
+  memset(&d, 0, sizeof(d));
+  memcpy(&d, caller, dlen);
+  const tern_msg_desc *desc = &d;
+  if (!in || !key || keylen == 0 ||
       (!desc->payload && desc->payloadlen) || (!desc->id && desc->idlen) ||
       (!desc->collapse_key && desc->collapse_keylen) ||
       (!desc->attrs && desc->nattrs)) {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/layout.h"
 #include "posix/posix.h"
 
 typedef struct worker {
@@ -127,6 +128,18 @@ int tern_workers_new(tern_workers **pw, const tern_workers_options *o) {
     }
     memcpy(&dopt, o->driver, size);
   }
+  /* The caller's settings in the layout it knows, the rest at defaults:
+     its struct may be shorter than this header's. */
+  tern_settings set;
+  tern_settings_default(&set);
+  if (o->settings) {
+    size_t len = layout_settings(o->settings->version);
+    if (len == 0) {
+      return TERN_ERR_INVALID;
+    }
+    memcpy(&set, o->settings, len);
+    set.version = TERN_SETTINGS_VERSION;
+  }
   const tern_mem *hmem = dopt.version >= TERN_DRIVER_OPTIONS_V2 ? dopt.mem : NULL;
   tern_mem mem;
   posix_mem_init(&mem, hmem);
@@ -143,12 +156,6 @@ int tern_workers_new(tern_workers **pw, const tern_workers_options *o) {
   if (!w->workers) {
     mem.free(w, mem.user_data);
     return TERN_ERR_NOMEM;
-  }
-  tern_settings set;
-  if (o->settings) {
-    set = *o->settings;
-  } else {
-    tern_settings_default(&set);
   }
   w->host_accepts = set.hello_accept != 0;
   if (w->n > 1) {
@@ -234,13 +241,15 @@ int tern_workers_start(tern_workers *w) {
   return 0;
 }
 
-int tern_workers_publish(tern_workers *w, const uint8_t *key, size_t keylen,
-                         const tern_msg_desc *desc) {
+int tern_workers_publish_versioned(tern_workers *w, const uint8_t *key,
+                                   size_t keylen, uint32_t desc_version,
+                                   const tern_msg_desc *desc) {
   if (!w || !key || keylen == 0) {
     return TERN_ERR_INVALID;
   }
   uint32_t owner = tern_shard_of(key, keylen, w->n);
-  return tern_inbox_publish(w->workers[owner].in, key, keylen, desc);
+  return tern_inbox_publish_versioned(w->workers[owner].in, key, keylen,
+                                      desc_version, desc);
 }
 
 uint32_t tern_workers_count(const tern_workers *w) { return w ? w->n : 0; }

@@ -90,7 +90,11 @@ int go_workers_publish(tern_workers *w, const go_msg *m, const uint8_t *buf,
   tern_msg_desc d;
   tern_attr attrs[TERN_MAX_ATTRS];
   go_fill_desc(&d, attrs, m, buf, pbuf);
-  return tern_workers_publish(w, buf + m->key_off, (size_t)m->key_len, &d);
+  /* The versioned name, not the macro: cgo's build cache does not see a
+     change in an outside header. */
+  return tern_workers_publish_versioned(w, buf + m->key_off,
+                                        (size_t)m->key_len,
+                                        TERN_MSG_DESC_VERSION, &d);
 }
 
 /* ---- HTTP ------------------------------------------------------------------ */
