@@ -864,7 +864,7 @@ int filter_check(const char *text, size_t len, size_t *errpos,
 int filter_compile(const tern_mem *mem, const char *text, size_t len,
                    filter **pf, size_t *errpos, const char **msg) {
   parser p;
-  int root;
+  int root = 0; /* set by parse() when it succeeds */
   if (pf == NULL) {
     return TERN_ERR_INVALID;
   }

@@ -152,10 +152,13 @@ static size_t make_segment(input *in, const char *path, uint32_t number,
 
 static void make_raw(input *in, const char *path) {
   uint8_t buf[256];
+  /* the next |len| input bytes, zeros past its end, as take() gives them */
   size_t len = take(in);
-  for (size_t i = 0; i < len; ++i) {
-    buf[i] = take(in);
-  }
+  size_t have = (size_t)(in->end - in->p);
+  size_t n = len < have ? len : have;
+  memcpy(buf, in->p, n);
+  memset(buf + n, 0, len - n);
+  in->p += n;
   su_write_file(path, buf, len);
 }
 
