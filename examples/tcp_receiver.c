@@ -14,8 +14,9 @@
  *
  * The host's part, as in any tern_client program: open a transport when the
  * client asks (TERN_CLIENT_EV_CONNECT), call tern_client_connect once it is
- * up, move bytes with tern_client_read and tern_client_write, report a
- * broken transport with tern_client_conn_lost, and sleep until
+ * up, move bytes with tern_client_read and tern_client_peek_output (the
+ * client keeps what the socket did not take until tern_client_consume),
+ * report a broken transport with tern_client_conn_lost, and sleep until
  * tern_client_get_expiry.  The client owns the rest: HELLO with the last
  * seq, dedup by message id, batched acks, liveness, backoff.
  *
@@ -44,8 +45,6 @@
 static tern_client *client;
 static int fd = -1;         /* the TCP socket, or -1 */
 static int connecting;      /* connect() in progress */
-static uint8_t out[4096];   /* bytes from tern_client_write not yet sent */
-static size_t out_off, out_len;
 static volatile sig_atomic_t stop;
 
 /* The app's own view, to check what the client promises. */
@@ -75,7 +74,6 @@ static void transport_close(void) {
   }
   fd = -1;
   connecting = 0;
-  out_off = out_len = 0;
 }
 
 /* The transport broke or could not be opened: tell the client, which
@@ -116,27 +114,24 @@ static void connect_done(tern_tstamp now) {
   tern_client_connect(client, now);
 }
 
-/* Sends what the client has to say while the socket takes it. */
+/* Sends what the client has to say while the socket takes it; the client
+   keeps the rest.  A peek of TERN_ERR_CLOSED means the goodbye is out, and
+   the DISCONNECTED event closes the socket. */
 static void transport_write(tern_tstamp now) {
-  while (fd >= 0 && !connecting) {
-    if (out_off == out_len) {
-      tern_ssize n = tern_client_write(client, out, sizeof(out), now);
-      if (n <= 0) { /* TERN_ERR_CLOSED: the goodbye is out, and the
-                       DISCONNECTED event closes the socket */
-        return;
-      }
-      out_off = 0;
-      out_len = (size_t)n;
-    }
-    ssize_t n = send(fd, out + out_off, out_len - out_off, MSG_NOSIGNAL);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+  const uint8_t *data;
+  tern_ssize n;
+  while (fd >= 0 && !connecting &&
+         (n = tern_client_peek_output(client, &data, now)) > 0) {
+    ssize_t sent = send(fd, data, (size_t)n, MSG_NOSIGNAL);
+    if (sent < 0 &&
+        (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
       return; /* POLLOUT tells when to go on */
     }
-    if (n < 0) {
+    if (sent < 0) {
       transport_lost(now);
       return;
     }
-    out_off += (size_t)n;
+    tern_client_consume(client, (size_t)sent);
   }
 }
 
@@ -319,7 +314,7 @@ int main(int argc, char **argv) {
     handle_events((uint16_t)port, now); /* what writing ended, if anything */
 
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    if (connecting || out_off < out_len || tern_client_want_write(client)) {
+    if (connecting || tern_client_want_write(client)) {
       pfd.events |= POLLOUT;
     }
     tern_tstamp deadline = tern_client_get_expiry(client);

@@ -2480,14 +2480,44 @@ TERN_EXTERN tern_ssize tern_client_read(tern_client *client, const uint8_t *in,
 
 /*
  * tern_client_write fills |out| with up to |cap| bytes for the server
- * (HELLO, ACK, PING, PONG, GOAWAY).  Returns bytes written (0: nothing now)
- * or TERN_ERR_STATE (no transport), TERN_ERR_CLOSED (closed: the GOAWAY
- * was written, and its DISCONNECTED event queued), TERN_ERR_INVALID.
+ * (HELLO, ACK, PING, PONG, GOAWAY, PUBLISH).  Returns bytes written (0:
+ * nothing now) or TERN_ERR_STATE (no transport, or bytes of
+ * tern_client_peek_output wait for tern_client_consume), TERN_ERR_CLOSED
+ * (closed: the GOAWAY was written, and its DISCONNECTED event queued),
+ * TERN_ERR_INVALID.
  */
 TERN_EXTERN tern_ssize tern_client_write(tern_client *client, uint8_t *out,
                                          size_t cap, tern_tstamp now);
 
-/* tern_client_want_write: nonzero when tern_client_write has bytes now.
+/*
+ * tern_client_peek_output is tern_client_write for a host whose socket may
+ * take only part of what it is given: it points *|data| at the next bytes
+ * for the server, where the client keeps them (no copy, no allocation),
+ * and returns their number.  They stay offered until tern_client_consume
+ * takes them; a peek after a partial consume offers the rest.  One peek
+ * offers one control frame, or up to 16 KiB of queued PUBLISH frames.
+ * Returns 0 (nothing now), TERN_ERR_STATE, TERN_ERR_CLOSED or
+ * TERN_ERR_INVALID as tern_client_write does; *|data| is then NULL.  The
+ * bytes are valid until the next call on the client.  A transport that
+ * ends (tern_client_conn_lost, a DISCONNECTED event) drops what was not
+ * consumed.  Use one or the other: tern_client_write refuses with
+ * TERN_ERR_STATE while peeked bytes are not consumed.
+ */
+TERN_EXTERN tern_ssize tern_client_peek_output(tern_client *client,
+                                               const uint8_t **data,
+                                               tern_tstamp now);
+
+/*
+ * tern_client_consume marks the first |n| bytes of the last peek as sent
+ * (the number the host's send took).  Once the GOAWAY of a closing client
+ * is consumed, the client is closed (its DISCONNECTED event queued), as
+ * when tern_client_write writes it.  0, or TERN_ERR_INVALID (|n| larger
+ * than what the peek offered).
+ */
+TERN_EXTERN int tern_client_consume(tern_client *client, size_t n);
+
+/* tern_client_want_write: nonzero when tern_client_write has bytes now,
+   or peeked bytes are not consumed yet.
    It may turn nonzero after any call, tern_client_next_event included
    (taking a message can make an ACK due). */
 TERN_EXTERN int tern_client_want_write(const tern_client *client);

@@ -5,6 +5,11 @@
  * itself until consumed; tern_conn_write waits for the peeked bytes; the
  * held block is freed once consumed, and with the connection; no memory,
  * no loss; a closed connection says so after its last bytes; SSE alike.
+ * The client's tern_client_peek_output and tern_client_consume likewise,
+ * against a hub whose connections peek too: a producer's PUBLISH frames
+ * and a receiver's ACKs arrive whole and in order however they are cut;
+ * a closing client is closed once its GOAWAY is consumed; a lost transport
+ * drops what was held.
  */
 #include <stdio.h>
 #include <string.h>
@@ -154,8 +159,217 @@ static void test_sse(void) {
   tern_hub_del(hub);
 }
 
+/* ---- the client ---------------------------------------------------------- */
+
+static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+
+/* Moves what |cl| peeks into |sc|, |step| bytes per consume.  Returns the
+   bytes moved, or the error that stopped it with nothing moved. */
+static tern_ssize client_to_conn(tern_client *cl, tern_conn *sc, size_t step,
+                                 size_t *most, tern_tstamp now) {
+  tern_ssize total = 0;
+  for (;;) {
+    const uint8_t *p;
+    tern_ssize n = tern_client_peek_output(cl, &p, now);
+    if (n <= 0) {
+      return total ? total : n;
+    }
+    if ((size_t)n > *most) {
+      *most = (size_t)n;
+    }
+    size_t k = min_size((size_t)n, step);
+    if (tern_conn_read(sc, p, k, now) != (tern_ssize)k ||
+        tern_client_consume(cl, k) != 0) {
+      return TERN_ERR_PROTO;
+    }
+    total += (tern_ssize)k;
+  }
+}
+
+/* The other way: what |sc| peeks into |cl|, |step| bytes at a time. */
+static tern_ssize conn_to_client(tern_conn *sc, tern_client *cl, size_t step,
+                                 tern_tstamp now) {
+  tern_ssize total = 0;
+  for (;;) {
+    const uint8_t *p;
+    tern_ssize n = tern_conn_peek_output(sc, &p, now);
+    if (n <= 0) {
+      return total ? total : n;
+    }
+    size_t k = min_size((size_t)n, step);
+    if (tern_client_read(cl, p, k, now) != (tern_ssize)k ||
+        tern_conn_consume(sc, k) != 0) {
+      return TERN_ERR_PROTO;
+    }
+    total += (tern_ssize)k;
+  }
+}
+
+/* A client with its CONNECT event taken and a transport given. */
+static tern_client *client_up(const char *key, tern_tstamp now) {
+  tern_client *cl = NULL;
+  tern_client_event ev;
+  if (tern_client_new(&cl, (const uint8_t *)key, strlen(key), NULL, 0, NULL,
+                      NULL, now) != 0 ||
+      tern_client_next_event(cl, &ev) != 1 ||
+      ev.type != TERN_CLIENT_EV_CONNECT || tern_client_connect(cl, now) != 0) {
+    BAILOUT("peek client: setup");
+  }
+  return cl;
+}
+
+#define NPUB 500
+
+static void test_client(void) {
+  tern_hub *hub = tu_hub(NULL);
+  tern_client *cl = client_up("prod", T0);
+  tern_conn *sc = NULL;
+  CHECK_EQ(tern_conn_new(&sc, hub, T0), 0, "peek client: conn");
+  tern_conn_allow_publish(sc, 1);
+
+  /* The HELLO: offered in place until consumed, write refused meanwhile. */
+  const uint8_t *p1, *p2;
+  tern_ssize n1 = tern_client_peek_output(cl, &p1, T0);
+  tern_ssize n2 = tern_client_peek_output(cl, &p2, T0);
+  CHECK(n1 > 0 && n2 == n1 && p2 == p1 && tern_client_want_write(cl),
+        "peek client: the HELLO, the same bytes until consumed");
+  uint8_t buf[64];
+  CHECK_EQ(tern_client_write(cl, buf, sizeof(buf), T0), TERN_ERR_STATE,
+           "peek client: tern_client_write waits for them");
+  CHECK_EQ(tern_client_consume(cl, (size_t)n1 + 1), TERN_ERR_INVALID,
+           "peek client: consuming more than offered is refused");
+  CHECK(tern_conn_read(sc, p1, 2, T0) == 2 && tern_client_consume(cl, 2) == 0,
+        "peek client: 2 bytes sent and consumed");
+  CHECK(tern_client_peek_output(cl, &p2, T0) == n1 - 2 && p2 == p1 + 2,
+        "peek client: then the rest is offered");
+
+  /* A producer: NPUB publishes of 200 bytes, cut into odd pieces both ways;
+     every PUBACK comes back accepted and in order. */
+  size_t most = 0;
+  int published = 0, acked_ok = 0, in_order = 1;
+  char payload[200];
+  memset(payload, 'q', sizeof(payload));
+  for (int round = 0; round < 2000 && acked_ok < NPUB; ++round) {
+    client_to_conn(cl, sc, 777, &most, T0);
+    conn_to_client(sc, cl, 333, T0);
+    tern_client_event ev;
+    while (tern_client_next_event(cl, &ev) == 1) {
+      if (ev.type == TERN_CLIENT_EV_CONNECTED) {
+        tern_msg_desc d;
+        memset(&d, 0, sizeof(d));
+        d.payload = (const uint8_t *)payload;
+        d.payloadlen = sizeof(payload);
+        for (; published < NPUB; ++published) {
+          char id[16];
+          snprintf(id, sizeof(id), "p%d", published);
+          d.id = (const uint8_t *)id;
+          d.idlen = strlen(id);
+          if (tern_client_publish(cl, 0, (const uint8_t *)"reader", 6, &d,
+                                  NULL, T0) != 0) {
+            break;
+          }
+        }
+      } else if (ev.type == TERN_CLIENT_EV_PUBACK) {
+        in_order &= ev.seq == (uint64_t)acked_ok + 1 && ev.reason == 0;
+        ++acked_ok;
+      }
+    }
+  }
+  CHECK(published == NPUB && acked_ok == NPUB && in_order,
+        "peek client: every PUBLISH arrived whole, its PUBACK in order");
+  CHECK(most > 4096 && most <= 16384,
+        "peek client: PUBLISH frames offered up to 16 KiB at a time");
+
+  /* Close: the client is closed only once its GOAWAY is consumed. */
+  CHECK_EQ(tern_client_close(cl, T0), 0, "peek client: close");
+  tern_ssize g = tern_client_peek_output(cl, &p1, T0);
+  tern_client_event ev;
+  int early = 0;
+  while (tern_client_next_event(cl, &ev) == 1) {
+    early |= ev.type == TERN_CLIENT_EV_DISCONNECTED;
+  }
+  CHECK(g > 0 && !early, "peek client: the GOAWAY offered, not yet closed");
+  CHECK_EQ(tern_conn_read(sc, p1, (size_t)g, T0), g,
+           "peek client: the hub reads it");
+  CHECK_EQ(tern_client_consume(cl, (size_t)g), 0,
+           "peek client: GOAWAY consumed");
+  CHECK(tern_client_next_event(cl, &ev) == 1 &&
+            ev.type == TERN_CLIENT_EV_DISCONNECTED &&
+            ev.reason == TERN_GOAWAY_CLIENT,
+        "peek client: then DISCONNECTED(CLIENT)");
+  CHECK(tern_client_peek_output(cl, &p1, T0) == TERN_ERR_CLOSED && p1 == NULL,
+        "peek client: then TERN_ERR_CLOSED");
+  tern_client_del(cl);
+  tern_conn_del(sc);
+
+  /* A receiver, cut into pieces both ways: every message once, all acked. */
+  tern_client *rc = client_up("reader", T0);
+  tern_conn *rconn = NULL;
+  tern_conn_new(&rconn, hub, T0);
+  int got = 0;
+  tern_tstamp now = T0;
+  for (int round = 0; round < 5000 && tu_stats(hub).acked < NPUB; ++round) {
+    now += TERN_MILLISECONDS;
+    client_to_conn(rc, rconn, 5, &most, now);
+    conn_to_client(rconn, rc, 7, now);
+    while (tern_client_next_event(rc, &ev) == 1) {
+      got += ev.type == TERN_CLIENT_EV_MESSAGE;
+    }
+    if (tern_client_get_expiry(rc) <= now) {
+      tern_client_handle_expiry(rc, now);
+    }
+    if (tern_hub_get_expiry(hub) <= now) {
+      tern_hub_handle_expiry(hub, now);
+    }
+  }
+  CHECK(got == NPUB && tu_stats(hub).acked == NPUB,
+        "peek client: the receiver got all, its ACKs arrived whole");
+
+  /* A lost transport drops the held bytes; the next HELLO starts whole. */
+  tern_client_conn_lost(rc, now);
+  CHECK_EQ(tern_client_peek_output(rc, &p1, now), TERN_ERR_STATE,
+           "peek client: no transport, no bytes");
+  tern_client_event e2;
+  for (int i = 0; i < 1000; ++i) {
+    now += 100 * TERN_MILLISECONDS;
+    tern_client_handle_expiry(rc, now);
+    if (tern_client_next_event(rc, &e2) == 1 &&
+        e2.type == TERN_CLIENT_EV_CONNECT) {
+      break;
+    }
+  }
+  tern_client_connect(rc, now);
+  tern_ssize h = tern_client_peek_output(rc, &p1, now);
+  CHECK_EQ(tern_client_consume(rc, 3), 0, "peek client: 3 HELLO bytes out");
+  tern_client_conn_lost(rc, now);
+  for (int i = 0; i < 1000; ++i) {
+    now += 100 * TERN_MILLISECONDS;
+    tern_client_handle_expiry(rc, now);
+    if (tern_client_next_event(rc, &e2) == 1 &&
+        e2.type == TERN_CLIENT_EV_CONNECT) {
+      break;
+    }
+  }
+  tern_client_connect(rc, now);
+  tu_out o;
+  tu_out_init(&o);
+  tern_ssize h2 = tern_client_peek_output(rc, &p1, now);
+  if (h2 > 0) {
+    tu_out_append(&o, p1, (size_t)h2);
+    tu_out_decode(&o);
+  }
+  CHECK(h > 0 && h2 == h && !o.bad && o.nframes == 1 &&
+            o.frames[0].f.type == WIRE_HELLO,
+        "peek client: after a cut HELLO and a new transport, a whole HELLO");
+  tu_out_free(&o);
+  tern_client_del(rc);
+  tern_conn_del(rconn);
+  tern_hub_del(hub);
+}
+
 int main(void) {
   test_binary();
   test_sse();
+  test_client();
   return tap_done();
 }

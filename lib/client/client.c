@@ -174,6 +174,8 @@ static void reset_conn(tern_client *c) {
     c->rcap = 0;
   }
   c->wlen = c->woff = 0;
+  c->peek_src = 0;
+  c->peek_len = 0;
   c->ctl = 0;
   c->ping_out = 0;
   c->probe = 0;

@@ -223,6 +223,11 @@ struct tern_client {
   /* send buffer: the frame being written */
   uint8_t wbuf[WIRE_HEADER_MAX + WIRE_CLIENT_BODY_MAX];
   size_t wlen, woff;
+  /* what tern_client_peek_output offered and is not consumed: |peek_len|
+     bytes in place, of wbuf or of the PUBLISH queue (send.c's PEEK_*);
+     0: nothing held */
+  int peek_src;
+  size_t peek_len;
 
   /* adaptive heartbeat */
   tern_duration hb_cur;      /* the interval in use                        */
@@ -269,6 +274,10 @@ int client_pub_want_write(const tern_client *c);
 int client_pub_cut(const tern_client *c);
 /* client_pub_write copies queued PUBLISH bytes to |out|; bytes copied. */
 size_t client_pub_write(tern_client *c, uint8_t *out, size_t cap);
+/* client_pub_peek points *|data| at up to |max| queued PUBLISH bytes and
+   returns their number; client_pub_take marks |n| of them written. */
+size_t client_pub_peek(const tern_client *c, const uint8_t **data, size_t max);
+void client_pub_take(tern_client *c, size_t n);
 /* client_pub_reset empties the queue (the connection ended). */
 void client_pub_reset(tern_client *c);
 void client_pub_free(tern_client *c);

@@ -171,10 +171,25 @@ int client_pub_want_write(const tern_client *c) {
 
 int client_pub_cut(const tern_client *c) { return c->pub && c->pub->cut; }
 
+size_t client_pub_peek(const tern_client *c, const uint8_t **data,
+                       size_t max) {
+  const struct client_pub *q = c->pub;
+  size_t n = q->len - q->off;
+  *data = q->buf + q->off;
+  return n < max ? n : max;
+}
+
 size_t client_pub_write(tern_client *c, uint8_t *out, size_t cap) {
+  const uint8_t *data;
+  size_t n = client_pub_peek(c, &data, cap);
+  memcpy(out, data, n);
+  client_pub_take(c, n);
+  return n;
+}
+
+void client_pub_take(tern_client *c, size_t n) {
   struct client_pub *q = c->pub;
-  size_t n = 0;
-  while (n < cap && q->off < q->len) {
+  while (n) {
     size_t frame = q->cut;
     if (frame == 0) {
       uint8_t type;
@@ -183,9 +198,8 @@ size_t client_pub_write(tern_client *c, uint8_t *out, size_t cap) {
                                      &body);
       frame = (size_t)h + (size_t)body;
     }
-    size_t take = frame < cap - n ? frame : cap - n;
-    memcpy(out + n, q->buf + q->off, take);
-    n += take;
+    size_t take = frame < n ? frame : n;
+    n -= take;
     q->off += take;
     q->cut = frame - take;
   }
@@ -197,7 +211,6 @@ size_t client_pub_write(tern_client *c, uint8_t *out, size_t cap) {
       q->cap = 0;
     }
   }
-  return n;
 }
 
 void client_pub_reset(tern_client *c) {

@@ -118,20 +118,47 @@ static int next_frame(tern_client *c, tern_tstamp now) {
   return c->wlen != 0;
 }
 
+/* 0 when the client has a transport to write to, else what a write
+   returns. */
+static int writable(const tern_client *c) {
+  switch (c->state) {
+  case CL_HELLO_SENT:
+  case CL_CONNECTED:
+  case CL_CLOSING:
+    return 0;
+  case CL_CLOSED:
+    return TERN_ERR_CLOSED;
+  default:
+    return TERN_ERR_STATE;
+  }
+}
+
+/* After |n| bytes went to the host at |now|: a closing client whose
+   goodbye is out is done with its transport. */
+static void wrote(tern_client *c, size_t n, tern_tstamp now) {
+  if (c->woff == c->wlen) {
+    c->woff = c->wlen = 0;
+  }
+  if (n) {
+    c->last_tx = now;
+  }
+  if (c->state == CL_CLOSING && c->goaway_sent && c->wlen == 0) {
+    /* The goodbye is out: the host closes the transport. */
+    client_closed(c);
+  }
+}
+
 tern_ssize tern_client_write(tern_client *c, uint8_t *out, size_t cap,
                              tern_tstamp now) {
   if (!c || (!out && cap)) {
     return TERN_ERR_INVALID;
   }
-  switch (c->state) {
-  case CL_HELLO_SENT:
-  case CL_CONNECTED:
-  case CL_CLOSING:
-    break;
-  case CL_CLOSED:
-    return TERN_ERR_CLOSED;
-  default:
-    return TERN_ERR_STATE;
+  int rv = writable(c);
+  if (rv != 0) {
+    return rv;
+  }
+  if (c->peek_src) {
+    return TERN_ERR_STATE; /* the peeked bytes go first: consume them */
   }
   if (now > c->now) {
     c->now = now;
@@ -158,15 +185,68 @@ tern_ssize tern_client_write(tern_client *c, uint8_t *out, size_t cap,
     c->woff += chunk;
     n += chunk;
   }
-  if (c->woff == c->wlen) {
-    c->woff = c->wlen = 0;
-  }
-  if (n) {
-    c->last_tx = now;
-  }
-  if (c->state == CL_CLOSING && c->goaway_sent && c->wlen == 0) {
-    /* The goodbye is out: the host closes the transport. */
-    client_closed(c);
-  }
+  wrote(c, n, now);
   return (tern_ssize)n;
+}
+
+/* The most PUBLISH bytes one peek offers: control frames wait for no more
+   than this between two peeks. */
+#define PEEK_PUB_MAX 16384
+
+/* client.peek_src */
+enum { PEEK_WBUF = 1, PEEK_PUB };
+
+tern_ssize tern_client_peek_output(tern_client *c, const uint8_t **data,
+                                   tern_tstamp now) {
+  if (!c || !data) {
+    return TERN_ERR_INVALID;
+  }
+  *data = NULL;
+  int rv = writable(c);
+  if (rv != 0) {
+    return rv;
+  }
+  if (now > c->now) {
+    c->now = now;
+  }
+  /* The bytes stay where they are, the frame in progress or the PUBLISH
+     queue, in the order tern_client_write would copy them. */
+  if (!c->peek_src) {
+    if (c->woff == c->wlen && client_pub_cut(c)) {
+      c->peek_src = PEEK_PUB;
+    } else if (c->woff < c->wlen || next_frame(c, now)) {
+      c->peek_src = PEEK_WBUF;
+    } else if (c->state == CL_CONNECTED && client_pub_want_write(c)) {
+      c->peek_src = PEEK_PUB;
+    } else {
+      return 0;
+    }
+  }
+  if (c->peek_src == PEEK_WBUF) {
+    *data = c->wbuf + c->woff;
+    c->peek_len = c->wlen - c->woff;
+  } else {
+    c->peek_len = client_pub_peek(c, data, PEEK_PUB_MAX);
+  }
+  return (tern_ssize)c->peek_len;
+}
+
+int tern_client_consume(tern_client *c, size_t n) {
+  if (!c || n > c->peek_len) {
+    return TERN_ERR_INVALID;
+  }
+  if (n == 0) {
+    return 0;
+  }
+  if (c->peek_src == PEEK_WBUF) {
+    c->woff += n;
+  } else {
+    client_pub_take(c, n);
+  }
+  c->peek_len -= n;
+  if (c->peek_len == 0) {
+    c->peek_src = 0;
+  }
+  wrote(c, n, c->now);
+  return 0;
 }

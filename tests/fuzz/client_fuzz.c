@@ -4,9 +4,10 @@
  * opcode byte and its arguments.  Steps feed raw server bytes (split at
  * arbitrary points), well-formed server frames (WELCOME, MSG, PING, PONG,
  * DROPPED, GOAWAY, so that the fuzzer reaches deep states quickly), time,
- * writes with arbitrary buffer sizes, the app taking events and acking,
- * transport loss, reconnects and close, and saving the resume state.  The
- * host answers CONNECT events by connecting at once.
+ * writes with arbitrary buffer sizes, peeks consumed in part, publishes,
+ * the app taking events and acking, transport loss, reconnects and close,
+ * and saving the resume state.  The host answers CONNECT events by
+ * connecting at once.
  *
  * Checked after every step: read returns |len| or one of its documented
  * errors; want_write and write agree; every event's pointers are readable
@@ -275,7 +276,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       int want = tern_client_want_write(st.c);
       tern_ssize r = tern_client_write(st.c, buf, cap, st.now);
       REQUIRE(r <= (tern_ssize)cap);
-      if (want) {
+      if (want && r == TERN_ERR_STATE) {
+        /* refused only while peeked bytes wait */
+        const uint8_t *p;
+        REQUIRE(tern_client_peek_output(st.c, &p, st.now) > 0);
+      } else if (want) {
         REQUIRE(r > 0);
       }
       if (r > 0) {
@@ -306,6 +311,45 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         tern_client_close(st.c, st.now);
       }
       break;
+    case 14: { /* a peek, of which the socket takes part */
+      const uint8_t *p, *p2;
+      int want = tern_client_want_write(st.c);
+      tern_ssize r = tern_client_peek_output(st.c, &p, st.now);
+      REQUIRE(r <= 16384);
+      if (want) {
+        REQUIRE(r > 0);
+      }
+      if (r <= 0) {
+        REQUIRE(p == NULL && tern_client_consume(st.c, 1) == TERN_ERR_INVALID);
+        break;
+      }
+      touch(p, (size_t)r);
+      REQUIRE(tern_client_peek_output(st.c, &p2, st.now) == r && p2 == p);
+      REQUIRE(tern_client_consume(st.c, (size_t)r + 1) == TERN_ERR_INVALID);
+      uint8_t k = take(&in);
+      REQUIRE(tern_client_consume(st.c, k & 0x80 ? (size_t)r
+                                                 : (size_t)k % ((size_t)r + 1)) == 0);
+      break;
+    }
+    case 15: { /* the app publishes */
+      tern_msg_desc d;
+      memset(&d, 0, sizeof(d));
+      uint8_t a = take(&in);
+      d.id = (const uint8_t *)ids[a & 7];
+      d.idlen = a & 8 ? 1 : 0;
+      d.flags = a & 0x10 ? TERN_MSG_SYNC : 0;
+      memset(buf, 'q', 1000);
+      d.payload = buf;
+      d.payloadlen = (size_t)(a >> 5) * 140;
+      uint64_t req = 0;
+      int rv = tern_client_publish(st.c, 0, (const uint8_t *)"to", 2, &d, &req,
+                                   st.now);
+      REQUIRE(rv == 0 || rv == TERN_ERR_STATE || rv == TERN_ERR_CLOSED ||
+              rv == TERN_ERR_FULL || rv == TERN_ERR_NOMEM ||
+              (rv == TERN_ERR_TOO_LARGE && d.payloadlen > 256));
+      REQUIRE(rv != 0 || req > 0);
+      break;
+    }
     case 13: /* the app saves the state; a new process restores it */
       save_restore(&st, &s, &mem);
       break;

@@ -32,6 +32,8 @@ CONNECT = [10]
 CLOSE = [11, 0x5a]
 ALL = [12]
 SAVE = [13]
+PEEK = lambda k: [14, k]  # k & 0x80: the socket takes all; else k % (n+1)
+PUBLISH = lambda a: [15, a]  # a: id, SYNC, payload size (a >> 5) * 140
 
 scripts = {
     "basic": header() + WRITE() + WELCOME() + MSG(0) + MSG(1, extra=1) + TAKE() + WRITE()
@@ -62,6 +64,11 @@ scripts = {
             + MSG(2) + SAVE,
     "save_manual": header(manual=1, dedup=7) + WRITE() + WELCOME() + MSG(0) + MSG(1) + MSG(2)
                    + TAKE() + SAVE + ACK_LAST + SAVE + WRITE() + GOAWAY(0, 5) + SAVE + ALL,
+    "peek": header() + PEEK(5) + PEEK(0x80) + WELCOME() + PUBLISH(0x60) + PUBLISH(0xe0)
+            + PUBLISH(0x41) + PEEK(100) + WRITE() + PEEK(0x80) + MSG(0) + TAKE() + PEEK(0x80)
+            + CLOSE + PEEK(1) + PEEK(0x80) + TAKE() + LOST,
+    "peek_lost": header() + PEEK(3) + LOST + NEXT + ALL + PEEK(0x80) + WELCOME()
+                 + PUBLISH(0xff) + PEEK(9) + LOST + NEXT + ALL + PEEK(0x80) + WRITE(),
     "bigmsg": header() + WELCOME() + MSG(5, payload=3) + MSG(6, payload=2, extra=1) + TAKE()
               + WRITE(),
 }
