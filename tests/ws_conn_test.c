@@ -490,6 +490,59 @@ static void test_json_fragments(void) {
   wsc_free(&w);
 }
 
+/* What a tern.json connection holds only while it needs it: an idle one
+   keeps no side block; a PONG cut across writes stays whole while a newer
+   PING waits for its turn; a message in pieces is gathered, then let go. */
+static void test_json_side(void) {
+  static wsc w;
+  tu_alloc a;
+  memset(&a, 0, sizeof(a));
+  tern_mem m = tu_alloc_mem(&a);
+  tern_settings s = tu_settings();
+  tern_hub *hub = NULL;
+  if (tern_hub_new(&hub, &s, &m) != 0) {
+    BAILOUT("side: hub");
+  }
+  tern_conn *c = open_ws(hub, TERN_FRAMING_WS_JSON, "side", T0);
+  wsc_init(&w, c);
+  pub(hub, "side", "m1", "x", 1, T0);
+  wsc_drain(&w, T0);
+  send_text(&w, "{\"ack\":1}", T0);
+  CHECK_INT(tu_stats(hub).acked, 1, "side: acked whole");
+  long idle = a.outstanding;
+  char one[100], two[100];
+  memset(one, 'a', sizeof(one));
+  memset(two, 'b', sizeof(two));
+  send_frame(&w, 1, WEB_WS_PING, one, sizeof(one), T0);
+  CHECK_INT(a.outstanding, idle + 1, "side: a PING to answer takes a block");
+  uint8_t buf[7];
+  tern_ssize n = tern_conn_write(c, buf, sizeof(buf), T0);
+  CHECK_INT(n, 7, "side: 7 bytes of the PONG written");
+  if (n > 0) {
+    wsc_take(&w, buf, (size_t)n);
+  }
+  send_frame(&w, 1, WEB_WS_PING, two, sizeof(two), T0);
+  wsc_drain_cap(&w, 3, T0);
+  const wsmsg *o1 = count_of(&w, 'O') == 2 ? &w.msgs[w.n - 2] : NULL;
+  const wsmsg *o2 = last_of(&w, 'O');
+  CHECK(!w.bad && o1 && o1->kind == 'O' && o1->len == 100 &&
+            memcmp(o1->data, one, 100) == 0 && o2 && o2->len == 100 &&
+            memcmp(o2->data, two, 100) == 0,
+        "side: the cut PONG whole, then the newer PING's");
+  CHECK_INT(a.outstanding, idle, "side: both answered, the block is gone");
+  send_frame(&w, 0, WEB_WS_TEXT, "{\"ack\"", 6, T0);
+  CHECK_INT(a.outstanding, idle + 1, "side: a message in pieces is kept");
+  send_frame(&w, 1, WEB_WS_CONT, ":1}", 3, T0);
+  CHECK(a.outstanding == idle && !tern_conn_is_closed(c),
+        "side: once whole, read and let go");
+  wsc_drain(&w, T0);
+  tern_conn_del(c);
+  tern_hub_del(hub);
+  CHECK(tu_alloc_finish(&a) == 0 && a.bad_frees == 0,
+        "side: every block freed, once");
+  wsc_free(&w);
+}
+
 /* Heartbeats are PINGs carrying the time; the PONG gives the rtt; a peer
    that answers nothing is dead. */
 static void test_json_heartbeat(void) {
@@ -1091,13 +1144,17 @@ static void test_nomem(void) {
         send_hello(&w, "nm", T0);
       }
       pub(hub, "nm", "x", "payload", 7, T0);
+      send_frame(&w, 1, WEB_WS_PING, "pp", 2, T0); /* its PONG: a block */
       wsc_drain_cap(&w, 5, T0);
       wsc_drain(&w, T0);
       if (fr == TERN_FRAMING_WS_BIN) {
         send_ack(&w, 1, T0);
       } else {
-        send_text(&w, "{\"ack\":1}", T0);
+        /* in pieces: a block too */
+        send_frame(&w, 0, WEB_WS_TEXT, "{\"ack\"", 6, T0);
+        send_frame(&w, 1, WEB_WS_CONT, ":1}", 3, T0);
       }
+      wsc_drain(&w, T0);
       fine &= !w.bad;
       tern_conn_del(c);
       wsc_free(&w);
@@ -1116,6 +1173,7 @@ int main(void) {
   test_json_end_to_end();
   test_json_dropped();
   test_json_fragments();
+  test_json_side();
   test_json_heartbeat();
   test_bin_end_to_end();
   test_bin_split();

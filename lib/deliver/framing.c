@@ -651,7 +651,7 @@ static void put_closing(tern_hub *hub, conn *c, webconn *w, wout *o) {
 static void put_open(tern_hub *hub, conn *c, webconn *w, wout *o,
                      tern_tstamp now, int *rv) {
   const int ws = c->framing == TERN_FRAMING_WS_JSON;
-  if (ws && !ws_put_pong(ws_of(c), &o->p, o->end)) {
+  if (ws && !ws_put_pong(c, &o->p, o->end)) {
     o->full = 1;
     return;
   }
@@ -708,7 +708,7 @@ tern_ssize framing_write(conn *c, uint8_t *buf, size_t cap, tern_tstamp now) {
     goto done;
   }
   if (c->framing == TERN_FRAMING_WS_JSON &&
-      !ws_flush_ctl(ws_of(c), &o.p, o.end)) {
+      !ws_flush_ctl(c, &o.p, o.end)) {
     goto done;
   }
   if (c->state == CONN_CLOSING) {
@@ -815,6 +815,9 @@ void framing_release(tern_hub *hub, conn *c) {
   webconn *w = web_of(c);
   mem_free(&hub->mem, w->spill);
   w->spill = NULL;
+  if (is_ws(c)) {
+    ws_release(hub, c);
+  }
 }
 
 /* ---- opening ---------------------------------------------------------------- */

@@ -46,20 +46,37 @@ enum {
   WS_CLOSE_SENT     /* written (or started, in ctl)                       */
 };
 
-/* The state of a WebSocket connection, after its webconn. */
+/* wsconn.ctl: the control frame being written. */
+enum {
+  WS_CTL_NONE = 0,
+  WS_CTL_PING,             /* ours: ping_stamp                             */
+  WS_CTL_PONG,             /* side->out                                    */
+  WS_CTL_CLOSE             /* from the close fields and the goaway reason  */
+};
+
+/* What a WebSocket connection holds only while it needs it, so that an
+   idle one keeps none: the PING of the peer to answer, the PONG being
+   written, a tern.json message that came in pieces. */
+typedef struct ws_side {
+  uint8_t pong_len, out_len, jlen;
+  uint8_t pong[WEB_WS_CONTROL_MAX]; /* the PING to answer (pong_due)       */
+  uint8_t out[WEB_WS_CONTROL_MAX];  /* the PONG being written              */
+  uint8_t jbuf[WS_JSON_IN_MAX];     /* the open text message               */
+} ws_side;
+
+/* The state of a WebSocket connection, after its webconn.  A control
+   frame being written is not kept as bytes: it is encoded again from
+   what it was made of (ctl) for each write, |ctl_off| bytes in. */
 typedef struct wsconn {
   web_ws_decoder dec;      /* the peer's frames (masked)                    */
-  uint16_t close_code;     /* the CLOSE to send: 0: from the goaway reason  */
+  ws_side *side;           /* NULL while nothing needs it                   */
+  tern_tstamp ping_stamp;  /* our PING being written: its payload           */
   const char *close_why;   /* its reason (static); NULL: the goaway name    */
+  uint16_t close_code;     /* the CLOSE to send: 0: from the goaway reason  */
   uint8_t close;           /* WS_OPEN, WS_CLOSE_DUE, WS_CLOSE_SENT          */
   uint8_t close_empty;     /* the peer's CLOSE had no code: echo none       */
-  uint8_t pong_due;        /* a PING of the peer to answer                  */
-  uint8_t pong_len;
-  uint8_t ctl_len, ctl_off; /* a control frame being written               */
-  uint8_t jlen;            /* tern.json: bytes of the open text message     */
-  uint8_t ctl[WEB_WS_CONTROL_MAX + 2];
-  uint8_t pong[WEB_WS_CONTROL_MAX];
-  uint8_t jbuf[WS_JSON_IN_MAX];
+  uint8_t pong_due;        /* a PING of the peer to answer (side->pong)     */
+  uint8_t ctl, ctl_off;    /* the control frame being written (WS_CTL_*)    */
 } wsconn;
 
 static inline webconn *web_of(const conn *c) {
@@ -110,14 +127,15 @@ int ws_bin_wants_write(const conn *c);
 /* For tern.json (framing.c): the control frames.  Each continues the
    frame in progress first and returns 1 when nothing of its own waits
    (all of it is in [*p, end)), 0 when it must wait for the next write. */
-int ws_flush_ctl(wsconn *ws, uint8_t **p, uint8_t *end);
-int ws_put_pong(wsconn *ws, uint8_t **p, uint8_t *end);
+int ws_flush_ctl(conn *c, uint8_t **p, uint8_t *end);
+int ws_put_pong(conn *c, uint8_t **p, uint8_t *end);
 int ws_put_ping(conn *c, uint8_t **p, uint8_t *end, tern_tstamp now);
 int ws_put_close(conn *c, uint8_t **p, uint8_t *end);
 /* ws_ctl_waits: a control frame is due or in progress. */
 static inline int ws_ctl_waits(const wsconn *ws) {
-  return ws->ctl_off < ws->ctl_len || ws->pong_due ||
-         ws->close == WS_CLOSE_DUE;
+  return ws->ctl != WS_CTL_NONE || ws->pong_due || ws->close == WS_CLOSE_DUE;
 }
+/* ws_release frees what the connection holds (tern_conn_del). */
+void ws_release(tern_hub *hub, conn *c);
 
 #endif

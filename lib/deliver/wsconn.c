@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "base/layout.h"
+#include "base/mem.h"
 #include "deliver/hub.h"
 #include "deliver/web.h"
 #include "web/json.h"
@@ -36,65 +37,37 @@ void ws_init(conn *c, int framing) {
   web_ws_decoder_init(&ws->dec, WEB_WS_SERVER, max, max);
 }
 
-/* ---- control frames out ------------------------------------------------- */
+/* ---- what is held only while needed ------------------------------------ */
 
-int ws_flush_ctl(wsconn *ws, uint8_t **p, uint8_t *end) {
-  size_t n = (size_t)(ws->ctl_len - ws->ctl_off);
-  size_t room = (size_t)(end - *p);
-  n = n < room ? n : room;
-  if (n) {
-    memcpy(*p, ws->ctl + ws->ctl_off, n);
-    *p += n;
-    ws->ctl_off = (uint8_t)(ws->ctl_off + n);
-  }
-  if (ws->ctl_off < ws->ctl_len) {
-    return 0;
-  }
-  ws->ctl_len = ws->ctl_off = 0;
-  return 1;
-}
-
-/* Takes a control frame of |len| bytes (in ws->ctl already) and writes
-   what fits. */
-static int take_ctl(wsconn *ws, tern_ssize len, uint8_t **p, uint8_t *end) {
-  if (len > 0) {
-    ws->ctl_len = (uint8_t)len;
-    ws->ctl_off = 0;
-  }
-  return ws_flush_ctl(ws, p, end);
-}
-
-int ws_put_pong(wsconn *ws, uint8_t **p, uint8_t *end) {
-  if (!ws_flush_ctl(ws, p, end)) {
-    return 0;
-  }
-  if (!ws->pong_due) {
-    return 1;
-  }
-  ws->pong_due = 0;
-  return take_ctl(ws,
-                  web_ws_control_write(ws->ctl, sizeof(ws->ctl), WEB_WS_PONG,
-                                       ws->pong, ws->pong_len, NULL),
-                  p, end);
-}
-
-/* Our PINGs carry the time they were sent (8 bytes, big-endian), so that
-   the PONG gives the round trip. */
-int ws_put_ping(conn *c, uint8_t **p, uint8_t *end, tern_tstamp now) {
+/* The side block of |c|, allocated when first needed.  NULL: no memory. */
+static ws_side *side_get(conn *c) {
   wsconn *ws = ws_of(c);
-  uint8_t stamp[8];
-  if (!ws_flush_ctl(ws, p, end)) {
-    return 0;
+  if (!ws->side) {
+    ws->side = mem_malloc(&c->hub->mem, sizeof(*ws->side));
+    if (ws->side) {
+      ws->side->pong_len = ws->side->out_len = ws->side->jlen = 0;
+    }
   }
-  for (unsigned i = 0; i < 8; ++i) {
-    stamp[i] = (uint8_t)(now >> (56 - 8 * i));
-  }
-  c->ping_sent = now;
-  return take_ctl(ws,
-                  web_ws_control_write(ws->ctl, sizeof(ws->ctl), WEB_WS_PING,
-                                       stamp, sizeof(stamp), NULL),
-                  p, end);
+  return ws->side;
 }
+
+/* Frees the side block once nothing in it is needed. */
+static void side_trim(conn *c) {
+  wsconn *ws = ws_of(c);
+  if (ws->side && !ws->pong_due && ws->ctl != WS_CTL_PONG &&
+      ws->side->jlen == 0) {
+    mem_free(&c->hub->mem, ws->side);
+    ws->side = NULL;
+  }
+}
+
+void ws_release(tern_hub *hub, conn *c) {
+  wsconn *ws = ws_of(c);
+  mem_free(&hub->mem, ws->side);
+  ws->side = NULL;
+}
+
+/* ---- control frames out ------------------------------------------------- */
 
 /* The CLOSE code of an end the peer did not choose (tern-web(7)). */
 static unsigned close_code_of(int reason) {
@@ -117,35 +90,121 @@ static unsigned close_code_of(int reason) {
   }
 }
 
+/* Encodes the control frame being written into |f|; its length.  The
+   same bytes every time: what it is made of does not change while it is
+   written (a newer PING of the peer waits in side->pong). */
+static size_t ctl_encode(const conn *c, const wsconn *ws,
+                         uint8_t f[WEB_WS_CONTROL_MAX + 2]) {
+  const size_t cap = WEB_WS_CONTROL_MAX + 2;
+  tern_ssize n = 0;
+  switch (ws->ctl) {
+  case WS_CTL_PING: {
+    /* Our PINGs carry the time they were sent (8 bytes, big-endian), so
+       that the PONG gives the round trip. */
+    uint8_t stamp[8];
+    for (unsigned i = 0; i < 8; ++i) {
+      stamp[i] = (uint8_t)(ws->ping_stamp >> (56 - 8 * i));
+    }
+    n = web_ws_control_write(f, cap, WEB_WS_PING, stamp, sizeof(stamp), NULL);
+    break;
+  }
+  case WS_CTL_PONG:
+    n = web_ws_control_write(f, cap, WEB_WS_PONG, ws->side->out,
+                             ws->side->out_len, NULL);
+    break;
+  case WS_CTL_CLOSE:
+    if (ws->close_empty) {
+      n = web_ws_close_write(f, cap, 0, NULL, 0, NULL);
+      break;
+    }
+    unsigned code = ws->close_code ? ws->close_code
+                                   : close_code_of(c->goaway_reason);
+    const char *why = ws->close_why ? ws->close_why
+                                    : framing_goaway_name(c->goaway_reason);
+    n = web_ws_close_write(f, cap, code, why, strlen(why), NULL);
+    if (n < 0) { /* not reachable: our reasons are short ASCII */
+      n = web_ws_close_write(f, cap, code, NULL, 0, NULL);
+    }
+    break;
+  default:
+    break;
+  }
+  return n > 0 ? (size_t)n : 0;
+}
+
+int ws_flush_ctl(conn *c, uint8_t **p, uint8_t *end) {
+  wsconn *ws = ws_of(c);
+  if (ws->ctl == WS_CTL_NONE) {
+    return 1;
+  }
+  uint8_t f[WEB_WS_CONTROL_MAX + 2];
+  size_t len = ctl_encode(c, ws, f);
+  size_t n = len > ws->ctl_off ? len - ws->ctl_off : 0;
+  size_t room = (size_t)(end - *p);
+  n = n < room ? n : room;
+  if (n) {
+    memcpy(*p, f + ws->ctl_off, n);
+    *p += n;
+    ws->ctl_off = (uint8_t)(ws->ctl_off + n);
+  }
+  if (ws->ctl_off < len) {
+    return 0;
+  }
+  ws->ctl = WS_CTL_NONE;
+  ws->ctl_off = 0;
+  side_trim(c);
+  return 1;
+}
+
+/* Starts the control frame |kind| and writes what fits. */
+static int take_ctl(conn *c, uint8_t kind, uint8_t **p, uint8_t *end) {
+  wsconn *ws = ws_of(c);
+  ws->ctl = kind;
+  ws->ctl_off = 0;
+  return ws_flush_ctl(c, p, end);
+}
+
+int ws_put_pong(conn *c, uint8_t **p, uint8_t *end) {
+  wsconn *ws = ws_of(c);
+  if (!ws_flush_ctl(c, p, end)) {
+    return 0;
+  }
+  if (!ws->pong_due) {
+    return 1;
+  }
+  ws->pong_due = 0;
+  ws_side *sd = ws->side; /* there while pong_due */
+  memcpy(sd->out, sd->pong, sd->pong_len);
+  sd->out_len = sd->pong_len;
+  return take_ctl(c, WS_CTL_PONG, p, end);
+}
+
+int ws_put_ping(conn *c, uint8_t **p, uint8_t *end, tern_tstamp now) {
+  wsconn *ws = ws_of(c);
+  if (!ws_flush_ctl(c, p, end)) {
+    return 0;
+  }
+  c->ping_sent = now;
+  ws->ping_stamp = now;
+  return take_ctl(c, WS_CTL_PING, p, end);
+}
+
 int ws_put_close(conn *c, uint8_t **p, uint8_t *end) {
   wsconn *ws = ws_of(c);
-  if (!ws_flush_ctl(ws, p, end)) {
+  if (!ws_flush_ctl(c, p, end)) {
     return 0;
   }
   if (ws->close != WS_CLOSE_DUE) {
     return 1;
   }
   ws->close = WS_CLOSE_SENT;
-  tern_ssize n;
-  if (ws->close_empty) {
-    n = web_ws_close_write(ws->ctl, sizeof(ws->ctl), 0, NULL, 0, NULL);
-  } else {
-    unsigned code = ws->close_code ? ws->close_code
-                                   : close_code_of(c->goaway_reason);
-    const char *why = ws->close_why ? ws->close_why
-                                    : framing_goaway_name(c->goaway_reason);
-    n = web_ws_close_write(ws->ctl, sizeof(ws->ctl), code, why, strlen(why),
-                           NULL);
-    if (n < 0) { /* not reachable: our reasons are short ASCII */
-      n = web_ws_close_write(ws->ctl, sizeof(ws->ctl), code, NULL, 0, NULL);
-    }
-  }
-  return take_ctl(ws, n, p, end);
+  return take_ctl(c, WS_CTL_CLOSE, p, end);
 }
 
 void ws_on_close(conn *c) {
   wsconn *ws = ws_of(c);
   ws->pong_due = 0;
+  side_trim(c);
   if (ws->close == WS_OPEN) {
     ws->close = WS_CLOSE_DUE;
   }
@@ -155,30 +214,33 @@ void ws_on_close(conn *c) {
 
 /* ---- reading ------------------------------------------------------------ */
 
-/* Ends the connection for what the peer sent: a CLOSE frame with |code|
-   and |why| (NULL: the goaway name), and no goodbye of the framing
-   before it (the stream it would go in is broken).  Returns |err|. */
+/* Ends the connection for what the peer sent, or for want of memory to
+   take it: a CLOSE frame with |code| (0: the goaway reason's) and |why|
+   (NULL: the goaway name), and no goodbye of the framing before it (the
+   stream it would go in is broken).  Returns |err|. */
 static tern_ssize ws_fail(conn *c, unsigned code, const char *why, int err,
                           tern_tstamp now) {
   wsconn *ws = ws_of(c);
   ws->close_code = (uint16_t)code;
   ws->close_why = why;
-  ++c->hub->stats.proto_errors;
-  conn_close(c,
-             err == TERN_ERR_TOO_LARGE ? TERN_GOAWAY_TOO_LARGE
-                                       : TERN_GOAWAY_PROTO,
-             0, err, 1, now);
+  int reason = TERN_GOAWAY_INTERNAL;
+  if (err != TERN_ERR_NOMEM) {
+    ++c->hub->stats.proto_errors;
+    reason = err == TERN_ERR_TOO_LARGE ? TERN_GOAWAY_TOO_LARGE
+                                       : TERN_GOAWAY_PROTO;
+  }
+  conn_close(c, reason, 0, err, 1, now);
   return err;
 }
 
 /* A complete tern.json message: {"ack":N}, acking as an ACK frame does. */
-static tern_ssize json_message(conn *c, wsconn *ws, tern_tstamp now) {
+static tern_ssize json_message(conn *c, const uint8_t *text, size_t len,
+                               tern_tstamp now) {
   uint64_t seq;
   const char *why = NULL;
-  if (web_json_ack_parse(ws->jbuf, ws->jlen, &seq, &why) != 0) {
+  if (web_json_ack_parse(text, len, &seq, &why) != 0) {
     return ws_fail(c, WEB_WS_CLOSE_POLICY, why, TERN_ERR_PROTO, now);
   }
-  ws->jlen = 0;
   if (seq >= c->session->next_seq) {
     return ws_fail(c, WEB_WS_CLOSE_POLICY, "the ack names a seq not sent",
                    TERN_ERR_PROTO, now);
@@ -207,10 +269,24 @@ static tern_ssize on_data(conn *c, wsconn *ws, const web_ws_event *ev,
     return ws_fail(c, WEB_WS_CLOSE_UNSUPPORTED,
                    "tern.json takes text messages", TERN_ERR_PROTO, now);
   }
-  /* The decoder's message limit is the buffer's size. */
-  memcpy(ws->jbuf + ws->jlen, ev->data, ev->len);
-  ws->jlen = (uint8_t)(ws->jlen + ev->len);
-  return ev->fin ? json_message(c, ws, now) : 0;
+  if (ev->fin && !(ws->side && ws->side->jlen)) {
+    return json_message(c, ev->data, ev->len, now); /* whole: no copy */
+  }
+  /* In pieces: gathered in the side block, whose buffer is the decoder's
+     message limit. */
+  ws_side *sd = side_get(c);
+  if (!sd) {
+    return ws_fail(c, 0, NULL, TERN_ERR_NOMEM, now);
+  }
+  memcpy(sd->jbuf + sd->jlen, ev->data, ev->len);
+  sd->jlen = (uint8_t)(sd->jlen + ev->len);
+  if (!ev->fin) {
+    return 0;
+  }
+  tern_ssize rv = json_message(c, sd->jbuf, sd->jlen, now);
+  sd->jlen = 0;
+  side_trim(c);
+  return rv;
 }
 
 static void on_pong(conn *c, const web_ws_event *ev, tern_tstamp now) {
@@ -256,8 +332,12 @@ tern_ssize framing_read(conn *c, const uint8_t *in, size_t len,
       break;
     case WEB_WS_EV_PING:
       /* Answered once; a newer PING replaces one not answered yet. */
-      memcpy(ws->pong, ev.data, ev.len);
-      ws->pong_len = (uint8_t)ev.len;
+      if (!side_get(c)) {
+        rv = ws_fail(c, 0, NULL, TERN_ERR_NOMEM, now);
+        break;
+      }
+      memcpy(ws->side->pong, ev.data, ev.len);
+      ws->side->pong_len = (uint8_t)ev.len;
       ws->pong_due = 1;
       hub_mark_ready(hub, c);
       break;
@@ -307,7 +387,7 @@ tern_ssize ws_bin_write(conn *c, uint8_t *buf, size_t cap, tern_tstamp now) {
   uint8_t *p = buf, *end = buf + cap;
   size_t payload = 0;
   tern_ssize rv = 0;
-  if (!ws_put_pong(ws, &p, end)) {
+  if (!ws_put_pong(c, &p, end)) {
     goto done;
   }
   if (ws->close != WS_CLOSE_SENT && conn_binary_wants_write(c)) {
@@ -343,7 +423,7 @@ tern_ssize ws_bin_write(conn *c, uint8_t *buf, size_t cap, tern_tstamp now) {
     c->state = CONN_CLOSING;
     ws_put_close(c, &p, end);
   }
-  if (ws->close == WS_CLOSE_SENT && ws->ctl_off == ws->ctl_len &&
+  if (ws->close == WS_CLOSE_SENT && ws->ctl == WS_CTL_NONE &&
       !conn_binary_wants_write(c)) {
     c->state = CONN_CLOSED;
   }
