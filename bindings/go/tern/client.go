@@ -18,14 +18,14 @@ import (
 // last seq, dedup, batched acks, liveness and reconnect backoff. The host
 // owns the transport: it opens one on ClientEventConnect, calls Connect once
 // it is up, moves bytes with Write (from the server) and Fill or WriteTo
-// (to the server), and reports a broken transport with ConnLost. A Client
-// may be used from several goroutines; Close releases it.
+// (to the server; PeekOutput and Consume for a transport that may take
+// only part of them), and reports a broken transport with ConnLost. A
+// Client may be used from several goroutines; Close releases it.
 type Client struct {
 	mu    sync.Mutex
 	p     *C.tern_client // nil once closed
 	clock Clock
 	buf   []byte
-	held  []byte        // what WriteTo's writer did not take: it goes first
 	sc    *C.go_scratch // C memory: message and event
 	kick  chan struct{} // wakes Run after Ack, Publish, Goodbye
 }
@@ -199,17 +199,16 @@ func (c *Client) Connect() error {
 		return err
 	}
 	defer c.mu.Unlock()
-	c.held = nil // bytes of the transport before
 	return newError(C.tern_client_connect(c.p, c.now()), "connect")
 }
 
 // ConnLost tells the client the transport broke, or could not be opened.
+// Bytes of PeekOutput (or of a failed WriteTo) not consumed go with it.
 func (c *Client) ConnLost() error {
 	if err := c.lock("conn lost"); err != nil {
 		return err
 	}
 	defer c.mu.Unlock()
-	c.held = nil // they went with the transport
 	return newError(C.tern_client_conn_lost(c.p, c.now()), "conn lost")
 }
 
@@ -233,16 +232,13 @@ func (c *Client) Write(p []byte) (int, error) {
 
 // Fill fills p with bytes for the server (HELLO, ACK, PING, PONG, GOAWAY,
 // PUBLISH) and returns how many; 0 means nothing now. ErrState: no
-// transport, or bytes a failed WriteTo holds (WriteTo sends them first);
-// ErrClosed: the goodbye was written.
+// transport, or bytes of PeekOutput (or of a failed WriteTo) are not
+// consumed; ErrClosed: the goodbye was written.
 func (c *Client) Fill(p []byte) (int, error) {
 	if err := c.lock("client fill"); err != nil {
 		return 0, err
 	}
 	defer c.mu.Unlock()
-	if len(c.held) > 0 {
-		return 0, newError(C.TERN_ERR_STATE, "client fill")
-	}
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -253,60 +249,88 @@ func (c *Client) Fill(p []byte) (int, error) {
 	return int(rc), nil
 }
 
+// PeekOutput returns a copy of the bytes the client has for the server
+// (tern_client_peek_output): one control frame, or up to 16 KiB of queued
+// PUBLISH frames; nil when there is nothing to send now. It is Fill
+// for a transport that may take only part of them. The client keeps the
+// bytes: PeekOutput offers them again until Consume marks them sent
+// (after a partial Consume, the rest first).
+// While bytes are held Fill fails with ErrState and WantWrite is true;
+// ConnLost (or a ClientEventDisconnected) drops them. ErrState: no
+// transport; ErrClosed: the goodbye was consumed.
+func (c *Client) PeekOutput() ([]byte, error) {
+	if err := c.lock("client peek output"); err != nil {
+		return nil, err
+	}
+	defer c.mu.Unlock()
+	var data *C.uint8_t
+	rc := C.tern_client_peek_output(c.p, &data, c.now())
+	if rc <= 0 {
+		return nil, newErrorSize(rc, "client peek output")
+	}
+	return C.GoBytes(unsafe.Pointer(data), C.int(rc)), nil
+}
+
+// Consume marks the first n bytes of the last PeekOutput as sent
+// (tern_client_consume): the number the transport took. Once the GOAWAY of
+// Goodbye is consumed the client is closed. ErrInvalid when n is negative
+// or more than the client holds; ErrClosed once the client was released.
+func (c *Client) Consume(n int) error {
+	if err := c.lock("client consume"); err != nil {
+		return err
+	}
+	defer c.mu.Unlock()
+	if n < 0 {
+		return errOp(C.TERN_ERR_INVALID, "client consume", "negative count")
+	}
+	return newError(C.tern_client_consume(c.p, C.size_t(n)), "client consume")
+}
+
+// advance is Conn.advance for the client: it consumes the |sent| bytes of
+// the last peek and copies the next held bytes into buf (as many as fit:
+// the rest stays held for the next peek), under one lock.
+func (c *Client) advance(sent int, buf []byte, op string) (int, error) {
+	if err := c.lock(op); err != nil {
+		return 0, err
+	}
+	defer c.mu.Unlock()
+	if sent > 0 {
+		if rc := C.tern_client_consume(c.p, C.size_t(sent)); rc != 0 {
+			return 0, newError(rc, op)
+		}
+	}
+	var data *C.uint8_t
+	rc := C.tern_client_peek_output(c.p, &data, c.now())
+	if rc <= 0 {
+		return 0, newErrorSize(rc, op)
+	}
+	return copy(buf, unsafe.Slice((*byte)(unsafe.Pointer(data)), int(rc))), nil
+}
+
 // WriteTo writes everything the client has for the server now to w
-// (io.WriterTo); it returns nil when nothing is left. What w does not take
-// (a short write is io.ErrShortWrite) stays held, and the next WriteTo on
-// the same transport sends it first; Connect and ConnLost drop it.
+// (io.WriterTo); it returns nil when nothing is left. It sends through
+// PeekOutput and Consume: what w does not take (a short write is
+// io.ErrShortWrite) stays held in the client, and the next WriteTo (or
+// PeekOutput) on the same transport sends it first; until then Fill fails
+// with ErrState. ConnLost drops it.
 func (c *Client) WriteTo(w io.Writer) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	buf := *bp
-	var total int64
-	for {
-		n, err := c.take(buf)
-		if n == 0 {
-			return total, err
-		}
-		m, werr := send(w, buf, n)
-		total += int64(m)
-		if werr != nil {
-			c.keep(buf[m:n])
-			return total, werr
-		}
+	total, err, werr := sendHeld(c, w, *bp, "client write to")
+	if werr != nil {
+		return total, werr
 	}
+	return total, err
 }
 
-// take puts the held bytes, or else Fill's, into buf.
-func (c *Client) take(buf []byte) (int, error) {
-	if err := c.lock("client fill"); err != nil {
-		return 0, err
-	}
-	if len(c.held) > 0 {
-		n := copy(buf, c.held)
-		c.held = c.held[n:]
-		c.mu.Unlock()
-		return n, nil
-	}
-	c.mu.Unlock()
-	return c.Fill(buf)
-}
-
-// keep holds rest, in front of what is still held.
-func (c *Client) keep(rest []byte) {
-	if len(rest) == 0 || c.lock("client fill") != nil {
-		return
-	}
-	defer c.mu.Unlock()
-	c.held = append(append([]byte(nil), rest...), c.held...)
-}
-
-// WantWrite reports whether Fill has bytes now.
+// WantWrite reports whether Fill has bytes now, or bytes of PeekOutput
+// wait for Consume.
 func (c *Client) WantWrite() bool {
 	if c.lock("want write") != nil {
 		return false
 	}
 	defer c.mu.Unlock()
-	return len(c.held) > 0 || C.tern_client_want_write(c.p) != 0
+	return C.tern_client_want_write(c.p) != 0
 }
 
 // Ack acknowledges every delivered message up to seq (with ManualAck,

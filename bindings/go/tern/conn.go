@@ -296,9 +296,9 @@ func (c *Conn) Consume(n int) error {
 
 // advance consumes the |sent| bytes of the last peek and copies the next
 // held bytes (at most PeekMax, len(buf) >= PeekMax) into buf, under one
-// lock: the send loop of WriteTo and Pump. The bytes stay held in the
-// connection until the next advance consumes them, so a transport that
-// fails loses nothing.
+// lock: the step of sendHeld, the send loop of WriteTo and Pump. The bytes
+// stay held in the connection until the next advance consumes them, so a
+// transport that fails loses nothing.
 func (c *Conn) advance(sent int, buf []byte, op string) (int, error) {
 	if err := c.lock(op); err != nil {
 		return 0, err
@@ -335,6 +335,33 @@ func send(w io.Writer, buf []byte, n int) (int, error) {
 	return m, err
 }
 
+// peeker is what sends through a peek: Conn and Client.
+type peeker interface {
+	advance(sent int, buf []byte, op string) (int, error)
+	Consume(n int) error
+}
+
+// sendHeld is the send loop of WriteTo and Pump: it writes what p holds to
+// w, peek by peek, until p has nothing more for now (err: nil, or p's
+// error such as ErrClosed) or w fails (werr). What w took is consumed; the
+// rest stays held in p, so a failing transport loses nothing.
+func sendHeld(p peeker, w io.Writer, buf []byte, op string) (total int64, err, werr error) {
+	sent := 0
+	for {
+		var n int
+		if n, err = p.advance(sent, buf, op); n == 0 {
+			return total, err, nil
+		}
+		sent, werr = send(w, buf, n)
+		total += int64(sent)
+		if werr != nil {
+			// Consume fails only when p is gone, and its bytes with it.
+			_ = p.Consume(sent)
+			return total, nil, werr
+		}
+	}
+}
+
 // WriteTo writes everything the connection has for the peer now to w, and
 // returns when nothing is left (nil) or once the connection is closed and
 // drained (ErrClosed), or on w's error. It implements io.WriterTo; it does
@@ -345,24 +372,11 @@ func send(w io.Writer, buf []byte, n int) (int, error) {
 func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	buf := *bp
-	var total int64
-	sent := 0
-	for {
-		n, err := c.advance(sent, buf, "conn write to")
-		if n == 0 {
-			return total, err
-		}
-		var werr error
-		sent, werr = send(w, buf, n)
-		total += int64(sent)
-		if werr != nil {
-			// What w took is sent; the rest stays held. Consume fails
-			// only when the connection is gone, and its bytes with it.
-			_ = c.Consume(sent)
-			return total, werr
-		}
+	total, err, werr := sendHeld(c, w, *bp, "conn write to")
+	if werr != nil {
+		return total, werr
 	}
+	return total, err
 }
 
 // WantWrite reports whether Fill has something to write now, or bytes of
@@ -426,23 +440,11 @@ func (c *Conn) Pump(ctx context.Context, w io.Writer) error {
 	defer bufPool.Put(bp)
 	buf := *bp
 	for {
-		wrote := false
-		var err error
-		sent := 0
-		for {
-			var n int
-			n, err = c.advance(sent, buf, "pump")
-			if n == 0 {
-				break
-			}
-			var werr error
-			if sent, werr = send(w, buf, n); werr != nil {
-				_ = c.Consume(sent) // as in WriteTo: the rest stays held
-				return werr
-			}
-			wrote = true
+		total, err, werr := sendHeld(c, w, buf, "pump")
+		if werr != nil {
+			return werr // as in WriteTo: the rest stays held
 		}
-		if wrote {
+		if total > 0 {
 			if ferr := flush(w); ferr != nil {
 				return ferr
 			}

@@ -323,3 +323,223 @@ func TestClientWriteToKeepsWhatTheWriterDidNotTake(t *testing.T) {
 		ref.Close()
 	}
 }
+
+// twinProducers returns two producer clients with the same seed and clock,
+// each connected to a hub of its own that lets it publish, with the same
+// 40 PUBLISH frames of 1000 bytes queued: their output is the same bytes.
+func twinProducers(t *testing.T) (a, b *tern.Client, conn *tern.Conn, h *tern.Hub) {
+	t.Helper()
+	clk := newFakeClock()
+	var cls [2]*tern.Client
+	for i := range cls {
+		hub := newHub(t, func(o *tern.Options) { o.Clock = clk.Now })
+		cn, err := hub.NewConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cn.Close() })
+		if err := cn.AllowPublish(true); err != nil {
+			t.Fatal(err)
+		}
+		o := tern.DefaultClientOptions()
+		o.Seed, o.Clock = 7, clk.Now
+		cl, err := tern.NewClient("producer", nil, &o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cl.Close() })
+		cl.NextEvent()
+		if err := cl.Connect(); err != nil {
+			t.Fatal(err)
+		}
+		shuttle(t, cl, cn)
+		if e, _ := cl.NextEvent(); e.Type != tern.ClientEventConnected {
+			t.Fatalf("event %v, want connected", e.Type)
+		}
+		for j := 0; j < 40; j++ {
+			p := append([]byte(fmt.Sprintf("%03d", j)), bytes.Repeat([]byte("x"), 997)...)
+			if _, err := cl.Publish("sink", &tern.Message{Payload: p}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cls[i], conn, h = cl, cn, hub
+	}
+	return cls[1], cls[0], conn, h
+}
+
+// TestClientPeekOutputConsume: a send loop whose transport takes 7 bytes
+// at a time sends exactly what Fill gives a twin client, and the hub gets
+// every message.
+func TestClientPeekOutputConsume(t *testing.T) {
+	c, ref, conn, h := twinProducers(t)
+	var want []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := ref.Fill(buf)
+		if err != nil {
+			t.Fatalf("Fill: %v", err)
+		}
+		if n == 0 {
+			break
+		}
+		want = append(want, buf[:n]...)
+	}
+	if len(want) <= tern.PeekMax {
+		t.Fatalf("only %d bytes: one peek", len(want))
+	}
+	var sent []byte
+	peeks := 0
+	for {
+		data, err := c.PeekOutput()
+		if err != nil {
+			t.Fatalf("PeekOutput: %v", err)
+		}
+		if data == nil {
+			break
+		}
+		peeks++
+		if len(data) > tern.PeekMax {
+			t.Fatalf("peek of %d bytes", len(data))
+		}
+		for len(data) > 0 {
+			// The rest first: the client offers its PUBLISH queue in
+			// place, so a peek after a partial consume may offer more.
+			if again, err := c.PeekOutput(); err != nil || !bytes.HasPrefix(again, data) {
+				t.Fatalf("a second peek gave %d bytes, %v; want the %d not consumed first", len(again), err, len(data))
+			}
+			if !c.WantWrite() {
+				t.Fatal("WantWrite false with bytes held")
+			}
+			if _, err := c.Fill(make([]byte, 64)); !errors.Is(err, tern.ErrState) {
+				t.Fatalf("Fill with bytes held: %v", err)
+			}
+			k := 7
+			if k > len(data) {
+				k = len(data)
+			}
+			if err := c.Consume(k); err != nil {
+				t.Fatalf("Consume(%d): %v", k, err)
+			}
+			sent = append(sent, data[:k]...)
+			data = data[k:]
+		}
+	}
+	if peeks < 2 {
+		t.Fatalf("%d peeks", peeks)
+	}
+	if !bytes.Equal(sent, want) {
+		t.Fatalf("peek/consume sent %d bytes, Fill %d: they differ", len(sent), len(want))
+	}
+	if c.WantWrite() {
+		t.Fatal("WantWrite after everything was consumed")
+	}
+	if n, err := c.Fill(buf); n != 0 || err != nil {
+		t.Fatalf("Fill after consume: %d %v", n, err)
+	}
+	if _, err := conn.Write(sent); err != nil {
+		t.Fatalf("conn Write: %v", err)
+	}
+	if info, err := h.Session("sink"); err != nil || info.Pending != 40 {
+		t.Fatalf("sink: %+v %v", info, err)
+	}
+}
+
+func TestClientConsumeErrors(t *testing.T) {
+	c, err := tern.NewClient("peek", []byte("token"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.PeekOutput(); !errors.Is(err, tern.ErrState) {
+		t.Fatalf("PeekOutput without a transport: %v, want ErrState", err)
+	}
+	if err := c.Consume(1); !errors.Is(err, tern.ErrInvalid) {
+		t.Fatalf("Consume with nothing held: %v, want ErrInvalid", err)
+	}
+	if err := c.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := c.PeekOutput() // the HELLO
+	if err != nil || len(data) < 3 {
+		t.Fatalf("PeekOutput: %q %v", data, err)
+	}
+	for _, n := range []int{-1, len(data) + 1} {
+		if err := c.Consume(n); !errors.Is(err, tern.ErrInvalid) {
+			t.Fatalf("Consume(%d): %v, want ErrInvalid", n, err)
+		}
+	}
+	if err := c.Consume(0); err != nil {
+		t.Fatalf("Consume(0): %v", err)
+	}
+	if err := c.Consume(2); err != nil {
+		t.Fatalf("Consume(2): %v", err)
+	}
+	if rest, err := c.PeekOutput(); err != nil || !bytes.Equal(rest, data[2:]) {
+		t.Fatalf("after Consume(2): %q %v, want %q", rest, err, data[2:])
+	}
+	// A lost transport drops what was held; the next one sends a whole
+	// HELLO.
+	if err := c.ConnLost(); err != nil || c.WantWrite() {
+		t.Fatalf("ConnLost: %v, WantWrite %v", err, c.WantWrite())
+	}
+	if err := c.Consume(1); !errors.Is(err, tern.ErrInvalid) {
+		t.Fatalf("Consume after ConnLost: %v, want ErrInvalid", err)
+	}
+	if err := c.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := c.PeekOutput(); err != nil || !bytes.Equal(again, data) {
+		t.Fatalf("HELLO after reconnect: %q %v, want %q", again, err, data)
+	}
+	c.Close()
+	if _, err := c.PeekOutput(); !errors.Is(err, tern.ErrClosed) {
+		t.Fatalf("PeekOutput after Close: %v", err)
+	}
+	if err := c.Consume(0); !errors.Is(err, tern.ErrClosed) {
+		t.Fatalf("Consume after Close: %v", err)
+	}
+}
+
+// TestClientPeekOutputGoodbye: a closing client is closed once its GOAWAY
+// is consumed.
+func TestClientPeekOutputGoodbye(t *testing.T) {
+	h := newHub(t, nil)
+	conn, _ := h.NewConn()
+	defer conn.Close()
+	c, _ := tern.NewClient("bye", nil, nil)
+	defer c.Close()
+	c.NextEvent()
+	c.Connect()
+	shuttle(t, c, conn)
+	c.NextEvent()
+	if err := c.Goodbye(); err != nil {
+		t.Fatal(err)
+	}
+	var sent []byte
+	for {
+		data, err := c.PeekOutput()
+		if errors.Is(err, tern.ErrClosed) {
+			break
+		}
+		if err != nil || data == nil {
+			t.Fatalf("PeekOutput while closing: %q %v", data, err)
+		}
+		if err := c.Consume(len(data)); err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, data...)
+	}
+	if len(sent) == 0 {
+		t.Fatal("no GOAWAY")
+	}
+	e, ok := c.NextEvent()
+	if !ok || e.Type != tern.ClientEventDisconnected || tern.GoAwayReason(e.Reason) != tern.GoAwayClient {
+		t.Fatalf("event %+v %v, want disconnected (client)", e, ok)
+	}
+	if _, err := conn.Write(sent); err != nil && !errors.Is(err, tern.ErrClosed) {
+		t.Fatalf("conn Write: %v", err)
+	}
+	if !conn.Closed() {
+		t.Fatal("the hub's connection did not see the GOAWAY")
+	}
+}

@@ -240,6 +240,41 @@ static PyObject *client_write_into(ClientObject *self, PyObject *args,
   return PyLong_FromSsize_t(n);
 }
 
+/* peek_output copies the held bytes out: the pointer is valid only until
+   the next call on the client, so Python never gets a view of it. */
+static PyObject *client_peek_output(ClientObject *self, PyObject *args,
+                                    PyObject *kw) {
+  tern_tstamp now;
+  tern_client *c;
+  if (parse_now(args, kw, "|$O:peek_output", &now) < 0 ||
+      !(c = usable(self))) {
+    return NULL;
+  }
+  const uint8_t *data = NULL;
+  tern_ssize n = tern_client_peek_output(c, &data, now);
+  if (n < 0) {
+    return tp_raise((int)n, NULL);
+  }
+  return PyBytes_FromStringAndSize((const char *)data, n);
+}
+
+static PyObject *client_consume(ClientObject *self, PyObject *arg) {
+  uint64_t n;
+  if (tp_uint(arg, SIZE_MAX, &n, "n") < 0) {
+    return NULL;
+  }
+  tern_client *c = usable(self);
+  if (!c) {
+    return NULL;
+  }
+  int rc = tern_client_consume(c, (size_t)n);
+  if (rc < 0) {
+    return tp_raise_fmt(rc, "consume(%llu): more than the peeked bytes held",
+                        (unsigned long long)n);
+  }
+  Py_RETURN_NONE;
+}
+
 static PyObject *client_ack(ClientObject *self, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"seq", "now", NULL};
   unsigned long long seq;
@@ -399,9 +434,30 @@ static PyMethodDef client_methods[] = {
     {"read", FN(client_read), KW,
      "read(data, *, now=None) -> int\n\nHands bytes from the server."},
     {"write", FN(client_write), KW,
-     "write(size=65536, *, now=None) -> bytes\n\nBytes for the server."},
+     "write(size=65536, *, now=None) -> bytes\n\nBytes for the server.  "
+     "Raises StateError without a transport or while bytes of "
+     "peek_output() are not consumed, ClosedError once the goodbye was "
+     "written."},
     {"write_into", FN(client_write_into), KW,
-     "write_into(buffer, *, now=None) -> int"},
+     "write_into(buffer, *, now=None) -> int\n\nFills a writable buffer "
+     "and returns the byte count.  Raises as write() does."},
+    {"peek_output", FN(client_peek_output), KW,
+     "peek_output(*, now=None) -> bytes\n\nThe bytes for the server, for "
+     "a socket that may take only part of them: one control frame, or up "
+     "to 16 KiB of queued PUBLISH frames, a copy (b'' when nothing is "
+     "due).  The client keeps them and offers them again until consume() "
+     "marks them sent (after a partial consume, the rest first).  Loop: "
+     "data = peek_output(); n = sock.send(data); consume(n).  While bytes "
+     "are held write() and write_into() raise StateError and want_write is "
+     "True; conn_lost() (or a DISCONNECTED event) drops them.  Raises "
+     "StateError without a transport, ClosedError once the goodbye was "
+     "consumed."},
+    {"consume", (PyCFunction)client_consume, METH_O,
+     "consume(n) -> None\n\nMarks the first n bytes of the last "
+     "peek_output() as sent (what the socket took); once a closing "
+     "client's GOAWAY is consumed the client is closed.  InvalidError (a "
+     "ValueError) when n is more than the client holds, ValueError when "
+     "it is negative."},
     {"ack", FN(client_ack), KW,
      "ack(seq, *, now=None)\n\nAcknowledges every message up to seq."},
     {"next_event", (PyCFunction)client_next_event, METH_NOARGS,
@@ -423,7 +479,8 @@ static PyMethodDef client_methods[] = {
 
 static PyGetSetDef client_getset[] = {
     {"want_write", (getter)client_get_want_write, NULL,
-     "True when write() has bytes now.", NULL},
+     "True when write() has bytes now, or bytes of peek_output() wait "
+     "for consume().", NULL},
     {"expiry", (getter)client_get_expiry, NULL,
      "The client's next deadline (ns), or None.", NULL},
     {"released", (getter)client_get_released, NULL,

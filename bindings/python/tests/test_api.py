@@ -824,10 +824,118 @@ class ClientTest(unittest.TestCase):
         self.assertTrue(c.released)
         for call in (c.next_event, c.stats, c.save_state, lambda: c.connect(),
                      lambda: c.read(b"x"), lambda: c.write(), lambda: c.ack(1),
+                     lambda: c.peek_output(), lambda: c.consume(0),
                      lambda: c.want_write, lambda: c.__enter__()):
             with self.assertRaises(tern.ClosedError):
                 call()
         c.release()
+
+    def test_peek_output_and_consume(self):
+        """A producer's send loop whose socket takes 7 bytes at a time
+        sends exactly what write() gives an identical client, and the hub
+        gets every message."""
+        payloads = [b"%03d" % i + b"x" * 997 for i in range(40)]  # > 16 KiB
+        sides = []
+        for _ in range(2):
+            hub = tern.Hub(seed=1)
+            self.addCleanup(hub.close)
+            conn, client = handshake(hub, "producer")
+            self.addCleanup(client.release)
+            conn.allow_publish()
+            for p in payloads:
+                client.publish("sink", p, now=1)
+            sides.append((hub, conn, client))
+        (hub, conn, client), (_, _, ref) = sides
+        expected = b""
+        while data := ref.write(now=1):
+            expected += data
+        self.assertGreater(len(expected), tern.CONN_PEEK_MAX)
+        sent = bytearray()
+        peeks = 0
+        while data := client.peek_output(now=1):
+            peeks += 1
+            self.assertIsInstance(data, bytes)
+            self.assertLessEqual(len(data), tern.CONN_PEEK_MAX)
+            while data:
+                self.assertTrue(client.want_write)
+                # the rest first: the client offers its PUBLISH queue in
+                # place, so a peek after a partial consume may offer more
+                self.assertTrue(client.peek_output(now=1).startswith(data))
+                with self.assertRaises(tern.StateError):
+                    client.write(now=1)
+                with self.assertRaises(tern.StateError):
+                    client.write_into(bytearray(64), now=1)
+                taken = data[:7]  # a socket that takes 7 bytes
+                client.consume(len(taken))
+                sent += taken
+                data = data[len(taken):]
+        self.assertGreater(peeks, 1)
+        self.assertEqual(bytes(sent), expected)
+        self.assertFalse(client.want_write)
+        self.assertEqual(client.peek_output(now=1), b"")
+        self.assertEqual(client.write(now=1), b"")  # nothing held: write works again
+        conn.read(sent, now=1)
+        self.assertEqual(hub.session_info("sink").pending, len(payloads))
+
+    def test_client_consume_errors(self):
+        with tern.Client("k", token=b"t", now=1) as c:
+            with self.assertRaises(tern.StateError):
+                c.peek_output(now=1)  # no transport
+            with self.assertRaises(tern.InvalidError):
+                c.consume(1)  # nothing held
+            c.consume(0)
+            c.connect(now=1)
+            data = c.peek_output(now=1)  # the HELLO
+            self.assertGreater(len(data), 2)
+            with self.assertRaises(tern.InvalidError) as cm:
+                c.consume(len(data) + 1)
+            self.assertIsInstance(cm.exception, ValueError)
+            self.assertEqual(cm.exception.code, tern.ErrorCode.INVALID)
+            for bad in (-1, 2**70):
+                with self.assertRaises(ValueError):
+                    c.consume(bad)
+            for bad in ("1", 1.0, None, True):
+                with self.assertRaises(TypeError):
+                    c.consume(bad)
+            with self.assertRaises(TypeError):
+                c.peek_output(1)  # now is keyword-only
+            self.assertEqual(c.peek_output(now=1), data)  # nothing was taken
+            c.consume(2)
+            self.assertEqual(c.peek_output(now=1), data[2:])  # the rest offered
+            with self.assertRaises(tern.StateError):
+                c.write(now=1)
+            # a lost transport drops what was held; the next one sends a
+            # whole HELLO
+            c.conn_lost(now=1)
+            self.assertFalse(c.want_write)
+            with self.assertRaises(tern.InvalidError):
+                c.consume(1)
+            c.connect(now=1)
+            self.assertEqual(c.peek_output(now=1), data)
+            c.consume(len(data))
+            self.assertEqual(c.peek_output(now=1), b"")
+
+    def test_client_peek_output_closing(self):
+        """A closing client is closed once its GOAWAY is consumed."""
+        with tern.Hub() as hub:
+            conn, client = handshake(hub, "k")
+            with client:
+                client.close(now=1)
+                sent = b""
+                while True:
+                    try:
+                        data = client.peek_output(now=1)
+                    except tern.ClosedError:
+                        break
+                    self.assertTrue(data)
+                    client.consume(len(data))
+                    sent += data
+                self.assertTrue(sent)
+                ev = client.next_event()
+                self.assertEqual((ev.type, ev.reason), (tern.ClientEventType.DISCONNECTED,
+                                                        tern.GoawayReason.CLIENT))
+                conn.read(sent, now=1)
+                self.assertTrue(conn.closed)
 
     def test_client_bad_arguments(self):
         with self.assertRaises(tern.InvalidError):

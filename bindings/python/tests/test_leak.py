@@ -85,6 +85,10 @@ class Workload:
             if ev.type == tern.ClientEventType.MESSAGE:
                 self.seq = ev.seq
         self.conn.read(ack_frame(self.seq), now=now)
+        # the client's ACKs through peek: half consumed, then the rest
+        data = self.client.peek_output(now=now)
+        self.client.consume(len(data) // 2)
+        self.client.consume(len(self.client.peek_output(now=now)))
         for _ in hub.events():
             pass
         # a stream conn, opened, written, dropped
@@ -110,6 +114,7 @@ class Workload:
                      lambda: s.write(now=now),
                      lambda: s.peek_output(now=now),
                      lambda: self.conn.consume(1 << 20),
+                     lambda: self.client.consume(1 << 20),
                      lambda: hub.session_info("nobody"),
                      lambda: tern.parse_resume("junk")):
             try:
@@ -293,6 +298,8 @@ class LeakTest(unittest.TestCase):
         conn.write(now=1)
         cl = tern.Client("k", now=1)
         cl.next_event()
+        cl.connect(now=1)
+        cl.peek_output(now=1)  # held bytes, freed with the client
 
 
 if __name__ == "__main__":
