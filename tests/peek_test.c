@@ -16,6 +16,7 @@
 
 #include "tap.h"
 #include "testutil.h"
+#include "wire/publish.h"
 
 /* Everything the connection has, peeked and consumed |step| bytes at a
    time, into |o|.  Returns the last peek's result (0 or an error). */
@@ -367,9 +368,103 @@ static void test_client(void) {
   tern_hub_del(hub);
 }
 
+/* A producer with a long PUBLISH queue still answers a PING at once: the
+   PONG goes within 16 KiB and one frame, peeked a few bytes at a time or
+   written 16 KiB at a time, not after the whole queue. */
+static void test_client_interleave(void) {
+  for (int mode = 0; mode < 2; ++mode) {
+    tern_hub *hub = tu_hub(NULL);
+    tern_client *cl = client_up("both", T0);
+    tern_conn *sc = NULL;
+    tern_conn_new(&sc, hub, T0);
+    tern_conn_allow_publish(sc, 1);
+    size_t most = 0;
+    int up = 0;
+    for (int i = 0; i < 10 && !up; ++i) {
+      client_to_conn(cl, sc, 1 << 20, &most, T0);
+      conn_to_client(sc, cl, 1 << 20, T0);
+      tern_client_event ev;
+      while (tern_client_next_event(cl, &ev) == 1) {
+        up |= ev.type == TERN_CLIENT_EV_CONNECTED;
+      }
+    }
+    char payload[1000];
+    memset(payload, 'z', sizeof(payload));
+    tern_msg_desc d;
+    memset(&d, 0, sizeof(d));
+    d.payload = (const uint8_t *)payload;
+    d.payloadlen = sizeof(payload);
+    int queued = 0;
+    while (queued < 200 && tern_client_publish(cl, 0, (const uint8_t *)"r", 1,
+                                               &d, NULL, T0) == 0) {
+      ++queued;
+    }
+    /* Some of the queue goes, cut mid-frame; then a PING comes. */
+    uint8_t buf[16384];
+    tu_out o;
+    tu_out_init(&o);
+    tern_ssize n = tern_client_write(cl, buf, 5000, T0);
+    if (n > 0) {
+      tu_out_append(&o, buf, (size_t)n);
+    }
+    wire_frame ping;
+    memset(&ping, 0, sizeof(ping));
+    ping.type = WIRE_PING;
+    ping.u.ping = 42;
+    uint8_t pb[32];
+    size_t pn = wire_frame_encode(pb, sizeof(pb), &ping);
+    tern_client_read(cl, pb, pn, T0);
+    size_t from = o.len;
+    for (int i = 0; i < 100000; ++i) {
+      const uint8_t *p;
+      if (mode == 0) {
+        n = tern_client_peek_output(cl, &p, T0);
+        if (n <= 0) {
+          break;
+        }
+        size_t k = min_size((size_t)n, 7);
+        tu_out_append(&o, p, k);
+        tern_client_consume(cl, k);
+      } else {
+        n = tern_client_write(cl, buf, sizeof(buf), T0);
+        if (n <= 0) {
+          break;
+        }
+        tu_out_append(&o, buf, (size_t)n);
+      }
+    }
+    /* The frames by their heads (PUBLISH is not a receiver's frame). */
+    size_t at = 0, pong_at = 0, pubs = 0;
+    int whole = 1;
+    while (at < o.len) {
+      uint8_t type;
+      uint64_t body;
+      tern_ssize h = wire_frame_head(o.stream + at, o.len - at, &type, &body);
+      if (h <= 0 || body > o.len - at - (size_t)h) {
+        whole = 0;
+        break;
+      }
+      if (type == WIRE_PONG && !pong_at) {
+        pong_at = at + 1;
+      }
+      pubs += type == WIRE_PUBLISH;
+      at += (size_t)h + (size_t)body;
+    }
+    CHECK(up && queued == 200 && whole && pubs == 200 && pong_at > from &&
+              pong_at - from <= 16384 + 1100,
+          mode == 0 ? "peek client: a PONG does not wait for the queue"
+                    : "write client: a PONG does not wait for the queue");
+    tu_out_free(&o);
+    tern_client_del(cl);
+    tern_conn_del(sc);
+    tern_hub_del(hub);
+  }
+}
+
 int main(void) {
   test_binary();
   test_sse();
   test_client();
+  test_client_interleave();
   return tap_done();
 }

@@ -270,8 +270,9 @@ tern_ssize client_read(tern_client *c, const uint8_t *in, size_t len,
 
 /* publish.c: the PUBLISH queue and PUBACK frames */
 int client_pub_want_write(const tern_client *c);
-/* client_pub_cut: a PUBLISH was written in part; its rest goes first. */
-int client_pub_cut(const tern_client *c);
+/* client_pub_cut: the bytes left of a PUBLISH written in part (they go
+   first), or 0. */
+size_t client_pub_cut(const tern_client *c);
 /* client_pub_write copies queued PUBLISH bytes to |out|; bytes copied. */
 size_t client_pub_write(tern_client *c, uint8_t *out, size_t cap);
 /* client_pub_peek points *|data| at up to |max| queued PUBLISH bytes and

@@ -7,7 +7,7 @@
  * The queue is one byte buffer of whole frames.  Control frames (HELLO,
  * ACK, PING, PONG, GOAWAY) go first, but only between two PUBLISH frames:
  * a PUBLISH cut by the end of the host's buffer is finished before
- * anything else (|cut|).
+ * anything else (|cut|), and only it: then a control frame due goes.
  */
 #include <limits.h>
 #include <string.h>
@@ -169,7 +169,7 @@ int client_pub_want_write(const tern_client *c) {
   return q->cut != 0 || (c->state == CL_CONNECTED && q->len > q->off);
 }
 
-int client_pub_cut(const tern_client *c) { return c->pub && c->pub->cut; }
+size_t client_pub_cut(const tern_client *c) { return c->pub ? c->pub->cut : 0; }
 
 size_t client_pub_peek(const tern_client *c, const uint8_t **data,
                        size_t max) {

@@ -165,8 +165,10 @@ tern_ssize tern_client_write(tern_client *c, uint8_t *out, size_t cap,
   }
   size_t n = 0;
   while (n < cap) {
-    if (c->woff == c->wlen && client_pub_cut(c)) {
-      n += client_pub_write(c, out + n, cap - n);
+    size_t cut = c->woff == c->wlen ? client_pub_cut(c) : 0;
+    if (cut) {
+      /* the rest of that frame only: a control frame due goes next */
+      n += client_pub_write(c, out + n, cut < cap - n ? cut : cap - n);
       continue;
     }
     if (c->woff == c->wlen && !next_frame(c, now)) {
@@ -189,8 +191,8 @@ tern_ssize tern_client_write(tern_client *c, uint8_t *out, size_t cap,
   return (tern_ssize)n;
 }
 
-/* The most PUBLISH bytes one peek offers: control frames wait for no more
-   than this between two peeks. */
+/* The most PUBLISH bytes one peek offers: a control frame that comes due
+   waits for no more than this and the rest of one frame. */
 #define PEEK_PUB_MAX 16384
 
 /* client.peek_src */
@@ -210,14 +212,18 @@ tern_ssize tern_client_peek_output(tern_client *c, const uint8_t **data,
     c->now = now;
   }
   /* The bytes stay where they are, the frame in progress or the PUBLISH
-     queue, in the order tern_client_write would copy them. */
+     queue, in the order tern_client_write would copy them; a peek again
+     offers what is left of the last one, no more. */
   if (!c->peek_src) {
-    if (c->woff == c->wlen && client_pub_cut(c)) {
+    size_t cut = c->woff == c->wlen ? client_pub_cut(c) : 0;
+    if (cut) {
       c->peek_src = PEEK_PUB;
+      c->peek_len = cut;
     } else if (c->woff < c->wlen || next_frame(c, now)) {
       c->peek_src = PEEK_WBUF;
     } else if (c->state == CL_CONNECTED && client_pub_want_write(c)) {
       c->peek_src = PEEK_PUB;
+      c->peek_len = PEEK_PUB_MAX;
     } else {
       return 0;
     }
@@ -226,7 +232,7 @@ tern_ssize tern_client_peek_output(tern_client *c, const uint8_t **data,
     *data = c->wbuf + c->woff;
     c->peek_len = c->wlen - c->woff;
   } else {
-    c->peek_len = client_pub_peek(c, data, PEEK_PUB_MAX);
+    c->peek_len = client_pub_peek(c, data, c->peek_len);
   }
   return (tern_ssize)c->peek_len;
 }
