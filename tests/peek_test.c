@@ -219,6 +219,22 @@ static tern_client *client_up(const char *key, tern_tstamp now) {
   return cl;
 }
 
+/* Runs |cl|'s backoff to its CONNECT event and gives it a transport;
+   returns the time then. */
+static tern_tstamp reconnect(tern_client *cl, tern_tstamp now) {
+  tern_client_event ev;
+  for (int i = 0; i < 1000; ++i) {
+    now += 100 * TERN_MILLISECONDS;
+    tern_client_handle_expiry(cl, now);
+    if (tern_client_next_event(cl, &ev) == 1 &&
+        ev.type == TERN_CLIENT_EV_CONNECT) {
+      break;
+    }
+  }
+  tern_client_connect(cl, now);
+  return now;
+}
+
 #define NPUB 500
 
 static void test_client(void) {
@@ -330,28 +346,11 @@ static void test_client(void) {
   tern_client_conn_lost(rc, now);
   CHECK_EQ(tern_client_peek_output(rc, &p1, now), TERN_ERR_STATE,
            "peek client: no transport, no bytes");
-  tern_client_event e2;
-  for (int i = 0; i < 1000; ++i) {
-    now += 100 * TERN_MILLISECONDS;
-    tern_client_handle_expiry(rc, now);
-    if (tern_client_next_event(rc, &e2) == 1 &&
-        e2.type == TERN_CLIENT_EV_CONNECT) {
-      break;
-    }
-  }
-  tern_client_connect(rc, now);
+  now = reconnect(rc, now);
   tern_ssize h = tern_client_peek_output(rc, &p1, now);
   CHECK_EQ(tern_client_consume(rc, 3), 0, "peek client: 3 HELLO bytes out");
   tern_client_conn_lost(rc, now);
-  for (int i = 0; i < 1000; ++i) {
-    now += 100 * TERN_MILLISECONDS;
-    tern_client_handle_expiry(rc, now);
-    if (tern_client_next_event(rc, &e2) == 1 &&
-        e2.type == TERN_CLIENT_EV_CONNECT) {
-      break;
-    }
-  }
-  tern_client_connect(rc, now);
+  now = reconnect(rc, now);
   tu_out o;
   tu_out_init(&o);
   tern_ssize h2 = tern_client_peek_output(rc, &p1, now);

@@ -33,8 +33,8 @@ func twinStreams(t *testing.T, msgs int) (a, b *tern.Conn) {
 	return conns[0], conns[1]
 }
 
-// fill takes everything a connection has now through Fill.
-func fill(t *testing.T, c *tern.Conn) []byte {
+// fill takes everything a Conn or Client has now through Fill.
+func fill(t *testing.T, c interface{ Fill([]byte) (int, error) }) []byte {
 	t.Helper()
 	var out []byte
 	buf := make([]byte, 4096)
@@ -50,16 +50,25 @@ func fill(t *testing.T, c *tern.Conn) []byte {
 	}
 }
 
-func TestPeekOutputConsume(t *testing.T) {
-	c, ref := twinStreams(t, 40)
-	want := fill(t, ref)
-	if len(want) <= tern.PeekMax {
-		t.Fatalf("only %d bytes: one peek", len(want))
-	}
+// peekSender is the send loop's side of Conn and Client.
+type peekSender interface {
+	PeekOutput() ([]byte, error)
+	Consume(n int) error
+	WantWrite() bool
+	Fill(p []byte) (int, error)
+}
+
+// peekAll sends everything p has through a transport that takes 7 bytes
+// at a time, and returns the bytes sent. Along the way: a peek again gives
+// the same bytes until they are consumed, and a copy (changing it changes
+// nothing); WantWrite holds and Fill waits while bytes are held; no peek
+// is over PeekMax; there are at least two.
+func peekAll(t *testing.T, p peekSender) []byte {
+	t.Helper()
 	var sent []byte
 	peeks := 0
 	for {
-		data, err := c.PeekOutput()
+		data, err := p.PeekOutput()
 		if err != nil {
 			t.Fatalf("PeekOutput: %v", err)
 		}
@@ -71,22 +80,22 @@ func TestPeekOutputConsume(t *testing.T) {
 			t.Fatalf("peek of %d bytes", len(data))
 		}
 		for len(data) > 0 {
-			again, err := c.PeekOutput()
+			again, err := p.PeekOutput()
 			if err != nil || !bytes.Equal(again, data) {
 				t.Fatalf("a second peek gave %d bytes, %v; want the same %d", len(again), err, len(data))
 			}
-			if !c.WantWrite() {
+			if !p.WantWrite() {
 				t.Fatal("WantWrite false while bytes are held")
 			}
-			if _, err := c.Fill(make([]byte, 64)); !errors.Is(err, tern.ErrState) {
+			if _, err := p.Fill(make([]byte, 64)); !errors.Is(err, tern.ErrState) {
 				t.Fatalf("Fill while bytes are held: %v, want ErrState", err)
 			}
-			k := 7 // a transport that takes 7 bytes at a time
+			k := 7
 			if k > len(data) {
 				k = len(data)
 			}
-			again[0] ^= 0xff // a copy: the connection's bytes do not change
-			if err := c.Consume(k); err != nil {
+			again[0] ^= 0xff // a copy: the held bytes do not change
+			if err := p.Consume(k); err != nil {
 				t.Fatalf("Consume(%d): %v", k, err)
 			}
 			sent = append(sent, data[:k]...)
@@ -96,6 +105,16 @@ func TestPeekOutputConsume(t *testing.T) {
 	if peeks < 2 {
 		t.Fatalf("%d peeks", peeks)
 	}
+	return sent
+}
+
+func TestPeekOutputConsume(t *testing.T) {
+	c, ref := twinStreams(t, 40)
+	want := fill(t, ref)
+	if len(want) <= tern.PeekMax {
+		t.Fatalf("only %d bytes: one peek", len(want))
+	}
+	sent := peekAll(t, c)
 	if !bytes.Equal(sent, want) {
 		t.Fatalf("peek/consume sent %d bytes, Fill %d: they differ", len(sent), len(want))
 	}
@@ -372,68 +391,18 @@ func twinProducers(t *testing.T) (a, b *tern.Client, conn *tern.Conn, h *tern.Hu
 // every message.
 func TestClientPeekOutputConsume(t *testing.T) {
 	c, ref, conn, h := twinProducers(t)
-	var want []byte
-	buf := make([]byte, 4096)
-	for {
-		n, err := ref.Fill(buf)
-		if err != nil {
-			t.Fatalf("Fill: %v", err)
-		}
-		if n == 0 {
-			break
-		}
-		want = append(want, buf[:n]...)
-	}
+	want := fill(t, ref)
 	if len(want) <= tern.PeekMax {
 		t.Fatalf("only %d bytes: one peek", len(want))
 	}
-	var sent []byte
-	peeks := 0
-	for {
-		data, err := c.PeekOutput()
-		if err != nil {
-			t.Fatalf("PeekOutput: %v", err)
-		}
-		if data == nil {
-			break
-		}
-		peeks++
-		if len(data) > tern.PeekMax {
-			t.Fatalf("peek of %d bytes", len(data))
-		}
-		for len(data) > 0 {
-			// The rest first: the client offers its PUBLISH queue in
-			// place, so a peek after a partial consume may offer more.
-			if again, err := c.PeekOutput(); err != nil || !bytes.HasPrefix(again, data) {
-				t.Fatalf("a second peek gave %d bytes, %v; want the %d not consumed first", len(again), err, len(data))
-			}
-			if !c.WantWrite() {
-				t.Fatal("WantWrite false with bytes held")
-			}
-			if _, err := c.Fill(make([]byte, 64)); !errors.Is(err, tern.ErrState) {
-				t.Fatalf("Fill with bytes held: %v", err)
-			}
-			k := 7
-			if k > len(data) {
-				k = len(data)
-			}
-			if err := c.Consume(k); err != nil {
-				t.Fatalf("Consume(%d): %v", k, err)
-			}
-			sent = append(sent, data[:k]...)
-			data = data[k:]
-		}
-	}
-	if peeks < 2 {
-		t.Fatalf("%d peeks", peeks)
-	}
+	sent := peekAll(t, c)
 	if !bytes.Equal(sent, want) {
 		t.Fatalf("peek/consume sent %d bytes, Fill %d: they differ", len(sent), len(want))
 	}
 	if c.WantWrite() {
 		t.Fatal("WantWrite after everything was consumed")
 	}
-	if n, err := c.Fill(buf); n != 0 || err != nil {
+	if n, err := c.Fill(make([]byte, 64)); n != 0 || err != nil {
 		t.Fatalf("Fill after consume: %d %v", n, err)
 	}
 	if _, err := conn.Write(sent); err != nil {

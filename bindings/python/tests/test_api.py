@@ -49,6 +49,55 @@ def shuttle(conn, client, now=1):
     raise AssertionError("the link never went quiet")
 
 
+def send_by_peeks(test, side):
+    """Sends everything a Conn or Client has through a socket that takes 7
+    bytes at a time, and returns the bytes sent.  Along the way: a peek
+    gives the same bytes until consumed; write and write_into wait while
+    bytes are held; no peek is over CONN_PEEK_MAX; there are several; then
+    nothing is held and write works again."""
+    sent = bytearray()
+    peeks = 0
+    while data := side.peek_output(now=1):
+        peeks += 1
+        test.assertIsInstance(data, bytes)
+        test.assertLessEqual(len(data), tern.CONN_PEEK_MAX)
+        while data:
+            test.assertTrue(side.want_write)
+            test.assertEqual(side.peek_output(now=1), data)
+            with test.assertRaises(tern.StateError):
+                side.write(now=1)
+            with test.assertRaises(tern.StateError):
+                side.write_into(bytearray(64), now=1)
+            taken = data[:7]
+            side.consume(len(taken))
+            sent += taken
+            data = data[len(taken):]
+    test.assertGreater(peeks, 1)
+    test.assertFalse(side.want_write)
+    test.assertEqual(side.peek_output(now=1), b"")
+    test.assertEqual(side.write(now=1), b"")
+    return bytes(sent)
+
+
+def check_consume_errors(test, side, data):
+    """A Conn or Client holding |data| (over 2 bytes) from a peek refuses a
+    consume of more, and bad arguments, taking nothing; then takes 2."""
+    with test.assertRaises(tern.InvalidError) as cm:
+        side.consume(len(data) + 1)
+    test.assertIsInstance(cm.exception, ValueError)
+    test.assertEqual(cm.exception.code, tern.ErrorCode.INVALID)
+    for bad in (-1, 2**70):
+        with test.assertRaises(ValueError):
+            side.consume(bad)
+    for bad in ("1", 1.0, None, True):
+        with test.assertRaises(TypeError):
+            side.consume(bad)
+    with test.assertRaises(TypeError):
+        side.peek_output(1)  # now is keyword-only
+    test.assertEqual(side.peek_output(now=1), data)  # nothing was taken
+    side.consume(2)
+
+
 class ModuleTest(unittest.TestCase):
     def test_version(self):
         self.assertEqual(tern.version(), tern.__version__)
@@ -377,28 +426,8 @@ class ConnTest(unittest.TestCase):
         while data := ref_conn.write(now=1):
             expected += data
         self.assertGreater(len(expected), tern.CONN_PEEK_MAX)
-        sent = bytearray()
-        peeks = 0
-        while data := conn.peek_output(now=1):
-            peeks += 1
-            self.assertLessEqual(len(data), tern.CONN_PEEK_MAX)
-            self.assertIsInstance(data, bytes)
-            while data:
-                self.assertTrue(conn.want_write)
-                self.assertEqual(conn.peek_output(now=1), data)  # the same until consumed
-                with self.assertRaises(tern.StateError):
-                    conn.write(now=1)
-                with self.assertRaises(tern.StateError):
-                    conn.write_into(bytearray(64), now=1)
-                taken = data[:7]  # a socket that takes 7 bytes
-                conn.consume(len(taken))
-                sent += taken
-                data = data[len(taken):]
-        self.assertGreater(peeks, 1)
-        self.assertEqual(bytes(sent), expected)
-        self.assertFalse(conn.want_write)
-        self.assertEqual(conn.peek_output(now=1), b"")
-        self.assertEqual(conn.write(now=1), b"")  # nothing held: write works again
+        sent = send_by_peeks(self, conn)
+        self.assertEqual(sent, expected)
         client.read(sent, now=1)
         got = [e.payload for e in iter(client.next_event, None)
                if e.type == tern.ClientEventType.MESSAGE]
@@ -413,20 +442,7 @@ class ConnTest(unittest.TestCase):
             hub.publish("k", b"hello", now=1)
             data = conn.peek_output(now=1)
             self.assertTrue(data)
-            with self.assertRaises(tern.InvalidError) as cm:
-                conn.consume(len(data) + 1)
-            self.assertIsInstance(cm.exception, ValueError)
-            self.assertEqual(cm.exception.code, tern.ErrorCode.INVALID)
-            for bad in (-1, 2**70):
-                with self.assertRaises(ValueError):
-                    conn.consume(bad)
-            for bad in ("1", 1.0, None, True):
-                with self.assertRaises(TypeError):
-                    conn.consume(bad)
-            with self.assertRaises(TypeError):
-                conn.peek_output(1)  # now is keyword-only
-            self.assertEqual(conn.peek_output(now=1), data)  # nothing was taken
-            conn.consume(2)
+            check_consume_errors(self, conn, data)
             self.assertEqual(conn.peek_output(now=1), data[2:])
             conn.consume(len(data) - 2)
             self.assertEqual(conn.peek_output(now=1), b"")
@@ -850,30 +866,8 @@ class ClientTest(unittest.TestCase):
         while data := ref.write(now=1):
             expected += data
         self.assertGreater(len(expected), tern.CONN_PEEK_MAX)
-        sent = bytearray()
-        peeks = 0
-        while data := client.peek_output(now=1):
-            peeks += 1
-            self.assertIsInstance(data, bytes)
-            self.assertLessEqual(len(data), tern.CONN_PEEK_MAX)
-            while data:
-                self.assertTrue(client.want_write)
-                # the rest first: the client offers its PUBLISH queue in
-                # place, so a peek after a partial consume may offer more
-                self.assertTrue(client.peek_output(now=1).startswith(data))
-                with self.assertRaises(tern.StateError):
-                    client.write(now=1)
-                with self.assertRaises(tern.StateError):
-                    client.write_into(bytearray(64), now=1)
-                taken = data[:7]  # a socket that takes 7 bytes
-                client.consume(len(taken))
-                sent += taken
-                data = data[len(taken):]
-        self.assertGreater(peeks, 1)
-        self.assertEqual(bytes(sent), expected)
-        self.assertFalse(client.want_write)
-        self.assertEqual(client.peek_output(now=1), b"")
-        self.assertEqual(client.write(now=1), b"")  # nothing held: write works again
+        sent = send_by_peeks(self, client)
+        self.assertEqual(sent, expected)
         conn.read(sent, now=1)
         self.assertEqual(hub.session_info("sink").pending, len(payloads))
 
@@ -887,20 +881,7 @@ class ClientTest(unittest.TestCase):
             c.connect(now=1)
             data = c.peek_output(now=1)  # the HELLO
             self.assertGreater(len(data), 2)
-            with self.assertRaises(tern.InvalidError) as cm:
-                c.consume(len(data) + 1)
-            self.assertIsInstance(cm.exception, ValueError)
-            self.assertEqual(cm.exception.code, tern.ErrorCode.INVALID)
-            for bad in (-1, 2**70):
-                with self.assertRaises(ValueError):
-                    c.consume(bad)
-            for bad in ("1", 1.0, None, True):
-                with self.assertRaises(TypeError):
-                    c.consume(bad)
-            with self.assertRaises(TypeError):
-                c.peek_output(1)  # now is keyword-only
-            self.assertEqual(c.peek_output(now=1), data)  # nothing was taken
-            c.consume(2)
+            check_consume_errors(self, c, data)
             self.assertEqual(c.peek_output(now=1), data[2:])  # the rest offered
             with self.assertRaises(tern.StateError):
                 c.write(now=1)
