@@ -52,13 +52,14 @@ typedef struct state {
   int no_connect;      /* the end: CONNECT events are not answered */
   uint64_t handed;     /* tern_client_connect calls that succeeded */
   uint64_t ended;      /* DISCONNECTED events */
+  uint64_t last_req;   /* the request number of the last publish taken */
 } state;
 
 static void take_events(state *st, int max) {
   tern_client_event ev;
   for (int i = 0; i < max && tern_client_next_event(st->c, &ev) == 1; ++i) {
     REQUIRE(ev.type >= TERN_CLIENT_EV_CONNECT &&
-            ev.type <= TERN_CLIENT_EV_GIVE_UP);
+            ev.type <= TERN_CLIENT_EV_PUBACK);
     switch (ev.type) {
     case TERN_CLIENT_EV_CONNECT:
       st->connect_asked = 1;
@@ -87,6 +88,11 @@ static void take_events(state *st, int max) {
         touch(ev.attrs[k].value, ev.attrs[k].valuelen);
       }
       st->last_seq = ev.seq;
+      break;
+    case TERN_CLIENT_EV_PUBACK: /* only for a request written */
+      REQUIRE(ev.seq >= 1 && ev.seq <= st->last_req);
+      REQUIRE(ev.idlen <= TERN_MAX_ID);
+      touch(ev.id, ev.idlen);
       break;
     default:
       break;
@@ -347,7 +353,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       REQUIRE(rv == 0 || rv == TERN_ERR_STATE || rv == TERN_ERR_CLOSED ||
               rv == TERN_ERR_FULL || rv == TERN_ERR_NOMEM ||
               (rv == TERN_ERR_TOO_LARGE && d.payloadlen > 256));
-      REQUIRE(rv != 0 || req > 0);
+      REQUIRE(rv != 0 || req == st.last_req + 1);
+      if (rv == 0) {
+        st.last_req = req;
+      }
       break;
     }
     case 13: /* the app saves the state; a new process restores it */
