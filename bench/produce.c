@@ -3,8 +3,11 @@
  * frames encoded, handed to tern_conn_read (decode, publish), PUBACKs
  * written, and the messages delivered to one subscriber connection and
  * acked.  The same run measures tern_hub_publish called directly (with
- * the same delivery and acks) for comparison.  Median of 5 runs of N
- * publishes, 64-byte payloads.
+ * the same delivery and acks) for comparison, and a tern_client producer
+ * whose bytes reach the connection through tern_client_write into the
+ * host's buffer, or in place through tern_client_peek_output and
+ * tern_client_consume.  Median of 5 runs of N publishes, 64-byte
+ * payloads.
  *
  *   bench/produce [N]
  */
@@ -75,7 +78,71 @@ static tern_conn *open_conn(tern_hub *hub, const char *key, tern_tstamp t) {
   return c;
 }
 
-static double run(long n, int wire) {
+/* How the publishes reach the hub. */
+enum { DIRECT, WIRE, CLIENT_WRITE, CLIENT_PEEK };
+
+/* Moves a client's bytes into the producer connection, and the PUBACKs
+   back; the client's events are taken. */
+static void client_turn(tern_client *cl, tern_conn *prod, int how,
+                        tern_tstamp t) {
+  static uint8_t buf[1 << 16];
+  for (;;) {
+    const uint8_t *p = buf;
+    tern_ssize k = how == CLIENT_PEEK
+                       ? tern_client_peek_output(cl, &p, t)
+                       : tern_client_write(cl, buf, sizeof(buf), t);
+    if (k <= 0) {
+      break;
+    }
+    size_t off = 0;
+    while (off < (size_t)k) {
+      tern_ssize r = tern_conn_read(prod, p + off, (size_t)k - off, t);
+      if (r < 0) {
+        fprintf(stderr, "read: %s\n", tern_strerror((int)r));
+        exit(1);
+      }
+      off += (size_t)r;
+      tern_ssize w;
+      while ((w = tern_conn_write(prod, out, sizeof(out), t)) > 0) {
+        tern_client_read(cl, out, (size_t)w, t);
+      }
+    }
+    if (how == CLIENT_PEEK) {
+      tern_client_consume(cl, (size_t)k);
+    }
+  }
+  tern_client_event ev;
+  while (tern_client_next_event(cl, &ev) == 1) {
+  }
+}
+
+/* A tern_client producer on the connection |prod|, past its WELCOME. */
+static tern_client *open_client(tern_conn *prod, tern_tstamp t) {
+  tern_client *cl = NULL;
+  tern_client_event ev;
+  if (tern_client_new(&cl, (const uint8_t *)"prod", 4, NULL, 0, NULL, NULL,
+                      t) != 0 ||
+      tern_client_next_event(cl, &ev) != 1 || tern_client_connect(cl, t) != 0) {
+    fprintf(stderr, "client: setup\n");
+    exit(1);
+  }
+  tern_ssize k;
+  while ((k = tern_client_write(cl, out, sizeof(out), t)) > 0) {
+    tern_conn_read(prod, out, (size_t)k, t);
+  }
+  while ((k = tern_conn_write(prod, out, sizeof(out), t)) > 0) {
+    tern_client_read(cl, out, (size_t)k, t);
+  }
+  if (tern_client_next_event(cl, &ev) != 1 ||
+      ev.type != TERN_CLIENT_EV_CONNECTED) {
+    fprintf(stderr, "client: no WELCOME\n");
+    exit(1);
+  }
+  return cl;
+}
+
+static double run(long n, int how) {
+  const int wire = how != DIRECT;
   tern_settings s;
   tern_settings_default(&s);
   s.seed = 1;
@@ -84,16 +151,36 @@ static double run(long n, int wire) {
   tern_tstamp t = 1000000000;
   tern_conn *sub = open_conn(hub, "sub", t);
   tern_conn *prod = NULL;
-  if (wire) {
+  tern_client *cl = NULL;
+  if (how == WIRE) {
     prod = open_conn(hub, "prod", t);
     tern_conn_allow_publish(prod, 1);
+  } else if (wire) {
+    tern_conn_new(&prod, hub, t);
+    tern_conn_allow_publish(prod, 1);
+    cl = open_client(prod, t);
   }
   uint8_t payload[64];
   memset(payload, 'p', sizeof(payload));
   static uint8_t in[BATCH * 128];
   double start = now_s();
   for (long done = 0; done < n; done += BATCH) {
-    if (wire) {
+    if (cl) {
+      tern_msg_desc d;
+      memset(&d, 0, sizeof(d));
+      d.priority = TERN_PRIO_NORMAL;
+      d.payload = payload;
+      d.payloadlen = sizeof(payload);
+      for (int i = 0; i < BATCH; ++i) {
+        if (tern_client_publish(cl, 0, (const uint8_t *)"sub", 3, &d, NULL,
+                                t) != 0) {
+          fprintf(stderr, "client publish refused\n");
+          exit(1);
+        }
+      }
+      client_turn(cl, prod, how, t);
+      deliver(sub, t);
+    } else if (wire) {
       size_t len = 0;
       for (int i = 0; i < BATCH; ++i) {
         wire_publish p;
@@ -131,6 +218,7 @@ static double run(long n, int wire) {
     }
   }
   double el = now_s() - start;
+  tern_client_del(cl);
   tern_conn_del(sub);
   tern_conn_del(prod);
   tern_hub_del(hub);
@@ -143,17 +231,24 @@ static int cmp(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
+  static const char *const names[] = {
+      "tern_hub_publish direct:        ",
+      "PUBLISH over one producer conn: ",
+      "tern_client, write into buffer: ",
+      "tern_client, peek + consume:    ",
+  };
   long n = argc > 1 ? atol(argv[1]) : 1000000;
-  double w[RUNS], d[RUNS];
-  for (int r = 0; r < RUNS; ++r) {
-    w[r] = run(n, 1);
-    d[r] = run(n, 0);
+  double r[4][RUNS];
+  for (int i = 0; i < RUNS; ++i) {
+    for (int how = 0; how < 4; ++how) { /* interleaved: the same noise */
+      r[how][i] = run(n, how);
+    }
   }
-  qsort(w, RUNS, sizeof(double), cmp);
-  qsort(d, RUNS, sizeof(double), cmp);
   printf("publish->deliver->ack, %ld msgs of 64 B, median of %d runs\n", n,
          RUNS);
-  printf("  PUBLISH over one producer conn: %10.0f msg/s\n", w[RUNS / 2]);
-  printf("  tern_hub_publish direct:        %10.0f msg/s\n", d[RUNS / 2]);
+  for (int how = 0; how < 4; ++how) {
+    qsort(r[how], RUNS, sizeof(double), cmp);
+    printf("  %s%10.0f msg/s\n", names[how], r[how][RUNS / 2]);
+  }
   return 0;
 }
