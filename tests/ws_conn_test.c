@@ -7,6 +7,7 @@
  * ways, heartbeats and liveness, every CLOSE path with its code, size
  * limits, and bad input that changes nothing but its own connection.
  */
+#include "deliver/web.h"
 #include "tap.h"
 #include "testutil.h"
 #include "web/ws.h"
@@ -491,8 +492,10 @@ static void test_json_fragments(void) {
 }
 
 /* What a tern.json connection holds only while it needs it: an idle one
-   keeps no side block; a PONG cut across writes stays whole while a newer
-   PING waits for its turn; a message in pieces is gathered, then let go. */
+   keeps no side block (the hub keeps one spare, so reading allocates
+   nothing); a frame cut across reads keeps it; a PONG cut across writes
+   stays whole while a newer PING waits for its turn; a message in pieces
+   is gathered, then let go. */
 static void test_json_side(void) {
   static wsc w;
   tu_alloc a;
@@ -508,13 +511,24 @@ static void test_json_side(void) {
   pub(hub, "side", "m1", "x", 1, T0);
   wsc_drain(&w, T0);
   send_text(&w, "{\"ack\":1}", T0);
-  CHECK_INT(tu_stats(hub).acked, 1, "side: acked whole");
-  long idle = a.outstanding;
+  const wsconn *ws = ws_of((const conn *)c);
+  CHECK(tu_stats(hub).acked == 1 && ws->side == NULL,
+        "side: acked whole, and nothing held");
+  long idle = a.outstanding; /* the hub's spare among them */
+  static uint8_t cut[16];
+  size_t cutn = frame(cut, 1, WEB_WS_TEXT, "{\"ack\":1}", 9, MASK);
+  CHECK(feed(c, cut, 4, 4, T0) == 4 && ws->side != NULL &&
+            a.outstanding == idle,
+        "side: a frame cut across reads keeps the spare block");
+  CHECK(feed(c, cut + 4, cutn - 4, 1, T0) == (tern_ssize)(cutn - 4) &&
+            ws->side == NULL && !tern_conn_is_closed(c),
+        "side: its rest, a byte at a time, and it is let go");
   char one[100], two[100];
   memset(one, 'a', sizeof(one));
   memset(two, 'b', sizeof(two));
   send_frame(&w, 1, WEB_WS_PING, one, sizeof(one), T0);
-  CHECK_INT(a.outstanding, idle + 1, "side: a PING to answer takes a block");
+  CHECK(ws->side != NULL && a.outstanding == idle,
+        "side: a PING to answer takes the block");
   uint8_t buf[7];
   tern_ssize n = tern_conn_write(c, buf, sizeof(buf), T0);
   CHECK_INT(n, 7, "side: 7 bytes of the PONG written");
@@ -529,11 +543,12 @@ static void test_json_side(void) {
             memcmp(o1->data, one, 100) == 0 && o2 && o2->len == 100 &&
             memcmp(o2->data, two, 100) == 0,
         "side: the cut PONG whole, then the newer PING's");
-  CHECK_INT(a.outstanding, idle, "side: both answered, the block is gone");
+  CHECK(ws->side == NULL && a.outstanding == idle,
+        "side: both answered, the block is given back");
   send_frame(&w, 0, WEB_WS_TEXT, "{\"ack\"", 6, T0);
-  CHECK_INT(a.outstanding, idle + 1, "side: a message in pieces is kept");
+  CHECK(ws->side != NULL, "side: a message in pieces is kept");
   send_frame(&w, 1, WEB_WS_CONT, ":1}", 3, T0);
-  CHECK(a.outstanding == idle && !tern_conn_is_closed(c),
+  CHECK(ws->side == NULL && a.outstanding == idle && !tern_conn_is_closed(c),
         "side: once whole, read and let go");
   wsc_drain(&w, T0);
   tern_conn_del(c);

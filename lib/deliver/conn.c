@@ -51,9 +51,7 @@ int conn_aux_get(tern_hub *hub, conn *c) {
   return 0;
 }
 
-/* A block done with (aux or peek): it becomes the hub's spare of its kind
-   when there is none, else it is freed.  Returns the spare. */
-static void *spare_put(tern_hub *hub, void *spare, void *block) {
+void *hub_spare_put(tern_hub *hub, void *spare, void *block) {
   if (!spare) {
     return block;
   }
@@ -61,10 +59,10 @@ static void *spare_put(tern_hub *hub, void *spare, void *block) {
   return spare;
 }
 static void aux_release(tern_hub *hub, conn_aux *a) {
-  hub->aux_spare = spare_put(hub, hub->aux_spare, a);
+  hub->aux_spare = hub_spare_put(hub, hub->aux_spare, a);
 }
 static void peek_release(tern_hub *hub, uint8_t *block) {
-  hub->peek_spare = spare_put(hub, hub->peek_spare, block);
+  hub->peek_spare = hub_spare_put(hub, hub->peek_spare, block);
 }
 
 void conn_aux_free(tern_hub *hub, conn *c) {

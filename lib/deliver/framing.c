@@ -873,7 +873,7 @@ int tern_conn_new_stream(tern_conn **pconn, tern_hub *hub,
                          now, &b);
     if (rv == 0) {
       b->framing = TERN_FRAMING_WS_BIN;
-      ws_init(b, TERN_FRAMING_WS_BIN);
+      ws_init(b);
       *pconn = (tern_conn *)b;
     }
     return rv;
@@ -935,7 +935,7 @@ int tern_conn_new_stream(tern_conn **pconn, tern_hub *hub,
                        hub->set.heartbeat_interval) / TERN_MILLISECONDS;
     uint64_t live = hb + margin;
     c->liveness_ms = live > UINT32_MAX ? UINT32_MAX : (uint32_t)live;
-    ws_init(c, TERN_FRAMING_WS_JSON);
+    ws_init(c);
   }
   c->timer.kind = TIMER_CONN;
   c->all_next = hub->conns;

@@ -230,6 +230,9 @@ void tern_hub_del(tern_hub *hub) {
   if (hub->aux_spare) {
     mem_free(&hub->mem, hub->aux_spare);
   }
+  if (hub->ws_spare) {
+    mem_free(&hub->mem, hub->ws_spare);
+  }
   msg_pool_free(hub);
   event_free(hub);
   tern_mem mem = hub->mem;

@@ -426,6 +426,8 @@ struct tern_hub {
                               allocation (conn.c)                          */
   conn_aux *aux_spare;     /* a free aux block, likewise: a connection
                               takes one for every peek or partial frame    */
+  struct ws_side *ws_spare; /* a free WebSocket side block, likewise: a
+                              WebSocket connection takes one to read      */
   size_t arena_reserved;   /* ... and for their strings                   */
   uint8_t genid[32];       /* last generated id: hex epoch, hex counter      */
   struct persist *persist; /* NULL without a store (persist.c)            */
@@ -842,6 +844,10 @@ int conn_aux_get(tern_hub *hub, conn *c);
    message, peeked bytes). */
 void conn_aux_free(tern_hub *hub, conn *c);
 void conn_aux_trim(tern_hub *hub, conn *c);
+/* hub_spare_put: a block done with (aux, peek, WebSocket side) becomes
+   |spare|, the hub's spare of its kind, when there is none, else it is
+   freed.  Returns the spare. */
+void *hub_spare_put(tern_hub *hub, void *spare, void *block);
 void conn_on_ack(conn *c, uint64_t seq);
 int conn_ack_timeouts(tern_hub *hub, conn *c, tern_tstamp now);
 tern_tstamp conn_ack_deadline(const tern_hub *hub, const msg *m);

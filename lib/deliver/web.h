@@ -55,9 +55,12 @@ enum {
 };
 
 /* What a WebSocket connection holds only while it needs it, so that an
-   idle one keeps none: the PING of the peer to answer, the PONG being
-   written, a tern.json message that came in pieces. */
+   idle one keeps none: the decoder in the middle of a frame or message
+   (between them a fresh one continues it), the PING of the peer to
+   answer, the PONG being written, a tern.json message that came in
+   pieces.  The hub keeps one spare. */
 typedef struct ws_side {
+  web_ws_decoder dec;      /* the peer's frames (masked)                    */
   uint8_t pong_len, out_len, jlen;
   uint8_t pong[WEB_WS_CONTROL_MAX]; /* the PING to answer (pong_due)       */
   uint8_t out[WEB_WS_CONTROL_MAX];  /* the PONG being written              */
@@ -68,7 +71,6 @@ typedef struct ws_side {
    frame being written is not kept as bytes: it is encoded again from
    what it was made of (ctl) for each write, |ctl_off| bytes in. */
 typedef struct wsconn {
-  web_ws_decoder dec;      /* the peer's frames (masked)                    */
   ws_side *side;           /* NULL while nothing needs it                   */
   tern_tstamp ping_stamp;  /* our PING being written: its payload           */
   const char *close_why;   /* its reason (static); NULL: the goaway name    */
@@ -112,8 +114,8 @@ int conn_binary_wants_write(const conn *c);
 const char *framing_goaway_name(int reason);
 
 /* ---- wsconn.c ----------------------------------------------------------- */
-/* ws_init readies the wsconn of a new connection of framing |framing|. */
-void ws_init(conn *c, int framing);
+/* ws_init readies the wsconn of a new connection. */
+void ws_init(conn *c);
 /* framing_read: tern_conn_read of any web connection (open, not closing):
    the WebSocket ones decode, the others refuse (TERN_ERR_STATE). */
 tern_ssize framing_read(conn *c, const uint8_t *in, size_t len,

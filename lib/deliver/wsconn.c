@@ -29,42 +29,52 @@
 #include "deliver/web.h"
 #include "web/json.h"
 
-void ws_init(conn *c, int framing) {
-  wsconn *ws = ws_of(c);
-  uint64_t max = framing == TERN_FRAMING_WS_JSON ? WS_JSON_IN_MAX
-                                                 : WS_BIN_IN_MAX;
-  memset(ws, 0, sizeof(*ws));
-  web_ws_decoder_init(&ws->dec, WEB_WS_SERVER, max, max);
-}
+void ws_init(conn *c) { memset(ws_of(c), 0, sizeof(wsconn)); }
 
 /* ---- what is held only while needed ------------------------------------ */
 
-/* The side block of |c|, allocated when first needed.  NULL: no memory. */
+/* The side block of |c|, the hub's spare or a new one, with a fresh
+   decoder.  NULL: no memory. */
 static ws_side *side_get(conn *c) {
   wsconn *ws = ws_of(c);
-  if (!ws->side) {
-    ws->side = mem_malloc(&c->hub->mem, sizeof(*ws->side));
-    if (ws->side) {
-      ws->side->pong_len = ws->side->out_len = ws->side->jlen = 0;
-    }
+  tern_hub *hub = c->hub;
+  if (ws->side) {
+    return ws->side;
   }
-  return ws->side;
+  ws_side *sd = hub->ws_spare;
+  if (sd) {
+    hub->ws_spare = NULL;
+  } else if (!(sd = mem_malloc(&hub->mem, sizeof(*sd)))) {
+    return NULL;
+  }
+  uint64_t max = c->framing == TERN_FRAMING_WS_JSON ? WS_JSON_IN_MAX
+                                                    : WS_BIN_IN_MAX;
+  web_ws_decoder_init(&sd->dec, WEB_WS_SERVER, max, max);
+  sd->pong_len = sd->out_len = sd->jlen = 0;
+  ws->side = sd;
+  return sd;
 }
 
-/* Frees the side block once nothing in it is needed. */
+/* Gives the side block back once nothing in it is needed: no PING to
+   answer, no PONG being written, no message in pieces, and the decoder
+   between frames (or done with: the connection is closing).  Not while
+   framing_read decodes with it. */
 static void side_trim(conn *c) {
   wsconn *ws = ws_of(c);
-  if (ws->side && !ws->pong_due && ws->ctl != WS_CTL_PONG &&
-      ws->side->jlen == 0) {
-    mem_free(&c->hub->mem, ws->side);
+  ws_side *sd = ws->side;
+  if (sd && !ws->pong_due && ws->ctl != WS_CTL_PONG && sd->jlen == 0 &&
+      (web_ws_decoder_idle(&sd->dec) || c->state >= CONN_CLOSING)) {
+    c->hub->ws_spare = hub_spare_put(c->hub, c->hub->ws_spare, sd);
     ws->side = NULL;
   }
 }
 
 void ws_release(tern_hub *hub, conn *c) {
   wsconn *ws = ws_of(c);
-  mem_free(&hub->mem, ws->side);
-  ws->side = NULL;
+  if (ws->side) {
+    hub->ws_spare = hub_spare_put(hub, hub->ws_spare, ws->side);
+    ws->side = NULL;
+  }
 }
 
 /* ---- control frames out ------------------------------------------------- */
@@ -203,8 +213,7 @@ int ws_put_close(conn *c, uint8_t **p, uint8_t *end) {
 
 void ws_on_close(conn *c) {
   wsconn *ws = ws_of(c);
-  ws->pong_due = 0;
-  side_trim(c);
+  ws->pong_due = 0; /* the side block goes after the CLOSE frame */
   if (ws->close == WS_OPEN) {
     ws->close = WS_CLOSE_DUE;
   }
@@ -272,12 +281,9 @@ static tern_ssize on_data(conn *c, wsconn *ws, const web_ws_event *ev,
   if (ev->fin && !(ws->side && ws->side->jlen)) {
     return json_message(c, ev->data, ev->len, now); /* whole: no copy */
   }
-  /* In pieces: gathered in the side block, whose buffer is the decoder's
-     message limit. */
-  ws_side *sd = side_get(c);
-  if (!sd) {
-    return ws_fail(c, 0, NULL, TERN_ERR_NOMEM, now);
-  }
+  /* In pieces: gathered in the side block (framing_read holds it), whose
+     buffer is the decoder's message limit. */
+  ws_side *sd = ws->side;
   memcpy(sd->jbuf + sd->jlen, ev->data, ev->len);
   sd->jlen = (uint8_t)(sd->jlen + ev->len);
   if (!ev->fin) {
@@ -285,7 +291,6 @@ static tern_ssize on_data(conn *c, wsconn *ws, const web_ws_event *ev,
   }
   tern_ssize rv = json_message(c, sd->jbuf, sd->jlen, now);
   sd->jlen = 0;
-  side_trim(c);
   return rv;
 }
 
@@ -313,31 +318,38 @@ tern_ssize framing_read(conn *c, const uint8_t *in, size_t len,
   wsconn *ws = ws_of(c);
   uint8_t out[2048]; /* unmasked message bytes, a chunk at a time */
   size_t used = 0, fed = 0;
+  tern_ssize rv = 0;
   if (c->state == CONN_OPEN) {
     c->last_rx = now; /* tern.bin's handshake deadline does not move */
+  }
+  if (len == 0 || c->state >= CONN_CLOSING) {
+    hub->stats.bytes_in += len;
+    return (tern_ssize)len;
+  }
+  /* The decoder lives in the side block while it reads (and while it is
+     in the middle of a frame or message). */
+  ws_side *sd = side_get(c);
+  if (!sd) {
+    hub->stats.bytes_in += len;
+    return ws_fail(c, 0, NULL, TERN_ERR_NOMEM, now);
   }
   while (used < len && c->state < CONN_CLOSING) {
     web_ws_event ev;
     tern_ssize n =
-        web_ws_decode(&ws->dec, in + used, len - used, out, sizeof(out), &ev);
+        web_ws_decode(&sd->dec, in + used, len - used, out, sizeof(out), &ev);
     if (n < 0) {
-      hub->stats.bytes_in += len - fed;
-      return ws_fail(c, ws->dec.close_code, NULL, (int)n, now);
+      rv = ws_fail(c, sd->dec.close_code, NULL, (int)n, now);
+      break;
     }
     used += (size_t)n;
-    tern_ssize rv = 0;
     switch (ev.type) {
     case WEB_WS_EV_DATA:
       rv = on_data(c, ws, &ev, &fed, now);
       break;
     case WEB_WS_EV_PING:
       /* Answered once; a newer PING replaces one not answered yet. */
-      if (!side_get(c)) {
-        rv = ws_fail(c, 0, NULL, TERN_ERR_NOMEM, now);
-        break;
-      }
-      memcpy(ws->side->pong, ev.data, ev.len);
-      ws->side->pong_len = (uint8_t)ev.len;
+      memcpy(sd->pong, ev.data, ev.len);
+      sd->pong_len = (uint8_t)ev.len;
       ws->pong_due = 1;
       hub_mark_ready(hub, c);
       break;
@@ -357,12 +369,12 @@ tern_ssize framing_read(conn *c, const uint8_t *in, size_t len,
       break;
     }
     if (rv < 0) {
-      hub->stats.bytes_in += len - fed;
-      return rv;
+      break;
     }
   }
   hub->stats.bytes_in += len - fed; /* conn_read_binary counted the rest */
-  return (tern_ssize)len;
+  side_trim(c);
+  return rv < 0 ? rv : (tern_ssize)len;
 }
 
 /* ---- tern.bin writing --------------------------------------------------- */

@@ -194,6 +194,10 @@ void web_ws_decoder_init(web_ws_decoder *d, int role, uint64_t max_frame,
   web_utf8_init(&d->utf8);
 }
 
+int web_ws_decoder_idle(const web_ws_decoder *d) {
+  return d->state == ST_HEADER && d->hdrlen == 0 && d->msg_opcode == 0;
+}
+
 static tern_ssize fail(web_ws_decoder *d, unsigned code) {
   d->state = ST_DONE;
   d->close_code = (uint16_t)code;

@@ -161,6 +161,11 @@ typedef struct web_ws_decoder {
   uint8_t ctl[WEB_WS_CONTROL_MAX]; /* a control frame's payload          */
 } web_ws_decoder;
 
+/* web_ws_decoder_idle: nonzero between frames with no message open, where
+   the decoder is as web_ws_decoder_init left it (with the same role and
+   limits, a fresh one continues it). */
+int web_ws_decoder_idle(const web_ws_decoder *d);
+
 /* web_ws_decoder_init: |role| WEB_WS_SERVER or WEB_WS_CLIENT; limits in
    bytes (a data frame's payload, a whole message). */
 void web_ws_decoder_init(web_ws_decoder *d, int role, uint64_t max_frame,

@@ -58,6 +58,7 @@
 #include <string.h>
 
 #include "deliver/hub.h"
+#include "deliver/web.h"
 #include "sim.h"
 #include "wire/frame.h"
 
@@ -1365,15 +1366,16 @@ void model_check_memory(sim *s) {
     return;
   }
   /* What legitimately stays: pooled message blocks, the event arrays, the
-     spare aux and peek blocks, and tables that grew (they never shrink;
-     growing swaps one block for a larger one). */
+     spare aux, peek and WebSocket side blocks, and tables that grew (they
+     never shrink; growing swaps one block for a larger one). */
   long blocks = s->base_blocks + (long)h->pool_slabs + (h->ev ? 1 : 0) +
                 (h->arena ? 1 : 0) + (h->aux_spare ? 1 : 0) +
-                (h->peek_spare ? 1 : 0);
+                (h->peek_spare ? 1 : 0) + (h->ws_spare ? 1 : 0);
   size_t bytes = s->base_bytes + (size_t)h->pool_slabs * MSG_SLAB_BYTES +
                  h->ev_cap * sizeof(evrec) + h->arena_cap +
                  (h->aux_spare ? sizeof(conn_aux) : 0) +
                  (h->peek_spare ? TERN_CONN_PEEK_MAX : 0) +
+                 (h->ws_spare ? sizeof(ws_side) : 0) +
                  (h->timers.cap - s->base_heap) * sizeof(timer *) +
                  (h->sessions.mask + 1 - s->base_hmap[0] +
                   h->collapse_index.mask + 1 - s->base_hmap[1] +
