@@ -224,7 +224,7 @@ struct tern_client {
   uint8_t wbuf[WIRE_HEADER_MAX + WIRE_CLIENT_BODY_MAX];
   size_t wlen, woff;
   /* what tern_client_peek_output offered and is not consumed: |peek_len|
-     bytes in place, of wbuf or of the PUBLISH queue (send.c's PEEK_*);
+     bytes in place, of wbuf or of the PUBLISH queue (send.c's FROM_*);
      0: nothing held */
   int peek_src;
   size_t peek_len;

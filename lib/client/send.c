@@ -148,6 +148,28 @@ static void wrote(tern_client *c, size_t n, tern_tstamp now) {
   }
 }
 
+/* Where the next bytes come from (client.peek_src): the frame in wbuf, or
+   the PUBLISH queue. */
+enum { FROM_NONE = 0, FROM_WBUF, FROM_PUB };
+
+/* Picks the next bytes to send, in this order: the rest of a PUBLISH cut
+   by the host's buffer (only it: *|max| its length), the frame in
+   progress or the next control frame due (encoded into wbuf), then
+   queued PUBLISH frames (*|max| SIZE_MAX). */
+static int next_source(tern_client *c, tern_tstamp now, size_t *max) {
+  if (c->woff == c->wlen && (*max = client_pub_cut(c)) != 0) {
+    return FROM_PUB;
+  }
+  if (c->woff < c->wlen || next_frame(c, now)) {
+    return FROM_WBUF;
+  }
+  if (c->state == CL_CONNECTED && client_pub_want_write(c)) {
+    *max = SIZE_MAX;
+    return FROM_PUB;
+  }
+  return FROM_NONE;
+}
+
 tern_ssize tern_client_write(tern_client *c, uint8_t *out, size_t cap,
                              tern_tstamp now) {
   if (!c || (!out && cap)) {
@@ -163,21 +185,12 @@ tern_ssize tern_client_write(tern_client *c, uint8_t *out, size_t cap,
   if (now > c->now) {
     c->now = now;
   }
-  size_t n = 0;
-  while (n < cap) {
-    size_t cut = c->woff == c->wlen ? client_pub_cut(c) : 0;
-    if (cut) {
-      /* the rest of that frame only: a control frame due goes next */
-      n += client_pub_write(c, out + n, cut < cap - n ? cut : cap - n);
+  size_t n = 0, max = 0;
+  int src;
+  while (n < cap && (src = next_source(c, now, &max)) != FROM_NONE) {
+    if (src == FROM_PUB) {
+      n += client_pub_write(c, out + n, max < cap - n ? max : cap - n);
       continue;
-    }
-    if (c->woff == c->wlen && !next_frame(c, now)) {
-      /* PUBLISH frames go when no frame of the client's own is due. */
-      if (c->state == CL_CONNECTED && client_pub_want_write(c)) {
-        n += client_pub_write(c, out + n, cap - n);
-        continue;
-      }
-      break;
     }
     size_t chunk = c->wlen - c->woff;
     if (chunk > cap - n) {
@@ -194,9 +207,6 @@ tern_ssize tern_client_write(tern_client *c, uint8_t *out, size_t cap,
 /* The most PUBLISH bytes one peek offers: a control frame that comes due
    waits for no more than this and the rest of one frame. */
 #define PEEK_PUB_MAX 16384
-
-/* client.peek_src */
-enum { PEEK_WBUF = 1, PEEK_PUB };
 
 tern_ssize tern_client_peek_output(tern_client *c, const uint8_t **data,
                                    tern_tstamp now) {
@@ -215,20 +225,14 @@ tern_ssize tern_client_peek_output(tern_client *c, const uint8_t **data,
      queue, in the order tern_client_write would copy them; a peek again
      offers what is left of the last one, no more. */
   if (!c->peek_src) {
-    size_t cut = c->woff == c->wlen ? client_pub_cut(c) : 0;
-    if (cut) {
-      c->peek_src = PEEK_PUB;
-      c->peek_len = cut;
-    } else if (c->woff < c->wlen || next_frame(c, now)) {
-      c->peek_src = PEEK_WBUF;
-    } else if (c->state == CL_CONNECTED && client_pub_want_write(c)) {
-      c->peek_src = PEEK_PUB;
-      c->peek_len = PEEK_PUB_MAX;
-    } else {
+    size_t max = 0;
+    c->peek_src = next_source(c, now, &max);
+    if (c->peek_src == FROM_NONE) {
       return 0;
     }
+    c->peek_len = max < PEEK_PUB_MAX ? max : PEEK_PUB_MAX;
   }
-  if (c->peek_src == PEEK_WBUF) {
+  if (c->peek_src == FROM_WBUF) {
     *data = c->wbuf + c->woff;
     c->peek_len = c->wlen - c->woff;
   } else {
@@ -244,7 +248,7 @@ int tern_client_consume(tern_client *c, size_t n) {
   if (n == 0) {
     return 0;
   }
-  if (c->peek_src == PEEK_WBUF) {
+  if (c->peek_src == FROM_WBUF) {
     c->woff += n;
   } else {
     client_pub_take(c, n);

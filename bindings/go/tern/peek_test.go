@@ -59,12 +59,17 @@ type peekSender interface {
 }
 
 // peekAll sends everything p has through a transport that takes 7 bytes
-// at a time, and returns the bytes sent. Along the way: a peek again gives
-// the same bytes until they are consumed, and a copy (changing it changes
-// nothing); WantWrite holds and Fill waits while bytes are held; no peek
-// is over PeekMax; there are at least two.
-func peekAll(t *testing.T, p peekSender) []byte {
+// at a time, and returns the bytes sent, which must be want (more than
+// one peek's worth: what Fill gives a twin). Along the way: a peek again
+// gives the same bytes until they are consumed, and a copy (changing it
+// changes nothing); WantWrite holds and Fill waits while bytes are held;
+// no peek is over PeekMax; there are at least two. After: no WantWrite,
+// and Fill gives nothing.
+func peekAll(t *testing.T, p peekSender, want []byte) []byte {
 	t.Helper()
+	if len(want) <= tern.PeekMax {
+		t.Fatalf("only %d bytes: one peek", len(want))
+	}
 	var sent []byte
 	peeks := 0
 	for {
@@ -105,25 +110,21 @@ func peekAll(t *testing.T, p peekSender) []byte {
 	if peeks < 2 {
 		t.Fatalf("%d peeks", peeks)
 	}
+	if !bytes.Equal(sent, want) {
+		t.Fatalf("peek/consume sent %d bytes, Fill %d: they differ", len(sent), len(want))
+	}
+	if p.WantWrite() {
+		t.Fatal("WantWrite after everything was consumed")
+	}
+	if n, err := p.Fill(make([]byte, 64)); n != 0 || err != nil {
+		t.Fatalf("Fill after consume: %d %v", n, err)
+	}
 	return sent
 }
 
 func TestPeekOutputConsume(t *testing.T) {
 	c, ref := twinStreams(t, 40)
-	want := fill(t, ref)
-	if len(want) <= tern.PeekMax {
-		t.Fatalf("only %d bytes: one peek", len(want))
-	}
-	sent := peekAll(t, c)
-	if !bytes.Equal(sent, want) {
-		t.Fatalf("peek/consume sent %d bytes, Fill %d: they differ", len(sent), len(want))
-	}
-	if c.WantWrite() {
-		t.Fatal("WantWrite after everything was consumed")
-	}
-	if n, err := c.Fill(make([]byte, 64)); n != 0 || err != nil {
-		t.Fatalf("Fill after consume: %d %v", n, err)
-	}
+	peekAll(t, c, fill(t, ref))
 }
 
 func TestConsumeErrors(t *testing.T) {
@@ -391,20 +392,7 @@ func twinProducers(t *testing.T) (a, b *tern.Client, conn *tern.Conn, h *tern.Hu
 // every message.
 func TestClientPeekOutputConsume(t *testing.T) {
 	c, ref, conn, h := twinProducers(t)
-	want := fill(t, ref)
-	if len(want) <= tern.PeekMax {
-		t.Fatalf("only %d bytes: one peek", len(want))
-	}
-	sent := peekAll(t, c)
-	if !bytes.Equal(sent, want) {
-		t.Fatalf("peek/consume sent %d bytes, Fill %d: they differ", len(sent), len(want))
-	}
-	if c.WantWrite() {
-		t.Fatal("WantWrite after everything was consumed")
-	}
-	if n, err := c.Fill(make([]byte, 64)); n != 0 || err != nil {
-		t.Fatalf("Fill after consume: %d %v", n, err)
-	}
+	sent := peekAll(t, c, fill(t, ref))
 	if _, err := conn.Write(sent); err != nil {
 		t.Fatalf("conn Write: %v", err)
 	}

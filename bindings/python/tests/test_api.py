@@ -49,12 +49,17 @@ def shuttle(conn, client, now=1):
     raise AssertionError("the link never went quiet")
 
 
-def send_by_peeks(test, side):
+def send_by_peeks(test, side, ref):
     """Sends everything a Conn or Client has through a socket that takes 7
-    bytes at a time, and returns the bytes sent.  Along the way: a peek
-    gives the same bytes until consumed; write and write_into wait while
-    bytes are held; no peek is over CONN_PEEK_MAX; there are several; then
-    nothing is held and write works again."""
+    bytes at a time, and returns the bytes sent, which must be what write()
+    gives its twin |ref| (more than one peek's worth).  Along the way: a
+    peek gives the same bytes until consumed; write and write_into wait
+    while bytes are held; no peek is over CONN_PEEK_MAX; there are several;
+    then nothing is held and write works again."""
+    expected = b""
+    while data := ref.write(now=1):
+        expected += data
+    test.assertGreater(len(expected), tern.CONN_PEEK_MAX)
     sent = bytearray()
     peeks = 0
     while data := side.peek_output(now=1):
@@ -76,6 +81,7 @@ def send_by_peeks(test, side):
     test.assertFalse(side.want_write)
     test.assertEqual(side.peek_output(now=1), b"")
     test.assertEqual(side.write(now=1), b"")
+    test.assertEqual(bytes(sent), expected)
     return bytes(sent)
 
 
@@ -422,12 +428,7 @@ class ConnTest(unittest.TestCase):
             hub.publish_batch("k", payloads, now=1)
             sides.append((hub, conn, client))
         (_, conn, client), (_, ref_conn, _) = sides
-        expected = b""
-        while data := ref_conn.write(now=1):
-            expected += data
-        self.assertGreater(len(expected), tern.CONN_PEEK_MAX)
-        sent = send_by_peeks(self, conn)
-        self.assertEqual(sent, expected)
+        sent = send_by_peeks(self, conn, ref_conn)
         client.read(sent, now=1)
         got = [e.payload for e in iter(client.next_event, None)
                if e.type == tern.ClientEventType.MESSAGE]
@@ -862,12 +863,7 @@ class ClientTest(unittest.TestCase):
                 client.publish("sink", p, now=1)
             sides.append((hub, conn, client))
         (hub, conn, client), (_, _, ref) = sides
-        expected = b""
-        while data := ref.write(now=1):
-            expected += data
-        self.assertGreater(len(expected), tern.CONN_PEEK_MAX)
-        sent = send_by_peeks(self, client)
-        self.assertEqual(sent, expected)
+        sent = send_by_peeks(self, client, ref)
         conn.read(sent, now=1)
         self.assertEqual(hub.session_info("sink").pending, len(payloads))
 
